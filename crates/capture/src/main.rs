@@ -1,0 +1,5 @@
+//! psnc-capture command-line tool.
+fn main() {
+    eprintln!("psnc-capture: not implemented yet");
+    std::process::exit(2);
+}

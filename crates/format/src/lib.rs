@@ -1,0 +1,2 @@
+//! The psnc-cr checkpoint image format.
+pub mod model;

@@ -1,0 +1,1 @@
+//! psnc-imgtool library.

@@ -1,0 +1,1 @@
+//! psnc-restore library.
