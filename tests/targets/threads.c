@@ -1,0 +1,298 @@
+/*
+ * threads: a multithreaded process (issue 4). All at once:
+ *   4 workers    each with its own counter, __thread variables and stack pattern, and adding to a
+ *                mutex-protected shared counter; one of them also gets a pthread_kill after restore
+ *   ping, pong   a condition-variable ping-pong that must keep going
+ *   futex        a thread in FUTEX_WAIT, woken by main after the go file
+ *   sleeper      a thread in a 400 ms nanosleep loop
+ *   reader       a thread blocked in read() on an internal pipe that main feeds after the go file
+ *   holder       a thread holding an error-checking, a recursive (twice), a robust and a
+ *                priority-inheritance mutex across the checkpoint, unlocking them afterwards
+ * Every thread checks its gettid() is unchanged; main joins every thread with pthread_join.
+ * Build with -pthread.
+ */
+#include "target.h"
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#define WORKERS 4
+
+static atomic_int go;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t shared_count;
+static __thread uint64_t tls_count;
+static __thread uint32_t tls_seed = 12345;
+
+struct worker {
+	pthread_t thread;
+	int index;
+	pid_t tid;
+	uint64_t count, contributed;
+	volatile pid_t kill_seen_tid;
+};
+static struct worker workers[WORKERS];
+static volatile pid_t usr1_tid;
+
+static void usr1_handler(int sig)
+{
+	(void)sig;
+	usr1_tid = my_gettid();
+}
+
+static void check_tid(const char *who, pid_t tid)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "tid_%s", who);
+	check(my_gettid() == tid, what, "gettid() %d, was %d", (int)my_gettid(), (int)tid);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t stack_pattern[2048];
+	char name[32], what[64];
+
+	w->tid = my_gettid();
+	tls_seed = 50 + (uint32_t)w->index;
+	fill_pattern(stack_pattern, sizeof(stack_pattern), tls_seed);
+	while (!atomic_load(&go)) {
+		w->count++;
+		tls_count++;
+		pthread_mutex_lock(&shared_lock);
+		shared_count++;
+		w->contributed++;
+		pthread_mutex_unlock(&shared_lock);
+		nap_ms(5);
+	}
+	snprintf(name, sizeof(name), "worker%d", w->index);
+	check_tid(name, w->tid);
+	snprintf(what, sizeof(what), "tls_%s", name);
+	check(tls_count == w->count && tls_seed == 50 + (uint32_t)w->index, what,
+	      "tls count %llu vs %llu, seed %u", (unsigned long long)tls_count,
+	      (unsigned long long)w->count, tls_seed);
+	snprintf(what, sizeof(what), "stack_%s", name);
+	check(check_pattern(stack_pattern, sizeof(stack_pattern), tls_seed) < 0, what,
+	      "stack pattern differs");
+	return w;
+}
+
+/* ---- condvar ping-pong ---- */
+static pthread_mutex_t pp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pp_cond = PTHREAD_COND_INITIALIZER;
+static int pp_turn;
+static uint64_t pp_rounds;
+
+static void *pingpong_main(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	pid_t tid = my_gettid();
+
+	for (;;) {
+		pthread_mutex_lock(&pp_lock);
+		while (pp_turn != me && !atomic_load(&go))
+			pthread_cond_wait(&pp_cond, &pp_lock);
+		if (atomic_load(&go)) {
+			pthread_mutex_unlock(&pp_lock);
+			break;
+		}
+		pp_turn = !me;
+		pp_rounds++;
+		pthread_cond_broadcast(&pp_cond);
+		pthread_mutex_unlock(&pp_lock);
+		nap_ms(2);
+	}
+	check_tid(me ? "pong" : "ping", tid);
+	return arg;
+}
+
+/* ---- futex ---- */
+static uint32_t futex_word;
+
+static void *futex_main(void *arg)
+{
+	pid_t tid = my_gettid();
+	long r;
+
+	do {
+		r = syscall(SYS_futex, &futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	} while (__atomic_load_n(&futex_word, __ATOMIC_SEQ_CST) == 0 &&
+		 (r == 0 || errno == EINTR || errno == EAGAIN));
+	check(__atomic_load_n(&futex_word, __ATOMIC_SEQ_CST) == 1, "futex_wake",
+	      "woke with word %u: %s", futex_word, r < 0 ? strerror(errno) : "ok");
+	check_tid("futex", tid);
+	return arg;
+}
+
+/* ---- nanosleep ---- */
+static void *sleeper_main(void *arg)
+{
+	pid_t tid = my_gettid();
+	int rounds = 0;
+
+	while (!atomic_load(&go)) {
+		struct timespec ts = { 0, 400000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		rounds++;
+	}
+	check(rounds > 0, "sleeper_rounds", "never slept");
+	check_tid("sleeper", tid);
+	return arg;
+}
+
+/* ---- read ---- */
+static int rpipe[2];
+
+static void *reader_main(void *arg)
+{
+	pid_t tid = my_gettid();
+	char buf[16];
+	ssize_t n;
+
+	while ((n = read(rpipe[0], buf, sizeof(buf))) < 0 && errno == EINTR)
+		;
+	check(n == 5 && !memcmp(buf, "wake!", 5), "reader_read", "read %zd bytes", n);
+	check_tid("reader", tid);
+	return arg;
+}
+
+/* ---- mutex kinds held across the checkpoint ---- */
+static pthread_mutex_t m_errcheck, m_recursive, m_robust, m_pi;
+static pthread_barrier_t held;
+
+static void init_mutex(pthread_mutex_t *m, int type, int robust, int protocol)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, type);
+	if (robust)
+		pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (protocol)
+		pthread_mutexattr_setprotocol(&a, protocol);
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+static void *holder_main(void *arg)
+{
+	pid_t tid = my_gettid();
+	int r1, r2, r3, r4, r5;
+
+	pthread_mutex_lock(&m_errcheck);
+	pthread_mutex_lock(&m_recursive);
+	pthread_mutex_lock(&m_recursive);
+	pthread_mutex_lock(&m_robust);
+	pthread_mutex_lock(&m_pi);
+	pthread_barrier_wait(&held);
+	while (!atomic_load(&go))
+		nap_ms(10);
+	r1 = pthread_mutex_unlock(&m_errcheck);
+	r2 = pthread_mutex_unlock(&m_recursive);
+	r3 = pthread_mutex_unlock(&m_recursive);
+	r4 = pthread_mutex_unlock(&m_robust);
+	r5 = pthread_mutex_unlock(&m_pi);
+	check(r1 == 0, "mutex_errorcheck_unlock", "unlock: %s", strerror(r1));
+	check(r2 == 0 && r3 == 0, "mutex_recursive_unlock", "unlock: %s / %s", strerror(r2),
+	      strerror(r3));
+	check(r4 == 0, "mutex_robust_unlock", "unlock: %s", strerror(r4));
+	check(r5 == 0, "mutex_pi_unlock", "unlock: %s", strerror(r5));
+	check_tid("holder", tid);
+	return arg;
+}
+
+static void check_free(pthread_mutex_t *m, const char *what)
+{
+	int r = pthread_mutex_trylock(m);
+
+	check(r == 0, what, "trylock after the holder unlocked: %s", strerror(r));
+	if (r == 0)
+		pthread_mutex_unlock(m);
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t ping, pong, fut, sleeper, reader, holder;
+	struct sigaction sa = { .sa_handler = usr1_handler };
+	pid_t main_tid = my_gettid();
+	uint64_t rounds_at_go, total = 0;
+	void *ret;
+	int ok;
+
+	target_init(argc, argv);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	if (pipe(rpipe) < 0)
+		return 3;
+	init_mutex(&m_errcheck, PTHREAD_MUTEX_ERRORCHECK, 0, 0);
+	init_mutex(&m_recursive, PTHREAD_MUTEX_RECURSIVE, 0, 0);
+	init_mutex(&m_robust, PTHREAD_MUTEX_NORMAL, 1, 0);
+	init_mutex(&m_pi, PTHREAD_MUTEX_NORMAL, 0, PTHREAD_PRIO_INHERIT);
+	pthread_barrier_init(&held, NULL, 2);
+	for (int i = 0; i < WORKERS; i++) {
+		workers[i].index = i;
+		pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+	}
+	pthread_create(&ping, NULL, pingpong_main, (void *)0);
+	pthread_create(&pong, NULL, pingpong_main, (void *)1);
+	pthread_create(&fut, NULL, futex_main, NULL);
+	pthread_create(&sleeper, NULL, sleeper_main, NULL);
+	pthread_create(&reader, NULL, reader_main, NULL);
+	pthread_create(&holder, NULL, holder_main, NULL);
+	pthread_barrier_wait(&held);
+	nap_ms(50);
+	report_ready();
+	wait_for_go();
+
+	check(my_gettid() == main_tid && main_tid == getpid(), "tid_main", "gettid() %d, was %d",
+	      (int)my_gettid(), (int)main_tid);
+	/* The ping-pong must still be moving before everyone is told to stop. */
+	pthread_mutex_lock(&pp_lock);
+	rounds_at_go = pp_rounds;
+	pthread_mutex_unlock(&pp_lock);
+	nap_ms(100);
+	pthread_mutex_lock(&pp_lock);
+	check(pp_rounds > rounds_at_go, "condvar_pingpong", "stuck at %llu rounds",
+	      (unsigned long long)pp_rounds);
+	pthread_mutex_unlock(&pp_lock);
+	/* pthread_kill reaches the right thread (glibc uses the TID it stored at creation). */
+	usr1_tid = 0;
+	ok = pthread_kill(workers[2].thread, SIGUSR1) == 0;
+	for (int i = 0; i < 100 && !usr1_tid; i++)
+		nap_ms(10);
+	check(ok && usr1_tid == workers[2].tid, "pthread_kill", "signal ran in tid %d, expected %d",
+	      (int)usr1_tid, (int)workers[2].tid);
+
+	atomic_store(&go, 1);
+	pthread_mutex_lock(&pp_lock);
+	pthread_cond_broadcast(&pp_cond);
+	pthread_mutex_unlock(&pp_lock);
+	__atomic_store_n(&futex_word, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (write(rpipe[1], "wake!", 5) != 5)
+		check(0, "reader_feed", "write to the internal pipe failed");
+
+	ok = 1;
+	for (int i = 0; i < WORKERS; i++) {
+		ok &= pthread_join(workers[i].thread, &ret) == 0 && ret == &workers[i];
+		total += workers[i].contributed;
+	}
+	ok &= pthread_join(ping, &ret) == 0 && ret == (void *)0;
+	ok &= pthread_join(pong, &ret) == 0 && ret == (void *)1;
+	ok &= pthread_join(fut, NULL) == 0;
+	ok &= pthread_join(sleeper, NULL) == 0;
+	ok &= pthread_join(reader, NULL) == 0;
+	ok &= pthread_join(holder, NULL) == 0;
+	check(ok, "pthread_join", "a join failed or returned the wrong value");
+	check(total == shared_count, "mutex_shared_counter", "shared %llu, sum of parts %llu",
+	      (unsigned long long)shared_count, (unsigned long long)total);
+	check_free(&m_errcheck, "mutex_errorcheck_free");
+	check_free(&m_recursive, "mutex_recursive_free");
+	check_free(&m_robust, "mutex_robust_free");
+	check_free(&m_pi, "mutex_pi_free");
+	done_and_idle();
+}
