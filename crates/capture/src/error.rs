@@ -1,0 +1,192 @@
+//! The one error type of the capture library.
+//!
+//! Every variant names the process (and where it applies the thread, fd, mapping or path) so a
+//! message alone tells the user what went wrong and where. Variants for things the user can act on
+//! say what to do. A failed capture always leaves the target running and untouched: the error is
+//! returned only after every thread has been detached.
+
+use std::path::PathBuf;
+
+/// Why a capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// There is no process with this PID (or it exited during the capture).
+    #[error("no process with PID {pid}")]
+    NoSuchProcess {
+        /// The PID asked for.
+        pid: i32,
+    },
+
+    /// The PID is a kernel thread, which has no user-space state to capture.
+    #[error("PID {pid} is a kernel thread ({comm}); only user-space processes can be captured")]
+    KernelThread {
+        /// The PID asked for.
+        pid: i32,
+        /// Its command name.
+        comm: String,
+    },
+
+    /// The process is a zombie (it has exited and waits for its parent).
+    #[error("PID {pid} is a zombie (it has exited); there is nothing to capture")]
+    Zombie {
+        /// The PID asked for.
+        pid: i32,
+    },
+
+    /// The tool cannot capture itself or one of its own threads.
+    #[error("PID {pid} is psnc-capture itself")]
+    SelfCapture {
+        /// The PID asked for.
+        pid: i32,
+    },
+
+    /// The kernel refused access to the process.
+    #[error(
+        "permission denied on PID {pid} ({what}); run psnc-capture as the process's owner with \
+         ptrace allowed (kernel.yama.ptrace_scope) or as root"
+    )]
+    PermissionDenied {
+        /// The PID.
+        pid: i32,
+        /// What was refused (e.g. "PTRACE_SEIZE", "/proc/PID/mem").
+        what: String,
+    },
+
+    /// Another tracer (a debugger, strace, another psnc-capture) holds the process.
+    #[error("PID {pid} is already traced by PID {tracer}; detach that tracer first")]
+    AlreadyTraced {
+        /// The PID.
+        pid: i32,
+        /// The tracer's PID from `/proc/PID/status`.
+        tracer: i32,
+    },
+
+    /// A `/proc` file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Proc {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A `/proc` file had content the parser did not expect.
+    #[error("cannot parse {path}: {detail}")]
+    ProcParse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong, quoting the offending text.
+        detail: String,
+    },
+
+    /// The process (or a thread) uses a kind of resource that capture does not support yet.
+    #[error("PID {pid}: {what} is {kind}, which psnc-capture does not support yet")]
+    Unsupported {
+        /// The PID.
+        pid: i32,
+        /// The resource: "fd 5", "mapping 7f00..-7f10..", "thread 1234", ...
+        what: String,
+        /// Its kind: "a socket (socket:[1234])", "shared anonymous memory", ...
+        kind: String,
+    },
+
+    /// The process runs under a seccomp filter, which capture cannot read back and restore yet.
+    #[error(
+        "PID {pid} runs under a seccomp filter (mode 2), which psnc-capture does not support yet"
+    )]
+    SeccompFilter {
+        /// The PID.
+        pid: i32,
+    },
+
+    /// Reading the target's memory failed.
+    #[error("PID {pid}: cannot read memory {start:#x}..{end:#x}: {source}")]
+    Memory {
+        /// The PID.
+        pid: i32,
+        /// First address of the range that failed.
+        start: u64,
+        /// One past its last address.
+        end: u64,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file the image should contain (the executable, a mapped file, a deleted open file) could
+    /// not be read. `--no-store-files` skips storing files that still exist on disk.
+    #[error("PID {pid}: cannot read {what} {path}: {source}")]
+    File {
+        /// The PID.
+        pid: i32,
+        /// Which file: "the executable", "mapped file", "fd 4", ...
+        what: String,
+        /// The path at capture time.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The output image could not be created or written.
+    #[error("cannot write image {path}: {source}")]
+    Output {
+        /// The image path (`-` for stdout).
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The requested layout class cannot hold this process.
+    #[error("PID {pid} is a {arch} process; --layout 32 cannot hold it (use --layout 64)")]
+    LayoutTooNarrow {
+        /// The PID.
+        pid: i32,
+        /// The process's architecture.
+        arch: &'static str,
+    },
+
+    /// The tool received SIGINT, SIGTERM or SIGHUP; it detached from the target and stopped.
+    #[error("interrupted by signal {signal}; the target was detached and left running")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
+
+    /// `--kill` could not kill the process after the image was written.
+    #[error("image written, but killing PID {pid} failed: {source}")]
+    Kill {
+        /// The PID.
+        pid: i32,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CaptureError {
+    /// A `/proc` read error, turned into [`CaptureError::NoSuchProcess`] when the file is gone
+    /// because the process exited.
+    pub(crate) fn proc_io(pid: i32, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => CaptureError::NoSuchProcess { pid },
+            _ => CaptureError::Proc {
+                path: path.into(),
+                source,
+            },
+        }
+    }
+
+    /// A parse error of a `/proc` file.
+    pub(crate) fn parse(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        CaptureError::ProcParse {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = CaptureError> = std::result::Result<T, E>;

@@ -1,0 +1,522 @@
+//! The memory of a process: which VMAs exist, which of their pages go into the image, and how the
+//! bytes are read.
+//!
+//! Three pieces, kept apart so a later pre-copy capture (copy while the target runs, then only the
+//! pages written since, with userfaultfd write-protect or PAGEMAP_SCAN) can swap one without
+//! touching the others:
+//!
+//! * [`classify`]: one VMA of `/proc/PID/maps` -> its [`VmaKind`] and [`StorePolicy`], or a
+//!   refusal naming the mapping and its kind.
+//! * [`plan_pages`]: VMAs + pagemap -> the page ranges to store ([`PagePlan`]).
+//! * [`MemorySource`]: reads those ranges. [`copy_pages`] streams them into the image.
+//!
+//! The rules, in one place:
+//!
+//! | VMA                                   | stored pages                                      |
+//! |---------------------------------------|---------------------------------------------------|
+//! | private anonymous, `[heap]`, `[stack]`| present or swapped (never-touched pages read as 0)|
+//! | private file mapping                  | present-and-not-file-backed, or swapped: the pages |
+//! |                                       | copied on write; the rest is the file's contents  |
+//! | shared file mapping                   | none: its contents are the file's (page cache)    |
+//! | `[vdso]`                              | all: restore compares them with its own vdso      |
+//! | `[vvar]`, `[vvar_vclock]`, `[vsyscall]`| none: recorded only (kernel-provided data)       |
+//! | shared anonymous, SysV shm, memfd,    | refused until their issue lands                   |
+//! | device (VM_IO / VM_PFNMAP), others    |                                                   |
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use psnc_format::model::{PageRun, VmaKind};
+
+use crate::error::{CaptureError, Result};
+use crate::procfs::{MapsEntry, PageEntry, Pagemap, VmFlags, PAGE_SIZE};
+
+/// What capture stores of one VMA's contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorePolicy {
+    /// Pages that are present or swapped (anonymous memory).
+    Touched,
+    /// Pages that are present and not file-backed, or swapped (a private file mapping's
+    /// copied-on-write pages).
+    CopiedOnWrite,
+    /// Every page (the vdso).
+    All,
+    /// Nothing: the VMA is recorded, its contents come from elsewhere.
+    Nothing,
+}
+
+/// A mapping capture refuses, with its kind for the error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What the mapping is, e.g. "shared anonymous memory (/dev/zero (deleted))".
+    pub kind: String,
+}
+
+/// Classifies one VMA: what it maps and what of it is stored.
+pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePolicy), Refused> {
+    let refuse = |kind: String| Err(Refused { kind });
+    if flags.has("pf") || flags.has("io") {
+        return refuse(format!(
+            "a device mapping with VM_PFNMAP/VM_IO ({})",
+            display_path(&entry.path)
+        ));
+    }
+    if flags.has("ht") {
+        return refuse(format!(
+            "a hugetlbfs mapping ({})",
+            display_path(&entry.path)
+        ));
+    }
+    let path = entry.path.as_str();
+    match path {
+        "[heap]" => return Ok((VmaKind::Heap, StorePolicy::Touched)),
+        "[stack]" => return Ok((VmaKind::Stack, StorePolicy::Touched)),
+        "[vdso]" => return Ok((VmaKind::Vdso, StorePolicy::All)),
+        "[vvar]" => return Ok((VmaKind::Vvar, StorePolicy::Nothing)),
+        "[vvar_vclock]" => return Ok((VmaKind::VvarVclock, StorePolicy::Nothing)),
+        "[vsyscall]" => return Ok((VmaKind::Vsyscall, StorePolicy::Nothing)),
+        _ => {}
+    }
+    if path.starts_with("/SYSV") {
+        return refuse(format!("SysV shared memory ({path})"));
+    }
+    if path.starts_with("/dev/zero")
+        || path.starts_with("[anon_shmem:")
+        || (entry.shared && path.is_empty())
+    {
+        return refuse(format!("shared anonymous memory ({})", display_path(path)));
+    }
+    if path.starts_with("/memfd:") {
+        return refuse(format!("a memfd mapping ({path})"));
+    }
+    if path.is_empty() || path.starts_with("[anon:") {
+        // Private anonymous memory; a PR_SET_VMA_ANON_NAME name is not kept.
+        return Ok((VmaKind::Anonymous, StorePolicy::Touched));
+    }
+    if path.starts_with('[') {
+        return refuse(format!("a special kernel mapping {path}"));
+    }
+    if !path.starts_with('/') {
+        return refuse(format!("a mapping of {path:?}"));
+    }
+    if entry.shared {
+        Ok((VmaKind::File, StorePolicy::Nothing))
+    } else {
+        Ok((VmaKind::File, StorePolicy::CopiedOnWrite))
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() {
+        "no name"
+    } else {
+        path
+    }
+}
+
+/// Whether a page with this pagemap entry is stored under `policy`.
+pub fn page_is_stored(policy: StorePolicy, page: PageEntry) -> bool {
+    match policy {
+        StorePolicy::Touched => page.present() || page.swapped(),
+        // A swapped page of a private file mapping is always an anonymous (copied) page: file
+        // pages are dropped, never swapped.
+        StorePolicy::CopiedOnWrite => (page.present() && !page.file_or_shared()) || page.swapped(),
+        StorePolicy::All => true,
+        StorePolicy::Nothing => false,
+    }
+}
+
+/// A contiguous range of pages to store, inside one VMA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRange {
+    /// First address (page-aligned).
+    pub start: u64,
+    /// Number of pages.
+    pub pages: u64,
+    /// Whether the VMA is readable (else the bytes must come through `/proc/PID/mem`).
+    pub readable: bool,
+}
+
+impl PageRange {
+    /// One past the last address.
+    pub fn end(&self) -> u64 {
+        self.start + self.pages * PAGE_SIZE
+    }
+}
+
+/// The pages to store, sorted by address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PagePlan {
+    /// The ranges, sorted, each inside one VMA.
+    pub ranges: Vec<PageRange>,
+}
+
+impl PagePlan {
+    /// Total number of pages.
+    pub fn pages(&self) -> u64 {
+        self.ranges.iter().map(|r| r.pages).sum()
+    }
+}
+
+/// How many pagemap entries to read at once (512 KiB of entries, 256 MiB of address space).
+const PAGEMAP_BATCH: u64 = 64 * 1024;
+
+/// Builds the page plan of a set of VMAs (`(entry, policy)`, sorted by address) from pagemap.
+pub fn plan_pages(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Result<PagePlan> {
+    let mut plan = PagePlan::default();
+    let mut entries = Vec::new();
+    for (vma, policy) in vmas {
+        let readable = vma.read;
+        let mut push = |start: u64, pages: u64| {
+            if let Some(last) = plan.ranges.last_mut() {
+                if last.end() == start && last.readable == readable && start != vma.start {
+                    last.pages += pages;
+                    return;
+                }
+            }
+            plan.ranges.push(PageRange {
+                start,
+                pages,
+                readable,
+            });
+        };
+        match policy {
+            StorePolicy::Nothing => continue,
+            StorePolicy::All => {
+                push(vma.start, vma.pages());
+                continue;
+            }
+            StorePolicy::Touched | StorePolicy::CopiedOnWrite => {}
+        }
+        let mut addr = vma.start;
+        while addr < vma.end {
+            let n = ((vma.end - addr) / PAGE_SIZE).min(PAGEMAP_BATCH);
+            pagemap.read(addr, n, &mut entries)?;
+            let mut run_start: Option<u64> = None;
+            for (i, e) in entries.iter().enumerate() {
+                let page = addr + i as u64 * PAGE_SIZE;
+                match (page_is_stored(*policy, *e), run_start) {
+                    (true, None) => run_start = Some(page),
+                    (false, Some(s)) => {
+                        push(s, (page - s) / PAGE_SIZE);
+                        run_start = None;
+                    }
+                    _ => {}
+                }
+            }
+            let batch_end = addr + n * PAGE_SIZE;
+            if let Some(s) = run_start {
+                push(s, (batch_end - s) / PAGE_SIZE);
+            }
+            addr = batch_end;
+        }
+    }
+    Ok(plan)
+}
+
+/// A source of the target's memory. The stopped capture reads a stopped process; a pre-copy
+/// capture will read a running one and re-read what changed.
+pub trait MemorySource {
+    /// Reads `buf.len()` bytes at `addr` of the target; `readable` says whether the VMA allows
+    /// the target itself to read (if not, an implementation must read through protections).
+    fn read(&mut self, addr: u64, buf: &mut [u8], readable: bool) -> io::Result<()>;
+}
+
+/// Reads memory through `/proc/PID/mem`, which reads through page protections. Works for any
+/// page but copies each page twice in the kernel; [`crate::tracer::VmReader`] is the fast path.
+#[derive(Debug)]
+pub struct ProcMem {
+    file: fs::File,
+}
+
+impl ProcMem {
+    /// Opens `/proc/PID/mem` (needs ptrace access to the process).
+    pub fn open(pid: i32) -> Result<Self> {
+        let path = format!("/proc/{pid}/mem");
+        let file = fs::File::open(&path).map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => CaptureError::PermissionDenied {
+                pid,
+                what: format!("opening {path}"),
+            },
+            _ => CaptureError::proc_io(pid, &path, e),
+        })?;
+        Ok(ProcMem { file })
+    }
+
+    /// Reads exactly `buf.len()` bytes at `addr`.
+    pub fn read_exact_at(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.file.read_at(&mut buf[done..], addr + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl MemorySource for ProcMem {
+    fn read(&mut self, addr: u64, buf: &mut [u8], _readable: bool) -> io::Result<()> {
+        self.read_exact_at(addr, buf)
+    }
+}
+
+/// Bytes copied per read and per stored page run (8 MiB): big enough to amortize the syscalls,
+/// small enough to stay in cache-friendly territory and keep memory use flat.
+pub const COPY_CHUNK: usize = 8 << 20;
+
+/// Streams every range of `plan` from `source` into `sink` (which writes one page run and returns
+/// its index entry), in chunks of at most [`COPY_CHUNK`]. `check` runs between chunks (the
+/// tool's interrupt check) and may abort the copy.
+pub fn copy_pages(
+    pid: i32,
+    plan: &PagePlan,
+    source: &mut dyn MemorySource,
+    sink: &mut dyn FnMut(u64, &[u8]) -> Result<PageRun>,
+    check: &mut dyn FnMut() -> Result<()>,
+) -> Result<Vec<PageRun>> {
+    let mut runs = Vec::new();
+    let mut buf = Vec::new();
+    for range in &plan.ranges {
+        let mut addr = range.start;
+        while addr < range.end() {
+            check()?;
+            let len = ((range.end() - addr) as usize).min(COPY_CHUNK);
+            buf.resize(len, 0);
+            source
+                .read(addr, &mut buf, range.readable)
+                .map_err(|source| CaptureError::Memory {
+                    pid,
+                    start: addr,
+                    end: addr + len as u64,
+                    source,
+                })?;
+            runs.push(sink(addr, &buf)?);
+            addr += len as u64;
+        }
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, shared: bool) -> MapsEntry {
+        MapsEntry {
+            start: 0x1000,
+            end: 0x3000,
+            read: true,
+            shared,
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    fn flags(m: &[&str]) -> VmFlags {
+        VmFlags {
+            bits: 0,
+            mnemonics: m.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn classification_table() {
+        let f = flags(&["rd", "mr"]);
+        assert_eq!(
+            classify(&entry("", false), &f),
+            Ok((VmaKind::Anonymous, StorePolicy::Touched))
+        );
+        assert_eq!(
+            classify(&entry("[anon:x]", false), &f),
+            Ok((VmaKind::Anonymous, StorePolicy::Touched))
+        );
+        assert_eq!(
+            classify(&entry("[heap]", false), &f),
+            Ok((VmaKind::Heap, StorePolicy::Touched))
+        );
+        assert_eq!(
+            classify(&entry("[stack]", false), &f),
+            Ok((VmaKind::Stack, StorePolicy::Touched))
+        );
+        assert_eq!(
+            classify(&entry("[vdso]", false), &f),
+            Ok((VmaKind::Vdso, StorePolicy::All))
+        );
+        assert_eq!(
+            classify(&entry("[vvar]", false), &f),
+            Ok((VmaKind::Vvar, StorePolicy::Nothing))
+        );
+        assert_eq!(
+            classify(&entry("[vvar_vclock]", false), &f),
+            Ok((VmaKind::VvarVclock, StorePolicy::Nothing))
+        );
+        assert_eq!(
+            classify(&entry("[vsyscall]", false), &f),
+            Ok((VmaKind::Vsyscall, StorePolicy::Nothing))
+        );
+        assert_eq!(
+            classify(&entry("/lib/x.so", false), &f),
+            Ok((VmaKind::File, StorePolicy::CopiedOnWrite))
+        );
+        assert_eq!(
+            classify(&entry("/tmp/x (deleted)", false), &f),
+            Ok((VmaKind::File, StorePolicy::CopiedOnWrite))
+        );
+        assert_eq!(
+            classify(&entry("/tmp/x", true), &f),
+            Ok((VmaKind::File, StorePolicy::Nothing))
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_kind() {
+        let f = flags(&[]);
+        let kind = |p: &str, s: bool| classify(&entry(p, s), &f).unwrap_err().kind;
+        assert_eq!(
+            kind("/dev/zero (deleted)", true),
+            "shared anonymous memory (/dev/zero (deleted))"
+        );
+        assert_eq!(kind("", true), "shared anonymous memory (no name)");
+        assert_eq!(
+            kind("/SYSV00000000 (deleted)", true),
+            "SysV shared memory (/SYSV00000000 (deleted))"
+        );
+        assert_eq!(
+            kind("/memfd:buf (deleted)", false),
+            "a memfd mapping (/memfd:buf (deleted))"
+        );
+        assert_eq!(
+            kind("[uprobes]", false),
+            "a special kernel mapping [uprobes]"
+        );
+        assert_eq!(
+            classify(&entry("/dev/dri/card0", true), &flags(&["pf", "io"]))
+                .unwrap_err()
+                .kind,
+            "a device mapping with VM_PFNMAP/VM_IO (/dev/dri/card0)"
+        );
+    }
+
+    #[test]
+    fn page_rules() {
+        let present = PageEntry(1 << 63);
+        let swapped = PageEntry(1 << 62);
+        let file_page = PageEntry((1 << 63) | (1 << 61));
+        let untouched = PageEntry(0);
+        assert!(page_is_stored(StorePolicy::Touched, present));
+        assert!(page_is_stored(StorePolicy::Touched, swapped));
+        assert!(!page_is_stored(StorePolicy::Touched, untouched));
+        assert!(page_is_stored(StorePolicy::CopiedOnWrite, present));
+        assert!(page_is_stored(StorePolicy::CopiedOnWrite, swapped));
+        assert!(!page_is_stored(StorePolicy::CopiedOnWrite, file_page));
+        assert!(!page_is_stored(StorePolicy::CopiedOnWrite, untouched));
+        assert!(page_is_stored(StorePolicy::All, untouched));
+        assert!(!page_is_stored(StorePolicy::Nothing, present));
+    }
+
+    struct Pattern;
+    impl MemorySource for Pattern {
+        fn read(&mut self, addr: u64, buf: &mut [u8], _readable: bool) -> io::Result<()> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = ((addr + i as u64) / PAGE_SIZE) as u8;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn copy_splits_into_chunks() {
+        let big = (COPY_CHUNK as u64 / PAGE_SIZE) + 3;
+        let plan = PagePlan {
+            ranges: vec![
+                PageRange {
+                    start: 0x10000,
+                    pages: 2,
+                    readable: true,
+                },
+                PageRange {
+                    start: 0x100000,
+                    pages: big,
+                    readable: true,
+                },
+            ],
+        };
+        let mut seen = Vec::new();
+        let runs = copy_pages(
+            1,
+            &plan,
+            &mut Pattern,
+            &mut |addr, bytes| {
+                assert_eq!(bytes[0], (addr / PAGE_SIZE) as u8);
+                seen.push((addr, bytes.len()));
+                Ok(PageRun {
+                    addr,
+                    pages: bytes.len() as u64 / PAGE_SIZE,
+                    data_offset: 0,
+                })
+            },
+            &mut || Ok(()),
+        )
+        .unwrap();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(seen[0], (0x10000, 2 * 4096));
+        assert_eq!(seen[1], (0x100000, COPY_CHUNK));
+        assert_eq!(seen[2], (0x100000 + COPY_CHUNK as u64, 3 * 4096));
+        assert_eq!(runs.iter().map(|r| r.pages).sum::<u64>(), plan.pages());
+    }
+
+    #[test]
+    fn copy_stops_when_check_fails() {
+        let plan = PagePlan {
+            ranges: vec![PageRange {
+                start: 0x10000,
+                pages: 1,
+                readable: true,
+            }],
+        };
+        let err = copy_pages(
+            1,
+            &plan,
+            &mut Pattern,
+            &mut |_, _| unreachable!(),
+            &mut || Err(CaptureError::Interrupted { signal: 2 }),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CaptureError::Interrupted { signal: 2 }));
+    }
+
+    #[test]
+    fn plan_of_own_memory() {
+        // A fresh anonymous mapping of which only pages 1 and 2 were touched.
+        let me = crate::procfs::ProcDir::new(std::process::id() as i32);
+        let mut v = vec![0u8; 64 * 4096 + 4096];
+        // Find a page-aligned window inside the vector's heap allocation and touch two pages.
+        let base = (v.as_ptr() as u64 + 4095) & !4095;
+        let off = (base - v.as_ptr() as u64) as usize;
+        v[off + 4096] = 1;
+        v[off + 2 * 4096] = 1;
+        let maps = me.maps().unwrap();
+        let vma = maps
+            .iter()
+            .find(|m| m.start <= base && base < m.end)
+            .unwrap()
+            .clone();
+        let plan = plan_pages(
+            &[(vma.clone(), StorePolicy::Touched)],
+            &me.pagemap().unwrap(),
+        )
+        .unwrap();
+        let covers = |a: u64| plan.ranges.iter().any(|r| r.start <= a && a < r.end());
+        assert!(covers(base + 4096));
+        assert!(covers(base + 2 * 4096));
+        assert!(plan
+            .ranges
+            .iter()
+            .all(|r| r.start >= vma.start && r.end() <= vma.end));
+        std::hint::black_box(&v);
+    }
+}
