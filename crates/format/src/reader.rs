@@ -1,0 +1,378 @@
+//! The image reader.
+//!
+//! Opening an image checks, in this order and before decoding anything: the header (magic, major
+//! version, class, byte order), the trailer (end magic, table location), every table entry's
+//! extent, the whole-image digest over header and table, unknown sections (critical: refuse;
+//! ancillary: skip), and the digest of every metadata section. Only then are the metadata sections
+//! decoded. The bulk (page and file data) is hashed by [`Image::verify_data`], which restore runs
+//! before creating anything.
+//!
+//! Files are memory-mapped (memmap2). The contract of a mapped file: it must not be modified while
+//! the `Image` lives (a truncation would fault). Images come from this tool and are written
+//! atomically, so this holds in practice; stdin is spooled to a private memfd first.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::class::{Class, LayoutClass, C32, C64};
+use crate::digest::{chunk_digests, digest_of_chunks, sha256};
+use crate::error::{FormatError, Result};
+use crate::layout::{Header, SectionEntry, Trailer, SECTION_CHUNKED};
+use crate::model::{Checkpoint, FileId, PageRun};
+use crate::sections::{decode_metadata, kind_name, postcard_dec, ChunkDigestsV1, MetadataBodies, SectionKind};
+
+enum Backing {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// An opened, structurally verified image.
+pub struct Image {
+    data: Backing,
+    header: Header,
+    trailer: Trailer,
+    entries: Vec<SectionEntry>,
+    checkpoint: Checkpoint,
+    page_data: Range<usize>,
+    file_data: Range<usize>,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("header", &self.header)
+            .field("sections", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Image {
+    /// Opens and checks an image file (memory-mapped).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let file = File::open(path.as_ref()).map_err(FormatError::io("opening the image"))?;
+        let len = file.metadata().map_err(FormatError::io("reading the image size"))?.len();
+        if len == 0 {
+            return Self::from_vec(Vec::new());
+        }
+        // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while the map
+        // lives; that is this type's documented contract (see the module doc). The map is
+        // read-only and private to this process.
+        let map = unsafe { Mmap::map(&file) };
+        match map {
+            Ok(m) => Self::parse(Backing::Mapped(m)),
+            // Not mappable (e.g. a special file): read it instead.
+            Err(_) => {
+                let mut v = Vec::new();
+                File::open(path.as_ref())
+                    .and_then(|mut f| f.read_to_end(&mut v))
+                    .map_err(FormatError::io("reading the image"))?;
+                Self::from_vec(v)
+            }
+        }
+    }
+
+    /// Reads an image from a stream (stdin, a pipe, a socket): spools it into an anonymous
+    /// memory file, then checks it like [`Image::open`].
+    pub fn from_reader(mut r: impl Read) -> Result<Self> {
+        let fd = nix::sys::memfd::memfd_create(c"psnc-image", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+            .map_err(|e| FormatError::Io { action: "creating a memfd to spool the image", source: e.into() })?;
+        let mut file = File::from(fd);
+        let n = io::copy(&mut r, &mut file).map_err(FormatError::io("spooling the image"))?;
+        if n == 0 {
+            return Self::from_vec(Vec::new());
+        }
+        // SAFETY: the memfd is private to this process and nothing else holds it; it is never
+        // written again after this point, so the mapping cannot change underneath.
+        let map = unsafe { Mmap::map(&file) }.map_err(FormatError::io("mapping the spooled image"))?;
+        Self::parse(Backing::Mapped(map))
+    }
+
+    /// Checks an image held in memory.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(Backing::Owned(bytes))
+    }
+
+    fn parse(data: Backing) -> Result<Self> {
+        let bytes = data.bytes();
+        let header = Header::decode(bytes)?;
+        let (trailer, entries, checkpoint) = match header.class {
+            LayoutClass::Bits32 => parse_class::<C32>(bytes, &header)?,
+            LayoutClass::Bits64 => parse_class::<C64>(bytes, &header)?,
+        };
+        let range = |k: SectionKind| -> Range<usize> {
+            entries
+                .iter()
+                .find(|e| e.kind == k.number())
+                .map_or(0..0, |e| e.offset as usize..(e.offset + e.length) as usize)
+        };
+        let page_data = range(SectionKind::PageData);
+        let file_data = range(SectionKind::FileData);
+        Ok(Image { header, trailer, entries, checkpoint, page_data, file_data, data })
+    }
+
+    /// The layout class.
+    pub fn class(&self) -> LayoutClass {
+        self.header.class
+    }
+
+    /// `(major, minor)` format version.
+    pub fn version(&self) -> (u16, u16) {
+        (self.header.major, self.header.minor)
+    }
+
+    /// The header as read.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The trailer as read.
+    pub fn trailer(&self) -> &Trailer {
+        &self.trailer
+    }
+
+    /// The section table, in file order of the table.
+    pub fn sections(&self) -> &[SectionEntry] {
+        &self.entries
+    }
+
+    /// The bytes of section `index` of the table.
+    pub fn section_bytes(&self, index: usize) -> Option<&[u8]> {
+        let e = self.entries.get(index)?;
+        self.data.bytes().get(e.offset as usize..(e.offset + e.length) as usize)
+    }
+
+    /// The whole image.
+    pub fn bytes(&self) -> &[u8] {
+        self.data.bytes()
+    }
+
+    /// The decoded model.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The page-data section.
+    pub fn page_data(&self) -> &[u8] {
+        &self.data.bytes()[self.page_data.clone()]
+    }
+
+    /// The file-data section.
+    pub fn file_data(&self) -> &[u8] {
+        &self.data.bytes()[self.file_data.clone()]
+    }
+
+    /// The bytes of a page run (zero copy).
+    pub fn page_bytes(&self, run: &PageRun) -> Result<&[u8]> {
+        let data = self.page_data();
+        let len = run.pages.checked_mul(4096);
+        let end = len.and_then(|l| run.data_offset.checked_add(l));
+        match end {
+            Some(end) if end <= data.len() as u64 => Ok(&data[run.data_offset as usize..end as usize]),
+            _ => Err(FormatError::DataOutOfRange {
+                what: format!("page run {:#x} ({} pages)", run.addr, run.pages),
+                offset: run.data_offset,
+                end: end.unwrap_or(u64::MAX),
+                len: data.len() as u64,
+            }),
+        }
+    }
+
+    /// The stored contents of a file (zero copy).
+    pub fn file_bytes(&self, id: FileId) -> Result<&[u8]> {
+        let f = self.checkpoint.files.get(id.0 as usize).ok_or_else(|| {
+            FormatError::Invalid(format!("file id {} is not in the stored-file table", id.0))
+        })?;
+        let data = self.file_data();
+        let end = f.data_offset.checked_add(f.size);
+        match end {
+            Some(end) if end <= data.len() as u64 => Ok(&data[f.data_offset as usize..end as usize]),
+            _ => Err(FormatError::DataOutOfRange {
+                what: format!("stored file {} ({})", id.0, f.path),
+                offset: f.data_offset,
+                end: end.unwrap_or(u64::MAX),
+                len: data.len() as u64,
+            }),
+        }
+    }
+
+    /// The chunk digest list stored for a chunked section, if the image has one.
+    pub fn chunk_digests(&self, kind: SectionKind) -> Option<ChunkDigestsV1> {
+        self.entries.iter().enumerate().find_map(|(i, e)| {
+            if e.kind != SectionKind::ChunkDigests.number() {
+                return None;
+            }
+            let list: ChunkDigestsV1 =
+                postcard_dec(SectionKind::ChunkDigests, e.offset, self.section_bytes(i)?).ok()?;
+            (list.section_kind == kind.number()).then_some(list)
+        })
+    }
+
+    /// Hashes the bulk data (every chunk of the page- and file-data sections) and compares with
+    /// the section table; names the first corrupt chunk when the image carries chunk digests.
+    pub fn verify_data(&self) -> Result<()> {
+        let chunk = 1usize << self.header.chunk_shift;
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.flags & SECTION_CHUNKED == 0 {
+                continue;
+            }
+            let body = self.section_bytes(i).unwrap_or_default();
+            let digests = chunk_digests(body, chunk);
+            if digest_of_chunks(&digests) == e.sha256 {
+                continue;
+            }
+            let name = kind_name(e.kind);
+            if let Some(stored) = SectionKind::from_number(e.kind).and_then(|k| self.chunk_digests(k)) {
+                if let Some(bad) = digests.iter().zip(&stored.digests).position(|(a, b)| a != b) {
+                    let start = e.offset + (bad * chunk) as u64;
+                    return Err(FormatError::DigestMismatch {
+                        what: format!("section {name}, chunk {bad}"),
+                        offset: start,
+                        end: (start + chunk as u64).min(e.offset + e.length),
+                    });
+                }
+            }
+            return Err(FormatError::DigestMismatch {
+                what: format!("section {name}"),
+                offset: e.offset,
+                end: e.offset + e.length,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn truncated(what: impl Into<String>, offset: u64, end: u64, have: usize) -> FormatError {
+    FormatError::Truncated { what: what.into(), offset, end, have: have as u64 }
+}
+
+fn parse_class<C: Class>(
+    bytes: &[u8],
+    header: &Header,
+) -> Result<(Trailer, Vec<SectionEntry>, Checkpoint)> {
+    let len = bytes.len();
+    let hsize = u64::from(header.header_size);
+    let tsize = Trailer::size(C::LAYOUT);
+    let min = hsize as usize + tsize;
+    if len < min {
+        return Err(truncated("header and trailer", 0, min as u64, len));
+    }
+    let trailer = Trailer::decode::<C>(&bytes[len - tsize..])?;
+    let esize = SectionEntry::size(C::LAYOUT) as u64;
+    let table_end = trailer
+        .table_count
+        .checked_mul(esize)
+        .and_then(|l| trailer.table_offset.checked_add(l))
+        .ok_or_else(|| FormatError::BadHeader("section table size overflows".into()))?;
+    let data_end = (len - tsize) as u64;
+    if trailer.table_offset < hsize || table_end != data_end {
+        return Err(truncated(
+            format!("section table ({} entries)", trailer.table_count),
+            trailer.table_offset,
+            table_end,
+            len,
+        ));
+    }
+    if header.table_offset != 0 && header.table_offset != trailer.table_offset {
+        return Err(FormatError::BadHeader(format!(
+            "header table offset {} disagrees with the trailer's {}",
+            header.table_offset, trailer.table_offset
+        )));
+    }
+    let table = &bytes[trailer.table_offset as usize..table_end as usize];
+    // The image digest covers header, table and the trailer's two words.
+    let mut h = sha2::Sha256::default();
+    sha2::Digest::update(&mut h, &bytes[..hsize as usize]);
+    sha2::Digest::update(&mut h, table);
+    sha2::Digest::update(&mut h, &bytes[len - tsize..len - tsize + 2 * C::LAYOUT.word_size()]);
+    let digest: [u8; 32] = sha2::Digest::finalize(h).into();
+    if digest != trailer.image_sha256 {
+        return Err(FormatError::DigestMismatch {
+            what: "header and section table (image digest)".into(),
+            offset: 0,
+            end: len as u64,
+        });
+    }
+
+    let mut entries = Vec::with_capacity(table.len() / esize as usize);
+    for (index, raw) in table.chunks_exact(esize as usize).enumerate() {
+        let e = SectionEntry::decode::<C>(raw);
+        let bad = |why| FormatError::BadSectionExtent {
+            index,
+            kind: kind_name(e.kind),
+            offset: e.offset,
+            length: e.length,
+            why,
+        };
+        let end = e.offset.checked_add(e.length).ok_or_else(|| bad("offset + length overflows"))?;
+        if e.offset < hsize || end > trailer.table_offset {
+            return Err(bad("outside the data area between header and section table"));
+        }
+        entries.push(e);
+    }
+    let mut sorted: Vec<&SectionEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.offset);
+    for w in sorted.windows(2) {
+        if w[0].offset + w[0].length > w[1].offset {
+            let index = entries.iter().position(|e| e == w[1]).unwrap_or(0);
+            return Err(FormatError::BadSectionExtent {
+                index,
+                kind: kind_name(w[1].kind),
+                offset: w[1].offset,
+                length: w[1].length,
+                why: "overlaps the previous section",
+            });
+        }
+    }
+
+    let mut bodies = Vec::new();
+    for (index, e) in entries.iter().enumerate() {
+        let Some(kind) = SectionKind::from_number(e.kind) else {
+            if e.is_critical() {
+                return Err(FormatError::UnknownCriticalSection { kind: e.kind, index });
+            }
+            continue;
+        };
+        if e.version > kind.current_version() {
+            if e.is_critical() {
+                return Err(FormatError::UnsupportedSectionVersion {
+                    kind: kind.name(),
+                    found: e.version,
+                    supported: kind.current_version(),
+                });
+            }
+            continue;
+        }
+        let body = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        if e.flags & SECTION_CHUNKED == 0 && sha256(body) != e.sha256 {
+            return Err(FormatError::DigestMismatch {
+                what: format!("section {kind}"),
+                offset: e.offset,
+                end: e.offset + e.length,
+            });
+        }
+        if !kind.is_raw() || kind == SectionKind::PageIndex {
+            bodies.push((kind, e.offset, body));
+        }
+    }
+    for kind in SectionKind::ALL.into_iter().filter(|k| k.required()) {
+        let count = entries.iter().filter(|e| e.kind == kind.number()).count();
+        if count != 1 {
+            return Err(FormatError::SectionCount { kind: kind.name(), count });
+        }
+    }
+    let checkpoint = decode_metadata::<C>(&MetadataBodies { bodies })?;
+    Ok((trailer, entries, checkpoint))
+}
