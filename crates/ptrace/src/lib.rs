@@ -1,1 +1,40 @@
 //! Safe API over ptrace, remote system calls and the raw syscalls psnc-cr needs.
+//!
+//! This crate is the one place of the project with `unsafe` syscalls: every other crate drives
+//! threads and processes through it. Its parts:
+//!
+//! | module     | what                                                                        |
+//! |------------|-----------------------------------------------------------------------------|
+//! | [`tracee`] | [`Tracee`]: seize, interrupt, wait, detach; registers, XSAVE, TLS, signals    |
+//! | [`remote`] | the remote-syscall engine (x86_64 `syscall`, i386 `int 0x80`) and wrappers    |
+//! | [`arch`]   | [`Arch`], [`Regs`] layouts, syscall conventions and numbers of both modes     |
+//! | [`mem`]    | `process_vm_readv` and `/proc/PID/mem`                                        |
+//! | [`sys`]    | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ...    |
+//!
+//! A typical capture of one thread:
+//! ```no_run
+//! use psnc_ptrace::{OnSignal, Options, RemoteSyscaller, Tracee};
+//! # fn main() -> psnc_ptrace::Result<()> {
+//! let mut t = Tracee::seize(1234, Options::empty())?;
+//! t.stop(OnSignal::Deliver)?;
+//! let regs = t.get_regs()?;
+//! let mut sc = RemoteSyscaller::find(&mut t)?;
+//! let brk = sc.brk(0)?;
+//! sc.finish()?;
+//! t.detach()?; // also done by Drop
+//! # let _ = (regs, brk); Ok(()) }
+//! ```
+
+pub mod arch;
+pub mod error;
+pub mod mem;
+pub mod remote;
+pub mod sys;
+pub mod tracee;
+
+pub use arch::{Arch, Regs, Sysno};
+pub use error::{PtraceError, Result};
+pub use mem::{vm_read, vm_read_exact, vm_write, ProcMem, RemoteRange};
+pub use nix::sys::ptrace::Options;
+pub use remote::{find_syscall_insn, ITimerVal, RemoteSyscaller, SigAction, SigAltStack};
+pub use tracee::{OnSignal, RseqConfig, SigInfo, Stop, Tracee, UserDesc};

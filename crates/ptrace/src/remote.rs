@@ -1,0 +1,711 @@
+//! Running syscalls inside a stopped thread of the target ("remote syscalls").
+//!
+//! # The engine
+//! One engine serves both modes; only the register convention differs, and [`Regs`](crate::Regs) knows it:
+//!
+//! 1. save the thread's registers (NT_PRSTATUS);
+//! 2. load a copy: number in rax/eax, arguments in rdi, rsi, rdx, r10, r8, r9 (x86_64) or ebx,
+//!    ecx, edx, esi, edi, ebp (i386), instruction pointer at a `syscall` (0f 05) or `int 0x80`
+//!    (cd 80) instruction mapped executable in the target, and orig_rax = -1;
+//! 3. single-step the thread: it executes the instruction, the kernel runs the call and reports
+//!    the step as a SIGTRAP signal-delivery-stop right after it;
+//! 4. read rax/eax;
+//! 5. put the saved registers back, on success and on every error path.
+//!
+//! Why orig_rax = -1: a thread stopped inside an interrupted syscall has orig_rax = that call and
+//! rax = -ERESTART*. When it resumes, the kernel's signal code would apply its restart logic
+//! (rax = orig_rax, rip -= 2) to whatever registers it then holds; with -1 it leaves the injected
+//! call alone. The saved registers are restored unchanged, so the original call is still restarted
+//! when the thread finally runs on.
+//!
+//! Why single-step and not PTRACE_SYSCALL: the step report is a signal-delivery-stop, inside the
+//! kernel's signal path, exactly like the interrupt stop we started from. When the thread resumes
+//! from there with the original registers, the kernel applies the syscall-restart logic to them as
+//! it would have without us. A syscall-exit-stop is outside that path: a thread resumed from it
+//! with rax = -ERESTART* would return that raw value to the program.
+//!
+//! Signals dequeued while the engine runs (they are not blocked: `PTRACE_SETSIGMASK` would clear
+//! the restore-sigmask state of a thread inside sigsuspend/ppoll) are held in the [`Tracee`] and
+//! given back at detach; see [`Tracee::held_signals`].
+//!
+//! # The window of borrowed registers
+//! Between loading the copy (step 2) and restoring the saved registers (step 5) the thread holds
+//! our registers. If the tool dies in that window (SIGKILL, crash), the kernel detaches the
+//! thread as it is: it runs (or has run) the injected call, then goes on at the instruction after
+//! the `syscall`/`int 0x80` with the injected register values, and usually dies of SIGSEGV or of
+//! the pending step SIGTRAP (with `PTRACE_O_EXITKILL` it is killed at once). The window is two
+//! ptrace calls and one wait long (microseconds) per call; outside it a dead tool leaves the
+//! target intact. A scratch page mapped with [`RemoteSyscaller::scratch`] outlives a dead tool
+//! as an extra anonymous mapping; it does not harm the program.
+
+use std::io::BufRead;
+
+use crate::arch::{Arch, Sysno};
+use crate::error::{PtraceError, Result};
+use crate::mem::ProcMem;
+use crate::tracee::{Stop, Tracee};
+
+/// How many unexpected stops (signals, group-stops) one remote syscall tolerates before it gives
+/// up: each needs a signal or job-control event, so reaching this means a signal storm.
+const MAX_STOPS: usize = 1000;
+
+/// Page size of x86 in both modes; `mmap2` counts its offset in these.
+const PAGE: u64 = 4096;
+
+impl Tracee {
+    /// Runs syscall `nr` with `args` in this (stopped) thread, using the `syscall`/`int 0x80`
+    /// instruction at `insn`, and returns the raw result (`-errno` on failure). The thread's
+    /// registers are restored afterwards, also when the call could not be run; see the module
+    /// doc for how, and for the window in which a dying tool damages the thread.
+    ///
+    /// For an i386 thread every value must fit 32 bits (or be a sign-extended negative 32-bit
+    /// value such as `-1i64 as u64`); otherwise [`PtraceError::DoesNotFit`].
+    pub fn remote_syscall(&mut self, insn: u64, nr: u64, args: &[u64; 6]) -> Result<i64> {
+        let saved = self.get_regs()?;
+        let arch = saved.arch();
+        let insn = fit(self.tid(), arch, "syscall instruction address", insn)?;
+        let mut a = [0u64; 6];
+        for (d, &s) in a.iter_mut().zip(args) {
+            *d = fit(self.tid(), arch, "syscall argument", s)?;
+        }
+        let mut work = saved;
+        work.load_syscall(insn, nr, &a);
+        self.set_regs(&work)?;
+        // ---- registers borrowed from here ----
+        let run = self.step_over_syscall(insn, arch);
+        let restored = if self.current_stop().is_some() {
+            self.set_regs(&saved)
+        } else {
+            Ok(())
+        };
+        // ---- to here ----
+        let ret = run?;
+        restored?;
+        Ok(ret)
+    }
+
+    /// Step 3 and 4 of the engine: resume by single-step until the step after the instruction
+    /// at `insn` is reported, holding any other signal that shows up.
+    fn step_over_syscall(&mut self, insn: u64, arch: Arch) -> Result<i64> {
+        let after = insn + arch.syscall_insn().len() as u64;
+        for _ in 0..MAX_STOPS {
+            self.single_step(0)?;
+            match self.wait_stop()? {
+                Stop::Signal(sig) => {
+                    let info = self.get_siginfo()?;
+                    // The step report is a kernel-made SIGTRAP (si_code > 0) after our insn.
+                    if sig == libc::SIGTRAP && info.code() > 0 {
+                        let regs = self.get_regs()?;
+                        if regs.ip() == after {
+                            return Ok(regs.syscall_ret());
+                        }
+                        if regs.ip() != insn {
+                            return Err(PtraceError::UnexpectedStop {
+                                tid: self.tid(),
+                                stop: Stop::Signal(sig),
+                                op: "remote syscall (trap at an unexpected address)",
+                            });
+                        }
+                    }
+                    // Some other signal (or an old SIGTRAP) dequeued before our call ran.
+                    self.hold(info);
+                }
+                // Interrupt, group-stop, events: nothing ran of ours that they could disturb.
+                Stop::Interrupt | Stop::Group(_) | Stop::Event { .. } | Stop::Syscall => {}
+            }
+        }
+        Err(PtraceError::UnexpectedStop {
+            tid: self.tid(),
+            stop: self.current_stop().unwrap_or(Stop::Interrupt),
+            op: "remote syscall (too many signals)",
+        })
+    }
+}
+
+/// Checks that `v` fits a register of `arch`; for i386 accepts sign-extended negative values and
+/// truncates them.
+fn fit(tid: i32, arch: Arch, what: &'static str, v: u64) -> Result<u64> {
+    match arch {
+        Arch::X86_64 => Ok(v),
+        Arch::I386 => {
+            let s = v as i64;
+            if v <= u64::from(u32::MAX) || (s < 0 && s >= i64::from(i32::MIN)) {
+                Ok(v & u64::from(u32::MAX))
+            } else {
+                Err(PtraceError::DoesNotFit {
+                    tid,
+                    what,
+                    value: v,
+                    arch,
+                })
+            }
+        }
+    }
+}
+
+/// One executable mapping of the target, as far as finding a syscall instruction needs.
+struct ExecMapping {
+    start: u64,
+    end: u64,
+    name: String,
+}
+
+fn exec_mappings(pid: i32) -> Result<Vec<ExecMapping>> {
+    let path = format!("/proc/{pid}/maps");
+    let f = std::fs::File::open(&path).map_err(|source| PtraceError::Io {
+        op: "open",
+        path: path.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(|source| PtraceError::Io {
+            op: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let mut it = line.split_whitespace();
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if perms.as_bytes().get(2) != Some(&b'x') {
+            continue;
+        }
+        let name = it.nth(3).unwrap_or("").to_string();
+        // [vsyscall] is emulated: executing anywhere but its entry points raises SIGSEGV.
+        if name == "[vsyscall]" {
+            continue;
+        }
+        let Some((s, e)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+            continue;
+        };
+        out.push(ExecMapping { start, end, name });
+    }
+    // The vdso always has one (`syscall` in the 64-bit vdso, `int $0x80` in __kernel_vsyscall of
+    // the 32-bit one) and is small: search it first.
+    out.sort_by_key(|m| m.name != "[vdso]");
+    Ok(out)
+}
+
+/// Finds a `syscall` (x86_64) or `int 0x80` (i386) instruction in an executable mapping of
+/// process `pid`, the [vdso] first. The two bytes need not be at an instruction boundary of the
+/// code around them: the engine jumps right to them.
+pub fn find_syscall_insn(pid: i32, arch: Arch) -> Result<u64> {
+    let mem = ProcMem::open(pid, false)?;
+    let pat = arch.syscall_insn();
+    const CHUNK: u64 = 1 << 20;
+    for m in exec_mappings(pid)? {
+        let mut addr = m.start;
+        let mut buf = vec![0u8; CHUNK as usize];
+        while addr < m.end {
+            // Overlap by one byte so a pattern across two chunks is seen.
+            let len = (m.end - addr).min(CHUNK) as usize;
+            let n = mem.read_at(addr, &mut buf[..len])?;
+            if let Some(i) = buf[..n].windows(2).position(|w| w == pat) {
+                return Ok(addr + i as u64);
+            }
+            if n < len || n < 2 {
+                break;
+            }
+            addr += n as u64 - 1;
+        }
+    }
+    Err(PtraceError::NoSyscallInsn { pid, arch })
+}
+
+/// A handler as `rt_sigaction` reports it, widened to u64 for both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SigAction {
+    /// `sa_handler` / `sa_sigaction` (0 = SIG_DFL, 1 = SIG_IGN).
+    pub handler: u64,
+    /// `sa_flags` (SA_SIGINFO, SA_RESTART, SA_ONSTACK, SA_RESTORER, ...).
+    pub flags: u64,
+    /// `sa_restorer`.
+    pub restorer: u64,
+    /// `sa_mask`, bit n-1 for signal n.
+    pub mask: u64,
+}
+
+/// A `stack_t` as `sigaltstack` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SigAltStack {
+    /// `ss_sp`.
+    pub sp: u64,
+    /// `ss_flags` (SS_ONSTACK, SS_DISABLE, SS_AUTODISARM).
+    pub flags: i32,
+    /// `ss_size`.
+    pub size: u64,
+}
+
+/// A `struct itimerval`, widened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ITimerVal {
+    /// `it_interval.tv_sec`.
+    pub interval_sec: i64,
+    /// `it_interval.tv_usec`.
+    pub interval_usec: i64,
+    /// `it_value.tv_sec` (time left).
+    pub value_sec: i64,
+    /// `it_value.tv_usec`.
+    pub value_usec: i64,
+}
+
+/// A scratch area in the target for syscalls that take pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scratch {
+    addr: u64,
+    len: u64,
+    /// Mapped by us (and so unmapped by us), or lent by the caller.
+    owned: bool,
+}
+
+/// Remote syscalls in one stopped thread, through one syscall instruction, with typed wrappers
+/// for the calls capture and restore need.
+///
+/// Calls that take pointers use a scratch area in the target: by default one page mapped (with a
+/// remote mmap) on first need and unmapped by [`RemoteSyscaller::finish`] or on drop; restore can
+/// lend an area it owns with [`RemoteSyscaller::set_scratch`]. While it exists the page shows in
+/// /proc/PID/maps: read the maps before or after, or skip [`RemoteSyscaller::scratch_range`].
+#[derive(Debug)]
+pub struct RemoteSyscaller<'t> {
+    tracee: &'t mut Tracee,
+    insn: u64,
+    arch: Arch,
+    mem: ProcMem,
+    scratch: Option<Scratch>,
+}
+
+impl<'t> RemoteSyscaller<'t> {
+    /// Binds to `tracee` (which must be stopped) and the instruction at `insn`, which must be
+    /// `syscall` for an x86_64 thread, `int 0x80` for an i386 one.
+    pub fn new(tracee: &'t mut Tracee, insn: u64) -> Result<RemoteSyscaller<'t>> {
+        let arch = tracee.arch()?;
+        let mem = ProcMem::open(tracee.tid(), true)?;
+        Ok(RemoteSyscaller {
+            tracee,
+            insn,
+            arch,
+            mem,
+            scratch: None,
+        })
+    }
+
+    /// Binds to `tracee`, finding the instruction with [`find_syscall_insn`].
+    pub fn find(tracee: &'t mut Tracee) -> Result<RemoteSyscaller<'t>> {
+        let arch = tracee.arch()?;
+        let insn = find_syscall_insn(tracee.tid(), arch)?;
+        Self::new(tracee, insn)
+    }
+
+    /// The thread.
+    pub fn tracee(&mut self) -> &mut Tracee {
+        self.tracee
+    }
+
+    /// The thread's mode (fixed when bound).
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Address of the syscall instruction used.
+    pub fn insn_addr(&self) -> u64 {
+        self.insn
+    }
+
+    /// The target's memory, for reading and writing what the calls use.
+    pub fn mem(&self) -> &ProcMem {
+        &self.mem
+    }
+
+    /// Runs `sysno` with up to six arguments; returns the raw result (`-errno` on failure).
+    pub fn syscall_raw(&mut self, sysno: Sysno, args: &[u64]) -> Result<i64> {
+        let nr = sysno.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
+            sysno,
+            arch: self.arch,
+        })?;
+        let mut a = [0u64; 6];
+        for (d, &s) in a.iter_mut().zip(args) {
+            *d = s;
+        }
+        self.tracee.remote_syscall(self.insn, nr, &a)
+    }
+
+    /// Runs `sysno`; a result in -4095..-1 becomes [`PtraceError::RemoteSyscall`].
+    pub fn syscall(&mut self, sysno: Sysno, args: &[u64]) -> Result<u64> {
+        let r = self.syscall_raw(sysno, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(PtraceError::RemoteSyscall {
+                tid: self.tracee.tid(),
+                sysno,
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
+        }
+        // Results of i386 calls are addresses or counts below 4 GiB: undo the sign extension.
+        Ok(match self.arch {
+            Arch::X86_64 => r as u64,
+            Arch::I386 => r as u64 & u64::from(u32::MAX),
+        })
+    }
+
+    /// `getpid()` in the target (its TGID as the target sees it).
+    pub fn getpid(&mut self) -> Result<i32> {
+        Ok(self.syscall(Sysno::Getpid, &[])? as i32)
+    }
+
+    /// `mmap(addr, len, prot, flags, fd, offset)` in the target; for i386 this is `mmap2` and
+    /// `offset` must be a multiple of 4096.
+    pub fn mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        offset: u64,
+    ) -> Result<u64> {
+        let off = match self.arch {
+            Arch::X86_64 => offset,
+            Arch::I386 => {
+                if offset % PAGE != 0 {
+                    return Err(PtraceError::RemoteSyscall {
+                        tid: self.tracee.tid(),
+                        sysno: Sysno::Mmap,
+                        errno: nix::errno::Errno::EINVAL,
+                    });
+                }
+                offset / PAGE
+            }
+        };
+        self.syscall(
+            Sysno::Mmap,
+            &[
+                addr,
+                len,
+                prot as u64,
+                flags as u32 as u64,
+                i64::from(fd) as u64,
+                off,
+            ],
+        )
+    }
+
+    /// `munmap(addr, len)` in the target.
+    pub fn munmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        self.syscall(Sysno::Munmap, &[addr, len]).map(drop)
+    }
+
+    /// `mprotect(addr, len, prot)` in the target.
+    pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<()> {
+        self.syscall(Sysno::Mprotect, &[addr, len, prot as u64])
+            .map(drop)
+    }
+
+    /// `brk(addr)` in the target; `brk(0)` returns the current break, which is in neither
+    /// /proc/PID/stat nor maps.
+    pub fn brk(&mut self, addr: u64) -> Result<u64> {
+        self.syscall(Sysno::Brk, &[addr])
+    }
+
+    /// Uses `[addr, addr + len)` of the target as scratch area instead of mapping a page; the
+    /// caller keeps owning it (it is not unmapped). Unmaps a page this syscaller mapped before.
+    pub fn set_scratch(&mut self, addr: u64, len: u64) -> Result<()> {
+        self.release_scratch()?;
+        self.scratch = Some(Scratch {
+            addr,
+            len,
+            owned: false,
+        });
+        Ok(())
+    }
+
+    /// The scratch area, mapping one page in the target on first use. Its address and length.
+    pub fn scratch(&mut self) -> Result<(u64, u64)> {
+        if let Some(s) = self.scratch {
+            return Ok((s.addr, s.len));
+        }
+        let addr = self.mmap(
+            0,
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )?;
+        self.scratch = Some(Scratch {
+            addr,
+            len: PAGE,
+            owned: true,
+        });
+        Ok((addr, PAGE))
+    }
+
+    /// Where the scratch area is, if one exists now.
+    pub fn scratch_range(&self) -> Option<(u64, u64)> {
+        self.scratch.map(|s| (s.addr, s.len))
+    }
+
+    fn release_scratch(&mut self) -> Result<()> {
+        if let Some(s) = self.scratch.take() {
+            if s.owned {
+                self.munmap(s.addr, s.len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps the scratch page (if this syscaller mapped one) and reports errors, unlike drop.
+    pub fn finish(mut self) -> Result<()> {
+        self.release_scratch()
+    }
+
+    /// Zeroes `len` bytes of scratch, runs `sysno` with `args`, reads the `len` bytes back.
+    fn call_with_out(&mut self, sysno: Sysno, args: &[u64], out: &mut [u8]) -> Result<u64> {
+        let (addr, _) = self.scratch()?;
+        let zero = vec![0u8; out.len()];
+        self.mem.write_at(addr, &zero)?;
+        let r = self.syscall(sysno, args)?;
+        self.mem.read_exact_at(addr, out)?;
+        Ok(r)
+    }
+
+    /// The handler of signal `sig` (`rt_sigaction(sig, NULL, &old, 8)`).
+    pub fn get_sigaction(&mut self, sig: i32) -> Result<SigAction> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 32];
+        let n = match self.arch {
+            Arch::X86_64 => 32,
+            Arch::I386 => 20,
+        };
+        self.call_with_out(Sysno::RtSigaction, &[sig as u64, 0, addr, 8], &mut b[..n])?;
+        Ok(match self.arch {
+            Arch::X86_64 => SigAction {
+                handler: u64_at(&b, 0),
+                flags: u64_at(&b, 8),
+                restorer: u64_at(&b, 16),
+                mask: u64_at(&b, 24),
+            },
+            Arch::I386 => SigAction {
+                handler: u64::from(u32_at(&b, 0)),
+                flags: u64::from(u32_at(&b, 4)),
+                restorer: u64::from(u32_at(&b, 8)),
+                mask: u64_at(&b, 12),
+            },
+        })
+    }
+
+    /// Installs a handler for `sig` (`rt_sigaction(sig, &act, NULL, 8)`).
+    pub fn set_sigaction(&mut self, sig: i32, act: &SigAction) -> Result<()> {
+        let (addr, _) = self.scratch()?;
+        let bytes: Vec<u8> = match self.arch {
+            Arch::X86_64 => [act.handler, act.flags, act.restorer, act.mask]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect(),
+            Arch::I386 => {
+                let mut v: Vec<u8> = [act.handler, act.flags, act.restorer]
+                    .iter()
+                    .flat_map(|&x| (x as u32).to_ne_bytes())
+                    .collect();
+                v.extend_from_slice(&act.mask.to_ne_bytes());
+                v
+            }
+        };
+        self.mem.write_at(addr, &bytes)?;
+        self.syscall(Sysno::RtSigaction, &[sig as u64, addr, 0, 8])
+            .map(drop)
+    }
+
+    /// The handlers of signals 1..=64, in order (index 0 is signal 1). SIGKILL and SIGSTOP
+    /// always read as SIG_DFL.
+    pub fn get_all_sigactions(&mut self) -> Result<Vec<SigAction>> {
+        (1..=64).map(|sig| self.get_sigaction(sig)).collect()
+    }
+
+    /// The alternate signal stack (`sigaltstack(NULL, &old)`).
+    pub fn get_sigaltstack(&mut self) -> Result<SigAltStack> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 24];
+        match self.arch {
+            Arch::X86_64 => {
+                self.call_with_out(Sysno::Sigaltstack, &[0, addr], &mut b)?;
+                Ok(SigAltStack {
+                    sp: u64_at(&b, 0),
+                    flags: u32_at(&b, 8) as i32,
+                    size: u64_at(&b, 16),
+                })
+            }
+            Arch::I386 => {
+                self.call_with_out(Sysno::Sigaltstack, &[0, addr], &mut b[..12])?;
+                Ok(SigAltStack {
+                    sp: u64::from(u32_at(&b, 0)),
+                    flags: u32_at(&b, 4) as i32,
+                    size: u64::from(u32_at(&b, 8)),
+                })
+            }
+        }
+    }
+
+    /// Sets the alternate signal stack (`sigaltstack(&ss, NULL)`); EPERM while the thread runs
+    /// on the current one, so restore sets it before the final registers.
+    pub fn set_sigaltstack(&mut self, ss: &SigAltStack) -> Result<()> {
+        let (addr, _) = self.scratch()?;
+        let bytes: Vec<u8> = match self.arch {
+            Arch::X86_64 => {
+                let mut v = ss.sp.to_ne_bytes().to_vec();
+                v.extend_from_slice(&ss.flags.to_ne_bytes());
+                v.extend_from_slice(&[0; 4]);
+                v.extend_from_slice(&ss.size.to_ne_bytes());
+                v
+            }
+            Arch::I386 => {
+                let mut v = (ss.sp as u32).to_ne_bytes().to_vec();
+                v.extend_from_slice(&ss.flags.to_ne_bytes());
+                v.extend_from_slice(&(ss.size as u32).to_ne_bytes());
+                v
+            }
+        };
+        self.mem.write_at(addr, &bytes)?;
+        self.syscall(Sysno::Sigaltstack, &[addr, 0]).map(drop)
+    }
+
+    /// Interval timer `which` (ITIMER_REAL 0, VIRTUAL 1, PROF 2) of the process.
+    pub fn getitimer(&mut self, which: i32) -> Result<ITimerVal> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 32];
+        match self.arch {
+            Arch::X86_64 => {
+                self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b)?;
+                Ok(ITimerVal {
+                    interval_sec: u64_at(&b, 0) as i64,
+                    interval_usec: u64_at(&b, 8) as i64,
+                    value_sec: u64_at(&b, 16) as i64,
+                    value_usec: u64_at(&b, 24) as i64,
+                })
+            }
+            Arch::I386 => {
+                self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b[..16])?;
+                let i = |o| i64::from(u32_at(&b, o) as i32);
+                Ok(ITimerVal {
+                    interval_sec: i(0),
+                    interval_usec: i(4),
+                    value_sec: i(8),
+                    value_usec: i(12),
+                })
+            }
+        }
+    }
+
+    /// Arms interval timer `which` (`setitimer(which, &val, NULL)`).
+    pub fn setitimer(&mut self, which: i32, val: &ITimerVal) -> Result<()> {
+        let (addr, _) = self.scratch()?;
+        let f = [
+            val.interval_sec,
+            val.interval_usec,
+            val.value_sec,
+            val.value_usec,
+        ];
+        let bytes: Vec<u8> = match self.arch {
+            Arch::X86_64 => f.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+            Arch::I386 => f.iter().flat_map(|&v| (v as i32).to_ne_bytes()).collect(),
+        };
+        self.mem.write_at(addr, &bytes)?;
+        self.syscall(Sysno::Setitimer, &[which as u64, addr, 0])
+            .map(drop)
+    }
+
+    /// The thread's clear_child_tid address (`prctl(PR_GET_TID_ADDRESS, &addr)`; needs
+    /// CONFIG_CHECKPOINT_RESTORE). The kernel stores a full 64-bit pointer also for i386 callers.
+    pub fn prctl_get_tid_address(&mut self) -> Result<u64> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 8];
+        self.call_with_out(
+            Sysno::Prctl,
+            &[libc::PR_GET_TID_ADDRESS as u64, addr],
+            &mut b,
+        )?;
+        Ok(u64_at(&b, 0))
+    }
+
+    /// The parent-death signal (`prctl(PR_GET_PDEATHSIG, &sig)`), 0 when none.
+    pub fn prctl_get_pdeathsig(&mut self) -> Result<i32> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 4];
+        self.call_with_out(Sysno::Prctl, &[libc::PR_GET_PDEATHSIG as u64, addr], &mut b)?;
+        Ok(u32_at(&b, 0) as i32)
+    }
+
+    /// Whether the process is a child subreaper (`prctl(PR_GET_CHILD_SUBREAPER, &flag)`).
+    pub fn prctl_get_child_subreaper(&mut self) -> Result<bool> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 4];
+        self.call_with_out(
+            Sysno::Prctl,
+            &[libc::PR_GET_CHILD_SUBREAPER as u64, addr],
+            &mut b,
+        )?;
+        Ok(u32_at(&b, 0) != 0)
+    }
+
+    /// The dumpable flag (`prctl(PR_GET_DUMPABLE)`): 0, 1 or 2.
+    pub fn prctl_get_dumpable(&mut self) -> Result<i32> {
+        Ok(self.syscall(Sysno::Prctl, &[libc::PR_GET_DUMPABLE as u64])? as i32)
+    }
+
+    /// The thread's robust-futex list head and length, asked from inside it
+    /// (`get_robust_list(0, &head, &len)`); for an i386 thread this is the compat list, which
+    /// the tool's own `get_robust_list` cannot see.
+    pub fn get_robust_list(&mut self) -> Result<(u64, u64)> {
+        let (addr, _) = self.scratch()?;
+        let w = self.arch.word_size() as u64;
+        let mut b = [0u8; 16];
+        let n = 2 * w as usize;
+        self.call_with_out(Sysno::GetRobustList, &[0, addr, addr + w], &mut b[..n])?;
+        Ok(match self.arch {
+            Arch::X86_64 => (u64_at(&b, 0), u64_at(&b, 8)),
+            Arch::I386 => (u64::from(u32_at(&b, 0)), u64::from(u32_at(&b, 4))),
+        })
+    }
+}
+
+impl Drop for RemoteSyscaller<'_> {
+    fn drop(&mut self) {
+        let _ = self.release_scratch();
+    }
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[o..o + 8]);
+    u64::from_ne_bytes(a)
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[o..o + 4]);
+    u32::from_ne_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i386_arguments_must_fit() {
+        assert_eq!(fit(1, Arch::I386, "x", u64::MAX).ok(), Some(0xffff_ffff));
+        assert_eq!(fit(1, Arch::I386, "x", 0x1234).ok(), Some(0x1234));
+        assert!(matches!(
+            fit(1, Arch::I386, "x", 0x1_0000_0000),
+            Err(PtraceError::DoesNotFit {
+                value: 0x1_0000_0000,
+                ..
+            })
+        ));
+        assert_eq!(
+            fit(1, Arch::X86_64, "x", 0x1_0000_0000).ok(),
+            Some(0x1_0000_0000)
+        );
+    }
+}
