@@ -9,6 +9,8 @@
  *   file_private  MAP_PRIVATE file mapping with dirtied (COWed) pages; the file stays unchanged
  *   file_shared   MAP_SHARED file mapping written through; mapping and file stay one
  *   all           every mode above but stack
+ *   fill MIB      MIB MiB of anonymous memory, every word non-zero (for benchmarks and for the
+ *                 test that kills the capture tool while it reads memory)
  * File modes keep their file at REPORT.MODE.data.
  */
 #include "target.h"
@@ -381,6 +383,39 @@ static void fshared_verify(void)
 	close(fd);
 }
 
+/* ---- fill: lots of non-zero memory, fast to write and check ---- */
+static uint64_t *fill_area;
+static size_t fill_words;
+
+static inline uint64_t fill_word(size_t i)
+{
+	return (i + 1) * 0x9E3779B97F4A7C15ull | 1;
+}
+
+static void fill_setup(const char *mib_arg)
+{
+	size_t len = (size_t)strtoull(mib_arg, NULL, 10) * MIB;
+
+	fill_area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fill_area == MAP_FAILED)
+		exit(3);
+	fill_words = len / 8;
+	for (size_t i = 0; i < fill_words; i++)
+		fill_area[i] = fill_word(i);
+}
+
+static void fill_verify(void)
+{
+	size_t bad = (size_t)-1;
+
+	for (size_t i = 0; i < fill_words; i++)
+		if (fill_area[i] != fill_word(i)) {
+			bad = i;
+			break;
+		}
+	check(bad == (size_t)-1, "fill", "word %zu of %zu differs", bad, fill_words);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode;
@@ -392,6 +427,13 @@ int main(int argc, char **argv)
 #define IS(m) (all || !strcmp(mode, m))
 	if (!strcmp(mode, "stack")) {
 		stack_run();
+		done_and_idle();
+	}
+	if (!strcmp(mode, "fill")) {
+		fill_setup(argc > 3 ? argv[3] : "64");
+		report_ready();
+		wait_for_go();
+		fill_verify();
 		done_and_idle();
 	}
 	if (IS("heap"))
