@@ -1,0 +1,161 @@
+//! The example images of spec/examples/ and the golden images of every released format version.
+//!
+//! `spec/examples/*.psnc` are what the current writer produces from the synthetic example
+//! ([`psnc_format::example::write_example`]); the spec's hex walkthrough and the independent Python
+//! reader (spec/reader/) are checked against them. When the writer's output changes, the first test
+//! fails: that is a format change, and the spec, the walkthrough and the CHANGELOG must follow.
+//! `PSNC_UPDATE_EXAMPLES=1` rewrites the examples after such a deliberate change.
+//!
+//! `tests/golden/vMAJOR.MINOR/` holds the examples as released with that version. They are never
+//! regenerated: every later reader must still open, verify and decode them.
+
+use std::path::{Path, PathBuf};
+
+use psnc_format::example::{example_runs, page_pattern, write_example};
+use psnc_format::model::{Arch, Regs, VmaKind};
+use psnc_format::verify::verify_image;
+use psnc_format::{FormatError, Image, LayoutClass};
+
+/// The committed example images: file name, task architecture, layout class.
+const EXAMPLES: [(&str, Arch, LayoutClass); 2] = [
+    ("example-64.psnc", Arch::X86_64, LayoutClass::Bits64),
+    ("example-32.psnc", Arch::I386, LayoutClass::Bits32),
+];
+
+/// Every released format version with golden images.
+const GOLDEN_VERSIONS: [&str; 1] = ["v1.0"];
+
+const UPDATE_VAR: &str = "PSNC_UPDATE_EXAMPLES";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn examples_dir() -> PathBuf {
+    repo_root().join("spec/examples")
+}
+
+fn golden_dir(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version)
+}
+
+/// Describes where two byte strings first differ, for a failure message that points at the
+/// section that drifted.
+fn first_difference(want: &[u8], have: &[u8]) -> String {
+    match want.iter().zip(have).position(|(a, b)| a != b) {
+        Some(i) => format!("first difference at byte {i:#x} (generated {:#04x}, committed {:#04x})", want[i], have[i]),
+        None => format!("generated {} bytes, committed {} bytes", want.len(), have.len()),
+    }
+}
+
+#[test]
+fn committed_examples_match_the_writer() {
+    let update = std::env::var_os(UPDATE_VAR).is_some_and(|v| v == "1");
+    let mut drifted = Vec::new();
+    for (name, arch, class) in EXAMPLES {
+        let generated = write_example(Vec::new(), arch, class).expect("the example must encode");
+        let path = examples_dir().join(name);
+        if update {
+            std::fs::create_dir_all(examples_dir()).expect("create spec/examples");
+            std::fs::write(&path, &generated).expect("write the example image");
+            continue;
+        }
+        let committed = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}; generate it with {UPDATE_VAR}=1", path.display()));
+        if committed != generated {
+            drifted.push(format!("{name}: {}", first_difference(&generated, &committed)));
+        }
+    }
+    assert!(
+        drifted.is_empty(),
+        "the writer's output no longer matches spec/examples/ (format drift):\n  {}\n\
+         If this change is deliberate it is a format change: bump the section version or the \
+         format minor, update spec/FORMAT.md (and its hex walkthrough) and the CHANGELOG, then \
+         regenerate with\n  {UPDATE_VAR}=1 cargo test -p psnc-format --test examples\n\
+         Never regenerate tests/golden/: released images must keep decoding.",
+        drifted.join("\n  ")
+    );
+}
+
+/// Opens, verifies and spot-checks one image of the example checkpoint.
+fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
+    let what = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {what}: {e}"));
+    let img = Image::from_vec(bytes).unwrap_or_else(|e| panic!("{what} does not open: {e}"));
+    verify_image(&img).unwrap_or_else(|e| panic!("{what} does not verify: {e}"));
+    assert_eq!(img.class(), class, "{what}");
+    assert_eq!(img.version().0, 1, "{what}");
+    // The examples are written as a stream: the trailer is authoritative.
+    assert_eq!(img.header().table_offset, 0, "{what}");
+
+    let ck = img.checkpoint();
+    assert_eq!(ck.processes.len(), 1, "{what}");
+    let p = &ck.processes[0];
+    assert_eq!((p.pid, p.comm.as_str(), p.arch), (42, "example", arch), "{what}");
+    assert_eq!(p.vmas.len(), 7, "{what}");
+    assert_eq!(p.threads.len(), 1, "{what}");
+    let pc = match (&p.threads[0].regs, arch) {
+        (Regs::X86_64(r), Arch::X86_64) => r[16],
+        (Regs::I386(r), Arch::I386) => u64::from(r[12]),
+        (regs, _) => panic!("{what}: registers {regs:?} do not match {arch:?}"),
+    };
+    let base = p.vmas[0].start;
+    assert_eq!(pc, base + 0x1000, "{what}: instruction pointer");
+    assert_eq!(p.fds.len(), 6, "{what}");
+    assert_eq!(p.signals.actions.len(), 64, "{what}");
+
+    let runs = example_runs(arch);
+    assert_eq!(p.pages.len(), runs.len(), "{what}");
+    for (run, (addr, pages)) in p.pages.iter().zip(runs) {
+        assert_eq!((run.addr, run.pages), (addr, pages), "{what}");
+        let stored = img.page_bytes(run).expect("page run inside the page data");
+        assert!(stored == page_pattern(addr, pages), "{what}: page run {addr:#x} holds other bytes");
+    }
+
+    let exe = p.exe.stored.unwrap_or_else(|| panic!("{what}: the executable is not stored"));
+    let exe_bytes = img.file_bytes(exe).expect("stored executable");
+    assert_eq!(exe_bytes.len(), 8192, "{what}");
+    assert_eq!(p.exe.identity.sha256, psnc_format::digest::sha256(exe_bytes), "{what}");
+    for v in p.vmas.iter().filter(|v| v.kind == VmaKind::File) {
+        assert_eq!(v.file.as_ref().and_then(|f| f.stored), Some(exe), "{what}: vma {:#x}", v.start);
+    }
+}
+
+#[test]
+fn committed_examples_decode_and_verify() {
+    for (name, arch, class) in EXAMPLES {
+        check_example_image(&examples_dir().join(name), arch, class);
+    }
+}
+
+#[test]
+fn golden_images_of_every_released_version_still_decode() {
+    for version in GOLDEN_VERSIONS {
+        for (name, arch, class) in EXAMPLES {
+            check_example_image(&golden_dir(version).join(name), arch, class);
+        }
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_an_example_is_detected() {
+    let bytes = std::fs::read(examples_dir().join("example-32.psnc")).expect("read the example");
+    let img = Image::from_vec(bytes.clone()).expect("open");
+    // One byte inside every section: metadata sections fail at open, bulk data at verify, and
+    // both name the damaged section.
+    for (i, e) in img.sections().iter().enumerate() {
+        if e.length == 0 {
+            continue;
+        }
+        let mut bad = bytes.clone();
+        let at = e.offset + e.length / 2;
+        bad[at as usize] ^= 0x01;
+        let name = psnc_format::sections::kind_name(e.kind);
+        let err = Image::from_vec(bad).and_then(|img| verify_image(&img)).err();
+        assert!(
+            matches!(&err, Some(FormatError::DigestMismatch { what, offset, end })
+                if what.contains(&name) && *offset <= at && at < *end),
+            "a flipped byte at {at:#x} in section {i} ({name}) gave {err:?}"
+        );
+    }
+}
