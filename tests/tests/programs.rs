@@ -1,0 +1,87 @@
+//! Real programs nobody wrote for this project (issue 3): a python3 loop with state, a bash loop,
+//! and `sleep 1000`, each captured, killed and restored.
+
+use std::process::Command;
+use std::time::Duration;
+
+use psnc_tests::{
+    assert_consecutive, assert_running_untraced, capture_kill, proc_state, read_ticks, restore,
+    spawn_program, wait_for, wait_ticks, RunOpts, WorkDir,
+};
+
+/// Each tick: the counter and the sum of squares kept in a growing list.
+const PY_LOOP: &str = r#"
+import sys, time
+log = sys.argv[1]
+state = []
+i = 0
+while True:
+    i += 1
+    state.append(i * i)
+    with open(log, "a") as f:
+        f.write(f"{i} {sum(state)}\n")
+    time.sleep(0.05)
+"#;
+
+#[test]
+#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
+fn python3_loop_with_state() {
+    let dir = WorkDir::new("python");
+    let log = dir.join("log");
+    let mut p = spawn_program(Command::new("python3").args(["-c", PY_LOOP]).arg(&log));
+    wait_ticks(&log, 5, Duration::from_secs(20));
+    let image = dir.join("image");
+    capture_kill(&mut p, &image);
+    let before = read_ticks(&log).len();
+    let r = restore(&image, &[], RunOpts::default());
+    assert_eq!(r.pid, p.pid, "restored with another PID");
+    let ticks = wait_ticks(&log, before + 10, Duration::from_secs(20));
+    assert_consecutive(&ticks);
+    for line in std::fs::read_to_string(&log).expect("read log").lines() {
+        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let i = f[0];
+        assert_eq!(f[1], i * (i + 1) * (2 * i + 1) / 6, "state lost at tick {i}: {line}");
+    }
+}
+
+/// A bash loop that forks nothing: arithmetic and a builtin echo with a redirection.
+const BASH_LOOP: &str =
+    r#"i=0; while :; do i=$((i+1)); if ((i % 5000 == 0)); then echo $((i/5000)) >> "$1"; fi; done"#;
+
+#[test]
+#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
+fn bash_loop() {
+    let dir = WorkDir::new("bash");
+    let log = dir.join("log");
+    let mut p = spawn_program(Command::new("bash").args(["-c", BASH_LOOP, "bash"]).arg(&log));
+    wait_ticks(&log, 5, Duration::from_secs(20));
+    let image = dir.join("image");
+    capture_kill(&mut p, &image);
+    let before = read_ticks(&log).len();
+    let _r = restore(&image, &[], RunOpts::default());
+    let ticks = wait_ticks(&log, before + 5, Duration::from_secs(30));
+    assert_consecutive(&ticks);
+}
+
+#[test]
+#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
+fn sleep_1000_keeps_sleeping() {
+    let dir = WorkDir::new("sleep");
+    let mut p = spawn_program(Command::new("sleep").arg("1000"));
+    let pid = p.pid;
+    wait_for(Duration::from_secs(5), || (proc_state(pid) == Some('S')).then_some(()))
+        .expect("sleep is not sleeping");
+    let image = dir.join("image");
+    capture_kill(&mut p, &image);
+    let mut r = restore(&image, &[], RunOpts::default());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(r.alive(), "sleep 1000 exited after restore");
+    assert_running_untraced(pid);
+    assert_eq!(proc_state(pid), Some('S'), "not sleeping");
+    // In clock_nanosleep (230) or nanosleep (35), not anywhere else.
+    let sc = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let nr = sc.split_whitespace().next().unwrap_or("");
+    assert!(nr == "230" || nr == "35", "sleep is in syscall {sc:?}, not a sleep");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "sleep");
+}
