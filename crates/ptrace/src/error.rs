@@ -137,6 +137,17 @@ pub enum PtraceError {
         /// What we were doing.
         op: &'static str,
     },
+    /// The syscall instruction given to the remote-syscall engine faulted (not mapped, not
+    /// executable); the thread's registers were put back and the fault was discarded.
+    #[error("thread {tid}: injected syscall instruction at {addr:#x} faulted with signal {signal} (not an executable syscall instruction?)")]
+    InjectionFault {
+        /// The thread.
+        tid: i32,
+        /// The fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
+        signal: i32,
+        /// The instruction address used.
+        addr: u64,
+    },
     /// A syscall run inside the target returned an error.
     #[error("thread {tid}: remote {sysno:?} failed: {errno}")]
     RemoteSyscall {

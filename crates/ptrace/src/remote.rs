@@ -107,6 +107,19 @@ impl Tracee {
                             });
                         }
                     }
+                    // A fault of the instruction at `insn` itself (not executable, not mapped):
+                    // ours, not the program's. Do not hold it, or detach would kill the target.
+                    let fault = matches!(
+                        sig,
+                        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+                    );
+                    if fault && info.code() > 0 && self.get_regs()?.ip() == insn {
+                        return Err(PtraceError::InjectionFault {
+                            tid: self.tid(),
+                            signal: sig,
+                            addr: insn,
+                        });
+                    }
                     // Some other signal (or an old SIGTRAP) dequeued before our call ran.
                     self.hold(info);
                 }

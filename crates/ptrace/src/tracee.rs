@@ -412,7 +412,8 @@ impl Tracee {
     }
 
     /// Kills the whole process the thread belongs to (SIGKILL) and waits until this thread is
-    /// gone. Held signals are dropped.
+    /// gone. Held signals are dropped. When the tool is also the target's parent, the wait
+    /// reaps it.
     pub fn kill(mut self) -> Result<()> {
         self.held.clear();
         crate::sys::tkill(self.tid, libc::SIGKILL)?;

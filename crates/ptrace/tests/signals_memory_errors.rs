@@ -1,0 +1,334 @@
+//! Held signals, memory access both ways, the small syscall wrappers, and the exact errors.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use common::{slept, Target};
+use nix::errno::Errno;
+use psnc_ptrace::{
+    sys, vm_read, Arch, OnSignal, Options, ProcMem, PtraceError, Regs, RemoteRange,
+    RemoteSyscaller, Stop, Sysno, Tracee,
+};
+
+/// A signal that arrives while the thread is stopped is dequeued when the engine resumes it; it
+/// must be held, not lost, and re-injected at detach with its original siginfo.
+fn held_signal_is_reinjected(a: Arch) {
+    let Some(tgt) = Target::start(a, 1500) else {
+        eprintln!("SKIPPED: {a:?} target could not be built");
+        return;
+    };
+    let pid = tgt.pid();
+    let mut t = Tracee::seize(pid, Options::PTRACE_O_EXITKILL).expect("seize");
+    assert_eq!(t.stop(OnSignal::Hold).expect("stop"), Stop::Interrupt);
+    let regs = t.get_regs().expect("regs");
+    // Queued while the thread is in its ptrace-stop.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .expect("kill");
+    {
+        let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
+        assert_eq!(sc.getpid().expect("getpid"), pid);
+        assert_eq!(sc.getpid().expect("getpid again"), pid);
+    }
+    let held = t.held_signals().to_vec();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].signo(), libc::SIGUSR1);
+    assert_eq!(held[0].code(), libc::SI_USER);
+    assert_eq!(t.get_regs().expect("regs"), regs);
+    t.detach().expect("detach");
+
+    let (out, code) = tgt.finish();
+    assert_eq!(code, 0, "{out}");
+    // The handler ran with the sender's siginfo (our pid, SI_USER), not a tracer-made one.
+    let me = std::process::id();
+    assert!(out.contains(&format!("usr1 pid={me} code=0")), "{out}");
+    // The handler interrupted nanosleep, which returns EINTR even with SA_RESTART.
+    let (ret, errno, _) = slept(&out);
+    assert_eq!((ret, errno), (-1, libc::EINTR), "{out}");
+}
+
+#[test]
+fn x86_64_held_signal_is_reinjected() {
+    held_signal_is_reinjected(Arch::X86_64);
+}
+
+#[test]
+fn i386_held_signal_is_reinjected() {
+    held_signal_is_reinjected(Arch::I386);
+}
+
+#[test]
+fn memory_read_many_ranges_partial_and_through_protections() {
+    let tgt = Target::start(Arch::X86_64, 10_000).expect("target");
+    let pid = tgt.pid();
+    let (rw, none) = (tgt.ready.rw, tgt.ready.prot_none);
+
+    // Two readable ranges in one call.
+    let mut buf = vec![0u8; 200];
+    let n = vm_read(
+        pid,
+        &[
+            RemoteRange { addr: rw, len: 100 },
+            RemoteRange {
+                addr: rw + 1000,
+                len: 100,
+            },
+        ],
+        &mut buf,
+    )
+    .expect("vm_read");
+    assert_eq!(n, 200);
+    assert!(buf.iter().all(|&b| b == 0xa5));
+    // The second range is PROT_NONE: the read stops there.
+    let n = vm_read(
+        pid,
+        &[
+            RemoteRange { addr: rw, len: 100 },
+            RemoteRange {
+                addr: none,
+                len: 100,
+            },
+        ],
+        &mut buf,
+    )
+    .expect("vm_read");
+    assert_eq!(n, 100);
+    // Nothing readable at all.
+    assert_eq!(
+        vm_read(
+            pid,
+            &[RemoteRange {
+                addr: none,
+                len: 100
+            }],
+            &mut buf
+        )
+        .expect("vm_read"),
+        0
+    );
+    assert!(matches!(
+        psnc_ptrace::vm_read_exact(pid, none, &mut buf[..10]),
+        Err(PtraceError::ShortTransfer { op: "read", addr, len: 10, done: 0, .. }) if addr == none
+    ));
+    // More ranges than IOV_MAX in one request.
+    let ranges: Vec<RemoteRange> = (0..2000)
+        .map(|i| RemoteRange {
+            addr: rw + (i % 4000),
+            len: 2,
+        })
+        .collect();
+    let mut big = vec![0u8; 4000];
+    assert_eq!(vm_read(pid, &ranges, &mut big).expect("vm_read many"), 4000);
+    assert!(big.iter().all(|&b| b == 0xa5));
+
+    // /proc/PID/mem reads and writes through PROT_NONE.
+    let mem = ProcMem::open(pid, true).expect("open mem");
+    let mut page = vec![0u8; 4096];
+    mem.read_exact_at(none, &mut page).expect("read prot_none");
+    assert!(page.iter().all(|&b| b == 0x5a));
+    mem.write_at(none + 10, b"written")
+        .expect("write prot_none");
+    mem.read_exact_at(none + 10, &mut page[..7])
+        .expect("read back");
+    assert_eq!(&page[..7], b"written");
+    // process_vm_writev needs a writable page.
+    assert_eq!(psnc_ptrace::vm_write(pid, rw, b"abc").expect("vm_write"), 3);
+    assert!(matches!(
+        psnc_ptrace::vm_write(pid, none, b"abc"),
+        Err(PtraceError::Syscall {
+            op: "process_vm_writev",
+            errno: Errno::EFAULT,
+            ..
+        })
+    ));
+    // Unmapped address: a short transfer, named.
+    assert!(matches!(
+        mem.write_at(8, b"x"),
+        Err(PtraceError::ShortTransfer {
+            op: "write",
+            addr: 8,
+            len: 1,
+            done: 0,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn pidfd_getfd_and_tee_copy_pipe_bytes_without_consuming() {
+    let tgt = Target::start(Arch::X86_64, 10_000).expect("target");
+    let pid = tgt.pid();
+    let pidfd = sys::pidfd_open(pid).expect("pidfd_open");
+    let dup = sys::pidfd_getfd(pidfd.as_fd(), pid, tgt.ready.pipe_rd).expect("pidfd_getfd");
+    let read_copy = || {
+        let (rd, wr) = nix::unistd::pipe().expect("pipe");
+        let n = sys::tee(dup.as_fd(), wr.as_fd(), 1 << 16, true).expect("tee");
+        let mut b = vec![0u8; n];
+        nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&rd), &mut b).expect("read");
+        b
+    };
+    assert_eq!(read_copy(), b"pipedata");
+    // Still there for the target.
+    assert_eq!(read_copy(), b"pipedata");
+    assert!(matches!(
+        sys::pidfd_getfd(pidfd.as_fd(), pid, 999),
+        Err(PtraceError::Syscall {
+            op: "pidfd_getfd",
+            errno: Errno::EBADF,
+            ..
+        })
+    ));
+    let m = sys::memfd_create(c"psnc-test", libc::MFD_CLOEXEC).expect("memfd");
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&m)
+    ))
+    .expect("link");
+    assert!(
+        link.to_string_lossy().starts_with("/memfd:psnc-test"),
+        "{link:?}"
+    );
+    let p = sys::personality(0xffff_ffff).expect("personality");
+    assert_eq!(sys::personality(p).expect("set"), p);
+}
+
+#[test]
+fn errors_name_the_operation_and_thread() {
+    // A PID that does not exist.
+    let gone = {
+        let mut c = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = c.id() as i32;
+        c.wait().expect("wait");
+        pid
+    };
+    let e = Tracee::seize(gone, Options::empty()).expect_err("seize a dead pid");
+    assert!(
+        matches!(e, PtraceError::Ptrace { op: "PTRACE_SEIZE", errno: Errno::ESRCH, tid } if tid == gone),
+        "{e}"
+    );
+
+    let tgt = Target::start(Arch::X86_64, 10_000).expect("target");
+    let pid = tgt.pid();
+    let mut t = Tracee::seize(pid, Options::empty()).expect("seize");
+    // Seizing twice is refused by the kernel.
+    assert!(matches!(
+        Tracee::seize(pid, Options::empty()),
+        Err(PtraceError::Ptrace {
+            op: "PTRACE_SEIZE",
+            errno: Errno::EPERM,
+            ..
+        })
+    ));
+    // Running: no register access.
+    assert!(matches!(
+        t.get_regs(),
+        Err(PtraceError::NotStopped {
+            op: "PTRACE_GETREGSET",
+            ..
+        })
+    ));
+    t.stop(OnSignal::Deliver).expect("stop");
+    // i386 registers for a 64-bit thread.
+    assert!(matches!(
+        t.set_regs(&Regs::I386([0; 17])),
+        Err(PtraceError::WrongArch {
+            thread: Arch::X86_64,
+            given: Arch::I386,
+            ..
+        })
+    ));
+    let regs = t.get_regs().expect("regs");
+    {
+        let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
+        // munmap of an unaligned address: EINVAL from inside the target, named.
+        assert!(matches!(
+            sc.munmap(0x1001, 4096),
+            Err(PtraceError::RemoteSyscall { sysno: Sysno::Munmap, errno: Errno::EINVAL, tid }) if tid == pid
+        ));
+        assert_eq!(
+            sc.syscall_raw(Sysno::Close, &[9999]).expect("raw close"),
+            -i64::from(libc::EBADF)
+        );
+    }
+    assert_eq!(t.get_regs().expect("regs"), regs);
+    // An "instruction" in a non-executable page faults: an error, the registers come back, the
+    // fault is not held (re-injecting it would kill the target).
+    {
+        let mut sc = RemoteSyscaller::new(&mut t, tgt.ready.rw).expect("syscaller");
+        let e = sc.getpid().expect_err("fault");
+        assert!(
+            matches!(e, PtraceError::InjectionFault { signal: libc::SIGSEGV, addr, .. } if addr == tgt.ready.rw),
+            "{e}"
+        );
+    }
+    assert!(t.held_signals().is_empty());
+    assert_eq!(t.get_regs().expect("regs"), regs);
+    t.detach().expect("detach");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    common::wait_state(pid, 'S');
+}
+
+#[test]
+fn i386_rejects_values_above_4g() {
+    let Some(tgt) = Target::start(Arch::I386, 10_000) else {
+        eprintln!("SKIPPED: i386 target could not be built");
+        return;
+    };
+    let mut t = Tracee::seize(tgt.pid(), Options::empty()).expect("seize");
+    t.stop(OnSignal::Deliver).expect("stop");
+    let regs = t.get_regs().expect("regs");
+    let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
+    assert!(matches!(
+        sc.munmap(0x1_0000_0000, 4096),
+        Err(PtraceError::DoesNotFit {
+            value: 0x1_0000_0000,
+            arch: Arch::I386,
+            ..
+        })
+    ));
+    // mmap2 takes the offset in pages: an unaligned offset is refused before the call.
+    assert!(matches!(
+        sc.mmap(
+            0,
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            100
+        ),
+        Err(PtraceError::RemoteSyscall {
+            sysno: Sysno::Mmap,
+            errno: Errno::EINVAL,
+            ..
+        })
+    ));
+    let addr = sc
+        .mmap(
+            0,
+            8192,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+        .expect("mmap2");
+    assert!(addr < 1 << 32);
+    sc.munmap(addr, 8192).expect("munmap");
+    sc.finish().expect("finish");
+    assert_eq!(t.get_regs().expect("regs"), regs);
+}
+
+#[test]
+fn kill_ends_the_target() {
+    let tgt = Target::start(Arch::X86_64, 10_000).expect("target");
+    let pid = tgt.pid();
+    let mut t = Tracee::seize(pid, Options::empty()).expect("seize");
+    t.stop(OnSignal::Deliver).expect("stop");
+    t.kill().expect("kill");
+    // We are its parent too, so kill() reaped it.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(tgt);
+}
