@@ -431,6 +431,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "fill")) {
 		fill_setup(argc > 3 ? argv[3] : "64");
+		report("INFO fill %#lx %zu", (unsigned long)(uintptr_t)fill_area, fill_words * 8);
 		report_ready();
 		wait_for_go();
 		fill_verify();

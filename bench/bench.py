@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Capture and restore benchmark of psnc-cr (issue 3), compared with the physical limit and CRIU.
+
+For each memory size (default 64 MiB, 1 GiB, 4 GiB of non-zero anonymous memory) and each
+destination (a tmpfs and a disk directory) it measures, in the same run:
+
+  capture   psnc-capture PID -o IMAGE --json --kill: wall time, the time the target was stopped
+            (stopped_ms from --json), image size
+  limit     process_vm_readv of the same memory + write of the same bytes (+ fsync): bench/limit.c
+  restore   psnc-restore IMAGE until it printed the PID (the process runs on its own)
+  fill      filling the same amount of fresh memory from the limit file: bench/limit.c
+  criu      CRIU 4.1 dump and restore of the same target, when available
+
+and prints ratios: capture speed / limit speed (the goal is >= 0.8), restore likewise, and our
+time / CRIU's. Writing into fresh memory is slow and noisy on VMs: compare only within one run.
+The restored target checks its memory afterwards; a wrong restore is reported, not timed as fine.
+
+Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
+def build(args):
+    """Builds the tools (release) and the two C helpers; returns (tools dir, helper dir)."""
+    if not args.no_build:
+        sh(["cargo", "build", "--release", "-q", "-p", "psnc-capture", "-p", "psnc-restore"],
+           cwd=ROOT)
+    tools = Path(args.tools_dir) if args.tools_dir else target_dir() / "release"
+    helpers = target_dir() / "psnc-bench"
+    helpers.mkdir(parents=True, exist_ok=True)
+    sh(["cc", "-O2", "-o", helpers / "memory", ROOT / "tests/targets/memory.c"])
+    sh(["cc", "-O2", "-o", helpers / "limit", ROOT / "bench/limit.c"])
+    return tools, helpers
+
+
+def find_criu(arg):
+    """CRIU 4.1: --criu PATH, $CRIU, /opt/criu4/criu4, or installed with shared/tools/setup-criu4."""
+    if arg == "none":
+        return None
+    for c in [arg, os.environ.get("CRIU"), "/opt/criu4/criu4"]:
+        if c and os.access(c, os.X_OK):
+            return c
+    for setup in [ROOT.parent / "shared/tools/setup-criu4", Path("/work/shared/tools/setup-criu4")]:
+        if setup.exists():
+            r = subprocess.run(["sh", str(setup), "/opt/criu4"], capture_output=True, text=True)
+            if r.returncode == 0 and os.access("/opt/criu4/criu4", os.X_OK):
+                return "/opt/criu4/criu4"
+            print(f"note: setup-criu4 failed: {r.stderr.strip()[-300:]}", file=sys.stderr)
+    return None
+
+
+class Target:
+    """The memory target holding SIZE MiB of non-zero memory (tests/targets/memory.c fill)."""
+
+    def __init__(self, helpers, mib, workdir):
+        self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
+        self.report = self.dir / "report"
+        self.proc = subprocess.Popen(
+            [helpers / "memory", self.report, "fill", str(mib)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.pid = self.proc.pid
+        self.addr = self.len = None
+        self.wait_line(f"READY {self.pid}", 600)
+        for line in self.lines():
+            if line.startswith("INFO fill "):
+                a, n = line.split()[2:4]
+                self.addr, self.len = int(a, 16), int(n)
+
+    def lines(self):
+        try:
+            return self.report.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_line(self, prefix, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(l.startswith(prefix) for l in self.lines()):
+                return True
+            time.sleep(0.02)
+        raise RuntimeError(f"target {self.pid}: no '{prefix}' after {timeout} s: {self.lines()}")
+
+    def verify(self, pid):
+        """Lets the (restored) target check its memory; returns True when it passed."""
+        (self.dir / "report.go").touch()
+        self.wait_line("DONE", 600)
+        ok = "PASS fill" in self.lines()
+        (self.dir / "report.go").unlink()
+        kill(pid)
+        return ok
+
+    def reap(self):
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self):
+        kill(self.pid)
+        self.reap()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def kill(pid):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+
+
+def timed(cmd, **kw):
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    return time.monotonic() - t0, r
+
+
+def drop_file(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def bench_one(args, tools, helpers, criu, mib, dest, dest_dir):
+    res = {"size_mib": mib, "dest": dest}
+    bench_ours(res, tools, helpers, mib, dest_dir)
+    if criu:
+        bench_criu(res, criu, helpers, mib, dest_dir)
+    return res
+
+
+def bench_ours(res, tools, helpers, mib, dest_dir):
+    t = Target(helpers, mib, dest_dir)
+    try:
+        # The physical limits, with this very target's memory.
+        limit_file = dest_dir / "limit.bin"
+        r = subprocess.run([helpers / "limit", "read", str(t.pid), hex(t.addr), str(t.len),
+                            limit_file], capture_output=True, text=True, check=True)
+        res["limit_read_s"] = float(r.stdout)
+        r = subprocess.run([helpers / "limit", "fill", limit_file, str(t.len)],
+                           capture_output=True, text=True, check=True)
+        res["limit_fill_s"] = float(r.stdout)
+        drop_file(limit_file)
+
+        image = dest_dir / "image"
+        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", image, "--json", "--kill"])
+        if r.returncode != 0:
+            res["error"] = f"capture: {r.stderr.strip()[-300:]}"
+            return
+        t.reap()
+        res["capture_s"] = secs
+        try:
+            summary = json.loads(r.stdout.strip().splitlines()[-1])
+            res["stopped_s"] = summary.get("stopped_ms", float("nan")) / 1e3
+        except (ValueError, IndexError):
+            res["stopped_s"] = float("nan")
+        res["image_bytes"] = image.stat().st_size
+
+        secs, r = timed([tools / "psnc-restore", image])
+        if r.returncode != 0:
+            res["error"] = f"restore: {r.stderr.strip()[-300:]}"
+            drop_file(image)
+            return
+        res["restore_s"] = secs
+        pid = int(r.stdout.split()[-1])
+        res["restored_ok"] = t.verify(pid)
+        drop_file(image)
+    finally:
+        drop_file(dest_dir / "image")
+        t.close()
+
+
+def bench_criu(res, criu, helpers, mib, dest_dir):
+    t = Target(helpers, mib, dest_dir)
+    cdir = dest_dir / "criu"
+    shutil.rmtree(cdir, ignore_errors=True)
+    cdir.mkdir()
+    try:
+        secs, r = timed([criu, "dump", "-t", str(t.pid), "-D", cdir, "-o", "dump.log"])
+        if r.returncode != 0:
+            res["criu_error"] = "dump failed: " + tail_log(cdir / "dump.log")
+            return
+        t.reap()
+        res["criu_dump_s"] = secs
+        res["criu_image_bytes"] = sum(f.stat().st_size for f in cdir.iterdir())
+        secs, r = timed([criu, "restore", "-d", "-D", cdir, "-o", "restore.log"])
+        if r.returncode != 0:
+            res["criu_error"] = "restore failed: " + tail_log(cdir / "restore.log")
+            return
+        res["criu_restore_s"] = secs
+        res["criu_restored_ok"] = t.verify(t.pid)
+    finally:
+        t.close()
+        shutil.rmtree(cdir, ignore_errors=True)
+
+
+def tail_log(path):
+    try:
+        return " | ".join(path.read_text().strip().splitlines()[-3:])
+    except OSError:
+        return f"(no {path})"
+
+
+def fmt_row(r):
+    def g(k, f="{:.3f}"):
+        v = r.get(k)
+        return "-" if v is None else f.format(v)
+
+    def ratio(a, b):
+        return "-" if r.get(a) is None or not r.get(b) else f"{r[a] / r[b]:.2f}"
+
+    return [
+        f"{r['size_mib']} MiB", r["dest"],
+        g("capture_s"), g("stopped_s"), g("image_bytes", "{:,}"), g("limit_read_s"),
+        ratio("limit_read_s", "capture_s"),
+        g("restore_s"), g("limit_fill_s"), ratio("limit_fill_s", "restore_s"),
+        g("criu_dump_s"), ratio("capture_s", "criu_dump_s"),
+        g("criu_restore_s"), ratio("restore_s", "criu_restore_s"),
+        {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
+        {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
+    ]
+
+
+HEAD = ["memory", "to", "capture s", "stopped s", "image bytes", "limit s", "cap/limit",
+        "restore s", "fill s", "rst/limit", "criu dump s", "ours/criu", "criu rst s",
+        "ours/criu", "check", "criu check"]
+
+
+def print_table(rows):
+    cells = [HEAD] + [fmt_row(r) for r in rows]
+    widths = [max(len(str(c[i])) for c in cells) for i in range(len(HEAD))]
+    for c in cells:
+        print("  ".join(str(v).rjust(w) for v, w in zip(c, widths)))
+    for r in rows:
+        for k in ("error", "criu_error"):
+            if k in r:
+                print(f"{r['size_mib']} MiB to {r['dest']}: {k}: {r[k]}")
+    print("cap/limit and rst/limit: the limit's time over ours (1.0 = as fast as the limit; "
+          "the goal for capture is >= 0.8). ours/criu: our time over CRIU's (< 1 = faster).")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="64,1024,4096", help="MiB, comma-separated")
+    p.add_argument("--dests", default="tmpfs,disk")
+    p.add_argument("--tmpfs", default=None, help="tmpfs directory (default: a private mount)")
+    p.add_argument("--disk", default="/var/tmp", help="directory on a disk file system")
+    p.add_argument("--criu", default=None, help="criu 4.1 binary, or 'none'")
+    p.add_argument("--tools-dir", default=None, help="where psnc-capture/psnc-restore are")
+    p.add_argument("--no-build", action="store_true")
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench.py: run as root (ptrace of the target, same-PID restore, tmpfs mount)")
+    tools, helpers = build(args)
+    criu = find_criu(args.criu)
+    print(f"criu: {criu or 'not available'}")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    mounted = None
+    try:
+        for dest in args.dests.split(","):
+            if dest == "tmpfs":
+                if args.tmpfs:
+                    base = Path(args.tmpfs)
+                else:
+                    base = Path(tempfile.mkdtemp(prefix="psnc-bench-tmpfs-"))
+                    need = 2 * max(sizes) * MIB + 512 * MIB
+                    sh(["mount", "-t", "tmpfs", "-o", f"size={need}", "psnc-bench", base])
+                    mounted = base
+            else:
+                base = Path(args.disk)
+            dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
+            try:
+                for mib in sizes:
+                    print(f"... {mib} MiB to {dest} ({dest_dir})", flush=True)
+                    rows.append(bench_one(args, tools, helpers, criu, mib, dest, dest_dir))
+            finally:
+                shutil.rmtree(dest_dir, ignore_errors=True)
+            if mounted:
+                subprocess.run(["umount", mounted])
+                os.rmdir(mounted)
+                mounted = None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", mounted])
+    print()
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    if any("error" in r or r.get("restored_ok") is False for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
