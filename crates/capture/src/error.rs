@@ -26,6 +26,15 @@ pub enum CaptureError {
         comm: String,
     },
 
+    /// The number is a thread of another process, not a process.
+    #[error("{tid} is a thread of process {tgid}, not a process; capture PID {tgid}")]
+    NotAProcess {
+        /// The number asked for.
+        tid: i32,
+        /// The process the thread belongs to.
+        tgid: i32,
+    },
+
     /// The process is a zombie (it has exited and waits for its parent).
     #[error("PID {pid} is a zombie (it has exited); there is nothing to capture")]
     Zombie {
@@ -100,6 +109,20 @@ pub enum CaptureError {
         pid: i32,
     },
 
+    /// A ptrace or remote-syscall operation on a thread failed.
+    #[error("PID {pid}, thread {tid}: {what}: {source}")]
+    Trace {
+        /// The PID.
+        pid: i32,
+        /// The thread.
+        tid: i32,
+        /// The operation.
+        what: String,
+        /// The error from the ptrace crate.
+        #[source]
+        source: psnc_ptrace::PtraceError,
+    },
+
     /// Reading the target's memory failed.
     #[error("PID {pid}: cannot read memory {start:#x}..{end:#x}: {source}")]
     Memory {
@@ -111,7 +134,7 @@ pub enum CaptureError {
         end: u64,
         /// The error.
         #[source]
-        source: std::io::Error,
+        source: psnc_ptrace::PtraceError,
     },
 
     /// A file the image should contain (the executable, a mapped file, a deleted open file) could
@@ -139,6 +162,16 @@ pub enum CaptureError {
         source: std::io::Error,
     },
 
+    /// The image writer refused the data (e.g. a value too wide for `--layout 32`).
+    #[error("cannot write image {path}: {source}")]
+    Format {
+        /// The image path (`-` for stdout).
+        path: PathBuf,
+        /// The format crate's error.
+        #[source]
+        source: psnc_format::FormatError,
+    },
+
     /// The requested layout class cannot hold this process.
     #[error("PID {pid} is a {arch} process; --layout 32 cannot hold it (use --layout 64)")]
     LayoutTooNarrow {
@@ -160,9 +193,9 @@ pub enum CaptureError {
     Kill {
         /// The PID.
         pid: i32,
-        /// The error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: Box<CaptureError>,
     },
 }
 

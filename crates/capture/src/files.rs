@@ -6,7 +6,7 @@
 //!    (dev, inode, size, mtime, mode) and is registered once, by (dev, inode), in a
 //!    [`FileCatalog`] together with a path capture can read it through (`/proc/PID/map_files/..`,
 //!    `/proc/PID/exe`, `/proc/PID/fd/N`: these reach the very file even when it was unlinked).
-//! 2. After the pages, [`FileCatalog::store_all`] reads each file once, hashes it (SHA-256, into
+//! 2. After the pages, [`FileCatalog::store`] reads each file once, hashes it (SHA-256, into
 //!    [`FileIdentity::sha256`]) and, unless `--no-store-files` applies, stores its contents with
 //!    [`ImageWriter::store_file_from`](psnc_format::ImageWriter) (deduplicated by content there);
 //!    [`FileCatalog::fill_refs`] then writes the hashes and [`FileId`]s into every `FileRef` of
@@ -18,8 +18,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use psnc_format::model::{Fd, FdKind, FileId, FileIdentity, FileRef, PipeEnd, Process};
@@ -50,8 +51,9 @@ struct CatalogEntry {
     what: String,
     /// The path at capture (without ` (deleted)`).
     path: String,
-    /// A path this tool can open to read the very same file.
-    source: PathBuf,
+    /// The very same file, opened through a `/proc` link while the target was stopped (so it
+    /// stays reachable when the target exits or unmaps it).
+    file: fs::File,
     /// Deleted files are stored even with `--no-store-files`.
     must_store: bool,
     /// Whether to hash the contents (files that restore may reuse from disk); open regular files
@@ -67,6 +69,20 @@ pub struct FileCatalog {
     entries: HashMap<(u64, u64), CatalogEntry>,
     /// Keys in the order first seen, so the image's file order is stable.
     order: Vec<(u64, u64)>,
+    /// Stored contents, by SHA-256.
+    by_sha: HashMap<[u8; 32], FileId>,
+}
+
+/// Which files [`FileCatalog::store`] handles. Deleted files can still change through the
+/// target's fds, so they are read while the target is stopped; the others (the executable,
+/// libraries, files on disk) are read through handles opened while it was stopped, which may
+/// happen after it runs on, to keep the stop short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilePhase {
+    /// Deleted files: before the target runs on.
+    Volatile,
+    /// Every other file.
+    Stable,
 }
 
 impl FileCatalog {
@@ -86,7 +102,8 @@ impl FileCatalog {
     }
 
     /// Registers a file: `path` as the kernel printed it (maybe with ` (deleted)`), `source` a
-    /// path to reach it. Returns its [`FileRef`] without hash and stored id.
+    /// path to reach it (opened now, when first seen). Returns its [`FileRef`] without hash and
+    /// stored id.
     pub fn add(
         &mut self,
         pid: i32,
@@ -95,7 +112,7 @@ impl FileCatalog {
         source: &Path,
         meta: &fs::Metadata,
         hash: bool,
-    ) -> FileRef {
+    ) -> Result<FileRef> {
         let (clean, deleted) = strip_deleted(path);
         // A file unlinked from its directory keeps nlink 0; " (deleted)" alone could be part of a
         // real file name.
@@ -103,34 +120,49 @@ impl FileCatalog {
         let clean = if deleted { clean } else { path };
         let identity = identity_of(meta);
         let key = (identity.dev, identity.ino);
-        let entry = self.entries.entry(key).or_insert_with(|| {
-            self.order.push(key);
-            CatalogEntry {
+        if !self.entries.contains_key(&key) {
+            // Only regular files are registered, so this never blocks (FIFOs are not).
+            let file = fs::File::open(source).map_err(|e| CaptureError::File {
+                pid,
                 what: what.to_string(),
                 path: clean.to_string(),
-                source: source.to_path_buf(),
-                must_store: deleted,
-                hash,
-                sha256: [0; 32],
-                id: None,
-            }
-        });
-        entry.must_store |= deleted;
-        entry.hash |= hash;
-        let _ = pid;
-        FileRef {
+                source: e,
+            })?;
+            self.order.push(key);
+            self.entries.insert(
+                key,
+                CatalogEntry {
+                    what: what.to_string(),
+                    path: clean.to_string(),
+                    file,
+                    must_store: deleted,
+                    hash,
+                    sha256: [0; 32],
+                    id: None,
+                },
+            );
+        }
+        if let Some(entry) = self.entries.get_mut(&key) {
+            entry.must_store |= deleted;
+            entry.hash |= hash;
+        }
+        Ok(FileRef {
             path: clean.to_string(),
             deleted,
             identity,
             stored: None,
-        }
+        })
     }
 
-    /// Reads every registered file once: hashes it and, if `store_files` or the file is deleted,
-    /// hands it to `store` (path, reader) for the image. `check` runs between files.
-    pub fn store_all(
+    /// Hashes the registered files of `phase` (SHA-256, for their identity) and, if
+    /// `store_files` or the file is deleted, hands them to `store` (path, reader) for the image,
+    /// once per distinct content. Each stored file is read twice (hash, then copy; the second
+    /// read comes from the page cache), so a content already stored under another inode costs no
+    /// image bytes. `check` runs between files.
+    pub fn store(
         &mut self,
         pid: i32,
+        phase: FilePhase,
         store_files: bool,
         store: &mut dyn FnMut(&str, &mut dyn Read) -> Result<FileId>,
         check: &mut dyn FnMut() -> Result<()>,
@@ -140,6 +172,9 @@ impl FileCatalog {
             let Some(e) = self.entries.get_mut(key) else {
                 continue;
             };
+            if (phase == FilePhase::Volatile) != e.must_store {
+                continue;
+            }
             let wanted = e.must_store || (store_files && e.hash);
             if !wanted && !e.hash {
                 continue;
@@ -150,32 +185,31 @@ impl FileCatalog {
                 path: e.path.clone(),
                 source,
             };
-            let file = fs::File::open(&e.source).map_err(file_err)?;
+            e.file.seek(SeekFrom::Start(0)).map_err(file_err)?;
             let mut reader = HashingReader {
-                inner: file,
+                inner: &mut e.file,
                 hasher: Sha256::new(),
             };
-            if wanted {
-                let id = store(&e.path, &mut reader)?;
-                // Whatever the writer left unread still belongs to the hash.
-                io::copy(&mut reader, &mut io::sink()).map_err(|err| CaptureError::File {
-                    pid,
-                    what: e.what.clone(),
-                    path: e.path.clone(),
-                    source: err,
-                })?;
-                e.id = Some(id);
-            } else {
-                io::copy(&mut reader, &mut io::sink()).map_err(|err| CaptureError::File {
-                    pid,
-                    what: e.what.clone(),
-                    path: e.path.clone(),
-                    source: err,
-                })?;
-            }
+            io::copy(&mut reader, &mut io::sink()).map_err(file_err)?;
             e.sha256 = reader.hasher.finalize().into();
+            if !wanted {
+                continue;
+            }
+            if let Some(id) = self.by_sha.get(&e.sha256) {
+                e.id = Some(*id);
+                continue;
+            }
+            e.file.seek(SeekFrom::Start(0)).map_err(file_err)?;
+            let id = store(&e.path, &mut e.file)?;
+            self.by_sha.insert(e.sha256, id);
+            e.id = Some(id);
         }
         Ok(())
+    }
+
+    /// How many distinct contents were stored so far.
+    pub fn stored(&self) -> usize {
+        self.by_sha.len()
     }
 
     /// Writes the hashes and stored ids into every [`FileRef`] of `process`.
@@ -220,7 +254,7 @@ pub fn exe_ref(proc_dir: &ProcDir, catalog: &mut FileCatalog) -> Result<FileRef>
     let link = proc_dir.read_link("exe")?;
     let source = proc_dir.path("exe");
     let meta = fs::metadata(&source).map_err(|e| CaptureError::proc_io(pid, &source, e))?;
-    Ok(catalog.add(pid, "the executable", &link, &source, &meta, true))
+    catalog.add(pid, "the executable", &link, &source, &meta, true)
 }
 
 /// The [`FileRef`] of a file mapping. Reads through `/proc/PID/map_files/START-END` (which needs
@@ -267,7 +301,7 @@ pub fn mapping_ref(
             kind: format!("a mapping of a non-regular file ({})", entry.path),
         });
     }
-    Ok(catalog.add(pid, &what, &entry.path, &source, &meta, true))
+    catalog.add(pid, &what, &entry.path, &source, &meta, true)
 }
 
 /// Reads a pipe's buffered bytes without consuming them.
@@ -398,7 +432,7 @@ fn classify_fd(
     let (clean, _) = strip_deleted(link);
     if ft.is_file() {
         // Open regular files are reopened by path at restore; only deleted ones need contents.
-        let r = catalog.add(pid, &format!("fd {fd}"), link, &source, &meta, false);
+        let r = catalog.add(pid, &format!("fd {fd}"), link, &source, &meta, false)?;
         Ok(mk(FdKind::Regular(r)))
     } else if ft.is_dir() {
         Ok(mk(FdKind::Directory {
@@ -436,34 +470,40 @@ fn classify_fd(
     }
 }
 
-/// Fills pipes' and FIFOs' buffered bytes (once per pipe, on its lowest fd) and capacity, and
-/// marks pipes whose other end is not in the process as external.
+/// Fills pipes' and FIFOs' buffered bytes and capacity, and marks pipes whose other end is not in
+/// the process as external. A pipe's bytes are read once, through a read end when the process
+/// holds one, and stored with the pipe's lowest fd.
 fn mark_pipes(pid: i32, fds: &mut [Fd], peek: &mut dyn PipePeek) -> Result<()> {
-    let mut ends: HashMap<u64, (bool, bool)> = HashMap::new();
+    // Per pipe inode: (has read end, has write end, lowest fd, lowest read-end fd).
+    let mut pipes: HashMap<u64, (bool, bool, i32, Option<i32>)> = HashMap::new();
     for fd in fds.iter() {
         if let FdKind::Pipe(p) = &fd.kind {
-            let e = ends.entry(p.ino).or_default();
+            let e = pipes.entry(p.ino).or_insert((false, false, fd.fd, None));
+            e.2 = e.2.min(fd.fd);
             if p.write_end {
                 e.1 = true;
             } else {
                 e.0 = true;
+                e.3 = Some(e.3.map_or(fd.fd, |r| r.min(fd.fd)));
             }
         }
     }
-    let mut peeked: HashMap<u64, u32> = HashMap::new();
+    let mut peeked: HashMap<u64, (Vec<u8>, u32)> = HashMap::new();
+    for (ino, (_, _, lowest, read_fd)) in &pipes {
+        let via = read_fd.unwrap_or(*lowest);
+        peeked.insert(*ino, peek.peek(via).map_err(|e| with_pid(e, pid))?);
+    }
     for fd in fds.iter_mut() {
         let n = fd.fd;
         match &mut fd.kind {
             FdKind::Pipe(p) => {
-                let (r, w) = ends.get(&p.ino).copied().unwrap_or_default();
+                let (r, w, lowest, _) = pipes.get(&p.ino).copied().unwrap_or_default();
                 p.external = !(r && w);
-                if let Some(cap) = peeked.get(&p.ino) {
+                if let Some((bytes, cap)) = peeked.get_mut(&p.ino) {
                     p.capacity = *cap;
-                } else {
-                    let (bytes, cap) = peek.peek(n).map_err(|e| with_pid(e, pid))?;
-                    p.buffered = bytes;
-                    p.capacity = cap;
-                    peeked.insert(p.ino, cap);
+                    if n == lowest {
+                        p.buffered = std::mem::take(bytes);
+                    }
                 }
             }
             FdKind::Fifo { buffered, .. } => {
@@ -474,6 +514,80 @@ fn mark_pipes(pid: i32, fds: &mut [Fd], peek: &mut dyn PipePeek) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads pipe buffers of a stopped target: a duplicate of the target's fd with `pidfd_getfd`
+/// (the same pipe), then `tee` into a pipe of our own, which copies the buffered bytes without
+/// consuming them, then a read of our copy. `tee` needs a readable source: for a write end the
+/// pipe is opened again for reading through `/proc/PID/fd/N` (non-blocking, so it never waits
+/// for a writer), which adds a reader only for the moment of the copy.
+#[derive(Debug)]
+pub struct TeePipePeek {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl TeePipePeek {
+    /// Opens a pidfd for `pid`.
+    pub fn new(pid: i32) -> Result<Self> {
+        let pidfd = psnc_ptrace::sys::pidfd_open(pid)
+            .map_err(|e| crate::stop::trace_error(pid, pid, "pidfd_open", e))?;
+        Ok(TeePipePeek { pid, pidfd })
+    }
+}
+
+impl PipePeek for TeePipePeek {
+    fn peek(&mut self, fd: i32) -> Result<(Vec<u8>, u32)> {
+        let pid = self.pid;
+        let what = format!("reading the buffer of the pipe behind fd {fd}");
+        let terr = |e| crate::stop::trace_error(pid, pid, &what, e);
+        let ioerr = |e: io::Error| CaptureError::File {
+            pid,
+            what: format!("fd {fd}"),
+            path: "pipe".into(),
+            source: e,
+        };
+        let dup = psnc_ptrace::sys::pidfd_getfd(self.pidfd.as_fd(), pid, fd).map_err(terr)?;
+        let capacity = nix::fcntl::fcntl(dup.as_raw_fd(), nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+            .map_err(|e| ioerr(e.into()))?;
+        let accmode = nix::fcntl::fcntl(dup.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|e| ioerr(e.into()))?
+            & libc::O_ACCMODE;
+        let source: OwnedFd = if accmode == libc::O_WRONLY {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(format!("/proc/{pid}/fd/{fd}"))
+                .map_err(ioerr)?
+                .into()
+        } else {
+            dup
+        };
+        let (copy_r, copy_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| ioerr(e.into()))?;
+        nix::fcntl::fcntl(
+            copy_w.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(capacity),
+        )
+        .map_err(|e| ioerr(e.into()))?;
+        let n = match psnc_ptrace::sys::tee(source.as_fd(), copy_w.as_fd(), capacity as usize, true)
+        {
+            Ok(n) => n,
+            // Empty pipe with a writer.
+            Err(psnc_ptrace::PtraceError::Syscall {
+                errno: nix::errno::Errno::EAGAIN,
+                ..
+            }) => 0,
+            Err(e) => return Err(terr(e)),
+        };
+        drop(copy_w);
+        let mut bytes = Vec::with_capacity(n);
+        fs::File::from(copy_r)
+            .read_to_end(&mut bytes)
+            .map_err(ioerr)?;
+        Ok((bytes, u32::try_from(capacity).unwrap_or(0)))
+    }
 }
 
 fn with_pid(e: CaptureError, pid: i32) -> CaptureError {
@@ -564,8 +678,9 @@ mod tests {
         assert!(r.deleted);
         assert_eq!(Path::new(&r.path), p.as_path());
         let mut stored = Vec::new();
-        cat.store_all(
+        cat.store(
             1,
+            FilePhase::Volatile,
             false,
             &mut |path, rd| {
                 let mut v = Vec::new();

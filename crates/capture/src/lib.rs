@@ -1,6 +1,749 @@
-//! psnc-capture library.
+//! Capture a running, unmodified Linux process into one self-contained checkpoint image.
+//!
+//! [`capture`] is the whole operation; the binary `psnc-capture` only parses arguments and prints
+//! the [`Summary`]. The steps, each in its own module:
+//!
+//! ```text
+//!  preflight        procfs: exists, not a kernel thread / zombie / traced / seccomp filter
+//!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
+//!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
+//!  remote batch     signals, threads: rt_sigaction x64, getitimer, timer_gettime, brk(0),
+//!                   prctl gets, sigaltstack, PR_GET_TID_ADDRESS; scratch page unmapped after
+//!  threads          registers (syscall restart resolved), XSAVE, TLS, mask, queue, rseq, robust
+//!  procfs           stat, status, auxv, limits, personality, cwd, exe, maps + smaps, fds
+//!  memory           classify VMAs, pagemap -> plan, process_vm_readv -> ImageWriter page runs
+//!  files            exe, mapped and deleted files hashed and stored once, after the pages
+//!  release          detach (default) -> finish + commit; or finish + commit -> SIGKILL (--kill)
+//! ```
+//!
+//! A failed capture leaves the target running and untouched (every error path detaches every
+//! thread, the `AtomicFile` removes its temporary file) and no file under the image's name. The
+//! target's registers are borrowed only inside remote syscalls (see `psnc_ptrace::remote` for
+//! that window); SIGINT/SIGTERM/SIGHUP of the tool are deferred to safe points
+//! ([`interrupt::Interrupts`]).
+
 pub mod error;
 pub mod files;
 pub mod host;
+pub mod interrupt;
 pub mod memory;
 pub mod procfs;
+pub mod signals;
+pub mod stop;
+pub mod threads;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use psnc_format::model::{Arch, Checkpoint, Creds, Identity, MmFields, Process, Vma, VmaKind};
+use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
+use psnc_ptrace::RemoteSyscaller;
+
+pub use error::{CaptureError, Result};
+use files::{FileCatalog, FilePhase, TeePipePeek};
+use interrupt::Interrupts;
+use memory::{StorePolicy, TargetMemory};
+use procfs::{MapsEntry, ProcDir};
+use stop::{trace_error, Frozen};
+use threads::RemoteThreadState;
+
+/// Where the image goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A file, created atomically (temporary name, renamed on success).
+    Path(PathBuf),
+    /// Standard output (`-o -`).
+    Stdout,
+}
+
+impl Output {
+    /// The path as the user gave it, for messages (`-` for stdout).
+    pub fn display(&self) -> PathBuf {
+        match self {
+            Output::Path(p) => p.clone(),
+            Output::Stdout => PathBuf::from("-"),
+        }
+    }
+}
+
+/// How to capture.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the image goes.
+    pub output: Output,
+    /// Kill the target once the image is safely written (it stays stopped until then).
+    pub kill: bool,
+    /// Store the executable and mapped files in the image (deleted files are always stored).
+    pub store_files: bool,
+    /// The layout class of the image; `None` = the process's own (32 for i386, 64 for x86_64).
+    pub layout: Option<LayoutClass>,
+    /// Step-by-step log on stderr.
+    pub verbose: bool,
+    /// Termination signals of the tool, checked at safe points; `None` = not watched.
+    pub interrupts: Option<Arc<Interrupts>>,
+    /// The tool's command line, recorded in the image identity.
+    pub cmdline: Vec<String>,
+}
+
+impl Options {
+    /// Defaults: keep the target running, store files, native layout, quiet.
+    pub fn new(output: Output) -> Self {
+        Options {
+            output,
+            kill: false,
+            store_files: true,
+            layout: None,
+            verbose: false,
+            interrupts: None,
+            cmdline: Vec::new(),
+        }
+    }
+}
+
+/// What a capture did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The captured process.
+    pub pid: i32,
+    /// Where the image went (`-` for stdout).
+    pub image: PathBuf,
+    /// Size of the image in bytes.
+    pub image_bytes: u64,
+    /// Pages of memory stored.
+    pub pages_stored: u64,
+    /// VMAs recorded.
+    pub vmas: usize,
+    /// Threads captured.
+    pub threads: usize,
+    /// File descriptors captured.
+    pub fds: usize,
+    /// Distinct files whose contents were stored.
+    pub files_stored: usize,
+    /// How long the target was stopped.
+    pub stopped: Duration,
+    /// How long the whole capture took.
+    pub total: Duration,
+    /// Whether the target was killed after the image was written (`--kill`).
+    pub killed: bool,
+}
+
+impl Summary {
+    /// The one-line human summary.
+    pub fn line(&self) -> String {
+        format!(
+            "captured PID {} into {}: {} bytes, {} pages, {} threads, {} files stored; target stopped {:.3} ms{}",
+            self.pid,
+            self.image.display(),
+            self.image_bytes,
+            self.pages_stored,
+            self.threads,
+            self.files_stored,
+            self.stopped.as_secs_f64() * 1e3,
+            if self.killed { ", then killed" } else { ", running on" },
+        )
+    }
+
+    /// The summary as JSON, for scripts.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pid": self.pid,
+            "image": self.image.to_string_lossy(),
+            "image_bytes": self.image_bytes,
+            "pages_stored": self.pages_stored,
+            "vmas": self.vmas,
+            "threads": self.threads,
+            "fds": self.fds,
+            "files_stored": self.files_stored,
+            "stopped_ms": self.stopped.as_secs_f64() * 1e3,
+            "total_ms": self.total.as_secs_f64() * 1e3,
+            "killed": self.killed,
+        })
+    }
+}
+
+/// The step-by-step log (`-v`).
+#[derive(Debug)]
+struct Log {
+    verbose: bool,
+    start: Instant,
+}
+
+impl Log {
+    fn step(&self, msg: impl FnOnce() -> String) {
+        if self.verbose {
+            eprintln!(
+                "psnc-capture: [{:9.3} ms] {}",
+                self.start.elapsed().as_secs_f64() * 1e3,
+                msg()
+            );
+        }
+    }
+}
+
+/// Counts the bytes written through it (the image size, also on stdout).
+#[derive(Debug)]
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The image destination: an atomic file or stdout.
+enum Sink {
+    File(AtomicFile),
+    Stdout(io::Stdout),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+/// Checks, before touching the target, that `pid` is a process capture can handle.
+pub fn preflight(pid: i32) -> Result<()> {
+    if pid <= 0 {
+        return Err(CaptureError::NoSuchProcess { pid });
+    }
+    let me = std::process::id() as i32;
+    if pid == me || ProcDir::new(me).path("task").join(pid.to_string()).exists() {
+        return Err(CaptureError::SelfCapture { pid });
+    }
+    let dir = ProcDir::new(pid);
+    if !dir.exists() {
+        return Err(CaptureError::NoSuchProcess { pid });
+    }
+    let stat = dir.stat()?;
+    if stat.is_kernel_thread() {
+        return Err(CaptureError::KernelThread {
+            pid,
+            comm: stat.comm,
+        });
+    }
+    if matches!(stat.state, 'Z' | 'X' | 'x') {
+        return Err(CaptureError::Zombie { pid });
+    }
+    let status = dir.status()?;
+    if status.kthread {
+        return Err(CaptureError::KernelThread {
+            pid,
+            comm: status.name,
+        });
+    }
+    if status.tgid != pid {
+        return Err(CaptureError::NotAProcess {
+            tid: pid,
+            tgid: status.tgid,
+        });
+    }
+    if status.tracer_pid != 0 {
+        return Err(CaptureError::AlreadyTraced {
+            pid,
+            tracer: status.tracer_pid,
+        });
+    }
+    if status.seccomp == 2 {
+        return Err(CaptureError::SeccompFilter { pid });
+    }
+    Ok(())
+}
+
+/// Captures process `pid` as `opts` say. On error the target is left running and unchanged and no
+/// image exists under the output name.
+pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
+    let log = Log {
+        verbose: opts.verbose,
+        start: Instant::now(),
+    };
+    let check = || opts.interrupts.as_ref().map_or(Ok(()), |i| i.check());
+    let out_name = opts.output.display();
+    preflight(pid)?;
+    log.step(|| {
+        format!(
+            "PID {pid} is a user process; opening {}",
+            out_name.display()
+        )
+    });
+    let sink = match &opts.output {
+        Output::Path(p) => {
+            Sink::File(
+                AtomicFile::create(p).map_err(|source| CaptureError::Output {
+                    path: p.clone(),
+                    source,
+                })?,
+            )
+        }
+        Output::Stdout => Sink::Stdout(io::stdout()),
+    };
+    check()?;
+
+    let mut frozen = Frozen::freeze(pid)?;
+    log.step(|| {
+        format!(
+            "stopped {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT",
+            frozen.threads().len()
+        )
+    });
+    let collected = collect(
+        &mut frozen,
+        opts,
+        &log,
+        &check,
+        Counting {
+            inner: sink,
+            count: 0,
+        },
+    );
+    let mut c = match collected {
+        Ok(c) => c,
+        Err(e) => {
+            log.step(|| format!("failed ({e}); detaching"));
+            drop(frozen.thaw());
+            return Err(e);
+        }
+    };
+
+    // Without --kill the target runs on now; the stable files are read through the handles
+    // opened while it was stopped. With --kill it stays stopped until the image is committed,
+    // so nothing it does can differ from the image.
+    let state = if opts.kill {
+        Release::StillFrozen(frozen)
+    } else {
+        let s = frozen.thaw()?;
+        log.step(|| {
+            format!(
+                "detached; the target runs on after {:.3} ms",
+                s.as_secs_f64() * 1e3
+            )
+        });
+        Release::Thawed(s)
+    };
+    let written = write_rest(pid, opts, &log, &check, &mut c).and_then(|()| {
+        let out_err = |source| CaptureError::Output {
+            path: out_name.clone(),
+            source,
+        };
+        let out = c
+            .writer
+            .finish(c.ckpt)
+            .map_err(|source| CaptureError::Format {
+                path: out_name.clone(),
+                source,
+            })?;
+        log.step(|| "metadata, section table and trailer written".into());
+        commit(out).map_err(out_err)
+    });
+    let (stopped, killed, image_bytes) = match (state, written) {
+        (Release::Thawed(s), Ok(n)) => (s, false, n),
+        (Release::StillFrozen(frozen), Ok(n)) => {
+            let s = frozen.kill().map_err(|e| CaptureError::Kill {
+                pid,
+                source: Box::new(e),
+            })?;
+            log.step(|| format!("killed PID {pid}"));
+            (s, true, n)
+        }
+        (Release::StillFrozen(frozen), Err(e)) => {
+            drop(frozen.thaw());
+            return Err(e);
+        }
+        (Release::Thawed(_), Err(e)) => return Err(e),
+    };
+    log.step(|| format!("image complete: {image_bytes} bytes"));
+    Ok(Summary {
+        pid,
+        image: out_name,
+        image_bytes,
+        pages_stored: c.stats.pages,
+        vmas: c.stats.vmas,
+        threads: c.stats.threads,
+        fds: c.stats.fds,
+        files_stored: c.stats.files,
+        stopped,
+        total: log.start.elapsed(),
+        killed,
+    })
+}
+
+/// Where the target is once the stopped part of a capture is done.
+enum Release {
+    /// Detached and running on, after being stopped this long.
+    Thawed(Duration),
+    /// Still stopped (`--kill`: killed once the image is committed).
+    StillFrozen(Frozen),
+}
+
+/// Stores the stable files and fills every `FileRef`.
+fn write_rest<W: Write>(
+    pid: i32,
+    opts: &Options,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+    c: &mut Collected<W>,
+) -> Result<()> {
+    let writer = &mut c.writer;
+    let fmt = |source| CaptureError::Format {
+        path: opts.output.display(),
+        source,
+    };
+    c.catalog.store(
+        pid,
+        FilePhase::Stable,
+        opts.store_files,
+        &mut |path, rd| writer.store_file_from(path, &mut &mut *rd).map_err(fmt),
+        &mut || check(),
+    )?;
+    c.stats.files = c.catalog.stored();
+    log.step(|| {
+        format!(
+            "{} distinct files, {} stored",
+            c.catalog.len(),
+            c.stats.files
+        )
+    });
+    for p in &mut c.ckpt.processes {
+        c.catalog.fill_refs(p);
+    }
+    Ok(())
+}
+
+/// Flushes (and for a file, fsyncs and renames) the image; returns its size.
+fn commit(out: Counting<Sink>) -> io::Result<u64> {
+    let count = out.count;
+    match out.inner {
+        Sink::File(f) => f.commit()?,
+        Sink::Stdout(mut s) => s.flush()?,
+    }
+    Ok(count)
+}
+
+/// Counts for the summary.
+#[derive(Debug, Default)]
+struct Stats {
+    pages: u64,
+    vmas: usize,
+    threads: usize,
+    fds: usize,
+    files: usize,
+}
+
+/// What [`collect`] gathered while the target was stopped.
+struct Collected<W: Write> {
+    /// The model; its `FileRef`s get hashes and stored ids from `catalog` at the end.
+    ckpt: Checkpoint,
+    /// Files still to hash and store ([`FilePhase::Stable`]).
+    catalog: FileCatalog,
+    /// The writer, past the page runs and the deleted files.
+    writer: ImageWriter<W>,
+    stats: Stats,
+}
+
+/// Everything that needs the target stopped: the model, with the pages and deleted files
+/// streamed into the writer.
+fn collect<W: Write>(
+    frozen: &mut Frozen,
+    opts: &Options,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+    out: W,
+) -> Result<Collected<W>> {
+    let pid = frozen.pid();
+    let dir = ProcDir::new(pid);
+
+    // Modes first: every remote syscall needs the right instruction and numbering.
+    let mut arch = None;
+    for t in frozen.threads().iter_mut() {
+        let tid = t.tid();
+        let a = t
+            .arch()
+            .map_err(|e| trace_error(pid, tid, "reading the thread's mode", e))?;
+        if *arch.get_or_insert(a) != a {
+            return Err(CaptureError::Unsupported {
+                pid,
+                what: format!("thread {tid}"),
+                kind: "running in a different mode (x86_64 / i386) than the thread-group leader"
+                    .into(),
+            });
+        }
+    }
+    let arch = threads::model_arch(arch.unwrap_or(psnc_ptrace::Arch::X86_64));
+    let class = match (opts.layout, arch) {
+        (Some(LayoutClass::Bits32), Arch::X86_64) => {
+            return Err(CaptureError::LayoutTooNarrow {
+                pid,
+                arch: "x86_64",
+            });
+        }
+        (Some(c), _) => c,
+        (None, Arch::X86_64) => LayoutClass::Bits64,
+        (None, Arch::I386) => LayoutClass::Bits32,
+    };
+    check()?;
+
+    // The remote batch: all syscalls run inside the target, in one place, before anything is
+    // read that they could disturb (the scratch page is gone again before maps is read).
+    let timers = dir.timers()?;
+    let (remote_proc, remote_sig, remote_threads) = remote_batch(frozen, &timers)?;
+    log.step(|| {
+        "remote syscalls done (handlers, timers, brk, prctl, sigaltstack); scratch page unmapped"
+            .into()
+    });
+    check()?;
+
+    let mut threads = Vec::new();
+    for (t, remote) in frozen.threads().iter_mut().zip(remote_threads) {
+        threads.push(threads::capture_thread(&dir, t, remote)?);
+    }
+    log.step(|| {
+        format!(
+            "{} thread(s): registers, XSAVE, signal state",
+            threads.len()
+        )
+    });
+    let signals = signals::process_signals(pid, &frozen.threads()[0], remote_sig)?;
+
+    let stat = dir.stat()?;
+    let status = dir.status()?;
+    let mut catalog = FileCatalog::new();
+    let exe = files::exe_ref(&dir, &mut catalog)?;
+
+    // Memory layout and its refusals, before any byte is copied.
+    let maps = dir.maps()?;
+    let vm_flags = dir.smaps_vm_flags()?;
+    let mut vmas = Vec::with_capacity(maps.len());
+    let mut plan_input: Vec<(MapsEntry, StorePolicy)> = Vec::with_capacity(maps.len());
+    for m in &maps {
+        let flags = vm_flags.get(&m.start).cloned().unwrap_or_default();
+        let (kind, policy) =
+            memory::classify(m, &flags).map_err(|r| CaptureError::Unsupported {
+                pid,
+                what: format!("mapping {:#x}-{:#x}", m.start, m.end),
+                kind: r.kind,
+            })?;
+        let file = match kind {
+            VmaKind::File => Some(files::mapping_ref(&dir, m, &mut catalog)?),
+            _ => None,
+        };
+        vmas.push(Vma {
+            start: m.start,
+            end: m.end,
+            prot: m.prot(),
+            shared: m.shared,
+            kind,
+            file_offset: if kind == VmaKind::File { m.offset } else { 0 },
+            file,
+            vm_flags: flags.bits,
+        });
+        plan_input.push((m.clone(), policy));
+    }
+    log.step(|| format!("{} VMAs", vmas.len()));
+
+    let fds = files::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
+    log.step(|| format!("{} fds", fds.len()));
+    check()?;
+
+    let plan = memory::plan_pages(&plan_input, &dir.pagemap()?)?;
+    log.step(|| {
+        format!(
+            "page plan: {} pages in {} ranges",
+            plan.pages(),
+            plan.ranges.len()
+        )
+    });
+
+    let fmt = |source| CaptureError::Format {
+        path: opts.output.display(),
+        source,
+    };
+    let mut writer = ImageWriter::new(out, class).map_err(fmt)?;
+    let mut source = TargetMemory::open(pid)?;
+    let pages = memory::copy_pages(
+        &plan,
+        &mut source,
+        &mut |addr, bytes| writer.write_pages(addr, bytes).map_err(fmt),
+        &mut || check(),
+    )?;
+    log.step(|| format!("{} pages copied in {} runs", plan.pages(), pages.len()));
+
+    catalog.store(
+        pid,
+        FilePhase::Volatile,
+        opts.store_files,
+        &mut |path, rd| writer.store_file_from(path, &mut &mut *rd).map_err(fmt),
+        &mut || check(),
+    )?;
+    log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
+
+    let mut host = host::host_identity()?;
+    if let Some(t) = threads.first() {
+        (host.xsave_features, host.xsave_size) = host::xsave_identity(&t.xsave);
+    }
+    let auxv = dir.read_bytes("auxv")?;
+    let cmdline = dir.read_bytes("cmdline")?;
+    let comm = dir.read_string("comm")?.trim_end_matches('\n').to_string();
+    let u = |v: i32| u32::try_from(v).unwrap_or(0);
+    let process = Process {
+        pid: u(pid),
+        ppid: u(stat.ppid),
+        pgid: u(stat.pgrp),
+        sid: u(stat.session),
+        arch,
+        comm,
+        creds: Creds {
+            uids: status.uids,
+            gids: status.gids,
+            groups: status.groups.clone(),
+            cap_inh: status.cap_inh,
+            cap_prm: status.cap_prm,
+            cap_eff: status.cap_eff,
+            cap_bnd: status.cap_bnd,
+            cap_amb: status.cap_amb,
+            securebits: remote_proc.securebits,
+        },
+        cwd: dir.read_link("cwd")?,
+        root: dir.read_link("root")?,
+        umask: status.umask,
+        personality: dir.personality()?,
+        rlimits: dir.limits()?,
+        exe,
+        mm: MmFields {
+            start_code: stat.start_code,
+            end_code: stat.end_code,
+            start_data: stat.start_data,
+            end_data: stat.end_data,
+            start_brk: stat.start_brk,
+            brk: remote_proc.brk,
+            start_stack: stat.start_stack,
+            arg_start: stat.arg_start,
+            arg_end: stat.arg_end,
+            env_start: stat.env_start,
+            env_end: stat.env_end,
+        },
+        auxv,
+        cmdline,
+        dumpable: remote_proc.dumpable,
+        no_new_privs: status.no_new_privs,
+        pdeathsig: remote_proc.pdeathsig,
+        child_subreaper: remote_proc.child_subreaper,
+        seccomp_mode: status.seccomp,
+        threads,
+        vmas,
+        pages,
+        fds,
+        signals,
+    };
+
+    let stats = Stats {
+        pages: plan.pages(),
+        vmas: process.vmas.len(),
+        threads: process.threads.len(),
+        fds: process.fds.len(),
+        files: 0,
+    };
+    let me = ProcDir::new(std::process::id() as i32).status()?;
+    let identity = Identity {
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        host,
+        capture_uid: me.uids[0],
+        capture_gid: me.gids[0],
+        capture_cmdline: opts.cmdline.clone(),
+    };
+    Ok(Collected {
+        ckpt: Checkpoint {
+            identity,
+            processes: vec![process],
+            files: Vec::new(),
+        },
+        catalog,
+        writer,
+        stats,
+    })
+}
+
+/// What the remote batch learns about the process as a whole.
+#[derive(Debug, Clone, Copy, Default)]
+struct RemoteProcessState {
+    brk: u64,
+    dumpable: u32,
+    pdeathsig: u32,
+    child_subreaper: bool,
+    securebits: u32,
+}
+
+/// Runs every remote syscall of the capture: process-wide ones in the leader, per-thread ones in
+/// each thread, all sharing one scratch page, which is unmapped at the end.
+fn remote_batch(
+    frozen: &mut Frozen,
+    timers: &[procfs::TimerInfo],
+) -> Result<(
+    RemoteProcessState,
+    signals::RemoteSignalState,
+    Vec<RemoteThreadState>,
+)> {
+    let pid = frozen.pid();
+    let Some((leader, others)) = frozen.threads().split_first_mut() else {
+        return Err(CaptureError::NoSuchProcess { pid });
+    };
+    let ltid = leader.tid();
+    let err = |what: &'static str| move |e| trace_error(pid, ltid, what, e);
+    let mut sc = RemoteSyscaller::find(leader).map_err(err("finding a syscall instruction"))?;
+    let (scratch, scratch_len) = sc.scratch().map_err(err("mapping a scratch page"))?;
+    let proc_state = RemoteProcessState {
+        brk: sc.brk(0).map_err(err("brk(0)"))?,
+        dumpable: u32::try_from(
+            sc.prctl_get_dumpable()
+                .map_err(err("prctl(PR_GET_DUMPABLE)"))?,
+        )
+        .unwrap_or(0),
+        pdeathsig: u32::try_from(
+            sc.prctl_get_pdeathsig()
+                .map_err(err("prctl(PR_GET_PDEATHSIG)"))?,
+        )
+        .unwrap_or(0),
+        child_subreaper: sc
+            .prctl_get_child_subreaper()
+            .map_err(err("prctl(PR_GET_CHILD_SUBREAPER)"))?,
+        securebits: sc
+            .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
+            .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
+    };
+    let sig_state = signals::remote_signal_state(pid, &mut sc, timers)?;
+    let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
+    let insn = sc.insn_addr();
+    for t in others.iter_mut() {
+        let tid = t.tid();
+        let mut tsc = RemoteSyscaller::new(t, insn)
+            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
+        tsc.set_scratch(scratch, scratch_len)
+            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
+        thread_states.push(threads::remote_thread_state(pid, &mut tsc)?);
+    }
+    sc.finish().map_err(err("unmapping the scratch page"))?;
+    Ok((proc_state, sig_state, thread_states))
+}

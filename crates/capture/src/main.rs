@@ -1,5 +1,128 @@
-//! psnc-capture command-line tool.
-fn main() {
-    eprintln!("psnc-capture: not implemented yet");
-    std::process::exit(2);
+//! psnc-capture: capture a running process into a checkpoint image.
+//!
+//! Thin: parses arguments, calls [`psnc_capture::capture`], prints the summary or the error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use psnc_capture::interrupt::Interrupts;
+use psnc_capture::{capture, Options, Output};
+use psnc_format::LayoutClass;
+
+/// Exit status: the image was written.
+const EXIT_OK: u8 = 0;
+/// Exit status: the capture failed; the target was left running and unchanged.
+const EXIT_FAILED: u8 = 1;
+/// Exit status: bad command line (clap's own code).
+const EXIT_USAGE: u8 = 2;
+/// Exit status: the image was written, but `--kill` could not kill the target.
+const EXIT_KILL_FAILED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "psnc-capture",
+    version,
+    about = "Capture a running process into a self-contained checkpoint image.",
+    long_about = "Capture a running, unmodified process into one self-contained checkpoint image.\n\n\
+        The process is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (no SIGSTOP: its parent and \
+        job control see nothing), captured, and released: it keeps running unless --kill is given. \
+        A failed capture leaves it running and unchanged and leaves no file under IMAGE.",
+    after_help = "Exit status:\n  \
+        0  the image was written\n  \
+        1  the capture failed; the target was left running and unchanged, no image was written\n  \
+        2  bad command line\n  \
+        3  the image was written, but --kill could not kill the target"
+)]
+struct Args {
+    /// The process to capture.
+    pid: i32,
+
+    /// Image file to write (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "IMAGE")]
+    output: PathBuf,
+
+    /// Kill the process once the image is safely written (it stays stopped until then).
+    #[arg(long)]
+    kill: bool,
+
+    /// Do not store the executable and mapped files in the image; restore then needs them on
+    /// disk, unchanged. Deleted files are stored regardless.
+    #[arg(long)]
+    no_store_files: bool,
+
+    /// Layout class of the image: 32 or 64 bits (default: the process's own, 32 for i386).
+    #[arg(long, value_name = "32|64", value_parser = parse_layout)]
+    layout: Option<LayoutClass>,
+
+    /// Print the summary as JSON on stdout (on stderr when the image goes to stdout).
+    #[arg(long)]
+    json: bool,
+
+    /// Log each step on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn parse_layout(s: &str) -> Result<LayoutClass, String> {
+    match s {
+        "32" => Ok(LayoutClass::Bits32),
+        "64" => Ok(LayoutClass::Bits64),
+        _ => Err(format!("{s:?} is not a layout class; use 32 or 64")),
+    }
+}
+
+fn main() -> ExitCode {
+    // Before anything else (and before any thread exists): SIGINT/SIGTERM/SIGHUP become a clean
+    // stop at the next safe point instead of an exit in the middle of a remote syscall.
+    let interrupts = match Interrupts::install() {
+        Ok(i) => Some(Arc::new(i)),
+        Err(e) => {
+            eprintln!("psnc-capture: cannot watch for SIGINT/SIGTERM: {e}");
+            None
+        }
+    };
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let to_stdout = args.output.as_os_str() == "-";
+    let mut opts = Options::new(if to_stdout {
+        Output::Stdout
+    } else {
+        Output::Path(args.output.clone())
+    });
+    opts.kill = args.kill;
+    opts.store_files = !args.no_store_files;
+    opts.layout = args.layout;
+    opts.verbose = args.verbose;
+    opts.interrupts = interrupts;
+    opts.cmdline = std::env::args().collect();
+
+    match capture(args.pid, &opts) {
+        Ok(summary) => {
+            if args.json {
+                let json = summary.to_json().to_string();
+                if to_stdout {
+                    eprintln!("{json}");
+                } else {
+                    println!("{json}");
+                }
+            } else {
+                eprintln!("psnc-capture: {}", summary.line());
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("psnc-capture: {e}");
+            match e {
+                psnc_capture::CaptureError::Kill { .. } => ExitCode::from(EXIT_KILL_FAILED),
+                _ => ExitCode::from(EXIT_FAILED),
+            }
+        }
+    }
 }

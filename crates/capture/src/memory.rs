@@ -8,7 +8,7 @@
 //! * [`classify`]: one VMA of `/proc/PID/maps` -> its [`VmaKind`] and [`StorePolicy`], or a
 //!   refusal naming the mapping and its kind.
 //! * [`plan_pages`]: VMAs + pagemap -> the page ranges to store ([`PagePlan`]).
-//! * [`MemorySource`]: reads those ranges. [`copy_pages`] streams them into the image.
+//! * [`MemorySource`]: reads those ranges ([`TargetMemory`] for a stopped target). [`copy_pages`] streams them into the image.
 //!
 //! The rules, in one place:
 //!
@@ -22,10 +22,6 @@
 //! | `[vvar]`, `[vvar_vclock]`, `[vsyscall]`| none: recorded only (kernel-provided data)       |
 //! | shared anonymous, SysV shm, memfd,    | refused until their issue lands                   |
 //! | device (VM_IO / VM_PFNMAP), others    |                                                   |
-
-use std::fs;
-use std::io;
-use std::os::unix::fs::FileExt;
 
 use psnc_format::model::{PageRun, VmaKind};
 
@@ -56,18 +52,6 @@ pub struct Refused {
 /// Classifies one VMA: what it maps and what of it is stored.
 pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePolicy), Refused> {
     let refuse = |kind: String| Err(Refused { kind });
-    if flags.has("pf") || flags.has("io") {
-        return refuse(format!(
-            "a device mapping with VM_PFNMAP/VM_IO ({})",
-            display_path(&entry.path)
-        ));
-    }
-    if flags.has("ht") {
-        return refuse(format!(
-            "a hugetlbfs mapping ({})",
-            display_path(&entry.path)
-        ));
-    }
     let path = entry.path.as_str();
     match path {
         "[heap]" => return Ok((VmaKind::Heap, StorePolicy::Touched)),
@@ -77,6 +61,16 @@ pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePol
         "[vvar_vclock]" => return Ok((VmaKind::VvarVclock, StorePolicy::Nothing)),
         "[vsyscall]" => return Ok((VmaKind::Vsyscall, StorePolicy::Nothing)),
         _ => {}
+    }
+    // After the kernel's own special mappings: [vvar] is VM_PFNMAP|VM_IO too.
+    if flags.has("pf") || flags.has("io") {
+        return refuse(format!(
+            "a device mapping with VM_PFNMAP/VM_IO ({})",
+            display_path(path)
+        ));
+    }
+    if flags.has("ht") {
+        return refuse(format!("a hugetlbfs mapping ({})", display_path(path)));
     }
     if path.starts_with("/SYSV") {
         return refuse(format!("SysV shared memory ({path})"));
@@ -220,47 +214,41 @@ pub fn plan_pages(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Resul
 pub trait MemorySource {
     /// Reads `buf.len()` bytes at `addr` of the target; `readable` says whether the VMA allows
     /// the target itself to read (if not, an implementation must read through protections).
-    fn read(&mut self, addr: u64, buf: &mut [u8], readable: bool) -> io::Result<()>;
+    fn read(&mut self, addr: u64, buf: &mut [u8], readable: bool) -> Result<()>;
 }
 
-/// Reads memory through `/proc/PID/mem`, which reads through page protections. Works for any
-/// page but copies each page twice in the kernel; [`crate::tracer::VmReader`] is the fast path.
+/// Reads a stopped target: `process_vm_readv` (one copy, the fast path), and `/proc/PID/mem`
+/// (which reads through page protections) for PROT_NONE or otherwise unreadable pages.
 #[derive(Debug)]
-pub struct ProcMem {
-    file: fs::File,
+pub struct TargetMemory {
+    pid: i32,
+    mem: psnc_ptrace::ProcMem,
 }
 
-impl ProcMem {
-    /// Opens `/proc/PID/mem` (needs ptrace access to the process).
+impl TargetMemory {
+    /// Opens `/proc/PID/mem` for the fallback path (needs ptrace access to the process).
     pub fn open(pid: i32) -> Result<Self> {
-        let path = format!("/proc/{pid}/mem");
-        let file = fs::File::open(&path).map_err(|e| match e.raw_os_error() {
-            Some(libc::EACCES) | Some(libc::EPERM) => CaptureError::PermissionDenied {
-                pid,
-                what: format!("opening {path}"),
-            },
-            _ => CaptureError::proc_io(pid, &path, e),
-        })?;
-        Ok(ProcMem { file })
-    }
-
-    /// Reads exactly `buf.len()` bytes at `addr`.
-    pub fn read_exact_at(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = self.file.read_at(&mut buf[done..], addr + done as u64)?;
-            if n == 0 {
-                return Err(io::Error::from_raw_os_error(libc::EIO));
-            }
-            done += n;
-        }
-        Ok(())
+        let mem = psnc_ptrace::ProcMem::open(pid, false)
+            .map_err(|e| crate::stop::trace_error(pid, pid, "opening /proc/PID/mem", e))?;
+        Ok(TargetMemory { pid, mem })
     }
 }
 
-impl MemorySource for ProcMem {
-    fn read(&mut self, addr: u64, buf: &mut [u8], _readable: bool) -> io::Result<()> {
-        self.read_exact_at(addr, buf)
+impl MemorySource for TargetMemory {
+    fn read(&mut self, addr: u64, buf: &mut [u8], readable: bool) -> Result<()> {
+        let pid = self.pid;
+        let end = addr + buf.len() as u64;
+        if readable && psnc_ptrace::vm_read_exact(pid, addr, buf).is_ok() {
+            return Ok(());
+        }
+        self.mem
+            .read_exact_at(addr, buf)
+            .map_err(|source| CaptureError::Memory {
+                pid,
+                start: addr,
+                end,
+                source,
+            })
     }
 }
 
@@ -272,7 +260,6 @@ pub const COPY_CHUNK: usize = 8 << 20;
 /// its index entry), in chunks of at most [`COPY_CHUNK`]. `check` runs between chunks (the
 /// tool's interrupt check) and may abort the copy.
 pub fn copy_pages(
-    pid: i32,
     plan: &PagePlan,
     source: &mut dyn MemorySource,
     sink: &mut dyn FnMut(u64, &[u8]) -> Result<PageRun>,
@@ -286,14 +273,7 @@ pub fn copy_pages(
             check()?;
             let len = ((range.end() - addr) as usize).min(COPY_CHUNK);
             buf.resize(len, 0);
-            source
-                .read(addr, &mut buf, range.readable)
-                .map_err(|source| CaptureError::Memory {
-                    pid,
-                    start: addr,
-                    end: addr + len as u64,
-                    source,
-                })?;
+            source.read(addr, &mut buf, range.readable)?;
             runs.push(sink(addr, &buf)?);
             addr += len as u64;
         }
@@ -420,7 +400,7 @@ mod tests {
 
     struct Pattern;
     impl MemorySource for Pattern {
-        fn read(&mut self, addr: u64, buf: &mut [u8], _readable: bool) -> io::Result<()> {
+        fn read(&mut self, addr: u64, buf: &mut [u8], _readable: bool) -> Result<()> {
             for (i, b) in buf.iter_mut().enumerate() {
                 *b = ((addr + i as u64) / PAGE_SIZE) as u8;
             }
@@ -447,7 +427,6 @@ mod tests {
         };
         let mut seen = Vec::new();
         let runs = copy_pages(
-            1,
             &plan,
             &mut Pattern,
             &mut |addr, bytes| {
@@ -478,13 +457,9 @@ mod tests {
                 readable: true,
             }],
         };
-        let err = copy_pages(
-            1,
-            &plan,
-            &mut Pattern,
-            &mut |_, _| unreachable!(),
-            &mut || Err(CaptureError::Interrupted { signal: 2 }),
-        )
+        let err = copy_pages(&plan, &mut Pattern, &mut |_, _| unreachable!(), &mut || {
+            Err(CaptureError::Interrupted { signal: 2 })
+        })
         .unwrap_err();
         assert!(matches!(err, CaptureError::Interrupted { signal: 2 }));
     }

@@ -1,0 +1,189 @@
+//! Holding the target still: every thread seized and in a ptrace-stop.
+//!
+//! [`Frozen::freeze`] uses `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, never SIGSTOP, so the target's
+//! job-control state and its parent see nothing. Threads are seized in rounds: list
+//! `/proc/PID/task`, seize and interrupt every new thread, wait for the stops, and list again until
+//! a round finds no new thread (a thread may create another between the listing and its stop).
+//!
+//! Every exit path lets the target go: [`Frozen::thaw`] detaches every thread, and dropping a
+//! `Frozen` (an error, a panic that unwinds) detaches them too. If the tool itself dies, the kernel
+//! detaches its tracees. Signals a thread dequeues on the way to its stop are held by the ptrace
+//! crate and given back at detach ([`OnSignal::Hold`]); capture stores them as pending.
+//!
+//! A later pre-copy capture only needs a different moment to call `freeze`; the interface stays.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace::Options;
+use psnc_ptrace::{OnSignal, PtraceError, Stop, Tracee};
+
+use crate::error::{CaptureError, Result};
+use crate::procfs::ProcDir;
+
+/// How many seize rounds to try before giving up on a process that keeps creating threads.
+const MAX_ROUNDS: usize = 100;
+
+/// A process whose every thread is seized and stopped.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: i32,
+    /// The threads, the thread-group leader first, then by TID.
+    threads: Vec<Tracee>,
+    /// The stop each thread reported.
+    stops: Vec<Stop>,
+    since: Instant,
+}
+
+/// Turns a ptrace error on thread `tid` of `pid` into a capture error, recognising the cases the
+/// user can act on.
+pub fn trace_error(pid: i32, tid: i32, what: &str, e: PtraceError) -> CaptureError {
+    match &e {
+        PtraceError::Ptrace {
+            errno: Errno::EPERM,
+            ..
+        } => CaptureError::PermissionDenied {
+            pid,
+            what: what.to_string(),
+        },
+        PtraceError::Ptrace {
+            errno: Errno::ESRCH,
+            ..
+        } if !ProcDir::new(pid).exists() => CaptureError::NoSuchProcess { pid },
+        PtraceError::Exited { .. } | PtraceError::Killed { .. } if tid == pid => {
+            CaptureError::NoSuchProcess { pid }
+        }
+        _ => CaptureError::Trace {
+            pid,
+            tid,
+            what: what.to_string(),
+            source: e,
+        },
+    }
+}
+
+impl Frozen {
+    /// Seizes and stops every thread of `pid`. On error every thread seized so far is detached
+    /// before returning.
+    pub fn freeze(pid: i32) -> Result<Frozen> {
+        let proc_dir = ProcDir::new(pid);
+        let since = Instant::now();
+        let mut threads: Vec<Tracee> = Vec::new();
+        let mut stops = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let tids = proc_dir.list_numeric("task")?;
+            let mut new: Vec<Tracee> = Vec::new();
+            for tid in tids {
+                if threads.iter().any(|t| t.tid() == tid) {
+                    continue;
+                }
+                match Tracee::seize(tid, Options::empty()) {
+                    Ok(mut t) => {
+                        t.interrupt()
+                            .map_err(|e| trace_error(pid, tid, "PTRACE_INTERRUPT", e))?;
+                        new.push(t);
+                    }
+                    // A thread that exited between the listing and the seize.
+                    Err(PtraceError::Ptrace {
+                        errno: Errno::ESRCH,
+                        ..
+                    }) if tid != pid => continue,
+                    Err(e) => return Err(trace_error(pid, tid, "PTRACE_SEIZE", e)),
+                }
+            }
+            if new.is_empty() {
+                if threads.is_empty() {
+                    return Err(CaptureError::NoSuchProcess { pid });
+                }
+                // Leader first, then by TID.
+                let mut order: Vec<usize> = (0..threads.len()).collect();
+                order.sort_by_key(|&i| (threads[i].tid() != pid, threads[i].tid()));
+                let mut slots: Vec<Option<(Tracee, Stop)>> =
+                    threads.into_iter().zip(stops).map(Some).collect();
+                let (threads, stops) = order.into_iter().filter_map(|i| slots[i].take()).unzip();
+                return Ok(Frozen {
+                    pid,
+                    threads,
+                    stops,
+                    since,
+                });
+            }
+            for mut t in new {
+                let tid = t.tid();
+                match t.wait_for_stop(OnSignal::Hold) {
+                    Ok(stop) => {
+                        threads.push(t);
+                        stops.push(stop);
+                    }
+                    // A thread that exited before it stopped: gone, nothing to capture.
+                    Err(PtraceError::Exited { .. } | PtraceError::Killed { .. }) if tid != pid => {}
+                    Err(e) => return Err(trace_error(pid, tid, "waiting for the stop", e)),
+                }
+            }
+        }
+        Err(CaptureError::Unsupported {
+            pid,
+            what: "the thread list".into(),
+            kind: format!("still growing after {MAX_ROUNDS} seize rounds"),
+        })
+    }
+
+    /// The process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The stopped threads, the thread-group leader first.
+    pub fn threads(&mut self) -> &mut [Tracee] {
+        &mut self.threads
+    }
+
+    /// The stop each thread reported, in the order of [`Frozen::threads`].
+    pub fn stops(&self) -> &[Stop] {
+        &self.stops
+    }
+
+    /// How long the target has been stopped so far.
+    pub fn stopped_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+
+    /// Detaches every thread, letting the target run on exactly as before (held signals given
+    /// back). Returns how long the target was stopped. Every thread is detached even if one
+    /// fails; the first error is returned.
+    pub fn thaw(self) -> Result<Duration> {
+        let pid = self.pid;
+        let since = self.since;
+        let mut first = None;
+        for t in self.threads {
+            let tid = t.tid();
+            if let Err(e) = t.detach() {
+                first.get_or_insert(trace_error(pid, tid, "PTRACE_DETACH", e));
+            }
+        }
+        let stopped = since.elapsed();
+        match first {
+            Some(e) => Err(e),
+            None => Ok(stopped),
+        }
+    }
+
+    /// Kills the process while it is still stopped (so it cannot change anything after the
+    /// capture) and waits until every thread is gone. Returns how long it was stopped.
+    pub fn kill(self) -> Result<Duration> {
+        let pid = self.pid;
+        let since = self.since;
+        // Other threads first: the leader's exit is reported only after the rest of the group.
+        let mut first = None;
+        for t in self.threads.into_iter().rev() {
+            let tid = t.tid();
+            if let Err(e) = t.kill() {
+                first.get_or_insert(trace_error(pid, tid, "SIGKILL", e));
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(since.elapsed()),
+        }
+    }
+}

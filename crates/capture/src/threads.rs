@@ -1,0 +1,291 @@
+//! Per-thread state: registers, XSAVE area, TLS, signal mask and queue, rseq, robust list, and
+//! the syscall-restart resolution.
+//!
+//! Everything here is read from a stopped [`Tracee`] without running code in the target, except
+//! what only the thread itself can report (sigaltstack, clear_child_tid, and the compat robust
+//! list of an i386 thread), which [`RemoteThreadState`] gathers with remote syscalls.
+
+use psnc_format::model::{
+    Arch, Regs, Rseq, SigAltStack, SigInfo, SyscallRestart, Thread, UserDesc,
+};
+use psnc_ptrace::arch::{i386, restart, x86_64};
+use psnc_ptrace::{RemoteSyscaller, Tracee};
+
+use crate::error::{CaptureError, Result};
+use crate::host::xstate_bv;
+use crate::procfs::ProcDir;
+use crate::stop::trace_error;
+
+/// The GDT entries of the TLS area of an i386 thread (`GDT_ENTRY_TLS_MIN..=MAX`).
+const TLS_ENTRIES: std::ops::RangeInclusive<u32> = 12..=14;
+
+/// Length in bytes of `syscall` (0f 05) and of `int 0x80` (cd 80): how far back the instruction
+/// pointer goes to issue the call again.
+const SYSCALL_INSN_LEN: u64 = 2;
+
+/// Resolves a syscall restart in the registers to be stored: the one place of the project that
+/// decides it.
+///
+/// A thread stopped inside an interrupted system call has `orig_rax` = the call and `rax` = a
+/// restart code: -512 (ERESTARTSYS), -513 (ERESTARTNOINTR), -514 (ERESTARTNOHAND) or -516
+/// (ERESTART_RESTARTBLOCK). The kernel would restart the call when the thread resumes from this
+/// stop; a restored thread does not resume from it, so the restart is done here, in the stored
+/// registers: the instruction pointer goes back over the `syscall`/`int 0x80` instruction, `rax`
+/// gets the call's number again and `orig_rax` becomes -1 so the kernel applies no restart logic
+/// of its own on top (a raw -51x value would otherwise reach the program as errno 512..516).
+///
+/// -516 normally restarts through `restart_syscall` with state kept in the kernel's restart block,
+/// which does not survive a checkpoint; the original call is re-issued instead. Consequence: a
+/// relative sleep (`nanosleep`, `clock_nanosleep` without TIMER_ABSTIME) starts over with its
+/// full request after restore; an absolute one ends at its time as before. A call interrupted
+/// with -512/-514 while a signal is about to run its handler would have returned EINTR to the
+/// program instead of restarting; since capture holds such signals as pending and does not
+/// deliver them, the call is re-issued and the signal arrives during it, which POSIX allows.
+///
+/// The live target is not affected: only the stored copy is changed.
+pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
+    let is_restart = |code: i64| {
+        matches!(
+            code,
+            restart::ERESTARTSYS
+                | restart::ERESTARTNOINTR
+                | restart::ERESTARTNOHAND
+                | restart::ERESTART_RESTARTBLOCK
+        )
+    };
+    match regs {
+        Regs::X86_64(r) => {
+            let nr = r[x86_64::ORIG_RAX] as i64;
+            let code = r[x86_64::RAX] as i64;
+            if nr < 0 || !is_restart(code) {
+                return SyscallRestart::None;
+            }
+            r[x86_64::RIP] = r[x86_64::RIP].wrapping_sub(SYSCALL_INSN_LEN);
+            r[x86_64::RAX] = nr as u64;
+            r[x86_64::ORIG_RAX] = u64::MAX;
+            SyscallRestart::Reissue {
+                nr: nr as u64,
+                code,
+            }
+        }
+        Regs::I386(r) => {
+            let nr = i64::from(r[i386::ORIG_EAX] as i32);
+            let code = i64::from(r[i386::EAX] as i32);
+            if nr < 0 || !is_restart(code) {
+                return SyscallRestart::None;
+            }
+            r[i386::EIP] = r[i386::EIP].wrapping_sub(SYSCALL_INSN_LEN as u32);
+            r[i386::EAX] = nr as u32;
+            r[i386::ORIG_EAX] = u32::MAX;
+            SyscallRestart::Reissue {
+                nr: nr as u64,
+                code,
+            }
+        }
+    }
+}
+
+/// Converts the ptrace crate's registers into the model's (the same layouts).
+pub fn model_regs(r: psnc_ptrace::Regs) -> Regs {
+    match r {
+        psnc_ptrace::Regs::X86_64(v) => Regs::X86_64(v),
+        psnc_ptrace::Regs::I386(v) => Regs::I386(v),
+    }
+}
+
+/// The model's architecture of a ptrace-crate mode.
+pub fn model_arch(a: psnc_ptrace::Arch) -> Arch {
+    match a {
+        psnc_ptrace::Arch::X86_64 => Arch::X86_64,
+        psnc_ptrace::Arch::I386 => Arch::I386,
+    }
+}
+
+/// Converts a ptrace siginfo into the model's.
+pub fn model_siginfo(s: &psnc_ptrace::SigInfo) -> SigInfo {
+    SigInfo {
+        signo: s.signo() as u32,
+        code: s.code(),
+        raw: s.0.to_vec(),
+    }
+}
+
+/// What only the thread itself can report, gathered with remote syscalls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteThreadState {
+    /// `sigaltstack(NULL, &old)`.
+    pub sigaltstack: SigAltStack,
+    /// `prctl(PR_GET_TID_ADDRESS)`.
+    pub clear_child_tid: u64,
+    /// The compat robust list (i386 threads only; x86_64 threads' list is read from outside).
+    pub compat_robust_list: Option<(u64, u64)>,
+}
+
+/// Runs the per-thread remote syscalls in one thread.
+pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<RemoteThreadState> {
+    let tid = sc.tracee().tid();
+    let err = |what: &'static str| move |e| trace_error(pid, tid, what, e);
+    let ss = sc.get_sigaltstack().map_err(err("sigaltstack"))?;
+    let clear_child_tid = sc
+        .prctl_get_tid_address()
+        .map_err(err("prctl(PR_GET_TID_ADDRESS)"))?;
+    let compat_robust_list = match sc.arch() {
+        psnc_ptrace::Arch::I386 => Some(sc.get_robust_list().map_err(err("get_robust_list"))?),
+        psnc_ptrace::Arch::X86_64 => None,
+    };
+    Ok(RemoteThreadState {
+        sigaltstack: SigAltStack {
+            sp: ss.sp,
+            flags: ss.flags as u32,
+            size: ss.size,
+        },
+        clear_child_tid,
+        compat_robust_list,
+    })
+}
+
+/// Reads the state of one stopped thread. `remote` is what [`remote_thread_state`] gathered.
+/// Signals the ptrace crate holds for the thread (dequeued on the way to the stop) come first in
+/// the pending list, then the thread's queue.
+pub fn capture_thread(
+    proc_dir: &ProcDir,
+    t: &mut Tracee,
+    remote: RemoteThreadState,
+) -> Result<Thread> {
+    let pid = proc_dir.pid();
+    let tid = t.tid();
+    let err = |what: &'static str| move |e| trace_error(pid, tid, what, e);
+
+    let mut regs = model_regs(
+        t.get_regs()
+            .map_err(err("reading registers (NT_PRSTATUS)"))?,
+    );
+    let xsave = t
+        .get_xstate()
+        .map_err(err("reading the XSAVE area (NT_X86_XSTATE)"))?;
+    let sigmask = t.get_sigmask().map_err(err("PTRACE_GETSIGMASK"))?;
+    let mut pending: Vec<SigInfo> = t.held_signals().iter().map(model_siginfo).collect();
+    pending.extend(
+        t.peek_siginfo(false)
+            .map_err(err("PTRACE_PEEKSIGINFO"))?
+            .iter()
+            .map(model_siginfo),
+    );
+    let rseq = t
+        .get_rseq_configuration()
+        .map_err(err("PTRACE_GET_RSEQ_CONFIGURATION"))?;
+    let rseq = (rseq.rseq_abi_pointer != 0).then_some(Rseq {
+        addr: rseq.rseq_abi_pointer,
+        len: rseq.rseq_abi_size,
+        sig: rseq.signature,
+        flags: rseq.flags,
+    });
+
+    let (fs_base, gs_base, tls) = match &regs {
+        Regs::X86_64(r) => (r[x86_64::FS_BASE], r[x86_64::GS_BASE], Vec::new()),
+        Regs::I386(_) => {
+            let mut tls = Vec::new();
+            for entry in TLS_ENTRIES {
+                let d = t
+                    .get_thread_area(entry)
+                    .map_err(err("PTRACE_GET_THREAD_AREA"))?;
+                tls.push(UserDesc {
+                    entry_number: entry,
+                    base_addr: d.base_addr,
+                    limit: d.limit,
+                    flags: d.flags,
+                });
+            }
+            (0, 0, tls)
+        }
+    };
+    let (robust_list, robust_list_len) = match remote.compat_robust_list {
+        Some(r) => r,
+        None => psnc_ptrace::sys::get_robust_list(tid).map_err(err("get_robust_list"))?,
+    };
+    let restart = resolve_syscall_restart(&mut regs);
+    let comm = proc_dir
+        .task(tid)
+        .read_string("comm")?
+        .trim_end_matches('\n')
+        .to_string();
+
+    Ok(Thread {
+        tid: u32::try_from(tid).map_err(|_| CaptureError::NoSuchProcess { pid })?,
+        comm,
+        regs,
+        xstate_bv: xstate_bv(&xsave),
+        xsave,
+        fs_base,
+        gs_base,
+        tls,
+        sigmask,
+        pending,
+        sigaltstack: remote.sigaltstack,
+        clear_child_tid: remote.clear_child_tid,
+        robust_list,
+        robust_list_len,
+        rseq,
+        restart,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x64(rax: i64, orig: i64, rip: u64) -> Regs {
+        let mut r = [0u64; 27];
+        r[x86_64::RAX] = rax as u64;
+        r[x86_64::ORIG_RAX] = orig as u64;
+        r[x86_64::RIP] = rip;
+        Regs::X86_64(r)
+    }
+
+    #[test]
+    fn restart_codes_are_reissued() {
+        for code in [-512i64, -513, -514, -516] {
+            let mut r = x64(code, 230, 0x1002);
+            assert_eq!(
+                resolve_syscall_restart(&mut r),
+                SyscallRestart::Reissue { nr: 230, code }
+            );
+            assert_eq!(r, x64(230, -1, 0x1000));
+        }
+    }
+
+    #[test]
+    fn other_states_are_left_alone() {
+        // Not in a syscall.
+        let mut r = x64(-512, -1, 0x1002);
+        assert_eq!(resolve_syscall_restart(&mut r), SyscallRestart::None);
+        assert_eq!(r, x64(-512, -1, 0x1002));
+        // A completed call (EINTR, or a result).
+        for ret in [-4i64, 0, 5, -515, -517] {
+            let mut r = x64(ret, 0, 0x1002);
+            assert_eq!(resolve_syscall_restart(&mut r), SyscallRestart::None);
+            assert_eq!(r, x64(ret, 0, 0x1002));
+        }
+    }
+
+    #[test]
+    fn i386_restart() {
+        let mut r = [0u32; 17];
+        r[i386::EAX] = (-516i32) as u32;
+        r[i386::ORIG_EAX] = 162; // nanosleep
+        r[i386::EIP] = 0x8000_1002;
+        let mut regs = Regs::I386(r);
+        assert_eq!(
+            resolve_syscall_restart(&mut regs),
+            SyscallRestart::Reissue {
+                nr: 162,
+                code: -516
+            }
+        );
+        let Regs::I386(r) = regs else { unreachable!() };
+        assert_eq!(
+            (r[i386::EAX], r[i386::ORIG_EAX], r[i386::EIP]),
+            (162, u32::MAX, 0x8000_1000)
+        );
+    }
+}
