@@ -210,8 +210,11 @@ impl Image {
 
     /// The chunk digest list stored for a chunked section, if the image has one.
     pub fn chunk_digests(&self, kind: SectionKind) -> Option<ChunkDigestsV1> {
+        let k = SectionKind::ChunkDigests;
         self.entries.iter().enumerate().find_map(|(i, e)| {
-            if e.kind != SectionKind::ChunkDigests.number() {
+            // A newer version of this ancillary section was skipped at open: its layout is not
+            // ChunkDigestsV1, and decoding it as one could succeed with wrong digests.
+            if e.kind != k.number() || e.version > k.current_version() {
                 return None;
             }
             let list: ChunkDigestsV1 =
