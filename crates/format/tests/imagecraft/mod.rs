@@ -12,7 +12,7 @@
 
 use psnc_format::class::{Class, LayoutClass, C32, C64};
 use psnc_format::digest::{chunk_digests, digest_of_chunks, sha256};
-use psnc_format::layout::{Header, SectionEntry, Trailer, SECTION_CHUNKED};
+use psnc_format::layout::{SectionEntry, Trailer, HEADER_SIZE, SECTION_CHUNKED};
 
 /// Where the fixed structures of an image are, read without checking any digest.
 #[derive(Debug, Clone)]
@@ -34,18 +34,21 @@ pub struct Layout {
 }
 
 /// Reads header, trailer and table positions; `None` when they are not where they must be.
+/// Only the class, header size and chunk shift of the header are read (not its magic, version
+/// or byte order), so an image whose version a test changed can still be resealed.
 pub fn layout(img: &[u8]) -> Option<Layout> {
-    let header = Header::decode(img).ok()?;
-    match header.class {
-        LayoutClass::Bits32 => layout_class::<C32>(img, &header),
-        LayoutClass::Bits64 => layout_class::<C64>(img, &header),
+    let header = img.get(..HEADER_SIZE)?;
+    let header_size = usize::from(u16::from_le_bytes([header[14], header[15]]));
+    let chunk_shift = header[20];
+    match LayoutClass::from_byte(header[12]).ok()? {
+        LayoutClass::Bits32 => layout_class::<C32>(img, header_size, chunk_shift),
+        LayoutClass::Bits64 => layout_class::<C64>(img, header_size, chunk_shift),
     }
 }
 
-fn layout_class<C: Class>(img: &[u8], header: &Header) -> Option<Layout> {
+fn layout_class<C: Class>(img: &[u8], header_size: usize, chunk_shift: u8) -> Option<Layout> {
     let tsize = Trailer::size(C::LAYOUT);
     let trailer_offset = img.len().checked_sub(tsize)?;
-    let header_size = usize::from(header.header_size);
     if trailer_offset < header_size {
         return None;
     }
@@ -63,7 +66,7 @@ fn layout_class<C: Class>(img: &[u8], header: &Header) -> Option<Layout> {
         .collect();
     Some(Layout {
         class: C::LAYOUT,
-        chunk_shift: header.chunk_shift,
+        chunk_shift,
         header_size,
         table_offset,
         entry_size,
