@@ -282,129 +282,204 @@ impl Regs {
     }
 }
 
+/// The two feature masks in an XSAVE area as `PTRACE_GETREGSET(NT_X86_XSTATE)` returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XstateMasks {
+    /// The features the OS enabled (XCR0), which the kernel puts in the first software-usable
+    /// word of the FXSAVE area, bytes 464..471 (`USER_XSTATE_XCR0_WORD` in the kernel's
+    /// asm/user.h; gdb reads it there too). A restore must find all of them on its CPU.
+    pub supported: u64,
+    /// XSTATE_BV (bytes 512..519): the components in use (not in their init state) in this
+    /// thread.
+    pub in_use: u64,
+}
+
+/// Reads the two feature masks of an XSAVE area; `None` when it is too short to hold the XSAVE
+/// header (an FXSAVE-only area of 512 bytes).
+pub fn xstate_masks(xstate: &[u8]) -> Option<XstateMasks> {
+    let word = |o: usize| -> Option<u64> {
+        Some(u64::from_ne_bytes(xstate.get(o..o + 8)?.try_into().ok()?))
+    };
+    Some(XstateMasks {
+        supported: word(464)?,
+        in_use: word(512)?,
+    })
+}
+
 /// Syscalls this project runs inside a target, with their number in each mode.
 ///
 /// x86_64 numbers come from `libc::SYS_*`. i386 numbers are from the kernel's
-/// `arch/x86/entry/syscalls/syscall_32.tbl` (checked by a test against the installed
-/// `asm/unistd_32.h`, which is generated from it). Where i386 has several variants the one listed
-/// is the one with 64-bit-capable arguments: `mmap2` (offset in 4096-byte pages), `fcntl64`,
-/// `_llseek`.
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sysno {
-    Read,
-    Write,
-    Close,
-    Getpid,
-    Gettid,
-    Kill,
-    Tgkill,
-    /// i386: `mmap2`, the offset argument is in 4096-byte pages.
-    Mmap,
-    Munmap,
-    Mprotect,
-    Mremap,
-    Madvise,
-    Mlock,
-    Munlock,
-    Mincore,
-    Brk,
-    RtSigaction,
-    RtSigprocmask,
-    RtTgsigqueueinfo,
-    Sigaltstack,
-    Getitimer,
-    Setitimer,
-    Prctl,
-    SetTidAddress,
-    SetRobustList,
-    GetRobustList,
-    Rseq,
-    /// x86_64 only as a real call (`arch_prctl`); i386 has the number but no 64-bit codes.
-    ArchPrctl,
-    SetThreadArea,
-    GetThreadArea,
-    Openat,
-    Dup3,
-    /// i386: `_llseek` (offset split in two registers, result through a pointer).
-    Lseek,
+/// `arch/x86/entry/syscalls/syscall_32.tbl`, checked by a test against the installed
+/// `asm/unistd_32.h`, which is generated from it. Where i386 has several variants, the one listed
+/// is the one with wide arguments (`mmap2`, `fcntl64`, `_llseek`, `setresuid32`, ...): see
+/// [`Sysno::kernel_name`].
+macro_rules! sysno_table {
+    ($( $(#[$doc:meta])* $name:ident = $x64:ident, $i386:literal, $i386name:literal; )*) => {
+        /// A syscall the project runs inside a target; see [`Sysno::nr`] for its numbers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Sysno {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Sysno {
+            /// Every syscall of the table.
+            pub const ALL: &'static [Sysno] = &[$(Sysno::$name),*];
+
+            /// (x86_64 number, i386 number, x86_64 name, i386 name).
+            fn row(self) -> (libc::c_long, i64, &'static str, &'static str) {
+                match self {
+                    $( Sysno::$name => (
+                        libc::$x64,
+                        $i386,
+                        // "SYS_read" -> "read"
+                        stringify!($x64).split_at(4).1,
+                        $i386name,
+                    ), )*
+                }
+            }
+        }
+    };
+}
+
+sysno_table! {
+    /// `read`.
+    Read = SYS_read, 3, "read";
+    /// `write`.
+    Write = SYS_write, 4, "write";
+    /// `close`.
+    Close = SYS_close, 6, "close";
+    /// `dup`.
+    Dup = SYS_dup, 41, "dup";
+    /// `dup2`.
+    Dup2 = SYS_dup2, 63, "dup2";
+    /// `dup3`.
+    Dup3 = SYS_dup3, 330, "dup3";
+    /// `pipe2`.
+    Pipe2 = SYS_pipe2, 331, "pipe2";
+    /// `openat`.
+    Openat = SYS_openat, 295, "openat";
+    /// i386: `_llseek` (offset split over two registers, result through a pointer).
+    Lseek = SYS_lseek, 140, "_llseek";
     /// i386: `fcntl64`.
-    Fcntl,
-    Ioctl,
-    Umask,
-    Fchdir,
-    Setsid,
-    Setpgid,
-    Getppid,
-    Nanosleep,
-    Prlimit64,
-    Personality,
-    TimerSettime,
-    Userfaultfd,
-    MemfdCreate,
-    Clone3,
-    Execve,
-    Exit,
-    ExitGroup,
-    RestartSyscall,
+    Fcntl = SYS_fcntl, 221, "fcntl64";
+    /// `ioctl`.
+    Ioctl = SYS_ioctl, 54, "ioctl";
+    /// `getpid`.
+    Getpid = SYS_getpid, 20, "getpid";
+    /// `gettid`.
+    Gettid = SYS_gettid, 224, "gettid";
+    /// `getppid`.
+    Getppid = SYS_getppid, 64, "getppid";
+    /// `getpgid`.
+    Getpgid = SYS_getpgid, 132, "getpgid";
+    /// `getsid`.
+    Getsid = SYS_getsid, 147, "getsid";
+    /// `setpgid`.
+    Setpgid = SYS_setpgid, 57, "setpgid";
+    /// `setsid`.
+    Setsid = SYS_setsid, 66, "setsid";
+    /// `kill`.
+    Kill = SYS_kill, 37, "kill";
+    /// `tgkill`.
+    Tgkill = SYS_tgkill, 270, "tgkill";
+    /// i386: `mmap2`, whose offset argument counts 4096-byte pages.
+    Mmap = SYS_mmap, 192, "mmap2";
+    /// `munmap`.
+    Munmap = SYS_munmap, 91, "munmap";
+    /// `mprotect`.
+    Mprotect = SYS_mprotect, 125, "mprotect";
+    /// `mremap`.
+    Mremap = SYS_mremap, 163, "mremap";
+    /// `madvise`.
+    Madvise = SYS_madvise, 219, "madvise";
+    /// `mlock`.
+    Mlock = SYS_mlock, 150, "mlock";
+    /// `munlock`.
+    Munlock = SYS_munlock, 151, "munlock";
+    /// `mincore`.
+    Mincore = SYS_mincore, 218, "mincore";
+    /// `brk`.
+    Brk = SYS_brk, 45, "brk";
+    /// `rt_sigaction`.
+    RtSigaction = SYS_rt_sigaction, 174, "rt_sigaction";
+    /// `rt_sigprocmask`.
+    RtSigprocmask = SYS_rt_sigprocmask, 175, "rt_sigprocmask";
+    /// `rt_tgsigqueueinfo`.
+    RtTgsigqueueinfo = SYS_rt_tgsigqueueinfo, 335, "rt_tgsigqueueinfo";
+    /// `sigaltstack`.
+    Sigaltstack = SYS_sigaltstack, 186, "sigaltstack";
+    /// `getitimer`.
+    Getitimer = SYS_getitimer, 105, "getitimer";
+    /// `setitimer`.
+    Setitimer = SYS_setitimer, 104, "setitimer";
+    /// `timer_create`.
+    TimerCreate = SYS_timer_create, 259, "timer_create";
+    /// `timer_settime`.
+    TimerSettime = SYS_timer_settime, 260, "timer_settime";
+    /// `timer_gettime`.
+    TimerGettime = SYS_timer_gettime, 261, "timer_gettime";
+    /// `timer_delete`.
+    TimerDelete = SYS_timer_delete, 263, "timer_delete";
+    /// `nanosleep`.
+    Nanosleep = SYS_nanosleep, 162, "nanosleep";
+    /// `prctl`.
+    Prctl = SYS_prctl, 172, "prctl";
+    /// The i386 number exists, but ARCH_MAP_VDSO_* are 64-bit only.
+    ArchPrctl = SYS_arch_prctl, 384, "arch_prctl";
+    /// `set_thread_area`.
+    SetThreadArea = SYS_set_thread_area, 243, "set_thread_area";
+    /// `get_thread_area`.
+    GetThreadArea = SYS_get_thread_area, 244, "get_thread_area";
+    /// `set_tid_address`.
+    SetTidAddress = SYS_set_tid_address, 258, "set_tid_address";
+    /// `set_robust_list`.
+    SetRobustList = SYS_set_robust_list, 311, "set_robust_list";
+    /// `get_robust_list`.
+    GetRobustList = SYS_get_robust_list, 312, "get_robust_list";
+    /// `rseq`.
+    Rseq = SYS_rseq, 386, "rseq";
+    /// `umask`.
+    Umask = SYS_umask, 60, "umask";
+    /// `chdir`.
+    Chdir = SYS_chdir, 12, "chdir";
+    /// `fchdir`.
+    Fchdir = SYS_fchdir, 133, "fchdir";
+    /// `prlimit64`.
+    Prlimit64 = SYS_prlimit64, 340, "prlimit64";
+    /// `personality`.
+    Personality = SYS_personality, 136, "personality";
+    /// i386: `setresuid32` (32-bit ids).
+    Setresuid = SYS_setresuid, 208, "setresuid32";
+    /// i386: `setresgid32` (32-bit ids).
+    Setresgid = SYS_setresgid, 210, "setresgid32";
+    /// i386: `setgroups32` (32-bit ids).
+    Setgroups = SYS_setgroups, 206, "setgroups32";
+    /// `capget`.
+    Capget = SYS_capget, 184, "capget";
+    /// `capset`.
+    Capset = SYS_capset, 185, "capset";
+    /// `seccomp`.
+    Seccomp = SYS_seccomp, 354, "seccomp";
+    /// `userfaultfd`.
+    Userfaultfd = SYS_userfaultfd, 374, "userfaultfd";
+    /// `memfd_create`.
+    MemfdCreate = SYS_memfd_create, 356, "memfd_create";
+    /// `clone3`.
+    Clone3 = SYS_clone3, 435, "clone3";
+    /// `execve`.
+    Execve = SYS_execve, 11, "execve";
+    /// `exit`.
+    Exit = SYS_exit, 1, "exit";
+    /// `exit_group`.
+    ExitGroup = SYS_exit_group, 252, "exit_group";
+    /// `restart_syscall`.
+    RestartSyscall = SYS_restart_syscall, 0, "restart_syscall";
 }
 
 impl Sysno {
     /// The number of this syscall in `arch`, or `None` when it has none there.
     pub fn nr(self, arch: Arch) -> Option<u64> {
-        let (x64, x32): (libc::c_long, i64) = match self {
-            Sysno::Read => (libc::SYS_read, 3),
-            Sysno::Write => (libc::SYS_write, 4),
-            Sysno::Close => (libc::SYS_close, 6),
-            Sysno::Getpid => (libc::SYS_getpid, 20),
-            Sysno::Gettid => (libc::SYS_gettid, 224),
-            Sysno::Kill => (libc::SYS_kill, 37),
-            Sysno::Tgkill => (libc::SYS_tgkill, 270),
-            Sysno::Mmap => (libc::SYS_mmap, 192),
-            Sysno::Munmap => (libc::SYS_munmap, 91),
-            Sysno::Mprotect => (libc::SYS_mprotect, 125),
-            Sysno::Mremap => (libc::SYS_mremap, 163),
-            Sysno::Madvise => (libc::SYS_madvise, 219),
-            Sysno::Mlock => (libc::SYS_mlock, 150),
-            Sysno::Munlock => (libc::SYS_munlock, 151),
-            Sysno::Mincore => (libc::SYS_mincore, 218),
-            Sysno::Brk => (libc::SYS_brk, 45),
-            Sysno::RtSigaction => (libc::SYS_rt_sigaction, 174),
-            Sysno::RtSigprocmask => (libc::SYS_rt_sigprocmask, 175),
-            Sysno::RtTgsigqueueinfo => (libc::SYS_rt_tgsigqueueinfo, 335),
-            Sysno::Sigaltstack => (libc::SYS_sigaltstack, 186),
-            Sysno::Getitimer => (libc::SYS_getitimer, 105),
-            Sysno::Setitimer => (libc::SYS_setitimer, 104),
-            Sysno::Prctl => (libc::SYS_prctl, 172),
-            Sysno::SetTidAddress => (libc::SYS_set_tid_address, 258),
-            Sysno::SetRobustList => (libc::SYS_set_robust_list, 311),
-            Sysno::GetRobustList => (libc::SYS_get_robust_list, 312),
-            Sysno::Rseq => (libc::SYS_rseq, 386),
-            Sysno::ArchPrctl => (libc::SYS_arch_prctl, 384),
-            Sysno::SetThreadArea => (libc::SYS_set_thread_area, 243),
-            Sysno::GetThreadArea => (libc::SYS_get_thread_area, 244),
-            Sysno::Openat => (libc::SYS_openat, 295),
-            Sysno::Dup3 => (libc::SYS_dup3, 330),
-            Sysno::Lseek => (libc::SYS_lseek, 140),
-            Sysno::Fcntl => (libc::SYS_fcntl, 221),
-            Sysno::Ioctl => (libc::SYS_ioctl, 54),
-            Sysno::Umask => (libc::SYS_umask, 60),
-            Sysno::Fchdir => (libc::SYS_fchdir, 133),
-            Sysno::Setsid => (libc::SYS_setsid, 66),
-            Sysno::Setpgid => (libc::SYS_setpgid, 57),
-            Sysno::Getppid => (libc::SYS_getppid, 64),
-            Sysno::Nanosleep => (libc::SYS_nanosleep, 162),
-            Sysno::Prlimit64 => (libc::SYS_prlimit64, 340),
-            Sysno::Personality => (libc::SYS_personality, 136),
-            Sysno::TimerSettime => (libc::SYS_timer_settime, 260),
-            Sysno::Userfaultfd => (libc::SYS_userfaultfd, 374),
-            Sysno::MemfdCreate => (libc::SYS_memfd_create, 356),
-            Sysno::Clone3 => (libc::SYS_clone3, 435),
-            Sysno::Execve => (libc::SYS_execve, 11),
-            Sysno::Exit => (libc::SYS_exit, 1),
-            Sysno::ExitGroup => (libc::SYS_exit_group, 252),
-            Sysno::RestartSyscall => (libc::SYS_restart_syscall, 0),
-        };
+        let (x64, x32, _, _) = self.row();
         let nr = match arch {
             Arch::X86_64 => x64,
             Arch::I386 => x32,
@@ -412,125 +487,13 @@ impl Sysno {
         u64::try_from(nr).ok()
     }
 
-    /// Every syscall of the table, for tests and tools that list them.
-    pub const ALL: &'static [Sysno] = &[
-        Sysno::Read,
-        Sysno::Write,
-        Sysno::Close,
-        Sysno::Getpid,
-        Sysno::Gettid,
-        Sysno::Kill,
-        Sysno::Tgkill,
-        Sysno::Mmap,
-        Sysno::Munmap,
-        Sysno::Mprotect,
-        Sysno::Mremap,
-        Sysno::Madvise,
-        Sysno::Mlock,
-        Sysno::Munlock,
-        Sysno::Mincore,
-        Sysno::Brk,
-        Sysno::RtSigaction,
-        Sysno::RtSigprocmask,
-        Sysno::RtTgsigqueueinfo,
-        Sysno::Sigaltstack,
-        Sysno::Getitimer,
-        Sysno::Setitimer,
-        Sysno::Prctl,
-        Sysno::SetTidAddress,
-        Sysno::SetRobustList,
-        Sysno::GetRobustList,
-        Sysno::Rseq,
-        Sysno::ArchPrctl,
-        Sysno::SetThreadArea,
-        Sysno::GetThreadArea,
-        Sysno::Openat,
-        Sysno::Dup3,
-        Sysno::Lseek,
-        Sysno::Fcntl,
-        Sysno::Ioctl,
-        Sysno::Umask,
-        Sysno::Fchdir,
-        Sysno::Setsid,
-        Sysno::Setpgid,
-        Sysno::Getppid,
-        Sysno::Nanosleep,
-        Sysno::Prlimit64,
-        Sysno::Personality,
-        Sysno::TimerSettime,
-        Sysno::Userfaultfd,
-        Sysno::MemfdCreate,
-        Sysno::Clone3,
-        Sysno::Execve,
-        Sysno::Exit,
-        Sysno::ExitGroup,
-        Sysno::RestartSyscall,
-    ];
-
     /// The kernel's name of the syscall in `arch` (`"mmap2"` for [`Sysno::Mmap`] on i386), as it
     /// appears after `__NR_` in the uapi headers.
     pub fn kernel_name(self, arch: Arch) -> &'static str {
-        match (self, arch) {
-            (Sysno::Mmap, Arch::I386) => "mmap2",
-            (Sysno::Lseek, Arch::I386) => "_llseek",
-            (Sysno::Fcntl, Arch::I386) => "fcntl64",
-            (s, _) => s.base_name(),
-        }
-    }
-
-    fn base_name(self) -> &'static str {
-        match self {
-            Sysno::Read => "read",
-            Sysno::Write => "write",
-            Sysno::Close => "close",
-            Sysno::Getpid => "getpid",
-            Sysno::Gettid => "gettid",
-            Sysno::Kill => "kill",
-            Sysno::Tgkill => "tgkill",
-            Sysno::Mmap => "mmap",
-            Sysno::Munmap => "munmap",
-            Sysno::Mprotect => "mprotect",
-            Sysno::Mremap => "mremap",
-            Sysno::Madvise => "madvise",
-            Sysno::Mlock => "mlock",
-            Sysno::Munlock => "munlock",
-            Sysno::Mincore => "mincore",
-            Sysno::Brk => "brk",
-            Sysno::RtSigaction => "rt_sigaction",
-            Sysno::RtSigprocmask => "rt_sigprocmask",
-            Sysno::RtTgsigqueueinfo => "rt_tgsigqueueinfo",
-            Sysno::Sigaltstack => "sigaltstack",
-            Sysno::Getitimer => "getitimer",
-            Sysno::Setitimer => "setitimer",
-            Sysno::Prctl => "prctl",
-            Sysno::SetTidAddress => "set_tid_address",
-            Sysno::SetRobustList => "set_robust_list",
-            Sysno::GetRobustList => "get_robust_list",
-            Sysno::Rseq => "rseq",
-            Sysno::ArchPrctl => "arch_prctl",
-            Sysno::SetThreadArea => "set_thread_area",
-            Sysno::GetThreadArea => "get_thread_area",
-            Sysno::Openat => "openat",
-            Sysno::Dup3 => "dup3",
-            Sysno::Lseek => "lseek",
-            Sysno::Fcntl => "fcntl",
-            Sysno::Ioctl => "ioctl",
-            Sysno::Umask => "umask",
-            Sysno::Fchdir => "fchdir",
-            Sysno::Setsid => "setsid",
-            Sysno::Setpgid => "setpgid",
-            Sysno::Getppid => "getppid",
-            Sysno::Nanosleep => "nanosleep",
-            Sysno::Prlimit64 => "prlimit64",
-            Sysno::Personality => "personality",
-            Sysno::TimerSettime => "timer_settime",
-            Sysno::Userfaultfd => "userfaultfd",
-            Sysno::MemfdCreate => "memfd_create",
-            Sysno::Clone3 => "clone3",
-            Sysno::Execve => "execve",
-            Sysno::Exit => "exit",
-            Sysno::ExitGroup => "exit_group",
-            Sysno::RestartSyscall => "restart_syscall",
+        let (_, _, n64, n32) = self.row();
+        match arch {
+            Arch::X86_64 => n64,
+            Arch::I386 => n32,
         }
     }
 }
@@ -581,6 +544,26 @@ mod tests {
             };
             let nr: u64 = line[want.len()..].trim().parse().expect("number");
             assert_eq!(s.nr(Arch::I386), Some(nr), "{name}");
+        }
+    }
+
+    #[test]
+    fn x86_64_names_match_uapi_header() {
+        let Ok(h) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+            .or_else(|_| std::fs::read_to_string("/usr/include/asm/unistd_64.h"))
+        else {
+            eprintln!("skipped: no asm/unistd_64.h installed (linux-libc-dev)");
+            return;
+        };
+        for &s in Sysno::ALL {
+            let name = s.kernel_name(Arch::X86_64);
+            let want = format!("#define __NR_{name} ");
+            let line = h.lines().find(|l| l.starts_with(&want));
+            let Some(line) = line else {
+                panic!("__NR_{name} not in unistd_64.h");
+            };
+            let nr: u64 = line[want.len()..].trim().parse().expect("number");
+            assert_eq!(s.nr(Arch::X86_64), Some(nr), "{name}");
         }
     }
 }

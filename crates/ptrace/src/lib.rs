@@ -32,9 +32,11 @@ pub mod remote;
 pub mod sys;
 pub mod tracee;
 
-pub use arch::{Arch, Regs, Sysno};
+pub use arch::{xstate_masks, Arch, Regs, Sysno, XstateMasks};
 pub use error::{PtraceError, Result};
 pub use mem::{vm_read, vm_read_exact, vm_write, ProcMem, RemoteRange};
 pub use nix::sys::ptrace::Options;
-pub use remote::{find_syscall_insn, ITimerVal, RemoteSyscaller, SigAction, SigAltStack};
+pub use remote::{
+    find_syscall_insn, ITimerSpec, ITimerVal, RemoteSyscaller, SigAction, SigAltStack,
+};
 pub use tracee::{OnSignal, RseqConfig, SigInfo, Stop, Tracee, UserDesc};

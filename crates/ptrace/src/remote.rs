@@ -266,6 +266,39 @@ pub struct ITimerVal {
     pub value_usec: i64,
 }
 
+/// A `struct itimerspec` (POSIX timers), widened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ITimerSpec {
+    /// `it_interval.tv_sec`.
+    pub interval_sec: i64,
+    /// `it_interval.tv_nsec`.
+    pub interval_nsec: i64,
+    /// `it_value.tv_sec` (time left; absolute with TIMER_ABSTIME on set).
+    pub value_sec: i64,
+    /// `it_value.tv_nsec`.
+    pub value_nsec: i64,
+}
+
+/// Encodes four time fields as the mode's `long` (x86_64 8 bytes, i386 4 bytes each).
+fn encode_longs(arch: Arch, f: &[i64; 4]) -> Vec<u8> {
+    match arch {
+        Arch::X86_64 => f.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+        Arch::I386 => f.iter().flat_map(|&v| (v as i32).to_ne_bytes()).collect(),
+    }
+}
+
+/// Decodes four `long`s of the mode, sign-extended.
+fn decode_longs(arch: Arch, b: &[u8]) -> [i64; 4] {
+    let mut f = [0i64; 4];
+    for (i, v) in f.iter_mut().enumerate() {
+        *v = match arch {
+            Arch::X86_64 => u64_at(b, 8 * i) as i64,
+            Arch::I386 => i64::from(u32_at(b, 4 * i) as i32),
+        };
+    }
+    f
+}
+
 /// A scratch area in the target for syscalls that take pointers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Scratch {
@@ -588,27 +621,15 @@ impl<'t> RemoteSyscaller<'t> {
     pub fn getitimer(&mut self, which: i32) -> Result<ITimerVal> {
         let (addr, _) = self.scratch()?;
         let mut b = [0u8; 32];
-        match self.arch {
-            Arch::X86_64 => {
-                self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b)?;
-                Ok(ITimerVal {
-                    interval_sec: u64_at(&b, 0) as i64,
-                    interval_usec: u64_at(&b, 8) as i64,
-                    value_sec: u64_at(&b, 16) as i64,
-                    value_usec: u64_at(&b, 24) as i64,
-                })
-            }
-            Arch::I386 => {
-                self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b[..16])?;
-                let i = |o| i64::from(u32_at(&b, o) as i32);
-                Ok(ITimerVal {
-                    interval_sec: i(0),
-                    interval_usec: i(4),
-                    value_sec: i(8),
-                    value_usec: i(12),
-                })
-            }
-        }
+        let n = 4 * self.arch.word_size();
+        self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b[..n])?;
+        let [interval_sec, interval_usec, value_sec, value_usec] = decode_longs(self.arch, &b);
+        Ok(ITimerVal {
+            interval_sec,
+            interval_usec,
+            value_sec,
+            value_usec,
+        })
     }
 
     /// Arms interval timer `which` (`setitimer(which, &val, NULL)`).
@@ -620,12 +641,39 @@ impl<'t> RemoteSyscaller<'t> {
             val.value_sec,
             val.value_usec,
         ];
-        let bytes: Vec<u8> = match self.arch {
-            Arch::X86_64 => f.iter().flat_map(|v| v.to_ne_bytes()).collect(),
-            Arch::I386 => f.iter().flat_map(|&v| (v as i32).to_ne_bytes()).collect(),
-        };
-        self.mem.write_at(addr, &bytes)?;
+        self.mem.write_at(addr, &encode_longs(self.arch, &f))?;
         self.syscall(Sysno::Setitimer, &[which as u64, addr, 0])
+            .map(drop)
+    }
+
+    /// The setting of POSIX timer `id` (`timer_gettime(id, &cur)`); ids are listed in
+    /// /proc/PID/timers.
+    pub fn timer_gettime(&mut self, id: i32) -> Result<ITimerSpec> {
+        let (addr, _) = self.scratch()?;
+        let mut b = [0u8; 32];
+        let n = 4 * self.arch.word_size();
+        self.call_with_out(Sysno::TimerGettime, &[id as u64, addr], &mut b[..n])?;
+        let [interval_sec, interval_nsec, value_sec, value_nsec] = decode_longs(self.arch, &b);
+        Ok(ITimerSpec {
+            interval_sec,
+            interval_nsec,
+            value_sec,
+            value_nsec,
+        })
+    }
+
+    /// Arms POSIX timer `id` (`timer_settime(id, flags, &spec, NULL)`; flags 0 or
+    /// TIMER_ABSTIME).
+    pub fn timer_settime(&mut self, id: i32, flags: i32, spec: &ITimerSpec) -> Result<()> {
+        let (addr, _) = self.scratch()?;
+        let f = [
+            spec.interval_sec,
+            spec.interval_nsec,
+            spec.value_sec,
+            spec.value_nsec,
+        ];
+        self.mem.write_at(addr, &encode_longs(self.arch, &f))?;
+        self.syscall(Sysno::TimerSettime, &[id as u64, flags as u64, addr, 0])
             .map(drop)
     }
 

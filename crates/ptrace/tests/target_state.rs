@@ -53,7 +53,22 @@ fn read_state_and_resume(a: Arch) -> bool {
     // XSAVE area: at least legacy area + header; XSTATE_BV has x87|SSE bits available.
     let xs = t.get_xstate().expect("xstate");
     assert!(xs.len() >= 576, "xstate {} bytes", xs.len());
+    let masks = psnc_ptrace::xstate_masks(&xs).expect("xstate masks");
+    assert_eq!(
+        masks.supported & 3,
+        3,
+        "x87 and SSE always supported: {masks:x?}"
+    );
+    assert_eq!(masks.in_use & !masks.supported, 0, "{masks:x?}");
     t.set_xstate(&xs).expect("set_xstate");
+    // A wrong size is refused by the kernel.
+    assert!(matches!(
+        t.set_xstate(&xs[..512]),
+        Err(psnc_ptrace::PtraceError::Ptrace {
+            op: "PTRACE_SETREGSET(NT_X86_XSTATE)",
+            ..
+        })
+    ));
     assert_eq!(t.get_xstate().expect("xstate again"), xs);
 
     let mask = t.get_sigmask().expect("sigmask");
@@ -109,6 +124,21 @@ fn read_state_and_resume(a: Arch) -> bool {
         assert_eq!(it.interval_sec, 500);
         assert!(it.value_sec >= 999 && it.value_sec <= 1000, "{it:?}");
         sc.setitimer(libc::ITIMER_VIRTUAL, &it).expect("setitimer");
+        let pt = sc
+            .timer_gettime(tgt.ready.timer as i32)
+            .expect("timer_gettime");
+        assert_eq!((pt.interval_sec, pt.interval_nsec), (3, 500));
+        assert!(pt.value_sec >= 998 && pt.value_sec <= 1000, "{pt:?}");
+        sc.timer_settime(tgt.ready.timer as i32, 0, &pt)
+            .expect("timer_settime");
+        assert!(matches!(
+            sc.timer_gettime(12345),
+            Err(psnc_ptrace::PtraceError::RemoteSyscall {
+                sysno: psnc_ptrace::Sysno::TimerGettime,
+                errno: nix::errno::Errno::EINVAL,
+                ..
+            })
+        ));
         let real = sc.getitimer(libc::ITIMER_REAL).expect("getitimer real");
         assert_eq!(real, psnc_ptrace::ITimerVal::default());
 

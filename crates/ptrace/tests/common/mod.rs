@@ -19,20 +19,22 @@ fn build_dir() -> &'static tempfile::TempDir {
 /// Compiles tests/targets/target.c for `arch`; `None` (with a message) when the compiler cannot
 /// build 32-bit code (gcc-multilib missing).
 pub fn target(arch: Arch) -> Option<PathBuf> {
-    static BUILT: OnceLock<std::sync::Mutex<HashMap<&'static str, Option<PathBuf>>>> =
-        OnceLock::new();
-    let name = match arch {
-        Arch::X86_64 => "target64",
-        Arch::I386 => "target32",
-    };
+    build("target", arch)
+}
+
+/// Compiles tests/targets/NAME.c for `arch` (once per test binary); `None` (with a message) when
+/// the compiler cannot build 32-bit code (gcc-multilib missing).
+pub fn build(name: &'static str, arch: Arch) -> Option<PathBuf> {
+    type Built = std::sync::Mutex<HashMap<(&'static str, Arch), Option<PathBuf>>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().expect("lock");
     built
-        .entry(name)
+        .entry((name, arch))
         .or_insert_with(|| {
-            let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/targets/target.c");
-            let out = build_dir().path().join(name);
+            let src = format!("{}/tests/targets/{name}.c", env!("CARGO_MANIFEST_DIR"));
+            let out = build_dir().path().join(format!("{name}-{arch:?}"));
             let mut cmd = Command::new("cc");
-            cmd.args(["-O1", "-g", "-o"]).arg(&out).arg(src);
+            cmd.args(["-O1", "-g", "-pthread", "-o"]).arg(&out).arg(src);
             if arch == Arch::I386 {
                 cmd.arg("-m32");
             }
@@ -63,6 +65,7 @@ pub struct Ready {
     pub rw: u64,
     pub pipe_rd: i32,
     pub gs: u64,
+    pub timer: u64,
 }
 
 /// A running target; killed and reaped on drop unless it finished.
@@ -102,6 +105,7 @@ impl Target {
                 "rw" => ready.rw = hex(),
                 "pipe_rd" => ready.pipe_rd = v.parse().expect("fd"),
                 "gs" => ready.gs = hex(),
+                "timer" => ready.timer = hex(),
                 _ => {}
             }
         }

@@ -86,16 +86,24 @@ int main(int argc, char **argv)
 	if (pipe(p) || write(p[1], "pipedata", 8) != 8)
 		return 19;
 
+	/* A POSIX timer that never fires during a test. */
+	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
+	struct itimerspec its = { { 3, 500 }, { 1000, 0 } };
+	timer_t timer;
+	if (timer_create(CLOCK_MONOTONIC, &sev, &timer) || timer_settime(timer, 0, &its, NULL))
+		return 20;
+
 #if defined(__i386__)
 	__asm__ volatile("movl %%gs, %0" : "=r"(gs));
 #endif
 	/* Make malloc set up its arena first, so that the break printed is the final one. */
 	free(malloc(64));
 	char line[512];
-	int n = snprintf(line, sizeof line, "ready handler=%lx altsp=%lx altsize=%lx brk=%lx prot_none=%lx rw=%lx pipe_rd=%d gs=%x\n",
+	int n = snprintf(line, sizeof line, "ready handler=%lx altsp=%lx altsize=%lx brk=%lx prot_none=%lx rw=%lx pipe_rd=%d gs=%x timer=%lx\n",
 	       (unsigned long)(uintptr_t)on_usr1, (unsigned long)(uintptr_t)altstack,
 	       (unsigned long)sizeof altstack, (unsigned long)(uintptr_t)sbrk(0),
-	       (unsigned long)(uintptr_t)none, (unsigned long)(uintptr_t)rw, p[0], gs);
+	       (unsigned long)(uintptr_t)none, (unsigned long)(uintptr_t)rw, p[0], gs,
+	       (unsigned long)(uintptr_t)timer);
 	write(1, line, n);
 
 	struct timespec req = { ms / 1000, (ms % 1000) * 1000000L }, t0, t1;
