@@ -33,3 +33,80 @@ fn capture_without_kill_leaves_it_counting() {
     t.verify().assert_passed(cases::COUNTER.expect);
     assert_consecutive(&t.ticks());
 }
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn json_summary() {
+    let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
+    let image = t.dir.join("image");
+    let r = t.capture(&image, &["--json"]);
+    r.assert_ok();
+    let line = r.stdout.trim().lines().last().unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{r}"));
+    let size = std::fs::metadata(&image).expect("image").len();
+    assert_eq!(v["pid"].as_u64(), Some(u64::from(t.pid())), "{v}");
+    assert_eq!(v["image_bytes"].as_u64(), Some(size), "{v}");
+    assert!(v["stopped_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{v}");
+    t.verify().assert_passed(cases::COUNTER.expect);
+}
+
+#[test]
+#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
+fn image_through_a_pipe() {
+    let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
+    let ticks_path = t.report.with_extension("ticks");
+    wait_ticks(&ticks_path, 3, Duration::from_secs(10));
+    // psnc-capture PID -o - --kill | psnc-restore -
+    let script = format!(
+        "set -o pipefail; '{}' {} -o - --kill | '{}' -",
+        psnc_tests::tool("psnc-capture").display(),
+        t.pid(),
+        psnc_tests::tool("psnc-restore").display()
+    );
+    let r = psnc_tests::run(
+        std::path::Path::new("/bin/bash"),
+        &["-c", &script],
+        psnc_tests::RunOpts::default(),
+    );
+    r.assert_ok();
+    assert!(t.proc.reap(Duration::from_secs(10)).is_some(), "the original still runs");
+    let pid: u32 = r.stdout.trim().parse().unwrap_or_else(|_| panic!("no PID printed:\n{r}"));
+    t.proc = psnc_tests::ProcGuard::foreign(pid);
+    let n = t.ticks().len();
+    wait_ticks(&ticks_path, n + 5, Duration::from_secs(10));
+    t.verify().assert_passed(cases::COUNTER.expect);
+    assert_consecutive(&t.ticks());
+}
+
+#[test]
+#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
+fn foreground_forwards_sigterm() {
+    use std::process::{Command, Stdio};
+    let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
+    let ticks_path = t.report.with_extension("ticks");
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    let mut fg = Command::new(psnc_tests::tool("psnc-restore"))
+        .arg(&image)
+        .arg("--foreground")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start psnc-restore --foreground");
+    let fg_guard = psnc_tests::ProcGuard::foreign(fg.id());
+    let n = t.ticks().len();
+    wait_ticks(&ticks_path, n + 5, Duration::from_secs(20));
+    t.proc = psnc_tests::ProcGuard::foreign(t.pid());
+    assert!(matches!(fg.try_wait(), Ok(None)), "--foreground returned while the process runs");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(fg.id() as i32), nix::sys::signal::SIGTERM)
+        .expect("SIGTERM");
+    let st = psnc_tests::wait_for(Duration::from_secs(10), || fg.try_wait().ok().flatten())
+        .expect("psnc-restore --foreground did not exit after SIGTERM");
+    drop(fg_guard);
+    assert!(!st.success(), "exit status {st:?} does not tell the process was terminated");
+    let pid = t.pid();
+    psnc_tests::wait_for(Duration::from_secs(5), || (!psnc_tests::alive(pid)).then_some(()))
+        .expect("the restored process survived the forwarded SIGTERM");
+}

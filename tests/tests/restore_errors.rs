@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use psnc_tests::{
-    assert_running_untraced, cases, comm_of, pids_with_comm, restore_run, RunOpts, Target,
+    assert_running_untraced, cases, comm_of, pids_with_comm, restore_run, ProcGuard, RunOpts,
+    Target,
 };
 
 /// Captures a counter with --kill; returns the target (process gone) and the image.
@@ -18,14 +19,16 @@ fn captured_counter() -> (Target, std::path::PathBuf) {
 /// Restore of `bad` fails and leaves no process behind.
 fn assert_refused(t: &Target, bad: &Path) {
     let r = restore_run(bad, &[], RunOpts::default());
-    r.assert_failed();
     std::thread::sleep(std::time::Duration::from_millis(200));
+    let left = pids_with_comm(&comm_of(&t.exe));
+    // Whatever a wrong restore left behind must not outlive the test.
+    let _guards: Vec<ProcGuard> = left.iter().map(|p| ProcGuard::foreign(*p)).collect();
+    r.assert_failed();
     assert!(
         !psnc_tests::alive(t.pid()),
         "a process with the image's PID {} exists after a refused restore",
         t.pid()
     );
-    let left = pids_with_comm(&comm_of(&t.exe));
     assert!(left.is_empty(), "processes {left:?} left by a refused restore:\n{r}");
 }
 
