@@ -579,6 +579,7 @@ pub struct Spawn<'a> {
     args: Vec<String>,
     bits: Bits,
     stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
     with_lib: bool,
 }
 
@@ -590,6 +591,7 @@ impl<'a> Spawn<'a> {
             args: Vec::new(),
             bits: Bits::B64,
             stdin: None,
+            stdout: None,
             with_lib: false,
         }
     }
@@ -609,6 +611,12 @@ impl<'a> Spawn<'a> {
     /// Standard input of the target (default /dev/null).
     pub fn stdin(mut self, stdin: Stdio) -> Self {
         self.stdin = Some(stdin);
+        self
+    }
+
+    /// Standard output and error of the target (default /dev/null); stderr gets a duplicate.
+    pub fn stdout(mut self, fd: std::os::fd::OwnedFd) -> Self {
+        self.stdout = Some(Stdio::from(fd));
         self
     }
 
@@ -640,7 +648,7 @@ impl<'a> Spawn<'a> {
         cmd.arg(&report)
             .args(&self.args)
             .stdin(self.stdin.unwrap_or_else(Stdio::null))
-            .stdout(Stdio::null())
+            .stdout(self.stdout.unwrap_or_else(Stdio::null))
             .stderr(Stdio::null())
             .current_dir(dir.path());
         // Its own process group, like a job a shell started: a test's signal never reaches it.
@@ -1081,4 +1089,24 @@ pub fn assert_running_untraced(pid: u32) {
         Some("0"),
         "process {pid} is still traced"
     );
+}
+
+/// Opens a pseudo-terminal pair, both ends close-on-exec (so no other test's process inherits
+/// them), the slave without becoming anyone's controlling terminal. Returns (master, slave).
+pub fn open_pty() -> (nix::pty::PtyMaster, std::os::fd::OwnedFd) {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .expect("posix_openpt");
+    nix::pty::grantpt(&master).expect("grantpt");
+    nix::pty::unlockpt(&master).expect("unlockpt");
+    let name = nix::pty::ptsname_r(&master).expect("ptsname_r");
+    // std opens with O_CLOEXEC.
+    let slave = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(OFlag::O_NOCTTY.bits())
+        .open(&name)
+        .unwrap_or_else(|e| panic!("open {name}: {e}"));
+    (master, slave.into())
 }
