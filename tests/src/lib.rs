@@ -176,7 +176,10 @@ pub fn target_binary(name: &str, bits: Bits) -> PathBuf {
     match bits {
         Bits::B64 => built.dir.join(name),
         Bits::B32 => {
-            assert!(built.m32, "-m32 targets are not built: install gcc-multilib");
+            assert!(
+                built.m32,
+                "-m32 targets are not built: install gcc-multilib"
+            );
             built.dir.join(format!("{name}-m32"))
         }
     }
@@ -201,7 +204,10 @@ impl WorkDir {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777))
             .expect("chmod the temporary directory");
         let path = dir.path().to_path_buf();
-        WorkDir { dir: Some(dir), path }
+        WorkDir {
+            dir: Some(dir),
+            path,
+        }
     }
 
     /// The directory.
@@ -551,7 +557,10 @@ impl Report {
     pub fn assert_passed(&self, expected: &[&str]) {
         let text = self.lines.join("\n");
         assert!(self.done(), "the target did not finish its checks:\n{text}");
-        assert!(self.fails().is_empty(), "the target reported failures:\n{text}");
+        assert!(
+            self.fails().is_empty(),
+            "the target reported failures:\n{text}"
+        );
         let passes = self.passes();
         for e in expected {
             assert!(passes.contains(e), "no PASS {e} in the report:\n{text}");
@@ -716,7 +725,11 @@ impl Target {
     pub fn capture_kill(&mut self, image: &Path) -> ToolRun {
         let r = self.capture(image, &["--kill"]);
         r.assert_ok();
-        assert!(image.is_file(), "no image at {} after a capture", image.display());
+        assert!(
+            image.is_file(),
+            "no image at {} after a capture",
+            image.display()
+        );
         let st = self.proc.reap(Duration::from_secs(10));
         assert!(
             st.is_some(),
@@ -821,7 +834,12 @@ pub fn wait_ticks(path: &Path, n: usize, timeout: Duration) -> Vec<u64> {
         let t = read_ticks(path);
         (t.len() >= n).then_some(t)
     })
-    .unwrap_or_else(|| panic!("fewer than {n} ticks in {} after {timeout:?}", path.display()))
+    .unwrap_or_else(|| {
+        panic!(
+            "fewer than {n} ticks in {} after {timeout:?}",
+            path.display()
+        )
+    })
 }
 
 /// Whether a CPU flag (from `/proc/cpuinfo`) is present.
@@ -871,7 +889,13 @@ impl Tmpfs {
     pub fn mount(path: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(path).expect("create the mount point");
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "psnc-e2e"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "psnc-e2e",
+            ])
             .arg(path)
             .status()
             .expect("run mount");
@@ -910,7 +934,11 @@ pub mod cases {
     use super::Case;
 
     /// Counter (the harness also checks its ticks).
-    pub const COUNTER: Case = Case { name: "counter", args: &[], expect: &["counter"] };
+    pub const COUNTER: Case = Case {
+        name: "counter",
+        args: &[],
+        expect: &["counter"],
+    };
     /// Heap blocks, brk, heap growth.
     pub const MEM_HEAP: Case = Case {
         name: "memory",
@@ -918,7 +946,11 @@ pub mod cases {
         expect: &["heap_blocks", "heap_brk", "heap_grow", "heap_malloc"],
     };
     /// Nested stack frames.
-    pub const MEM_STACK: Case = Case { name: "memory", args: &["stack"], expect: &["stack_frames"] };
+    pub const MEM_STACK: Case = Case {
+        name: "memory",
+        args: &["stack"],
+        expect: &["stack_frames"],
+    };
     /// .bss and .data.
     pub const MEM_BSS: Case = Case {
         name: "memory",
@@ -929,7 +961,12 @@ pub mod cases {
     pub const MEM_ANON: Case = Case {
         name: "memory",
         args: &["anon_holes"],
-        expect: &["anon_written", "anon_holes", "anon_untouched_not_resident", "anon_untouched_zero"],
+        expect: &[
+            "anon_written",
+            "anon_holes",
+            "anon_untouched_not_resident",
+            "anon_untouched_zero",
+        ],
     };
     /// PROT_NONE data and guard region.
     pub const MEM_GUARD: Case = Case {
@@ -965,7 +1002,13 @@ pub mod cases {
     pub const FILE_OFFSET: Case = Case {
         name: "files",
         args: &["offset"],
-        expect: &["file_offset", "file_flags", "file_read", "file_contents", "file_fd_number"],
+        expect: &[
+            "file_offset",
+            "file_flags",
+            "file_read",
+            "file_contents",
+            "file_fd_number",
+        ],
     };
     /// An O_APPEND fd.
     pub const FILE_APPEND: Case = Case {
@@ -977,7 +1020,13 @@ pub mod cases {
     pub const FILE_DELETED: Case = Case {
         name: "files",
         args: &["deleted"],
-        expect: &["deleted_stat", "deleted_contents", "deleted_offset", "deleted_link", "deleted_not_recreated"],
+        expect: &[
+            "deleted_stat",
+            "deleted_contents",
+            "deleted_offset",
+            "deleted_link",
+            "deleted_not_recreated",
+        ],
     };
     /// A pipe with unread bytes.
     pub const FILE_PIPE: Case = Case {
@@ -989,13 +1038,26 @@ pub mod cases {
     pub const SIG_ACTION: Case = Case {
         name: "signals",
         args: &["sigaction"],
-        expect: &["sigaction_usr1", "sigaction_rt", "sigaction_ignored", "sigaction_default", "sigaction_delivery"],
+        expect: &[
+            "sigaction_usr1",
+            "sigaction_rt",
+            "sigaction_ignored",
+            "sigaction_default",
+            "sigaction_delivery",
+        ],
     };
     /// Blocked pending signals with their siginfo.
     pub const SIG_PENDING: Case = Case {
         name: "signals",
         args: &["pending"],
-        expect: &["pending_set", "pending_mask", "pending_siginfo", "pending_rt_first", "pending_rt_queued_twice", "pending_no_extra"],
+        expect: &[
+            "pending_set",
+            "pending_mask",
+            "pending_siginfo",
+            "pending_rt_first",
+            "pending_rt_queued_twice",
+            "pending_no_extra",
+        ],
     };
     /// sigaltstack.
     pub const SIG_ALTSTACK: Case = Case {
@@ -1010,22 +1072,57 @@ pub mod cases {
         expect: &["itimer_set", "itimer_fires"],
     };
     /// xmm registers.
-    pub const REGS_SSE: Case = Case { name: "regs", args: &["sse"], expect: &["sse"] };
+    pub const REGS_SSE: Case = Case {
+        name: "regs",
+        args: &["sse"],
+        expect: &["sse"],
+    };
     /// ymm registers.
-    pub const REGS_AVX: Case = Case { name: "regs", args: &["avx"], expect: &["avx"] };
+    pub const REGS_AVX: Case = Case {
+        name: "regs",
+        args: &["avx"],
+        expect: &["avx"],
+    };
     /// zmm and k registers.
-    pub const REGS_AVX512: Case = Case { name: "regs", args: &["avx512"], expect: &["avx512"] };
+    pub const REGS_AVX512: Case = Case {
+        name: "regs",
+        args: &["avx512"],
+        expect: &["avx512"],
+    };
     /// Every thread feature at once.
     pub const THREADS: Case = Case {
         name: "threads",
         args: &[],
         expect: &[
-            "tid_main", "condvar_pingpong", "pthread_kill", "futex_wake", "tid_futex", "reader_read",
-            "tid_reader", "tid_worker0", "tls_worker0", "stack_worker0", "tid_worker1", "tls_worker1",
-            "tid_worker2", "tid_worker3", "tid_ping", "tid_pong", "mutex_errorcheck_unlock",
-            "mutex_recursive_unlock", "mutex_robust_unlock", "mutex_pi_unlock", "tid_holder",
-            "sleeper_rounds", "tid_sleeper", "pthread_join", "mutex_shared_counter",
-            "mutex_errorcheck_free", "mutex_recursive_free", "mutex_robust_free", "mutex_pi_free",
+            "tid_main",
+            "condvar_pingpong",
+            "pthread_kill",
+            "futex_wake",
+            "tid_futex",
+            "reader_read",
+            "tid_reader",
+            "tid_worker0",
+            "tls_worker0",
+            "stack_worker0",
+            "tid_worker1",
+            "tls_worker1",
+            "tid_worker2",
+            "tid_worker3",
+            "tid_ping",
+            "tid_pong",
+            "mutex_errorcheck_unlock",
+            "mutex_recursive_unlock",
+            "mutex_robust_unlock",
+            "mutex_pi_unlock",
+            "tid_holder",
+            "sleeper_rounds",
+            "tid_sleeper",
+            "pthread_join",
+            "mutex_shared_counter",
+            "mutex_errorcheck_free",
+            "mutex_recursive_free",
+            "mutex_robust_free",
+            "mutex_pi_free",
         ],
     };
 }
@@ -1060,14 +1157,21 @@ pub fn spawn_program(cmd: &mut Command) -> ProcGuard {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
-    ProcGuard::child(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
+    ProcGuard::child(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+    )
 }
 
 /// Captures `proc` with `--kill` into `image`, asserts success, reaps the original.
 pub fn capture_kill(proc: &mut ProcGuard, image: &Path) -> ToolRun {
     let r = capture(proc.pid, image, &["--kill"]);
     r.assert_ok();
-    assert!(image.is_file(), "no image at {} after a capture", image.display());
+    assert!(
+        image.is_file(),
+        "no image at {} after a capture",
+        image.display()
+    );
     assert!(
         proc.reap(Duration::from_secs(10)).is_some(),
         "process {} still runs after psnc-capture --kill",

@@ -26,7 +26,11 @@ fn nanosleep_restarts() {
     // Still inside its sleep: not woken early, not failed.
     std::thread::sleep(Duration::from_millis(300));
     let r = t.report();
-    assert!(r.passes().is_empty() && r.fails().is_empty(), "woke early: {:?}", r.lines);
+    assert!(
+        r.passes().is_empty() && r.fails().is_empty(),
+        "woke early: {:?}",
+        r.lines
+    );
     assert_eq!(proc_state(t.pid()), Some('S'), "not sleeping after restore");
     let r = t.wait_done();
     r.assert_passed(&["nanosleep_result", "nanosleep_duration"]);
@@ -41,7 +45,9 @@ fn read_on_inherited_pipe(resource_form: bool) {
     let link = std::fs::read_link(format!("/proc/{}/fd/0", t.pid())).expect("fd 0 link");
     let link = link.to_str().expect("utf-8 link").to_string();
     assert!(link.starts_with("pipe:["), "fd 0 is {link}");
-    wait_for(Duration::from_secs(5), || (proc_state(t.pid()) == Some('S')).then_some(()));
+    wait_for(Duration::from_secs(5), || {
+        (proc_state(t.pid()) == Some('S')).then_some(())
+    });
     let image = t.dir.join("image");
     t.capture_kill(&image);
     drop(w0);
@@ -61,10 +67,18 @@ fn read_on_inherited_pipe(resource_form: bool) {
         },
     );
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(proc_state(t.pid()), Some('S'), "not blocked in read after restore");
-    assert!(t.report().passes().is_empty(), "read returned before any byte was written");
+    assert_eq!(
+        proc_state(t.pid()),
+        Some('S'),
+        "not blocked in read after restore"
+    );
+    assert!(
+        t.report().passes().is_empty(),
+        "read returned before any byte was written"
+    );
     let mut w = std::fs::File::from(w1);
-    w.write_all(b"psnc-wakeup\n").expect("write to the inherited pipe");
+    w.write_all(b"psnc-wakeup\n")
+        .expect("write to the inherited pipe");
     t.wait_done()
         .assert_passed(&["pipe_read", "pipe_read_fd_kind"]);
 }

@@ -11,7 +11,11 @@ use psnc_tests::{
 };
 
 fn assert_no_image(image: &Path) {
-    assert!(!image.exists(), "an image exists at {} after a failed capture", image.display());
+    assert!(
+        !image.exists(),
+        "an image exists at {} after a failed capture",
+        image.display()
+    );
 }
 
 /// The target runs on its own and its state is intact.
@@ -58,7 +62,10 @@ fn kernel_thread() {
 #[test]
 #[ignore = "needs psnc-capture: issue 3"]
 fn unprivileged_user_against_root_process() {
-    assert!(psnc_tests::is_root(), "this test needs root (it runs the tool as nobody)");
+    assert!(
+        psnc_tests::is_root(),
+        "this test needs root (it runs the tool as nobody)"
+    );
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     // A copy nobody can surely execute, in the 0777 work directory.
     let exe = t.dir.join("psnc-capture");
@@ -97,7 +104,10 @@ fn output_directory_missing() {
 #[test]
 #[ignore = "needs psnc-capture: issue 3"]
 fn disk_full() {
-    assert!(psnc_tests::is_root(), "this test needs root (it mounts a tmpfs)");
+    assert!(
+        psnc_tests::is_root(),
+        "this test needs root (it mounts a tmpfs)"
+    );
     let mut t = Spawn::new("memory").args(&["fill", "32"]).start();
     let small = Tmpfs::mount(&t.dir.join("small"), "1m");
     let image = small.path.join("image");
@@ -112,7 +122,11 @@ fn biggest_new_file(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('t') && !n.starts_with("report")))
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| !n.starts_with('t') && !n.starts_with("report"))
+                })
                 .filter_map(|e| e.metadata().ok().map(|m| m.len()))
                 .max()
                 .unwrap_or(0)

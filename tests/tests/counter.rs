@@ -42,8 +42,8 @@ fn json_summary() {
     let r = t.capture(&image, &["--json"]);
     r.assert_ok();
     let line = r.stdout.trim().lines().last().unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{r}"));
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{r}"));
     let size = std::fs::metadata(&image).expect("image").len();
     assert_eq!(v["pid"].as_u64(), Some(u64::from(t.pid())), "{v}");
     assert_eq!(v["image_bytes"].as_u64(), Some(size), "{v}");
@@ -70,8 +70,15 @@ fn image_through_a_pipe() {
         psnc_tests::RunOpts::default(),
     );
     r.assert_ok();
-    assert!(t.proc.reap(Duration::from_secs(10)).is_some(), "the original still runs");
-    let pid: u32 = r.stdout.trim().parse().unwrap_or_else(|_| panic!("no PID printed:\n{r}"));
+    assert!(
+        t.proc.reap(Duration::from_secs(10)).is_some(),
+        "the original still runs"
+    );
+    let pid: u32 = r
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no PID printed:\n{r}"));
     t.proc = psnc_tests::ProcGuard::foreign(pid);
     let n = t.ticks().len();
     wait_ticks(&ticks_path, n + 5, Duration::from_secs(10));
@@ -99,14 +106,25 @@ fn foreground_forwards_sigterm() {
     let n = t.ticks().len();
     wait_ticks(&ticks_path, n + 5, Duration::from_secs(20));
     t.proc = psnc_tests::ProcGuard::foreign(t.pid());
-    assert!(matches!(fg.try_wait(), Ok(None)), "--foreground returned while the process runs");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(fg.id() as i32), nix::sys::signal::SIGTERM)
-        .expect("SIGTERM");
+    assert!(
+        matches!(fg.try_wait(), Ok(None)),
+        "--foreground returned while the process runs"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(fg.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .expect("SIGTERM");
     let st = psnc_tests::wait_for(Duration::from_secs(10), || fg.try_wait().ok().flatten())
         .expect("psnc-restore --foreground did not exit after SIGTERM");
     drop(fg_guard);
-    assert!(!st.success(), "exit status {st:?} does not tell the process was terminated");
+    assert!(
+        !st.success(),
+        "exit status {st:?} does not tell the process was terminated"
+    );
     let pid = t.pid();
-    psnc_tests::wait_for(Duration::from_secs(5), || (!psnc_tests::alive(pid)).then_some(()))
-        .expect("the restored process survived the forwarded SIGTERM");
+    psnc_tests::wait_for(Duration::from_secs(5), || {
+        (!psnc_tests::alive(pid)).then_some(())
+    })
+    .expect("the restored process survived the forwarded SIGTERM");
 }

@@ -32,7 +32,10 @@ fn restore_tty_stdout(args: &[&str]) -> (psnc_tests::Target, String) {
     let (master, slave) = psnc_tests::open_pty();
     let mut t = psnc_tests::Spawn::new("counter").stdout(slave).start();
     let link = std::fs::read_link(format!("/proc/{}/fd/1", t.pid())).expect("fd 1");
-    assert!(link.to_string_lossy().starts_with("/dev/pts/"), "fd 1 is {link:?}");
+    assert!(
+        link.to_string_lossy().starts_with("/dev/pts/"),
+        "fd 1 is {link:?}"
+    );
     let image = t.dir.join("image");
     t.capture_kill(&image);
     drop(master);

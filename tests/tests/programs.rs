@@ -38,9 +38,16 @@ fn python3_loop_with_state() {
     let ticks = wait_ticks(&log, before + 10, Duration::from_secs(20));
     assert_consecutive(&ticks);
     for line in std::fs::read_to_string(&log).expect("read log").lines() {
-        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         let i = f[0];
-        assert_eq!(f[1], i * (i + 1) * (2 * i + 1) / 6, "state lost at tick {i}: {line}");
+        assert_eq!(
+            f[1],
+            i * (i + 1) * (2 * i + 1) / 6,
+            "state lost at tick {i}: {line}"
+        );
     }
 }
 
@@ -53,7 +60,11 @@ const BASH_LOOP: &str =
 fn bash_loop() {
     let dir = WorkDir::new("bash");
     let log = dir.join("log");
-    let mut p = spawn_program(Command::new("bash").args(["-c", BASH_LOOP, "bash"]).arg(&log));
+    let mut p = spawn_program(
+        Command::new("bash")
+            .args(["-c", BASH_LOOP, "bash"])
+            .arg(&log),
+    );
     wait_ticks(&log, 5, Duration::from_secs(20));
     let image = dir.join("image");
     capture_kill(&mut p, &image);
@@ -69,8 +80,10 @@ fn sleep_1000_keeps_sleeping() {
     let dir = WorkDir::new("sleep");
     let mut p = spawn_program(Command::new("sleep").arg("1000"));
     let pid = p.pid;
-    wait_for(Duration::from_secs(5), || (proc_state(pid) == Some('S')).then_some(()))
-        .expect("sleep is not sleeping");
+    wait_for(Duration::from_secs(5), || {
+        (proc_state(pid) == Some('S')).then_some(())
+    })
+    .expect("sleep is not sleeping");
     let image = dir.join("image");
     capture_kill(&mut p, &image);
     let mut r = restore(&image, &[], RunOpts::default());
@@ -81,7 +94,10 @@ fn sleep_1000_keeps_sleeping() {
     // In clock_nanosleep (230) or nanosleep (35), not anywhere else.
     let sc = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
     let nr = sc.split_whitespace().next().unwrap_or("");
-    assert!(nr == "230" || nr == "35", "sleep is in syscall {sc:?}, not a sleep");
+    assert!(
+        nr == "230" || nr == "35",
+        "sleep is in syscall {sc:?}, not a sleep"
+    );
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     assert_eq!(comm.trim(), "sleep");
 }

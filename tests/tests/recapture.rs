@@ -14,7 +14,11 @@ fn leave_stopped_then_capture_again_gives_the_same_image() {
     assert_eq!(proc_state(pid), Some('T'), "not left stopped");
     let image2 = t.dir.join("image2");
     t.capture(&image2, &[]).assert_ok();
-    assert_eq!(proc_state(pid), Some('T'), "capture changed the stopped state");
+    assert_eq!(
+        proc_state(pid),
+        Some('T'),
+        "capture changed the stopped state"
+    );
     let diff = run(
         &tool("psnc-imgtool"),
         &[
@@ -26,8 +30,11 @@ fn leave_stopped_then_capture_again_gives_the_same_image() {
         RunOpts::default(),
     );
     diff.assert_ok();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGCONT)
-        .expect("SIGCONT");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGCONT,
+    )
+    .expect("SIGCONT");
     psnc_tests::wait_for(std::time::Duration::from_secs(5), || {
         (proc_state(pid) != Some('T')).then_some(())
     });

@@ -13,5 +13,6 @@ fn library_renamed_and_executable_deleted() {
     std::fs::rename(&lib, t.dir.join("libpsnc.so.moved")).expect("rename the library");
     std::fs::remove_file(&t.exe).expect("delete the executable");
     t.restore(&image, &[], RunOpts::default());
-    t.verify().assert_passed(&["lib_state", "lib_code", "lib_data"]);
+    t.verify()
+        .assert_passed(&["lib_state", "lib_code", "lib_data"]);
 }

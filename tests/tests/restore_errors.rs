@@ -29,7 +29,10 @@ fn assert_refused(t: &Target, bad: &Path) {
         "a process with the image's PID {} exists after a refused restore",
         t.pid()
     );
-    assert!(left.is_empty(), "processes {left:?} left by a refused restore:\n{r}");
+    assert!(
+        left.is_empty(),
+        "processes {left:?} left by a refused restore:\n{r}"
+    );
 }
 
 #[test]
@@ -70,7 +73,11 @@ fn pid_in_use() {
         r.stderr.contains(&t.pid().to_string()),
         "the error does not name the PID in use:\n{r}"
     );
-    assert_eq!(pids_with_comm(&comm_of(&t.exe)), vec![t.pid()], "a second process appeared");
+    assert_eq!(
+        pids_with_comm(&comm_of(&t.exe)),
+        vec![t.pid()],
+        "a second process appeared"
+    );
     assert_running_untraced(t.pid());
     t.verify().assert_passed(cases::COUNTER.expect);
 }

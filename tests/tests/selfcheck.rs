@@ -70,5 +70,6 @@ fn threads() {
 #[test]
 fn withlib() {
     let mut t = psnc_tests::Target::start_with_lib();
-    t.verify().assert_passed(&["lib_state", "lib_code", "lib_data"]);
+    t.verify()
+        .assert_passed(&["lib_state", "lib_code", "lib_data"]);
 }
