@@ -8,6 +8,7 @@
 //! | [`tracee`] | [`Tracee`]: seize, interrupt, wait, detach; registers, XSAVE, TLS, signals    |
 //! | [`remote`] | the remote-syscall engine (x86_64 `syscall`, i386 `int 0x80`) and wrappers    |
 //! | [`arch`]   | [`Arch`], [`Regs`] layouts, syscall conventions and numbers of both modes     |
+//! | [`siginfo`]| `siginfo_t` layouts: which member is live, 64-bit to compat conversion      |
 //! | [`mem`]    | `process_vm_readv` and `/proc/PID/mem`                                        |
 //! | [`sys`]    | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ...    |
 //!
@@ -29,6 +30,8 @@ pub mod arch;
 pub mod error;
 pub mod mem;
 pub mod remote;
+pub mod siginfo;
+pub mod spawn;
 pub mod sys;
 pub mod tracee;
 

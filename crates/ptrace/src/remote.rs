@@ -43,7 +43,7 @@ use std::io::BufRead;
 use crate::arch::{Arch, Sysno};
 use crate::error::{PtraceError, Result};
 use crate::mem::ProcMem;
-use crate::tracee::{Stop, Tracee};
+use crate::tracee::{SigInfo, Stop, Tracee};
 
 /// How many unexpected stops (signals, group-stops) one remote syscall tolerates before it gives
 /// up: each needs a signal or job-control event, so reaching this means a signal storm.
@@ -713,6 +713,27 @@ impl<'t> RemoteSyscaller<'t> {
     /// The dumpable flag (`prctl(PR_GET_DUMPABLE)`): 0, 1 or 2.
     pub fn prctl_get_dumpable(&mut self) -> Result<i32> {
         Ok(self.syscall(Sysno::Prctl, &[libc::PR_GET_DUMPABLE as u64])? as i32)
+    }
+
+    /// Queues signal `info` for thread `tid` of process `tgid`, from inside the target
+    /// (`rt_tgsigqueueinfo`), keeping its si_code, si_pid, si_uid and value: a signal sent from
+    /// outside cannot claim a kernel si_code or another sender. The kernel accepts si_code >= 0
+    /// (and SI_TKILL) only when the calling thread's TID equals `tgid`: run it in the thread-group
+    /// leader, for any thread of the process. For an i386 target the siginfo is converted to the
+    /// compat layout first. The signal must be blocked in `tid`, or it is delivered as soon as
+    /// the thread runs.
+    pub fn rt_tgsigqueueinfo(&mut self, tgid: i32, tid: i32, info: &SigInfo) -> Result<()> {
+        let (addr, _) = self.scratch()?;
+        let bytes = match self.arch {
+            Arch::X86_64 => *info,
+            Arch::I386 => crate::siginfo::to_compat(info),
+        };
+        self.mem.write_at(addr, &bytes.0)?;
+        self.syscall(
+            Sysno::RtTgsigqueueinfo,
+            &[tgid as u64, tid as u64, info.signo() as u64, addr],
+        )
+        .map(drop)
     }
 
     /// The thread's robust-futex list head and length, asked from inside it

@@ -60,6 +60,74 @@ fn i386_held_signal_is_reinjected() {
     held_signal_is_reinjected(Arch::I386);
 }
 
+/// Requeued from inside the target, a signal keeps its si_code, sender and value; for i386 the
+/// siginfo goes through the compat conversion and comes back the same through PEEKSIGINFO.
+fn requeue_keeps_siginfo(a: Arch) {
+    let Some(tgt) = Target::start(a, 10_000) else {
+        eprintln!("SKIPPED: {a:?} target could not be built");
+        return;
+    };
+    let pid = tgt.pid();
+    let mut t = Tracee::seize(pid, Options::PTRACE_O_EXITKILL).expect("seize");
+    t.stop(OnSignal::Hold).expect("stop");
+    let queued = t.peek_siginfo(true).expect("peek shared");
+    assert_eq!(queued.len(), 1);
+    // SI_QUEUE from the target itself, with value 7: queue a thread-directed copy.
+    let rt = queued[0];
+    // A kernel-made SIGCHLD (CLD_EXITED, pid 4242, status 7, utime 11, stime 12): only the
+    // target itself may queue that.
+    let mut chld = [0u8; 128];
+    chld[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
+    chld[8..12].copy_from_slice(&libc::CLD_EXITED.to_ne_bytes());
+    chld[16..20].copy_from_slice(&4242i32.to_ne_bytes());
+    chld[24..28].copy_from_slice(&7i32.to_ne_bytes());
+    chld[32..40].copy_from_slice(&11i64.to_ne_bytes());
+    chld[40..48].copy_from_slice(&12i64.to_ne_bytes());
+    let chld = psnc_ptrace::SigInfo(chld);
+    {
+        let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
+        sc.rt_tgsigqueueinfo(pid, pid, &rt).expect("requeue rt");
+        sc.rt_tgsigqueueinfo(pid, pid, &chld).expect("queue chld");
+        sc.finish().expect("finish");
+    }
+    // From outside, the same SIGCHLD is refused: that is why it runs inside.
+    // SAFETY: rt_tgsigqueueinfo reads one 128-byte siginfo_t from a buffer that lives across it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            pid,
+            libc::SIGCHLD,
+            chld.0.as_ptr(),
+        )
+    };
+    assert_eq!((r, Errno::last()), (-1, Errno::EPERM));
+    let private = t.peek_siginfo(false).expect("peek private");
+    assert_eq!(private.len(), 3, "{private:?}");
+    assert_eq!(private[0].signo(), libc::SIGUSR2);
+    let got_rt = private
+        .iter()
+        .find(|s| s.signo() == rt.signo())
+        .expect("rt requeued");
+    assert_eq!(&got_rt.0[..32], &rt.0[..32]);
+    let got_chld = private
+        .iter()
+        .find(|s| s.signo() == libc::SIGCHLD)
+        .expect("chld queued");
+    assert_eq!(&got_chld.0[..48], &chld.0[..48]);
+    t.detach().expect("detach");
+}
+
+#[test]
+fn x86_64_requeue_keeps_siginfo() {
+    requeue_keeps_siginfo(Arch::X86_64);
+}
+
+#[test]
+fn i386_requeue_keeps_siginfo() {
+    requeue_keeps_siginfo(Arch::I386);
+}
+
 #[test]
 fn memory_read_many_ranges_partial_and_through_protections() {
     let tgt = Target::start(Arch::X86_64, 10_000).expect("target");

@@ -65,6 +65,7 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGRTMIN + 1);
+	sigaddset(&block, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &block, NULL))
 		return 14;
 	if (syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGUSR2))
