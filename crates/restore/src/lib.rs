@@ -1,1 +1,250 @@
-//! psnc-restore library.
+//! Restore a process from a psnc-cr image, without the runtime linker.
+//!
+//! The restored process is rebuilt, not relaunched: a stub executable of the image's mode is
+//! exec'd with the image's PID, and the restore then drives it with remote system calls until it
+//! holds the image's memory, files and kernel state, and finally its registers. Nothing of the
+//! program runs before it continues exactly where it was captured.
+//!
+//! ```text
+//!  Image::open ─► checks::check ─► files::prepare ─► spawn::start_stub ─► rebuild ─► release
+//!  (digests)      (refusals: CPU,   (open/recreate    (clone3 set_tid,    (memory,   (detach, or
+//!                 vdso, files, PID,  files, pipes)     execveat stub,      vdso, mm,  SIGSTOP with
+//!                 region)                              seize, int3 stop)   fds, ...)  --leave-stopped)
+//! ```
+//!
+//! Refusals happen before anything is created ([`RestoreError::is_refusal`]); a failure after the
+//! stub exists kills it, so a failed restore leaves no process behind.
+//!
+//! # Which ids change
+//! - PID and TIDs stay the image's (`clone3` `set_tid`).
+//! - The parent is the restore tool, and once it exits (background mode) the nearest subreaper
+//!   or init: `ppid` changes.
+//! - Session and process group: without `--shell-job` the process gets a new session, so its SID
+//!   and PGID become its PID. That equals the image's ids when the process was its session's
+//!   leader; otherwise they change. With `--shell-job` it joins the restore tool's session and
+//!   process group (the shell's job), and a terminal reopened by path is its controlling tty.
+//! - `/proc/PID/stat` start time, and the remaining time of interval timers (time passed while the
+//!   image was stored is not counted).
+//! - `PR_SET_PDEATHSIG` is restored only with `--foreground` (the restore tool is the parent; in
+//!   background mode its exit would fire the signal).
+//! - Open file descriptions shared between several fds (through dup or fork) become one per fd,
+//!   except for pipes; offsets of such fds no longer move together.
+
+pub mod checks;
+pub mod cpu;
+pub mod error;
+pub mod files;
+pub mod maps;
+pub mod memory;
+pub mod placement;
+pub mod remote;
+pub mod spawn;
+pub mod stub;
+pub mod task;
+pub mod vdso;
+
+pub use error::{RestoreError, Result};
+
+use psnc_format::model::Arch;
+use psnc_format::Image;
+use psnc_ptrace::{Stop, Sysno};
+
+use crate::checks::Plan;
+use crate::files::LocalFiles;
+use crate::remote::Task;
+
+/// What a terminal fd of the image becomes when the restore does not reattach the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StdioMode {
+    /// The restore tool's own stdin/stdout/stderr (same number for fds 0..=2; stdin for other
+    /// read-only fds, stdout for the rest).
+    #[default]
+    Inherit,
+    /// `/dev/null`, opened with the fd's flags.
+    Null,
+}
+
+/// What an `--inherit-fd` argument hands over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InheritTarget {
+    /// The image's fd with this number.
+    Fd(i32),
+    /// Every image fd whose resource has this name: `pipe:[INO]`, `socket:[INO]`, or a path.
+    Resource(String),
+}
+
+/// One `--inherit-fd fd[N]:RES`: the restore tool's fd `N` stands in for resource `RES` of the
+/// image, for resources whose other end was outside the image (pipes, sockets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InheritFd {
+    /// The restore tool's descriptor.
+    pub ours: i32,
+    /// What it replaces.
+    pub target: InheritTarget,
+    /// The argument as given, for messages.
+    pub arg: String,
+}
+
+impl InheritFd {
+    /// Parses `fd[N]:fd:M` (the image's fd M) or `fd[N]:RES` (a resource name, e.g.
+    /// `pipe:[1234]` or a path).
+    pub fn parse(arg: &str) -> Result<InheritFd> {
+        let bad = |why: &str| RestoreError::InheritFd { arg: arg.to_string(), why: why.to_string() };
+        let rest = arg.strip_prefix("fd[").ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
+        let (n, rest) = rest.split_once("]:").ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
+        let ours: i32 = n.parse().map_err(|_| bad("N in fd[N] is not a descriptor number"))?;
+        if ours < 0 {
+            return Err(bad("N in fd[N] is negative"));
+        }
+        let target = match rest.strip_prefix("fd:") {
+            Some(m) => InheritTarget::Fd(m.parse().map_err(|_| bad("M in fd:M is not a descriptor number"))?),
+            None if rest.is_empty() => return Err(bad("the resource after fd[N]: is empty")),
+            None => InheritTarget::Resource(rest.to_string()),
+        };
+        Ok(InheritFd { ours, target, arg: arg.to_string() })
+    }
+}
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Leave the restored process stopped (SIGSTOP, a job-control stop) instead of running.
+    pub leave_stopped: bool,
+    /// Keep the restore tool's session and process group; reopen terminals by path.
+    pub shell_job: bool,
+    /// What terminal fds become without `shell_job`.
+    pub stdio: StdioMode,
+    /// Resources handed in from outside.
+    pub inherit_fds: Vec<InheritFd>,
+    /// Restore the parent-death signal (only meaningful while the restore tool stays the parent).
+    pub keep_pdeathsig: bool,
+    /// Log each step on stderr.
+    pub verbose: bool,
+}
+
+/// A restored process, running on its own (or stopped, with `leave_stopped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Its PID (the image's). It is a child of the calling process.
+    pub pid: u32,
+    /// Bytes of memory written into it.
+    pub memory_bytes: u64,
+    /// Whether it was left stopped.
+    pub stopped: bool,
+}
+
+/// Restores the (single) process of `image`. Refusals come before anything is created; a failure
+/// later kills the half-built process.
+pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
+    let log = |m: String| {
+        if opts.verbose {
+            eprintln!("psnc-restore: {m}");
+        }
+    };
+    log("checking the image".into());
+    let plan = checks::check(image, opts)?;
+    let p = plan.process(image.checkpoint());
+    log(format!(
+        "plan: process {} ({:?}, {} mappings, {} fds), restore region at {:#x}",
+        p.pid,
+        p.arch,
+        p.vmas.len(),
+        p.fds.len(),
+        plan.region.base
+    ));
+    let local = files::prepare(image, &plan)?;
+    log(format!("starting the stub as PID {}", p.pid));
+    let (mut task, _stub) = spawn::start_stub(Some(p.pid), p.arch, plan.region, !opts.shell_job, opts.verbose)?;
+    match rebuild(&mut task, image, &plan, &local, opts) {
+        Ok((memory_bytes, xsave)) => release(task, p, xsave, memory_bytes, opts),
+        Err(e) => {
+            task.log(|| format!("failed: {e}; killing the half-built process"));
+            task.kill();
+            Err(e)
+        }
+    }
+}
+
+/// Everything between the stub's first stop and the final registers. Returns the bytes of memory
+/// written and the XSAVE area to load.
+fn rebuild(task: &mut Task, image: &Image, plan: &Plan, local: &LocalFiles, opts: &Options) -> Result<(u64, Option<Vec<u8>>)> {
+    let ckpt = image.checkpoint();
+    let p = plan.process(ckpt);
+    let main = &p.threads[0];
+
+    // This machine's XSAVE layout, from the stub itself, before any of the image is built.
+    let host_xsave = task.tracee.get_xstate().map_err(task.step_err("reading the stub's XSAVE area"))?;
+    let xsave = task::xsave_for_host(main, &host_xsave, ckpt.identity.host.xsave_features)?;
+
+    task.log(|| "clearing the stub's address space".into());
+    let stub_group = memory::clear_stub(task, plan.region)?;
+    let image_vdso = match (&plan.vdso, p.arch) {
+        (Some(g), Arch::I386) => Some(vdso::stored_vdso_bytes(image, p, g)?),
+        _ => None,
+    };
+    vdso::place(task, stub_group.as_ref(), plan.vdso.as_ref(), plan.region, image_vdso.as_deref(), &ckpt.identity.host.kernel_release)?;
+
+    task::close_inherited(task)?;
+    let pidfd = task::open_pidfd(task, p)?;
+    task.log(|| format!("recreating {} mappings", p.vmas.len()));
+    memory::create_vmas(task, p, local, pidfd)?;
+    let bytes = memory::fill_pages(task, image, p)?;
+    task.log(|| format!("wrote {bytes} bytes of memory"));
+    memory::advise(task, p)?;
+    task::set_mm(task, p, None)?;
+
+    // Leave the stub: from here on, calls run from a syscall instruction of the image's own code,
+    // so that no mapping of the stub (the old exe) remains for the exe change.
+    task.insn = memory::find_image_syscall(task, p, plan.region)?;
+    task.log(|| format!("switching to the syscall instruction at {:#x}; unmapping the stub code", task.insn));
+    task.call("unmapping the stub code", Sysno::Munmap, &[plan.region.code(), stub::PAGE_SIZE])?;
+    if let Some(exe) = &local.exe {
+        use std::os::fd::AsRawFd;
+        let fd = task.call("taking over the executable", remote::Extra::PidfdGetfd, &[pidfd, exe.as_raw_fd() as u64, 0])?;
+        task::set_mm(task, p, Some(fd))?;
+        task.call("closing the executable fd", Sysno::Close, &[fd])?;
+    }
+
+    task.log(|| format!("installing {} fds", p.fds.len()));
+    task::install_fds(task, p, local, pidfd)?;
+    task::set_cwd(task, p, local, pidfd)?;
+    task.call("closing the pidfd of the restore tool", Sysno::Close, &[pidfd])?;
+
+    task.log(|| "restoring process state".into());
+    task::restore_process_state(task, p)?;
+    for t in &p.threads {
+        task::restore_thread_state(task, p.pid, t)?;
+    }
+    task::request_xstate_perm(task, main)?;
+    task.log(|| "restoring credentials".into());
+    task::restore_creds(task, &p.creds)?;
+    task::after_creds(task, p, opts.keep_pdeathsig)?;
+    task::unmap_scratch(task)?;
+    Ok((bytes, xsave))
+}
+
+/// Loads the final registers and lets the process go (or leaves it job-control stopped).
+fn release(mut task: Task, p: &psnc_format::model::Process, xsave: Option<Vec<u8>>, memory_bytes: u64, opts: &Options) -> Result<Restored> {
+    let main = &p.threads[0];
+    if let Err(e) = task::finish_thread(&mut task, main, xsave.as_deref()) {
+        task.kill();
+        return Err(e);
+    }
+    let pid = p.pid;
+    let step = |s: &'static str| move |source| RestoreError::Step { pid, step: s.to_string(), source };
+    if opts.leave_stopped {
+        // Deliver SIGSTOP in place of the pending step trap: the task enters a group-stop before
+        // it runs a single instruction or takes any other signal; detaching leaves it stopped.
+        task.tracee.cont(libc::SIGSTOP).map_err(step("stopping the restored process"))?;
+        loop {
+            match task.tracee.wait_stop().map_err(step("stopping the restored process"))? {
+                Stop::Group(_) => break,
+                Stop::Signal(sig) => task.tracee.cont(sig).map_err(step("stopping the restored process"))?,
+                _ => task.tracee.cont(0).map_err(step("stopping the restored process"))?,
+            }
+        }
+    }
+    task.log(|| "detaching".into());
+    task.tracee.detach().map_err(step("detaching from the restored process"))?;
+    Ok(Restored { pid, memory_bytes, stopped: opts.leave_stopped })
+}

@@ -1,5 +1,144 @@
-//! psnc-restore command-line tool.
-fn main() {
-    eprintln!("psnc-restore: not implemented yet");
-    std::process::exit(2);
+//! psnc-restore: restore a process from a psnc-cr image.
+//!
+//! Thin: argument parsing, the foreground wait, messages and exit codes. The work is
+//! `psnc_restore::restore`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use psnc_format::Image;
+use psnc_restore::{restore, InheritFd, Options, RestoreError, StdioMode};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0   restored (in the background: the process runs on its own; its PID is on stdout)
+  1   the restore failed while rebuilding the process; the half-built process was killed
+  2   bad command line
+  3   the image cannot be read or is corrupt (nothing was created)
+  4   refused before creating anything: this machine cannot run the image (CPU features, vdso),
+      a file it needs is missing, its PID is in use, or it holds something not supported yet
+  N   with --foreground: the restored process's exit status (128+S when killed by signal S)
+
+--inherit-fd fd[N]:RES gives the restored process this tool's fd N in place of RES: either
+`fd:M` (the image's fd M) or a resource name as `psnc-imgtool show` prints it, e.g. `pipe:[1234]`
+or a path. Needed for pipes and sockets whose other end was outside the image.";
+
+/// Restore a process captured by psnc-capture, with its PID, memory, files and registers.
+#[derive(Debug, Parser)]
+#[command(name = "psnc-restore", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// The image file, or `-` to read it from stdin.
+    image: String,
+    /// Wait for the restored process, forward SIGINT/SIGTERM to it, exit with its status.
+    #[arg(long)]
+    foreground: bool,
+    /// Leave the restored process stopped (SIGSTOP) instead of letting it run.
+    #[arg(long)]
+    leave_stopped: bool,
+    /// Hand a resource in from outside: fd[N]:fd:M or fd[N]:RESOURCE (repeatable).
+    #[arg(long = "inherit-fd", value_name = "fd[N]:RES")]
+    inherit_fd: Vec<String>,
+    /// Stay in this shell's session and job; reopen terminals by path.
+    #[arg(long)]
+    shell_job: bool,
+    /// What the image's terminal fds become (without --shell-job).
+    #[arg(long, value_enum, default_value_t = StdioArg::Inherit)]
+    stdio: StdioArg,
+    /// Log each step on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StdioArg {
+    /// This tool's own stdin/stdout/stderr.
+    Inherit,
+    /// /dev/null.
+    Null,
+}
+
+fn exit_code_of(e: &RestoreError) -> u8 {
+    match e {
+        RestoreError::Image(_) => 3,
+        RestoreError::InheritFd { .. } => 2,
+        e if e.is_refusal() => 4,
+        _ => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let inherit_fds = match cli.inherit_fd.iter().map(|a| InheritFd::parse(a)).collect::<Result<Vec<_>, _>>() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("psnc-restore: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = Options {
+        leave_stopped: cli.leave_stopped,
+        shell_job: cli.shell_job,
+        stdio: match cli.stdio {
+            StdioArg::Inherit => StdioMode::Inherit,
+            StdioArg::Null => StdioMode::Null,
+        },
+        inherit_fds,
+        keep_pdeathsig: cli.foreground,
+        verbose: cli.verbose,
+    };
+    let image = if cli.image == "-" { Image::from_reader(std::io::stdin().lock()) } else { Image::open(&cli.image) };
+    let image = match image {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("psnc-restore: {}: {}", cli.image, RestoreError::from(e));
+            return ExitCode::from(3);
+        }
+    };
+    // Forwarded signals are blocked before the process exists, so none is lost in between; the
+    // restored process gets its own mask from the image.
+    let forwarded = {
+        let mut s = SigSet::empty();
+        s.add(Signal::SIGINT);
+        s.add(Signal::SIGTERM);
+        s
+    };
+    if cli.foreground {
+        if let Err(e) = forwarded.thread_block() {
+            eprintln!("psnc-restore: blocking SIGINT/SIGTERM: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let restored = match restore(&image, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("psnc-restore: {e}");
+            return ExitCode::from(exit_code_of(&e));
+        }
+    };
+    drop(image);
+    if !cli.foreground {
+        println!("{}", restored.pid);
+        return ExitCode::SUCCESS;
+    }
+    let pid = Pid::from_raw(restored.pid as i32);
+    std::thread::spawn(move || loop {
+        if let Ok(sig) = forwarded.wait() {
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+    });
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return ExitCode::from(code as u8),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return ExitCode::from(128 + sig as u8),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("psnc-restore: waiting for process {pid}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
 }

@@ -1,0 +1,396 @@
+//! Everything a restore checks before it creates anything, and the plan those checks produce.
+//!
+//! A refusal here leaves no trace: no process, no file, no PID taken. The checks run in the order
+//! of how cheaply the user can act on them: image integrity, what the image holds that restore
+//! cannot do yet, CPU features, the vdso, files, the PID. Their result, [`Plan`], says where every
+//! file comes from, where the restore's own pages go, and how the vdso moves, so the steps that
+//! follow only carry out decisions made here.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use psnc_format::model::{
+    Arch, Checkpoint, FdKind, FileId, FileRef, PipeEnd, Process, Vma, VmaKind,
+};
+use psnc_format::Image;
+
+use crate::error::{RestoreError, Result};
+use crate::placement::{choose_region, Region, REGION_SIZE};
+use crate::stub::Stub;
+use crate::vdso::{self, VdsoGroup};
+use crate::{InheritFd, InheritTarget, Options, StdioMode};
+
+/// Where the contents of a file come from at restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    /// The file on disk at this path, unchanged since the capture (or, for a shared mapping or an
+    /// fd, the same file, whose contents legitimately moved on).
+    Original(PathBuf),
+    /// The contents stored in the image.
+    Stored(FileId),
+}
+
+/// How one fd of the image is recreated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdSource {
+    /// Open this path with the fd's flags (regular files, directories, devices, FIFOs).
+    Path(PathBuf),
+    /// A regular file that was deleted at capture: recreate it from the stored contents.
+    Deleted {
+        /// The stored contents.
+        id: FileId,
+        /// The original path (the replica is created next to it when its directory exists).
+        path: String,
+    },
+    /// One end of a pipe recreated by restore; fds with the same inode share one pipe.
+    Pipe(PipeEnd),
+    /// A descriptor of the restore tool itself (`--inherit-fd`, or its stdio for a tty).
+    Ours(i32),
+    /// `/dev/null` in place of a terminal (`--stdio null`).
+    Null,
+}
+
+/// The outcome of the checks: the decisions the rebuild carries out.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Index of the process being restored in [`Checkpoint::processes`].
+    pub process: usize,
+    /// The mode of its threads (selects the stub class and the syscall convention).
+    pub arch: Arch,
+    /// The restore's own region in the rebuilt task.
+    pub region: Region,
+    /// Where the executable comes from (for `PR_SET_MM_EXE_FILE`).
+    pub exe: FileSource,
+    /// For each VMA of the process (same index), where a file-backed one gets its file.
+    pub vma_files: Vec<Option<FileSource>>,
+    /// For each fd of the process (same index), how it is recreated.
+    pub fds: Vec<FdSource>,
+    /// The image's vdso group, if it had a vdso.
+    pub vdso: Option<VdsoGroup>,
+}
+
+impl Plan {
+    /// The process being restored.
+    pub fn process<'a>(&self, ckpt: &'a Checkpoint) -> &'a Process {
+        &ckpt.processes[self.process]
+    }
+}
+
+/// Runs every check on an opened image and returns the plan, or the first refusal.
+///
+/// `verify_data` hashes the bulk data of the image; it is the slow part for big images, and the
+/// reason this is not done in [`Image::open`].
+pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
+    image.verify_data()?;
+    let ckpt = image.checkpoint();
+    let process = check_shape(ckpt)?;
+    let p = &ckpt.processes[process];
+    check_cpu(ckpt)?;
+    let vdso = vdso::check_image_vdso(image, p)?;
+    let exe = resolve_exe(ckpt, p)?;
+    let vma_files = p.vmas.iter().map(|v| resolve_vma(ckpt, v)).collect::<Result<Vec<_>>>()?;
+    let fds = plan_fds(ckpt, p, opts)?;
+    check_pid_free(p.pid)?;
+    for t in p.threads.iter().skip(1) {
+        check_pid_free(t.tid)?;
+    }
+    let region = choose_region(&p.vmas, Stub::addr_limit(p.arch))
+        .ok_or(RestoreError::NoRoom { size: REGION_SIZE, limit: Stub::addr_limit(p.arch) })?;
+    Ok(Plan { process, arch: p.arch, region, exe, vma_files, fds, vdso })
+}
+
+/// Refuses what the restore does not do yet, and model inconsistencies that would make a later
+/// step fail half-way.
+fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
+    let unsupported = |what: String| Err(RestoreError::Unsupported { what });
+    match ckpt.processes.len() {
+        0 => return Err(RestoreError::Inconsistent("the image holds no process".into())),
+        1 => {}
+        n => return unsupported(format!("a tree of {n} processes (one process at a time for now)")),
+    }
+    let p = &ckpt.processes[0];
+    if p.threads.is_empty() {
+        return Err(RestoreError::Inconsistent(format!("process {} has no threads", p.pid)));
+    }
+    if p.threads.len() > 1 {
+        return unsupported(format!("process {} with {} threads", p.pid, p.threads.len()));
+    }
+    if p.seccomp_mode != 0 {
+        return unsupported(format!("process {} under seccomp mode {}", p.pid, p.seccomp_mode));
+    }
+    if p.threads[0].tid != p.pid {
+        return Err(RestoreError::Inconsistent(format!(
+            "the first thread of process {} has TID {}",
+            p.pid, p.threads[0].tid
+        )));
+    }
+    for t in &p.threads {
+        let ok = matches!(
+            (&t.regs, p.arch),
+            (psnc_format::model::Regs::X86_64(_), Arch::X86_64) | (psnc_format::model::Regs::I386(_), Arch::I386)
+        );
+        if !ok {
+            return Err(RestoreError::Inconsistent(format!(
+                "thread {} has registers of the other mode than its process ({:?})",
+                t.tid, p.arch
+            )));
+        }
+    }
+    let mut prev_end = 0;
+    for v in &p.vmas {
+        if v.start >= v.end || v.start % 4096 != 0 || v.end % 4096 != 0 || v.start < prev_end {
+            return Err(RestoreError::Inconsistent(format!(
+                "mapping {:#x}-{:#x} is empty, unaligned or overlaps the previous one",
+                v.start, v.end
+            )));
+        }
+        prev_end = v.end;
+        if v.shared && matches!(v.kind, VmaKind::Anonymous | VmaKind::Heap | VmaKind::Stack) {
+            return Err(RestoreError::UnsupportedVma {
+                start: v.start,
+                end: v.end,
+                what: "shared anonymous memory".into(),
+            });
+        }
+        if v.kind == VmaKind::File && v.file.is_none() {
+            return Err(RestoreError::Inconsistent(format!(
+                "file mapping {:#x}-{:#x} names no file",
+                v.start, v.end
+            )));
+        }
+    }
+    for run in &p.pages {
+        let end = run.pages.checked_mul(4096).and_then(|l| run.addr.checked_add(l));
+        let inside = end.is_some_and(|end| {
+            p.vmas.iter().any(|v| v.start <= run.addr && end <= v.end)
+        });
+        if !inside {
+            return Err(RestoreError::Inconsistent(format!(
+                "page run at {:#x} ({} pages) lies outside every mapping",
+                run.addr, run.pages
+            )));
+        }
+    }
+    Ok(0)
+}
+
+/// Refuses an image whose code may use instructions this CPU lacks.
+pub fn check_cpu(ckpt: &Checkpoint) -> Result<()> {
+    let host = crate::cpu::host_flags().map_err(|source| RestoreError::Io {
+        what: "reading".into(),
+        path: "/proc/cpuinfo".into(),
+        source,
+    })?;
+    check_cpu_flags(&ckpt.identity.host.cpu_flags, &host)
+}
+
+/// The comparison behind [`check_cpu`], with this CPU's flags given (for tests).
+pub fn check_cpu_flags(image: &[String], host: &std::collections::BTreeSet<String>) -> Result<()> {
+    let missing = crate::cpu::missing_flags(image, host);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RestoreError::CpuFeatures { missing })
+    }
+}
+
+/// Why the file at `r.path` cannot stand in for the captured one, or `None` when it can.
+/// `same_contents` asks for the same identity (dev, inode, size, mtime): a private mapping or the
+/// executable must see the very bytes it saw; an fd or a shared mapping only needs the same file.
+fn unusable_reason(r: &FileRef, same_contents: bool) -> Option<String> {
+    if r.deleted {
+        return Some("deleted (it was already unlinked at capture)".into());
+    }
+    let meta = match std::fs::metadata(&r.path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("missing ({e})")),
+    };
+    let id = &r.identity;
+    let mtime_ns = meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec());
+    if same_contents
+        && (meta.dev() != id.dev || meta.ino() != id.ino || meta.len() != id.size || mtime_ns != id.mtime_ns)
+    {
+        return Some("changed since the capture (device, inode, size or mtime differ)".into());
+    }
+    if !same_contents && id.ino != 0 && (meta.dev() != id.dev || meta.ino() != id.ino) {
+        return Some("a different file now (device or inode differ)".into());
+    }
+    None
+}
+
+/// Chooses the source of a file: the original when usable, else the stored contents, else a
+/// refusal naming `used_by`.
+pub fn resolve_file(r: &FileRef, same_contents: bool, used_by: impl FnOnce() -> String) -> Result<FileSource> {
+    match (unusable_reason(r, same_contents), r.stored) {
+        (None, _) => Ok(FileSource::Original(PathBuf::from(&r.path))),
+        (Some(_), Some(id)) => Ok(FileSource::Stored(id)),
+        (Some(reason), None) => Err(RestoreError::MissingFile { path: r.path.clone(), used_by: used_by(), reason }),
+    }
+}
+
+fn check_file_id(ckpt: &Checkpoint, src: &FileSource, what: &str) -> Result<()> {
+    if let FileSource::Stored(id) = src {
+        if id.0 as usize >= ckpt.files.len() {
+            return Err(RestoreError::Inconsistent(format!(
+                "{what} refers to stored file {} but the image stores {}",
+                id.0,
+                ckpt.files.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_exe(ckpt: &Checkpoint, p: &Process) -> Result<FileSource> {
+    let src = resolve_file(&p.exe, true, || "the executable".into())?;
+    check_file_id(ckpt, &src, "the executable")?;
+    Ok(src)
+}
+
+fn resolve_vma(ckpt: &Checkpoint, v: &Vma) -> Result<Option<FileSource>> {
+    let Some(f) = v.file.as_ref().filter(|_| v.kind == VmaKind::File) else {
+        return Ok(None);
+    };
+    let used_by = || format!("mapping {:#x}-{:#x}", v.start, v.end);
+    let src = resolve_file(f, !v.shared, used_by)?;
+    check_file_id(ckpt, &src, &used_by())?;
+    Ok(Some(src))
+}
+
+/// The resource name an `--inherit-fd fd[N]:RES` is matched against for an fd of the image.
+pub fn resource_name(kind: &FdKind) -> Option<String> {
+    match kind {
+        FdKind::Pipe(p) => Some(format!("pipe:[{}]", p.ino)),
+        FdKind::Regular(r) => Some(r.path.clone()),
+        FdKind::Directory { path } | FdKind::CharDevice { path, .. } | FdKind::Tty { path, .. } => {
+            Some(path.clone())
+        }
+        FdKind::Fifo { path, .. } => Some(path.clone()),
+        FdKind::Socket { ino, .. } => Some(format!("socket:[{ino}]")),
+        _ => None,
+    }
+}
+
+fn inherited_for(fd: i32, kind: &FdKind, inherit: &[InheritFd]) -> Option<i32> {
+    let name = resource_name(kind);
+    inherit.iter().find_map(|i| match &i.target {
+        InheritTarget::Fd(n) if *n == fd => Some(i.ours),
+        InheritTarget::Resource(r) if name.as_deref() == Some(r.as_str()) => Some(i.ours),
+        _ => None,
+    })
+}
+
+fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSource>> {
+    for i in &opts.inherit_fds {
+        let used = p.fds.iter().any(|f| inherited_for(f.fd, &f.kind, std::slice::from_ref(i)).is_some());
+        if !used {
+            return Err(RestoreError::InheritFd {
+                arg: i.arg.clone(),
+                why: "no fd of the image matches it (see `psnc-imgtool show` for the fds and their \
+                      resource names)"
+                    .into(),
+            });
+        }
+        if nix::fcntl::fcntl(i.ours, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err(RestoreError::InheritFd {
+                arg: i.arg.clone(),
+                why: format!("fd {} is not open in the restore tool", i.ours),
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(p.fds.len());
+    let mut pipes: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in &p.fds {
+        if let Some(ours) = inherited_for(f.fd, &f.kind, &opts.inherit_fds) {
+            out.push(FdSource::Ours(ours));
+            continue;
+        }
+        let unsupported = |kind: &str, hint: &str| RestoreError::UnsupportedFd {
+            fd: f.fd,
+            kind: kind.into(),
+            hint: hint.into(),
+        };
+        let src = match &f.kind {
+            FdKind::Regular(r) if r.deleted => match r.stored {
+                Some(id) => {
+                    check_file_id(ckpt, &FileSource::Stored(id), &format!("fd {}", f.fd))?;
+                    FdSource::Deleted { id, path: r.path.clone() }
+                }
+                None => {
+                    return Err(RestoreError::MissingFile {
+                        path: r.path.clone(),
+                        used_by: format!("fd {}", f.fd),
+                        reason: "deleted (it was already unlinked at capture)".into(),
+                    })
+                }
+            },
+            FdKind::Regular(r) => match resolve_file(r, false, || format!("fd {}", f.fd))? {
+                FileSource::Original(path) => FdSource::Path(path),
+                FileSource::Stored(id) => FdSource::Deleted { id, path: r.path.clone() },
+            },
+            FdKind::Directory { path } | FdKind::CharDevice { path, .. } | FdKind::Fifo { path, .. } => {
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(RestoreError::MissingFile {
+                        path: path.clone(),
+                        used_by: format!("fd {}", f.fd),
+                        reason: format!("missing ({e})"),
+                    });
+                }
+                FdSource::Path(PathBuf::from(path))
+            }
+            FdKind::Tty { path, .. } => match opts.stdio {
+                StdioMode::Null => FdSource::Null,
+                StdioMode::Inherit if opts.shell_job && std::fs::metadata(path).is_ok() => {
+                    FdSource::Path(PathBuf::from(path))
+                }
+                StdioMode::Inherit => FdSource::Ours(stdio_for(f.fd, f.flags)),
+            },
+            FdKind::Pipe(pe) => {
+                if pe.external {
+                    return Err(unsupported(
+                        &format!("pipe:[{}], whose other end was outside the image", pe.ino),
+                        &format!(
+                            "; hand it one with --inherit-fd fd[N]:pipe:[{}] (or fd[N]:fd:{})",
+                            pe.ino, f.fd
+                        ),
+                    ));
+                }
+                pipes.entry(pe.ino).or_insert(out.len());
+                FdSource::Pipe(pe.clone())
+            }
+            FdKind::Socket { .. } => return Err(unsupported("a socket", "; pass it with --inherit-fd")),
+            FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
+            FdKind::Epoll => return Err(unsupported("an epoll instance", "")),
+            FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
+            FdKind::SignalFd { .. } => return Err(unsupported("a signalfd", "")),
+            FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),
+            FdKind::Other { link } => return Err(unsupported(&format!("`{link}`"), "")),
+        };
+        out.push(src);
+    }
+    Ok(out)
+}
+
+/// Which of the restore tool's own descriptors stands in for a terminal fd: the same number for
+/// 0..=2, else stdin for a read-only fd and stdout otherwise.
+fn stdio_for(fd: i32, flags: u32) -> i32 {
+    match fd {
+        0..=2 => fd,
+        _ if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 => 0,
+        _ => 1,
+    }
+}
+
+/// Refuses when `pid` names a live process or thread.
+pub fn check_pid_free(pid: u32) -> Result<()> {
+    // /proc/PID exists for every thread-group leader and (hidden from readdir) every thread.
+    let dir = format!("/proc/{pid}");
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        let comm = std::fs::read_to_string(format!("{dir}/comm"))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        return Err(RestoreError::PidInUse { pid, comm });
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The one error type of the restore library.
+//!
+//! Two families: *refusals*, found by the checks before anything is created (the image is corrupt,
+//! this machine cannot run it, a file or the PID is not available), and *failures* of a step while
+//! the task is being rebuilt (the half-built task is killed; nothing of it survives). Each variant
+//! names the place (PID, fd, address, path) and, where the user can act, says what to do.
+
+use psnc_format::FormatError;
+use psnc_ptrace::PtraceError;
+
+/// Why a restore did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The image cannot be read or fails its integrity checks.
+    #[error("the image is unreadable or corrupt: {0}")]
+    Image(#[from] FormatError),
+
+    /// The image holds something this restore does not support yet.
+    #[error("cannot restore {what}: not supported yet")]
+    Unsupported {
+        /// What it is, e.g. "a process with 3 threads".
+        what: String,
+    },
+
+    /// The image's code expects CPU features this CPU lacks.
+    #[error(
+        "the image needs CPU features this CPU lacks: {} (its libraries chose code paths using them \
+         at start-up, so it would die with SIGILL here); restore it on a CPU that has them",
+        missing.join(", ")
+    )]
+    CpuFeatures {
+        /// The missing `/proc/cpuinfo` flags, sorted.
+        missing: Vec<String>,
+    },
+
+    /// The image's register state uses XSAVE components this CPU or kernel does not enable.
+    #[error(
+        "the image's XSAVE state uses components {missing:#x} that this CPU/kernel does not enable \
+         (image XCR0 {image:#x}, here {host:#x}); restore it on a machine with the same CPU features"
+    )]
+    XsaveFeatures {
+        /// The image's XCR0.
+        image: u64,
+        /// This machine's XCR0.
+        host: u64,
+        /// In-use components missing here.
+        missing: u64,
+    },
+
+    /// The XSAVE area of a thread does not have this machine's layout.
+    #[error(
+        "thread {tid}: XSAVE area is {image} bytes, this machine's is {host} bytes, and the live \
+         components {live:#x} cannot be moved between the layouts"
+    )]
+    XsaveLayout {
+        /// The thread.
+        tid: u32,
+        /// Size in the image.
+        image: usize,
+        /// Size here.
+        host: usize,
+        /// XSTATE_BV of the thread.
+        live: u64,
+    },
+
+    /// A file the image refers to is neither on disk (unchanged) nor stored in the image.
+    #[error(
+        "{used_by}: file {path} is {reason} and the image does not contain it; restore it, or \
+         capture without --no-store-files"
+    )]
+    MissingFile {
+        /// The path at capture.
+        path: String,
+        /// Who needs it, e.g. "the executable", "mapping 0x7f..-0x7f..", "fd 3".
+        used_by: String,
+        /// What is wrong with it, e.g. "missing", "changed since the capture".
+        reason: String,
+    },
+
+    /// The vdso of this kernel differs from the image's, so code that cached pointers into it (or
+    /// stopped inside it) would jump into the wrong bytes.
+    #[error(
+        "the image's [vdso] at {addr:#x} differs from this kernel's ({detail}); restore on the \
+         kernel the image was captured on ({kernel})"
+    )]
+    VdsoMismatch {
+        /// The image's vdso address.
+        addr: u64,
+        /// What differs (size, first differing offset, layout of [vvar]).
+        detail: String,
+        /// The kernel release the image was captured on.
+        kernel: String,
+    },
+
+    /// The image's PID (or a TID) is taken by a running process.
+    #[error(
+        "PID {pid} is in use by another process ({comm}); the image needs the same PID. Stop that \
+         process, or restore in another PID namespace"
+    )]
+    PidInUse {
+        /// The PID.
+        pid: u32,
+        /// The command of the process holding it, if known.
+        comm: String,
+    },
+
+    /// No room for the restore's own pages among the image's VMAs.
+    #[error("the image's address space leaves no {size:#x}-byte hole below {limit:#x} for the restore's stub")]
+    NoRoom {
+        /// Bytes needed.
+        size: u64,
+        /// Highest usable address.
+        limit: u64,
+    },
+
+    /// An open file descriptor of a kind restore cannot recreate.
+    #[error("fd {fd} is {kind}, which restore cannot recreate yet{hint}")]
+    UnsupportedFd {
+        /// The descriptor.
+        fd: i32,
+        /// Its kind, e.g. "a socket".
+        kind: String,
+        /// What the user can do, starting with "; " (may be empty).
+        hint: String,
+    },
+
+    /// A VMA restore cannot recreate.
+    #[error("mapping {start:#x}-{end:#x} ({what}) cannot be restored yet")]
+    UnsupportedVma {
+        /// First address.
+        start: u64,
+        /// End address.
+        end: u64,
+        /// What it is.
+        what: String,
+    },
+
+    /// An `--inherit-fd` argument is malformed or does not match the image.
+    #[error("--inherit-fd {arg}: {why}")]
+    InheritFd {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// The image is internally inconsistent in a way the format checks cannot see.
+    #[error("the image is inconsistent: {0}")]
+    Inconsistent(String),
+
+    /// A step of the rebuild failed in the traced task.
+    #[error("restoring process {pid}: {step}: {source}")]
+    Step {
+        /// The PID being restored.
+        pid: u32,
+        /// The step, e.g. "recreating mapping 0x400000-0x401000".
+        step: String,
+        /// The underlying error.
+        source: PtraceError,
+    },
+
+    /// A system call run inside the traced task returned an error.
+    #[error("restoring process {pid}: {step}: {call} failed: {errno}")]
+    RemoteCall {
+        /// The PID being restored.
+        pid: u32,
+        /// The step.
+        step: String,
+        /// The kernel's name of the call.
+        call: &'static str,
+        /// The error it returned.
+        errno: nix::errno::Errno,
+    },
+
+    /// The stub task did not come up as expected.
+    #[error("starting the stub for process {pid}: {why}")]
+    Stub {
+        /// The PID being restored.
+        pid: u32,
+        /// What went wrong.
+        why: String,
+    },
+
+    /// A local file operation of the restore tool failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "opening".
+        what: String,
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl RestoreError {
+    /// Whether this is a refusal found before anything was created (exit code 3 or 4 in the
+    /// binary) rather than a failure while rebuilding (exit code 1).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            RestoreError::Step { .. }
+                | RestoreError::RemoteCall { .. }
+                | RestoreError::Stub { .. }
+                | RestoreError::Io { .. }
+        )
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T> = std::result::Result<T, RestoreError>;

@@ -1,0 +1,221 @@
+//! Rebuilding the address space: clear the stub, recreate every VMA at its address, fill the
+//! stored pages, replay madvise and mlock state.
+//!
+//! Each VMA is created with one remote `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything
+//! left of the stub is an error (EEXIST), never a silent replacement. File mappings map the file
+//! prepared by [`crate::files`] (the original when it is unchanged, so `/proc/PID/maps` shows the
+//! original path; else the stored contents); the task takes the file with `pidfd_getfd` on the
+//! restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
+//! COWs private file pages, straight from the image's memory map: no copy in the tool.
+//!
+//! Page runs that fall into a shared mapping are not written: those pages are the file's, and
+//! writing them would modify the file. The vdso group is not written either ([`crate::vdso`]).
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+
+use psnc_format::model::{vm_flags, Process, Vma, VmaKind};
+use psnc_format::Image;
+use psnc_ptrace::Sysno;
+
+use crate::error::{RestoreError, Result};
+use crate::files::LocalFiles;
+use crate::maps::MapEntry;
+use crate::placement::Region;
+use crate::remote::{Extra, Task};
+use crate::vdso::VdsoGroup;
+
+/// Whether the VMA is one the kernel provides (and the restore moves or leaves), not one it maps.
+pub fn is_special(v: &Vma) -> bool {
+    matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vsyscall)
+}
+
+/// Reads the task's maps.
+pub fn task_maps(task: &Task) -> Result<Vec<MapEntry>> {
+    crate::maps::read(&task.pid.to_string()).map_err(|source| RestoreError::Io {
+        what: "reading".into(),
+        path: format!("/proc/{}/maps", task.pid),
+        source,
+    })
+}
+
+/// Unmaps every mapping of the stub except the restore's region and the vdso group, and returns
+/// the stub's vdso group.
+pub fn clear_stub(task: &mut Task, region: Region) -> Result<Option<VdsoGroup>> {
+    let maps = task_maps(task)?;
+    let group = VdsoGroup::from_maps(&maps);
+    for m in &maps {
+        let in_group = group.as_ref().is_some_and(|g| g.members.iter().any(|x| x.start == m.start));
+        if m.name == "[vsyscall]" || in_group {
+            if region.overlaps(m.start, m.end) {
+                return Err(RestoreError::Stub {
+                    pid: task.pid as u32,
+                    why: format!("the kernel put {} at {:#x}, inside the restore's region", m.name, m.start),
+                });
+            }
+            continue;
+        }
+        if region.base <= m.start && m.end <= region.end() {
+            continue; // the stub code and the scratch area
+        }
+        task.log(|| format!("unmapping stub mapping {:#x}-{:#x} {}", m.start, m.end, m.name));
+        task.call(&format!("unmapping stub mapping {:#x}-{:#x} {}", m.start, m.end, m.name), Sysno::Munmap, &[m.start, m.len()])?;
+    }
+    Ok(group)
+}
+
+/// The remote fd numbers of local files already handed to the task.
+#[derive(Debug, Default)]
+pub struct Transferred {
+    by_local: BTreeMap<i32, u64>,
+}
+
+impl Transferred {
+    /// The task's number for local fd `local`, taking it over with `pidfd_getfd` on first use.
+    pub fn get(&mut self, task: &mut Task, pidfd: u64, local: i32, what: &str) -> Result<u64> {
+        if let Some(&r) = self.by_local.get(&local) {
+            return Ok(r);
+        }
+        let r = task.call(&format!("taking over the file of {what}"), Extra::PidfdGetfd, &[pidfd, local as u64, 0])?;
+        self.by_local.insert(local, r);
+        Ok(r)
+    }
+
+    /// Closes every transferred fd in the task.
+    pub fn close_all(&mut self, task: &mut Task) -> Result<()> {
+        for (_, r) in std::mem::take(&mut self.by_local) {
+            task.call("closing a transferred file", Sysno::Close, &[r])?;
+        }
+        Ok(())
+    }
+}
+
+/// Recreates every VMA of `p` (except the kernel-provided ones) at its address.
+pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
+    let mut transferred = Transferred::default();
+    for (i, v) in p.vmas.iter().enumerate() {
+        if is_special(v) {
+            continue;
+        }
+        let step = format!("recreating mapping {:#x}-{:#x}", v.start, v.end);
+        let mut flags = libc::MAP_FIXED_NOREPLACE | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        if v.vm_flags & vm_flags::GROWSDOWN != 0 {
+            flags |= libc::MAP_GROWSDOWN;
+        }
+        let (fd, off) = match (v.kind, local.vmas.get(i).and_then(|f| f.as_ref())) {
+            (VmaKind::File, Some(file)) => {
+                (transferred.get(task, pidfd, file.as_raw_fd(), &step)?, v.file_offset)
+            }
+            (VmaKind::File, None) => {
+                return Err(RestoreError::Inconsistent(format!("{step}: no file was prepared for it")))
+            }
+            _ => {
+                flags |= libc::MAP_ANONYMOUS;
+                (u64::MAX, 0)
+            }
+        };
+        task.log(|| format!("{step} prot {:#x} flags {flags:#x}", v.prot));
+        let args = [v.start, v.end - v.start, u64::from(v.prot), flags as u32 as u64, fd, off];
+        let addr = match task.arch {
+            // mmap2 counts the offset in pages.
+            psnc_ptrace::Arch::I386 => task.call(&step, Sysno::Mmap, &[args[0], args[1], args[2], args[3], args[4], off / 4096])?,
+            psnc_ptrace::Arch::X86_64 => task.call(&step, Sysno::Mmap, &args)?,
+        };
+        if addr != v.start {
+            return Err(RestoreError::Inconsistent(format!("{step}: the kernel mapped it at {addr:#x}")));
+        }
+    }
+    transferred.close_all(task)
+}
+
+/// Writes every stored page run into the task; returns the number of bytes written.
+pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
+    let mut total = 0;
+    for run in &p.pages {
+        let Some(v) = p.vmas.iter().find(|v| v.start <= run.addr && run.addr < v.end) else {
+            return Err(RestoreError::Inconsistent(format!("page run at {:#x} lies outside every mapping", run.addr)));
+        };
+        if v.shared || is_special(v) {
+            continue;
+        }
+        let bytes = image.page_bytes(run)?;
+        task.write(&format!("writing {} pages at {:#x}", run.pages, run.addr), run.addr, bytes)?;
+        total += bytes.len() as u64;
+    }
+    Ok(total)
+}
+
+/// The madvise advice that reproduces each `vm_flags` bit, in the order it is applied.
+const ADVICE: &[(u32, i32, &str)] = &[
+    (vm_flags::DONTDUMP, libc::MADV_DONTDUMP, "MADV_DONTDUMP"),
+    (vm_flags::DONTFORK, libc::MADV_DONTFORK, "MADV_DONTFORK"),
+    (vm_flags::WIPEONFORK, libc::MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+    (vm_flags::HUGEPAGE, libc::MADV_HUGEPAGE, "MADV_HUGEPAGE"),
+    (vm_flags::NOHUGEPAGE, libc::MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+    (vm_flags::MERGEABLE, libc::MADV_MERGEABLE, "MADV_MERGEABLE"),
+    (vm_flags::RANDOM, libc::MADV_RANDOM, "MADV_RANDOM"),
+    (vm_flags::SEQUENTIAL, libc::MADV_SEQUENTIAL, "MADV_SEQUENTIAL"),
+];
+
+/// Replays madvise advice and mlock state, after the pages are in (mlock populates the rest).
+pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
+    for v in p.vmas.iter().filter(|v| !is_special(v)) {
+        let len = v.end - v.start;
+        for &(bit, advice, name) in ADVICE {
+            if v.vm_flags & bit == 0 {
+                continue;
+            }
+            let step = format!("{name} on {:#x}-{:#x}", v.start, v.end);
+            let r = task.call_raw(&step, Sysno::Madvise, &[v.start, len, advice as u64])?;
+            // THP or KSM may be compiled out or disabled here: the advice is then meaningless.
+            let optional = matches!(advice, libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE | libc::MADV_MERGEABLE);
+            if r < 0 && !(optional && r == -i64::from(libc::EINVAL)) {
+                return Err(RestoreError::RemoteCall {
+                    pid: task.pid as u32,
+                    step,
+                    call: "madvise",
+                    errno: nix::errno::Errno::from_raw(-r as i32),
+                });
+            }
+        }
+        if v.vm_flags & vm_flags::LOCKONFAULT != 0 {
+            let step = format!("mlock2(MLOCK_ONFAULT) on {:#x}-{:#x}", v.start, v.end);
+            task.call(&step, Extra::Mlock2, &[v.start, len, 1])?;
+        } else if v.vm_flags & vm_flags::LOCKED != 0 {
+            task.call(&format!("mlock on {:#x}-{:#x}", v.start, v.end), Sysno::Mlock, &[v.start, len])?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds a system-call instruction of the task's mode inside the image's own executable
+/// mappings (the vdso first, it is small and always has one), outside the restore's region.
+pub fn find_image_syscall(task: &Task, p: &Process, region: Region) -> Result<u64> {
+    let pat = task.arch.syscall_insn();
+    let mut vmas: Vec<&Vma> = p
+        .vmas
+        .iter()
+        .filter(|v| v.prot & libc::PROT_EXEC as u32 != 0 && v.kind != VmaKind::Vsyscall && !region.overlaps(v.start, v.end))
+        .collect();
+    vmas.sort_by_key(|v| v.kind != VmaKind::Vdso);
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = vec![0u8; CHUNK as usize];
+    for v in vmas {
+        let mut addr = v.start;
+        while addr < v.end {
+            let len = (v.end - addr).min(CHUNK) as usize;
+            let n = task.mem.read_at(addr, &mut buf[..len]).map_err(task.step_err("searching for a syscall instruction"))?;
+            if let Some(i) = buf[..n].windows(2).position(|w| w == pat) {
+                return Ok(addr + i as u64);
+            }
+            if n < 2 || n < len {
+                break;
+            }
+            addr += n as u64 - 1;
+        }
+    }
+    Err(RestoreError::Inconsistent(format!(
+        "no executable mapping of the image holds a {:?} system-call instruction",
+        task.arch
+    )))
+}

@@ -1,0 +1,418 @@
+//! The kernel state of the rebuilt task beyond its memory: mm fields, files, process-wide state,
+//! per-thread state, credentials, and finally the registers.
+//!
+//! Process-wide and per-thread state are separate functions because a multithreaded restore
+//! (issue 4) runs [`restore_thread_state`] and [`finish_thread`] once per thread, each in its own
+//! traced thread, and the rest once. Order matters and is fixed here:
+//! - `PR_SET_MM_MAP` before rlimits (the kernel checks RLIMIT_DATA against the new brk);
+//! - fds before rlimits (an fd above the image's RLIMIT_NOFILE could not be installed after);
+//! - signals are queued while every signal is blocked, and the real mask is set last, so nothing
+//!   is delivered before the task runs on its own;
+//! - `sigaltstack` before the final registers (it fails with EPERM while the stack pointer is on
+//!   the alternate stack);
+//! - credentials last but for `PR_SET_DUMPABLE` and `PR_SET_PDEATHSIG`, which a credential
+//!   change resets;
+//! - the scratch area is unmapped by the very last remote call.
+
+use psnc_format::model::{Creds, Fd, Process, Thread};
+use psnc_ptrace::{SigAction, SigAltStack, Sysno, UserDesc};
+
+use crate::error::{RestoreError, Result};
+use crate::files::LocalFiles;
+use crate::remote::{ptrace_regs, Extra, Task};
+
+const PR_SET_MM: u64 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+const PR_SET_MM_MAP_SIZE: u64 = 104;
+const PR_SET_NAME: u64 = 15;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_SET_CHILD_SUBREAPER: u64 = 36;
+const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const PR_SET_SECUREBITS: u64 = 28;
+const PR_CAPBSET_DROP: u64 = 24;
+const PR_CAP_AMBIENT: u64 = 47;
+const PR_CAP_AMBIENT_RAISE: u64 = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_SETFD: u64 = 2;
+const RLIMIT_NOFILE: u64 = 7;
+const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+const XFEATURE_XTILEDATA: u32 = 18;
+/// XSAVE components that sit at the same place in every standard-format layout: x87 and SSE in
+/// the legacy area, AVX (YMM_Hi128) at byte 576.
+const XSTATE_FIXED_LAYOUT: u64 = 0b111;
+const XSAVE_FIXED_END: usize = 576 + 256;
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = b.get(o..o + 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_le_bytes(a)
+}
+
+/// The XSAVE area to write for `t` on this machine (`host` is the stub's own area): the image's
+/// when the layouts agree, re-laid when only fixed-place components are live, else a refusal.
+pub fn xsave_for_host(t: &Thread, host: &[u8], image_xcr0: u64) -> Result<Option<Vec<u8>>> {
+    if t.xsave.is_empty() {
+        return Ok(None);
+    }
+    let host_xcr0 = u64_at(host, 464);
+    let missing = t.xstate_bv & !host_xcr0;
+    if missing != 0 {
+        return Err(RestoreError::XsaveFeatures { image: image_xcr0, host: host_xcr0, missing });
+    }
+    if t.xsave.len() == host.len() {
+        return Ok(Some(t.xsave.clone()));
+    }
+    if t.xstate_bv & !XSTATE_FIXED_LAYOUT != 0 || t.xsave.len() < XSAVE_FIXED_END.min(host.len()) {
+        return Err(RestoreError::XsaveLayout {
+            tid: t.tid,
+            image: t.xsave.len(),
+            host: host.len(),
+            live: t.xstate_bv,
+        });
+    }
+    let mut out = vec![0u8; host.len()];
+    let n = XSAVE_FIXED_END.min(host.len());
+    out[..n].copy_from_slice(&t.xsave[..n]);
+    // The software-reserved words describe this machine, not the image's.
+    out[464..512].copy_from_slice(&host[464..512]);
+    Ok(Some(out))
+}
+
+/// Closes every fd the stub inherited from the restore tool (its stdio).
+pub fn close_inherited(task: &mut Task) -> Result<()> {
+    task.call("closing the fds the stub inherited", Extra::CloseRange, &[0, u64::from(u32::MAX), 0])?;
+    Ok(())
+}
+
+/// Opens, in the task, a pidfd of the restore tool, placed above every fd number of the image
+/// so that installing the image's fds never lands on it. Raises RLIMIT_NOFILE to its hard limit
+/// for the rebuild (the image's limits are set later).
+pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
+    let step = "raising RLIMIT_NOFILE for the rebuild";
+    let old = task.put(step, 0, &[0u8; 16])?;
+    task.call(step, Sysno::Prlimit64, &[0, RLIMIT_NOFILE, 0, old])?;
+    let mut b = [0u8; 16];
+    task.mem.read_exact_at(old, &mut b).map_err(task.step_err(step))?;
+    let hard = u64_at(&b, 8);
+    let need = p.fds.iter().map(|f| f.fd as u64 + 2).max().unwrap_or(0);
+    let hard = hard.max(need);
+    let new = [hard.to_le_bytes(), hard.to_le_bytes()].concat();
+    let new = task.put(step, 0, &new)?;
+    task.call(step, Sysno::Prlimit64, &[0, RLIMIT_NOFILE, new, 0])?;
+
+    let me = std::process::id();
+    let step = "opening a pidfd of the restore tool in the task";
+    let fd = task.call(step, Extra::PidfdOpen, &[u64::from(me), 0])?;
+    let low = p.fds.iter().map(|f| f.fd as u64 + 1).max().unwrap_or(0).max(3);
+    let high = task.call(step, Sysno::Fcntl, &[fd, F_DUPFD_CLOEXEC, low])?;
+    task.call(step, Sysno::Close, &[fd])?;
+    Ok(high)
+}
+
+/// Sets the mm fields, brk and auxv with `PR_SET_MM_MAP`, and the exe link when `exe_fd` is given.
+pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
+    let step = if exe_fd.is_some() { "setting the executable (PR_SET_MM_MAP)" } else { "setting the mm fields (PR_SET_MM_MAP)" };
+    let m = &p.mm;
+    let auxv_addr = task.put(step, 4096, &p.auxv)?;
+    let mut map = Vec::with_capacity(PR_SET_MM_MAP_SIZE as usize);
+    for v in [
+        m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk, m.start_stack, m.arg_start,
+        m.arg_end, m.env_start, m.env_end, auxv_addr,
+    ] {
+        map.extend_from_slice(&v.to_le_bytes());
+    }
+    map.extend_from_slice(&(p.auxv.len() as u32).to_le_bytes());
+    map.extend_from_slice(&exe_fd.map_or(u32::MAX, |f| f as u32).to_le_bytes());
+    let addr = task.put(step, 0, &map)?;
+    task.log(|| format!("{step}: brk {:#x}..{:#x}, {} auxv bytes", m.start_brk, m.brk, p.auxv.len()));
+    task.call(step, Sysno::Prctl, &[PR_SET_MM, PR_SET_MM_MAP, addr, PR_SET_MM_MAP_SIZE, 0])?;
+    Ok(())
+}
+
+/// Installs the image's fds at their numbers, each taken from the restore tool with
+/// `pidfd_getfd` (same open file description: offset and status flags come along).
+pub fn install_fds(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
+    for (f, l) in p.fds.iter().zip(&local.fds) {
+        install_fd(task, f, l.raw(), pidfd)?;
+    }
+    Ok(())
+}
+
+fn install_fd(task: &mut Task, f: &Fd, ours: i32, pidfd: u64) -> Result<()> {
+    let step = format!("installing fd {}", f.fd);
+    task.log(|| format!("{step} from our fd {ours}"));
+    // pidfd_getfd gives a close-on-exec fd at the lowest free number.
+    let tmp = task.call(&step, Extra::PidfdGetfd, &[pidfd, ours as u64, 0])?;
+    let target = f.fd as u64;
+    if tmp == target {
+        if !f.cloexec {
+            task.call(&step, Sysno::Fcntl, &[tmp, F_SETFD, 0])?;
+        }
+        return Ok(());
+    }
+    let flags = if f.cloexec { libc::O_CLOEXEC as u64 } else { 0 };
+    task.call(&step, Sysno::Dup3, &[tmp, target, flags])?;
+    task.call(&step, Sysno::Close, &[tmp])?;
+    Ok(())
+}
+
+/// Enters the root (when chrooted) and the working directory.
+pub fn set_cwd(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
+    if p.root != "/" && !p.root.is_empty() {
+        let step = format!("chroot to {}", p.root);
+        let path = task.put_str(&step, 0, &p.root)?;
+        task.call(&step, Extra::Chroot, &[path])?;
+    }
+    let Some(cwd) = &local.cwd else { return Ok(()) };
+    use std::os::fd::AsRawFd;
+    let step = format!("entering the working directory {}", p.cwd);
+    let fd = task.call(&step, Extra::PidfdGetfd, &[pidfd, cwd.as_raw_fd() as u64, 0])?;
+    task.call(&step, Sysno::Fchdir, &[fd])?;
+    task.call(&step, Sysno::Close, &[fd])?;
+    Ok(())
+}
+
+/// Process-wide state: umask, personality, name, rlimits, signal handlers, interval timers,
+/// process-wide pending signals, subreaper and no_new_privs.
+pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
+    task.call("setting the umask", Sysno::Umask, &[u64::from(p.umask)])?;
+    task.call("setting the personality", Sysno::Personality, &[u64::from(p.personality)])?;
+    let mut comm: Vec<u8> = p.comm.as_bytes().iter().copied().take(15).collect();
+    comm.push(0);
+    let addr = task.put("setting the name", 0, &comm)?;
+    task.call("setting the name", Sysno::Prctl, &[PR_SET_NAME, addr])?;
+
+    for (res, r) in p.rlimits.iter().enumerate() {
+        let step = format!("setting rlimit {res} to {}/{}", r.cur, r.max);
+        let b = [r.cur.to_le_bytes(), r.max.to_le_bytes()].concat();
+        let addr = task.put(&step, 0, &b)?;
+        task.call(&step, Sysno::Prlimit64, &[0, res as u64, addr, 0])?;
+    }
+
+    for (i, a) in p.signals.actions.iter().enumerate().take(64) {
+        let sig = i as i32 + 1;
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let act = SigAction { handler: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask };
+        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| sc.set_sigaction(sig, &act))?;
+    }
+    // Handlers the stub inherited as SIG_IGN from the restore tool, for signals the image does
+    // not list, go back to the default.
+    for sig in (p.signals.actions.len() as i32 + 1)..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        task.with_syscaller(&format!("resetting the handler of signal {sig}"), |sc| {
+            sc.set_sigaction(sig, &SigAction::default())
+        })?;
+    }
+
+    for (which, t) in p.signals.itimers.iter().enumerate() {
+        if t.value_us == 0 {
+            continue;
+        }
+        let val = psnc_ptrace::ITimerVal {
+            interval_sec: (t.interval_us / 1_000_000) as i64,
+            interval_usec: (t.interval_us % 1_000_000) as i64,
+            value_sec: (t.value_us / 1_000_000) as i64,
+            value_usec: (t.value_us % 1_000_000) as i64,
+        };
+        task.with_syscaller(&format!("arming interval timer {which}"), |sc| sc.setitimer(which as i32, &val))?;
+    }
+
+    for s in &p.signals.shared_pending {
+        let step = format!("queueing process-wide signal {}", s.signo);
+        let addr = task.put(&step, 0, &siginfo_bytes(&s.raw))?;
+        task.call(&step, Extra::RtSigqueueinfo, &[u64::from(p.pid), u64::from(s.signo), addr])?;
+    }
+
+    if p.child_subreaper {
+        task.call("setting child-subreaper", Sysno::Prctl, &[PR_SET_CHILD_SUBREAPER, 1])?;
+    }
+    if p.no_new_privs {
+        task.call("setting no_new_privs", Sysno::Prctl, &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0])?;
+    }
+    Ok(())
+}
+
+fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    let n = raw.len().min(128);
+    b[..n].copy_from_slice(&raw[..n]);
+    b
+}
+
+/// Per-thread kernel state, run inside that thread: sigaltstack, rseq, robust list,
+/// clear_child_tid, and its pending signals.
+pub fn restore_thread_state(task: &mut Task, pid: u32, t: &Thread) -> Result<()> {
+    let ss = &t.sigaltstack;
+    if ss.sp != 0 || ss.size != 0 || ss.flags & libc::SS_DISABLE as u32 == 0 {
+        let alt = SigAltStack { sp: ss.sp, flags: ss.flags as i32, size: ss.size };
+        task.with_syscaller(&format!("thread {}: setting sigaltstack", t.tid), |sc| sc.set_sigaltstack(&alt))?;
+    }
+    if let Some(r) = t.rseq.filter(|r| r.addr != 0) {
+        let step = format!("thread {}: registering rseq at {:#x}", t.tid, r.addr);
+        task.call(&step, Sysno::Rseq, &[r.addr, u64::from(r.len), 0, u64::from(r.sig)])?;
+    }
+    if t.robust_list != 0 {
+        let step = format!("thread {}: setting the robust list", t.tid);
+        task.call(&step, Sysno::SetRobustList, &[t.robust_list, t.robust_list_len])?;
+    }
+    if t.clear_child_tid != 0 {
+        let step = format!("thread {}: set_tid_address", t.tid);
+        task.call(&step, Sysno::SetTidAddress, &[t.clear_child_tid])?;
+    }
+    for s in &t.pending {
+        let step = format!("thread {}: queueing signal {}", t.tid, s.signo);
+        let addr = task.put(&step, 0, &siginfo_bytes(&s.raw))?;
+        task.call(&step, Sysno::RtTgsigqueueinfo, &[u64::from(pid), u64::from(t.tid), u64::from(s.signo), addr])?;
+    }
+    Ok(())
+}
+
+/// The highest capability number this kernel knows.
+fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Credentials, in the one order that works from root: groups, then ids while
+/// SECBIT_NO_SETUID_FIXUP keeps the capabilities, then securebits, the bounding set (needs
+/// CAP_SETPCAP), the capability sets, and the ambient set (needs them permitted and inheritable).
+pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
+    let step = "setting the supplementary groups";
+    let groups: Vec<u8> = c.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    let addr = task.put(step, 0, &groups)?;
+    task.call(step, Extra::Setgroups, &[c.groups.len() as u64, addr])?;
+    task.call("keeping capabilities across the id change", Sysno::Prctl, &[PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP])?;
+    let [rg, eg, sg, fg] = c.gids.map(u64::from);
+    task.call("setting the gids", Extra::Setresgid, &[rg, eg, sg])?;
+    // setfs[ug]id return the old value and report no error.
+    task.call_raw("setting the fsgid", Extra::Setfsgid, &[fg])?;
+    let [ru, eu, su, fu] = c.uids.map(u64::from);
+    task.call("setting the uids", Extra::Setresuid, &[ru, eu, su])?;
+    task.call_raw("setting the fsuid", Extra::Setfsuid, &[fu])?;
+    task.call("setting the securebits", Sysno::Prctl, &[PR_SET_SECUREBITS, u64::from(c.securebits)])?;
+    for cap in 0..=cap_last_cap().min(63) {
+        if c.cap_bnd & (1u64 << cap) == 0 {
+            task.call(&format!("dropping capability {cap} from the bounding set"), Sysno::Prctl, &[PR_CAPBSET_DROP, u64::from(cap)])?;
+        }
+    }
+    let step = "setting the capabilities";
+    let mut b = Vec::with_capacity(8 + 24);
+    b.extend_from_slice(&LINUX_CAPABILITY_VERSION_3.to_le_bytes());
+    b.extend_from_slice(&0i32.to_le_bytes());
+    for half in [0u32, 32] {
+        for set in [c.cap_eff, c.cap_prm, c.cap_inh] {
+            b.extend_from_slice(&((set >> half) as u32).to_le_bytes());
+        }
+    }
+    let hdr = task.put(step, 0, &b)?;
+    task.call(step, Extra::Capset, &[hdr, hdr + 8])?;
+    task.call("clearing the ambient set", Sysno::Prctl, &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0])?;
+    for cap in 0..64u64 {
+        if c.cap_amb & (1 << cap) != 0 {
+            task.call(&format!("raising ambient capability {cap}"), Sysno::Prctl, &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0])?;
+        }
+    }
+    Ok(())
+}
+
+/// What a credential change resets: dumpable, and the parent-death signal (only restored when
+/// the restore tool stays the parent, i.e. `--foreground`; otherwise its exit would fire it).
+pub fn after_creds(task: &mut Task, p: &Process, keep_pdeathsig: bool) -> Result<()> {
+    if p.dumpable <= 1 {
+        task.call("setting dumpable", Sysno::Prctl, &[PR_SET_DUMPABLE, u64::from(p.dumpable)])?;
+    }
+    if keep_pdeathsig && p.pdeathsig != 0 {
+        task.call("setting the parent-death signal", Sysno::Prctl, &[PR_SET_PDEATHSIG, u64::from(p.pdeathsig)])?;
+    }
+    Ok(())
+}
+
+/// Asks for AMX state permission when the thread's XSAVE area holds live tile data.
+pub fn request_xstate_perm(task: &mut Task, t: &Thread) -> Result<()> {
+    if task.arch == psnc_ptrace::Arch::X86_64 && t.xstate_bv & (1 << XFEATURE_XTILEDATA) != 0 {
+        task.call("requesting AMX state permission", Sysno::ArchPrctl, &[ARCH_REQ_XCOMP_PERM, u64::from(XFEATURE_XTILEDATA)])?;
+    }
+    Ok(())
+}
+
+/// Unmaps the scratch area: the last remote call of the rebuild.
+pub fn unmap_scratch(task: &mut Task) -> Result<()> {
+    let (addr, len) = task.scratch;
+    task.call("unmapping the scratch area", Sysno::Munmap, &[addr, len])?;
+    task.scratch = (0, 0);
+    Ok(())
+}
+
+/// The thread's final user-visible state, written through ptrace with no more remote calls:
+/// i386 TLS entries, registers, XSAVE area, and the signal mask.
+pub fn finish_thread(task: &mut Task, t: &Thread, xsave: Option<&[u8]>) -> Result<()> {
+    let tid = t.tid;
+    for d in &t.tls {
+        let desc = UserDesc { entry_number: d.entry_number, base_addr: d.base_addr, limit: d.limit, flags: d.flags };
+        task.tracee.set_thread_area(&desc).map_err(task.step_err(format!("thread {tid}: setting TLS entry {}", d.entry_number)))?;
+    }
+    let regs = ptrace_regs(&t.regs);
+    task.tracee.set_regs(&regs).map_err(task.step_err(format!("thread {tid}: setting the registers")))?;
+    if let Some(x) = xsave {
+        task.tracee.set_xstate(x).map_err(task.step_err(format!("thread {tid}: setting the XSAVE area")))?;
+    }
+    task.tracee.set_sigmask(t.sigmask).map_err(task.step_err(format!("thread {tid}: setting the signal mask")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(xsave_len: usize, bv: u64) -> Thread {
+        let mut xsave = vec![0xab; xsave_len];
+        xsave[512..520].copy_from_slice(&bv.to_le_bytes());
+        Thread { xsave, xstate_bv: bv, ..Thread::default() }
+    }
+
+    fn host(len: usize, xcr0: u64) -> Vec<u8> {
+        let mut h = vec![0u8; len];
+        h[464..472].copy_from_slice(&xcr0.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn xsave_same_layout_is_kept() {
+        let t = thread(2696, 0xe7);
+        assert_eq!(xsave_for_host(&t, &host(2696, 0x2e7), 0x2e7).unwrap(), Some(t.xsave.clone()));
+    }
+
+    #[test]
+    fn xsave_missing_component_is_refused() {
+        let t = thread(2696, 0xe7);
+        let err = xsave_for_host(&t, &host(2696, 0x7), 0xe7).unwrap_err();
+        assert!(matches!(err, RestoreError::XsaveFeatures { missing: 0xe0, host: 0x7, .. }));
+    }
+
+    #[test]
+    fn xsave_relaid_when_only_avx_is_live() {
+        let t = thread(2696, 0x7);
+        let out = xsave_for_host(&t, &host(1088, 0x7), 0xe7).unwrap().unwrap();
+        assert_eq!(out.len(), 1088);
+        assert_eq!(&out[..464], &t.xsave[..464]);
+        assert_eq!(&out[512..832], &t.xsave[512..832]);
+        assert!(out[832..].iter().all(|&b| b == 0));
+        let t = thread(2696, 0xe7);
+        assert!(matches!(
+            xsave_for_host(&t, &host(1088, 0xff), 0xe7),
+            Err(RestoreError::XsaveLayout { image: 2696, host: 1088, .. })
+        ));
+    }
+}

@@ -1,0 +1,103 @@
+//! The generated stub, on the real kernel: it execs, as a task of the right mode, and stops at its
+//! `int3`; and the system tools read the ELF the way we wrote it.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use psnc_format::model::Arch;
+use psnc_restore::placement::Region;
+use psnc_restore::spawn::start_stub;
+use psnc_restore::stub::Stub;
+
+const BASE: u64 = 0x1000_0000;
+
+fn stub_file(arch: Arch) -> (tempfile::TempDir, std::path::PathBuf, Stub) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("stub-{arch:?}"));
+    let stub = Stub::generate(arch, BASE).unwrap();
+    std::fs::write(&path, &stub.bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, path, stub)
+}
+
+fn run(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn readelf_and_file_agree() {
+    for (arch, class, machine, entry_off) in [
+        (Arch::X86_64, "ELF64", "Advanced Micro Devices X86-64", 176 + 2),
+        (Arch::I386, "ELF32", "Intel 80386", 116 + 2),
+    ] {
+        let (_dir, path, stub) = stub_file(arch);
+        let p = path.to_str().unwrap();
+        let Some(h) = run("readelf", &["-h", "-l", "-W", p]) else {
+            eprintln!("skipped: readelf not installed");
+            return;
+        };
+        assert!(h.contains(&format!("Class:                             {class}")), "{h}");
+        assert!(h.contains(&format!("Machine:                           {machine}")), "{h}");
+        assert!(h.contains("EXEC (Executable file)"), "{h}");
+        assert!(h.contains(&format!("Entry point address:               {:#x}", BASE + entry_off)), "{h}");
+        assert_eq!(stub.entry, BASE + entry_off);
+        let load = h.lines().find(|l| l.trim_start().starts_with("LOAD")).unwrap();
+        let vaddr = load.split_whitespace().nth(2).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        assert_eq!(vaddr, Some(BASE), "{load}");
+        assert!(load.contains("R E"), "{load}");
+        let stack = h.lines().find(|l| l.trim_start().starts_with("GNU_STACK")).unwrap();
+        assert!(stack.contains("RW "), "{stack}");
+        if let Some(f) = run("file", &["-b", p]) {
+            let bits = if arch == Arch::X86_64 { "64-bit" } else { "32-bit" };
+            assert!(f.starts_with(&format!("ELF {bits} LSB executable")), "{f}");
+            assert!(f.contains("statically linked"), "{f}");
+        }
+    }
+}
+
+/// Run directly, untraced, the stub's `int3` kills it with SIGTRAP: proof it ran to its entry.
+#[test]
+fn untraced_stub_dies_of_its_int3() {
+    use std::os::unix::process::ExitStatusExt;
+    for arch in [Arch::X86_64, Arch::I386] {
+        let (_dir, path, _) = stub_file(arch);
+        let status = Command::new(&path).status().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTRAP), "{arch:?}: {status:?}");
+    }
+}
+
+/// Through the restore's own spawn path: clone3, execveat of a memfd, seize; the first stop is
+/// the `int3`, in the right mode, with the stub loaded where asked and its scratch area mapped.
+#[test]
+fn spawned_stub_stops_at_int3_in_both_modes() {
+    for arch in [Arch::X86_64, Arch::I386] {
+        let region = Region { base: BASE };
+        let (mut task, stub) = start_stub(None, arch, region, true, false).unwrap();
+        let regs = task.tracee.get_regs().unwrap();
+        assert_eq!(regs.ip(), stub.entry + 1, "{arch:?}");
+        let want = match arch {
+            Arch::X86_64 => psnc_ptrace::Arch::X86_64,
+            Arch::I386 => psnc_ptrace::Arch::I386,
+        };
+        assert_eq!(regs.arch(), want);
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", task.pid)).unwrap();
+        let code = format!("{:x}-{:x} r-xp", BASE, BASE + 0x1000);
+        assert!(maps.lines().any(|l| l.starts_with(&code) && l.contains("/memfd:psnc-stub")), "{maps}");
+        let scratch = format!("{:x}-", region.scratch());
+        assert!(maps.lines().any(|l| l.starts_with(&scratch) && l.contains("rw-p")), "{maps}");
+        // A remote call through the stub's own instruction works in this mode.
+        let pid = task.call("getpid", psnc_ptrace::Sysno::Getpid, &[]).unwrap();
+        assert_eq!(pid, task.pid as u64);
+        // It runs with ADDR_NO_RANDOMIZE and in a new session.
+        let pers = std::fs::read_to_string(format!("/proc/{}/personality", task.pid)).unwrap();
+        assert_eq!(u32::from_str_radix(pers.trim(), 16).unwrap() & libc::ADDR_NO_RANDOMIZE as u32, libc::ADDR_NO_RANDOMIZE as u32);
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", task.pid)).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        assert_eq!(fields[3], task.pid.to_string(), "session id is its PID");
+        let pid = task.pid;
+        task.kill();
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+}
