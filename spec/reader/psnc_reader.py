@@ -1,0 +1,900 @@
+#!/usr/bin/env python3
+"""An independent reader of psnc-cr checkpoint images, written from spec/FORMAT.md alone.
+
+It uses nothing but the Python 3 standard library and shares no code with the Rust
+implementation, so when it and the Rust reader agree on an image, the spec says enough to read it.
+Section and field names, and the order of the checks, follow FORMAT.md; the section numbers of
+the spec are given as "(§N)".
+
+    python3 psnc_reader.py IMAGE [--json]
+
+Exit status: 0 when the image is valid, 1 when it is not (the first problem is named), 2 when it
+cannot be read at all.
+"""
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+import time
+
+# ---------------------------------------------------------------------------------------------
+# Constants (§2, §3, §4, §5)
+
+MAGIC = b"\x89PSNC\r\n\x1a"
+END_MAGIC = b"PSNCEND\n"
+SUPPORTED_MAJOR = 1
+SUPPORTED_MINOR = 0
+MIN_HEADER_SIZE = 32
+HEADER_FLAG_STREAMED = 1 << 0
+
+SECTION_CRITICAL = 1 << 0
+SECTION_SAFE_TO_COPY = 1 << 1
+SECTION_CHUNKED = 1 << 2
+
+PAGE_SIZE = 4096
+RAW_ALIGN = 4096
+SECTION_ALIGN = 8
+
+# kind number -> (name, newest version this reader decodes, body type)
+KINDS = {
+    1: ("identity", 1, "postcard"),
+    2: ("processes", 1, "postcard"),
+    3: ("threads", 1, "postcard"),
+    4: ("vmas", 1, "postcard"),
+    5: ("page-index", 1, "fixed"),
+    6: ("page-data", 1, "raw"),
+    7: ("files", 1, "postcard"),
+    8: ("file-data", 1, "raw"),
+    9: ("fds", 1, "postcard"),
+    10: ("signals", 1, "postcard"),
+    11: ("chunk-digests", 1, "postcard"),
+}
+KIND_NUMBER = {name: number for number, (name, _, _) in KINDS.items()}
+# Every kind but chunk-digests appears exactly once in a 1.x image.
+REQUIRED = [n for n in KINDS if KINDS[n][0] != "chunk-digests"]
+
+
+class ImageError(Exception):
+    """The image is invalid; the message names what is wrong and where."""
+
+
+def kind_name(number):
+    return KINDS[number][0] if number in KINDS else "unknown kind %#x" % number
+
+
+# ---------------------------------------------------------------------------------------------
+# postcard wire format (§7)
+
+
+class Cursor:
+    """Decodes postcard values from one section body, naming the section and byte on errors."""
+
+    def __init__(self, data, section, base, word):
+        self.data = data
+        self.pos = 0
+        self.section = section
+        self.base = base  # offset of the body in the image, for messages
+        self.word = word  # class width in bytes: 4 or 8
+
+    def fail(self, what):
+        raise ImageError(
+            "section %s: %s at image offset %#x (byte %d of the section)"
+            % (self.section, what, self.base + self.pos, self.pos)
+        )
+
+    def take(self, n, what):
+        if n > len(self.data) - self.pos:
+            self.fail("%s needs %d bytes, only %d left" % (what, n, len(self.data) - self.pos))
+        b = bytes(self.data[self.pos : self.pos + n])
+        self.pos += n
+        return b
+
+    def varint(self, bits, what):
+        """LEB128 unsigned, at most ceil(bits/7) bytes; the value must fit in `bits`."""
+        max_len = (bits + 6) // 7
+        value = 0
+        for i in range(max_len):
+            byte = self.take(1, what)[0]
+            value |= (byte & 0x7F) << (7 * i)
+            if byte & 0x80 == 0:
+                if value >> bits:
+                    self.fail("%s: varint value %#x does not fit %d bits" % (what, value, bits))
+                return value
+        self.fail("%s: varint longer than %d bytes" % (what, max_len))
+
+    def zigzag(self, bits, what):
+        u = self.varint(bits, what)
+        return (u >> 1) ^ -(u & 1)
+
+    def length(self, what, element_min_size=1):
+        n = self.varint(64, what + " length")
+        # Never trust a length further than the bytes that are there.
+        if n * element_min_size > len(self.data) - self.pos:
+            self.fail("%s: length %d exceeds the %d bytes left" % (what, n, len(self.data) - self.pos))
+        return n
+
+    def value(self, t, what):
+        """Decodes one value of schema type `t` (see SCHEMA)."""
+        if isinstance(t, str):
+            if t == "u8":
+                return self.take(1, what)[0]
+            if t in ("u16", "u32", "u64"):
+                return self.varint(int(t[1:]), what)
+            if t in ("i32", "i64"):
+                return self.zigzag(int(t[1:]), what)
+            if t == "bool":
+                b = self.take(1, what)[0]
+                if b > 1:
+                    self.pos -= 1
+                    self.fail("%s: bool byte %#04x is neither 0 nor 1" % (what, b))
+                return b == 1
+            if t == "word":
+                return int.from_bytes(self.take(self.word, what), "little")
+            if t == "string":
+                n = self.length(what)
+                raw = self.take(n, what)
+                try:
+                    return raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.pos -= n
+                    self.fail("%s: string is not UTF-8" % what)
+            if t == "bytes":
+                return self.take(self.length(what), what)
+            if t == "sha256":
+                return self.take(32, what)
+            if t in SCHEMA:
+                return self.value(SCHEMA[t], what)
+            raise AssertionError("unknown schema type " + t)
+        tag = t[0]
+        if tag == "struct":
+            return {name: self.value(ft, what + "." + name) for name, ft in t[1]}
+        if tag == "vec":
+            n = self.length(what, 1)
+            return [self.value(t[1], "%s[%d]" % (what, i)) for i in range(n)]
+        if tag == "array":
+            return [self.value(t[2], "%s[%d]" % (what, i)) for i in range(t[1])]
+        if tag == "option":
+            b = self.take(1, what + " option tag")[0]
+            if b == 0:
+                return None
+            if b == 1:
+                return self.value(t[1], what)
+            self.pos -= 1
+            self.fail("%s: option tag %#04x is neither 0 nor 1" % (what, b))
+        if tag == "enum":
+            index = self.varint(32, what + " variant")
+            if index >= len(t[1]):
+                self.fail("%s: variant index %d, this reader knows %d" % (what, index, len(t[1])))
+            name, fields = t[1][index]
+            if fields is None:  # unit variant
+                return {"variant": name}
+            if isinstance(fields, list):  # struct variant
+                out = {"variant": name}
+                out.update(self.value(("struct", fields), what + "." + name))
+                return out
+            return {"variant": name, "value": self.value(fields, what + "." + name)}  # newtype
+        raise AssertionError("unknown schema tag %r" % (tag,))
+
+
+def st(*fields):
+    return ("struct", list(fields))
+
+
+# The frozen version-1 structs, field by field, in wire order (§8). "word" is a class-width
+# integer: 4 bytes little endian in the 32-bit layout class, 8 in the 64-bit one.
+SCHEMA = {}
+SCHEMA["HostV1"] = st(
+    ("kernel_release", "string"),
+    ("machine", "string"),
+    ("hostname", "string"),
+    ("cpu_vendor", "string"),
+    ("cpu_model", "string"),
+    ("cpu_flags", ("vec", "string")),
+    ("xsave_features", "u64"),
+    ("xsave_size", "u32"),
+)
+SCHEMA["IdentityV1"] = st(
+    ("tool_version", "string"),
+    ("created_ns", "u64"),
+    ("host", "HostV1"),
+    ("capture_uid", "u32"),
+    ("capture_gid", "u32"),
+    ("capture_cmdline", ("vec", "string")),
+)
+SCHEMA["ArchV1"] = ("enum", [("X86_64", None), ("I386", None)])
+SCHEMA["CredsV1"] = st(
+    ("uids", ("array", 4, "u32")),
+    ("gids", ("array", 4, "u32")),
+    ("groups", ("vec", "u32")),
+    ("cap_inh", "u64"),
+    ("cap_prm", "u64"),
+    ("cap_eff", "u64"),
+    ("cap_bnd", "u64"),
+    ("cap_amb", "u64"),
+    ("securebits", "u32"),
+)
+SCHEMA["FileIdentityV1"] = st(
+    ("dev", "u64"),
+    ("ino", "u64"),
+    ("size", "u64"),
+    ("mtime_ns", "i64"),
+    ("mode", "u32"),
+    ("sha256", "sha256"),
+)
+SCHEMA["FileRefV1"] = st(
+    ("path", "string"),
+    ("deleted", "bool"),
+    ("identity", "FileIdentityV1"),
+    ("stored", ("option", "u32")),
+)
+SCHEMA["MmV1"] = st(
+    *[
+        (name, "word")
+        for name in (
+            "start_code end_code start_data end_data start_brk brk start_stack "
+            "arg_start arg_end env_start env_end"
+        ).split()
+    ]
+)
+SCHEMA["RlimitV1"] = st(("cur", "u64"), ("max", "u64"))
+SCHEMA["ProcessV1"] = st(
+    ("pid", "u32"),
+    ("ppid", "u32"),
+    ("pgid", "u32"),
+    ("sid", "u32"),
+    ("arch", "ArchV1"),
+    ("comm", "string"),
+    ("creds", "CredsV1"),
+    ("cwd", "string"),
+    ("root", "string"),
+    ("umask", "u32"),
+    ("personality", "u32"),
+    ("rlimits", ("vec", "RlimitV1")),
+    ("exe", "FileRefV1"),
+    ("mm", "MmV1"),
+    ("auxv", "bytes"),
+    ("cmdline", "bytes"),
+    ("dumpable", "u32"),
+    ("no_new_privs", "bool"),
+    ("pdeathsig", "u32"),
+    ("child_subreaper", "bool"),
+    ("seccomp_mode", "u32"),
+)
+SCHEMA["RegsV1"] = ("enum", [("X86_64", ("array", 27, "u64")), ("I386", ("array", 17, "u32"))])
+SCHEMA["UserDescV1"] = st(("entry_number", "u32"), ("base_addr", "u32"), ("limit", "u32"), ("flags", "u32"))
+SCHEMA["SigInfoV1"] = st(("signo", "u32"), ("code", "i32"), ("raw", "bytes"))
+SCHEMA["SigAltStackV1"] = st(("sp", "word"), ("flags", "u32"), ("size", "word"))
+SCHEMA["RseqV1"] = st(("addr", "word"), ("len", "u32"), ("sig", "u32"), ("flags", "u32"))
+SCHEMA["RestartV1"] = ("enum", [("None", None), ("Reissue", [("nr", "u64"), ("code", "i64")])])
+SCHEMA["ThreadV1"] = st(
+    ("pid", "u32"),
+    ("tid", "u32"),
+    ("comm", "string"),
+    ("regs", "RegsV1"),
+    ("xsave", "bytes"),
+    ("xstate_bv", "u64"),
+    ("fs_base", "word"),
+    ("gs_base", "word"),
+    ("tls", ("vec", "UserDescV1")),
+    ("sigmask", "u64"),
+    ("pending", ("vec", "SigInfoV1")),
+    ("sigaltstack", "SigAltStackV1"),
+    ("clear_child_tid", "word"),
+    ("robust_list", "word"),
+    ("robust_list_len", "word"),
+    ("rseq", ("option", "RseqV1")),
+    ("restart", "RestartV1"),
+)
+SCHEMA["VmaKindV1"] = (
+    "enum",
+    [(n, None) for n in ("Anonymous", "Heap", "Stack", "File", "Vdso", "Vvar", "VvarVclock", "Vsyscall")],
+)
+SCHEMA["VmaV1"] = st(
+    ("pid", "u32"),
+    ("start", "word"),
+    ("end", "word"),
+    ("prot", "u32"),
+    ("shared", "bool"),
+    ("kind", "VmaKindV1"),
+    ("file_offset", "u64"),
+    ("file", ("option", "FileRefV1")),
+    ("vm_flags", "u32"),
+)
+SCHEMA["StoredFileV1"] = st(("sha256", "sha256"), ("size", "word"), ("path", "string"), ("data_offset", "word"))
+SCHEMA["PipeEndV1"] = st(
+    ("ino", "u64"), ("write_end", "bool"), ("buffered", "bytes"), ("capacity", "u32"), ("external", "bool")
+)
+SCHEMA["FdKindV1"] = (
+    "enum",
+    [
+        ("Regular", "FileRefV1"),
+        ("Directory", [("path", "string")]),
+        ("CharDevice", [("path", "string"), ("rdev", "u64")]),
+        ("Tty", [("path", "string"), ("rdev", "u64")]),
+        ("Pipe", "PipeEndV1"),
+        ("Fifo", [("path", "string"), ("buffered", "bytes")]),
+        ("Socket", [("family", "u32"), ("sock_type", "u32"), ("ino", "u64")]),
+        ("EventFd", [("count", "u64")]),
+        ("Epoll", None),
+        ("TimerFd", None),
+        ("SignalFd", [("mask", "u64")]),
+        ("MemFd", [("name", "string")]),
+        ("Other", [("link", "string")]),
+    ],
+)
+SCHEMA["FdV1"] = st(
+    ("pid", "u32"), ("fd", "i32"), ("flags", "u32"), ("cloexec", "bool"), ("pos", "u64"), ("kind", "FdKindV1")
+)
+SCHEMA["SigActionV1"] = st(("handler", "word"), ("flags", "u64"), ("restorer", "word"), ("mask", "u64"))
+SCHEMA["ITimerV1"] = st(("value_us", "u64"), ("interval_us", "u64"))
+SCHEMA["PosixTimerV1"] = st(
+    ("id", "u32"),
+    ("clock", "u32"),
+    ("notify", "u32"),
+    ("signo", "u32"),
+    ("sigev_value", "word"),
+    ("notify_tid", "u32"),
+    ("value_ns", "u64"),
+    ("interval_ns", "u64"),
+    ("overrun", "u32"),
+)
+SCHEMA["SignalsV1"] = st(
+    ("pid", "u32"),
+    ("actions", ("vec", "SigActionV1")),
+    ("shared_pending", ("vec", "SigInfoV1")),
+    ("itimers", ("array", 3, "ITimerV1")),
+    ("posix_timers", ("vec", "PosixTimerV1")),
+)
+SCHEMA["ChunkDigestsV1"] = st(("section_kind", "u32"), ("chunk_size", "u32"), ("digests", ("vec", "sha256")))
+
+# Body of each postcard section, version 1.
+SECTION_BODY = {
+    "identity": "IdentityV1",
+    "processes": ("vec", "ProcessV1"),
+    "threads": ("vec", "ThreadV1"),
+    "vmas": ("vec", "VmaV1"),
+    "files": ("vec", "StoredFileV1"),
+    "fds": ("vec", "FdV1"),
+    "signals": ("vec", "SignalsV1"),
+    "chunk-digests": "ChunkDigestsV1",
+}
+
+
+def decode_postcard(body, name, base, word):
+    cur = Cursor(body, name, base, word)
+    value = cur.value(SECTION_BODY[name], name)
+    if cur.pos != len(body):
+        cur.fail("%d trailing bytes after the value" % (len(body) - cur.pos))
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed structures: header (§2), section table (§3), trailer (§4), page index (§8.5); digests (§9)
+
+
+def le(b):
+    return int.from_bytes(b, "little")
+
+
+def parse_header(data):
+    if len(data) < MIN_HEADER_SIZE:
+        raise ImageError("truncated: the header needs %d bytes, the image has %d" % (MIN_HEADER_SIZE, len(data)))
+    magic = data[0:8]
+    if magic != MAGIC:
+        raise ImageError("not a psnc-cr image: magic at byte 0 is %s" % magic.hex())
+    major, minor = struct.unpack_from("<HH", data, 8)
+    if major != SUPPORTED_MAJOR:
+        raise ImageError(
+            "image format version %d.%d is not supported: this reader supports major version %d"
+            % (major, minor, SUPPORTED_MAJOR)
+        )
+    layout_class, byte_order = data[12], data[13]
+    if layout_class not in (1, 2):
+        raise ImageError("unknown layout class %d at byte 12" % layout_class)
+    if byte_order != 1:
+        raise ImageError("byte order %d at byte 13 is not little endian (1)" % byte_order)
+    (header_size,) = struct.unpack_from("<H", data, 14)
+    if header_size < MIN_HEADER_SIZE:
+        raise ImageError("header size %d at byte 14 is below %d" % (header_size, MIN_HEADER_SIZE))
+    (flags,) = struct.unpack_from("<I", data, 16)
+    chunk_shift = data[20]
+    if not 12 <= chunk_shift <= 30:
+        raise ImageError("chunk shift %d at byte 20 is outside 12..30" % chunk_shift)
+    word = 4 * layout_class
+    table_offset = le(data[24 : 24 + word])
+    return {
+        "major": major,
+        "minor": minor,
+        "class_bits": 8 * word,
+        "word": word,
+        "header_size": header_size,
+        "flags": flags,
+        "streamed": bool(flags & HEADER_FLAG_STREAMED),
+        "chunk_shift": chunk_shift,
+        "table_offset": table_offset,
+    }
+
+
+def parse_trailer(data, header):
+    w = header["word"]
+    size = 2 * w + 32 + 8
+    if len(data) < header["header_size"] + size:
+        raise ImageError("truncated: header and trailer need %d bytes, the image has %d" % (header["header_size"] + size, len(data)))
+    t = data[len(data) - size :]
+    if t[-8:] != END_MAGIC:
+        raise ImageError("no trailer: the last 8 bytes are %s, not PSNCEND\\n (truncated or unfinished)" % t[-8:].hex())
+    return {
+        "offset": len(data) - size,
+        "size": size,
+        "table_offset": le(t[0:w]),
+        "table_count": le(t[w : 2 * w]),
+        "image_sha256": t[2 * w : 2 * w + 32],
+    }
+
+
+def parse_table(data, header, trailer):
+    w = header["word"]
+    esize = 8 + 2 * w + 32
+    start = trailer["table_offset"]
+    end = start + trailer["table_count"] * esize
+    if start < header["header_size"] or end != trailer["offset"]:
+        raise ImageError(
+            "section table of %d entries at %#x..%#x does not end where the trailer starts (%#x)"
+            % (trailer["table_count"], start, end, trailer["offset"])
+        )
+    if header["table_offset"] not in (0, start):
+        raise ImageError(
+            "header table offset %#x disagrees with the trailer's %#x" % (header["table_offset"], start)
+        )
+    entries = []
+    for i in range(trailer["table_count"]):
+        e = data[start + i * esize : start + (i + 1) * esize]
+        kind, version, flags = struct.unpack_from("<IHH", e, 0)
+        entries.append(
+            {
+                "index": i,
+                "kind": kind,
+                "name": kind_name(kind),
+                "version": version,
+                "flags": flags,
+                "offset": le(e[8 : 8 + w]),
+                "length": le(e[8 + w : 8 + 2 * w]),
+                "sha256": e[8 + 2 * w : 8 + 2 * w + 32],
+            }
+        )
+    return entries, start, end
+
+
+def image_digest(data, header, trailer, table_start, table_end):
+    h = hashlib.sha256()
+    h.update(data[: header["header_size"]])
+    h.update(data[table_start:table_end])
+    h.update(data[trailer["offset"] : trailer["offset"] + 2 * header["word"]])
+    return h.digest()
+
+
+def chunk_digests(body, chunk_size):
+    return [hashlib.sha256(body[i : i + chunk_size]).digest() for i in range(0, len(body), chunk_size)]
+
+
+def section_digest(body, flags, chunk_size):
+    if flags & SECTION_CHUNKED:
+        return hashlib.sha256(b"".join(chunk_digests(body, chunk_size))).digest()
+    return hashlib.sha256(body).digest()
+
+
+def parse_page_index(body, name, base, word):
+    esize = 8 + 3 * word
+    if len(body) % esize:
+        raise ImageError("section %s at %#x: length %d is not a multiple of %d" % (name, base, len(body), esize))
+    runs = []
+    for i in range(0, len(body), esize):
+        pid, flags = struct.unpack_from("<II", body, i)
+        f = i + 8
+        runs.append(
+            {
+                "pid": pid,
+                "flags": flags,
+                "addr": le(body[f : f + word]),
+                "pages": le(body[f + word : f + 2 * word]),
+                "data_offset": le(body[f + 2 * word : f + 3 * word]),
+            }
+        )
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# The reading procedure (§10)
+
+
+def read_image(data):
+    """Parses and checks a whole image held in memory; returns everything decoded."""
+    data = memoryview(data)
+    header = parse_header(bytes(data[:MIN_HEADER_SIZE]))
+    trailer = parse_trailer(data, header)
+    entries, table_start, table_end = parse_table(data, header, trailer)
+    digest = image_digest(data, header, trailer, table_start, table_end)
+    if digest != trailer["image_sha256"]:
+        raise ImageError("image digest mismatch over header, section table and trailer words: the image is corrupt")
+    chunk_size = 1 << header["chunk_shift"]
+
+    # Extents, alignment, overlaps, padding.
+    covered = [(0, header["header_size"])]
+    for e in entries:
+        end = e["offset"] + e["length"]
+        if e["offset"] < header["header_size"] or end > table_start:
+            raise ImageError(
+                "section %d (%s) at %#x+%d lies outside the data area %#x..%#x"
+                % (e["index"], e["name"], e["offset"], e["length"], header["header_size"], table_start)
+            )
+        raw = e["kind"] in KINDS and KINDS[e["kind"]][2] == "raw"
+        align = RAW_ALIGN if raw else SECTION_ALIGN
+        if e["offset"] % align:
+            raise ImageError("section %d (%s) at %#x is not %d-aligned" % (e["index"], e["name"], e["offset"], align))
+        covered.append((e["offset"], end))
+    if table_start % SECTION_ALIGN:
+        raise ImageError("section table at %#x is not %d-aligned" % (table_start, SECTION_ALIGN))
+    covered.append((table_start, len(data)))
+    covered.sort()
+    for (a_start, a_end), (b_start, _) in zip(covered, covered[1:]):
+        if a_end > b_start:
+            raise ImageError("byte range %#x..%#x overlaps the one starting at %#x" % (a_start, a_end, b_start))
+        if any(data[a_end:b_start]):
+            raise ImageError("padding %#x..%#x is not zero" % (a_end, b_start))
+
+    # Kinds, versions, counts.
+    for e in entries:
+        known = e["kind"] in KINDS
+        critical = bool(e["flags"] & SECTION_CRITICAL)
+        if not known:
+            e["status"] = "unknown, critical" if critical else "unknown, skipped"
+            if critical:
+                raise ImageError(
+                    "section %d has unknown critical kind %#x: the image needs a newer reader" % (e["index"], e["kind"])
+                )
+        elif e["version"] > KINDS[e["kind"]][1] or e["version"] == 0:
+            e["status"] = "version %d unknown" % e["version"]
+            if critical:
+                raise ImageError(
+                    "section %s has version %d, this reader knows up to %d"
+                    % (e["name"], e["version"], KINDS[e["kind"]][1])
+                )
+        else:
+            e["status"] = "decoded"
+    for number in REQUIRED:
+        count = sum(1 for e in entries if e["kind"] == number)
+        if count != 1:
+            raise ImageError("section %s appears %d times; a 1.x image has exactly one" % (kind_name(number), count))
+
+    # Every section's digest, known or not: the flags alone say how to compute it.
+    for e in entries:
+        body = data[e["offset"] : e["offset"] + e["length"]]
+        if section_digest(body, e["flags"], chunk_size) != e["sha256"]:
+            raise ImageError(
+                "digest mismatch in section %d (%s), bytes %#x..%#x: the image is corrupt"
+                % (e["index"], e["name"], e["offset"], e["offset"] + e["length"])
+            )
+        e["digest_ok"] = True
+
+    # Decode.
+    word = header["word"]
+    decoded = {}
+    bodies = {}
+    chunk_lists = []
+    for e in entries:
+        if e["status"] != "decoded":
+            continue
+        name, base = e["name"], e["offset"]
+        body = data[base : base + e["length"]]
+        kind_type = KINDS[e["kind"]][2]
+        if kind_type == "raw":
+            bodies[name] = body
+        elif kind_type == "fixed":
+            decoded[name] = parse_page_index(body, name, base, word)
+        elif name == "chunk-digests":
+            chunk_lists.append((e, decode_postcard(body, name, base, word)))
+        else:
+            decoded[name] = decode_postcard(body, name, base, word)
+
+    # The chunk digest lists must match the chunked sections they describe.
+    for e, cl in chunk_lists:
+        target = [t for t in entries if t["kind"] == cl["section_kind"]]
+        if len(target) != 1 or not target[0]["flags"] & SECTION_CHUNKED:
+            raise ImageError("chunk-digests section %d describes kind %d, which is not one chunked section" % (e["index"], cl["section_kind"]))
+        t = target[0]
+        if cl["chunk_size"] != chunk_size:
+            raise ImageError("chunk-digests of %s: chunk size %d, header says %d" % (t["name"], cl["chunk_size"], chunk_size))
+        want = chunk_digests(data[t["offset"] : t["offset"] + t["length"]], chunk_size)
+        if cl["digests"] != want:
+            raise ImageError("chunk-digests of %s do not match the section's chunks" % t["name"])
+
+    check_model(decoded, bodies)
+    return {
+        "size": len(data),
+        "header": header,
+        "trailer": trailer,
+        "image_digest_ok": True,
+        "sections": entries,
+        "chunk_digests": [cl for _, cl in chunk_lists],
+        "decoded": decoded,
+        "bodies": bodies,
+    }
+
+
+def check_model(d, bodies):
+    """Cross-references between sections (§8.12) and the ordering rules of §8.3, §8.4, §8.5."""
+    pids = {p["pid"] for p in d["processes"]}
+    for name in ("threads", "vmas", "fds", "signals", "page-index"):
+        for item in d[name]:
+            if item["pid"] not in pids:
+                raise ImageError("%s entry %r belongs to pid %d, which is not in the image" % (name, item, item["pid"]))
+    page_data = bodies["page-data"]
+    for r in d["page-index"]:
+        end = r["data_offset"] + r["pages"] * PAGE_SIZE
+        if r["data_offset"] % PAGE_SIZE or end > len(page_data) or r["pages"] == 0:
+            raise ImageError("page run %#x of pid %d: bytes %#x..%#x outside the page data (%d bytes)" % (r["addr"], r["pid"], r["data_offset"], end, len(page_data)))
+    file_data = bodies["file-data"]
+    for i, f in enumerate(d["files"]):
+        end = f["data_offset"] + f["size"]
+        if f["data_offset"] % RAW_ALIGN or end > len(file_data):
+            raise ImageError("stored file %d (%s): bytes %#x..%#x outside the file data" % (i, f["path"], f["data_offset"], end))
+        if hashlib.sha256(file_data[f["data_offset"] : end]).digest() != f["sha256"]:
+            raise ImageError("stored file %d (%s): contents do not match its sha256" % (i, f["path"]))
+    # Zero padding between stored files (§5.2).
+    pos = 0
+    for f in sorted(d["files"], key=lambda f: f["data_offset"]):
+        if f["data_offset"] < pos:
+            raise ImageError("stored file %s overlaps the previous one in file-data" % f["path"])
+        if any(file_data[pos : f["data_offset"]]):
+            raise ImageError("padding %#x..%#x inside file-data is not zero" % (pos, f["data_offset"]))
+        pos = f["data_offset"] + f["size"]
+    if any(file_data[pos:]):
+        raise ImageError("padding after the last stored file is not zero")
+    nfiles = len(d["files"])
+
+    def check_ref(ref, what):
+        if ref is None:
+            return
+        if ref["stored"] is not None and ref["stored"] >= nfiles:
+            raise ImageError("%s refers to stored file %d, the image stores %d" % (what, ref["stored"], nfiles))
+        if ref["deleted"] and ref["stored"] is None:
+            raise ImageError("%s (%s) was deleted at capture but is not stored" % (what, ref["path"]))
+
+    for p in d["processes"]:
+        threads = [t for t in d["threads"] if t["pid"] == p["pid"]]
+        if not threads or threads[0]["tid"] != p["pid"]:
+            raise ImageError("the first thread of pid %d is not its leader" % p["pid"])
+        prev = 0
+        for v in (v for v in d["vmas"] if v["pid"] == p["pid"]):
+            if v["start"] % PAGE_SIZE or v["end"] % PAGE_SIZE or v["start"] >= v["end"] or v["start"] < prev:
+                raise ImageError("vma %#x-%#x of pid %d is empty, unaligned, overlapping or out of order" % (v["start"], v["end"], p["pid"]))
+            prev = v["end"]
+        prev = 0
+        for r in (r for r in d["page-index"] if r["pid"] == p["pid"]):
+            if r["addr"] % PAGE_SIZE or r["addr"] < prev:
+                raise ImageError("page run %#x of pid %d is unaligned, overlapping or out of order" % (r["addr"], p["pid"]))
+            prev = r["addr"] + r["pages"] * PAGE_SIZE
+
+    for p in d["processes"]:
+        check_ref(p["exe"], "the executable of pid %d" % p["pid"])
+    for v in d["vmas"]:
+        check_ref(v["file"], "vma %#x" % v["start"])
+    for f in d["fds"]:
+        if f["kind"]["variant"] == "Regular":
+            check_ref(f["kind"]["value"], "fd %d" % f["fd"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+PROT = lambda p: ("r" if p & 1 else "-") + ("w" if p & 2 else "-") + ("x" if p & 4 else "-")  # noqa: E731
+X86_64_REGS = (
+    "r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss "
+    "fs_base gs_base ds es fs gs"
+).split()
+I386_REGS = "ebx ecx edx esi edi ebp eax xds xes xfs xgs orig_eax eip xcs eflags esp xss".split()
+
+
+def named_regs(regs):
+    names = X86_64_REGS if regs["variant"] == "X86_64" else I386_REGS
+    return dict(zip(names, regs["value"]))
+
+
+def summary(img):
+    """A plain-data summary (what --json prints)."""
+    h, d = img["header"], img["decoded"]
+    ident = d["identity"]
+    procs = []
+    for p in d["processes"]:
+        pid = p["pid"]
+        threads = []
+        for t in d["threads"]:
+            if t["pid"] != pid:
+                continue
+            regs = named_regs(t["regs"])
+            threads.append(
+                {
+                    "tid": t["tid"],
+                    "comm": t["comm"],
+                    "regs_layout": t["regs"]["variant"],
+                    "ip": regs.get("rip", regs.get("eip")),
+                    "sp": regs.get("rsp", regs.get("esp")),
+                    "regs": regs,
+                    "xsave_len": len(t["xsave"]),
+                    "xstate_bv": t["xstate_bv"],
+                    "sigmask": t["sigmask"],
+                    "pending": [s["signo"] for s in t["pending"]],
+                    "restart": t["restart"],
+                }
+            )
+        vmas = [
+            {
+                "start": v["start"],
+                "end": v["end"],
+                "prot": PROT(v["prot"]),
+                "shared": v["shared"],
+                "kind": v["kind"]["variant"],
+                "file": v["file"]["path"] if v["file"] else None,
+                "file_offset": v["file_offset"],
+                "vm_flags": v["vm_flags"],
+            }
+            for v in d["vmas"]
+            if v["pid"] == pid
+        ]
+        runs = [
+            {"addr": r["addr"], "pages": r["pages"], "data_offset": r["data_offset"]}
+            for r in d["page-index"]
+            if r["pid"] == pid
+        ]
+        fds = [
+            {"fd": f["fd"], "kind": f["kind"]["variant"], "flags": f["flags"], "cloexec": f["cloexec"], "pos": f["pos"]}
+            for f in d["fds"]
+            if f["pid"] == pid
+        ]
+        sig = [s for s in d["signals"] if s["pid"] == pid]
+        procs.append(
+            {
+                "pid": pid,
+                "ppid": p["ppid"],
+                "pgid": p["pgid"],
+                "sid": p["sid"],
+                "arch": p["arch"]["variant"],
+                "comm": p["comm"],
+                "cmdline": [a.decode("utf-8", "replace") for a in p["cmdline"].split(b"\0") if a],
+                "uids": p["creds"]["uids"],
+                "cwd": p["cwd"],
+                "exe": p["exe"]["path"],
+                "exe_stored": p["exe"]["stored"],
+                "mm": p["mm"],
+                "threads": threads,
+                "vmas": vmas,
+                "page_runs": runs,
+                "stored_pages": sum(r["pages"] for r in runs),
+                "fds": fds,
+                "handled_signals": [i + 1 for s in sig for i, a in enumerate(s["actions"]) if a["handler"] > 1],
+            }
+        )
+    return {
+        "format_version": "%d.%d" % (h["major"], h["minor"]),
+        "layout_class": h["class_bits"],
+        "streamed": h["streamed"],
+        "chunk_size": 1 << h["chunk_shift"],
+        "size": img["size"],
+        "image_sha256": img["trailer"]["image_sha256"].hex(),
+        "sections": [
+            {
+                "index": e["index"],
+                "kind": e["kind"],
+                "name": e["name"],
+                "version": e["version"],
+                "flags": flag_names(e["flags"]),
+                "offset": e["offset"],
+                "length": e["length"],
+                "sha256": e["sha256"].hex(),
+                "digest_ok": e.get("digest_ok", False),
+                "status": e["status"],
+            }
+            for e in img["sections"]
+        ],
+        "identity": {
+            "tool_version": ident["tool_version"],
+            "created_ns": ident["created_ns"],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ident["created_ns"] // 10**9)),
+            "host": ident["host"],
+            "capture_uid": ident["capture_uid"],
+            "capture_gid": ident["capture_gid"],
+            "capture_cmdline": ident["capture_cmdline"],
+        },
+        "processes": procs,
+        "files": [
+            {"index": i, "path": f["path"], "size": f["size"], "data_offset": f["data_offset"], "sha256": f["sha256"].hex()}
+            for i, f in enumerate(d["files"])
+        ],
+    }
+
+
+def flag_names(flags):
+    names = [n for bit, n in ((SECTION_CRITICAL, "critical"), (SECTION_SAFE_TO_COPY, "safe-to-copy"), (SECTION_CHUNKED, "chunked")) if flags & bit]
+    rest = flags & ~(SECTION_CRITICAL | SECTION_SAFE_TO_COPY | SECTION_CHUNKED)
+    if rest:
+        names.append("%#x" % rest)
+    return names
+
+
+def print_summary(s, out):
+    w = out.write
+    w(
+        "psnc-cr image %s, %d-bit layout class, %s, %d bytes, chunk size %d\n"
+        % (s["format_version"], s["layout_class"], "streamed" if s["streamed"] else "seekable", s["size"], s["chunk_size"])
+    )
+    w("image digest ok  %s\n" % s["image_sha256"])
+    w("sections:\n")
+    w("  %3s %-15s %3s %-22s %10s %10s  %s\n" % ("#", "kind", "ver", "flags", "offset", "length", "digest"))
+    for e in s["sections"]:
+        w(
+            "  %3d %-15s %3d %-22s %#10x %10d  %s %s\n"
+            % (e["index"], e["name"], e["version"], ",".join(e["flags"]), e["offset"], e["length"], "ok" if e["digest_ok"] else "--", e["sha256"][:16])
+        )
+    i = s["identity"]
+    hst = i["host"]
+    w(
+        "identity: tool %s, created %s, host %s (%s %s, %s %s)\n"
+        % (i["tool_version"], i["created"], hst["hostname"], hst["kernel_release"], hst["machine"], hst["cpu_vendor"], hst["cpu_model"])
+    )
+    for p in s["processes"]:
+        w(
+            "process %d (%s) ppid %d pgid %d sid %d, %s, exe %s, cmdline %s\n"
+            % (p["pid"], p["comm"], p["ppid"], p["pgid"], p["sid"], p["arch"], p["exe"], " ".join(p["cmdline"]))
+        )
+        for t in p["threads"]:
+            w("  thread %d (%s): %s ip %#x sp %#x\n" % (t["tid"], t["comm"], t["regs_layout"], t["ip"], t["sp"]))
+        w("  %d vmas:\n" % len(p["vmas"]))
+        for v in p["vmas"]:
+            w(
+                "    %#x-%#x %s%s %-10s %s\n"
+                % (v["start"], v["end"], v["prot"], "s" if v["shared"] else "p", v["kind"], ("%s @%#x" % (v["file"], v["file_offset"])) if v["file"] else "")
+            )
+        w("  %d page runs, %d pages stored:\n" % (len(p["page_runs"]), p["stored_pages"]))
+        for r in p["page_runs"]:
+            w("    %#x +%d pages at page-data %#x\n" % (r["addr"], r["pages"], r["data_offset"]))
+        w("  fds: %s\n" % ", ".join("%d %s" % (f["fd"], f["kind"]) for f in p["fds"]))
+        w("  handled signals: %s\n" % ", ".join(str(n) for n in p["handled_signals"]))
+    w("%d stored files:\n" % len(s["files"]))
+    for f in s["files"]:
+        w("  %d %s %d bytes at file-data %#x sha256 %s\n" % (f["index"], f["path"], f["size"], f["data_offset"], f["sha256"][:16]))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Read and verify a psnc-cr image (independent reader of spec/FORMAT.md).")
+    ap.add_argument("image", help="the image file")
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        print("psnc_reader: cannot read %s: %s" % (args.image, e), file=sys.stderr)
+        return 2
+    try:
+        img = read_image(data)
+    except ImageError as e:
+        print("psnc_reader: %s: invalid image: %s" % (args.image, e), file=sys.stderr)
+        return 1
+    s = summary(img)
+    try:
+        if args.json:
+            json.dump(s, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_summary(s, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): not an error of the image.
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
