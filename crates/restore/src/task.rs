@@ -229,7 +229,12 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
 
     for s in &p.signals.shared_pending {
         let step = format!("queueing process-wide signal {}", s.signo);
-        let addr = task.put(&step, 0, &siginfo_bytes(&s.raw))?;
+        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
+        let info = match task.arch {
+            psnc_ptrace::Arch::X86_64 => info,
+            psnc_ptrace::Arch::I386 => psnc_ptrace::siginfo::to_compat(&info),
+        };
+        let addr = task.put(&step, 0, &info.0)?;
         task.call(&step, Extra::RtSigqueueinfo, &[u64::from(p.pid), u64::from(s.signo), addr])?;
     }
 
@@ -271,8 +276,8 @@ pub fn restore_thread_state(task: &mut Task, pid: u32, t: &Thread) -> Result<()>
     }
     for s in &t.pending {
         let step = format!("thread {}: queueing signal {}", t.tid, s.signo);
-        let addr = task.put(&step, 0, &siginfo_bytes(&s.raw))?;
-        task.call(&step, Sysno::RtTgsigqueueinfo, &[u64::from(pid), u64::from(t.tid), u64::from(s.signo), addr])?;
+        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
+        task.with_syscaller(&step, |sc| sc.rt_tgsigqueueinfo(pid as i32, t.tid as i32, &info))?;
     }
     Ok(())
 }
