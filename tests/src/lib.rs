@@ -161,6 +161,33 @@ pub fn targets() -> &'static Built {
     })
 }
 
+/// Waits until a freshly copied binary can be executed. Exec fails with ETXTBSY while any
+/// process holds it open for writing: the copy's fd is close-on-exec, but a child another test
+/// thread forked during the copy holds it until its own exec, a moment later.
+pub fn wait_executable(path: &Path) {
+    for _ in 0..200 {
+        match Command::new(path)
+            // A report path no target can write (it exits); not a PID for psnc-capture.
+            .arg("/nonexistent/psnc-probe")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                return;
+            }
+            Err(e) => panic!("cannot execute {}: {e}", path.display()),
+        }
+    }
+    panic!("{} stays busy (ETXTBSY)", path.display());
+}
+
 /// The architecture a target is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bits {
@@ -662,7 +689,10 @@ impl<'a> Spawn<'a> {
             .current_dir(dir.path());
         // Its own process group, like a job a shell started: a test's signal never reaches it.
         cmd.process_group(0);
-        let child = cmd.spawn().expect("start the target");
+        wait_executable(&exe);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
         let mut t = Target {
             proc: ProcGuard::child(child),
             report,

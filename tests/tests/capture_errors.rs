@@ -70,6 +70,7 @@ fn unprivileged_user_against_root_process() {
     // A copy nobody can surely execute, in the 0777 work directory.
     let exe = t.dir.join("psnc-capture");
     std::fs::copy(tool("psnc-capture"), &exe).expect("copy psnc-capture");
+    psnc_tests::wait_executable(&exe);
     let image = t.dir.join("image");
     let pid = t.pid().to_string();
     let r = run(
