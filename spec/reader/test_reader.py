@@ -87,6 +87,52 @@ class ExampleImages(unittest.TestCase):
                 self.assertEqual(len(s["files"]), 1)
                 self.assertEqual(s["files"][0]["size"], 8192)
 
+    def test_deep_fields_match_the_synthetic_example(self):
+        # The values psnc_format::example::example_checkpoint puts in, reached through every
+        # kind of wire type: class-width words, zigzag, options, enums, fixed arrays, nesting.
+        layouts = {
+            "example-64.psnc": (0x400000, 0x7FFC00000000, 24, 0, 48),
+            "example-32.psnc": (0x08048000, 0xFFD00000, 12, 1, 24),
+        }
+        for name, (base, stack, robust_len, ntls, auxv_len) in layouts.items():
+            with self.subTest(image=name):
+                d = r.read_image(load(name))["decoded"]
+                ident = d["identity"]
+                self.assertEqual(ident["host"]["cpu_flags"], ["avx", "avx2", "sse2"])
+                self.assertEqual(ident["host"]["xsave_size"], 832)
+                self.assertEqual(ident["capture_cmdline"], ["psnc-capture", "42", "-o", "example.psnc"])
+                p = d["processes"][0]
+                self.assertEqual(p["creds"]["groups"], [1000, 27])
+                self.assertEqual(p["rlimits"][0], {"cur": 8 << 20, "max": 2**64 - 1})
+                self.assertEqual((p["mm"]["brk"], p["mm"]["start_stack"]), (base + 0x6000, stack + 0xF00))
+                self.assertEqual(len(p["auxv"]), auxv_len)
+                self.assertEqual(p["exe"]["identity"]["mtime_ns"], 1_700_000_000_000_000_000)
+                t = d["threads"][0]
+                self.assertEqual((len(t["xsave"]), t["xstate_bv"]), (576, 3))
+                self.assertEqual(len(t["tls"]), ntls)
+                self.assertEqual((t["pending"][0]["signo"], t["pending"][0]["code"], len(t["pending"][0]["raw"])), (10, -1, 128))
+                self.assertEqual(t["sigaltstack"], {"sp": base + 0x8000, "flags": 0, "size": 0x2000})
+                self.assertEqual((t["clear_child_tid"], t["robust_list_len"]), (base + 0x3050, robust_len))
+                self.assertEqual(t["rseq"], {"addr": base + 0x3080, "len": 32, "sig": 0x53053053, "flags": 0})
+                kinds = [v["kind"]["variant"] for v in d["vmas"]]
+                self.assertEqual(kinds.count("File"), 2)
+                self.assertIn("Heap", kinds)
+                anon = next(v for v in d["vmas"] if v["kind"]["variant"] == "Anonymous")
+                self.assertEqual(anon["vm_flags"], 1 << 2)  # dd: MADV_DONTDUMP
+                fds = {f["fd"]: f for f in d["fds"]}
+                self.assertEqual(fds[3]["kind"]["value"]["path"], "/tmp/example.log")
+                self.assertEqual((fds[3]["pos"], fds[3]["cloexec"], fds[3]["flags"]), (4100, True, 0o2001))
+                self.assertEqual(fds[4]["kind"]["value"]["buffered"], b"unread")
+                self.assertEqual(fds[1]["kind"], {"variant": "CharDevice", "path": "/dev/null", "rdev": 0x103})
+                s = d["signals"][0]
+                self.assertEqual(len(s["actions"]), 64)
+                self.assertEqual(
+                    s["actions"][9], {"handler": base + 0x1100, "flags": 0x04000004, "restorer": base + 0x1200, "mask": 1 << 14}
+                )
+                self.assertEqual(s["itimers"][0], {"value_us": 250_000, "interval_us": 500_000})
+                self.assertEqual((s["posix_timers"][0]["signo"], s["posix_timers"][0]["sigev_value"]), (14, 7))
+                self.assertEqual(s["shared_pending"][0]["signo"], 12)
+
     def test_cli_prints_a_summary(self):
         out = run_cli(os.path.join(EXAMPLES, "example-32.psnc"))
         self.assertEqual(out.returncode, 0, out.stderr)
