@@ -1,0 +1,373 @@
+//! `info`: a one-screen summary of an image and its process tree.
+
+use std::collections::HashSet;
+
+use prettytable::{format, row, Table};
+use psnc_format::layout::HEADER_FLAG_STREAMED;
+use psnc_format::model::{Arch, Process};
+use psnc_format::{Image, SectionKind};
+use serde::Serialize;
+
+use crate::view::utc_time;
+
+/// The summary `info` prints (as tables, or as JSON with `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    /// The image argument.
+    pub image: String,
+    /// Format and layout.
+    pub format: FormatInfo,
+    /// Who made the image, when, where.
+    pub identity: IdentityInfo,
+    /// How much of each thing the image holds.
+    pub counts: Counts,
+    /// Stored bytes by kind.
+    pub stored: StoredBytes,
+    /// The stored files, by id.
+    pub files: Vec<FileInfo>,
+    /// The process tree, parents before children, with each process's depth.
+    pub tree: Vec<ProcessInfo>,
+}
+
+/// Format and layout of the image.
+#[derive(Debug, Clone, Serialize)]
+pub struct FormatInfo {
+    /// `major.minor`.
+    pub version: String,
+    /// `32-bit` or `64-bit`.
+    pub layout_class: String,
+    /// Written as a stream (header table offset 0).
+    pub streamed: bool,
+    /// Number of sections in the table.
+    pub sections: usize,
+    /// Image size in bytes.
+    pub size: u64,
+}
+
+/// The identity section, with the creation time also as a date.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityInfo {
+    /// Version of the capturing tool.
+    pub tool_version: String,
+    /// Creation time, ns since the epoch.
+    pub created_ns: u64,
+    /// Creation time, UTC.
+    pub created: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// `uname -m`.
+    pub machine: String,
+    /// Host name.
+    pub hostname: String,
+    /// CPU vendor.
+    pub cpu_vendor: String,
+    /// CPU model.
+    pub cpu_model: String,
+    /// Number of CPU feature flags recorded.
+    pub cpu_flags: usize,
+    /// XCR0.
+    pub xsave_features: String,
+    /// XSAVE area size.
+    pub xsave_size: u32,
+    /// Capturing uid.
+    pub capture_uid: u32,
+    /// Capturing gid.
+    pub capture_gid: u32,
+    /// Capture command line.
+    pub capture_cmdline: Vec<String>,
+}
+
+/// Object counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    /// Processes.
+    pub processes: usize,
+    /// Threads of all processes.
+    pub threads: usize,
+    /// VMAs of all processes.
+    pub vmas: usize,
+    /// Open fds of all processes.
+    pub fds: usize,
+    /// Stored page runs.
+    pub page_runs: usize,
+    /// Stored files.
+    pub files: usize,
+}
+
+/// Stored bytes by kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredBytes {
+    /// Stored pages.
+    pub pages: u64,
+    /// Bytes of stored pages.
+    pub page_bytes: u64,
+    /// Bytes of stored file contents.
+    pub file_bytes: u64,
+    /// Bytes of every other section (metadata, page index, chunk digests, unknown sections).
+    pub metadata_bytes: u64,
+    /// Header, alignment padding, section table and trailer.
+    pub overhead_bytes: u64,
+}
+
+/// One stored file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileInfo {
+    /// Its id (`FileRef::stored`).
+    pub id: usize,
+    /// A path it was seen under.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of its contents.
+    pub sha256: String,
+}
+
+/// One process of the tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessInfo {
+    /// Depth in the tree (0 for a root).
+    pub depth: usize,
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// `x86_64` or `i386`.
+    pub arch: String,
+    /// Command name.
+    pub comm: String,
+    /// Threads.
+    pub threads: usize,
+    /// VMAs.
+    pub vmas: usize,
+    /// Stored pages.
+    pub pages: u64,
+    /// The command line, split at NUL bytes.
+    pub cmdline: Vec<String>,
+}
+
+/// The arch name used everywhere in imgtool output.
+pub fn arch_name(a: Arch) -> &'static str {
+    match a {
+        Arch::X86_64 => "x86_64",
+        Arch::I386 => "i386",
+    }
+}
+
+/// Splits `/proc/PID/cmdline` bytes into arguments.
+pub fn split_cmdline(b: &[u8]) -> Vec<String> {
+    let b = b.strip_suffix(&[0]).unwrap_or(b);
+    if b.is_empty() {
+        return Vec::new();
+    }
+    b.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// Processes in tree order: each root (parent not in the image) followed by its descendants.
+/// Processes caught in a parent cycle (a corrupt image) come last, as roots.
+pub fn tree_order(procs: &[Process]) -> Vec<(usize, &Process)> {
+    let pids: HashSet<u32> = procs.iter().map(|p| p.pid).collect();
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    fn visit<'a>(p: &'a Process, depth: usize, procs: &'a [Process], seen: &mut HashSet<u32>, out: &mut Vec<(usize, &'a Process)>) {
+        if !seen.insert(p.pid) {
+            return;
+        }
+        out.push((depth, p));
+        for c in procs.iter().filter(|c| c.ppid == p.pid && c.pid != p.pid) {
+            visit(c, depth + 1, procs, seen, out);
+        }
+    }
+    for p in procs.iter().filter(|p| !pids.contains(&p.ppid) || p.ppid == p.pid) {
+        visit(p, 0, procs, &mut seen, &mut out);
+    }
+    for p in procs {
+        visit(p, 0, procs, &mut seen, &mut out);
+    }
+    out
+}
+
+/// Builds the summary of `img`; `image` is the argument it was opened from.
+pub fn info(img: &Image, image: &str) -> Info {
+    let ck = img.checkpoint();
+    let id = &ck.identity;
+    let h = &id.host;
+    let procs = &ck.processes;
+    let page_bytes = img.page_data().len() as u64;
+    let file_bytes = img.file_data().len() as u64;
+    let raw = [SectionKind::PageData.number(), SectionKind::FileData.number()];
+    let metadata_bytes: u64 =
+        img.sections().iter().filter(|e| !raw.contains(&e.kind)).map(|e| e.length).sum();
+    let size = img.bytes().len() as u64;
+    Info {
+        image: image.into(),
+        format: FormatInfo {
+            version: format!("{}.{}", img.version().0, img.version().1),
+            layout_class: img.class().to_string(),
+            streamed: img.header().flags & HEADER_FLAG_STREAMED != 0,
+            sections: img.sections().len(),
+            size,
+        },
+        identity: IdentityInfo {
+            tool_version: id.tool_version.clone(),
+            created_ns: id.created_ns,
+            created: utc_time(id.created_ns),
+            kernel: h.kernel_release.clone(),
+            machine: h.machine.clone(),
+            hostname: h.hostname.clone(),
+            cpu_vendor: h.cpu_vendor.clone(),
+            cpu_model: h.cpu_model.clone(),
+            cpu_flags: h.cpu_flags.len(),
+            xsave_features: format!("{:#x}", h.xsave_features),
+            xsave_size: h.xsave_size,
+            capture_uid: id.capture_uid,
+            capture_gid: id.capture_gid,
+            capture_cmdline: id.capture_cmdline.clone(),
+        },
+        counts: Counts {
+            processes: procs.len(),
+            threads: procs.iter().map(|p| p.threads.len()).sum(),
+            vmas: procs.iter().map(|p| p.vmas.len()).sum(),
+            fds: procs.iter().map(|p| p.fds.len()).sum(),
+            page_runs: procs.iter().map(|p| p.pages.len()).sum(),
+            files: ck.files.len(),
+        },
+        stored: StoredBytes {
+            pages: procs.iter().flat_map(|p| &p.pages).map(|r| r.pages).sum(),
+            page_bytes,
+            file_bytes,
+            metadata_bytes,
+            overhead_bytes: size.saturating_sub(page_bytes + file_bytes + metadata_bytes),
+        },
+        files: ck
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FileInfo { id: i, path: f.path.clone(), size: f.size, sha256: hex::encode(f.sha256) })
+            .collect(),
+        tree: tree_order(procs)
+            .into_iter()
+            .map(|(depth, p)| ProcessInfo {
+                depth,
+                pid: p.pid,
+                ppid: p.ppid,
+                arch: arch_name(p.arch).into(),
+                comm: p.comm.clone(),
+                threads: p.threads.len(),
+                vmas: p.vmas.len(),
+                pages: p.pages.iter().map(|r| r.pages).sum(),
+                cmdline: split_cmdline(&p.cmdline),
+            })
+            .collect(),
+    }
+}
+
+/// Human-readable byte count: `12288 (12.0 KiB)`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{n} ({v:.1} {})", UNITS[u])
+    }
+}
+
+fn quote_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Info {
+    /// The summary as tables: the image, then the process tree, then the stored files.
+    pub fn render(&self) -> String {
+        let i = &self.identity;
+        let mut t = Table::new();
+        t.set_format(*format::consts::FORMAT_CLEAN);
+        let rows: Vec<(&str, String)> = vec![
+            ("image", self.image.clone()),
+            ("format version", self.format.version.clone()),
+            ("layout class", self.format.layout_class.clone()),
+            ("written as", if self.format.streamed { "stream".into() } else { "file (seekable)".into() }),
+            ("size", bytes(self.format.size)),
+            ("sections", self.format.sections.to_string()),
+            ("tool version", i.tool_version.clone()),
+            ("created", format!("{} ({} ns)", i.created, i.created_ns)),
+            ("captured by", format!("uid {} gid {}: {}", i.capture_uid, i.capture_gid, quote_args(&i.capture_cmdline))),
+            ("host", format!("{} ({}), kernel {}", i.hostname, i.machine, i.kernel)),
+            ("cpu", format!("{} {} ({} flags)", i.cpu_vendor, i.cpu_model, i.cpu_flags)),
+            ("xsave", format!("features {}, {} bytes", i.xsave_features, i.xsave_size)),
+            ("processes", self.counts.processes.to_string()),
+            ("threads", self.counts.threads.to_string()),
+            ("vmas", self.counts.vmas.to_string()),
+            ("fds", self.counts.fds.to_string()),
+            ("pages", format!("{} in {} runs: {}", self.stored.pages, self.counts.page_runs, bytes(self.stored.page_bytes))),
+            ("files", format!("{}: {}", self.counts.files, bytes(self.stored.file_bytes))),
+            ("metadata", bytes(self.stored.metadata_bytes)),
+            ("overhead", bytes(self.stored.overhead_bytes)),
+        ];
+        for (k, v) in rows {
+            t.add_row(row![k, v]);
+        }
+        let mut out = t.to_string();
+
+        let mut tree = Table::new();
+        tree.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+        tree.set_titles(row!["PID", "PPID", "ARCH", "THREADS", "VMAS", "PAGES", "COMMAND"]);
+        for p in &self.tree {
+            let indent = if p.depth == 0 { String::new() } else { format!("{}└─ ", "   ".repeat(p.depth - 1)) };
+            let cmd = if p.cmdline.is_empty() { format!("[{}]", p.comm) } else { quote_args(&p.cmdline) };
+            tree.add_row(row![format!("{indent}{}", p.pid), p.ppid, p.arch, p.threads, p.vmas, p.pages, cmd]);
+        }
+        out.push_str("\nprocess tree:\n");
+        out.push_str(&tree.to_string());
+
+        if !self.files.is_empty() {
+            let mut files = Table::new();
+            files.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            files.set_titles(row!["ID", "SIZE", "SHA256", "PATH"]);
+            for f in &self.files {
+                files.add_row(row![f.id, f.size, hex_prefix(&f.sha256), f.path]);
+            }
+            out.push_str("\nstored files:\n");
+            out.push_str(&files.to_string());
+        }
+        out
+    }
+}
+
+fn hex_prefix(s: &str) -> String {
+    s.get(..16).map_or_else(|| s.to_string(), |p| format!("{p}…"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_splits_at_nul() {
+        assert_eq!(split_cmdline(b"example\0--count\0"), ["example", "--count"]);
+        assert!(split_cmdline(b"").is_empty());
+        assert_eq!(quote_args(&["a b".into(), "c".into()]), "'a b' c");
+    }
+
+    #[test]
+    fn tree_puts_children_under_parents_and_survives_cycles() {
+        let p = |pid, ppid| Process { pid, ppid, ..Default::default() };
+        let procs = [p(10, 1), p(12, 11), p(11, 10), p(20, 21), p(21, 20)];
+        let order: Vec<(usize, u32)> = tree_order(&procs).into_iter().map(|(d, p)| (d, p.pid)).collect();
+        assert_eq!(order, [(0, 10), (1, 11), (2, 12), (0, 20), (1, 21)]);
+    }
+}
