@@ -507,6 +507,7 @@ fn collect<W: Write>(
     // read that they could disturb (the scratch page is gone again before maps is read).
     let timers = dir.timers()?;
     let (remote_proc, remote_sig, remote_threads) = remote_batch(frozen, &timers)?;
+    frozen.park()?;
     log.step(|| {
         "remote syscalls done (handlers, timers, brk, prctl, sigaltstack); scratch page unmapped"
             .into()

@@ -7,17 +7,12 @@
 //! signal state (mask, private queue, sigaltstack) lives in [`crate::threads`].
 
 use psnc_format::model::{ITimer, PosixTimer, ProcessSignals, SigAction};
-use psnc_ptrace::{Arch, RemoteSyscaller, Tracee};
+use psnc_ptrace::{RemoteSyscaller, Tracee};
 
 use crate::error::Result;
 use crate::procfs::TimerInfo;
 use crate::stop::trace_error;
 use crate::threads::model_siginfo;
-
-/// `timer_gettime` numbers. The ptrace crate's `Sysno` has no `TimerGettime` yet, so the call goes
-/// through its public raw entry point with the numbers from `syscall_64.tbl` / `syscall_32.tbl`.
-const TIMER_GETTIME_X86_64: u64 = 224;
-const TIMER_GETTIME_I386: u64 = 261;
 
 /// What the remote syscalls report about signals and timers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,49 +91,19 @@ pub fn remote_signal_state(
 /// `timer_gettime(id, &cur)` in the target: `(interval_ns, value_ns)`.
 fn timer_gettime(pid: i32, sc: &mut RemoteSyscaller<'_>, id: u32) -> Result<(u64, u64)> {
     let tid = sc.tracee().tid();
-    let err = |e| trace_error(pid, tid, "timer_gettime", e);
-    let (addr, _) = sc.scratch().map_err(err)?;
-    let insn = sc.insn_addr();
-    let (nr, len) = match sc.arch() {
-        Arch::X86_64 => (TIMER_GETTIME_X86_64, 32),
-        Arch::I386 => (TIMER_GETTIME_I386, 16),
-    };
-    sc.mem().write_at(addr, &[0u8; 32][..len]).map_err(err)?;
-    let r = sc
-        .tracee()
-        .remote_syscall(insn, nr, &[u64::from(id), addr, 0, 0, 0, 0])
-        .map_err(err)?;
-    if r < 0 {
-        return Err(trace_error(
-            pid,
-            tid,
-            "timer_gettime",
-            psnc_ptrace::PtraceError::Syscall {
-                op: "remote timer_gettime",
-                pid,
-                errno: nix::errno::Errno::from_raw(-r as i32),
-            },
-        ));
-    }
-    let mut b = [0u8; 32];
-    sc.mem().read_exact_at(addr, &mut b[..len]).map_err(err)?;
+    let spec = sc
+        .timer_gettime(id as i32)
+        .map_err(|e| trace_error(pid, tid, "timer_gettime", e))?;
     let ns = |sec: i64, nsec: i64| {
         u64::try_from(sec)
             .unwrap_or(0)
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::try_from(nsec).unwrap_or(0))
     };
-    Ok(match sc.arch() {
-        Arch::X86_64 => {
-            let w = |o: usize| i64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-            (ns(w(0), w(8)), ns(w(16), w(24)))
-        }
-        Arch::I386 => {
-            let w =
-                |o: usize| i64::from(i32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or([0; 4])));
-            (ns(w(0), w(4)), ns(w(8), w(12)))
-        }
-    })
+    Ok((
+        ns(spec.interval_sec, spec.interval_nsec),
+        ns(spec.value_sec, spec.value_nsec),
+    ))
 }
 
 /// Assembles the process's signal state; the shared queue is read from the leader.

@@ -143,6 +143,45 @@ impl Frozen {
         &self.stops
     }
 
+    /// Puts every thread back into an interrupt stop after remote syscalls.
+    ///
+    /// The remote-syscall engine single-steps, so a thread ends up in the SIGTRAP
+    /// signal-delivery-stop that reports the step. If the tool died there (SIGKILL, crash), the
+    /// kernel would detach the thread and deliver that SIGTRAP, killing the target. From an
+    /// interrupt stop (a `PTRACE_EVENT_STOP`) a dead tool leaves nothing to deliver. So: ask for
+    /// an interrupt, resume with the SIGTRAP cancelled, and wait for the interrupt stop, which the
+    /// thread reaches in the same signal path, before the kernel's syscall-restart logic runs.
+    /// Threads already in an interrupt or group stop are left alone.
+    pub fn park(&mut self) -> Result<()> {
+        let pid = self.pid;
+        for (t, stop) in self.threads.iter_mut().zip(self.stops.iter_mut()) {
+            let tid = t.tid();
+            if !matches!(t.current_stop(), Some(Stop::Signal(_))) {
+                continue;
+            }
+            t.interrupt()
+                .map_err(|e| trace_error(pid, tid, "PTRACE_INTERRUPT", e))?;
+            t.cont(0)
+                .map_err(|e| trace_error(pid, tid, "PTRACE_CONT", e))?;
+            loop {
+                match t
+                    .wait_for_stop(OnSignal::Hold)
+                    .map_err(|e| trace_error(pid, tid, "waiting for the stop", e))?
+                {
+                    // Another signal dequeued on the way: held, and on to the interrupt.
+                    Stop::Signal(_) => t
+                        .cont(0)
+                        .map_err(|e| trace_error(pid, tid, "PTRACE_CONT", e))?,
+                    s => {
+                        *stop = s;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// How long the target has been stopped so far.
     pub fn stopped_for(&self) -> Duration {
         self.since.elapsed()
