@@ -1,7 +1,8 @@
 //! Layout classes: the 32-bit and the 64-bit on-disk layout, like ELFCLASS32 and ELFCLASS64.
 //!
 //! The class fixes the width of every *class-width* field: addresses and sizes in a process's
-//! address space, and offsets and lengths inside the image. Such fields are stored as fixed-width
+//! address space, and offsets and lengths inside the image (including the size of a stored
+//! file, which is the length of its bytes inside the image). Such fields are stored as fixed-width
 //! little-endian integers (4 or 8 bytes), never as varints, so the two classes really differ on
 //! disk. File positions, file sizes and file offsets are *not* class-width: i386 processes use
 //! 64-bit file offsets (LFS), so those are always 64-bit (varints in metadata).

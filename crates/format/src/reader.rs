@@ -223,12 +223,46 @@ impl Image {
         })
     }
 
+    /// Checks the placement rules no digest covers: raw data sections start 4096-aligned, every
+    /// other section 8-aligned, and every byte between header, sections and table is zero.
+    pub fn verify_layout(&self) -> Result<()> {
+        let bytes = self.data.bytes();
+        let mut sorted: Vec<(usize, &SectionEntry)> = self.entries.iter().enumerate().collect();
+        sorted.sort_by_key(|(_, e)| e.offset);
+        let mut pos = u64::from(self.header.header_size);
+        for (index, e) in sorted {
+            let raw = SectionKind::from_number(e.kind).is_some_and(|k| k.is_raw() && k != SectionKind::PageIndex);
+            let align = if raw { crate::layout::PAGE_ALIGN } else { crate::layout::SECTION_ALIGN };
+            if e.offset % align != 0 {
+                return Err(FormatError::BadSectionExtent {
+                    index,
+                    kind: kind_name(e.kind),
+                    offset: e.offset,
+                    length: e.length,
+                    why: if raw { "raw data section is not 4096-aligned" } else { "section is not 8-aligned" },
+                });
+            }
+            check_zero(bytes, pos, e.offset)?;
+            pos = e.offset + e.length;
+        }
+        check_zero(bytes, pos, self.trailer.table_offset)
+    }
+
     /// Hashes the bulk data (every chunk of the page- and file-data sections) and compares with
     /// the section table; names the first corrupt chunk when the image carries chunk digests.
     pub fn verify_data(&self) -> Result<()> {
         let chunk = 1usize << self.header.chunk_shift;
         for (i, e) in self.entries.iter().enumerate() {
             if e.flags & SECTION_CHUNKED == 0 {
+                // Known sections were checked at open; an unknown one is checked here, like PNG.
+                let body = self.section_bytes(i).unwrap_or_default();
+                if sha256(body) != e.sha256 {
+                    return Err(FormatError::DigestMismatch {
+                        what: format!("section {}", kind_name(e.kind)),
+                        offset: e.offset,
+                        end: e.offset + e.length,
+                    });
+                }
                 continue;
             }
             let body = self.section_bytes(i).unwrap_or_default();
@@ -254,6 +288,17 @@ impl Image {
             });
         }
         Ok(())
+    }
+}
+
+fn check_zero(bytes: &[u8], from: u64, to: u64) -> Result<()> {
+    let gap = bytes.get(from as usize..to as usize).unwrap_or_default();
+    match gap.iter().position(|&b| b != 0) {
+        None => Ok(()),
+        Some(i) => Err(FormatError::Invalid(format!(
+            "padding byte at offset {} is not zero",
+            from + i as u64
+        ))),
     }
 }
 
@@ -348,7 +393,9 @@ fn parse_class<C: Class>(
             }
             continue;
         };
-        if e.version > kind.current_version() {
+        // Version 0 is never written; a known kind must carry exactly the flags this version of
+        // the format gives it, so a CHUNKED bit cannot smuggle an unverified metadata section in.
+        if e.version == 0 || e.version > kind.current_version() {
             if e.is_critical() {
                 return Err(FormatError::UnsupportedSectionVersion {
                     kind: kind.name(),
@@ -357,6 +404,15 @@ fn parse_class<C: Class>(
                 });
             }
             continue;
+        }
+        if e.flags != kind.flags() {
+            return Err(FormatError::BadSectionExtent {
+                index,
+                kind: kind.name().into(),
+                offset: e.offset,
+                length: e.length,
+                why: "section flags differ from the ones this kind must carry",
+            });
         }
         let body = &bytes[e.offset as usize..(e.offset + e.length) as usize];
         if e.flags & SECTION_CHUNKED == 0 && sha256(body) != e.sha256 {

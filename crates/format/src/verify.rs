@@ -127,6 +127,7 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
 
 /// Everything `psnc-imgtool verify` checks after opening: bulk digests, then the invariants.
 pub fn verify_image(img: &Image) -> Result<()> {
+    img.verify_layout()?;
     img.verify_data()?;
     check_model(img.checkpoint(), img.page_data().len() as u64, img.file_data().len() as u64)
 }
