@@ -554,3 +554,223 @@ fn seccomp_filter_is_refused() {
         "{err:?}"
     );
 }
+
+/// `SigPnd`, `ShdPnd` and `SigBlk` of a live process.
+fn signal_lines(pid: i32) -> Vec<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("SigPnd") || l.starts_with("ShdPnd") || l.starts_with("SigBlk"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn process_and_signal_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_str().unwrap().to_string();
+    let t = Target::start(&target("state"), &[&cwd], dir);
+    let ready = ready_value(&t);
+    let mut it = ready
+        .split(' ')
+        .map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).unwrap());
+    let (handler, alt) = (it.next().unwrap(), it.next().unwrap());
+    let before = signal_lines(t.pid());
+    let img_dir = tempfile::tempdir().unwrap();
+    let img_path = img_dir.path().join("s.img");
+    capture(t.pid(), &opts(&img_path)).unwrap();
+    t.assert_running_untouched();
+    assert_eq!(
+        signal_lines(t.pid()),
+        before,
+        "pending signals or mask changed"
+    );
+
+    let img = Image::open(&img_path).unwrap();
+    let p = &img.checkpoint().processes[0];
+    let bit = |sig: i32| 1u64 << (sig - 1);
+
+    // Handlers.
+    let usr1 = p.signals.actions[libc::SIGUSR1 as usize - 1];
+    assert_eq!(usr1.handler, handler);
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let want = (libc::SA_SIGINFO | libc::SA_RESTART) as u64 | SA_RESTORER;
+    assert_eq!(usr1.flags & want, want);
+    assert_ne!(usr1.restorer, 0);
+    assert_eq!(usr1.mask, bit(libc::SIGTERM));
+    assert_eq!(
+        p.signals.actions[libc::SIGALRM as usize - 1].handler,
+        1,
+        "SIG_IGN"
+    );
+    assert_eq!(
+        p.signals.actions[libc::SIGINT as usize - 1].handler,
+        0,
+        "SIG_DFL"
+    );
+
+    // Queues with full siginfo: sigqueue (SI_QUEUE, value 42) shared, tgkill (SI_TKILL) private.
+    assert_eq!(
+        p.signals.shared_pending.len(),
+        1,
+        "{:?}",
+        p.signals.shared_pending
+    );
+    let q = &p.signals.shared_pending[0];
+    assert_eq!((q.signo, q.code), (libc::SIGUSR1 as u32, libc::SI_QUEUE));
+    assert_eq!(q.raw.len(), 128);
+    assert_eq!(
+        i32::from_ne_bytes(q.raw[16..20].try_into().unwrap()),
+        t.pid(),
+        "si_pid"
+    );
+    assert_eq!(
+        i32::from_ne_bytes(q.raw[24..28].try_into().unwrap()),
+        42,
+        "si_value"
+    );
+    let th = &p.threads[0];
+    assert_eq!(th.pending.len(), 1, "{:?}", th.pending);
+    assert_eq!(
+        (th.pending[0].signo, th.pending[0].code),
+        (libc::SIGUSR2 as u32, libc::SI_TKILL)
+    );
+    assert_eq!(
+        th.sigmask & (bit(libc::SIGUSR1) | bit(libc::SIGUSR2)),
+        bit(libc::SIGUSR1) | bit(libc::SIGUSR2)
+    );
+    assert_eq!(
+        (th.sigaltstack.sp, th.sigaltstack.size, th.sigaltstack.flags),
+        (alt, 65536, 0)
+    );
+    assert_ne!(th.clear_child_tid, 0, "glibc sets clear_child_tid");
+    assert_ne!(th.robust_list, 0, "glibc registers a robust list");
+
+    // Timers.
+    let real = p.signals.itimers[0];
+    assert_eq!(real.interval_us, 50_000_000);
+    assert!(
+        real.value_us > 90_000_000 && real.value_us <= 100_000_000,
+        "{real:?}"
+    );
+    assert_eq!(p.signals.posix_timers.len(), 1);
+    let pt = p.signals.posix_timers[0];
+    assert_eq!(
+        (pt.clock, pt.signo, pt.notify, pt.sigev_value),
+        (
+            libc::CLOCK_MONOTONIC as u32,
+            libc::SIGRTMIN() as u32 + 1,
+            0,
+            7
+        )
+    );
+    assert!(
+        pt.value_ns > 190_000_000_000 && pt.value_ns <= 200_000_000_000,
+        "{pt:?}"
+    );
+    assert_eq!(pt.interval_ns, 0);
+
+    // Process state.
+    assert_eq!(p.umask, 0o027);
+    assert_eq!(
+        p.rlimits[libc::RLIMIT_NOFILE as usize],
+        psnc_format::model::Rlimit {
+            cur: 1000,
+            max: 2000
+        }
+    );
+    assert_eq!(p.comm, "statetarget");
+    assert_eq!(p.threads[0].comm, "statetarget");
+    assert_eq!(p.cwd, cwd);
+    assert_eq!(p.root, "/");
+    assert_eq!(p.pdeathsig, libc::SIGHUP as u32);
+    assert!(p.child_subreaper);
+    assert!(p.no_new_privs);
+    assert_eq!(p.dumpable, 1);
+    assert_eq!(p.seccomp_mode, 0);
+    assert_eq!(p.ppid, std::process::id());
+    assert_eq!(p.creds.uids, [0; 4]);
+    assert_eq!(p.creds.cap_eff, p.creds.cap_prm);
+    assert!(
+        p.mm.start_code < p.mm.end_code
+            && p.mm.arg_start < p.mm.arg_end
+            && p.mm.env_start < p.mm.env_end
+    );
+    assert!(p.mm.brk >= p.mm.start_brk);
+    assert!(p
+        .cmdline
+        .starts_with(target("state").to_str().unwrap().as_bytes()));
+}
+
+#[test]
+fn i386_process_gets_the_32_bit_layout_and_its_own_registers() {
+    let exe = target_i386(
+        "counter32",
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){\n printf(\"ready\\n\"); fflush(stdout);\n \
+         for (unsigned long n = 1;; n++) { printf(\"count %lu ok\\n\", n); fflush(stdout); usleep(10000); }\n}\n",
+    );
+    let t = Target::start(&exe, &[], tempfile::tempdir().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let img_path = dir.path().join("i386.img");
+    capture(t.pid(), &opts(&img_path)).unwrap();
+    t.assert_running_untouched();
+    let img = Image::open(&img_path).unwrap();
+    assert_eq!(img.class(), LayoutClass::Bits32);
+    let p = &img.checkpoint().processes[0];
+    assert_eq!(p.arch, Arch::I386);
+    let th = &p.threads[0];
+    let Regs::I386(regs) = th.regs else {
+        panic!("{:?}", th.regs)
+    };
+    assert_eq!(regs[psnc_ptrace::arch::i386::CS], 0x23);
+    assert!(
+        matches!(th.restart, SyscallRestart::Reissue { .. }),
+        "{:?}",
+        th.restart
+    );
+    // glibc keeps the i386 TLS in GDT entry 12.
+    assert_eq!(
+        th.tls.iter().map(|d| d.entry_number).collect::<Vec<_>>(),
+        vec![12, 13, 14]
+    );
+    assert_ne!(th.tls[0].base_addr, 0);
+    assert!(p
+        .vmas
+        .iter()
+        .all(|v| v.end <= 1 << 32 || v.kind == VmaKind::Vsyscall));
+}
+
+#[test]
+fn every_thread_is_seized_and_captured_leader_first() {
+    let t = Target::start(&target("threads"), &[], tempfile::tempdir().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let img_path = dir.path().join("t.img");
+    let summary = capture(t.pid(), &opts(&img_path)).unwrap();
+    assert_eq!(summary.threads, 4);
+    t.assert_running_untouched();
+    let tasks: Vec<u32> = fs::read_dir(format!("/proc/{}/task", t.pid()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    for tid in &tasks {
+        let status = fs::read_to_string(format!("/proc/{}/task/{tid}/status", t.pid())).unwrap();
+        assert!(
+            status.contains("TracerPid:\t0\n"),
+            "thread {tid} still traced"
+        );
+    }
+    let img = Image::open(&img_path).unwrap();
+    let p = &img.checkpoint().processes[0];
+    let tids: Vec<u32> = p.threads.iter().map(|th| th.tid).collect();
+    assert_eq!(tids[0] as i32, t.pid());
+    let mut sorted = tids.clone();
+    sorted.sort_unstable();
+    let mut live = tasks;
+    live.sort_unstable();
+    assert_eq!(sorted, live);
+    // Each thread has its own TLS and stack.
+    let mut fs_bases: Vec<u64> = p.threads.iter().map(|th| th.fs_base).collect();
+    fs_bases.sort_unstable();
+    fs_bases.dedup();
+    assert_eq!(fs_bases.len(), 4);
+}

@@ -246,3 +246,25 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Builds a C source given inline as an i386 executable (gcc -m32) once per test binary.
+pub fn target_i386(name: &str, source: &str) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir for i386 targets"));
+    let exe = dir.path().join(name);
+    if !exe.exists() {
+        let src = dir.path().join(format!("{name}.c"));
+        fs::write(&src, source).expect("writing the source");
+        let status = Command::new("cc")
+            .args(["-m32", "-O1", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .expect("cc");
+        assert!(
+            status.success(),
+            "cc -m32 failed (is gcc-multilib installed?)"
+        );
+    }
+    exe
+}
