@@ -257,17 +257,18 @@ impl DiffReport {
         for m in &self.memory {
             let pid = if m.pid_a == m.pid_b { format!("pid {}", m.pid_a) } else { format!("pid {} / {}", m.pid_a, m.pid_b) };
             out.push_str(&format!(
-                "memory of processes[{}] ({pid}): {} differ ({} bytes), {} only in A, {} only in B\n",
+                "memory of processes[{}] ({pid}): {} with other bytes ({}), {} only in A, {} only in B\n",
                 m.index,
                 plural(m.pages_differ, "page"),
-                m.bytes_differ,
+                plural(m.bytes_differ, "byte"),
                 plural(m.pages_only_a, "page"),
                 plural(m.pages_only_b, "page"),
             ));
             for r in m.ranges.iter().take(MAX_RANGES_SHOWN) {
                 let what = match &r.change {
                     MemChange::Bytes { count, first, a, b } => {
-                        format!("{} differ, first at {first:#x}: {a:#04x} -> {b:#04x}", plural(*count, "byte"))
+                        let verb = if *count == 1 { "differs" } else { "differ" };
+                        format!("{} {verb}, first at {first:#x}: {a:#04x} -> {b:#04x}", plural(*count, "byte"))
                     }
                     MemChange::OnlyInA => "stored only in A".into(),
                     MemChange::OnlyInB => "stored only in B".into(),
