@@ -2,6 +2,7 @@
 //!
 //! Thin: parses arguments, calls [`psnc_capture::capture`], prints the summary or the error.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ const EXIT_KILL_FAILED: u8 = 3;
     after_help = "Exit status:\n  \
         0  the image was written\n  \
         1  the capture failed; the target was left running and unchanged, no image was written\n  \
-        2  bad command line\n  \
+        2  bad command line (or -o - with stdout on a terminal)\n  \
         3  the image was written, but --kill could not kill the target"
 )]
 struct Args {
@@ -91,6 +92,10 @@ fn main() -> ExitCode {
         }
     };
     let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        eprintln!("psnc-capture: refusing to write an image to a terminal; redirect stdout or use -o FILE");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let mut opts = Options::new(if to_stdout {
         Output::Stdout
     } else {

@@ -774,3 +774,51 @@ fn every_thread_is_seized_and_captured_leader_first() {
     fs_bases.dedup();
     assert_eq!(fs_bases.len(), 4);
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs (the tests run as root)");
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn disk_full_leaves_no_image_and_the_target_untouched() {
+    let t = start_patterns(&[]);
+    let fs_ = SmallFs::mount("256k");
+    let img_path = fs_.0.path().join("full.img");
+    let err = capture(t.pid(), &opts(&img_path)).unwrap_err();
+    let CaptureError::Format {
+        path,
+        source: psnc_format::FormatError::Io { source, .. },
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(path, &img_path);
+    assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert!(
+        dir_entries(fs_.0.path()).is_empty(),
+        "{:?}",
+        dir_entries(fs_.0.path())
+    );
+    t.assert_running_untouched();
+}
