@@ -29,11 +29,22 @@ pub fn example_with(
     class: LayoutClass,
     edit: impl FnOnce(&mut Checkpoint, &mut Vec<(u64, Vec<u8>)>),
 ) -> Vec<u8> {
+    let w = ImageWriter::new(Vec::new(), class).expect("writer");
+    let (w, ck) = fill_example(w, arch, edit);
+    w.finish(ck).expect("finish")
+}
+
+/// Writes the (edited) example's pages and executable into `w`; returns the writer, ready for
+/// more (`copy_unknown_section`) and one of the finishes, and the model to finish it with.
+pub fn fill_example<W: Write>(
+    mut w: ImageWriter<W>,
+    arch: Arch,
+    edit: impl FnOnce(&mut Checkpoint, &mut Vec<(u64, Vec<u8>)>),
+) -> (ImageWriter<W>, Checkpoint) {
     let mut ck = example_checkpoint(arch);
     let mut runs: Vec<(u64, Vec<u8>)> =
         example_runs(arch).into_iter().map(|(a, n)| (a, page_pattern(a, n))).collect();
     edit(&mut ck, &mut runs);
-    let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
     let p = &mut ck.processes[0];
     for (addr, bytes) in &runs {
         p.pages.push(w.write_pages(*addr, bytes).expect("pages"));
@@ -45,7 +56,14 @@ pub fn example_with(
     for v in p.vmas.iter_mut().filter(|v| v.kind == VmaKind::File) {
         v.file = Some(exe_ref.clone());
     }
-    w.finish(ck).expect("finish")
+    (w, ck)
+}
+
+/// The example written to a seekable output (`finish_seekable`: table offset in the header).
+pub fn example_seekable(arch: Arch, class: LayoutClass) -> Vec<u8> {
+    let w = ImageWriter::new(std::io::Cursor::new(Vec::new()), class).expect("writer");
+    let (w, ck) = fill_example(w, arch, |_, _| {});
+    w.finish_seekable(ck).expect("finish").into_inner()
 }
 
 /// Writes `bytes` to `dir/name`.
