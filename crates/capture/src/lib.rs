@@ -528,6 +528,10 @@ fn collect<W: Write>(
 
     let stat = dir.stat()?;
     let status = dir.status()?;
+    // Checked before the stop too; a filter installed since then is caught here.
+    if status.seccomp == 2 {
+        return Err(CaptureError::SeccompFilter { pid });
+    }
     let mut catalog = FileCatalog::new();
     let exe = files::exe_ref(&dir, &mut catalog)?;
 

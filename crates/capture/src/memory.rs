@@ -75,6 +75,10 @@ pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePol
     if path.starts_with("/SYSV") {
         return refuse(format!("SysV shared memory ({path})"));
     }
+    if path == "/dev/zero" && !entry.shared {
+        // A private mapping of /dev/zero is plain anonymous memory (the kernel makes it so).
+        return Ok((VmaKind::Anonymous, StorePolicy::Touched));
+    }
     if path.starts_with("/dev/zero")
         || path.starts_with("[anon_shmem:")
         || (entry.shared && path.is_empty())
@@ -308,6 +312,10 @@ mod tests {
         let f = flags(&["rd", "mr"]);
         assert_eq!(
             classify(&entry("", false), &f),
+            Ok((VmaKind::Anonymous, StorePolicy::Touched))
+        );
+        assert_eq!(
+            classify(&entry("/dev/zero", false), &f),
             Ok((VmaKind::Anonymous, StorePolicy::Touched))
         );
         assert_eq!(

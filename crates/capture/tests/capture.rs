@@ -822,3 +822,44 @@ fn disk_full_leaves_no_image_and_the_target_untouched() {
     );
     t.assert_running_untouched();
 }
+
+#[test]
+fn a_stopped_process_stays_stopped() {
+    let mut t = Target::start_plain("sleep", &["1000"]);
+    let pid = nix::unistd::Pid::from_raw(t.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let state = || {
+        let s = fs::read_to_string(format!("/proc/{}/stat", t.pid())).unwrap();
+        s.rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while state() != "T" {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The parent (this test) sees the stop once.
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED | WaitPidFlag::WNOHANG;
+    assert!(matches!(
+        waitpid(pid, Some(flags)).unwrap(),
+        WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGSTOP)
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    capture(t.pid(), &opts(&dir.path().join("st.img"))).unwrap();
+    assert_eq!(state(), "T", "the job-control stop was lost");
+    // No new stop or continue event reached the parent.
+    assert_eq!(waitpid(pid, Some(flags)).unwrap(), WaitStatus::StillAlive);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    while state() != "S" {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = t.child.kill();
+}
