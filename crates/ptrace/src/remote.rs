@@ -28,14 +28,21 @@
 //! the restore-sigmask state of a thread inside sigsuspend/ppoll) are held in the [`Tracee`] and
 //! given back at detach; see [`Tracee::held_signals`].
 //!
+//! # Parking
+//! The step report leaves the thread in a SIGTRAP signal-delivery-stop. A tool that died there
+//! would have the kernel deliver that SIGTRAP and kill the target, so unless the thread was
+//! seized with `PTRACE_O_EXITKILL` (then it dies with the tool anyway) the engine moves it on
+//! into an interrupt stop after each call ([`Tracee::park`]); that costs one more stop per call.
+//!
 //! # The window of borrowed registers
 //! Between loading the copy (step 2) and restoring the saved registers (step 5) the thread holds
 //! our registers. If the tool dies in that window (SIGKILL, crash), the kernel detaches the
 //! thread as it is: it runs (or has run) the injected call, then goes on at the instruction after
 //! the `syscall`/`int 0x80` with the injected register values, and usually dies of SIGSEGV or of
 //! the pending step SIGTRAP (with `PTRACE_O_EXITKILL` it is killed at once). The window is two
-//! ptrace calls and one wait long (microseconds) per call; outside it a dead tool leaves the
-//! target intact. A scratch page mapped with [`RemoteSyscaller::scratch`] outlives a dead tool
+//! ptrace calls and one wait long (microseconds) per call, plus, until the thread is parked, the
+//! pending SIGTRAP; outside it a dead tool leaves the target intact (tested by
+//! `tests/tool_death.rs`), except that signals the tool held are lost. A scratch page mapped with [`RemoteSyscaller::scratch`] outlives a dead tool
 //! as an extra anonymous mapping; it does not harm the program.
 
 use std::io::BufRead;
@@ -81,6 +88,9 @@ impl Tracee {
         // ---- to here ----
         let ret = run?;
         restored?;
+        if self.auto_park() {
+            self.park()?;
+        }
         Ok(ret)
     }
 

@@ -150,7 +150,13 @@ pub struct Tracee {
     /// Mode seen at the current stop, so that `set_regs` can check the layout without asking the
     /// kernel again. Cleared on every resume.
     arch_cache: Option<Arch>,
+    /// Park the thread in an interrupt stop after each remote syscall (see [`Tracee::park`]).
+    auto_park: bool,
 }
+
+/// How many stops [`Tracee::park`] and the detach path go through before they give up: each
+/// extra stop needs another signal, so reaching this means a signal storm.
+const MAX_STOPS: usize = 1000;
 
 /// Issues one ptrace request and turns errno into a [`PtraceError`].
 ///
@@ -198,6 +204,10 @@ impl Tracee {
     /// [`Tracee::interrupt`]. `PTRACE_O_TRACESYSGOOD` is always added so that syscall-stops
     /// cannot be taken for SIGTRAP deliveries. Pass e.g. `Options::PTRACE_O_EXITKILL` (restore:
     /// the half-built task dies with the tool) or `PTRACE_O_SUSPEND_SECCOMP`.
+    ///
+    /// Without EXITKILL the target must survive the tool's death, so remote syscalls park the
+    /// thread after each call (see [`Tracee::park`]); with it they do not, which saves a stop
+    /// per call. [`Tracee::set_auto_park`] overrides the choice.
     pub fn seize(tid: i32, options: Options) -> Result<Tracee> {
         let opts = options | Options::PTRACE_O_TRACESYSGOOD;
         // SAFETY: PTRACE_SEIZE takes the options in `data` and reads no memory.
@@ -215,6 +225,7 @@ impl Tracee {
             state: State::Running,
             held: Vec::new(),
             arch_cache: None,
+            auto_park: !options.contains(Options::PTRACE_O_EXITKILL),
         })
     }
 
@@ -242,6 +253,54 @@ impl Tracee {
     /// capture that kills the target after storing them).
     pub fn take_held_signals(&mut self) -> Vec<SigInfo> {
         std::mem::take(&mut self.held)
+    }
+
+    /// Whether remote syscalls park the thread in an interrupt stop after each call.
+    pub fn set_auto_park(&mut self, on: bool) {
+        self.auto_park = on;
+    }
+
+    pub(crate) fn auto_park(&self) -> bool {
+        self.auto_park
+    }
+
+    /// Moves the thread out of a signal-delivery-stop into an interrupt stop, where a dying tool
+    /// leaves nothing behind.
+    ///
+    /// A remote syscall ends in the SIGTRAP signal-delivery-stop that reports the single-step.
+    /// If the tool died there, the kernel would detach the thread and deliver that SIGTRAP
+    /// (whose default action kills the process): the kernel delivers the stop's signal unless a
+    /// tracer cancels it. An interrupt stop (`PTRACE_EVENT_STOP`) has no signal to deliver. So:
+    /// request an interrupt, resume with the signal cancelled; the thread reaches the interrupt
+    /// stop in the same pass through the kernel's signal code, before any user instruction and
+    /// before the syscall-restart logic. Signals dequeued on the way are held. The signal of the
+    /// current stop is discarded, so call this only when it is the step trap or already held.
+    /// Threads in other stops are left alone. Returns the stop reached.
+    pub fn park(&mut self) -> Result<Stop> {
+        for _ in 0..MAX_STOPS {
+            match self.state {
+                State::Stopped(Stop::Signal(_)) => {}
+                State::Stopped(s) => return Ok(s),
+                _ => {
+                    return Err(PtraceError::NotStopped {
+                        tid: self.tid,
+                        op: "park",
+                    })
+                }
+            }
+            // A trap clears a pending interrupt request, so ask again on every round.
+            self.interrupt()?;
+            self.resume(libc::PTRACE_CONT, "PTRACE_CONT", 0)?;
+            if let Stop::Signal(_) = self.wait_stop()? {
+                let info = self.get_siginfo()?;
+                self.held.push(info);
+            }
+        }
+        Err(PtraceError::UnexpectedStop {
+            tid: self.tid,
+            stop: self.current_stop().unwrap_or(Stop::Interrupt),
+            op: "park (too many signals)",
+        })
     }
 
     /// Changes the ptrace options (`PTRACE_SETOPTIONS`); TRACESYSGOOD stays on.
@@ -324,7 +383,13 @@ impl Tracee {
             let stop = self.wait_stop()?;
             match stop {
                 Stop::Signal(sig) => match on_signal {
-                    OnSignal::Deliver => self.resume(libc::PTRACE_CONT, "PTRACE_CONT", sig)?,
+                    OnSignal::Deliver => {
+                        // A trap that begins after our interrupt request clears it (the
+                        // kernel's "any trap clears pending STOP trap"): renew it, or the
+                        // thread could run on after taking the signal.
+                        self.interrupt()?;
+                        self.resume(libc::PTRACE_CONT, "PTRACE_CONT", sig)?
+                    }
                     OnSignal::Hold => {
                         let info = self.get_siginfo()?;
                         self.held.push(info);
@@ -370,9 +435,12 @@ impl Tracee {
     }
 
     /// Detaches, letting the thread run on (or stay group-stopped). Held signals are given back:
-    /// the first with its exact siginfo through `PTRACE_SETSIGINFO` when the thread sits in a
-    /// signal-delivery-stop, the others (rare: several signals during one stop) re-sent with
-    /// `tkill`, which keeps the signal but not its siginfo.
+    /// the first with its exact siginfo, through a signal-delivery-stop for it
+    /// (`PTRACE_SETSIGINFO` + `PTRACE_DETACH` with the signal; when the thread is in another
+    /// stop, a `tkill` of the same signal brings it into one); the others (rare: several signals
+    /// during one stop) are re-sent with `tkill`, which keeps the signal but not its siginfo.
+    ///
+    /// Held signals live in this process only: if the tool dies before detaching, they are lost.
     pub fn detach(mut self) -> Result<()> {
         self.detach_inner()
     }
@@ -386,6 +454,9 @@ impl Tracee {
                 self.wait_for_stop(OnSignal::Hold)?;
             }
             State::Stopped(_) => {}
+        }
+        if !self.held.is_empty() && !matches!(self.state, State::Stopped(Stop::Signal(_))) {
+            self.enter_signal_stop_for_held()?;
         }
         let mut sig = 0;
         let mut rest = std::mem::take(&mut self.held);
@@ -409,6 +480,34 @@ impl Tracee {
             crate::sys::tkill(self.tid, info.signo())?;
         }
         Ok(())
+    }
+
+    /// Brings the thread from an interrupt (or other non-signal) stop into a signal-delivery-stop
+    /// for the first held signal: queue the same signal with `tkill` and let the thread dequeue
+    /// it. Signals dequeued before it are held too. A blocked signal would not be dequeued: it
+    /// is left to the `tkill` fallback of detach.
+    fn enter_signal_stop_for_held(&mut self) -> Result<()> {
+        let sig = self.held[0].signo();
+        if !(1..=64).contains(&sig) || self.get_sigmask()? & (1u64 << (sig - 1)) != 0 {
+            return Ok(());
+        }
+        crate::sys::tkill(self.tid, sig)?;
+        for _ in 0..MAX_STOPS {
+            self.resume(libc::PTRACE_CONT, "PTRACE_CONT", 0)?;
+            match self.wait_stop()? {
+                Stop::Signal(s) if s == sig => return Ok(()),
+                Stop::Signal(_) => {
+                    let info = self.get_siginfo()?;
+                    self.held.push(info);
+                }
+                _ => {}
+            }
+        }
+        Err(PtraceError::UnexpectedStop {
+            tid: self.tid,
+            stop: self.current_stop().unwrap_or(Stop::Interrupt),
+            op: "detach (re-injecting a held signal)",
+        })
     }
 
     /// Kills the whole process the thread belongs to (SIGKILL) and waits until this thread is

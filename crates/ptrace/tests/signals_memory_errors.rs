@@ -12,14 +12,16 @@ use psnc_ptrace::{
 };
 
 /// A signal that arrives while the thread is stopped is dequeued when the engine resumes it; it
-/// must be held, not lost, and re-injected at detach with its original siginfo.
-fn held_signal_is_reinjected(a: Arch) {
+/// must be held, not lost, and re-injected at detach with its original siginfo. With EXITKILL
+/// the thread ends in the step's signal-delivery-stop; without, it is parked in an interrupt
+/// stop and detach brings it back into a signal-delivery-stop for the held signal.
+fn held_signal_is_reinjected(a: Arch, options: Options) {
     let Some(tgt) = Target::start(a, 1500) else {
         eprintln!("SKIPPED: {a:?} target could not be built");
         return;
     };
     let pid = tgt.pid();
-    let mut t = Tracee::seize(pid, Options::PTRACE_O_EXITKILL).expect("seize");
+    let mut t = Tracee::seize(pid, options).expect("seize");
     assert_eq!(t.stop(OnSignal::Hold).expect("stop"), Stop::Interrupt);
     let regs = t.get_regs().expect("regs");
     // Queued while the thread is in its ptrace-stop.
@@ -33,31 +35,80 @@ fn held_signal_is_reinjected(a: Arch) {
         assert_eq!(sc.getpid().expect("getpid"), pid);
         assert_eq!(sc.getpid().expect("getpid again"), pid);
     }
+    let parked = !options.contains(Options::PTRACE_O_EXITKILL);
+    assert_eq!(
+        matches!(t.current_stop(), Some(Stop::Interrupt)),
+        parked,
+        "{:?}",
+        t.current_stop()
+    );
     let held = t.held_signals().to_vec();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].signo(), libc::SIGUSR1);
     assert_eq!(held[0].code(), libc::SI_USER);
     assert_eq!(t.get_regs().expect("regs"), regs);
     t.detach().expect("detach");
+    expect_usr1_from_us(tgt);
+}
 
+/// The target took SIGUSR1 with our siginfo (our pid, SI_USER) and its nanosleep returned EINTR
+/// (a handler ran; nanosleep is not restarted even with SA_RESTART).
+fn expect_usr1_from_us(tgt: Target) {
     let (out, code) = tgt.finish();
     assert_eq!(code, 0, "{out}");
-    // The handler ran with the sender's siginfo (our pid, SI_USER), not a tracer-made one.
     let me = std::process::id();
     assert!(out.contains(&format!("usr1 pid={me} code=0")), "{out}");
-    // The handler interrupted nanosleep, which returns EINTR even with SA_RESTART.
+    assert_eq!(out.matches("usr1").count(), 1, "delivered once: {out}");
     let (ret, errno, _) = slept(&out);
     assert_eq!((ret, errno), (-1, libc::EINTR), "{out}");
 }
 
 #[test]
 fn x86_64_held_signal_is_reinjected() {
-    held_signal_is_reinjected(Arch::X86_64);
+    held_signal_is_reinjected(Arch::X86_64, Options::PTRACE_O_EXITKILL);
+    held_signal_is_reinjected(Arch::X86_64, Options::empty());
 }
 
 #[test]
 fn i386_held_signal_is_reinjected() {
-    held_signal_is_reinjected(Arch::I386);
+    held_signal_is_reinjected(Arch::I386, Options::PTRACE_O_EXITKILL);
+    held_signal_is_reinjected(Arch::I386, Options::empty());
+}
+
+/// A signal that reaches the seized thread before our interrupt: `Deliver` lets the thread take
+/// it and still ends in the interrupt stop; `Hold` stops in the signal-delivery-stop and the
+/// signal survives remote syscalls and parking until detach.
+#[test]
+fn signal_before_the_interrupt_is_delivered_or_held() {
+    for policy in [OnSignal::Deliver, OnSignal::Hold] {
+        let tgt = Target::start(Arch::X86_64, 1500).expect("target");
+        let pid = tgt.pid();
+        let mut t = Tracee::seize(pid, Options::empty()).expect("seize");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .expect("kill");
+        // The tracee reports the signal: it sits in a signal-delivery-stop ("t") before we ask.
+        common::wait_state(pid, 't');
+        match policy {
+            OnSignal::Deliver => {
+                assert_eq!(t.stop(policy).expect("stop"), Stop::Interrupt);
+                assert!(t.held_signals().is_empty());
+            }
+            OnSignal::Hold => {
+                assert_eq!(t.stop(policy).expect("stop"), Stop::Signal(libc::SIGUSR1));
+                assert_eq!(t.held_signals().len(), 1);
+                let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
+                assert_eq!(sc.getpid().expect("getpid"), pid);
+                drop(sc);
+                assert_eq!(t.current_stop(), Some(Stop::Interrupt));
+                assert_eq!(t.held_signals().len(), 1);
+            }
+        }
+        t.detach().expect("detach");
+        expect_usr1_from_us(tgt);
+    }
 }
 
 /// Requeued from inside the target, a signal keeps its si_code, sender and value; for i386 the

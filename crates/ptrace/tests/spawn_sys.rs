@@ -11,7 +11,7 @@ use psnc_ptrace::spawn::{spawn_held, ExecSpec};
 use psnc_ptrace::sys::{self, Clone3Result};
 use psnc_ptrace::PtraceError;
 
-/// A PID that is free now (well above the last one handed out).
+/// A PID that is free now (away from the next ones the kernel hands out).
 fn free_pid() -> i32 {
     let last: i32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
         .expect("ns_last_pid")
@@ -23,7 +23,9 @@ fn free_pid() -> i32 {
         .trim()
         .parse()
         .expect("max");
-    (last + 5000..max)
+    // Away from where the kernel hands out PIDs next, wrapping at pid_max.
+    (last + 1000..max)
+        .chain(1000..last)
         .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
         .expect("a free pid")
 }
