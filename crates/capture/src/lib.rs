@@ -9,18 +9,26 @@
 //!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
 //!  remote batch     signals, threads: rt_sigaction x64, getitimer, timer_gettime, brk(0),
 //!                   prctl gets, sigaltstack, PR_GET_TID_ADDRESS; scratch page unmapped after
+//!  Frozen::park     threads back from the step's SIGTRAP stop into an interrupt stop
 //!  threads          registers (syscall restart resolved), XSAVE, TLS, mask, queue, rseq, robust
 //!  procfs           stat, status, auxv, limits, personality, cwd, exe, maps + smaps, fds
 //!  memory           classify VMAs, pagemap -> plan, process_vm_readv -> ImageWriter page runs
-//!  files            exe, mapped and deleted files hashed and stored once, after the pages
-//!  release          detach (default) -> finish + commit; or finish + commit -> SIGKILL (--kill)
+//!  files            deleted files hashed and stored (target still stopped)
+//!  release          default: detach, then store the other files through handles opened while
+//!                   stopped, finish + commit; --kill: all of it stopped, commit, then SIGKILL
 //! ```
 //!
 //! A failed capture leaves the target running and untouched (every error path detaches every
 //! thread, the `AtomicFile` removes its temporary file) and no file under the image's name. The
-//! target's registers are borrowed only inside remote syscalls (see `psnc_ptrace::remote` for
-//! that window); SIGINT/SIGTERM/SIGHUP of the tool are deferred to safe points
-//! ([`interrupt::Interrupts`]).
+//! target's registers are borrowed only inside remote syscalls, all in one batch at the start
+//! (see `psnc_ptrace::remote` for that window: a SIGKILL of the tool inside it leaves the thread
+//! with injected registers and usually kills it). Outside the batch a dead tool leaves the target
+//! running and unchanged: the kernel detaches it from its interrupt stop (tested). SIGINT,
+//! SIGTERM and SIGHUP of the tool are deferred to safe points ([`interrupt::Interrupts`]).
+//!
+//! What the live target may notice: the stop itself (its clocks run on), a scratch page mapped
+//! and unmapped again during the batch, and a pipe's extra reader for the moment its buffer is
+//! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
 
 pub mod error;
 pub mod files;
