@@ -228,6 +228,19 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
     }
 }
 
+/// Checks that `pid`, when given, is a process of the image.
+pub fn check_pid(img: &Image, image: &str, pid: Option<u32>) -> Result<()> {
+    let procs = &img.checkpoint().processes;
+    match pid {
+        Some(p) if !procs.iter().any(|x| x.pid == p) => Err(Error::NoSuchPid {
+            image: image.into(),
+            pid: p,
+            available: procs.iter().map(|x| x.pid).collect(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The whole dump (or one section) as JSON.
 pub fn dump_value(img: &Image, section: Option<SectionKind>, pid: Option<u32>) -> Value {
     let mut m = Map::new();

@@ -215,15 +215,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 let hits = dump::search(&img, &image, pid, &needle, max_hits)?;
                 print(&if as_json { json(&hits) } else { dump::render_hits(&hits, &needle, max_hits) })?;
             } else {
-                if let Some(p) = pid {
-                    if !img.checkpoint().processes.iter().any(|x| x.pid == p) {
-                        return Err(Error::NoSuchPid {
-                            image,
-                            pid: p,
-                            available: img.checkpoint().processes.iter().map(|x| x.pid).collect(),
-                        });
-                    }
-                }
+                dump::check_pid(&img, &image, pid)?;
                 let out = if as_json {
                     json(&dump::dump_value(&img, section, pid))
                 } else {

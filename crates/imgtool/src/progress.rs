@@ -23,7 +23,7 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            "{msg:>10} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
