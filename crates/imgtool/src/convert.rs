@@ -22,12 +22,12 @@ use psnc_format::class::C32;
 use psnc_format::layout::{HEADER_FLAG_STREAMED, SECTION_SAFE_TO_COPY};
 use psnc_format::model::{Checkpoint, FdKind, FileId, FileRef, PageRun};
 use psnc_format::sections::{encode_metadata, kind_name};
-use psnc_format::verify::check_model;
+use psnc_format::verify::verify_image;
 use psnc_format::{AtomicFile, FormatError, Image, ImageWriter, LayoutClass, SectionKind};
 use serde::Serialize;
 
-use crate::progress::Progress;
-use crate::verify::{bulk_len, verify_bulk};
+use crate::progress::{with_spinner, Progress};
+use crate::verify::bulk_len;
 use crate::{Error, Result};
 
 /// What a conversion did.
@@ -204,9 +204,7 @@ fn new_report(img: &Image, to: LayoutClass, streamed: bool) -> ConvertReport {
 /// The checks before writing: the values fit `to`, and the input verifies.
 fn preflight(img: &Image, image: &str, to: LayoutClass) -> Result<()> {
     check_fits(img, to).map_err(|source| Error::DoesNotFit { image: image.into(), to, source })?;
-    let progress = Progress::bytes(bulk_len(img), "verifying");
-    verify_bulk(img, &progress).map_err(|source| Error::InvalidInput { image: image.into(), source })?;
-    check_model(img.checkpoint(), img.page_data().len() as u64, img.file_data().len() as u64)
+    with_spinner(bulk_len(img), "verifying", || verify_image(img))
         .map_err(|source| Error::InvalidInput { image: image.into(), source })
 }
 

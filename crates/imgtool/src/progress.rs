@@ -47,6 +47,30 @@ impl Progress {
     }
 }
 
+/// Runs `work` (a call that reports no progress, such as the format crate's digest checks over
+/// `total` bytes) on a helper thread while a spinner with the elapsed time turns on stderr; on a
+/// pipe or for small work, just runs it.
+pub fn with_spinner<T: Send>(total: u64, what: &'static str, work: impl FnOnce() -> T + Send) -> T {
+    if total < MIN_VISIBLE_BYTES || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("{what} {} MiB", total >> 20));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(work);
+        match h.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    bar.finish_and_clear();
+    out
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.0.finish_and_clear();

@@ -1,34 +1,36 @@
 //! `verify`: is this image intact and sensible?
 //!
-//! Three checks, in order, stopping at the first failure:
+//! The checks are the format crate's own, in the order of `psnc_format::verify::verify_image`,
+//! each reported by name, stopping at the first failure:
 //! 1. structure ([`Image::open`]): magic, format version, class, byte order, trailer, section
-//!    table extents, the whole-image digest, unknown critical sections, every metadata section's
-//!    digest, decoding;
-//! 2. bulk digests: every chunk of the page- and file-data sections (the format crate's
-//!    `Image::verify_data`, here in batches so a terminal shows progress);
-//! 3. model invariants ([`psnc_format::verify::check_model`]): VMAs sorted and disjoint, page runs
+//!    table extents, the whole-image digest, unknown critical sections, every known section's
+//!    flags and digest, decoding;
+//! 2. layout ([`Image::verify_layout`]): section alignment, zero padding (no digest covers it);
+//! 3. data digests ([`Image::verify_data`]): every chunk of the page- and file-data sections and
+//!    the digest of every unknown section;
+//! 4. model invariants ([`psnc_format::verify::check_model`]): VMAs sorted and disjoint, page runs
 //!    inside VMAs and inside the page data, threads in their process, file references resolve.
+//!
+//! imgtool calls these rather than re-implementing any of them, so `verify` never accepts what
+//! restore would refuse. `verify_data` reports no progress, so a terminal shows a spinner.
 
-use psnc_format::digest::{chunk_digests, digest_of_chunks};
-use psnc_format::layout::SECTION_CHUNKED;
 use psnc_format::sections::kind_name;
 use psnc_format::verify::check_model;
 use psnc_format::{FormatError, Image};
 use serde::Serialize;
 
 use crate::dump::section_status;
-use crate::progress::Progress;
+use crate::progress::with_spinner;
 use crate::{open_image, Error, Result};
-
-/// Chunks hashed per batch between progress updates (64 MiB with the default 1 MiB chunks).
-const BATCH_CHUNKS: usize = 64;
 
 /// One of verify's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Check {
     /// Header, trailer, section table, image digest, metadata digests, decoding.
     Structure,
-    /// Page- and file-data chunk digests.
+    /// Section alignment and zero padding.
+    Layout,
+    /// Page- and file-data chunk digests, unknown sections' digests.
     BulkDigests,
     /// The model's invariants.
     Invariants,
@@ -39,7 +41,8 @@ impl Check {
     pub fn name(self) -> &'static str {
         match self {
             Check::Structure => "structure and metadata digests",
-            Check::BulkDigests => "page and file data digests",
+            Check::Layout => "alignment and padding",
+            Check::BulkDigests => "data digests",
             Check::Invariants => "model invariants",
         }
     }
@@ -103,36 +106,9 @@ impl Report {
     }
 }
 
-/// Hashes every chunked section in batches, advancing `progress`. On a mismatch the error comes
-/// from `Image::verify_data`, which names the first corrupt chunk.
-pub fn verify_bulk(img: &Image, progress: &Progress) -> Result<u64, FormatError> {
-    let chunk = 1usize << img.header().chunk_shift;
-    let mut chunks = 0u64;
-    for (i, e) in img.sections().iter().enumerate() {
-        if e.flags & SECTION_CHUNKED == 0 {
-            continue;
-        }
-        let body = img.section_bytes(i).unwrap_or_default();
-        let mut digests = Vec::with_capacity(body.len().div_ceil(chunk));
-        for batch in body.chunks(chunk * BATCH_CHUNKS) {
-            digests.extend(chunk_digests(batch, chunk));
-            progress.inc(batch.len() as u64);
-        }
-        chunks += digests.len() as u64;
-        if digest_of_chunks(&digests) != e.sha256 {
-            return Err(img.verify_data().err().unwrap_or_else(|| FormatError::DigestMismatch {
-                what: format!("section {}", kind_name(e.kind)),
-                offset: e.offset,
-                end: e.offset + e.length,
-            }));
-        }
-    }
-    Ok(chunks)
-}
-
-/// Total bytes of the chunked sections (the work of [`verify_bulk`]).
+/// Bytes the digest check hashes: every section but the metadata, which was hashed at open.
 pub fn bulk_len(img: &Image) -> u64 {
-    img.sections().iter().filter(|e| e.flags & SECTION_CHUNKED != 0).map(|e| e.length).sum()
+    img.page_data().len() as u64 + img.file_data().len() as u64
 }
 
 /// Runs checks 2 and 3 on an opened image (check 1 passed when it opened).
@@ -150,18 +126,21 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
         Check::Structure,
         format!("format {maj}.{min}, {} layout, {} sections, image digest", img.class(), img.sections().len()),
     );
-    let progress = Progress::bytes(bulk_len(img), "verifying");
-    match verify_bulk(img, &progress) {
-        Ok(chunks) => r.pass(
+    if let Err(e) = img.verify_layout() {
+        r.fail(Check::Layout, e);
+        return r;
+    }
+    r.pass(Check::Layout, "sections aligned, padding zero".into());
+    match with_spinner(bulk_len(img), "verifying", || img.verify_data()) {
+        Ok(()) => r.pass(
             Check::BulkDigests,
-            format!("{} bytes of pages, {} bytes of files, {chunks} chunks", img.page_data().len(), img.file_data().len()),
+            format!("{} bytes of pages, {} bytes of files", img.page_data().len(), img.file_data().len()),
         ),
         Err(e) => {
             r.fail(Check::BulkDigests, e);
             return r;
         }
     }
-    drop(progress);
     let ck = img.checkpoint();
     match check_model(ck, img.page_data().len() as u64, img.file_data().len() as u64) {
         Ok(()) => {

@@ -277,7 +277,7 @@ fn verify_accepts_both_examples_from_files_and_stdin() {
         let r = imgtool(&["verify".as_ref(), img.as_os_str(), "--json".as_ref()]);
         let v = json(&r);
         assert_eq!(v["valid"], true);
-        assert_eq!(v["checks"].as_array().map(Vec::len), Some(3));
+        assert_eq!(v["checks"].as_array().map(Vec::len), Some(4));
         let (r, _) = imgtool_stdin(&["verify", "-"], &bytes);
         assert_eq!(r.code, 0, "{}", r.stdout);
     }
@@ -317,6 +317,8 @@ fn verify_catches_a_bad_header_table_and_truncation() {
         ({ let mut b = good.clone(); b[0] ^= 0xff; b }, "not a psnc-cr image"),
         ({ let mut b = good.clone(); b[table + 20] ^= 0x01; b }, "digest mismatch"),
         (good[..good.len() - 100].to_vec(), "trailer"),
+        // Padding after the header: no digest covers it, the layout check does.
+        ({ let mut b = good.clone(); b[100] = 1; b }, "INVALID: alignment and padding: invalid model: padding byte at offset 100 is not zero"),
         ({ let mut b = good.clone(); b[8] = 9; b }, "version 9.0 is not supported"),
     ];
     for (bytes, want) in cases {

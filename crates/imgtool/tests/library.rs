@@ -107,6 +107,23 @@ fn convert_carries_unknown_sections_only_when_safe_to_copy() {
 }
 
 #[test]
+fn verify_and_convert_check_the_digest_of_unknown_sections() {
+    let mut bytes = with_unknown_sections(true);
+    let img = Image::from_vec(bytes.clone()).expect("open");
+    let e = img.sections().iter().find(|e| e.kind == 0x1000).copied().expect("unknown section");
+    bytes[e.offset as usize] ^= 1;
+    let img = Image::from_vec(bytes).expect("an unknown ancillary section is not checked at open");
+    let r = verify_opened(&img, "x");
+    assert!(
+        matches!(&r.failure, Some((Check::BulkDigests, FormatError::DigestMismatch { what, .. })) if what == "section unknown kind 0x1000"),
+        "{:?}",
+        r.failure
+    );
+    let c = convert_to_writer(&img, "x", LayoutClass::Bits64, Vec::new());
+    assert!(matches!(c, Err(Error::InvalidInput { source: FormatError::DigestMismatch { .. }, .. })), "{c:?}");
+}
+
+#[test]
 fn convert_keeps_a_seekable_image_seekable_and_round_trips_it() {
     let dir = tempfile::tempdir().expect("tmp");
     let original = example_seekable(Arch::I386, LayoutClass::Bits32);
