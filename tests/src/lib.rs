@@ -40,6 +40,30 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("threads", &["-pthread"]),
 ];
 
+/// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.
+///
+/// cargo runs tests with its jobserver pipe open and inheritable; a target that inherited it
+/// would hold a pipe whose other end is outside the image, which is a different test.
+pub fn close_inherited_fds() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .filter(|fd| *fd > 2)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in fds {
+            use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+            if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFD) {
+                let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
+                let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
+            }
+        }
+    });
+}
+
 /// Directory of the workspace's `tests/` package.
 pub fn package_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -448,6 +472,7 @@ static RUN_COUNTER: Mutex<u64> = Mutex::new(0);
 /// Runs a command with stdout and stderr going to files (not pipes: a restored process might
 /// inherit a pipe and keep it open), kills it after [`TOOL_TIMEOUT`].
 pub fn run(program: &Path, args: &[&str], opts: RunOpts) -> ToolRun {
+    close_inherited_fds();
     let n = {
         let mut g = RUN_COUNTER.lock().unwrap_or_else(|e| e.into_inner());
         *g += 1;
@@ -658,6 +683,7 @@ impl<'a> Spawn<'a> {
 
     /// Starts it and waits for READY.
     pub fn start(self) -> Target {
+        close_inherited_fds();
         let dir = WorkDir::new(self.name);
         // A unique binary name: its comm tells it apart from every other test's process.
         let tag = dir
@@ -1183,6 +1209,7 @@ pub fn roundtrip(case: &Case, bits: Bits) -> Target {
 /// Starts a program that is not a self-verifying target (python3, bash, sleep) in its own process
 /// group with /dev/null as stdio, guarded.
 pub fn spawn_program(cmd: &mut Command) -> ProcGuard {
+    close_inherited_fds();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -57,28 +57,39 @@ fn image_through_a_pipe() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let ticks_path = t.report.with_extension("ticks");
     wait_ticks(&ticks_path, 3, Duration::from_secs(10));
-    // psnc-capture PID -o - --kill | psnc-restore -
+    // psnc-capture PID -o - --kill | psnc-restore -, in the background: the killed original is
+    // our child, and its zombie holds the PID until we reap it, which must happen while the
+    // pipeline runs.
     let script = format!(
         "set -o pipefail; '{}' {} -o - --kill | '{}' -",
         psnc_tests::tool("psnc-capture").display(),
         t.pid(),
         psnc_tests::tool("psnc-restore").display()
     );
-    let r = psnc_tests::run(
-        std::path::Path::new("/bin/bash"),
-        &["-c", &script],
-        psnc_tests::RunOpts::default(),
-    );
-    r.assert_ok();
+    let out = t.dir.join("pipeline.out");
+    let err = t.dir.join("pipeline.err");
+    let mut pipeline = std::process::Command::new("/bin/bash")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("create pipeline.out"))
+        .stderr(std::fs::File::create(&err).expect("create pipeline.err"))
+        .spawn()
+        .expect("start the pipeline");
     assert!(
-        t.proc.reap(Duration::from_secs(10)).is_some(),
-        "the original still runs"
+        t.proc.reap(Duration::from_secs(60)).is_some(),
+        "the original was not killed"
     );
-    let pid: u32 = r
-        .stdout
+    let st = psnc_tests::wait_for(Duration::from_secs(60), || {
+        pipeline.try_wait().ok().flatten()
+    })
+    .expect("the pipeline did not finish");
+    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(st.success(), "the pipeline failed ({st:?}):\n{stderr}");
+    let pid: u32 = stdout
         .trim()
         .parse()
-        .unwrap_or_else(|_| panic!("no PID printed:\n{r}"));
+        .unwrap_or_else(|_| panic!("no PID printed: {stdout:?}\n{stderr}"));
     t.proc = psnc_tests::ProcGuard::foreign(pid);
     let n = t.ticks().len();
     wait_ticks(&ticks_path, n + 5, Duration::from_secs(10));

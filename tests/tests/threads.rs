@@ -119,9 +119,8 @@ fn python_threading() {
 }
 
 /// i386 image -> 64-bit layout class -> restore works; converting back gives identical bytes.
-/// The `convert` command line here is a guess until imgtool has it: adjust when it lands.
 #[test]
-#[ignore = "needs i386 (issue 4) and psnc-imgtool convert"]
+#[ignore = "needs i386: issue 4"]
 fn i386_image_converted_to_64_restores_and_converts_back() {
     if !need_m32() {
         return;
@@ -138,13 +137,13 @@ fn i386_image_converted_to_64_restores_and_converts_back() {
     let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
     psnc_tests::run(
         &imgtool,
-        &["convert", "--layout", "64", &s(&image), "-o", &s(&img64)],
+        &["convert", "--to", "64", "-o", &s(&img64), &s(&image)],
         RunOpts::default(),
     )
     .assert_ok();
     psnc_tests::run(
         &imgtool,
-        &["convert", "--layout", "32", &s(&img64), "-o", &s(&back)],
+        &["convert", "--to", "32", "-o", &s(&back), &s(&img64)],
         RunOpts::default(),
     )
     .assert_ok();
