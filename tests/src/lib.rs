@@ -38,6 +38,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("regs", &[]),
     ("blocked", &[]),
     ("threads", &["-pthread"]),
+    ("unsupported", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

@@ -173,3 +173,48 @@ fn tool_killed_while_reading_memory() {
     assert_no_image(&image);
     assert_untouched(&mut t, &["fill"]);
 }
+
+/// Kinds of state capture does not support yet are refused with an error naming them, and the
+/// target runs on unchanged (the `what` string must appear in the error).
+fn refused(mode: &str, what: &str) {
+    let mut t = Spawn::new("unsupported").args(&[mode]).start();
+    let image = t.dir.join("image");
+    let r = t.capture(&image, &[]);
+    r.assert_failed();
+    assert!(
+        r.stderr.contains(what),
+        "the error does not name {what:?}:\n{r}"
+    );
+    assert_no_image(&image);
+    assert_untouched(&mut t, &[mode]);
+}
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn socket_refused() {
+    refused("socket", "fd 5");
+}
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn eventfd_refused() {
+    refused("eventfd", "fd 5");
+}
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn memfd_refused() {
+    refused("memfd", "fd 5");
+}
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn shared_anonymous_mapping_refused() {
+    refused("shm", "/dev/zero");
+}
+
+#[test]
+#[ignore = "needs psnc-capture: issue 3"]
+fn seccomp_refused() {
+    refused("seccomp", "seccomp");
+}

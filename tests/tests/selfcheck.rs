@@ -73,3 +73,11 @@ fn withlib() {
     t.verify()
         .assert_passed(&["lib_state", "lib_code", "lib_data"]);
 }
+
+#[test]
+fn unsupported() {
+    for mode in ["socket", "eventfd", "memfd", "shm", "seccomp"] {
+        let mut t = psnc_tests::Spawn::new("unsupported").args(&[mode]).start();
+        t.verify().assert_passed(&[mode]);
+    }
+}
