@@ -1,0 +1,162 @@
+//! Capture, kill, restore, continue: a small C program (built with `cc` at test time) that sets up
+//! heap, mappings with a PROT_NONE region and a hole, a file with an offset, a pipe with unread
+//! bytes, a handler and a blocked pending signal, then counts. After the restore it must count on
+//! from where it was (same PID), and on SIGUSR2 it checks its own state and reports.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use psnc_format::Image;
+use psnc_restore::{restore, Options};
+
+fn build_target(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/targets/roundtrip.c");
+    let exe = dir.join("roundtrip");
+    let st = Command::new("cc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().unwrap();
+    assert!(st.success(), "cc failed");
+    exe
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reaps the killed original so its PID is free again (the capture, tracing our own child, may
+/// have reaped it already).
+fn reap(child: &mut std::process::Child) {
+    let _ = child.wait();
+    let pid = child.id();
+    wait_for("the original to be gone", || !Path::new(&format!("/proc/{pid}")).exists());
+}
+
+/// Kills a restored process when a test fails half-way, so it does not outlive the test.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(self.0), None);
+    }
+}
+
+fn counter(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("counter")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn counter_continues_after_capture_kill_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_target(dir.path());
+    let mut child = Command::new(&exe)
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the target to be ready", || dir.path().join("ready").exists() && counter(dir.path()) > 10);
+
+    let image_path = dir.path().join("image");
+    let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
+    copts.kill = true;
+    psnc_capture::capture(pid as i32, &copts).unwrap();
+    reap(&mut child);
+    let at_capture = counter(dir.path());
+
+    let image = Image::open(&image_path).unwrap();
+    let restored = restore(&image, &Options::default()).unwrap();
+    let _guard = KillOnDrop(restored.pid as i32);
+    assert_eq!(restored.pid, pid);
+    assert!(!restored.stopped);
+
+    // It counts on from the captured value: not from zero, not stuck.
+    wait_for("the restored target to count on", || counter(dir.path()) > at_capture + 20);
+    let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe_link, exe);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(!maps.contains("psnc-stub"), "{maps}");
+    assert!(maps.contains("[heap]") && maps.contains("[stack]") && maps.contains("[vdso]"), "{maps}");
+
+    let p = Pid::from_raw(pid as i32);
+    kill(p, Signal::SIGUSR2).unwrap();
+    let status = waitpid(p, None).unwrap();
+    let report = std::fs::read_to_string(dir.path().join("report")).unwrap_or_default();
+    assert_eq!(status, WaitStatus::Exited(p, 0), "report: {report}");
+    let (word, n) = report.trim().split_once(' ').unwrap();
+    assert_eq!(word, "ok");
+    assert!(n.parse::<u64>().unwrap() > at_capture + 20, "{report}");
+}
+
+/// `leave_stopped`: the restored process is in a job-control stop, and runs on after SIGCONT.
+/// Also `--inherit-fd` for a pipe whose other end was outside the image (its stderr).
+#[test]
+fn leave_stopped_then_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_target(dir.path());
+    // Its stderr is a pipe whose other end stays with us, outside the image.
+    let (_rd, wr) = nix::unistd::pipe().unwrap();
+    let mut child = Command::new(&exe)
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(wr.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the target to be ready", || dir.path().join("ready").exists() && counter(dir.path()) > 5);
+    let image_path = dir.path().join("image");
+    let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
+    copts.kill = true;
+    psnc_capture::capture(pid as i32, &copts).unwrap();
+    reap(&mut child);
+    let at_capture = counter(dir.path());
+
+    let image = Image::open(&image_path).unwrap();
+    // Refused unless the pipe is handed in.
+    let err = restore(&image, &Options::default()).unwrap_err();
+    assert!(matches!(err, psnc_restore::RestoreError::UnsupportedFd { fd: 2, .. }), "{err:?}");
+    use std::os::fd::AsRawFd;
+    let opts = Options {
+        leave_stopped: true,
+        inherit_fds: vec![psnc_restore::InheritFd::parse(&format!("fd[{}]:fd:2", wr.as_raw_fd())).unwrap()],
+        ..Options::default()
+    };
+    let restored = restore(&image, &opts).unwrap();
+    let _guard = KillOnDrop(restored.pid as i32);
+    assert!(restored.stopped);
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit_once(") ").unwrap().1.chars().next().unwrap()
+    };
+    // Detaching from the group-stop wakes the task for a moment before it stops again.
+    wait_for("the restored process to be stopped", || state() == 'T');
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(counter(dir.path()), at_capture, "a stopped process must not count");
+
+    let p = Pid::from_raw(pid as i32);
+    kill(p, Signal::SIGCONT).unwrap();
+    wait_for("the target to count on after SIGCONT", || counter(dir.path()) > at_capture + 5);
+    kill(p, Signal::SIGUSR2).unwrap();
+    // The stop and continue are reported to us, the parent, before the exit.
+    loop {
+        match waitpid(p, None).unwrap() {
+            WaitStatus::Exited(_, code) => {
+                let report = std::fs::read_to_string(dir.path().join("report")).unwrap_or_default();
+                assert_eq!(code, 0, "report: {report}");
+                break;
+            }
+            WaitStatus::Signaled(_, sig, _) => panic!("killed by {sig}"),
+            _ => continue,
+        }
+    }
+}
