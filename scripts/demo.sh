@@ -42,17 +42,28 @@ C
 cc -O1 -o "$work/counter" "$work/counter.c"
 
 step "starting the counter (prints every 0.5 s to $work/log)"
-setsid "$work/counter" >> "$work/log" 2>&1 < /dev/null &
+# Only stdin/stdout/stderr: a descriptor inherited from whatever started this script (a build
+# tool's jobserver pipe, say) would be state with its other end outside the image.
+(
+	for fd in $(ls "/proc/$BASHPID/fd"); do
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$work/counter"
+) >> "$work/log" 2>&1 < /dev/null &
 pid=$!
 sleep 3
 tail -n 2 "$work/log"
 
 step "psnc-capture $pid -o $work/counter.img --kill"
-if ! "$bin/psnc-capture" "$pid" -o "$work/counter.img" --kill; then
+# bash reports a killed background job on its own stderr: keep that quiet while the tool talks.
+exec 3>&2 2>/dev/null
+if ! "$bin/psnc-capture" "$pid" -o "$work/counter.img" --kill 2>&3; then
+	exec 2>&3
 	echo "demo: psnc-capture failed (is capture implemented yet? see issue 3)" >&2
 	exit 1
 fi
-wait "$pid" 2>/dev/null || true
+wait "$pid" || true
+exec 2>&3 3>&-
 last=$(tail -n 1 "$work/log")
 echo "killed; last line before the checkpoint: $last"
 ls -l "$work/counter.img"
