@@ -433,6 +433,10 @@ pub mod vm_flags {
     pub const HUGETLB: u32 = 1 << 12;
     /// `lf`: VM_LOCKONFAULT.
     pub const LOCKONFAULT: u32 = 1 << 13;
+    /// `ac`: VM_ACCOUNT, charged to the commit limit: a private mapping that was writable at some
+    /// point keeps it after its protection is lowered (glibc's RELRO), and it is what keeps such a
+    /// mapping apart from a never-writable neighbour. Restore recreates it writable first.
+    pub const ACCOUNT: u32 = 1 << 14;
 }
 
 /// A run of stored, contiguous pages of one process. The bytes live in the page-data section.

@@ -187,8 +187,9 @@ fn rebuild(task: &mut Task, image: &Image, plan: &Plan, local: &LocalFiles, opts
     task::close_inherited(task)?;
     let pidfd = task::open_pidfd(task, p)?;
     task.log(|| format!("recreating {} mappings", p.vmas.len()));
-    memory::create_vmas(task, p, local, pidfd)?;
+    let lowered = memory::create_vmas(task, p, local, pidfd)?;
     let bytes = memory::fill_pages(task, image, p)?;
+    memory::lower_protections(task, &lowered)?;
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;
     task::set_mm(task, p, None)?;

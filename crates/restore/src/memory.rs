@@ -8,6 +8,15 @@
 //! restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
 //! COWs private file pages, straight from the image's memory map: no copy in the tool.
 //!
+//! VMA boundaries: the kernel merges a new mapping into an adjacent one with the same flags, file
+//! and offsets, so recreating two VMAs that the original process kept apart can yield one. What
+//! kept them apart is usually `VM_ACCOUNT` (smaps `ac`): a private mapping that was writable once
+//! (glibc's RELRO, a guard region made PROT_NONE after use) stays accounted when its protection is
+//! lowered, while its read-only neighbour never was. Such VMAs are created writable (which makes
+//! them accounted) and lowered to their protection after their pages are written, as in the
+//! original. Images recording `ac` ([`ACCOUNT`]) say which VMAs were accounted; for older images a
+//! private VMA with stored pages is taken as once writable, which covers RELRO.
+//!
 //! Page runs that fall into a shared mapping are not written: those pages are the file's, and
 //! writing them would modify the file. The vdso group is not written either ([`crate::vdso`]).
 
@@ -24,6 +33,39 @@ use crate::maps::MapEntry;
 use crate::placement::Region;
 use crate::remote::{Extra, Task};
 use crate::vdso::VdsoGroup;
+
+/// `VM_ACCOUNT` (smaps `ac`) as a [`vm_flags`] bit, when the capture records it.
+pub const ACCOUNT: u32 = vm_flags::ACCOUNT;
+
+/// Whether `v` was accountable (`VM_ACCOUNT`) in the original: as recorded when the image records
+/// the bit (`recorded`), else inferred from stored pages in a private mapping.
+pub fn was_accounted(v: &Vma, p: &Process, recorded: bool) -> bool {
+    if v.shared {
+        return false;
+    }
+    if recorded {
+        return v.vm_flags & ACCOUNT != 0;
+    }
+    v.prot & libc::PROT_WRITE as u32 != 0
+        || p.pages.iter().any(|r| v.start <= r.addr && r.addr < v.end)
+}
+
+/// Whether the image records `VM_ACCOUNT` (every live process has accounted mappings: its stack,
+/// heap or data; an image without a single one predates the bit).
+pub fn records_account(p: &Process) -> bool {
+    p.vmas.iter().any(|v| v.vm_flags & ACCOUNT != 0)
+}
+
+/// A VMA created with more protection than it ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lowered {
+    /// First address.
+    pub start: u64,
+    /// Length.
+    pub len: u64,
+    /// Its final protection.
+    pub prot: u32,
+}
 
 /// Whether the VMA is one the kernel provides (and the restore moves or leaves), not one it maps.
 pub fn is_special(v: &Vma) -> bool {
@@ -90,9 +132,12 @@ impl Transferred {
     }
 }
 
-/// Recreates every VMA of `p` (except the kernel-provided ones) at its address.
-pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
+/// Recreates every VMA of `p` (except the kernel-provided ones) at its address. Returns the VMAs
+/// created writable for accounting, whose protection [`lower_protections`] sets after the fill.
+pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<Vec<Lowered>> {
     let mut transferred = Transferred::default();
+    let recorded = records_account(p);
+    let mut lowered = Vec::new();
     for (i, v) in p.vmas.iter().enumerate() {
         if is_special(v) {
             continue;
@@ -101,6 +146,15 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
         let mut flags = libc::MAP_FIXED_NOREPLACE | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
         if v.vm_flags & vm_flags::GROWSDOWN != 0 {
             flags |= libc::MAP_GROWSDOWN;
+        }
+        let accounted = was_accounted(v, p, recorded);
+        let mut prot = v.prot;
+        if !v.shared && accounted && prot & libc::PROT_WRITE as u32 == 0 {
+            prot |= libc::PROT_WRITE as u32;
+            lowered.push(Lowered { start: v.start, len: v.end - v.start, prot: v.prot });
+        }
+        if !v.shared && !accounted && prot & libc::PROT_WRITE as u32 != 0 {
+            flags |= libc::MAP_NORESERVE;
         }
         let (fd, off) = match (v.kind, local.vmas.get(i).and_then(|f| f.as_ref())) {
             (VmaKind::File, Some(file)) => {
@@ -114,8 +168,8 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
                 (u64::MAX, 0)
             }
         };
-        task.log(|| format!("{step} prot {:#x} flags {flags:#x}", v.prot));
-        let args = [v.start, v.end - v.start, u64::from(v.prot), flags as u32 as u64, fd, off];
+        task.log(|| format!("{step} prot {prot:#x} flags {flags:#x}"));
+        let args = [v.start, v.end - v.start, u64::from(prot), flags as u32 as u64, fd, off];
         let addr = match task.arch {
             // mmap2 counts the offset in pages.
             psnc_ptrace::Arch::I386 => task.call(&step, Sysno::Mmap, &[args[0], args[1], args[2], args[3], args[4], off / 4096])?,
@@ -125,7 +179,17 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
             return Err(RestoreError::Inconsistent(format!("{step}: the kernel mapped it at {addr:#x}")));
         }
     }
-    transferred.close_all(task)
+    transferred.close_all(task)?;
+    Ok(lowered)
+}
+
+/// Lowers the VMAs created writable for accounting to their real protection.
+pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
+    for l in lowered {
+        let step = format!("setting protection {:#x} on {:#x}-{:#x}", l.prot, l.start, l.start + l.len);
+        task.call(&step, Sysno::Mprotect, &[l.start, l.len, u64::from(l.prot)])?;
+    }
+    Ok(())
 }
 
 /// Writes every stored page run into the task; returns the number of bytes written.
@@ -218,4 +282,42 @@ pub fn find_image_syscall(task: &Task, p: &Process, region: Region) -> Result<u6
         "no executable mapping of the image holds a {:?} system-call instruction",
         task.arch
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psnc_format::model::PageRun;
+
+    fn vma(start: u64, prot: i32, shared: bool, flags: u32) -> Vma {
+        Vma { start, end: start + 0x1000, prot: prot as u32, shared, vm_flags: flags, ..Vma::default() }
+    }
+
+    #[test]
+    fn accounting_inferred_without_the_recorded_bit() {
+        let relro = vma(0x2000, libc::PROT_READ, false, 0);
+        let text = vma(0x1000, libc::PROT_READ, false, 0);
+        let data = vma(0x3000, libc::PROT_READ | libc::PROT_WRITE, false, 0);
+        let shared = vma(0x4000, libc::PROT_READ | libc::PROT_WRITE, true, 0);
+        let p = Process {
+            vmas: vec![text.clone(), relro.clone(), data.clone(), shared.clone()],
+            pages: vec![PageRun { addr: 0x2000, pages: 1, data_offset: 0 }],
+            ..Process::default()
+        };
+        assert!(!records_account(&p));
+        assert!(was_accounted(&relro, &p, false), "read-only with COWed pages was writable");
+        assert!(!was_accounted(&text, &p, false));
+        assert!(was_accounted(&data, &p, false));
+        assert!(!was_accounted(&shared, &p, false));
+    }
+
+    #[test]
+    fn recorded_bit_wins() {
+        let guard = vma(0x1000, libc::PROT_NONE, false, ACCOUNT);
+        let noreserve = vma(0x2000, libc::PROT_READ | libc::PROT_WRITE, false, 0);
+        let p = Process { vmas: vec![guard.clone(), noreserve.clone()], ..Process::default() };
+        assert!(records_account(&p));
+        assert!(was_accounted(&guard, &p, true));
+        assert!(!was_accounted(&noreserve, &p, true));
+    }
 }
