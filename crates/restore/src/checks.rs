@@ -382,15 +382,35 @@ fn stdio_for(fd: i32, flags: u32) -> i32 {
     }
 }
 
-/// Refuses when `pid` names a live process or thread.
+/// How long a PID held by a zombie (a killed process its parent has not reaped yet, typically
+/// right after `psnc-capture --kill`) is waited for before the restore gives up.
+pub const ZOMBIE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Refuses when `pid` names a live process or thread. A zombie gets [`ZOMBIE_GRACE`] to be
+/// reaped first.
 pub fn check_pid_free(pid: u32) -> Result<()> {
     // /proc/PID exists for every thread-group leader and (hidden from readdir) every thread.
     let dir = format!("/proc/{pid}");
-    if std::fs::symlink_metadata(&dir).is_ok() {
-        let comm = std::fs::read_to_string(format!("{dir}/comm"))
-            .map(|s| s.trim_end().to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        return Err(RestoreError::PidInUse { pid, comm });
+    let start = std::time::Instant::now();
+    loop {
+        let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
+            if std::fs::symlink_metadata(&dir).is_err() {
+                return Ok(());
+            }
+            break;
+        };
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        if !matches!(state, Some('Z' | 'X')) || start.elapsed() >= ZOMBIE_GRACE {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(())
+    let mut comm = std::fs::read_to_string(format!("{dir}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+    if matches!(stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()), Some('Z' | 'X')) {
+        comm.push_str(", a zombie its parent has not reaped");
+    }
+    Err(RestoreError::PidInUse { pid, comm })
 }
