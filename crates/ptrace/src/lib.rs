@@ -42,4 +42,4 @@ pub use nix::sys::ptrace::Options;
 pub use remote::{
     find_syscall_insn, ITimerSpec, ITimerVal, RemoteSyscaller, SigAction, SigAltStack,
 };
-pub use tracee::{OnSignal, RseqConfig, SigInfo, Stop, Tracee, UserDesc};
+pub use tracee::{kill_all, OnSignal, RseqConfig, SigInfo, Stop, Tracee, UserDesc};

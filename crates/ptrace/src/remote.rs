@@ -465,6 +465,60 @@ impl<'t> RemoteSyscaller<'t> {
         self.syscall(Sysno::Brk, &[addr])
     }
 
+    /// `close(fd)` in the target.
+    pub fn close(&mut self, fd: i32) -> Result<()> {
+        self.syscall(Sysno::Close, &[fd as u64]).map(drop)
+    }
+
+    /// Opens `path` in the target (`openat(AT_FDCWD, path, flags, mode)`, the path passed through
+    /// the scratch area, so at most its length minus one bytes) and returns the new fd. For an
+    /// i386 target add `O_LARGEFILE` (0o100000) yourself when the file may exceed 2 GiB: the
+    /// kernel adds it only for 64-bit callers.
+    pub fn open(&mut self, path: &[u8], flags: i32, mode: u32) -> Result<i32> {
+        let (addr, len) = self.scratch()?;
+        if path.contains(&0) || path.len() as u64 >= len {
+            return Err(PtraceError::RemoteSyscall {
+                tid: self.tracee.tid(),
+                sysno: Sysno::Openat,
+                errno: nix::errno::Errno::ENAMETOOLONG,
+            });
+        }
+        let mut z = path.to_vec();
+        z.push(0);
+        self.mem.write_at(addr, &z)?;
+        let at_fdcwd = i64::from(libc::AT_FDCWD) as u64;
+        Ok(self.syscall(
+            Sysno::Openat,
+            &[at_fdcwd, addr, flags as u32 as u64, u64::from(mode)],
+        )? as i32)
+    }
+
+    /// `lseek(fd, offset, whence)` in the target, with the full 64-bit offset in both modes: for
+    /// i386 this is `_llseek(fd, offset >> 32, offset & 0xffffffff, &result, whence)`, the
+    /// offset split over two registers and the result returned through the scratch area.
+    pub fn lseek(&mut self, fd: i32, offset: i64, whence: i32) -> Result<u64> {
+        match self.arch {
+            Arch::X86_64 => self.syscall(Sysno::Lseek, &[fd as u64, offset as u64, whence as u64]),
+            Arch::I386 => {
+                let (addr, _) = self.scratch()?;
+                let off = offset as u64;
+                let mut b = [0u8; 8];
+                self.call_with_out(
+                    Sysno::Lseek,
+                    &[
+                        fd as u64,
+                        off >> 32,
+                        off & u64::from(u32::MAX),
+                        addr,
+                        whence as u64,
+                    ],
+                    &mut b,
+                )?;
+                Ok(u64_at(&b, 0))
+            }
+        }
+    }
+
     /// Uses `[addr, addr + len)` of the target as scratch area instead of mapping a page; the
     /// caller keeps owning it (it is not unmapped). Unmaps a page this syscaller mapped before.
     pub fn set_scratch(&mut self, addr: u64, len: u64) -> Result<()> {

@@ -510,12 +510,35 @@ impl Tracee {
         })
     }
 
-    /// Kills the whole process the thread belongs to (SIGKILL) and waits until this thread is
-    /// gone. Held signals are dropped. When the tool is also the target's parent, the wait
-    /// reaps it.
+    /// Kills the whole process the thread belongs to (SIGKILL) and reaps this thread. Held
+    /// signals are dropped.
+    ///
+    /// The kernel reports a thread-group leader's exit only after all its other threads are
+    /// released, and traced ones are released only when their tracer reaps them: waiting for
+    /// the leader while its siblings are seized by us would never end. So for a leader with
+    /// other threads this sends the SIGKILL and returns without reaping; use [`kill_all`] to
+    /// kill a multithreaded process and reap every thread in the right order.
     pub fn kill(mut self) -> Result<()> {
         self.held.clear();
-        crate::sys::tkill(self.tid, libc::SIGKILL)?;
+        let leader_with_siblings = is_leader_with_siblings(self.tid);
+        match crate::sys::tkill(self.tid, libc::SIGKILL) {
+            // Already dying: another thread's kill took the whole group.
+            Ok(())
+            | Err(PtraceError::Syscall {
+                errno: Errno::ESRCH,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        if leader_with_siblings {
+            self.state = State::Gone;
+            return Ok(());
+        }
+        self.reap()
+    }
+
+    /// Waits until the (killed) thread is gone.
+    fn reap(&mut self) -> Result<()> {
         loop {
             match self.wait_stop() {
                 Ok(_) => {
@@ -523,6 +546,14 @@ impl Tracee {
                     let _ = self.resume(libc::PTRACE_CONT, "PTRACE_CONT", 0);
                 }
                 Err(PtraceError::Killed { .. } | PtraceError::Exited { .. }) => return Ok(()),
+                // Reaped already (by us through another path, or by its parent after detach).
+                Err(PtraceError::Ptrace {
+                    errno: Errno::ECHILD,
+                    ..
+                }) => {
+                    self.state = State::Gone;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -845,6 +876,60 @@ impl Tracee {
     pub(crate) fn hold(&mut self, info: SigInfo) {
         self.held.push(info);
     }
+}
+
+/// True when `tid` is a thread-group leader (TID = TGID) and its group has other threads.
+fn is_leader_with_siblings(tid: i32) -> bool {
+    let tasks = std::fs::read_dir(format!("/proc/{tid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .map(str::trim);
+    tgid == Some(tid.to_string().as_str()) && tasks > 1
+}
+
+/// Kills a process through its seized threads (one SIGKILL takes the whole group) and reaps
+/// every thread: the others first, the leader last, since the kernel reports a leader's exit
+/// only after its other threads are released. Returns the first error, after trying all.
+pub fn kill_all(threads: Vec<Tracee>) -> Result<()> {
+    let Some(first) = threads.first() else {
+        return Ok(());
+    };
+    let tgid = std::fs::read_to_string(format!("/proc/{}/status", first.tid))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse::<i32>().ok())
+        });
+    let mut threads = threads;
+    // Leader last.
+    threads.sort_by_key(|t| Some(t.tid) == tgid);
+    let mut result = Ok(());
+    let mut sent = false;
+    for mut t in threads {
+        t.held.clear();
+        if !sent {
+            match crate::sys::tkill(t.tid, libc::SIGKILL) {
+                Ok(())
+                | Err(PtraceError::Syscall {
+                    errno: Errno::ESRCH,
+                    ..
+                }) => sent = true,
+                Err(e) => {
+                    result = result.and(Err(e));
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = t.reap() {
+            result = result.and(Err(e));
+        }
+        t.state = State::Gone;
+    }
+    result
 }
 
 impl Drop for Tracee {

@@ -155,6 +155,35 @@ fn read_state_and_resume(a: Arch) -> bool {
                 (head, len)
             );
         }
+        // A file opened inside the target, a seek beyond 4 GiB (split over two registers for
+        // i386), closed again.
+        let fd = sc
+            .open(b"/proc/self/exe", libc::O_RDONLY | 0o100000, 0)
+            .expect("open");
+        assert!(fd > 2);
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("fd link");
+        assert_eq!(
+            link,
+            std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link")
+        );
+        let far = 0x1_2345_6789i64;
+        assert_eq!(
+            sc.lseek(fd, far, libc::SEEK_SET).expect("lseek"),
+            far as u64
+        );
+        assert_eq!(
+            sc.lseek(fd, 0, libc::SEEK_CUR).expect("lseek cur"),
+            far as u64
+        );
+        sc.close(fd).expect("close");
+        assert!(matches!(
+            sc.close(fd),
+            Err(psnc_ptrace::PtraceError::RemoteSyscall {
+                sysno: psnc_ptrace::Sysno::Close,
+                errno: nix::errno::Errno::EBADF,
+                ..
+            })
+        ));
         let (scr, _) = sc.scratch_range().expect("scratch mapped");
         sc.finish().expect("finish");
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");

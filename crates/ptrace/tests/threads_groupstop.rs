@@ -139,3 +139,57 @@ fn group_stopped_target_stays_stopped() {
     // The stop interrupted nanosleep with -ERESTART_RESTARTBLOCK; it resumes after SIGCONT.
     assert_eq!((ret, errno), (0, 0), "{out}");
 }
+
+fn start_threads(ms: u64) -> (std::process::Child, i32) {
+    let exe = common::build("threads", Arch::X86_64).expect("build");
+    let mut child = Command::new(exe)
+        .arg(ms.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let pid = child.id() as i32;
+    (child, pid)
+}
+
+/// Killing through every thread's tracee in /proc order (leader first), as a capture with
+/// --kill may do: no call blocks on the leader, every call succeeds.
+#[test]
+fn kill_through_every_thread() {
+    let (mut child, pid) = start_threads(10_000);
+    let mut ts: Vec<Tracee> = tids(pid)
+        .iter()
+        .map(|&t| Tracee::seize(t, Options::empty()).expect("seize"))
+        .collect();
+    for t in &mut ts {
+        t.stop(OnSignal::Deliver).expect("stop");
+    }
+    for t in ts {
+        t.kill().expect("kill");
+    }
+    // The leader is reaped by its parent (us) once the tracees are gone.
+    let st = child.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(libc::SIGKILL)
+    );
+}
+
+/// kill_all reaps every thread, the leader last.
+#[test]
+fn kill_all_reaps_every_thread() {
+    let (mut child, pid) = start_threads(10_000);
+    let mut ts: Vec<Tracee> = tids(pid)
+        .iter()
+        .map(|&t| Tracee::seize(t, Options::empty()).expect("seize"))
+        .collect();
+    for t in &mut ts {
+        t.stop(OnSignal::Deliver).expect("stop");
+    }
+    psnc_ptrace::kill_all(ts).expect("kill_all");
+    // We are also the parent, so the tracer's wait reaped the leader.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let _ = child.wait();
+}
