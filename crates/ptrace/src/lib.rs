@@ -3,14 +3,17 @@
 //! This crate is the one place of the project with `unsafe` syscalls: every other crate drives
 //! threads and processes through it. Its parts:
 //!
-//! | module     | what                                                                        |
-//! |------------|-----------------------------------------------------------------------------|
-//! | [`tracee`] | [`Tracee`]: seize, interrupt, wait, detach; registers, XSAVE, TLS, signals    |
-//! | [`remote`] | the remote-syscall engine (x86_64 `syscall`, i386 `int 0x80`) and wrappers    |
-//! | [`arch`]   | [`Arch`], [`Regs`] layouts, syscall conventions and numbers of both modes     |
-//! | [`siginfo`]| `siginfo_t` layouts: which member is live, 64-bit to compat conversion      |
-//! | [`mem`]    | `process_vm_readv` and `/proc/PID/mem`                                        |
-//! | [`sys`]    | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ...    |
+//! | module      | what                                                                       |
+//! |-------------|----------------------------------------------------------------------------|
+//! | [`tracee`]  | [`Tracee`]: seize, interrupt, wait, park, detach, kill; registers, XSAVE,   |
+//! |             | TLS, signal mask, pending signals, rseq                                    |
+//! | [`remote`]  | the remote-syscall engine (x86_64 `syscall`, i386 `int 0x80`) and typed    |
+//! |             | wrappers ([`RemoteSyscaller`])                                             |
+//! | [`arch`]    | [`Arch`], [`Regs`] layouts, syscall conventions and numbers of both modes  |
+//! | [`siginfo`] | `siginfo_t` layouts: which member is live, 64-bit to compat conversion     |
+//! | [`mem`]     | `process_vm_readv` over many ranges and `/proc/PID/mem`                    |
+//! | [`sys`]     | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ... |
+//! | [`spawn`]   | a held child that execs from a descriptor (restore's fresh task)           |
 //!
 //! A typical capture of one thread:
 //! ```no_run

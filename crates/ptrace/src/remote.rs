@@ -214,7 +214,7 @@ fn exec_mappings(pid: i32) -> Result<Vec<ExecMapping>> {
 }
 
 /// Finds a `syscall` (x86_64) or `int 0x80` (i386) instruction in an executable mapping of
-/// process `pid`, the [vdso] first. The two bytes need not be at an instruction boundary of the
+/// process `pid`, the `[vdso]` first. The two bytes need not be at an instruction boundary of the
 /// code around them: the engine jumps right to them.
 pub fn find_syscall_insn(pid: i32, arch: Arch) -> Result<u64> {
     let mem = ProcMem::open(pid, false)?;

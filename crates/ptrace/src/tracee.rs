@@ -13,6 +13,13 @@
 //! which [`Tracee::detach`] (and `Drop`) then re-injects with its original `siginfo_t`
 //! (`PTRACE_SETSIGINFO` + `PTRACE_DETACH` with the signal). Signals reported during a remote
 //! syscall are held the same way; see [`Tracee::held_signals`].
+//!
+//! # When the tool dies
+//! The kernel detaches the tracees of a dead tracer. A thread in an interrupt or group stop then
+//! simply runs on; a thread in a signal-delivery-stop takes that stop's signal. That is right for
+//! a held signal and fatal for the SIGTRAP a remote syscall leaves, which is why the engine parks
+//! threads in an interrupt stop after each call ([`Tracee::park`]). Held signals themselves live
+//! only in the tool and are lost with it.
 
 use std::fmt;
 
