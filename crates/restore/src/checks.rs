@@ -113,8 +113,14 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
     if p.threads.is_empty() {
         return Err(RestoreError::Inconsistent(format!("process {} has no threads", p.pid)));
     }
-    if p.threads.len() > 1 {
-        return unsupported(format!("process {} with {} threads", p.pid, p.threads.len()));
+    let mut tids: Vec<u32> = p.threads.iter().map(|t| t.tid).collect();
+    tids.sort_unstable();
+    tids.dedup();
+    if tids.len() != p.threads.len() {
+        return Err(RestoreError::Inconsistent(format!("process {} lists a TID twice", p.pid)));
+    }
+    if !p.signals.posix_timers.is_empty() {
+        return unsupported(format!("process {} with {} POSIX timers", p.pid, p.signals.posix_timers.len()));
     }
     if p.seccomp_mode != 0 {
         return unsupported(format!("process {} under seccomp mode {}", p.pid, p.seccomp_mode));

@@ -41,13 +41,14 @@ pub mod remote;
 pub mod spawn;
 pub mod stub;
 pub mod task;
+pub mod threads;
 pub mod vdso;
 
 pub use error::{RestoreError, Result};
 
 use psnc_format::model::Arch;
 use psnc_format::Image;
-use psnc_ptrace::{Stop, Sysno};
+use psnc_ptrace::{Stop, Sysno, Tracee};
 
 use crate::checks::Plan;
 use crate::files::LocalFiles;
@@ -127,14 +128,12 @@ pub struct Options {
 pub struct Restored {
     /// Its PID (the image's). It is a child of the calling process.
     pub pid: u32,
-    /// Bytes of memory written into it.
-    pub memory_bytes: u64,
     /// Whether it was left stopped.
     pub stopped: bool,
 }
 
-/// Restores the (single) process of `image`. Refusals come before anything is created; a failure
-/// later kills the half-built process.
+/// Restores the process of `image`, with all its threads. Refusals come before anything is
+/// created; a failure later kills the half-built process.
 pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     let log = |m: String| {
         if opts.verbose {
@@ -145,36 +144,53 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     let plan = checks::check(image, opts)?;
     let p = plan.process(image.checkpoint());
     log(format!(
-        "plan: process {} ({:?}, {} mappings, {} fds), restore region at {:#x}",
+        "plan: process {} ({:?}, {} threads, {} mappings, {} fds), restore region at {:#x}",
         p.pid,
         p.arch,
+        p.threads.len(),
         p.vmas.len(),
         p.fds.len(),
         plan.region.base
     ));
     let local = files::prepare(image, &plan)?;
     log(format!("starting the stub as PID {}", p.pid));
-    let (mut task, _stub) = spawn::start_stub(Some(p.pid), p.arch, plan.region, !opts.shell_job, opts.verbose)?;
-    match rebuild(&mut task, image, &plan, &local, opts) {
-        Ok((memory_bytes, xsave)) => release(task, p, xsave, memory_bytes, opts),
+    let (mut task, stub) = spawn::start_stub(Some(p.pid), p.arch, plan.region, !opts.shell_job, opts.verbose)?;
+    let mut others = Vec::new();
+    let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
+        .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves));
+    match rebuilt {
+        Ok(_) => release(task, others, p, opts),
         Err(e) => {
             task.log(|| format!("failed: {e}; killing the half-built process"));
             task.kill();
+            drop(others);
             Err(e)
         }
     }
 }
 
-/// Everything between the stub's first stop and the final registers. Returns the bytes of memory
-/// written and the XSAVE area to load.
-fn rebuild(task: &mut Task, image: &Image, plan: &Plan, local: &LocalFiles, opts: &Options) -> Result<(u64, Option<Vec<u8>>)> {
+/// Everything between the stub's first stop and the final registers: memory, threads, files,
+/// kernel state. Returns the XSAVE area to load into each thread (same order as the image's).
+fn rebuild(
+    task: &mut Task,
+    stub: &stub::Stub,
+    others: &mut Vec<Tracee>,
+    image: &Image,
+    plan: &Plan,
+    local: &LocalFiles,
+    opts: &Options,
+) -> Result<Vec<Option<Vec<u8>>>> {
     let ckpt = image.checkpoint();
     let p = plan.process(ckpt);
     let main = &p.threads[0];
 
     // This machine's XSAVE layout, from the stub itself, before any of the image is built.
     let host_xsave = task.tracee.get_xstate().map_err(task.step_err("reading the stub's XSAVE area"))?;
-    let xsave = task::xsave_for_host(main, &host_xsave, ckpt.identity.host.xsave_features)?;
+    let xsaves = p
+        .threads
+        .iter()
+        .map(|t| task::xsave_for_host(t, &host_xsave, ckpt.identity.host.xsave_features))
+        .collect::<Result<Vec<_>>>()?;
 
     task.log(|| "clearing the stub's address space".into());
     let stub_group = memory::clear_stub(task, plan.region)?;
@@ -193,6 +209,11 @@ fn rebuild(task: &mut Task, image: &Image, plan: &Plan, local: &LocalFiles, opts
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;
     task::set_mm(task, p, None)?;
+
+    // The other threads, while the stub's clone instruction and pause loop are still mapped.
+    for t in &p.threads[1..] {
+        others.push(threads::create_thread(task, stub, t.tid)?);
+    }
 
     // Leave the stub: from here on, calls run from a syscall instruction of the image's own code,
     // so that no mapping of the stub (the old exe) remains for the exe change.
@@ -213,24 +234,36 @@ fn rebuild(task: &mut Task, image: &Image, plan: &Plan, local: &LocalFiles, opts
 
     task.log(|| "restoring process state".into());
     task::restore_process_state(task, p)?;
+    task::restore_thread_state(task, main)?;
+    for (t, tracee) in p.threads[1..].iter().zip(others.iter_mut()) {
+        task.in_thread(tracee, |task| task::restore_thread_state(task, t))?;
+    }
     for t in &p.threads {
-        task::restore_thread_state(task, p.pid, t)?;
+        task::queue_thread_signals(task, p.pid, t)?;
     }
     task::request_xstate_perm(task, main)?;
     task.log(|| "restoring credentials".into());
+    for tracee in others.iter_mut() {
+        task.in_thread(tracee, |task| task::restore_creds(task, &p.creds))?;
+    }
     task::restore_creds(task, &p.creds)?;
     task::after_creds(task, p, opts.keep_pdeathsig)?;
     task::unmap_scratch(task)?;
-    Ok((bytes, xsave))
+    Ok(xsaves)
 }
 
-/// Loads the final registers and lets the process go (or leaves it job-control stopped).
-fn release(mut task: Task, p: &psnc_format::model::Process, xsave: Option<Vec<u8>>, memory_bytes: u64, opts: &Options) -> Result<Restored> {
-    let main = &p.threads[0];
-    if let Err(e) = task::finish_thread(&mut task, main, xsave.as_deref()) {
-        task.kill();
-        return Err(e);
+/// Loads every thread's final registers, XSAVE area, TLS and signal mask (no more remote calls).
+fn finish(task: &mut Task, others: &mut [Tracee], p: &psnc_format::model::Process, xsaves: &[Option<Vec<u8>>]) -> Result<()> {
+    for ((t, tracee), x) in p.threads[1..].iter().zip(others.iter_mut()).zip(&xsaves[1..]) {
+        task.in_thread(tracee, |task| task::finish_thread(task, t, x.as_deref()))?;
     }
+    task::finish_thread(task, &p.threads[0], xsaves[0].as_deref())
+}
+
+/// Lets the process go: every thread is detached, the leader last; with `leave_stopped` the
+/// leader first takes SIGSTOP, so the whole process enters a job-control stop before any thread
+/// runs an instruction.
+fn release(mut task: Task, others: Vec<Tracee>, p: &psnc_format::model::Process, opts: &Options) -> Result<Restored> {
     let pid = p.pid;
     let step = |s: &'static str| move |source| RestoreError::Step { pid, step: s.to_string(), source };
     if opts.leave_stopped {
@@ -246,6 +279,9 @@ fn release(mut task: Task, p: &psnc_format::model::Process, xsave: Option<Vec<u8
         }
     }
     task.log(|| "detaching".into());
+    for t in others {
+        t.detach().map_err(step("detaching a thread of the restored process"))?;
+    }
     task.tracee.detach().map_err(step("detaching from the restored process"))?;
-    Ok(Restored { pid, memory_bytes, stopped: opts.leave_stopped })
+    Ok(Restored { pid, stopped: opts.leave_stopped })
 }

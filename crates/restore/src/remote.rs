@@ -165,6 +165,15 @@ pub struct Task {
 }
 
 impl Task {
+    /// Runs `f` with `thread` (another thread of the same process) as the traced thread: its
+    /// remote calls run in that thread, with the same memory, instruction and scratch area.
+    pub fn in_thread<T>(&mut self, thread: &mut Tracee, f: impl FnOnce(&mut Task) -> Result<T>) -> Result<T> {
+        std::mem::swap(&mut self.tracee, thread);
+        let r = f(self);
+        std::mem::swap(&mut self.tracee, thread);
+        r
+    }
+
     /// Kills the half-built task (SIGKILL) and reaps it.
     pub fn kill(self) {
         let _ = self.tracee.kill();

@@ -1,20 +1,26 @@
 //! The stub executable a restore execs to get a clean task of the right mode.
 //!
 //! Exec is the only way to make a task a compat (i386) task, and the cheapest way to get a task
-//! whose address space holds almost nothing: the stub is one `PT_LOAD` page holding a system-call
-//! instruction followed by `int3`, loaded at an address the caller chose inside a hole of the
-//! image's address space, so it never collides with what the restore recreates. Its entry point is
-//! the `int3`: a traced stub stops there right after exec, and the system-call instruction in front
-//! of it is where the remote-syscall engine points the task until the image's own code is mapped.
+//! whose address space holds almost nothing: the stub is one `PT_LOAD` page of code, loaded at an
+//! address the caller chose inside a hole of the image's address space, so it never collides with
+//! what the restore recreates. Its entry point is an `int3`: a traced stub stops there right after
+//! exec, and the system-call instruction in front of it is where the remote-syscall engine points
+//! the task until the image's own code is mapped.
+//!
+//! The second system-call instruction is for `clone3` of the image's other threads: the engine
+//! single-steps the caller, which traps right after the instruction, while the new thread (which
+//! does not inherit single-stepping) runs on into a `pause` loop. With every signal blocked it
+//! sleeps there until the restore seizes it and gives it its own state.
 //!
 //! ```text
 //!   file offset 0 = vaddr `base`
-//!   +------------+-----------------+------------------+--------------------------+
-//!   | ELF header | PT_LOAD (R+X)   | PT_GNU_STACK(RW) | syscall | int3            |
-//!   | 64 / 52 B  | 56 / 32 B       | 56 / 32 B        | 0f 05   | cc   (x86_64)   |
-//!   |            |                 |                  | cd 80   | cc   (i386)     |
-//!   +------------+-----------------+------------------+--------------------------+
-//!                                                     ^ syscall_addr  ^ entry
+//!   +------------+-------------+-------------+-------------------------------------------------+
+//!   | ELF header | PT_LOAD R+X | PT_GNU_STACK| sc | int3 | sc | mov eax,PAUSE | sc | jmp -9    |
+//!   | 64 / 52 B  | 56 / 32 B   | 56 / 32 B   |    |      |    | (34 / 29)     |    | (to mov)  |
+//!   +------------+-------------+-------------+-------------------------------------------------+
+//!                                            ^syscall_addr ^clone_addr
+//!                                                 ^entry
+//!   sc = syscall (0f 05) for x86_64, int 0x80 (cd 80) for i386
 //! ```
 //!
 //! `PT_GNU_STACK` is there so the kernel does not give an ELF32 stub `READ_IMPLIES_EXEC`, a
@@ -78,7 +84,14 @@ impl ElfClass for Elf64 {
     const MACHINE: u16 = 62;
     const EHDR_SIZE: u16 = 64;
     const PHDR_SIZE: u16 = 56;
-    const CODE: &'static [u8] = &[0x0f, 0x05, 0xcc];
+    const CODE: &'static [u8] = &[
+        0x0f, 0x05, // syscall          (remote calls)
+        0xcc, // int3                   (entry)
+        0x0f, 0x05, // syscall          (clone3 of threads)
+        0xb8, 0x22, 0x00, 0x00, 0x00, // mov eax, 34 (pause)
+        0x0f, 0x05, // syscall
+        0xeb, 0xf7, // jmp to the mov
+    ];
     const ADDR_LIMIT: u64 = 0x7fff_ffff_f000;
 
     fn put_word(out: &mut Vec<u8>, value: u64) {
@@ -99,7 +112,14 @@ impl ElfClass for Elf32 {
     const MACHINE: u16 = 3;
     const EHDR_SIZE: u16 = 52;
     const PHDR_SIZE: u16 = 32;
-    const CODE: &'static [u8] = &[0xcd, 0x80, 0xcc];
+    const CODE: &'static [u8] = &[
+        0xcd, 0x80, // int 0x80         (remote calls)
+        0xcc, // int3                   (entry)
+        0xcd, 0x80, // int 0x80         (clone3 of threads)
+        0xb8, 0x1d, 0x00, 0x00, 0x00, // mov eax, 29 (pause)
+        0xcd, 0x80, // int 0x80
+        0xeb, 0xf7, // jmp to the mov
+    ];
     // TASK_SIZE of a compat task (IA32_PAGE_OFFSET).
     const ADDR_LIMIT: u64 = 0xffff_e000;
 
@@ -129,6 +149,9 @@ pub struct Stub {
     pub syscall_addr: u64,
     /// Entry point: the `int3` right after the system-call instruction.
     pub entry: u64,
+    /// The system-call instruction to run `clone3` of threads from: the new thread continues
+    /// into a `pause` loop.
+    pub clone_addr: u64,
     /// The mode a task that execs this stub runs in.
     pub arch: Arch,
 }
@@ -222,27 +245,41 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     );
     debug_assert_eq!(out.len() as u64, code_off);
     out.extend_from_slice(C::CODE);
-    Ok(Stub { bytes: out, base, syscall_addr, entry, arch })
+    Ok(Stub { bytes: out, base, syscall_addr, entry, clone_addr: syscall_addr + 3, arch })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The loop's jump lands on its `mov`, for both classes.
+    #[test]
+    fn pause_loop_jumps_back_to_its_mov() {
+        for code in [Elf64::CODE, Elf32::CODE] {
+            assert_eq!(code.len(), 14);
+            assert_eq!(code[5], 0xb8);
+            let after_jmp = 14i32;
+            assert_eq!(after_jmp + i32::from(code[13] as i8), 5);
+        }
+    }
+
     #[test]
     fn layout_64() {
         let s = Stub::generate(Arch::X86_64, 0x1000_0000).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.bytes.len(), 64 + 2 * 56 + 3);
+        assert_eq!(s.bytes.len(), 64 + 2 * 56 + 14);
         assert_eq!(s.syscall_addr, 0x1000_0000 + 176);
         assert_eq!(s.entry, s.syscall_addr + 2);
-        assert_eq!(&s.bytes[176..], &[0x0f, 0x05, 0xcc]);
+        assert_eq!(s.clone_addr, s.syscall_addr + 3);
+        assert_eq!(&s.bytes[176..179], &[0x0f, 0x05, 0xcc]);
+        assert_eq!(&s.bytes[179..181], &[0x0f, 0x05]);
     }
 
     #[test]
     fn layout_32() {
         let s = Stub::generate(Arch::I386, 0x1000_0000).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.bytes.len(), 52 + 2 * 32 + 3);
-        assert_eq!(&s.bytes[116..], &[0xcd, 0x80, 0xcc]);
+        assert_eq!(s.bytes.len(), 52 + 2 * 32 + 14);
+        assert_eq!(&s.bytes[116..119], &[0xcd, 0x80, 0xcc]);
+        assert_eq!(&s.bytes[119..121], &[0xcd, 0x80]);
     }
 
     #[test]

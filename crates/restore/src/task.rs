@@ -254,9 +254,9 @@ fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
     b
 }
 
-/// Per-thread kernel state, run inside that thread: sigaltstack, rseq, robust list,
-/// clear_child_tid, and its pending signals.
-pub fn restore_thread_state(task: &mut Task, pid: u32, t: &Thread) -> Result<()> {
+/// Per-thread kernel state, run inside that thread: sigaltstack, rseq, robust list and
+/// clear_child_tid.
+pub fn restore_thread_state(task: &mut Task, t: &Thread) -> Result<()> {
     let ss = &t.sigaltstack;
     if ss.sp != 0 || ss.size != 0 || ss.flags & libc::SS_DISABLE as u32 == 0 {
         let alt = SigAltStack { sp: ss.sp, flags: ss.flags as i32, size: ss.size };
@@ -274,6 +274,13 @@ pub fn restore_thread_state(task: &mut Task, pid: u32, t: &Thread) -> Result<()>
         let step = format!("thread {}: set_tid_address", t.tid);
         task.call(&step, Sysno::SetTidAddress, &[t.clear_child_tid])?;
     }
+    Ok(())
+}
+
+/// Queues a thread's pending signals with their full siginfo. Runs in the thread-group leader:
+/// the kernel lets a task queue a signal with a kernel `si_code` only to its own thread group,
+/// from the thread whose TID is the group's ID.
+pub fn queue_thread_signals(task: &mut Task, pid: u32, t: &Thread) -> Result<()> {
     for s in &t.pending {
         let step = format!("thread {}: queueing signal {}", t.tid, s.signo);
         let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
@@ -290,7 +297,8 @@ fn cap_last_cap() -> u32 {
         .unwrap_or(40)
 }
 
-/// Credentials, in the one order that works from root: groups, then ids while
+/// Credentials of one thread (they are per thread in the kernel: every thread runs this), in
+/// the one order that works from root: groups, then ids while
 /// SECBIT_NO_SETUID_FIXUP keeps the capabilities, then securebits, the bounding set (needs
 /// CAP_SETPCAP), the capability sets, and the ambient set (needs them permitted and inheritable).
 pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
