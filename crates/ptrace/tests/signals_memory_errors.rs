@@ -139,6 +139,10 @@ fn requeue_keeps_siginfo(a: Arch) {
         let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
         sc.rt_tgsigqueueinfo(pid, pid, &rt).expect("requeue rt");
         sc.rt_tgsigqueueinfo(pid, pid, &chld).expect("queue chld");
+        // More than one PTRACE_PEEKSIGINFO batch (32) of real-time signals.
+        for _ in 0..40 {
+            sc.rt_tgsigqueueinfo(pid, pid, &rt).expect("requeue rt");
+        }
         sc.finish().expect("finish");
     }
     // From outside, the same SIGCHLD is refused: that is why it runs inside.
@@ -154,7 +158,8 @@ fn requeue_keeps_siginfo(a: Arch) {
     };
     assert_eq!((r, Errno::last()), (-1, Errno::EPERM));
     let private = t.peek_siginfo(false).expect("peek private");
-    assert_eq!(private.len(), 3, "{private:?}");
+    assert_eq!(private.len(), 43, "{private:?}");
+    assert_eq!(private.iter().filter(|s| s.0 == rt.0).count(), 41);
     assert_eq!(private[0].signo(), libc::SIGUSR2);
     let got_rt = private
         .iter()
