@@ -135,9 +135,10 @@ pub struct Restored {
 /// Restores the process of `image`, with all its threads. Refusals come before anything is
 /// created; a failure later kills the half-built process.
 pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
+    let started = std::time::Instant::now();
     let log = |m: String| {
         if opts.verbose {
-            eprintln!("psnc-restore: {m}");
+            eprintln!("psnc-restore: {:8.3}s {m}", started.elapsed().as_secs_f64());
         }
     };
     log("checking the image".into());
@@ -155,6 +156,7 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     let local = files::prepare(image, &plan)?;
     log(format!("starting the stub as PID {}", p.pid));
     let (mut task, stub) = spawn::start_stub(Some(p.pid), p.arch, plan.region, !opts.shell_job, opts.verbose)?;
+    task.started = started;
     let mut others = Vec::new();
     let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
         .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves));

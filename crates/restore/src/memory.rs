@@ -193,6 +193,10 @@ pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
 }
 
 /// Writes every stored page run into the task; returns the number of bytes written.
+///
+/// `/proc/PID/mem` writes through protections. Its speed is that of faulting in fresh memory
+/// (1 GiB in about 0.9 s on the dev VMs, as fast as a local memcpy into fresh pages there), so
+/// `process_vm_writev` for the writable mappings gains nothing measurable.
 pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
     let mut total = 0;
     for run in &p.pages {

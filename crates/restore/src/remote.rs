@@ -162,6 +162,8 @@ pub struct Task {
     pub scratch: (u64, u64),
     /// Print each step on stderr.
     pub verbose: bool,
+    /// When the restore started, for the times in the step log.
+    pub started: std::time::Instant,
 }
 
 impl Task {
@@ -182,7 +184,7 @@ impl Task {
     /// Prints a step of the rebuild when verbose.
     pub fn log(&self, msg: impl FnOnce() -> String) {
         if self.verbose {
-            eprintln!("psnc-restore: [{}] {}", self.pid, msg());
+            eprintln!("psnc-restore: {:8.3}s [{}] {}", self.started.elapsed().as_secs_f64(), self.pid, msg());
         }
     }
 

@@ -26,6 +26,7 @@ pub const BLOCK_ALL: u64 = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP -
 /// Creates the stub task for an image of mode `arch`, stopped at its `int3`, all signals blocked,
 /// with the scratch area of `region` mapped. `pid` chooses its PID (`None`: any, for probes).
 pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: bool, verbose: bool) -> Result<(Task, Stub)> {
+    let started = std::time::Instant::now();
     let shown_pid = pid.unwrap_or(0);
     let stub_err = |why: String| RestoreError::Stub { pid: shown_pid, why };
     let stub = Stub::generate(arch, region.code()).map_err(|e| stub_err(e.to_string()))?;
@@ -77,6 +78,7 @@ pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: boo
         mem,
         scratch: (0, 0),
         verbose,
+        started,
     };
     match map_scratch(&mut task, region) {
         Ok(()) => Ok((task, stub)),
