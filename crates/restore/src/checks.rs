@@ -119,9 +119,6 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
     if tids.len() != p.threads.len() {
         return Err(RestoreError::Inconsistent(format!("process {} lists a TID twice", p.pid)));
     }
-    if !p.signals.posix_timers.is_empty() {
-        return unsupported(format!("process {} with {} POSIX timers", p.pid, p.signals.posix_timers.len()));
-    }
     if p.seccomp_mode != 0 {
         return unsupported(format!("process {} under seccomp mode {}", p.pid, p.seccomp_mode));
     }

@@ -240,6 +240,7 @@ fn rebuild(
     for (t, tracee) in p.threads[1..].iter().zip(others.iter_mut()) {
         task.in_thread(tracee, |task| task::restore_thread_state(task, t))?;
     }
+    task::restore_posix_timers(task, p)?;
     for t in &p.threads {
         task::queue_thread_signals(task, p.pid, t)?;
     }

@@ -247,6 +247,59 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
     Ok(())
 }
 
+const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
+
+/// POSIX timers with their ids, notification and remaining time. The ids are chosen with
+/// `PR_TIMER_CREATE_RESTORE_IDS` (Linux 6.15+), which makes `timer_create` take the id from its
+/// third argument. Runs in the leader after every thread exists (SIGEV_THREAD_ID names one).
+pub fn restore_posix_timers(task: &mut Task, p: &Process) -> Result<()> {
+    if p.signals.posix_timers.is_empty() {
+        return Ok(());
+    }
+    let step = "choosing POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)";
+    let r = task.call_raw(step, Sysno::Prctl, &[PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0])?;
+    if r < 0 {
+        return Err(RestoreError::Unsupported {
+            what: format!(
+                "process {} with POSIX timers on this kernel (choosing timer ids needs Linux 6.15 or later)",
+                p.pid
+            ),
+        });
+    }
+    for t in &p.signals.posix_timers {
+        let step = format!("creating POSIX timer {}", t.id);
+        // struct sigevent: value, signo, notify, thread id; 64 bytes in both modes.
+        let mut sev = Vec::with_capacity(64);
+        match task.arch {
+            psnc_ptrace::Arch::X86_64 => sev.extend_from_slice(&t.sigev_value.to_le_bytes()),
+            psnc_ptrace::Arch::I386 => sev.extend_from_slice(&(t.sigev_value as u32).to_le_bytes()),
+        }
+        sev.extend_from_slice(&t.signo.to_le_bytes());
+        sev.extend_from_slice(&t.notify.to_le_bytes());
+        sev.extend_from_slice(&t.notify_tid.to_le_bytes());
+        sev.resize(64, 0);
+        let sev_addr = task.put(&step, 0, &sev)?;
+        let id_addr = task.put(&step, 64, &t.id.to_le_bytes())?;
+        task.call(&step, Sysno::TimerCreate, &[u64::from(t.clock), sev_addr, id_addr])?;
+        let mut got = [0u8; 4];
+        task.mem.read_exact_at(id_addr, &mut got).map_err(task.step_err(&step))?;
+        if u32::from_le_bytes(got) != t.id {
+            return Err(RestoreError::Inconsistent(format!("{step}: the kernel gave id {}", u32::from_le_bytes(got))));
+        }
+    }
+    task.call("back to sequential timer ids", Sysno::Prctl, &[PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0])?;
+    for t in p.signals.posix_timers.iter().filter(|t| t.value_ns != 0) {
+        let spec = psnc_ptrace::remote::ITimerSpec {
+            interval_sec: (t.interval_ns / 1_000_000_000) as i64,
+            interval_nsec: (t.interval_ns % 1_000_000_000) as i64,
+            value_sec: (t.value_ns / 1_000_000_000) as i64,
+            value_nsec: (t.value_ns % 1_000_000_000) as i64,
+        };
+        task.with_syscaller(&format!("arming POSIX timer {}", t.id), |sc| sc.timer_settime(t.id as i32, 0, &spec))?;
+    }
+    Ok(())
+}
+
 fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
     let mut b = [0u8; 128];
     let n = raw.len().min(128);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t go;
@@ -65,6 +66,16 @@ int main(int argc, char **argv) {
     kill(getpid(), SIGUSR1);
     pid_t pid = getpid();
 
+    timer_t timer;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGRTMIN + 2;
+    sev.sigev_value.sival_int = 77;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer)) return 2;
+    struct itimerspec its = {.it_interval = {500, 0}, .it_value = {1000, 0}};
+    if (timer_settime(timer, 0, &its, NULL)) return 2;
+
     snprintf(path, sizeof path, "%s/counter", argv[1]);
     int cfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     snprintf(path, sizeof path, "%s/ready", argv[1]);
@@ -96,6 +107,10 @@ int main(int argc, char **argv) {
     sigset_t pend;
     sigpending(&pend);
     if (!sigismember(&pend, SIGUSR1)) report("pending-sigusr1", counter);
+    struct itimerspec cur;
+    if (timer_gettime(timer, &cur)) report("posix-timer-gone", counter);
+    if (cur.it_interval.tv_sec != 500 || cur.it_value.tv_sec < 900 || cur.it_value.tv_sec > 1000)
+        report("posix-timer-setting", counter);
     report("ok", counter);
     return 0;
 }
