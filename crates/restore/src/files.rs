@@ -132,8 +132,8 @@ pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
             None => None,
             Some(FileSource::Original(path)) => Some(prep.original(path, v.shared)?),
             Some(FileSource::Stored(id)) => {
-                let deleted_path = v.file.as_ref().filter(|f| f.deleted).map(|f| f.path.as_str());
-                Some(prep.replica(*id, deleted_path)?)
+                let deleted = v.file.as_ref().filter(|f| f.deleted).map(|f| (f.path.as_str(), f.identity.mode));
+                Some(prep.replica(*id, deleted)?)
             }
         };
         vmas.push(fd);
@@ -170,18 +170,22 @@ impl Preparer<'_> {
         Ok(fd)
     }
 
-    /// The one replica of stored file `id`: at `deleted_path` when given and free, else a memfd.
-    fn replica(&mut self, id: FileId, deleted_path: Option<&str>) -> Result<std::rc::Rc<OwnedFd>> {
+    /// The one replica of stored file `id`: at the path of `deleted` (path, mode) when given and
+    /// free, else a memfd.
+    fn replica(&mut self, id: FileId, deleted: Option<(&str, u32)>) -> Result<std::rc::Rc<OwnedFd>> {
         if let Some(fd) = self.replicas.get(&id) {
             return Ok(fd.clone());
         }
         let stored = &self.image.checkpoint().files[id.0 as usize];
         let bytes = self.image.file_bytes(id)?;
-        let name = deleted_path.unwrap_or(&stored.path).to_string();
-        let mut file = match deleted_path.and_then(create_at_and_unlink) {
+        let name = deleted.map_or(stored.path.as_str(), |(p, _)| p).to_string();
+        let mut file = match deleted.and_then(|(p, mode)| create_at_and_unlink(p, mode)) {
             Some(f) => f,
             None => {
-                let cname = CString::new(basename(&name).replace('\0', "_"))
+                // A memfd in the original was "/memfd:NAME": keep NAME, not "memfd:NAME".
+                let base = basename(&name);
+                let base = base.strip_prefix("memfd:").unwrap_or(base);
+                let cname = CString::new(base.replace('\0', "_"))
                     .unwrap_or_else(|_| CString::from(c"psnc-file"));
                 let fd = nix::sys::memfd::memfd_create(&cname, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
                     .map_err(nix_err("creating a memfd for", &name))?;
@@ -209,8 +213,12 @@ impl Preparer<'_> {
                 }
                 LocalFd::Owned(fd)
             }
-            (FdSource::Deleted { id, path }, _) => {
-                let replica = self.replica(*id, Some(path))?;
+            (FdSource::Deleted { id, path }, kind) => {
+                let mode = match kind {
+                    FdKind::Regular(r) => r.identity.mode,
+                    _ => 0o600,
+                };
+                let replica = self.replica(*id, Some((path, mode)))?;
                 // A description of its own, with this fd's flags and offset.
                 let link = format!("/proc/self/fd/{}", replica.as_raw_fd());
                 let fd = open_with_flags(Path::new(&link), f.flags)?;
@@ -297,10 +305,11 @@ fn open_fifo(path: &Path, flags: u32, buffered: &[u8]) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Creates a file at `path` (which must not exist), opens it read-write and unlinks it at once;
-/// `None` when that is not possible (the path exists, its directory is gone, no permission).
-fn create_at_and_unlink(path: &str) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Creates a file at `path` (which must not exist), opens it read-write and unlinks it at once,
+/// then gives it the permission bits of `mode`; `None` when that is not possible (the path
+/// exists, its directory is gone, no permission).
+fn create_at_and_unlink(path: &str, mode: u32) -> Option<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -309,6 +318,10 @@ fn create_at_and_unlink(path: &str) -> Option<File> {
         .open(path)
         .ok()?;
     std::fs::remove_file(path).ok()?;
+    if mode & 0o7777 != 0 {
+        // Best effort: the contents matter, the mode only to fstat.
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777));
+    }
     Some(f)
 }
 
