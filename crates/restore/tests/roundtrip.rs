@@ -15,11 +15,15 @@ use psnc_format::Image;
 use psnc_restore::{restore, Options};
 
 fn build_target(dir: &Path) -> PathBuf {
+    build(dir, &[]).unwrap()
+}
+
+/// Compiles the target with extra `cc` flags; `None` when the compiler cannot (no multilib).
+fn build(dir: &Path, flags: &[&str]) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/targets/roundtrip.c");
     let exe = dir.join("roundtrip");
-    let st = Command::new("cc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().unwrap();
-    assert!(st.success(), "cc failed");
-    exe
+    let st = Command::new("cc").args(flags).args(["-O1", "-o"]).arg(&exe).arg(&src).status().ok()?;
+    st.success().then_some(exe)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -56,31 +60,46 @@ fn counter(dir: &Path) -> u64 {
 fn counter_continues_after_capture_kill_restore() {
     let dir = tempfile::tempdir().unwrap();
     let exe = build_target(dir.path());
-    let mut child = Command::new(&exe)
-        .arg(dir.path())
+    round_trip(dir.path(), &exe);
+}
+
+/// The same for an i386 build: an ELF32 stub, `int 0x80`, the 32-bit vdso, TLS entries.
+#[test]
+fn i386_counter_continues_after_capture_kill_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(exe) = build(dir.path(), &["-m32"]) else {
+        eprintln!("skipped: cc -m32 does not work here (install gcc-multilib)");
+        return;
+    };
+    round_trip(dir.path(), &exe);
+}
+
+fn round_trip(dir: &Path, exe: &Path) {
+    let mut child = Command::new(exe)
+        .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id();
-    wait_for("the target to be ready", || dir.path().join("ready").exists() && counter(dir.path()) > 10);
+    wait_for("the target to be ready", || dir.join("ready").exists() && counter(dir) > 10);
 
-    let image_path = dir.path().join("image");
+    let image_path = dir.join("image");
     let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
     copts.kill = true;
     psnc_capture::capture(pid as i32, &copts).unwrap();
     reap(&mut child);
-    let at_capture = counter(dir.path());
+    let at_capture = counter(dir);
 
     let image = Image::open(&image_path).unwrap();
     let restored = restore(&image, &Options::default()).unwrap();
-    let _guard = KillOnDrop(restored.pid as i32);
+    let guard = KillOnDrop(restored.pid as i32);
     assert_eq!(restored.pid, pid);
     assert!(!restored.stopped);
 
     // It counts on from the captured value: not from zero, not stuck.
-    wait_for("the restored target to count on", || counter(dir.path()) > at_capture + 20);
+    wait_for("the restored target to count on", || counter(dir) > at_capture + 20);
     let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe_link, exe);
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
@@ -90,7 +109,8 @@ fn counter_continues_after_capture_kill_restore() {
     let p = Pid::from_raw(pid as i32);
     kill(p, Signal::SIGUSR2).unwrap();
     let status = waitpid(p, None).unwrap();
-    let report = std::fs::read_to_string(dir.path().join("report")).unwrap_or_default();
+    std::mem::forget(guard); // reaped: its PID may be reused now
+    let report = std::fs::read_to_string(dir.join("report")).unwrap_or_default();
     assert_eq!(status, WaitStatus::Exited(p, 0), "report: {report}");
     let (word, n) = report.trim().split_once(' ').unwrap();
     assert_eq!(word, "ok");
@@ -132,7 +152,7 @@ fn leave_stopped_then_continue() {
         ..Options::default()
     };
     let restored = restore(&image, &opts).unwrap();
-    let _guard = KillOnDrop(restored.pid as i32);
+    let guard = KillOnDrop(restored.pid as i32);
     assert!(restored.stopped);
     let state = || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -151,11 +171,15 @@ fn leave_stopped_then_continue() {
     loop {
         match waitpid(p, None).unwrap() {
             WaitStatus::Exited(_, code) => {
+                std::mem::forget(guard); // reaped: its PID may be reused now
                 let report = std::fs::read_to_string(dir.path().join("report")).unwrap_or_default();
                 assert_eq!(code, 0, "report: {report}");
                 break;
             }
-            WaitStatus::Signaled(_, sig, _) => panic!("killed by {sig}"),
+            WaitStatus::Signaled(_, sig, _) => {
+                std::mem::forget(guard);
+                panic!("killed by {sig}")
+            }
             _ => continue,
         }
     }
