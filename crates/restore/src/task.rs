@@ -307,9 +307,16 @@ fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
     b
 }
 
-/// Per-thread kernel state, run inside that thread: sigaltstack, rseq, robust list and
+/// Per-thread kernel state, run inside that thread: name, sigaltstack, rseq, robust list and
 /// clear_child_tid.
 pub fn restore_thread_state(task: &mut Task, t: &Thread) -> Result<()> {
+    if !t.comm.is_empty() {
+        let step = format!("thread {}: setting its name", t.tid);
+        let mut comm: Vec<u8> = t.comm.as_bytes().iter().copied().take(15).collect();
+        comm.push(0);
+        let addr = task.put(&step, 0, &comm)?;
+        task.call(&step, Sysno::Prctl, &[PR_SET_NAME, addr])?;
+    }
     let ss = &t.sigaltstack;
     if ss.sp != 0 || ss.size != 0 || ss.flags & libc::SS_DISABLE as u32 == 0 {
         let alt = SigAltStack { sp: ss.sp, flags: ss.flags as i32, size: ss.size };
