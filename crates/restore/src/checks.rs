@@ -290,8 +290,8 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
         if !used {
             return Err(RestoreError::InheritFd {
                 arg: i.arg.clone(),
-                why: "no fd of the image matches it (see `psnc-imgtool show` for the fds and their \
-                      resource names)"
+                why: "no fd of the image matches it (give fd:M for the image's fd M, or the resource \
+                      as the original's /proc/PID/fd link showed it, e.g. pipe:[1234])"
                     .into(),
             });
         }

@@ -23,8 +23,9 @@ Exit codes:
   N   with --foreground: the restored process's exit status (128+S when killed by signal S)
 
 --inherit-fd fd[N]:RES gives the restored process this tool's fd N in place of RES: either
-`fd:M` (the image's fd M) or a resource name as `psnc-imgtool show` prints it, e.g. `pipe:[1234]`
-or a path. Needed for pipes and sockets whose other end was outside the image.";
+`fd:M` (the image's fd M) or a resource name as the original's /proc/PID/fd links showed it,
+e.g. `pipe:[1234]`, or a path. Needed for pipes and sockets whose other end was outside the
+image; the refusal without it names the fd and its resource.";
 
 /// Restore a process captured by psnc-capture, with its PID, memory, files and registers.
 #[derive(Debug, Parser)]
