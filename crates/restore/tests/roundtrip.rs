@@ -184,3 +184,56 @@ fn leave_stopped_then_continue() {
         }
     }
 }
+
+/// Rewrites an image with `edit` applied to its model (pages and files copied over).
+fn rewrite(image: &Image, edit: impl FnOnce(&mut psnc_format::model::Checkpoint)) -> Image {
+    let mut ckpt = image.checkpoint().clone();
+    let mut w = psnc_format::ImageWriter::new(Vec::new(), image.class()).unwrap();
+    for p in &mut ckpt.processes {
+        for run in &mut p.pages {
+            let bytes = image.page_bytes(run).unwrap();
+            *run = w.write_pages(run.addr, bytes).unwrap();
+        }
+    }
+    for (i, f) in image.checkpoint().files.iter().enumerate() {
+        let id = w.store_file(&f.path, image.file_bytes(psnc_format::model::FileId(i as u32)).unwrap()).unwrap();
+        assert_eq!(id.0 as usize, i, "stored files keep their ids");
+    }
+    edit(&mut ckpt);
+    Image::from_vec(w.finish(ckpt).unwrap()).unwrap()
+}
+
+/// A step that fails after the stub exists (here: an RLIMIT_NOFILE above fs.nr_open, which even
+/// root cannot set) kills the half-built process: the error names the step, and nothing is left.
+#[test]
+fn failed_step_kills_the_half_built_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_target(dir.path());
+    let mut child = Command::new(&exe)
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the target to be ready", || dir.path().join("ready").exists());
+    let image_path = dir.path().join("image");
+    let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
+    copts.kill = true;
+    psnc_capture::capture(pid as i32, &copts).unwrap();
+    reap(&mut child);
+
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().parse().unwrap();
+    let image = rewrite(&Image::open(&image_path).unwrap(), |c| {
+        c.processes[0].rlimits[libc::RLIMIT_NOFILE as usize].max = nr_open + 1;
+    });
+    let err = restore(&image, &Options::default()).unwrap_err();
+    assert!(
+        matches!(&err, psnc_restore::RestoreError::RemoteCall { pid: p, call: "prlimit64", errno: nix::errno::Errno::EPERM, step }
+            if *p == pid && step.starts_with("setting rlimit 7")),
+        "{err:?}"
+    );
+    assert!(!err.is_refusal());
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the half-built process is gone");
+}
