@@ -86,7 +86,7 @@ pub enum RestoreError {
     VdsoMismatch {
         /// The image's vdso address.
         addr: u64,
-        /// What differs (size, first differing offset, layout of [vvar]).
+        /// What differs (size, first differing offset, layout of `[vvar]`).
         detail: String,
         /// The kernel release the image was captured on.
         kernel: String,

@@ -25,9 +25,9 @@
 //!
 //! `PT_GNU_STACK` is there so the kernel does not give an ELF32 stub `READ_IMPLIES_EXEC`, a
 //! personality bit that would survive into the restored process and make every readable mapping
-//! executable. Both classes are written by one generic body over [`ElfClass`], following the shape
-//! of gimli-rs/object: the two implementations only say how wide a word is and in which order a
-//! program header stores its fields.
+//! executable. Both classes are written by one generic body over a private `ElfClass` trait,
+//! following the shape of gimli-rs/object: the two implementations only say how wide a word is
+//! and in which order a program header stores its fields.
 
 use psnc_format::model::Arch;
 

@@ -3,7 +3,7 @@
 //!
 //! glibc caches pointers into the vdso (`clock_gettime` and friends), and a thread stopped in a
 //! vdso function has its instruction pointer inside it, so the same size is not enough: the bytes
-//! must be identical. The vdso reads the kernel's data pages ([vvar], and [vvar_vclock] since 6.13)
+//! must be identical. The vdso reads the kernel's data pages (`[vvar]`, and `[vvar_vclock]` since 6.13)
 //! at fixed offsets from itself, so the whole group moves together and keeps its relative layout.
 //! The stub gets a fresh group from exec; the rebuild moves it, member by member, through the
 //! restore's parking area to the image's addresses with `mremap` (which keeps the kernel's record
@@ -39,7 +39,7 @@ pub struct Member {
     pub end: u64,
 }
 
-/// The [vvar], [vvar_vclock] and [vdso] mappings of one task, sorted by address.
+/// The `[vvar]`, `[vvar_vclock]` and `[vdso]` mappings of one task, sorted by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VdsoGroup {
     /// The members, sorted by address; exactly one is `[vdso]`.
