@@ -89,15 +89,29 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
     check_cpu(ckpt)?;
     let vdso = vdso::check_image_vdso(image, p)?;
     let exe = resolve_exe(ckpt, p)?;
-    let vma_files = p.vmas.iter().map(|v| resolve_vma(ckpt, v)).collect::<Result<Vec<_>>>()?;
+    let vma_files = p
+        .vmas
+        .iter()
+        .map(|v| resolve_vma(ckpt, v))
+        .collect::<Result<Vec<_>>>()?;
     let fds = plan_fds(ckpt, p, opts)?;
     check_pid_free(p.pid)?;
     for t in p.threads.iter().skip(1) {
         check_pid_free(t.tid)?;
     }
-    let region = choose_region(&p.vmas, Stub::addr_limit(p.arch))
-        .ok_or(RestoreError::NoRoom { size: REGION_SIZE, limit: Stub::addr_limit(p.arch) })?;
-    Ok(Plan { process, arch: p.arch, region, exe, vma_files, fds, vdso })
+    let region = choose_region(&p.vmas, Stub::addr_limit(p.arch)).ok_or(RestoreError::NoRoom {
+        size: REGION_SIZE,
+        limit: Stub::addr_limit(p.arch),
+    })?;
+    Ok(Plan {
+        process,
+        arch: p.arch,
+        region,
+        exe,
+        vma_files,
+        fds,
+        vdso,
+    })
 }
 
 /// Refuses what the restore does not do yet, and model inconsistencies that would make a later
@@ -105,22 +119,39 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
 fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
     let unsupported = |what: String| Err(RestoreError::Unsupported { what });
     match ckpt.processes.len() {
-        0 => return Err(RestoreError::Inconsistent("the image holds no process".into())),
+        0 => {
+            return Err(RestoreError::Inconsistent(
+                "the image holds no process".into(),
+            ))
+        }
         1 => {}
-        n => return unsupported(format!("a tree of {n} processes (one process at a time for now)")),
+        n => {
+            return unsupported(format!(
+                "a tree of {n} processes (one process at a time for now)"
+            ))
+        }
     }
     let p = &ckpt.processes[0];
     if p.threads.is_empty() {
-        return Err(RestoreError::Inconsistent(format!("process {} has no threads", p.pid)));
+        return Err(RestoreError::Inconsistent(format!(
+            "process {} has no threads",
+            p.pid
+        )));
     }
     let mut tids: Vec<u32> = p.threads.iter().map(|t| t.tid).collect();
     tids.sort_unstable();
     tids.dedup();
     if tids.len() != p.threads.len() {
-        return Err(RestoreError::Inconsistent(format!("process {} lists a TID twice", p.pid)));
+        return Err(RestoreError::Inconsistent(format!(
+            "process {} lists a TID twice",
+            p.pid
+        )));
     }
     if p.seccomp_mode != 0 {
-        return unsupported(format!("process {} under seccomp mode {}", p.pid, p.seccomp_mode));
+        return unsupported(format!(
+            "process {} under seccomp mode {}",
+            p.pid, p.seccomp_mode
+        ));
     }
     if p.threads[0].tid != p.pid {
         return Err(RestoreError::Inconsistent(format!(
@@ -131,7 +162,8 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
     for t in &p.threads {
         let ok = matches!(
             (&t.regs, p.arch),
-            (psnc_format::model::Regs::X86_64(_), Arch::X86_64) | (psnc_format::model::Regs::I386(_), Arch::I386)
+            (psnc_format::model::Regs::X86_64(_), Arch::X86_64)
+                | (psnc_format::model::Regs::I386(_), Arch::I386)
         );
         if !ok {
             return Err(RestoreError::Inconsistent(format!(
@@ -164,10 +196,12 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
         }
     }
     for run in &p.pages {
-        let end = run.pages.checked_mul(4096).and_then(|l| run.addr.checked_add(l));
-        let inside = end.is_some_and(|end| {
-            p.vmas.iter().any(|v| v.start <= run.addr && end <= v.end)
-        });
+        let end = run
+            .pages
+            .checked_mul(4096)
+            .and_then(|l| run.addr.checked_add(l));
+        let inside =
+            end.is_some_and(|end| p.vmas.iter().any(|v| v.start <= run.addr && end <= v.end));
         if !inside {
             return Err(RestoreError::Inconsistent(format!(
                 "page run at {:#x} ({} pages) lies outside every mapping",
@@ -210,9 +244,15 @@ fn unusable_reason(r: &FileRef, same_contents: bool) -> Option<String> {
         Err(e) => return Some(format!("missing ({e})")),
     };
     let id = &r.identity;
-    let mtime_ns = meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec());
+    let mtime_ns = meta
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec());
     if same_contents
-        && (meta.dev() != id.dev || meta.ino() != id.ino || meta.len() != id.size || mtime_ns != id.mtime_ns)
+        && (meta.dev() != id.dev
+            || meta.ino() != id.ino
+            || meta.len() != id.size
+            || mtime_ns != id.mtime_ns)
     {
         return Some("changed since the capture (device, inode, size or mtime differ)".into());
     }
@@ -224,11 +264,19 @@ fn unusable_reason(r: &FileRef, same_contents: bool) -> Option<String> {
 
 /// Chooses the source of a file: the original when usable, else the stored contents, else a
 /// refusal naming `used_by`.
-pub fn resolve_file(r: &FileRef, same_contents: bool, used_by: impl FnOnce() -> String) -> Result<FileSource> {
+pub fn resolve_file(
+    r: &FileRef,
+    same_contents: bool,
+    used_by: impl FnOnce() -> String,
+) -> Result<FileSource> {
     match (unusable_reason(r, same_contents), r.stored) {
         (None, _) => Ok(FileSource::Original(PathBuf::from(&r.path))),
         (Some(_), Some(id)) => Ok(FileSource::Stored(id)),
-        (Some(reason), None) => Err(RestoreError::MissingFile { path: r.path.clone(), used_by: used_by(), reason }),
+        (Some(reason), None) => Err(RestoreError::MissingFile {
+            path: r.path.clone(),
+            used_by: used_by(),
+            reason,
+        }),
     }
 }
 
@@ -286,7 +334,10 @@ fn inherited_for(fd: i32, kind: &FdKind, inherit: &[InheritFd]) -> Option<i32> {
 
 fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSource>> {
     for i in &opts.inherit_fds {
-        let used = p.fds.iter().any(|f| inherited_for(f.fd, &f.kind, std::slice::from_ref(i)).is_some());
+        let used = p
+            .fds
+            .iter()
+            .any(|f| inherited_for(f.fd, &f.kind, std::slice::from_ref(i)).is_some());
         if !used {
             return Err(RestoreError::InheritFd {
                 arg: i.arg.clone(),
@@ -318,7 +369,10 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
             FdKind::Regular(r) if r.deleted => match r.stored {
                 Some(id) => {
                     check_file_id(ckpt, &FileSource::Stored(id), &format!("fd {}", f.fd))?;
-                    FdSource::Deleted { id, path: r.path.clone() }
+                    FdSource::Deleted {
+                        id,
+                        path: r.path.clone(),
+                    }
                 }
                 None => {
                     return Err(RestoreError::MissingFile {
@@ -330,9 +384,14 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
             },
             FdKind::Regular(r) => match resolve_file(r, false, || format!("fd {}", f.fd))? {
                 FileSource::Original(path) => FdSource::Path(path),
-                FileSource::Stored(id) => FdSource::Deleted { id, path: r.path.clone() },
+                FileSource::Stored(id) => FdSource::Deleted {
+                    id,
+                    path: r.path.clone(),
+                },
             },
-            FdKind::Directory { path } | FdKind::CharDevice { path, .. } | FdKind::Fifo { path, .. } => {
+            FdKind::Directory { path }
+            | FdKind::CharDevice { path, .. }
+            | FdKind::Fifo { path, .. } => {
                 if let Err(e) = std::fs::metadata(path) {
                     return Err(RestoreError::MissingFile {
                         path: path.clone(),
@@ -362,7 +421,9 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
                 pipes.entry(pe.ino).or_insert(out.len());
                 FdSource::Pipe(pe.clone())
             }
-            FdKind::Socket { .. } => return Err(unsupported("a socket", "; pass it with --inherit-fd")),
+            FdKind::Socket { .. } => {
+                return Err(unsupported("a socket", "; pass it with --inherit-fd"))
+            }
             FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
             FdKind::Epoll => return Err(unsupported("an epoll instance", "")),
             FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
@@ -402,7 +463,9 @@ pub fn check_pid_free(pid: u32) -> Result<()> {
             }
             break;
         };
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
         if !matches!(state, Some('Z' | 'X')) || start.elapsed() >= ZOMBIE_GRACE {
             break;
         }
@@ -412,7 +475,10 @@ pub fn check_pid_free(pid: u32) -> Result<()> {
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| "unknown".into());
     let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
-    if matches!(stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()), Some('Z' | 'X')) {
+    if matches!(
+        stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
+        Some('Z' | 'X')
+    ) {
         comm.push_str(", a zombie its parent has not reaped");
     }
     Err(RestoreError::PidInUse { pid, comm })

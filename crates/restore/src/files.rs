@@ -80,7 +80,11 @@ fn io_err(what: &str, path: &str) -> impl FnOnce(std::io::Error) -> RestoreError
 
 fn nix_err(what: &str, path: &str) -> impl FnOnce(nix::errno::Errno) -> RestoreError {
     let (what, path) = (what.to_string(), path.to_string());
-    move |e| RestoreError::Io { what, path, source: e.into() }
+    move |e| RestoreError::Io {
+        what,
+        path,
+        source: e.into(),
+    }
 }
 
 /// Opens `path` with the status flags `flags` (creation flags masked off), close-on-exec in the
@@ -101,20 +105,35 @@ pub fn open_with_flags(path: &Path, flags: u32) -> Result<OwnedFd> {
 /// Sets the file status flags of an open description (`F_SETFL` changes only O_APPEND,
 /// O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME).
 fn set_status_flags(fd: &OwnedFd, flags: u32, what: &str) -> Result<()> {
-    nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags as i32)))
-        .map_err(nix_err("setting the status flags of", what))?;
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags as i32)),
+    )
+    .map_err(nix_err("setting the status flags of", what))?;
     Ok(())
 }
 
 fn basename(path: &str) -> &str {
-    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("psnc-file")
+    path.rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("psnc-file")
 }
 
 /// Prepares every file of `plan` in the restore tool.
 pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
     let p = plan.process(image.checkpoint());
-    let mut prep = Preparer { image, replicas: BTreeMap::new(), originals: BTreeMap::new(), pipes: BTreeMap::new() };
-    let cwd = open_with_flags(Path::new(&p.cwd), (libc::O_RDONLY | libc::O_DIRECTORY) as u32).map_err(|e| match e {
+    let mut prep = Preparer {
+        image,
+        replicas: BTreeMap::new(),
+        originals: BTreeMap::new(),
+        pipes: BTreeMap::new(),
+    };
+    let cwd = open_with_flags(
+        Path::new(&p.cwd),
+        (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+    )
+    .map_err(|e| match e {
         RestoreError::Io { source, .. } => RestoreError::MissingFile {
             path: p.cwd.clone(),
             used_by: "the working directory".into(),
@@ -124,7 +143,10 @@ pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
     })?;
     let exe = match &plan.exe {
         FileSource::Original(path) => open_with_flags(path, libc::O_RDONLY as u32)?,
-        FileSource::Stored(id) => prep.replica(*id, None)?.try_clone().map_err(io_err("duplicating", &p.exe.path))?,
+        FileSource::Stored(id) => prep
+            .replica(*id, None)?
+            .try_clone()
+            .map_err(io_err("duplicating", &p.exe.path))?,
     };
     let mut vmas = Vec::with_capacity(p.vmas.len());
     for (v, src) in p.vmas.iter().zip(&plan.vma_files) {
@@ -132,7 +154,11 @@ pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
             None => None,
             Some(FileSource::Original(path)) => Some(prep.original(path, v.shared)?),
             Some(FileSource::Stored(id)) => {
-                let deleted = v.file.as_ref().filter(|f| f.deleted).map(|f| (f.path.as_str(), f.identity.mode));
+                let deleted = v
+                    .file
+                    .as_ref()
+                    .filter(|f| f.deleted)
+                    .map(|f| (f.path.as_str(), f.identity.mode));
                 Some(prep.replica(*id, deleted)?)
             }
         };
@@ -142,7 +168,12 @@ pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
     for (f, src) in p.fds.iter().zip(&plan.fds) {
         fds.push(prep.fd(f, src)?);
     }
-    Ok(LocalFiles { fds, vmas, exe: Some(exe), cwd: Some(cwd) })
+    Ok(LocalFiles {
+        fds,
+        vmas,
+        exe: Some(exe),
+        cwd: Some(cwd),
+    })
 }
 
 struct Preparer<'a> {
@@ -161,7 +192,8 @@ impl Preparer<'_> {
             return Ok(fd.clone());
         }
         let fd = if shared {
-            open_with_flags(path, libc::O_RDWR as u32).or_else(|_| open_with_flags(path, libc::O_RDONLY as u32))?
+            open_with_flags(path, libc::O_RDWR as u32)
+                .or_else(|_| open_with_flags(path, libc::O_RDONLY as u32))?
         } else {
             open_with_flags(path, libc::O_RDONLY as u32)?
         };
@@ -172,7 +204,11 @@ impl Preparer<'_> {
 
     /// The one replica of stored file `id`: at the path of `deleted` (path, mode) when given and
     /// free, else a memfd.
-    fn replica(&mut self, id: FileId, deleted: Option<(&str, u32)>) -> Result<std::rc::Rc<OwnedFd>> {
+    fn replica(
+        &mut self,
+        id: FileId,
+        deleted: Option<(&str, u32)>,
+    ) -> Result<std::rc::Rc<OwnedFd>> {
         if let Some(fd) = self.replicas.get(&id) {
             return Ok(fd.clone());
         }
@@ -187,12 +223,16 @@ impl Preparer<'_> {
                 let base = base.strip_prefix("memfd:").unwrap_or(base);
                 let cname = CString::new(base.replace('\0', "_"))
                     .unwrap_or_else(|_| CString::from(c"psnc-file"));
-                let fd = nix::sys::memfd::memfd_create(&cname, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
-                    .map_err(nix_err("creating a memfd for", &name))?;
+                let fd = nix::sys::memfd::memfd_create(
+                    &cname,
+                    nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+                )
+                .map_err(nix_err("creating a memfd for", &name))?;
                 File::from(fd)
             }
         };
-        file.write_all(bytes).map_err(io_err("writing the stored contents of", &name))?;
+        file.write_all(bytes)
+            .map_err(io_err("writing the stored contents of", &name))?;
         let fd = std::rc::Rc::new(OwnedFd::from(file));
         self.replicas.insert(id, fd.clone());
         Ok(fd)
@@ -202,7 +242,9 @@ impl Preparer<'_> {
         let what = format!("fd {}", f.fd);
         Ok(match (src, &f.kind) {
             (FdSource::Ours(n), _) => LocalFd::Borrowed(*n),
-            (FdSource::Null, _) => LocalFd::Owned(open_with_flags(Path::new("/dev/null"), f.flags)?),
+            (FdSource::Null, _) => {
+                LocalFd::Owned(open_with_flags(Path::new("/dev/null"), f.flags)?)
+            }
             (FdSource::Path(path), FdKind::Fifo { buffered, .. }) => {
                 LocalFd::Owned(open_fifo(path, f.flags, buffered)?)
             }
@@ -239,15 +281,20 @@ impl Preparer<'_> {
     fn pipe(&mut self, pe: &PipeEnd) -> Result<(&OwnedFd, &OwnedFd)> {
         if let std::collections::btree_map::Entry::Vacant(slot) = self.pipes.entry(pe.ino) {
             let what = format!("pipe:[{}]", pe.ino);
-            let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err("creating", &what))?;
+            let (rd, wr) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(nix_err("creating", &what))?;
             if pe.capacity > 0 {
                 // Best effort: an unprivileged user's limit may be lower than the original's.
-                let _ = nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(pe.capacity as i32));
+                let _ =
+                    nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(pe.capacity as i32));
             }
             slot.insert((rd, wr, false));
         }
         let Some((rd, wr, filled)) = self.pipes.get_mut(&pe.ino) else {
-            return Err(RestoreError::Inconsistent(format!("pipe:[{}] vanished", pe.ino)));
+            return Err(RestoreError::Inconsistent(format!(
+                "pipe:[{}] vanished",
+                pe.ino
+            )));
         };
         if !pe.buffered.is_empty() && !*filled {
             fill_pipe(wr, &pe.buffered, &format!("pipe:[{}]", pe.ino))?;
@@ -259,9 +306,13 @@ impl Preparer<'_> {
 
 /// Writes `bytes` into a pipe that has room for them (capacity was set first); never blocks.
 fn fill_pipe(wr: &OwnedFd, bytes: &[u8], what: &str) -> Result<()> {
-    let old = nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_GETFL).map_err(nix_err("reading the flags of", what))?;
-    nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(old) | OFlag::O_NONBLOCK))
-        .map_err(nix_err("setting the flags of", what))?;
+    let old = nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_GETFL)
+        .map_err(nix_err("reading the flags of", what))?;
+    nix::fcntl::fcntl(
+        wr.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(old) | OFlag::O_NONBLOCK),
+    )
+    .map_err(nix_err("setting the flags of", what))?;
     let mut done = 0;
     while done < bytes.len() {
         match nix::unistd::write(wr.as_fd(), &bytes[done..]) {
@@ -269,26 +320,38 @@ fn fill_pipe(wr: &OwnedFd, bytes: &[u8], what: &str) -> Result<()> {
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 return Err(RestoreError::Io {
-                    what: format!("refilling {} buffered bytes ({done} written) into", bytes.len()),
+                    what: format!(
+                        "refilling {} buffered bytes ({done} written) into",
+                        bytes.len()
+                    ),
                     path: what.to_string(),
                     source: e.into(),
                 })
             }
         }
     }
-    nix::fcntl::fcntl(wr.as_raw_fd(), FcntlArg::F_SETFL(OFlag::from_bits_truncate(old)))
-        .map_err(nix_err("setting the flags of", what))?;
+    nix::fcntl::fcntl(
+        wr.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(old)),
+    )
+    .map_err(nix_err("setting the flags of", what))?;
     Ok(())
 }
 
 fn seek(fd: &OwnedFd, pos: u64, best_effort: bool, what: &str) -> Result<()> {
     let Ok(off) = i64::try_from(pos) else {
-        return Err(RestoreError::Inconsistent(format!("{what}: offset {pos} is out of range")));
+        return Err(RestoreError::Inconsistent(format!(
+            "{what}: offset {pos} is out of range"
+        )));
     };
     match nix::unistd::lseek(fd.as_raw_fd(), off, nix::unistd::Whence::SeekSet) {
         Ok(_) => Ok(()),
         Err(_) if best_effort => Ok(()),
-        Err(e) => Err(RestoreError::Io { what: format!("seeking to {pos} in"), path: what.to_string(), source: e.into() }),
+        Err(e) => Err(RestoreError::Io {
+            what: format!("seeking to {pos} in"),
+            path: what.to_string(),
+            source: e.into(),
+        }),
     }
 }
 
@@ -326,6 +389,9 @@ fn create_at_and_unlink(path: &str, mode: u32) -> Option<File> {
 }
 
 /// The fds of `p` in installation order, paired with their local fds.
-pub fn install_order<'a>(p: &'a Process, local: &'a LocalFiles) -> impl Iterator<Item = (&'a Fd, &'a LocalFd)> {
+pub fn install_order<'a>(
+    p: &'a Process,
+    local: &'a LocalFiles,
+) -> impl Iterator<Item = (&'a Fd, &'a LocalFd)> {
     p.fds.iter().zip(&local.fds)
 }

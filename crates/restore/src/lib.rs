@@ -90,19 +90,35 @@ impl InheritFd {
     /// Parses `fd[N]:fd:M` (the image's fd M) or `fd[N]:RES` (a resource name, e.g.
     /// `pipe:[1234]` or a path).
     pub fn parse(arg: &str) -> Result<InheritFd> {
-        let bad = |why: &str| RestoreError::InheritFd { arg: arg.to_string(), why: why.to_string() };
-        let rest = arg.strip_prefix("fd[").ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
-        let (n, rest) = rest.split_once("]:").ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
-        let ours: i32 = n.parse().map_err(|_| bad("N in fd[N] is not a descriptor number"))?;
+        let bad = |why: &str| RestoreError::InheritFd {
+            arg: arg.to_string(),
+            why: why.to_string(),
+        };
+        let rest = arg
+            .strip_prefix("fd[")
+            .ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
+        let (n, rest) = rest
+            .split_once("]:")
+            .ok_or_else(|| bad("expected fd[N]:fd:M or fd[N]:RESOURCE"))?;
+        let ours: i32 = n
+            .parse()
+            .map_err(|_| bad("N in fd[N] is not a descriptor number"))?;
         if ours < 0 {
             return Err(bad("N in fd[N] is negative"));
         }
         let target = match rest.strip_prefix("fd:") {
-            Some(m) => InheritTarget::Fd(m.parse().map_err(|_| bad("M in fd:M is not a descriptor number"))?),
+            Some(m) => InheritTarget::Fd(
+                m.parse()
+                    .map_err(|_| bad("M in fd:M is not a descriptor number"))?,
+            ),
             None if rest.is_empty() => return Err(bad("the resource after fd[N]: is empty")),
             None => InheritTarget::Resource(rest.to_string()),
         };
-        Ok(InheritFd { ours, target, arg: arg.to_string() })
+        Ok(InheritFd {
+            ours,
+            target,
+            arg: arg.to_string(),
+        })
     }
 }
 
@@ -155,7 +171,13 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     ));
     let local = files::prepare(image, &plan)?;
     log(format!("starting the stub as PID {}", p.pid));
-    let (mut task, stub) = spawn::start_stub(Some(p.pid), p.arch, plan.region, !opts.shell_job, opts.verbose)?;
+    let (mut task, stub) = spawn::start_stub(
+        Some(p.pid),
+        p.arch,
+        plan.region,
+        !opts.shell_job,
+        opts.verbose,
+    )?;
     task.started = started;
     let mut others = Vec::new();
     let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
@@ -187,7 +209,10 @@ fn rebuild(
     let main = &p.threads[0];
 
     // This machine's XSAVE layout, from the stub itself, before any of the image is built.
-    let host_xsave = task.tracee.get_xstate().map_err(task.step_err("reading the stub's XSAVE area"))?;
+    let host_xsave = task
+        .tracee
+        .get_xstate()
+        .map_err(task.step_err("reading the stub's XSAVE area"))?;
     let xsaves = p
         .threads
         .iter()
@@ -200,7 +225,14 @@ fn rebuild(
         (Some(g), Arch::I386) => Some(vdso::stored_vdso_bytes(image, p, g)?),
         _ => None,
     };
-    vdso::place(task, stub_group.as_ref(), plan.vdso.as_ref(), plan.region, image_vdso.as_deref(), &ckpt.identity.host.kernel_release)?;
+    vdso::place(
+        task,
+        stub_group.as_ref(),
+        plan.vdso.as_ref(),
+        plan.region,
+        image_vdso.as_deref(),
+        &ckpt.identity.host.kernel_release,
+    )?;
 
     task::close_inherited(task)?;
     let pidfd = task::open_pidfd(task, p)?;
@@ -220,11 +252,24 @@ fn rebuild(
     // Leave the stub: from here on, calls run from a syscall instruction of the image's own code,
     // so that no mapping of the stub (the old exe) remains for the exe change.
     task.insn = memory::find_image_syscall(task, p, plan.region)?;
-    task.log(|| format!("switching to the syscall instruction at {:#x}; unmapping the stub code", task.insn));
-    task.call("unmapping the stub code", Sysno::Munmap, &[plan.region.code(), stub::PAGE_SIZE])?;
+    task.log(|| {
+        format!(
+            "switching to the syscall instruction at {:#x}; unmapping the stub code",
+            task.insn
+        )
+    });
+    task.call(
+        "unmapping the stub code",
+        Sysno::Munmap,
+        &[plan.region.code(), stub::PAGE_SIZE],
+    )?;
     if let Some(exe) = &local.exe {
         use std::os::fd::AsRawFd;
-        let fd = task.call("taking over the executable", remote::Extra::PidfdGetfd, &[pidfd, exe.as_raw_fd() as u64, 0])?;
+        let fd = task.call(
+            "taking over the executable",
+            remote::Extra::PidfdGetfd,
+            &[pidfd, exe.as_raw_fd() as u64, 0],
+        )?;
         task::set_mm(task, p, Some(fd))?;
         task.call("closing the executable fd", Sysno::Close, &[fd])?;
     }
@@ -232,7 +277,11 @@ fn rebuild(
     task.log(|| format!("installing {} fds", p.fds.len()));
     task::install_fds(task, p, local, pidfd)?;
     task::set_cwd(task, p, local, pidfd)?;
-    task.call("closing the pidfd of the restore tool", Sysno::Close, &[pidfd])?;
+    task.call(
+        "closing the pidfd of the restore tool",
+        Sysno::Close,
+        &[pidfd],
+    )?;
 
     task.log(|| "restoring process state".into());
     task::restore_process_state(task, p)?;
@@ -256,8 +305,17 @@ fn rebuild(
 }
 
 /// Loads every thread's final registers, XSAVE area, TLS and signal mask (no more remote calls).
-fn finish(task: &mut Task, others: &mut [Tracee], p: &psnc_format::model::Process, xsaves: &[Option<Vec<u8>>]) -> Result<()> {
-    for ((t, tracee), x) in p.threads[1..].iter().zip(others.iter_mut()).zip(&xsaves[1..]) {
+fn finish(
+    task: &mut Task,
+    others: &mut [Tracee],
+    p: &psnc_format::model::Process,
+    xsaves: &[Option<Vec<u8>>],
+) -> Result<()> {
+    for ((t, tracee), x) in p.threads[1..]
+        .iter()
+        .zip(others.iter_mut())
+        .zip(&xsaves[1..])
+    {
         task.in_thread(tracee, |task| task::finish_thread(task, t, x.as_deref()))?;
     }
     task::finish_thread(task, &p.threads[0], xsaves[0].as_deref())
@@ -266,25 +324,54 @@ fn finish(task: &mut Task, others: &mut [Tracee], p: &psnc_format::model::Proces
 /// Lets the process go: every thread is detached, the leader last; with `leave_stopped` the
 /// leader first takes SIGSTOP, so the whole process enters a job-control stop before any thread
 /// runs an instruction.
-fn release(mut task: Task, others: Vec<Tracee>, p: &psnc_format::model::Process, opts: &Options) -> Result<Restored> {
+fn release(
+    mut task: Task,
+    others: Vec<Tracee>,
+    p: &psnc_format::model::Process,
+    opts: &Options,
+) -> Result<Restored> {
     let pid = p.pid;
-    let step = |s: &'static str| move |source| RestoreError::Step { pid, step: s.to_string(), source };
+    let step = |s: &'static str| {
+        move |source| RestoreError::Step {
+            pid,
+            step: s.to_string(),
+            source,
+        }
+    };
     if opts.leave_stopped {
         // Deliver SIGSTOP in place of the pending step trap: the task enters a group-stop before
         // it runs a single instruction or takes any other signal; detaching leaves it stopped.
-        task.tracee.cont(libc::SIGSTOP).map_err(step("stopping the restored process"))?;
+        task.tracee
+            .cont(libc::SIGSTOP)
+            .map_err(step("stopping the restored process"))?;
         loop {
-            match task.tracee.wait_stop().map_err(step("stopping the restored process"))? {
+            match task
+                .tracee
+                .wait_stop()
+                .map_err(step("stopping the restored process"))?
+            {
                 Stop::Group(_) => break,
-                Stop::Signal(sig) => task.tracee.cont(sig).map_err(step("stopping the restored process"))?,
-                _ => task.tracee.cont(0).map_err(step("stopping the restored process"))?,
+                Stop::Signal(sig) => task
+                    .tracee
+                    .cont(sig)
+                    .map_err(step("stopping the restored process"))?,
+                _ => task
+                    .tracee
+                    .cont(0)
+                    .map_err(step("stopping the restored process"))?,
             }
         }
     }
     task.log(|| "detaching".into());
     for t in others {
-        t.detach().map_err(step("detaching a thread of the restored process"))?;
+        t.detach()
+            .map_err(step("detaching a thread of the restored process"))?;
     }
-    task.tracee.detach().map_err(step("detaching from the restored process"))?;
-    Ok(Restored { pid, stopped: opts.leave_stopped })
+    task.tracee
+        .detach()
+        .map_err(step("detaching from the restored process"))?;
+    Ok(Restored {
+        pid,
+        stopped: opts.leave_stopped,
+    })
 }

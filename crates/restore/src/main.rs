@@ -72,7 +72,12 @@ fn exit_code_of(e: &RestoreError) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let inherit_fds = match cli.inherit_fd.iter().map(|a| InheritFd::parse(a)).collect::<Result<Vec<_>, _>>() {
+    let inherit_fds = match cli
+        .inherit_fd
+        .iter()
+        .map(|a| InheritFd::parse(a))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(v) => v,
         Err(e) => {
             eprintln!("psnc-restore: {e}");
@@ -90,7 +95,11 @@ fn main() -> ExitCode {
         keep_pdeathsig: cli.foreground,
         verbose: cli.verbose,
     };
-    let image = if cli.image == "-" { Image::from_reader(std::io::stdin().lock()) } else { Image::open(&cli.image) };
+    let image = if cli.image == "-" {
+        Image::from_reader(std::io::stdin().lock())
+    } else {
+        Image::open(&cli.image)
+    };
     let image = match image {
         Ok(i) => i,
         Err(e) => {

@@ -55,7 +55,9 @@ fn parse_line(line: &str) -> Option<MapEntry> {
 
 /// Reads and parses `/proc/PID/maps` (`pid` = `"self"` for this process).
 pub fn read(pid: &str) -> std::io::Result<Vec<MapEntry>> {
-    Ok(parse(&std::fs::read_to_string(format!("/proc/{pid}/maps"))?))
+    Ok(parse(&std::fs::read_to_string(format!(
+        "/proc/{pid}/maps"
+    ))?))
 }
 
 #[cfg(test)]

@@ -69,7 +69,10 @@ pub struct Lowered {
 
 /// Whether the VMA is one the kernel provides (and the restore moves or leaves), not one it maps.
 pub fn is_special(v: &Vma) -> bool {
-    matches!(v.kind, VmaKind::Vdso | VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vsyscall)
+    matches!(
+        v.kind,
+        VmaKind::Vdso | VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vsyscall
+    )
 }
 
 /// Reads the task's maps.
@@ -87,12 +90,17 @@ pub fn clear_stub(task: &mut Task, region: Region) -> Result<Option<VdsoGroup>> 
     let maps = task_maps(task)?;
     let group = VdsoGroup::from_maps(&maps);
     for m in &maps {
-        let in_group = group.as_ref().is_some_and(|g| g.members.iter().any(|x| x.start == m.start));
+        let in_group = group
+            .as_ref()
+            .is_some_and(|g| g.members.iter().any(|x| x.start == m.start));
         if m.name == "[vsyscall]" || in_group {
             if region.overlaps(m.start, m.end) {
                 return Err(RestoreError::Stub {
                     pid: task.pid as u32,
-                    why: format!("the kernel put {} at {:#x}, inside the restore's region", m.name, m.start),
+                    why: format!(
+                        "the kernel put {} at {:#x}, inside the restore's region",
+                        m.name, m.start
+                    ),
                 });
             }
             continue;
@@ -100,8 +108,20 @@ pub fn clear_stub(task: &mut Task, region: Region) -> Result<Option<VdsoGroup>> 
         if region.base <= m.start && m.end <= region.end() {
             continue; // the stub code and the scratch area
         }
-        task.log(|| format!("unmapping stub mapping {:#x}-{:#x} {}", m.start, m.end, m.name));
-        task.call(&format!("unmapping stub mapping {:#x}-{:#x} {}", m.start, m.end, m.name), Sysno::Munmap, &[m.start, m.len()])?;
+        task.log(|| {
+            format!(
+                "unmapping stub mapping {:#x}-{:#x} {}",
+                m.start, m.end, m.name
+            )
+        });
+        task.call(
+            &format!(
+                "unmapping stub mapping {:#x}-{:#x} {}",
+                m.start, m.end, m.name
+            ),
+            Sysno::Munmap,
+            &[m.start, m.len()],
+        )?;
     }
     Ok(group)
 }
@@ -118,7 +138,11 @@ impl Transferred {
         if let Some(&r) = self.by_local.get(&local) {
             return Ok(r);
         }
-        let r = task.call(&format!("taking over the file of {what}"), Extra::PidfdGetfd, &[pidfd, local as u64, 0])?;
+        let r = task.call(
+            &format!("taking over the file of {what}"),
+            Extra::PidfdGetfd,
+            &[pidfd, local as u64, 0],
+        )?;
         self.by_local.insert(local, r);
         Ok(r)
     }
@@ -134,7 +158,12 @@ impl Transferred {
 
 /// Recreates every VMA of `p` (except the kernel-provided ones) at its address. Returns the VMAs
 /// created writable for accounting, whose protection [`lower_protections`] sets after the fill.
-pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<Vec<Lowered>> {
+pub fn create_vmas(
+    task: &mut Task,
+    p: &Process,
+    local: &LocalFiles,
+    pidfd: u64,
+) -> Result<Vec<Lowered>> {
     let mut transferred = Transferred::default();
     let recorded = records_account(p);
     let mut lowered = Vec::new();
@@ -143,7 +172,12 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
             continue;
         }
         let step = format!("recreating mapping {:#x}-{:#x}", v.start, v.end);
-        let mut flags = libc::MAP_FIXED_NOREPLACE | if v.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        let mut flags = libc::MAP_FIXED_NOREPLACE
+            | if v.shared {
+                libc::MAP_SHARED
+            } else {
+                libc::MAP_PRIVATE
+            };
         if v.vm_flags & vm_flags::GROWSDOWN != 0 {
             flags |= libc::MAP_GROWSDOWN;
         }
@@ -151,17 +185,24 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
         let mut prot = v.prot;
         if !v.shared && accounted && prot & libc::PROT_WRITE as u32 == 0 {
             prot |= libc::PROT_WRITE as u32;
-            lowered.push(Lowered { start: v.start, len: v.end - v.start, prot: v.prot });
+            lowered.push(Lowered {
+                start: v.start,
+                len: v.end - v.start,
+                prot: v.prot,
+            });
         }
         if !v.shared && !accounted && prot & libc::PROT_WRITE as u32 != 0 {
             flags |= libc::MAP_NORESERVE;
         }
         let (fd, off) = match (v.kind, local.vmas.get(i).and_then(|f| f.as_ref())) {
-            (VmaKind::File, Some(file)) => {
-                (transferred.get(task, pidfd, file.as_raw_fd(), &step)?, v.file_offset)
-            }
+            (VmaKind::File, Some(file)) => (
+                transferred.get(task, pidfd, file.as_raw_fd(), &step)?,
+                v.file_offset,
+            ),
             (VmaKind::File, None) => {
-                return Err(RestoreError::Inconsistent(format!("{step}: no file was prepared for it")))
+                return Err(RestoreError::Inconsistent(format!(
+                    "{step}: no file was prepared for it"
+                )))
             }
             _ => {
                 flags |= libc::MAP_ANONYMOUS;
@@ -169,14 +210,27 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
             }
         };
         task.log(|| format!("{step} prot {prot:#x} flags {flags:#x}"));
-        let args = [v.start, v.end - v.start, u64::from(prot), flags as u32 as u64, fd, off];
+        let args = [
+            v.start,
+            v.end - v.start,
+            u64::from(prot),
+            flags as u32 as u64,
+            fd,
+            off,
+        ];
         let addr = match task.arch {
             // mmap2 counts the offset in pages.
-            psnc_ptrace::Arch::I386 => task.call(&step, Sysno::Mmap, &[args[0], args[1], args[2], args[3], args[4], off / 4096])?,
+            psnc_ptrace::Arch::I386 => task.call(
+                &step,
+                Sysno::Mmap,
+                &[args[0], args[1], args[2], args[3], args[4], off / 4096],
+            )?,
             psnc_ptrace::Arch::X86_64 => task.call(&step, Sysno::Mmap, &args)?,
         };
         if addr != v.start {
-            return Err(RestoreError::Inconsistent(format!("{step}: the kernel mapped it at {addr:#x}")));
+            return Err(RestoreError::Inconsistent(format!(
+                "{step}: the kernel mapped it at {addr:#x}"
+            )));
         }
     }
     transferred.close_all(task)?;
@@ -186,7 +240,12 @@ pub fn create_vmas(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
 /// Lowers the VMAs created writable for accounting to their real protection.
 pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
     for l in lowered {
-        let step = format!("setting protection {:#x} on {:#x}-{:#x}", l.prot, l.start, l.start + l.len);
+        let step = format!(
+            "setting protection {:#x} on {:#x}-{:#x}",
+            l.prot,
+            l.start,
+            l.start + l.len
+        );
         task.call(&step, Sysno::Mprotect, &[l.start, l.len, u64::from(l.prot)])?;
     }
     Ok(())
@@ -200,14 +259,25 @@ pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
 pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
     let mut total = 0;
     for run in &p.pages {
-        let Some(v) = p.vmas.iter().find(|v| v.start <= run.addr && run.addr < v.end) else {
-            return Err(RestoreError::Inconsistent(format!("page run at {:#x} lies outside every mapping", run.addr)));
+        let Some(v) = p
+            .vmas
+            .iter()
+            .find(|v| v.start <= run.addr && run.addr < v.end)
+        else {
+            return Err(RestoreError::Inconsistent(format!(
+                "page run at {:#x} lies outside every mapping",
+                run.addr
+            )));
         };
         if v.shared || is_special(v) {
             continue;
         }
         let bytes = image.page_bytes(run)?;
-        task.write(&format!("writing {} pages at {:#x}", run.pages, run.addr), run.addr, bytes)?;
+        task.write(
+            &format!("writing {} pages at {:#x}", run.pages, run.addr),
+            run.addr,
+            bytes,
+        )?;
         total += bytes.len() as u64;
     }
     Ok(total)
@@ -217,12 +287,24 @@ pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
 const ADVICE: &[(u32, i32, &str)] = &[
     (vm_flags::DONTDUMP, libc::MADV_DONTDUMP, "MADV_DONTDUMP"),
     (vm_flags::DONTFORK, libc::MADV_DONTFORK, "MADV_DONTFORK"),
-    (vm_flags::WIPEONFORK, libc::MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+    (
+        vm_flags::WIPEONFORK,
+        libc::MADV_WIPEONFORK,
+        "MADV_WIPEONFORK",
+    ),
     (vm_flags::HUGEPAGE, libc::MADV_HUGEPAGE, "MADV_HUGEPAGE"),
-    (vm_flags::NOHUGEPAGE, libc::MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+    (
+        vm_flags::NOHUGEPAGE,
+        libc::MADV_NOHUGEPAGE,
+        "MADV_NOHUGEPAGE",
+    ),
     (vm_flags::MERGEABLE, libc::MADV_MERGEABLE, "MADV_MERGEABLE"),
     (vm_flags::RANDOM, libc::MADV_RANDOM, "MADV_RANDOM"),
-    (vm_flags::SEQUENTIAL, libc::MADV_SEQUENTIAL, "MADV_SEQUENTIAL"),
+    (
+        vm_flags::SEQUENTIAL,
+        libc::MADV_SEQUENTIAL,
+        "MADV_SEQUENTIAL",
+    ),
 ];
 
 /// Replays madvise advice and mlock state, after the pages are in (mlock populates the rest).
@@ -236,7 +318,10 @@ pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
             let step = format!("{name} on {:#x}-{:#x}", v.start, v.end);
             let r = task.call_raw(&step, Sysno::Madvise, &[v.start, len, advice as u64])?;
             // THP or KSM may be compiled out or disabled here: the advice is then meaningless.
-            let optional = matches!(advice, libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE | libc::MADV_MERGEABLE);
+            let optional = matches!(
+                advice,
+                libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE | libc::MADV_MERGEABLE
+            );
             if r < 0 && !(optional && r == -i64::from(libc::EINVAL)) {
                 return Err(RestoreError::RemoteCall {
                     pid: task.pid as u32,
@@ -250,7 +335,11 @@ pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
             let step = format!("mlock2(MLOCK_ONFAULT) on {:#x}-{:#x}", v.start, v.end);
             task.call(&step, Extra::Mlock2, &[v.start, len, 1])?;
         } else if v.vm_flags & vm_flags::LOCKED != 0 {
-            task.call(&format!("mlock on {:#x}-{:#x}", v.start, v.end), Sysno::Mlock, &[v.start, len])?;
+            task.call(
+                &format!("mlock on {:#x}-{:#x}", v.start, v.end),
+                Sysno::Mlock,
+                &[v.start, len],
+            )?;
         }
     }
     Ok(())
@@ -263,7 +352,11 @@ pub fn find_image_syscall(task: &Task, p: &Process, region: Region) -> Result<u6
     let mut vmas: Vec<&Vma> = p
         .vmas
         .iter()
-        .filter(|v| v.prot & libc::PROT_EXEC as u32 != 0 && v.kind != VmaKind::Vsyscall && !region.overlaps(v.start, v.end))
+        .filter(|v| {
+            v.prot & libc::PROT_EXEC as u32 != 0
+                && v.kind != VmaKind::Vsyscall
+                && !region.overlaps(v.start, v.end)
+        })
         .collect();
     vmas.sort_by_key(|v| v.kind != VmaKind::Vdso);
     const CHUNK: u64 = 1 << 20;
@@ -272,7 +365,10 @@ pub fn find_image_syscall(task: &Task, p: &Process, region: Region) -> Result<u6
         let mut addr = v.start;
         while addr < v.end {
             let len = (v.end - addr).min(CHUNK) as usize;
-            let n = task.mem.read_at(addr, &mut buf[..len]).map_err(task.step_err("searching for a syscall instruction"))?;
+            let n = task
+                .mem
+                .read_at(addr, &mut buf[..len])
+                .map_err(task.step_err("searching for a syscall instruction"))?;
             if let Some(i) = buf[..n].windows(2).position(|w| w == pat) {
                 return Ok(addr + i as u64);
             }
@@ -294,7 +390,14 @@ mod tests {
     use psnc_format::model::PageRun;
 
     fn vma(start: u64, prot: i32, shared: bool, flags: u32) -> Vma {
-        Vma { start, end: start + 0x1000, prot: prot as u32, shared, vm_flags: flags, ..Vma::default() }
+        Vma {
+            start,
+            end: start + 0x1000,
+            prot: prot as u32,
+            shared,
+            vm_flags: flags,
+            ..Vma::default()
+        }
     }
 
     #[test]
@@ -305,11 +408,18 @@ mod tests {
         let shared = vma(0x4000, libc::PROT_READ | libc::PROT_WRITE, true, 0);
         let p = Process {
             vmas: vec![text.clone(), relro.clone(), data.clone(), shared.clone()],
-            pages: vec![PageRun { addr: 0x2000, pages: 1, data_offset: 0 }],
+            pages: vec![PageRun {
+                addr: 0x2000,
+                pages: 1,
+                data_offset: 0,
+            }],
             ..Process::default()
         };
         assert!(!records_account(&p));
-        assert!(was_accounted(&relro, &p, false), "read-only with COWed pages was writable");
+        assert!(
+            was_accounted(&relro, &p, false),
+            "read-only with COWed pages was writable"
+        );
         assert!(!was_accounted(&text, &p, false));
         assert!(was_accounted(&data, &p, false));
         assert!(!was_accounted(&shared, &p, false));
@@ -319,7 +429,10 @@ mod tests {
     fn recorded_bit_wins() {
         let guard = vma(0x1000, libc::PROT_NONE, false, ACCOUNT);
         let noreserve = vma(0x2000, libc::PROT_READ | libc::PROT_WRITE, false, 0);
-        let p = Process { vmas: vec![guard.clone(), noreserve.clone()], ..Process::default() };
+        let p = Process {
+            vmas: vec![guard.clone(), noreserve.clone()],
+            ..Process::default()
+        };
         assert!(records_account(&p));
         assert!(was_accounted(&guard, &p, true));
         assert!(!was_accounted(&noreserve, &p, true));

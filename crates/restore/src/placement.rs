@@ -102,8 +102,24 @@ pub fn choose_region(vmas: &[Vma], limit: u64) -> Option<Region> {
     let occupied: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     // Keep clear of the top of the address space, where the kernel puts the stub's stack.
     let hi = limit.saturating_sub(1 << 30);
-    let base = find_hole(&occupied, REGION_SIZE, REGION_ALIGN, GUARD, SEARCH_START, hi)
-        .or_else(|| find_hole(&occupied, REGION_SIZE, REGION_ALIGN, GUARD, 16 * PAGE_SIZE, hi))?;
+    let base = find_hole(
+        &occupied,
+        REGION_SIZE,
+        REGION_ALIGN,
+        GUARD,
+        SEARCH_START,
+        hi,
+    )
+    .or_else(|| {
+        find_hole(
+            &occupied,
+            REGION_SIZE,
+            REGION_ALIGN,
+            GUARD,
+            16 * PAGE_SIZE,
+            hi,
+        )
+    })?;
     Some(Region { base })
 }
 
@@ -113,39 +129,67 @@ mod tests {
 
     #[test]
     fn empty_space_gives_lo() {
-        assert_eq!(find_hole(&[], 0x1000, 0x1000, 0, 0x10000, 0x20000), Some(0x10000));
-        assert_eq!(find_hole(&[], 0x1000, 0x10000, 0, 0x10001, 0x40000), Some(0x20000));
+        assert_eq!(
+            find_hole(&[], 0x1000, 0x1000, 0, 0x10000, 0x20000),
+            Some(0x10000)
+        );
+        assert_eq!(
+            find_hole(&[], 0x1000, 0x10000, 0, 0x10001, 0x40000),
+            Some(0x20000)
+        );
     }
 
     #[test]
     fn skips_occupied_with_guard() {
         let occ = [(0x20000, 0x30000), (0x10000, 0x12000)];
         // 0x12000 + guard 0x1000 = 0x13000; 0x13000 + 0x2000 <= 0x20000 - 0x1000: fits.
-        assert_eq!(find_hole(&occ, 0x2000, 0x1000, 0x1000, 0x10000, 0x100000), Some(0x13000));
+        assert_eq!(
+            find_hole(&occ, 0x2000, 0x1000, 0x1000, 0x10000, 0x100000),
+            Some(0x13000)
+        );
         // Too big for the gap below 0x20000: goes above 0x30000 + guard.
-        assert_eq!(find_hole(&occ, 0xd000, 0x1000, 0x1000, 0x10000, 0x100000), Some(0x31000));
+        assert_eq!(
+            find_hole(&occ, 0xd000, 0x1000, 0x1000, 0x10000, 0x100000),
+            Some(0x31000)
+        );
     }
 
     #[test]
     fn overlapping_and_unsorted_ranges() {
         let occ = [(0x50000, 0x60000), (0x10000, 0x40000), (0x30000, 0x55000)];
-        assert_eq!(find_hole(&occ, 0x1000, 0x1000, 0, 0x10000, 0x100000), Some(0x60000));
+        assert_eq!(
+            find_hole(&occ, 0x1000, 0x1000, 0, 0x10000, 0x100000),
+            Some(0x60000)
+        );
     }
 
     #[test]
     fn no_room() {
         let occ = [(0x10000, 0x100000)];
         assert_eq!(find_hole(&occ, 0x1000, 0x1000, 0, 0x10000, 0x100000), None);
-        assert_eq!(find_hole(&[], 0x1000, 0x1000, 0, u64::MAX - 0x10, u64::MAX), None);
+        assert_eq!(
+            find_hole(&[], 0x1000, 0x1000, 0, u64::MAX - 0x10, u64::MAX),
+            None
+        );
     }
 
     #[test]
     fn region_avoids_typical_layout() {
-        let vma = |start, end| Vma { start, end, ..Vma::default() };
+        let vma = |start, end| Vma {
+            start,
+            end,
+            ..Vma::default()
+        };
         // A non-PIE binary at 0x400000 and a big mapping right where the search starts.
-        let vmas = [vma(0x400000, 0x401000), vma(0x1000_0000, 0x1050_0000), vma(0x7fff_f7fc_0000, 0x7fff_f7fc_8000)];
+        let vmas = [
+            vma(0x400000, 0x401000),
+            vma(0x1000_0000, 0x1050_0000),
+            vma(0x7fff_f7fc_0000, 0x7fff_f7fc_8000),
+        ];
         let r = choose_region(&vmas, 0x7fff_ffff_f000).unwrap_or_else(|| panic!("no region"));
         assert_eq!(r.base, 0x1060_0000);
-        assert!(vmas.iter().all(|v| !r.overlaps(v.start - GUARD, v.end + GUARD)));
+        assert!(vmas
+            .iter()
+            .all(|v| !r.overlaps(v.start - GUARD, v.end + GUARD)));
     }
 }

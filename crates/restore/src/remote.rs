@@ -169,7 +169,11 @@ pub struct Task {
 impl Task {
     /// Runs `f` with `thread` (another thread of the same process) as the traced thread: its
     /// remote calls run in that thread, with the same memory, instruction and scratch area.
-    pub fn in_thread<T>(&mut self, thread: &mut Tracee, f: impl FnOnce(&mut Task) -> Result<T>) -> Result<T> {
+    pub fn in_thread<T>(
+        &mut self,
+        thread: &mut Tracee,
+        f: impl FnOnce(&mut Task) -> Result<T>,
+    ) -> Result<T> {
         std::mem::swap(&mut self.tracee, thread);
         let r = f(self);
         std::mem::swap(&mut self.tracee, thread);
@@ -184,7 +188,12 @@ impl Task {
     /// Prints a step of the rebuild when verbose.
     pub fn log(&self, msg: impl FnOnce() -> String) {
         if self.verbose {
-            eprintln!("psnc-restore: {:8.3}s [{}] {}", self.started.elapsed().as_secs_f64(), self.pid, msg());
+            eprintln!(
+                "psnc-restore: {:8.3}s [{}] {}",
+                self.started.elapsed().as_secs_f64(),
+                self.pid,
+                msg()
+            );
         }
     }
 
@@ -218,7 +227,10 @@ impl Task {
     pub fn call_raw(&mut self, step: &str, call: impl Into<Call>, args: &[u64]) -> Result<i64> {
         let call = call.into();
         let nr = match call {
-            Call::Sys(s) => s.nr(self.arch).ok_or(PtraceError::NoSyscallNr { sysno: s, arch: self.arch }),
+            Call::Sys(s) => s.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
+                sysno: s,
+                arch: self.arch,
+            }),
             Call::Extra(e) => Ok(e.nr(self.arch)),
         }
         .map_err(self.step_err(step))?;
@@ -227,7 +239,9 @@ impl Task {
             *d = s;
         }
         let insn = self.insn;
-        self.tracee.remote_syscall(insn, nr, &a).map_err(self.step_err(step))
+        self.tracee
+            .remote_syscall(insn, nr, &a)
+            .map_err(self.step_err(step))
     }
 
     /// Writes `bytes` into the task's memory at `addr`, through protections.
@@ -266,7 +280,11 @@ impl Task {
     ) -> Result<T> {
         let pid = self.pid as u32;
         let (insn, (saddr, slen)) = (self.insn, self.scratch);
-        let wrap = |source| RestoreError::Step { pid, step: step.to_string(), source };
+        let wrap = |source| RestoreError::Step {
+            pid,
+            step: step.to_string(),
+            source,
+        };
         let mut sc = RemoteSyscaller::new(&mut self.tracee, insn).map_err(wrap)?;
         sc.set_scratch(saddr, slen).map_err(wrap)?;
         let out = f(&mut sc).map_err(wrap)?;

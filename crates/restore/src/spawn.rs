@@ -25,18 +25,30 @@ pub const BLOCK_ALL: u64 = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP -
 
 /// Creates the stub task for an image of mode `arch`, stopped at its `int3`, all signals blocked,
 /// with the scratch area of `region` mapped. `pid` chooses its PID (`None`: any, for probes).
-pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: bool, verbose: bool) -> Result<(Task, Stub)> {
+pub fn start_stub(
+    pid: Option<u32>,
+    arch: Arch,
+    region: Region,
+    new_session: bool,
+    verbose: bool,
+) -> Result<(Task, Stub)> {
     let started = std::time::Instant::now();
     let shown_pid = pid.unwrap_or(0);
-    let stub_err = |why: String| RestoreError::Stub { pid: shown_pid, why };
+    let stub_err = |why: String| RestoreError::Stub {
+        pid: shown_pid,
+        why,
+    };
     let stub = Stub::generate(arch, region.code()).map_err(|e| stub_err(e.to_string()))?;
     let memfd = psnc_ptrace::sys::memfd_create(c"psnc-stub", libc::MFD_CLOEXEC)
         .map_err(|e| stub_err(format!("creating the stub memfd: {e}")))?;
     let mut file = std::fs::File::from(memfd);
-    file.write_all(&stub.bytes).map_err(|e| stub_err(format!("writing the stub: {e}")))?;
+    file.write_all(&stub.bytes)
+        .map_err(|e| stub_err(format!("writing the stub: {e}")))?;
 
     let set_tid = match pid {
-        Some(p) => Some(i32::try_from(p).map_err(|_| stub_err(format!("PID {p} is out of range")))?),
+        Some(p) => {
+            Some(i32::try_from(p).map_err(|_| stub_err(format!("PID {p} is out of range")))?)
+        }
         None => None,
     };
     use std::os::fd::AsFd;
@@ -49,7 +61,11 @@ pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: boo
         new_session,
     };
     let held = spawn_held(&spec).map_err(|e| match e {
-        PtraceError::Syscall { op: "clone3", errno: nix::errno::Errno::EEXIST, .. } => RestoreError::PidInUse {
+        PtraceError::Syscall {
+            op: "clone3",
+            errno: nix::errno::Errno::EEXIST,
+            ..
+        } => RestoreError::PidInUse {
             pid: shown_pid,
             comm: "a process that took it after the checks".into(),
         },
@@ -59,10 +75,13 @@ pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: boo
     let mut tracee = Tracee::seize(child, Options::PTRACE_O_EXITKILL)
         .map_err(|e| stub_err(format!("seizing the new task {child}: {e}")))?;
     // From here on, the task dies with us (EXITKILL) or with `kill` below.
-    let (_, pidfd) = held.exec().map_err(|e| stub_err(format!("exec of the stub: {e}")))?;
+    let (_, pidfd) = held
+        .exec()
+        .map_err(|e| stub_err(format!("exec of the stub: {e}")))?;
     drop(pidfd);
-    let first = check_first_stop(&mut tracee, &stub, arch)
-        .and_then(|()| ProcMem::open(child, true).map_err(|e| stub_err(format!("opening its memory: {e}"))));
+    let first = check_first_stop(&mut tracee, &stub, arch).and_then(|()| {
+        ProcMem::open(child, true).map_err(|e| stub_err(format!("opening its memory: {e}")))
+    });
     let mem = match first {
         Ok(mem) => mem,
         Err(e) => {
@@ -94,8 +113,12 @@ pub fn start_stub(pid: Option<u32>, arch: Arch, region: Region, new_session: boo
 fn check_first_stop(tracee: &mut Tracee, stub: &Stub, arch: Arch) -> Result<()> {
     let pid = tracee.tid() as u32;
     let stub_err = |why: String| RestoreError::Stub { pid, why };
-    let stop = tracee.wait_stop().map_err(|e| stub_err(format!("waiting for the stub: {e}")))?;
-    let regs = tracee.get_regs().map_err(|e| stub_err(format!("reading the stub's registers: {e}")))?;
+    let stop = tracee
+        .wait_stop()
+        .map_err(|e| stub_err(format!("waiting for the stub: {e}")))?;
+    let regs = tracee
+        .get_regs()
+        .map_err(|e| stub_err(format!("reading the stub's registers: {e}")))?;
     if stop != Stop::Signal(libc::SIGTRAP) || regs.ip() != stub.entry + 1 {
         return Err(stub_err(format!(
             "the stub stopped with {stop:?} at {:#x}, expected its int3 trap at {:#x}",
@@ -104,9 +127,14 @@ fn check_first_stop(tracee: &mut Tracee, stub: &Stub, arch: Arch) -> Result<()> 
         )));
     }
     if regs.arch() != ptrace_arch(arch) {
-        return Err(stub_err(format!("the stub runs {:?} code, expected {arch:?}", regs.arch())));
+        return Err(stub_err(format!(
+            "the stub runs {:?} code, expected {arch:?}",
+            regs.arch()
+        )));
     }
-    tracee.set_sigmask(BLOCK_ALL).map_err(|e| stub_err(format!("blocking signals: {e}")))
+    tracee
+        .set_sigmask(BLOCK_ALL)
+        .map_err(|e| stub_err(format!("blocking signals: {e}")))
 }
 
 /// Maps the scratch area at its fixed place in the restore's region.
@@ -127,7 +155,10 @@ fn map_scratch(task: &mut Task, region: Region) -> Result<()> {
     if addr != region.scratch() {
         return Err(RestoreError::Stub {
             pid: task.pid as u32,
-            why: format!("scratch area mapped at {addr:#x} instead of {:#x}", region.scratch()),
+            why: format!(
+                "scratch area mapped at {addr:#x} instead of {:#x}",
+                region.scratch()
+            ),
         });
     }
     task.scratch = (addr, SCRATCH_SIZE);

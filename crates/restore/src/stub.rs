@@ -101,7 +101,14 @@ impl ElfClass for Elf64 {
     fn put_phdr(out: &mut Vec<u8>, ph: &Phdr) {
         out.extend_from_slice(&ph.p_type.to_le_bytes());
         out.extend_from_slice(&ph.p_flags.to_le_bytes());
-        for v in [ph.p_offset, ph.p_vaddr, ph.p_vaddr, ph.p_filesz, ph.p_memsz, ph.p_align] {
+        for v in [
+            ph.p_offset,
+            ph.p_vaddr,
+            ph.p_vaddr,
+            ph.p_filesz,
+            ph.p_memsz,
+            ph.p_align,
+        ] {
             Self::put_word(out, v);
         }
     }
@@ -160,7 +167,9 @@ pub struct Stub {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StubError {
     /// The load address is not page-aligned or the page does not fit below the mode's limit.
-    #[error("stub load address {base:#x} is not a page-aligned address below {limit:#x} for {arch:?}")]
+    #[error(
+        "stub load address {base:#x} is not a page-aligned address below {limit:#x} for {arch:?}"
+    )]
     BadBase {
         /// The requested base.
         base: u64,
@@ -191,7 +200,10 @@ impl Stub {
 
 fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     let limit = C::ADDR_LIMIT;
-    if base % PAGE_SIZE != 0 || base == 0 || !base.checked_add(PAGE_SIZE).is_some_and(|e| e <= limit) {
+    if base % PAGE_SIZE != 0
+        || base == 0
+        || !base.checked_add(PAGE_SIZE).is_some_and(|e| e <= limit)
+    {
         return Err(StubError::BadBase { base, limit, arch });
     }
     let phnum: u16 = 2;
@@ -200,7 +212,16 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
 
     let mut out = Vec::with_capacity(file_size as usize);
     // e_ident
-    out.extend_from_slice(&[0x7f, b'E', b'L', b'F', C::EI_CLASS, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV]);
+    out.extend_from_slice(&[
+        0x7f,
+        b'E',
+        b'L',
+        b'F',
+        C::EI_CLASS,
+        ELFDATA2LSB,
+        EV_CURRENT,
+        ELFOSABI_SYSV,
+    ]);
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&ET_EXEC.to_le_bytes());
     out.extend_from_slice(&C::MACHINE.to_le_bytes());
@@ -245,7 +266,14 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     );
     debug_assert_eq!(out.len() as u64, code_off);
     out.extend_from_slice(C::CODE);
-    Ok(Stub { bytes: out, base, syscall_addr, entry, clone_addr: syscall_addr + 3, arch })
+    Ok(Stub {
+        bytes: out,
+        base,
+        syscall_addr,
+        entry,
+        clone_addr: syscall_addr + 3,
+        arch,
+    })
 }
 
 #[cfg(test)]

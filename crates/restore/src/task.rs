@@ -63,7 +63,11 @@ pub fn xsave_for_host(t: &Thread, host: &[u8], image_xcr0: u64) -> Result<Option
     let host_xcr0 = u64_at(host, 464);
     let missing = t.xstate_bv & !host_xcr0;
     if missing != 0 {
-        return Err(RestoreError::XsaveFeatures { image: image_xcr0, host: host_xcr0, missing });
+        return Err(RestoreError::XsaveFeatures {
+            image: image_xcr0,
+            host: host_xcr0,
+            missing,
+        });
     }
     if t.xsave.len() == host.len() {
         return Ok(Some(t.xsave.clone()));
@@ -86,7 +90,11 @@ pub fn xsave_for_host(t: &Thread, host: &[u8], image_xcr0: u64) -> Result<Option
 
 /// Closes every fd the stub inherited from the restore tool (its stdio).
 pub fn close_inherited(task: &mut Task) -> Result<()> {
-    task.call("closing the fds the stub inherited", Extra::CloseRange, &[0, u64::from(u32::MAX), 0])?;
+    task.call(
+        "closing the fds the stub inherited",
+        Extra::CloseRange,
+        &[0, u64::from(u32::MAX), 0],
+    )?;
     Ok(())
 }
 
@@ -98,7 +106,9 @@ pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
     let old = task.put(step, 0, &[0u8; 16])?;
     task.call(step, Sysno::Prlimit64, &[0, RLIMIT_NOFILE, 0, old])?;
     let mut b = [0u8; 16];
-    task.mem.read_exact_at(old, &mut b).map_err(task.step_err(step))?;
+    task.mem
+        .read_exact_at(old, &mut b)
+        .map_err(task.step_err(step))?;
     let hard = u64_at(&b, 8);
     let need = p.fds.iter().map(|f| f.fd as u64 + 2).max().unwrap_or(0);
     let hard = hard.max(need);
@@ -109,7 +119,13 @@ pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
     let me = std::process::id();
     let step = "opening a pidfd of the restore tool in the task";
     let fd = task.call(step, Extra::PidfdOpen, &[u64::from(me), 0])?;
-    let low = p.fds.iter().map(|f| f.fd as u64 + 1).max().unwrap_or(0).max(3);
+    let low = p
+        .fds
+        .iter()
+        .map(|f| f.fd as u64 + 1)
+        .max()
+        .unwrap_or(0)
+        .max(3);
     let high = task.call(step, Sysno::Fcntl, &[fd, F_DUPFD_CLOEXEC, low])?;
     task.call(step, Sysno::Close, &[fd])?;
     Ok(high)
@@ -117,21 +133,46 @@ pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
 
 /// Sets the mm fields, brk and auxv with `PR_SET_MM_MAP`, and the exe link when `exe_fd` is given.
 pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
-    let step = if exe_fd.is_some() { "setting the executable (PR_SET_MM_MAP)" } else { "setting the mm fields (PR_SET_MM_MAP)" };
+    let step = if exe_fd.is_some() {
+        "setting the executable (PR_SET_MM_MAP)"
+    } else {
+        "setting the mm fields (PR_SET_MM_MAP)"
+    };
     let m = &p.mm;
     let auxv_addr = task.put(step, 4096, &p.auxv)?;
     let mut map = Vec::with_capacity(PR_SET_MM_MAP_SIZE as usize);
     for v in [
-        m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk, m.start_stack, m.arg_start,
-        m.arg_end, m.env_start, m.env_end, auxv_addr,
+        m.start_code,
+        m.end_code,
+        m.start_data,
+        m.end_data,
+        m.start_brk,
+        m.brk,
+        m.start_stack,
+        m.arg_start,
+        m.arg_end,
+        m.env_start,
+        m.env_end,
+        auxv_addr,
     ] {
         map.extend_from_slice(&v.to_le_bytes());
     }
     map.extend_from_slice(&(p.auxv.len() as u32).to_le_bytes());
     map.extend_from_slice(&exe_fd.map_or(u32::MAX, |f| f as u32).to_le_bytes());
     let addr = task.put(step, 0, &map)?;
-    task.log(|| format!("{step}: brk {:#x}..{:#x}, {} auxv bytes", m.start_brk, m.brk, p.auxv.len()));
-    task.call(step, Sysno::Prctl, &[PR_SET_MM, PR_SET_MM_MAP, addr, PR_SET_MM_MAP_SIZE, 0])?;
+    task.log(|| {
+        format!(
+            "{step}: brk {:#x}..{:#x}, {} auxv bytes",
+            m.start_brk,
+            m.brk,
+            p.auxv.len()
+        )
+    });
+    task.call(
+        step,
+        Sysno::Prctl,
+        &[PR_SET_MM, PR_SET_MM_MAP, addr, PR_SET_MM_MAP_SIZE, 0],
+    )?;
     Ok(())
 }
 
@@ -172,7 +213,11 @@ pub fn set_cwd(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> 
     let Some(cwd) = &local.cwd else { return Ok(()) };
     use std::os::fd::AsRawFd;
     let step = format!("entering the working directory {}", p.cwd);
-    let fd = task.call(&step, Extra::PidfdGetfd, &[pidfd, cwd.as_raw_fd() as u64, 0])?;
+    let fd = task.call(
+        &step,
+        Extra::PidfdGetfd,
+        &[pidfd, cwd.as_raw_fd() as u64, 0],
+    )?;
     task.call(&step, Sysno::Fchdir, &[fd])?;
     task.call(&step, Sysno::Close, &[fd])?;
     Ok(())
@@ -182,7 +227,11 @@ pub fn set_cwd(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> 
 /// process-wide pending signals, subreaper and no_new_privs.
 pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
     task.call("setting the umask", Sysno::Umask, &[u64::from(p.umask)])?;
-    task.call("setting the personality", Sysno::Personality, &[u64::from(p.personality)])?;
+    task.call(
+        "setting the personality",
+        Sysno::Personality,
+        &[u64::from(p.personality)],
+    )?;
     let mut comm: Vec<u8> = p.comm.as_bytes().iter().copied().take(15).collect();
     comm.push(0);
     let addr = task.put("setting the name", 0, &comm)?;
@@ -200,8 +249,15 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        let act = SigAction { handler: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask };
-        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| sc.set_sigaction(sig, &act))?;
+        let act = SigAction {
+            handler: a.handler,
+            flags: a.flags,
+            restorer: a.restorer,
+            mask: a.mask,
+        };
+        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| {
+            sc.set_sigaction(sig, &act)
+        })?;
     }
     // Handlers the stub inherited as SIG_IGN from the restore tool, for signals the image does
     // not list, go back to the default.
@@ -224,7 +280,9 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
             value_sec: (t.value_us / 1_000_000) as i64,
             value_usec: (t.value_us % 1_000_000) as i64,
         };
-        task.with_syscaller(&format!("arming interval timer {which}"), |sc| sc.setitimer(which as i32, &val))?;
+        task.with_syscaller(&format!("arming interval timer {which}"), |sc| {
+            sc.setitimer(which as i32, &val)
+        })?;
     }
 
     for s in &p.signals.shared_pending {
@@ -235,14 +293,26 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
             psnc_ptrace::Arch::I386 => psnc_ptrace::siginfo::to_compat(&info),
         };
         let addr = task.put(&step, 0, &info.0)?;
-        task.call(&step, Extra::RtSigqueueinfo, &[u64::from(p.pid), u64::from(s.signo), addr])?;
+        task.call(
+            &step,
+            Extra::RtSigqueueinfo,
+            &[u64::from(p.pid), u64::from(s.signo), addr],
+        )?;
     }
 
     if p.child_subreaper {
-        task.call("setting child-subreaper", Sysno::Prctl, &[PR_SET_CHILD_SUBREAPER, 1])?;
+        task.call(
+            "setting child-subreaper",
+            Sysno::Prctl,
+            &[PR_SET_CHILD_SUBREAPER, 1],
+        )?;
     }
     if p.no_new_privs {
-        task.call("setting no_new_privs", Sysno::Prctl, &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0])?;
+        task.call(
+            "setting no_new_privs",
+            Sysno::Prctl,
+            &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0],
+        )?;
     }
     Ok(())
 }
@@ -257,7 +327,11 @@ pub fn restore_posix_timers(task: &mut Task, p: &Process) -> Result<()> {
         return Ok(());
     }
     let step = "choosing POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)";
-    let r = task.call_raw(step, Sysno::Prctl, &[PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0])?;
+    let r = task.call_raw(
+        step,
+        Sysno::Prctl,
+        &[PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0],
+    )?;
     if r < 0 {
         return Err(RestoreError::Unsupported {
             what: format!(
@@ -280,14 +354,27 @@ pub fn restore_posix_timers(task: &mut Task, p: &Process) -> Result<()> {
         sev.resize(64, 0);
         let sev_addr = task.put(&step, 0, &sev)?;
         let id_addr = task.put(&step, 64, &t.id.to_le_bytes())?;
-        task.call(&step, Sysno::TimerCreate, &[u64::from(t.clock), sev_addr, id_addr])?;
+        task.call(
+            &step,
+            Sysno::TimerCreate,
+            &[u64::from(t.clock), sev_addr, id_addr],
+        )?;
         let mut got = [0u8; 4];
-        task.mem.read_exact_at(id_addr, &mut got).map_err(task.step_err(&step))?;
+        task.mem
+            .read_exact_at(id_addr, &mut got)
+            .map_err(task.step_err(&step))?;
         if u32::from_le_bytes(got) != t.id {
-            return Err(RestoreError::Inconsistent(format!("{step}: the kernel gave id {}", u32::from_le_bytes(got))));
+            return Err(RestoreError::Inconsistent(format!(
+                "{step}: the kernel gave id {}",
+                u32::from_le_bytes(got)
+            )));
         }
     }
-    task.call("back to sequential timer ids", Sysno::Prctl, &[PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0])?;
+    task.call(
+        "back to sequential timer ids",
+        Sysno::Prctl,
+        &[PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0],
+    )?;
     for t in p.signals.posix_timers.iter().filter(|t| t.value_ns != 0) {
         let spec = psnc_ptrace::remote::ITimerSpec {
             interval_sec: (t.interval_ns / 1_000_000_000) as i64,
@@ -295,7 +382,9 @@ pub fn restore_posix_timers(task: &mut Task, p: &Process) -> Result<()> {
             value_sec: (t.value_ns / 1_000_000_000) as i64,
             value_nsec: (t.value_ns % 1_000_000_000) as i64,
         };
-        task.with_syscaller(&format!("arming POSIX timer {}", t.id), |sc| sc.timer_settime(t.id as i32, 0, &spec))?;
+        task.with_syscaller(&format!("arming POSIX timer {}", t.id), |sc| {
+            sc.timer_settime(t.id as i32, 0, &spec)
+        })?;
     }
     Ok(())
 }
@@ -319,16 +408,30 @@ pub fn restore_thread_state(task: &mut Task, t: &Thread) -> Result<()> {
     }
     let ss = &t.sigaltstack;
     if ss.sp != 0 || ss.size != 0 || ss.flags & libc::SS_DISABLE as u32 == 0 {
-        let alt = SigAltStack { sp: ss.sp, flags: ss.flags as i32, size: ss.size };
-        task.with_syscaller(&format!("thread {}: setting sigaltstack", t.tid), |sc| sc.set_sigaltstack(&alt))?;
+        let alt = SigAltStack {
+            sp: ss.sp,
+            flags: ss.flags as i32,
+            size: ss.size,
+        };
+        task.with_syscaller(&format!("thread {}: setting sigaltstack", t.tid), |sc| {
+            sc.set_sigaltstack(&alt)
+        })?;
     }
     if let Some(r) = t.rseq.filter(|r| r.addr != 0) {
         let step = format!("thread {}: registering rseq at {:#x}", t.tid, r.addr);
-        task.call(&step, Sysno::Rseq, &[r.addr, u64::from(r.len), 0, u64::from(r.sig)])?;
+        task.call(
+            &step,
+            Sysno::Rseq,
+            &[r.addr, u64::from(r.len), 0, u64::from(r.sig)],
+        )?;
     }
     if t.robust_list != 0 {
         let step = format!("thread {}: setting the robust list", t.tid);
-        task.call(&step, Sysno::SetRobustList, &[t.robust_list, t.robust_list_len])?;
+        task.call(
+            &step,
+            Sysno::SetRobustList,
+            &[t.robust_list, t.robust_list_len],
+        )?;
     }
     if t.clear_child_tid != 0 {
         let step = format!("thread {}: set_tid_address", t.tid);
@@ -344,7 +447,9 @@ pub fn queue_thread_signals(task: &mut Task, pid: u32, t: &Thread) -> Result<()>
     for s in &t.pending {
         let step = format!("thread {}: queueing signal {}", t.tid, s.signo);
         let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
-        task.with_syscaller(&step, |sc| sc.rt_tgsigqueueinfo(pid as i32, t.tid as i32, &info))?;
+        task.with_syscaller(&step, |sc| {
+            sc.rt_tgsigqueueinfo(pid as i32, t.tid as i32, &info)
+        })?;
     }
     Ok(())
 }
@@ -366,7 +471,11 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
     let groups: Vec<u8> = c.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
     let addr = task.put(step, 0, &groups)?;
     task.call(step, Extra::Setgroups, &[c.groups.len() as u64, addr])?;
-    task.call("keeping capabilities across the id change", Sysno::Prctl, &[PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP])?;
+    task.call(
+        "keeping capabilities across the id change",
+        Sysno::Prctl,
+        &[PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP],
+    )?;
     let [rg, eg, sg, fg] = c.gids.map(u64::from);
     task.call("setting the gids", Extra::Setresgid, &[rg, eg, sg])?;
     // setfs[ug]id return the old value and report no error.
@@ -374,10 +483,18 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
     let [ru, eu, su, fu] = c.uids.map(u64::from);
     task.call("setting the uids", Extra::Setresuid, &[ru, eu, su])?;
     task.call_raw("setting the fsuid", Extra::Setfsuid, &[fu])?;
-    task.call("setting the securebits", Sysno::Prctl, &[PR_SET_SECUREBITS, u64::from(c.securebits)])?;
+    task.call(
+        "setting the securebits",
+        Sysno::Prctl,
+        &[PR_SET_SECUREBITS, u64::from(c.securebits)],
+    )?;
     for cap in 0..=cap_last_cap().min(63) {
         if c.cap_bnd & (1u64 << cap) == 0 {
-            task.call(&format!("dropping capability {cap} from the bounding set"), Sysno::Prctl, &[PR_CAPBSET_DROP, u64::from(cap)])?;
+            task.call(
+                &format!("dropping capability {cap} from the bounding set"),
+                Sysno::Prctl,
+                &[PR_CAPBSET_DROP, u64::from(cap)],
+            )?;
         }
     }
     let step = "setting the capabilities";
@@ -391,10 +508,18 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
     }
     let hdr = task.put(step, 0, &b)?;
     task.call(step, Extra::Capset, &[hdr, hdr + 8])?;
-    task.call("clearing the ambient set", Sysno::Prctl, &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0])?;
+    task.call(
+        "clearing the ambient set",
+        Sysno::Prctl,
+        &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0],
+    )?;
     for cap in 0..64u64 {
         if c.cap_amb & (1 << cap) != 0 {
-            task.call(&format!("raising ambient capability {cap}"), Sysno::Prctl, &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0])?;
+            task.call(
+                &format!("raising ambient capability {cap}"),
+                Sysno::Prctl,
+                &[PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0],
+            )?;
         }
     }
     Ok(())
@@ -404,10 +529,18 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
 /// the restore tool stays the parent, i.e. `--foreground`; otherwise its exit would fire it).
 pub fn after_creds(task: &mut Task, p: &Process, keep_pdeathsig: bool) -> Result<()> {
     if p.dumpable <= 1 {
-        task.call("setting dumpable", Sysno::Prctl, &[PR_SET_DUMPABLE, u64::from(p.dumpable)])?;
+        task.call(
+            "setting dumpable",
+            Sysno::Prctl,
+            &[PR_SET_DUMPABLE, u64::from(p.dumpable)],
+        )?;
     }
     if keep_pdeathsig && p.pdeathsig != 0 {
-        task.call("setting the parent-death signal", Sysno::Prctl, &[PR_SET_PDEATHSIG, u64::from(p.pdeathsig)])?;
+        task.call(
+            "setting the parent-death signal",
+            Sysno::Prctl,
+            &[PR_SET_PDEATHSIG, u64::from(p.pdeathsig)],
+        )?;
     }
     Ok(())
 }
@@ -415,7 +548,11 @@ pub fn after_creds(task: &mut Task, p: &Process, keep_pdeathsig: bool) -> Result
 /// Asks for AMX state permission when the thread's XSAVE area holds live tile data.
 pub fn request_xstate_perm(task: &mut Task, t: &Thread) -> Result<()> {
     if task.arch == psnc_ptrace::Arch::X86_64 && t.xstate_bv & (1 << XFEATURE_XTILEDATA) != 0 {
-        task.call("requesting AMX state permission", Sysno::ArchPrctl, &[ARCH_REQ_XCOMP_PERM, u64::from(XFEATURE_XTILEDATA)])?;
+        task.call(
+            "requesting AMX state permission",
+            Sysno::ArchPrctl,
+            &[ARCH_REQ_XCOMP_PERM, u64::from(XFEATURE_XTILEDATA)],
+        )?;
     }
     Ok(())
 }
@@ -433,15 +570,31 @@ pub fn unmap_scratch(task: &mut Task) -> Result<()> {
 pub fn finish_thread(task: &mut Task, t: &Thread, xsave: Option<&[u8]>) -> Result<()> {
     let tid = t.tid;
     for d in &t.tls {
-        let desc = UserDesc { entry_number: d.entry_number, base_addr: d.base_addr, limit: d.limit, flags: d.flags };
-        task.tracee.set_thread_area(&desc).map_err(task.step_err(format!("thread {tid}: setting TLS entry {}", d.entry_number)))?;
+        let desc = UserDesc {
+            entry_number: d.entry_number,
+            base_addr: d.base_addr,
+            limit: d.limit,
+            flags: d.flags,
+        };
+        task.tracee
+            .set_thread_area(&desc)
+            .map_err(task.step_err(format!(
+                "thread {tid}: setting TLS entry {}",
+                d.entry_number
+            )))?;
     }
     let regs = ptrace_regs(&t.regs);
-    task.tracee.set_regs(&regs).map_err(task.step_err(format!("thread {tid}: setting the registers")))?;
+    task.tracee
+        .set_regs(&regs)
+        .map_err(task.step_err(format!("thread {tid}: setting the registers")))?;
     if let Some(x) = xsave {
-        task.tracee.set_xstate(x).map_err(task.step_err(format!("thread {tid}: setting the XSAVE area")))?;
+        task.tracee
+            .set_xstate(x)
+            .map_err(task.step_err(format!("thread {tid}: setting the XSAVE area")))?;
     }
-    task.tracee.set_sigmask(t.sigmask).map_err(task.step_err(format!("thread {tid}: setting the signal mask")))?;
+    task.tracee
+        .set_sigmask(t.sigmask)
+        .map_err(task.step_err(format!("thread {tid}: setting the signal mask")))?;
     Ok(())
 }
 
@@ -452,7 +605,11 @@ mod tests {
     fn thread(xsave_len: usize, bv: u64) -> Thread {
         let mut xsave = vec![0xab; xsave_len];
         xsave[512..520].copy_from_slice(&bv.to_le_bytes());
-        Thread { xsave, xstate_bv: bv, ..Thread::default() }
+        Thread {
+            xsave,
+            xstate_bv: bv,
+            ..Thread::default()
+        }
     }
 
     fn host(len: usize, xcr0: u64) -> Vec<u8> {
@@ -464,14 +621,24 @@ mod tests {
     #[test]
     fn xsave_same_layout_is_kept() {
         let t = thread(2696, 0xe7);
-        assert_eq!(xsave_for_host(&t, &host(2696, 0x2e7), 0x2e7).unwrap(), Some(t.xsave.clone()));
+        assert_eq!(
+            xsave_for_host(&t, &host(2696, 0x2e7), 0x2e7).unwrap(),
+            Some(t.xsave.clone())
+        );
     }
 
     #[test]
     fn xsave_missing_component_is_refused() {
         let t = thread(2696, 0xe7);
         let err = xsave_for_host(&t, &host(2696, 0x7), 0xe7).unwrap_err();
-        assert!(matches!(err, RestoreError::XsaveFeatures { missing: 0xe0, host: 0x7, .. }));
+        assert!(matches!(
+            err,
+            RestoreError::XsaveFeatures {
+                missing: 0xe0,
+                host: 0x7,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -485,7 +652,11 @@ mod tests {
         let t = thread(2696, 0xe7);
         assert!(matches!(
             xsave_for_host(&t, &host(1088, 0xff), 0xe7),
-            Err(RestoreError::XsaveLayout { image: 2696, host: 1088, .. })
+            Err(RestoreError::XsaveLayout {
+                image: 2696,
+                host: 1088,
+                ..
+            })
         ));
     }
 }

@@ -43,24 +43,42 @@ pub fn create_thread(task: &mut Task, stub: &Stub, tid: u32) -> Result<Tracee> {
     let args_addr = task.put(&step, ARGS_OFFSET, &bytes)?;
     let nr = Sysno::Clone3
         .nr(task.arch)
-        .ok_or(psnc_ptrace::PtraceError::NoSyscallNr { sysno: Sysno::Clone3, arch: task.arch })
+        .ok_or(psnc_ptrace::PtraceError::NoSyscallNr {
+            sysno: Sysno::Clone3,
+            arch: task.arch,
+        })
         .map_err(task.step_err(&step))?;
     task.log(|| step.clone());
     let r = task
         .tracee
-        .remote_syscall(stub.clone_addr, nr, &[args_addr, bytes.len() as u64, 0, 0, 0, 0])
+        .remote_syscall(
+            stub.clone_addr,
+            nr,
+            &[args_addr, bytes.len() as u64, 0, 0, 0, 0],
+        )
         .map_err(task.step_err(&step))?;
     if r < 0 {
         let errno = nix::errno::Errno::from_raw(-r as i32);
         if errno == nix::errno::Errno::EEXIST {
-            return Err(RestoreError::PidInUse { pid: tid, comm: "a thread that took it after the checks".into() });
+            return Err(RestoreError::PidInUse {
+                pid: tid,
+                comm: "a thread that took it after the checks".into(),
+            });
         }
-        return Err(RestoreError::RemoteCall { pid: task.pid as u32, step, call: "clone3", errno });
+        return Err(RestoreError::RemoteCall {
+            pid: task.pid as u32,
+            step,
+            call: "clone3",
+            errno,
+        });
     }
     if r != i64::from(tid) {
-        return Err(RestoreError::Inconsistent(format!("{step}: clone3 returned {r}")));
+        return Err(RestoreError::Inconsistent(format!(
+            "{step}: clone3 returned {r}"
+        )));
     }
-    let mut tracee = Tracee::seize(tid as i32, Options::PTRACE_O_EXITKILL).map_err(task.step_err(&step))?;
+    let mut tracee =
+        Tracee::seize(tid as i32, Options::PTRACE_O_EXITKILL).map_err(task.step_err(&step))?;
     tracee.interrupt().map_err(task.step_err(&step))?;
     loop {
         match tracee.wait_stop().map_err(task.step_err(&step))? {

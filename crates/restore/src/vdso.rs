@@ -72,7 +72,11 @@ impl VdsoGroup {
                     VmaKind::VvarVclock => VCLOCK,
                     _ => return None,
                 };
-                Some(Member { name, start: v.start, end: v.end })
+                Some(Member {
+                    name,
+                    start: v.start,
+                    end: v.end,
+                })
             })
             .collect();
         Self::from_members(members)
@@ -82,7 +86,13 @@ impl VdsoGroup {
     pub fn from_maps(maps: &[MapEntry]) -> Option<VdsoGroup> {
         let members = maps
             .iter()
-            .filter_map(|m| Some(Member { name: member_name(&m.name)?, start: m.start, end: m.end }))
+            .filter_map(|m| {
+                Some(Member {
+                    name: member_name(&m.name)?,
+                    start: m.start,
+                    end: m.end,
+                })
+            })
             .collect();
         Self::from_members(members)
     }
@@ -95,7 +105,10 @@ impl VdsoGroup {
     /// The `[vdso]` member.
     pub fn vdso(&self) -> &Member {
         // from_members guarantees exactly one.
-        self.members.iter().find(|m| m.name == VDSO).unwrap_or(&self.members[0])
+        self.members
+            .iter()
+            .find(|m| m.name == VDSO)
+            .unwrap_or(&self.members[0])
     }
 
     /// Lowest address of the group.
@@ -111,7 +124,10 @@ impl VdsoGroup {
     /// The layout relative to the vdso: (name, offset from the vdso start, length) per member.
     pub fn shape(&self) -> Vec<(&'static str, i128, u64)> {
         let base = i128::from(self.vdso().start);
-        self.members.iter().map(|m| (m.name, i128::from(m.start) - base, m.end - m.start)).collect()
+        self.members
+            .iter()
+            .map(|m| (m.name, i128::from(m.start) - base, m.end - m.start))
+            .collect()
     }
 }
 
@@ -135,7 +151,13 @@ pub fn check_image_vdso(image: &Image, p: &Process) -> Result<Option<VdsoGroup>>
             Some(h) => read_own_memory(h.vdso().start, h.vdso().end)?,
             None => Vec::new(),
         };
-        compare(&group, &stored, host.as_ref(), &host_bytes, &image.checkpoint().identity.host.kernel_release)?;
+        compare(
+            &group,
+            &stored,
+            host.as_ref(),
+            &host_bytes,
+            &image.checkpoint().identity.host.kernel_release,
+        )?;
     }
     Ok(Some(group))
 }
@@ -170,7 +192,11 @@ pub fn stored_vdso_bytes(image: &Image, p: &Process, group: &VdsoGroup) -> Resul
 
 /// Reads `[start, end)` of the restore tool's own address space through `/proc/self/mem`.
 fn read_own_memory(start: u64, end: u64) -> Result<Vec<u8>> {
-    let io = |source| RestoreError::Io { what: "reading".into(), path: "/proc/self/mem".into(), source };
+    let io = |source| RestoreError::Io {
+        what: "reading".into(),
+        path: "/proc/self/mem".into(),
+        source,
+    };
     let f = std::fs::File::open("/proc/self/mem").map_err(io)?;
     let mut buf = vec![0u8; (end - start) as usize];
     f.read_exact_at(&mut buf, start).map_err(io)?;
@@ -186,7 +212,11 @@ pub fn compare(
     kernel: &str,
 ) -> Result<()> {
     let addr = image.vdso().start;
-    let mismatch = |detail: String| RestoreError::VdsoMismatch { addr, detail, kernel: kernel.to_string() };
+    let mismatch = |detail: String| RestoreError::VdsoMismatch {
+        addr,
+        detail,
+        kernel: kernel.to_string(),
+    };
     let Some(host) = host else {
         return Err(mismatch("this kernel maps no vdso (vdso=0?)".into()));
     };
@@ -231,7 +261,9 @@ pub fn place(
         (Some(_), Some(s)) => {
             let v = s.vdso();
             let mut b = vec![0u8; (v.end - v.start) as usize];
-            task.mem.read_exact_at(v.start, &mut b).map_err(task.step_err("reading the stub's vdso"))?;
+            task.mem
+                .read_exact_at(v.start, &mut b)
+                .map_err(task.step_err("reading the stub's vdso"))?;
             b
         }
         _ => Vec::new(),
@@ -264,14 +296,23 @@ pub fn place(
     if stub.end() - stub.start() > PARK_SIZE {
         return Err(RestoreError::Stub {
             pid: task.pid as u32,
-            why: format!("the vdso group spans {:#x} bytes, more than the parking area", stub.end() - stub.start()),
+            why: format!(
+                "the vdso group spans {:#x} bytes, more than the parking area",
+                stub.end() - stub.start()
+            ),
         });
     }
     // Through the parking area, so that no move lands on a member not yet moved.
     let mut parked = Vec::new();
     for m in &stub.members {
         let to = region.park() + (m.start - stub.start());
-        mremap(task, m.start, m.end - m.start, to, &format!("parking the stub's {}", m.name))?;
+        mremap(
+            task,
+            m.start,
+            m.end - m.start,
+            to,
+            &format!("parking the stub's {}", m.name),
+        )?;
         parked.push((m, to));
     }
     for (m, from) in parked {
@@ -279,7 +320,13 @@ pub fn place(
             continue;
         };
         task.log(|| format!("moving {} to {:#x}", m.name, dest.start));
-        mremap(task, from, m.end - m.start, dest.start, &format!("moving {} to {:#x}", m.name, dest.start))?;
+        mremap(
+            task,
+            from,
+            m.end - m.start,
+            dest.start,
+            &format!("moving {} to {:#x}", m.name, dest.start),
+        )?;
     }
     Ok(())
 }
@@ -288,7 +335,10 @@ fn mremap(task: &mut Task, from: u64, len: u64, to: u64, step: &str) -> Result<(
     let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
     let got = task.call(step, Sysno::Mremap, &[from, len, len, flags, to])?;
     if got != to {
-        return Err(RestoreError::Stub { pid: task.pid as u32, why: format!("{step}: landed at {got:#x}") });
+        return Err(RestoreError::Stub {
+            pid: task.pid as u32,
+            why: format!("{step}: landed at {got:#x}"),
+        });
     }
     Ok(())
 }
@@ -300,9 +350,21 @@ mod tests {
     fn group(base: u64) -> VdsoGroup {
         VdsoGroup {
             members: vec![
-                Member { name: VVAR, start: base, end: base + 0x4000 },
-                Member { name: VCLOCK, start: base + 0x4000, end: base + 0x6000 },
-                Member { name: VDSO, start: base + 0x6000, end: base + 0x8000 },
+                Member {
+                    name: VVAR,
+                    start: base,
+                    end: base + 0x4000,
+                },
+                Member {
+                    name: VCLOCK,
+                    start: base + 0x4000,
+                    end: base + 0x6000,
+                },
+                Member {
+                    name: VDSO,
+                    start: base + 0x6000,
+                    end: base + 0x8000,
+                },
             ],
         }
     }
@@ -310,7 +372,14 @@ mod tests {
     #[test]
     fn same_bytes_and_shape_at_another_address() {
         let bytes = vec![7u8; 0x2000];
-        assert!(compare(&group(0x7000_0000), &bytes, Some(&group(0x1000_0000)), &bytes, "k").is_ok());
+        assert!(compare(
+            &group(0x7000_0000),
+            &bytes,
+            Some(&group(0x1000_0000)),
+            &bytes,
+            "k"
+        )
+        .is_ok());
     }
 
     #[test]
@@ -319,7 +388,9 @@ mod tests {
         let mut b = a.clone();
         b[0x123] = 0;
         let err = compare(&group(0), &a, Some(&group(0)), &b, "6.1").unwrap_err();
-        assert!(matches!(&err, RestoreError::VdsoMismatch { addr: 0x6000, detail, .. } if detail.contains("0x123")));
+        assert!(
+            matches!(&err, RestoreError::VdsoMismatch { addr: 0x6000, detail, .. } if detail.contains("0x123"))
+        );
     }
 
     #[test]

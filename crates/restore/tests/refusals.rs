@@ -15,7 +15,10 @@ fn free_pid() -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(32768);
-    (max / 2..max).rev().find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap()
+    (max / 2..max)
+        .rev()
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .unwrap()
 }
 
 /// Every child of every thread of this test process.
@@ -33,8 +36,15 @@ fn our_children() -> Vec<String> {
 fn synthetic(pid: u32, cpu_flags: &[&str], exe_stored: bool) -> Vec<u8> {
     let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).unwrap();
     let run = w.write_pages(0x40_0000, &[0x5a; 4096]).unwrap();
-    let exe_id = exe_stored.then(|| w.store_file("/nonexistent/psnc-exe", b"\x7fELF not really").unwrap());
-    let thread = Thread { tid: pid, regs: Regs::X86_64([0; 27]), ..Thread::default() };
+    let exe_id = exe_stored.then(|| {
+        w.store_file("/nonexistent/psnc-exe", b"\x7fELF not really")
+            .unwrap()
+    });
+    let thread = Thread {
+        tid: pid,
+        regs: Regs::X86_64([0; 27]),
+        ..Thread::default()
+    };
     let process = Process {
         pid,
         ppid: 1,
@@ -43,15 +53,27 @@ fn synthetic(pid: u32, cpu_flags: &[&str], exe_stored: bool) -> Vec<u8> {
         comm: "synthetic".into(),
         cwd: "/".into(),
         root: "/".into(),
-        exe: FileRef { path: "/nonexistent/psnc-exe".into(), stored: exe_id, ..FileRef::default() },
+        exe: FileRef {
+            path: "/nonexistent/psnc-exe".into(),
+            stored: exe_id,
+            ..FileRef::default()
+        },
         threads: vec![thread],
-        vmas: vec![Vma { start: 0x40_0000, end: 0x40_1000, prot: 3, ..Vma::default() }],
+        vmas: vec![Vma {
+            start: 0x40_0000,
+            end: 0x40_1000,
+            prot: 3,
+            ..Vma::default()
+        }],
         pages: vec![run],
         ..Process::default()
     };
     let ckpt = Checkpoint {
         identity: Identity {
-            host: Host { cpu_flags: cpu_flags.iter().map(|s| s.to_string()).collect(), ..Host::default() },
+            host: Host {
+                cpu_flags: cpu_flags.iter().map(|s| s.to_string()).collect(),
+                ..Host::default()
+            },
             ..Identity::default()
         },
         processes: vec![process],
@@ -66,7 +88,10 @@ fn truncated_image_is_refused_at_open() {
     for cut in [1, 100, bytes.len() / 2] {
         let err = Image::from_vec(bytes[..bytes.len() - cut].to_vec()).unwrap_err();
         assert!(
-            matches!(err, FormatError::BadTrailer { .. } | FormatError::Truncated { .. }),
+            matches!(
+                err,
+                FormatError::BadTrailer { .. } | FormatError::Truncated { .. }
+            ),
             "cut {cut}: {err:?}"
         );
     }
@@ -81,7 +106,10 @@ fn flipped_page_byte_is_refused_before_anything_is_created() {
     bytes[4096 + 100] ^= 1;
     let image = Image::from_vec(bytes).unwrap();
     let err = restore(&image, &Options::default()).unwrap_err();
-    assert!(matches!(err, RestoreError::Image(FormatError::DigestMismatch { .. })), "{err:?}");
+    assert!(
+        matches!(err, RestoreError::Image(FormatError::DigestMismatch { .. })),
+        "{err:?}"
+    );
     assert!(err.is_refusal());
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(our_children().is_empty());
@@ -92,8 +120,14 @@ fn pid_in_use_is_refused_naming_the_holder() {
     let me = std::process::id();
     let image = Image::from_vec(synthetic(me, &[], true)).unwrap();
     let err = restore(&image, &Options::default()).unwrap_err();
-    let comm = std::fs::read_to_string("/proc/self/comm").unwrap().trim_end().to_string();
-    assert!(matches!(&err, RestoreError::PidInUse { pid, comm: c } if *pid == me && *c == comm), "{err:?}");
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim_end()
+        .to_string();
+    assert!(
+        matches!(&err, RestoreError::PidInUse { pid, comm: c } if *pid == me && *c == comm),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&format!("PID {me} is in use")));
     assert!(our_children().is_empty());
 }
@@ -101,13 +135,21 @@ fn pid_in_use_is_refused_naming_the_holder() {
 #[test]
 fn missing_cpu_feature_is_refused_with_its_name() {
     let host = psnc_restore::cpu::host_flags().unwrap();
-    let Some(missing) = psnc_restore::cpu::USER_ISA_FLAGS.iter().find(|f| !host.contains(**f)) else {
+    let Some(missing) = psnc_restore::cpu::USER_ISA_FLAGS
+        .iter()
+        .find(|f| !host.contains(**f))
+    else {
         eprintln!("skipped: this CPU has every listed ISA flag");
         return;
     };
     let pid = free_pid();
     // Flags this CPU has, plus one it lacks, plus non-ISA flags that must not matter.
-    let image = Image::from_vec(synthetic(pid, &["sse2", missing, "hypervisor", "not_a_flag"], true)).unwrap();
+    let image = Image::from_vec(synthetic(
+        pid,
+        &["sse2", missing, "hypervisor", "not_a_flag"],
+        true,
+    ))
+    .unwrap();
     let err = restore(&image, &Options::default()).unwrap_err();
     assert!(
         matches!(&err, RestoreError::CpuFeatures { missing: m } if *m == vec![missing.to_string()]),
@@ -135,9 +177,15 @@ fn missing_unstored_executable_is_refused() {
 fn unmatched_inherit_fd_is_refused() {
     let pid = free_pid();
     let image = Image::from_vec(synthetic(pid, &[], true)).unwrap();
-    let opts = Options { inherit_fds: vec![InheritFd::parse("fd[0]:pipe:[42]").unwrap()], ..Options::default() };
+    let opts = Options {
+        inherit_fds: vec![InheritFd::parse("fd[0]:pipe:[42]").unwrap()],
+        ..Options::default()
+    };
     let err = restore(&image, &opts).unwrap_err();
-    assert!(matches!(&err, RestoreError::InheritFd { arg, .. } if arg == "fd[0]:pipe:[42]"), "{err:?}");
+    assert!(
+        matches!(&err, RestoreError::InheritFd { arg, .. } if arg == "fd[0]:pipe:[42]"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -145,8 +193,21 @@ fn inherit_fd_arguments_parse() {
     let a = InheritFd::parse("fd[7]:fd:3").unwrap();
     assert_eq!((a.ours, a.target), (7, InheritTarget::Fd(3)));
     let b = InheritFd::parse("fd[5]:pipe:[1234]").unwrap();
-    assert_eq!((b.ours, b.target), (5, InheritTarget::Resource("pipe:[1234]".into())));
-    for bad in ["7:fd:3", "fd[x]:fd:3", "fd[7]fd:3", "fd[7]:", "fd[7]:fd:x", "fd[-1]:fd:3"] {
-        assert!(matches!(InheritFd::parse(bad), Err(RestoreError::InheritFd { arg, .. }) if arg == bad), "{bad}");
+    assert_eq!(
+        (b.ours, b.target),
+        (5, InheritTarget::Resource("pipe:[1234]".into()))
+    );
+    for bad in [
+        "7:fd:3",
+        "fd[x]:fd:3",
+        "fd[7]fd:3",
+        "fd[7]:",
+        "fd[7]:fd:x",
+        "fd[-1]:fd:3",
+    ] {
+        assert!(
+            matches!(InheritFd::parse(bad), Err(RestoreError::InheritFd { arg, .. }) if arg == bad),
+            "{bad}"
+        );
     }
 }

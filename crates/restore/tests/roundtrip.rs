@@ -22,14 +22,23 @@ fn build_target(dir: &Path) -> PathBuf {
 fn build(dir: &Path, flags: &[&str]) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/targets/roundtrip.c");
     let exe = dir.join("roundtrip");
-    let st = Command::new("cc").args(flags).args(["-O1", "-o"]).arg(&exe).arg(&src).status().ok()?;
+    let st = Command::new("cc")
+        .args(flags)
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .ok()?;
     st.success().then_some(exe)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -39,7 +48,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn reap(child: &mut std::process::Child) {
     let _ = child.wait();
     let pid = child.id();
-    wait_for("the original to be gone", || !Path::new(&format!("/proc/{pid}")).exists());
+    wait_for("the original to be gone", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
 }
 
 /// Kills a restored process when a test fails half-way, so it does not outlive the test.
@@ -53,7 +64,10 @@ impl Drop for KillOnDrop {
 }
 
 fn counter(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join("counter")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(dir.join("counter"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -83,7 +97,9 @@ fn round_trip(dir: &Path, exe: &Path) {
         .spawn()
         .unwrap();
     let pid = child.id();
-    wait_for("the target to be ready", || dir.join("ready").exists() && counter(dir) > 10);
+    wait_for("the target to be ready", || {
+        dir.join("ready").exists() && counter(dir) > 10
+    });
 
     let image_path = dir.join("image");
     let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
@@ -99,12 +115,17 @@ fn round_trip(dir: &Path, exe: &Path) {
     assert!(!restored.stopped);
 
     // It counts on from the captured value: not from zero, not stuck.
-    wait_for("the restored target to count on", || counter(dir) > at_capture + 20);
+    wait_for("the restored target to count on", || {
+        counter(dir) > at_capture + 20
+    });
     let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe_link, exe);
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert!(!maps.contains("psnc-stub"), "{maps}");
-    assert!(maps.contains("[heap]") && maps.contains("[stack]") && maps.contains("[vdso]"), "{maps}");
+    assert!(
+        maps.contains("[heap]") && maps.contains("[stack]") && maps.contains("[vdso]"),
+        "{maps}"
+    );
 
     let p = Pid::from_raw(pid as i32);
     kill(p, Signal::SIGUSR2).unwrap();
@@ -133,7 +154,9 @@ fn leave_stopped_then_continue() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    wait_for("the target to be ready", || dir.path().join("ready").exists() && counter(dir.path()) > 5);
+    wait_for("the target to be ready", || {
+        dir.path().join("ready").exists() && counter(dir.path()) > 5
+    });
     let image_path = dir.path().join("image");
     let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
     copts.kill = true;
@@ -144,11 +167,16 @@ fn leave_stopped_then_continue() {
     let image = Image::open(&image_path).unwrap();
     // Refused unless the pipe is handed in.
     let err = restore(&image, &Options::default()).unwrap_err();
-    assert!(matches!(err, psnc_restore::RestoreError::UnsupportedFd { fd: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, psnc_restore::RestoreError::UnsupportedFd { fd: 2, .. }),
+        "{err:?}"
+    );
     use std::os::fd::AsRawFd;
     let opts = Options {
         leave_stopped: true,
-        inherit_fds: vec![psnc_restore::InheritFd::parse(&format!("fd[{}]:fd:2", wr.as_raw_fd())).unwrap()],
+        inherit_fds: vec![
+            psnc_restore::InheritFd::parse(&format!("fd[{}]:fd:2", wr.as_raw_fd())).unwrap(),
+        ],
         ..Options::default()
     };
     let restored = restore(&image, &opts).unwrap();
@@ -161,11 +189,17 @@ fn leave_stopped_then_continue() {
     // Detaching from the group-stop wakes the task for a moment before it stops again.
     wait_for("the restored process to be stopped", || state() == 'T');
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(counter(dir.path()), at_capture, "a stopped process must not count");
+    assert_eq!(
+        counter(dir.path()),
+        at_capture,
+        "a stopped process must not count"
+    );
 
     let p = Pid::from_raw(pid as i32);
     kill(p, Signal::SIGCONT).unwrap();
-    wait_for("the target to count on after SIGCONT", || counter(dir.path()) > at_capture + 5);
+    wait_for("the target to count on after SIGCONT", || {
+        counter(dir.path()) > at_capture + 5
+    });
     kill(p, Signal::SIGUSR2).unwrap();
     // The stop and continue are reported to us, the parent, before the exit.
     loop {
@@ -196,7 +230,14 @@ fn rewrite(image: &Image, edit: impl FnOnce(&mut psnc_format::model::Checkpoint)
         }
     }
     for (i, f) in image.checkpoint().files.iter().enumerate() {
-        let id = w.store_file(&f.path, image.file_bytes(psnc_format::model::FileId(i as u32)).unwrap()).unwrap();
+        let id = w
+            .store_file(
+                &f.path,
+                image
+                    .file_bytes(psnc_format::model::FileId(i as u32))
+                    .unwrap(),
+            )
+            .unwrap();
         assert_eq!(id.0 as usize, i, "stored files keep their ids");
     }
     edit(&mut ckpt);
@@ -217,14 +258,20 @@ fn failed_step_kills_the_half_built_process() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    wait_for("the target to be ready", || dir.path().join("ready").exists());
+    wait_for("the target to be ready", || {
+        dir.path().join("ready").exists()
+    });
     let image_path = dir.path().join("image");
     let mut copts = psnc_capture::Options::new(psnc_capture::Output::Path(image_path.clone()));
     copts.kill = true;
     psnc_capture::capture(pid as i32, &copts).unwrap();
     reap(&mut child);
 
-    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap().trim().parse().unwrap();
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let image = rewrite(&Image::open(&image_path).unwrap(), |c| {
         c.processes[0].rlimits[libc::RLIMIT_NOFILE as usize].max = nr_open + 1;
     });
@@ -235,5 +282,8 @@ fn failed_step_kills_the_half_built_process() {
         "{err:?}"
     );
     assert!(!err.is_refusal());
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the half-built process is gone");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the half-built process is gone"
+    );
 }

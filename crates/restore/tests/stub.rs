@@ -29,7 +29,12 @@ fn run(cmd: &str, args: &[&str]) -> Option<String> {
 #[test]
 fn readelf_and_file_agree() {
     for (arch, class, machine, entry_off) in [
-        (Arch::X86_64, "ELF64", "Advanced Micro Devices X86-64", 176 + 2),
+        (
+            Arch::X86_64,
+            "ELF64",
+            "Advanced Micro Devices X86-64",
+            176 + 2,
+        ),
         (Arch::I386, "ELF32", "Intel 80386", 116 + 2),
     ] {
         let (_dir, path, stub) = stub_file(arch);
@@ -38,19 +43,44 @@ fn readelf_and_file_agree() {
             eprintln!("skipped: readelf not installed");
             return;
         };
-        assert!(h.contains(&format!("Class:                             {class}")), "{h}");
-        assert!(h.contains(&format!("Machine:                           {machine}")), "{h}");
+        assert!(
+            h.contains(&format!("Class:                             {class}")),
+            "{h}"
+        );
+        assert!(
+            h.contains(&format!("Machine:                           {machine}")),
+            "{h}"
+        );
         assert!(h.contains("EXEC (Executable file)"), "{h}");
-        assert!(h.contains(&format!("Entry point address:               {:#x}", BASE + entry_off)), "{h}");
+        assert!(
+            h.contains(&format!(
+                "Entry point address:               {:#x}",
+                BASE + entry_off
+            )),
+            "{h}"
+        );
         assert_eq!(stub.entry, BASE + entry_off);
-        let load = h.lines().find(|l| l.trim_start().starts_with("LOAD")).unwrap();
-        let vaddr = load.split_whitespace().nth(2).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        let load = h
+            .lines()
+            .find(|l| l.trim_start().starts_with("LOAD"))
+            .unwrap();
+        let vaddr = load
+            .split_whitespace()
+            .nth(2)
+            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
         assert_eq!(vaddr, Some(BASE), "{load}");
         assert!(load.contains("R E"), "{load}");
-        let stack = h.lines().find(|l| l.trim_start().starts_with("GNU_STACK")).unwrap();
+        let stack = h
+            .lines()
+            .find(|l| l.trim_start().starts_with("GNU_STACK"))
+            .unwrap();
         assert!(stack.contains("RW "), "{stack}");
         if let Some(f) = run("file", &["-b", p]) {
-            let bits = if arch == Arch::X86_64 { "64-bit" } else { "32-bit" };
+            let bits = if arch == Arch::X86_64 {
+                "64-bit"
+            } else {
+                "32-bit"
+            };
             assert!(f.starts_with(&format!("ELF {bits} LSB executable")), "{f}");
             assert!(f.contains("statically linked"), "{f}");
         }
@@ -84,15 +114,28 @@ fn spawned_stub_stops_at_int3_in_both_modes() {
         assert_eq!(regs.arch(), want);
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", task.pid)).unwrap();
         let code = format!("{:x}-{:x} r-xp", BASE, BASE + 0x1000);
-        assert!(maps.lines().any(|l| l.starts_with(&code) && l.contains("/memfd:psnc-stub")), "{maps}");
+        assert!(
+            maps.lines()
+                .any(|l| l.starts_with(&code) && l.contains("/memfd:psnc-stub")),
+            "{maps}"
+        );
         let scratch = format!("{:x}-", region.scratch());
-        assert!(maps.lines().any(|l| l.starts_with(&scratch) && l.contains("rw-p")), "{maps}");
+        assert!(
+            maps.lines()
+                .any(|l| l.starts_with(&scratch) && l.contains("rw-p")),
+            "{maps}"
+        );
         // A remote call through the stub's own instruction works in this mode.
-        let pid = task.call("getpid", psnc_ptrace::Sysno::Getpid, &[]).unwrap();
+        let pid = task
+            .call("getpid", psnc_ptrace::Sysno::Getpid, &[])
+            .unwrap();
         assert_eq!(pid, task.pid as u64);
         // It runs with ADDR_NO_RANDOMIZE and in a new session.
         let pers = std::fs::read_to_string(format!("/proc/{}/personality", task.pid)).unwrap();
-        assert_eq!(u32::from_str_radix(pers.trim(), 16).unwrap() & libc::ADDR_NO_RANDOMIZE as u32, libc::ADDR_NO_RANDOMIZE as u32);
+        assert_eq!(
+            u32::from_str_radix(pers.trim(), 16).unwrap() & libc::ADDR_NO_RANDOMIZE as u32,
+            libc::ADDR_NO_RANDOMIZE as u32
+        );
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", task.pid)).unwrap();
         let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
         assert_eq!(fields[3], task.pid.to_string(), "session id is its PID");
