@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Builds /dev/checkpoint against Debian's 6.1 kernel and tests it in a QEMU guest.
+#
+# This host cannot load modules, so everything module-related runs in a guest booted from
+# Debian's kernel with a busybox initramfs (see /work/shared/notes/KMOD-VM.md, or the README).
+# Idempotent: what is already there (host packages, the extracted kernel) is reused.
+#
+#   1. host packages: qemu-system-x86 busybox-static cpio kmod build-essential gcc-multilib
+#   2. Debian's kernel image, headers, headers-common and kbuild at a pinned version:
+#      apt-get download + dpkg-deb -x into $CACHE (never installed on the host)
+#   3. the module, with W=1 (any warning fails), and a check of every symbol it imports
+#      against that kernel's Module.symvers
+#   4. the uapi layout: kmod/tests/layout.c for x86_64 and i386 against kmod/uapi_mirror.rs
+#   5. static test binaries: cptest for x86_64 and i386, and the psnc tools if they build
+#   6. an initramfs (busybox + kmod/vm/init.sh as /init), booted with QEMU (TCG; KVM only
+#      where the CPU has hardware virtualization), always under a timeout
+#   7. the guest's verdict line becomes the exit status: 0 pass, 1 test failure, 2 setup error
+#
+# Environment: PSNC_KMOD_CACHE (default /var/cache/psnc-kmod), PSNC_KMOD_KPKG_VERSION and
+# PSNC_KMOD_KABI (the pin), PSNC_KMOD_GUEST_TIMEOUT (seconds, default 420), PSNC_KMOD_RUST=0
+# (skip the Rust tools), PSNC_KMOD_CARGO_TARGET_DIR, PSNC_KMOD_ACCEL=tcg|kvm|auto.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+kmod=$(dirname "$here")
+repo=$(dirname "$kmod")
+
+# The pin: Debian bookworm-security's 6.1 kernel. Image and headers must share the ABI string.
+kpkg_version=${PSNC_KMOD_KPKG_VERSION:-6.1.192-2}
+kabi=${PSNC_KMOD_KABI:-6.1.0-56}
+cache=${PSNC_KMOD_CACHE:-/var/cache/psnc-kmod}
+guest_timeout=${PSNC_KMOD_GUEST_TIMEOUT:-420}
+accel=${PSNC_KMOD_ACCEL:-auto}
+cargo_target=${PSNC_KMOD_CARGO_TARGET_DIR:-$repo/target/kmod-static}
+
+t_start=$(date +%s)
+say() { printf '[kmod-vm %3ss] %s\n' "$(($(date +%s) - t_start))" "$*"; }
+die() { say "SETUP ERROR: $*" >&2; exit 2; }
+
+# ---- 1. host packages -------------------------------------------------------------------------
+host_packages() {
+	local pkgs=(qemu-system-x86 busybox-static cpio kmod build-essential gcc-multilib) missing=() p
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || die "not root; install by hand: ${missing[*]}"
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	timeout 300 apt-get update -q >/dev/null || die "apt-get update failed"
+	timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# ---- 2. the kernel ----------------------------------------------------------------------------
+# Sets kroot (the extracted tree), kver, kdir, vmlinuz.
+fetch_kernel() {
+	local want_pkgs
+	kroot=$cache/root-$kpkg_version
+	kver=$kabi-amd64
+	kdir=$kroot/usr/src/linux-headers-$kver
+	vmlinuz=$kroot/boot/vmlinuz-$kver
+	if [ -e "$kroot/.complete" ]; then
+		return 0
+	fi
+	want_pkgs=(
+		"linux-image-$kver=$kpkg_version"
+		"linux-headers-$kver=$kpkg_version"
+		"linux-headers-$kabi-common=$kpkg_version"
+		"linux-kbuild-6.1=$kpkg_version"
+	)
+	mkdir -p "$cache/debs"
+	say "downloading Debian kernel $kver ($kpkg_version)"
+	if ! (cd "$cache/debs" && timeout 600 apt-get download -q -o APT::Sandbox::User=root \
+		"${want_pkgs[@]}" >/dev/null); then
+		# Try once more after refreshing the lists, then explain how to move the pin.
+		timeout 300 apt-get update -q >/dev/null || true
+		(cd "$cache/debs" && timeout 600 apt-get download -q -o APT::Sandbox::User=root \
+			"${want_pkgs[@]}" >/dev/null) || die "cannot download the pinned kernel \
+$kver=$kpkg_version (Debian keeps only the newest security build). Move the pin: \
+'apt-cache policy linux-image-amd64' gives the version V, 'apt-cache show \
+linux-image-amd64=V' the ABI A (linux-image-A-amd64); run with PSNC_KMOD_KPKG_VERSION=V \
+PSNC_KMOD_KABI=A, then update the defaults in kmod/vm/run-tests.sh."
+	fi
+	rm -rf "$kroot.tmp"
+	mkdir -p "$kroot.tmp"
+	local deb
+	for deb in "$cache/debs/linux-image-${kver}_${kpkg_version}"_*.deb \
+		"$cache/debs/linux-headers-${kver}_${kpkg_version}"_*.deb \
+		"$cache/debs/linux-headers-${kabi}-common_${kpkg_version}"_*.deb \
+		"$cache/debs/linux-kbuild-6.1_${kpkg_version}"_*.deb; do
+		[ -e "$deb" ] || die "missing download $deb"
+		dpkg-deb -x "$deb" "$kroot.tmp"
+	done
+	# The guest loads only our module: drop the kernel's own (~450 MB).
+	rm -rf "$kroot.tmp/lib/modules/$kver/kernel"
+	# The arch headers' Makefile includes the common tree by absolute path; point it at the
+	# extracted copy. The scripts/ and tools/ links are relative and resolve inside the copy.
+	sed -i "s#^include /usr/src/#include $kroot/usr/src/#" \
+		"$kroot.tmp/usr/src/linux-headers-$kver/Makefile"
+	rm -rf "$kroot"
+	mv "$kroot.tmp" "$kroot"
+	touch "$kroot/.complete"
+}
+
+# ---- 3. the module ----------------------------------------------------------------------------
+build_module() {
+	local out=$build/kmod log=$build/kmod-build.log sym unexported=0
+	rm -rf "$out"
+	mkdir -p "$out"
+	cp -r "$kmod/Kbuild" "$kmod/Makefile" "$kmod/psnc_checkpoint.c" "$kmod/include" "$out/"
+	if ! make -C "$out" KDIR="$kdir" W=1 >"$log" 2>&1; then
+		cat "$log"
+		die "module build failed"
+	fi
+	if grep -E 'warning:|error:' "$log"; then
+		die "module build with W=1 is not clean (above)"
+	fi
+	# Every imported symbol must be exported by that kernel.
+	for sym in $(nm -u "$out/psnc_checkpoint.ko" | awk '{print $2}'); do
+		if ! grep -qP "^0x[0-9a-f]+\t\Q$sym\E\t" "$kdir/Module.symvers"; then
+			say "symbol $sym is not exported by $kver"
+			unexported=1
+		fi
+	done
+	[ "$unexported" = 0 ] || die "the module imports symbols $kver does not export"
+	say "module built, W=1 clean, $(nm -u "$out/psnc_checkpoint.ko" | wc -l) imported symbols all in Module.symvers"
+}
+
+# ---- 4. uapi layout ---------------------------------------------------------------------------
+check_layout() {
+	cc -Wall -Wextra -I"$kmod/include/uapi" -o "$build/layout64" "$kmod/tests/layout.c"
+	cc -m32 -Wall -Wextra -I"$kmod/include/uapi" -o "$build/layout32" "$kmod/tests/layout.c"
+	"$build/layout64" >"$build/layout64.txt"
+	"$build/layout32" >"$build/layout32.txt"
+	diff -u "$build/layout64.txt" "$build/layout32.txt" ||
+		{ say "FAIL: i386 and x86_64 see different layouts"; return 1; }
+	if command -v rustc >/dev/null; then
+		rustc --edition 2021 --test -D warnings -o "$build/uapi_mirror_test" \
+			"$kmod/uapi_mirror.rs" >"$build/uapi_mirror_build.log" 2>&1 ||
+			{ cat "$build/uapi_mirror_build.log"; say "FAIL: uapi_mirror.rs"; return 1; }
+		(cd "$repo" && "$build/uapi_mirror_test" -q) >"$build/uapi_mirror_test.log" 2>&1 ||
+			{ cat "$build/uapi_mirror_test.log"; say "FAIL: uapi_mirror.rs tests"; return 1; }
+		say "uapi layout: x86_64 = i386 = uapi_mirror.rs"
+	else
+		say "uapi layout: x86_64 = i386 (no rustc: uapi_mirror.rs not compared)"
+	fi
+}
+
+# ---- 5. static binaries -----------------------------------------------------------------------
+build_tests() {
+	local m
+	for m in 64 32; do
+		cc -m$m -static -O2 -Wall -Wextra -Werror -pthread -I"$kmod/include/uapi" \
+			-o "$build/initramfs/cptest$m" "$kmod/tests/cptest.c" ||
+			die "cptest -m$m does not build"
+	done
+}
+
+# The psnc tools, statically linked, if they build (capture-with-kmod tests come later).
+build_rust() {
+	[ "${PSNC_KMOD_RUST:-1}" = 1 ] || { say "Rust tools skipped (PSNC_KMOD_RUST=0)"; return 0; }
+	command -v cargo >/dev/null || { say "Rust tools skipped: no cargo"; return 0; }
+	# An explicit --target keeps RUSTFLAGS away from build scripts and proc macros, which
+	# cannot be linked statically. One package at a time: a broken one leaves the others in.
+	local triple=x86_64-unknown-linux-gnu b built=() broken=()
+	for b in psnc-capture psnc-restore psnc-imgtool; do
+		if (cd "$repo" && CARGO_TARGET_DIR=$cargo_target \
+			RUSTFLAGS='-C target-feature=+crt-static' timeout 900 cargo build -q \
+			--release --target $triple -p "$b" --bin "$b") >>"$build/cargo.log" 2>&1 &&
+			[ -x "$cargo_target/$triple/release/$b" ]; then
+			objcopy --strip-debug "$cargo_target/$triple/release/$b" "$build/initramfs/$b"
+			built+=("$b")
+		else
+			broken+=("$b")
+		fi
+	done
+	say "Rust tools built statically: ${built[*]:-none}${broken[*]:+; left out (do not build): ${broken[*]}}"
+}
+
+# ---- 6. initramfs and boot --------------------------------------------------------------------
+pack_initramfs() {
+	local d=$build/initramfs
+	mkdir -p "$d/bin" "$d/proc" "$d/sys" "$d/dev" "$d/tmp"
+	cp /bin/busybox "$d/bin/busybox"
+	cp "$here/init.sh" "$d/init"
+	chmod 755 "$d/init"
+	cp "$build/kmod/psnc_checkpoint.ko" "$d/"
+	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$build/initramfs.cpio"
+	say "initramfs $(($(stat -c %s "$build/initramfs.cpio") / 1024)) KiB"
+}
+
+# KVM here is a paravirtual device that cannot boot Debian's kernel: use it only when the CPU
+# has hardware virtualization and it is asked for or auto-detected.
+pick_accel() {
+	case $accel in
+	tcg) echo "-accel tcg -cpu max" ;;
+	kvm) echo "-accel kvm -cpu host" ;;
+	auto)
+		if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+			echo "-accel kvm -cpu host"
+		else
+			echo "-accel tcg -cpu max"
+		fi
+		;;
+	*) die "PSNC_KMOD_ACCEL must be tcg, kvm or auto" ;;
+	esac
+}
+
+boot_guest() {
+	local opts=$1 log=$2
+	# shellcheck disable=SC2086 # $opts is a list of options
+	timeout --kill-after=10 "$guest_timeout" qemu-system-x86_64 $opts -m 1024 -smp 2 \
+		-display none -monitor none -serial stdio -no-reboot \
+		-kernel "$vmlinuz" -initrd "$build/initramfs.cpio" \
+		-append 'console=ttyS0 panic=-1 quiet loglevel=4' >"$log" 2>&1 || true
+}
+
+main() {
+	command -v timeout >/dev/null || die "no timeout(1)"
+	host_packages
+	fetch_kernel
+	build=$(mktemp -d "${TMPDIR:-/tmp}/psnc-kmod-vm.XXXXXX")
+	# Kept after a failure, for its logs.
+	trap 'if [ "$?" = 0 ]; then rm -rf "$build"; else echo "work dir kept: $build" >&2; fi' EXIT
+	mkdir -p "$build/initramfs"
+	say "kernel $kver ($kpkg_version) from $kroot; work dir $build"
+	build_module
+	local layout_ok=1
+	check_layout || layout_ok=0
+	build_tests
+	build_rust
+	pack_initramfs
+
+	local opts log=$build/guest.log
+	opts=$(pick_accel)
+	say "booting the guest ($opts, timeout ${guest_timeout}s)"
+	local t0
+	t0=$(date +%s)
+	boot_guest "$opts" "$log"
+	if [[ $opts == *kvm* ]] && ! grep -aq 'PSNC-GUEST:' "$log"; then
+		say "KVM did not boot the guest; falling back to TCG"
+		opts="-accel tcg -cpu max"
+		boot_guest "$opts" "$log"
+	fi
+	say "guest ran $(($(date +%s) - t0)) s"
+	# The BIOS writes escape codes into the log: grep -a, and show only the guest's own part.
+	sed -n '/PSNC-GUEST:/,$p' "$log" | tr -d '\r' | grep -av '^\s*$' || true
+	local verdict
+	verdict=$(grep -a 'PSNC-KMOD-VERDICT:' "$log" | tr -d '\r' | tail -n 1 || true)
+	if [ -z "$verdict" ]; then
+		say "no verdict from the guest (timeout or crash); last lines of the console:"
+		tail -n 40 "$log" | tr -d '\r'
+		exit 1
+	fi
+	say "${verdict#*PSNC-KMOD-}"
+	if [[ $verdict == *"VERDICT: PASS "* ]] && [ "$layout_ok" = 1 ]; then
+		say "PASS (total $(($(date +%s) - t_start)) s)"
+		exit 0
+	fi
+	say "FAIL"
+	exit 1
+}
+
+main "$@"
