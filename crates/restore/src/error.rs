@@ -104,6 +104,15 @@ pub enum RestoreError {
         comm: String,
     },
 
+    /// The restore tool lacks a privilege a restore needs.
+    #[error("{what} is not permitted: it needs {need}")]
+    NotPermitted {
+        /// What was refused.
+        what: String,
+        /// The privilege it needs, and what to do.
+        need: String,
+    },
+
     /// No room for the restore's own pages among the image's VMAs.
     #[error("the image's address space leaves no {size:#x}-byte hole below {limit:#x} for the restore's stub")]
     NoRoom {
@@ -181,7 +190,7 @@ pub enum RestoreError {
         why: String,
     },
 
-    /// A local file operation of the restore tool failed.
+    /// A local file operation of the restore tool failed (always before the process exists).
     #[error("{what} {path}: {source}")]
     Io {
         /// What was being done, e.g. "opening".
@@ -195,14 +204,12 @@ pub enum RestoreError {
 
 impl RestoreError {
     /// Whether this is a refusal found before anything was created (exit code 3 or 4 in the
-    /// binary) rather than a failure while rebuilding (exit code 1).
+    /// binary) rather than a failure while rebuilding (exit code 1). Local I/O errors count as
+    /// refusals: the restore tool opens and prepares every file before the process exists.
     pub fn is_refusal(&self) -> bool {
         !matches!(
             self,
-            RestoreError::Step { .. }
-                | RestoreError::RemoteCall { .. }
-                | RestoreError::Stub { .. }
-                | RestoreError::Io { .. }
+            RestoreError::Step { .. } | RestoreError::RemoteCall { .. } | RestoreError::Stub { .. }
         )
     }
 }

@@ -77,10 +77,9 @@ pub fn is_special(v: &Vma) -> bool {
 
 /// Reads the task's maps.
 pub fn task_maps(task: &Task) -> Result<Vec<MapEntry>> {
-    crate::maps::read(&task.pid.to_string()).map_err(|source| RestoreError::Io {
-        what: "reading".into(),
-        path: format!("/proc/{}/maps", task.pid),
-        source,
+    crate::maps::read(&task.pid.to_string()).map_err(|e| RestoreError::Stub {
+        pid: task.pid as u32,
+        why: format!("reading /proc/{}/maps: {e}", task.pid),
     })
 }
 

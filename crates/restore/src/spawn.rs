@@ -69,6 +69,14 @@ pub fn start_stub(
             pid: shown_pid,
             comm: "a process that took it after the checks".into(),
         },
+        PtraceError::Syscall {
+            op: "clone3",
+            errno: nix::errno::Errno::EPERM,
+            ..
+        } => RestoreError::NotPermitted {
+            what: format!("creating a process with PID {shown_pid} (clone3 set_tid)"),
+            need: "CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN: run psnc-restore as root".into(),
+        },
         other => stub_err(format!("creating the task: {other}")),
     })?;
     let child = held.pid();
