@@ -54,13 +54,15 @@ host_packages() {
 }
 
 # ---- 2. the kernel ----------------------------------------------------------------------------
-# Sets kroot (the extracted tree), kver, kdir, vmlinuz.
+kroot=$cache/root-$kpkg_version
+kver=$kabi-amd64
+kdir=$kroot/usr/src/linux-headers-$kver
+vmlinuz=$kroot/boot/vmlinuz-$kver
+
+# Downloads and extracts the kernel into $kroot unless it is there. Runs under $cache/.lock, so
+# concurrent runs do not extract over each other.
 fetch_kernel() {
 	local want_pkgs
-	kroot=$cache/root-$kpkg_version
-	kver=$kabi-amd64
-	kdir=$kroot/usr/src/linux-headers-$kver
-	vmlinuz=$kroot/boot/vmlinuz-$kver
 	if [ -e "$kroot/.complete" ]; then
 		return 0
 	fi
@@ -220,7 +222,13 @@ boot_guest() {
 main() {
 	command -v timeout >/dev/null || die "no timeout(1)"
 	host_packages
+	if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+		die "cannot write $cache (run as root, or set PSNC_KMOD_CACHE)"
+	fi
+	exec 9>"$cache/.lock"
+	flock 9
 	fetch_kernel
+	flock -u 9
 	build=$(mktemp -d "${TMPDIR:-/tmp}/psnc-kmod-vm.XXXXXX")
 	# Kept after a failure, for its logs.
 	trap 'if [ "$?" = 0 ]; then rm -rf "$build"; else echo "work dir kept: $build" >&2; fi' EXIT
