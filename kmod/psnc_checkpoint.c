@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * psnc_checkpoint.c - /dev/checkpoint: read-only kernel state of a
- * ptrace-stopped thread, for psnc-capture
+ * /dev/checkpoint: read-only kernel state of a ptrace-stopped thread, for
+ * psnc-capture
  *
  * User space can read most of a stopped process through ptrace and /proc.
  * What it cannot read without running system calls inside the target
@@ -363,9 +363,10 @@ static long cp_get_itimers(void __user *uarg)
 	struct psnc_cp_itimers kbuf;
 	long ret;
 
-	BUILD_BUG_ON(PSNC_CP_ITIMER_REAL != ITIMER_REAL ||
-		     PSNC_CP_ITIMER_VIRTUAL != ITIMER_VIRTUAL ||
-		     PSNC_CP_ITIMER_PROF != ITIMER_PROF);
+	/* The uapi indices are setitimer(2)'s. */
+	static_assert(ITIMER_REAL == PSNC_CP_ITIMER_REAL);
+	static_assert(ITIMER_VIRTUAL == PSNC_CP_ITIMER_VIRTUAL);
+	static_assert(ITIMER_PROF == PSNC_CP_ITIMER_PROF);
 
 	ret = cp_read_header(uarg, sizeof(kbuf), true, &kbuf.hdr);
 	if (ret)

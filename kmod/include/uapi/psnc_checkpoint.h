@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * psnc_checkpoint.h - user-space ABI of /dev/checkpoint
+ * User-space ABI of /dev/checkpoint.
  *
  * The module hands a ptracer the per-task kernel state that user space can
  * otherwise read only by running system calls inside the stopped target
@@ -163,12 +163,14 @@ struct psnc_cp_itimers {
 	struct psnc_cp_itimer timer[3];
 };
 
-/* Values of psnc_cp_task_misc.restart_kind. */
-/* No restart pending: the thread is not stopped in an ERESTART_RESTARTBLOCK
- * system call. */
+/*
+ * Values of psnc_cp_task_misc.restart_kind.
+ *
+ * NONE: the thread is not stopped in an ERESTART_RESTARTBLOCK system call.
+ * NANOSLEEP: nanosleep / clock_nanosleep with a relative time on an hrtimer
+ * clock; restart_clockid and restart_remaining_ns are valid.
+ */
 #define PSNC_CP_RESTART_NONE		0
-/* nanosleep / clock_nanosleep with a relative time on an hrtimer clock:
- * restart_clockid and restart_remaining_ns are valid. */
 #define PSNC_CP_RESTART_NANOSLEEP	1
 /* clock_nanosleep on a CPU-time clock. */
 #define PSNC_CP_RESTART_CPU_NANOSLEEP	2
