@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -79,9 +80,22 @@ enum target_mode {
 	MODE_HANDLER,	/* pause() inside a SIGUSR1 handler on the altstack */
 	MODE_THREAD,	/* a second thread reports and sleeps; main pauses */
 	MODE_IDLE,	/* no state: pause() */
+	/* No state, no report; blocked in a call with another restart function: */
+	MODE_POLL,	/* poll(NULL, 0, timeout) */
+	MODE_FUTEX,	/* futex(FUTEX_WAIT) with a relative timeout */
+	MODE_CPUSLEEP,	/* clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID), relative */
+	MODE_COUNT
 };
 
-static const char *const mode_names[] = { "main", "handler", "thread", "idle" };
+static const char *const mode_names[MODE_COUNT] = {
+	"main", "handler", "thread", "idle", "poll", "futex", "cpusleep",
+};
+
+/* Modes that send no report. */
+static int is_quiet(enum target_mode mode)
+{
+	return mode >= MODE_IDLE;
+}
 
 /* What a target sees through its own system calls. Only u64: one layout. */
 struct report {
@@ -328,10 +342,22 @@ static void __attribute__((noreturn)) target_main(enum target_mode mode)
 {
 	pthread_t th;
 
-	if (mode == MODE_IDLE) {
+	if (is_quiet(mode)) {
+		struct timespec ts = { SLEEP_SEC, 0 };
+		int word = 0;
+
 		close(report_fd);
-		for (;;)
-			pause();
+		for (;;) {
+			/* Raw calls: what glibc wraps them in differs between versions. */
+			if (mode == MODE_POLL)
+				syscall(SYS_poll, NULL, 0, SLEEP_SEC * 1000);
+			else if (mode == MODE_FUTEX)
+				syscall(SYS_futex, &word, FUTEX_WAIT, 0, &ts, NULL, 0);
+			else if (mode == MODE_CPUSLEEP)
+				syscall(SYS_clock_nanosleep, CLOCK_PROCESS_CPUTIME_ID, 0, &ts, NULL);
+			else
+				pause();
+		}
 	}
 	target_setup(mode);
 	switch (mode) {
@@ -432,7 +458,7 @@ static pid_t spawn_stopped(enum target_mode mode, struct report *r)
 		got += n;
 	}
 	close(fds[0]);
-	if (mode == MODE_IDLE) {
+	if (is_quiet(mode)) {
 		r->tid = pid;
 	} else if (got != sizeof(*r) || r->magic != REPORT_MAGIC) {
 		printf("FAIL [%s] target %s sent no report (%zu bytes)\n", ARCH,
@@ -651,6 +677,42 @@ static void test_state(int fd)
 			printf("PASS state %s%s%s\n", mode_names[mode],
 			       target_exe ? " of " : "", target_exe ? target_exe : "");
 	}
+}
+
+/* Each other restart function, told apart (and no remaining time for them). */
+static void test_restart_kinds(int fd)
+{
+	static const struct {
+		enum target_mode mode;
+		uint32_t kind;
+	} cases[] = {
+		{ MODE_POLL, PSNC_CP_RESTART_POLL },
+		{ MODE_FUTEX, PSNC_CP_RESTART_FUTEX_WAIT },
+		{ MODE_CPUSLEEP, PSNC_CP_RESTART_CPU_NANOSLEEP },
+		{ MODE_IDLE, PSNC_CP_RESTART_NONE },
+	};
+	struct psnc_cp_task_misc m;
+	struct report r;
+	char what[64];
+	size_t i;
+	int f = failures;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pid_t pid = spawn_stopped(cases[i].mode, &r);
+
+		if (pid < 0)
+			continue;
+		hdr_init(&m.hdr, sizeof(m), pid);
+		snprintf(what, sizeof(what), "GET_TASK_MISC in %s", mode_names[cases[i].mode]);
+		CHECK_ERR(cp(fd, PSNC_CP_GET_TASK_MISC, &m), 0, what);
+		snprintf(what, sizeof(what), "restart_kind in %s", mode_names[cases[i].mode]);
+		CHECK_EQ(m.restart_kind, cases[i].kind, what);
+		CHECK_EQ((uint32_t)m.restart_clockid, (uint32_t)-1, "restart_clockid");
+		CHECK_EQ(m.restart_remaining_ns, 0, "restart_remaining_ns");
+		kill_target(pid, pid);
+	}
+	if (f == failures)
+		printf("PASS restart-kinds\n");
 }
 
 struct thread_call {
@@ -894,7 +956,7 @@ int main(int argc, char **argv)
 	int fd, i;
 
 	if (argc == 3 && !strcmp(argv[1], "--be-target")) {
-		for (i = 0; i < 4; i++)
+		for (i = 0; i < MODE_COUNT; i++)
 			if (!strcmp(argv[2], mode_names[i]))
 				target_main(i);
 		return 2;
@@ -915,6 +977,7 @@ int main(int argc, char **argv)
 	}
 	test_version(fd);
 	test_state(fd);
+	test_restart_kinds(fd);
 	if (!target_exe) {
 		test_bad_input(fd);
 		test_exit_race(fd);
