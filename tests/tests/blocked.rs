@@ -19,7 +19,6 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 const SLEEP: &str = "6";
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn nanosleep_restarts() {
     let mut t = Spawn::new("blocked").args(&["nanosleep", SLEEP]).start();
     t.checkpoint_restore();
@@ -84,13 +83,11 @@ fn read_on_inherited_pipe(resource_form: bool) {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn read_on_inherited_pipe_by_fd_number() {
     read_on_inherited_pipe(false);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn read_on_inherited_pipe_by_resource_name() {
     read_on_inherited_pipe(true);
 }

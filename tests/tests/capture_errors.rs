@@ -32,7 +32,6 @@ fn assert_names_pid(r: &ToolRun, pid: u32) {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn pid_that_does_not_exist() {
     let dir = psnc_tests::WorkDir::new("nopid");
     // A PID that just became free.
@@ -47,7 +46,6 @@ fn pid_that_does_not_exist() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn kernel_thread() {
     let dir = psnc_tests::WorkDir::new("kthread");
     let comm = std::fs::read_to_string("/proc/2/comm").unwrap_or_default();
@@ -60,7 +58,6 @@ fn kernel_thread() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn unprivileged_user_against_root_process() {
     assert!(
         psnc_tests::is_root(),
@@ -88,7 +85,6 @@ fn unprivileged_user_against_root_process() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn output_directory_missing() {
     let mut t = Target::start(cases::MEM_ANON.name, cases::MEM_ANON.args);
     let image = t.dir.join("missing/dir/image");
@@ -103,7 +99,6 @@ fn output_directory_missing() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn disk_full() {
     assert!(
         psnc_tests::is_root(),
@@ -136,7 +131,6 @@ fn biggest_new_file(dir: &Path) -> u64 {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn tool_killed_while_reading_memory() {
     let mut t = Spawn::new("memory").args(&["fill", "1024"]).start();
     let pid = t.pid();
@@ -190,31 +184,26 @@ fn refused(mode: &str, what: &str) {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn socket_refused() {
     refused("socket", "fd 5");
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn eventfd_refused() {
     refused("eventfd", "fd 5");
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn memfd_refused() {
     refused("memfd", "fd 5");
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn shared_anonymous_mapping_refused() {
     refused("shm", "/dev/zero");
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn seccomp_refused() {
     refused("seccomp", "seccomp");
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use psnc_tests::{assert_consecutive, cases, wait_ticks, Target};
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn counts_on_after_restore() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let ticks_path = t.report.with_extension("ticks");
@@ -19,7 +18,6 @@ fn counts_on_after_restore() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn capture_without_kill_leaves_it_counting() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let ticks_path = t.report.with_extension("ticks");
@@ -35,7 +33,6 @@ fn capture_without_kill_leaves_it_counting() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture: issue 3"]
 fn json_summary() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let image = t.dir.join("image");
@@ -52,7 +49,6 @@ fn json_summary() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn image_through_a_pipe() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let ticks_path = t.report.with_extension("ticks");
@@ -98,7 +94,6 @@ fn image_through_a_pipe() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn foreground_forwards_sigterm() {
     use std::process::{Command, Stdio};
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);

@@ -3,25 +3,21 @@
 use psnc_tests::{cases, roundtrip, Bits};
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn regular_file_offset() {
     roundtrip(&cases::FILE_OFFSET, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn append_mode() {
     roundtrip(&cases::FILE_APPEND, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn deleted_open_file() {
     roundtrip(&cases::FILE_DELETED, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn pipe_with_unread_bytes() {
     roundtrip(&cases::FILE_PIPE, Bits::B64);
 }
@@ -45,7 +41,6 @@ fn restore_tty_stdout(args: &[&str]) -> (psnc_tests::Target, String) {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn tty_stdout_becomes_dev_null_with_stdio_null() {
     let (mut t, link) = restore_tty_stdout(&["--stdio", "null"]);
     assert_eq!(link, "/dev/null");
@@ -53,7 +48,6 @@ fn tty_stdout_becomes_dev_null_with_stdio_null() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn tty_stdout_becomes_the_restore_tools_stdout() {
     let (mut t, link) = restore_tty_stdout(&[]);
     // The harness gives every tool a stdout file under /tmp/psnc-e2e-run-*.

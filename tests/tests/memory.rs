@@ -3,43 +3,36 @@
 use psnc_tests::{cases, roundtrip, Bits};
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn heap() {
     roundtrip(&cases::MEM_HEAP, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn stack() {
     roundtrip(&cases::MEM_STACK, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn bss_and_data() {
     roundtrip(&cases::MEM_BSS, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn anonymous_mapping_with_holes() {
     roundtrip(&cases::MEM_ANON, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn prot_none_guard() {
     roundtrip(&cases::MEM_GUARD, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn private_file_mapping_dirtied() {
     roundtrip(&cases::MEM_FILE_PRIVATE, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn shared_file_mapping() {
     roundtrip(&cases::MEM_FILE_SHARED, Bits::B64);
 }

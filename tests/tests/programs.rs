@@ -24,7 +24,6 @@ while True:
 "#;
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn python3_loop_with_state() {
     let dir = WorkDir::new("python");
     let log = dir.join("log");
@@ -56,7 +55,6 @@ const BASH_LOOP: &str =
     r#"i=0; while :; do i=$((i+1)); if ((i % 5000 == 0)); then echo $((i/5000)) >> "$1"; fi; done"#;
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn bash_loop() {
     let dir = WorkDir::new("bash");
     let log = dir.join("log");
@@ -75,7 +73,6 @@ fn bash_loop() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn sleep_1000_keeps_sleeping() {
     let dir = WorkDir::new("sleep");
     let mut p = spawn_program(Command::new("sleep").arg("1000"));

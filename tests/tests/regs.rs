@@ -4,13 +4,11 @@
 use psnc_tests::{cases, cpu_has, roundtrip, Bits};
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn sse() {
     roundtrip(&cases::REGS_SSE, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn avx() {
     if !cpu_has("avx") {
         eprintln!("skipped: this CPU has no AVX");
@@ -20,7 +18,6 @@ fn avx() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn avx512() {
     if !cpu_has("avx512f") || !cpu_has("avx512bw") {
         eprintln!("skipped: this CPU has no AVX-512F/BW");

@@ -4,7 +4,6 @@
 use psnc_tests::{RunOpts, Target};
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn library_renamed_and_executable_deleted() {
     let mut t = Target::start_with_lib();
     let image = t.dir.join("image");

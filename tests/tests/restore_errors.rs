@@ -36,7 +36,6 @@ fn assert_refused(t: &Target, bad: &Path) {
 }
 
 #[test]
-#[ignore = "needs psnc-restore: issue 3"]
 fn truncated_image() {
     let (t, image) = captured_counter();
     let bytes = std::fs::read(&image).expect("read image");
@@ -48,7 +47,6 @@ fn truncated_image() {
 }
 
 #[test]
-#[ignore = "needs psnc-restore: issue 3"]
 fn flipped_byte() {
     let (t, image) = captured_counter();
     let bytes = std::fs::read(&image).expect("read image");
@@ -62,7 +60,6 @@ fn flipped_byte() {
 }
 
 #[test]
-#[ignore = "needs psnc-capture and psnc-restore: issue 3"]
 fn pid_in_use() {
     let mut t = Target::start(cases::COUNTER.name, cases::COUNTER.args);
     let image = t.dir.join("image");

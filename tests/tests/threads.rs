@@ -17,13 +17,11 @@ fn need_m32() -> bool {
 }
 
 #[test]
-#[ignore = "needs threads: issue 4"]
 fn threads_x86_64() {
     roundtrip(&cases::THREADS, Bits::B64);
 }
 
 #[test]
-#[ignore = "needs threads and i386: issue 4"]
 fn threads_i386() {
     if need_m32() {
         roundtrip(&cases::THREADS, Bits::B32);
@@ -31,7 +29,6 @@ fn threads_i386() {
 }
 
 #[test]
-#[ignore = "needs i386: issue 4"]
 fn i386_sse_registers() {
     if need_m32() {
         roundtrip(&cases::REGS_SSE, Bits::B32);
@@ -39,7 +36,6 @@ fn i386_sse_registers() {
 }
 
 #[test]
-#[ignore = "needs i386: issue 4"]
 fn i386_counter() {
     if need_m32() {
         roundtrip(&cases::COUNTER, Bits::B32);
@@ -47,7 +43,6 @@ fn i386_counter() {
 }
 
 #[test]
-#[ignore = "needs i386: issue 4"]
 fn i386_memory_files_signals() {
     if !need_m32() {
         return;
@@ -94,7 +89,6 @@ while True:
 "#;
 
 #[test]
-#[ignore = "needs threads: issue 4"]
 fn python_threading() {
     let dir = WorkDir::new("pythreads");
     let log = dir.join("log");
@@ -120,7 +114,6 @@ fn python_threading() {
 
 /// i386 image -> 64-bit layout class -> restore works; converting back gives identical bytes.
 #[test]
-#[ignore = "needs i386: issue 4"]
 fn i386_image_converted_to_64_restores_and_converts_back() {
     if !need_m32() {
         return;

@@ -13,7 +13,10 @@
 //! `--ignore` rules: `identity` (the whole identity section: creation time, tool version, host,
 //! capturing user and command line), `memory` (skip the page comparison), a field name (`ppid`,
 //! `itimers`, `created_ns`: that key wherever it occurs), or a path (`processes[*].threads[0].regs`:
-//! that subtree; `[*]` matches any index).
+//! that subtree; `[*]` matches any index), `rseq` (the bytes the kernel rewrites in each thread's
+//! registered rseq area on every return to user space: `cpu_id_start`, `cpu_id`, `node_id`,
+//! `mm_cid`; they tell on which CPU the thread last ran, so two captures of one process differ
+//! there whenever it moved between CPUs).
 
 use psnc_format::model::Checkpoint;
 use psnc_format::Image;
@@ -51,6 +54,8 @@ pub enum IgnoreRule {
     Path(Vec<PatternPart>),
     /// The page-by-page memory comparison.
     Memory,
+    /// The kernel-maintained fields of every registered rseq area.
+    Rseq,
 }
 
 /// The rule `--ignore` without a value means: the identity section.
@@ -62,6 +67,7 @@ pub fn parse_ignore(s: &str) -> Result<IgnoreRule> {
     match s {
         "" => return Err(bad("empty")),
         "memory" => return Ok(IgnoreRule::Memory),
+        "rseq" => return Ok(IgnoreRule::Rseq),
         "identity" => return Ok(IgnoreRule::Path(vec![PatternPart::Key("identity".into())])),
         _ => {}
     }
@@ -121,6 +127,10 @@ impl DiffOptions {
     fn memory(&self) -> bool {
         !self.ignore.contains(&IgnoreRule::Memory)
     }
+
+    fn rseq(&self) -> bool {
+        self.ignore.contains(&IgnoreRule::Rseq)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +157,7 @@ fn path_string(path: &[Comp]) -> String {
 
 fn rule_matches(rule: &IgnoreRule, path: &[Comp]) -> bool {
     match rule {
-        IgnoreRule::Memory => false,
+        IgnoreRule::Memory | IgnoreRule::Rseq => false,
         IgnoreRule::Key(k) => matches!(path.last(), Some(Comp::Key(x)) if x == k),
         IgnoreRule::Path(pat) => {
             pat.len() == path.len()
@@ -473,8 +483,46 @@ fn split_pages(runs: Vec<(u64, &[u8])>) -> Vec<(u64, &[u8])> {
         .collect()
 }
 
-/// Compares the stored pages of two processes, page by page at equal addresses.
-pub fn diff_memory(a: &ProcessMemory<'_>, b: &ProcessMemory<'_>, index: usize, progress: &Progress) -> Result<MemoryDiff> {
+/// Byte ranges `[start, end)` of the kernel-written fields of every thread's rseq area
+/// (`struct rseq`: cpu_id_start and cpu_id at 0..8, node_id and mm_cid at 20..28).
+pub fn rseq_masks(processes: &[&psnc_format::model::Process]) -> Vec<(u64, u64)> {
+    let mut m: Vec<(u64, u64)> = processes
+        .iter()
+        .flat_map(|p| p.threads.iter())
+        .filter_map(|t| t.rseq.as_ref())
+        .flat_map(|r| [(r.addr, r.addr + 8), (r.addr + 20, r.addr + 28)])
+        .collect();
+    m.sort_unstable();
+    m.dedup();
+    m
+}
+
+/// Copies of two pages with the masked bytes cleared, or `None` when no mask touches the page.
+fn masked(addr: u64, a: &[u8], b: &[u8], masks: &[(u64, u64)]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let end = addr + a.len() as u64;
+    let hits: Vec<_> = masks.iter().filter(|(s, e)| *s < end && *e > addr).collect();
+    if hits.is_empty() {
+        return None;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    for (s, e) in hits {
+        let from = s.saturating_sub(addr) as usize;
+        let to = ((*e).min(end) - addr) as usize;
+        a[from..to].fill(0);
+        b[from..to].fill(0);
+    }
+    Some((a, b))
+}
+
+/// Compares the stored pages of two processes, page by page at equal addresses; bytes inside
+/// `masks` are not compared.
+pub fn diff_memory(
+    a: &ProcessMemory<'_>,
+    b: &ProcessMemory<'_>,
+    index: usize,
+    masks: &[(u64, u64)],
+    progress: &Progress,
+) -> Result<MemoryDiff> {
     let ra = a.runs()?;
     let rb = b.runs()?;
     let (pa, pb) = (split_pages(ra), split_pages(rb));
@@ -496,7 +544,11 @@ pub fn diff_memory(a: &ProcessMemory<'_>, b: &ProcessMemory<'_>, index: usize, p
         let next_b = pb.get(j).map(|p| p.0);
         match (next_a, next_b) {
             (Some(x), Some(y)) if x == y => {
-                let (ba, bb) = (pa[i].1, pb[j].1);
+                let cleared = masked(x, pa[i].1, pb[j].1, masks);
+                let (ba, bb) = match &cleared {
+                    Some((ca, cb)) => (&ca[..], &cb[..]),
+                    None => (pa[i].1, pb[j].1),
+                };
                 if ba != bb {
                     let count = ba.iter().zip(bb).filter(|(p, q)| p != q).count() as u64;
                     let k = ba.iter().zip(bb).position(|(p, q)| p != q).unwrap_or(0);
@@ -557,7 +609,8 @@ pub fn diff_images(a: &Image, b: &Image, opts: &DiffOptions) -> Result<DiffRepor
         let total = (a.page_data().len() + b.page_data().len()) as u64;
         let progress = Progress::bytes(total, "comparing");
         for (i, (pa, pb)) in a.checkpoint().processes.iter().zip(&b.checkpoint().processes).enumerate() {
-            let d = diff_memory(&ProcessMemory::of(a, pa), &ProcessMemory::of(b, pb), i, &progress)?;
+            let masks = if opts.rseq() { rseq_masks(&[pa, pb]) } else { Vec::new() };
+            let d = diff_memory(&ProcessMemory::of(a, pa), &ProcessMemory::of(b, pb), i, &masks, &progress)?;
             if !d.ranges.is_empty() {
                 memory.push(d);
             }

@@ -113,7 +113,8 @@ enum Cmd {
         /// Leave things out of the comparison. Bare `--ignore` ignores the identity section
         /// (creation time, tool version, host, capturing user and command line), so two captures
         /// of the same stopped process compare equal. `--ignore=RULE,...` takes rules:
-        /// `identity`; `memory` (no page comparison); a field name, ignored wherever it occurs
+        /// `identity`; `memory` (no page comparison); `rseq` (the CPU-number fields the kernel
+        /// rewrites in each thread's rseq area); a field name, ignored wherever it occurs
         /// (e.g. ppid, itimers, posix_timers, created_ns); or a path with [*] for any index
         /// (e.g. processes[*].threads[*].regs.rax).
         #[arg(

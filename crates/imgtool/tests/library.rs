@@ -223,3 +223,15 @@ fn progress_bars_stay_hidden_for_small_work_and_off_a_terminal() {
         assert!(!Progress::bytes(1 << 40, "huge").is_visible());
     }
 }
+
+#[test]
+fn rseq_rule_masks_only_the_kernel_written_rseq_fields() {
+    use psnc_format::example::example_checkpoint;
+    use psnc_format::model::Arch;
+    let ck = example_checkpoint(Arch::X86_64);
+    let p = &ck.processes[0];
+    let masks = psnc_imgtool::diff::rseq_masks(&[p]);
+    let r = p.threads[0].rseq.expect("example registers rseq").addr;
+    assert_eq!(masks, vec![(r, r + 8), (r + 20, r + 28)]);
+    assert_eq!(parse_ignore("rseq").expect("rseq"), IgnoreRule::Rseq);
+}
