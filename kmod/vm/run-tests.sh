@@ -54,10 +54,13 @@ host_packages() {
 }
 
 # ---- 2. the kernel ----------------------------------------------------------------------------
-kroot=$cache/root-$kpkg_version
-kver=$kabi-amd64
-kdir=$kroot/usr/src/linux-headers-$kver
-vmlinuz=$kroot/boot/vmlinuz-$kver
+set_kernel_paths() {
+	kroot=$cache/root-$kpkg_version
+	kver=$kabi-amd64
+	kdir=$kroot/usr/src/linux-headers-$kver
+	vmlinuz=$kroot/boot/vmlinuz-$kver
+}
+set_kernel_paths
 
 # Downloads and extracts the kernel into $kroot unless it is there. Runs under $cache/.lock, so
 # concurrent runs do not extract over each other.
@@ -78,12 +81,34 @@ fetch_kernel() {
 		"${want_pkgs[@]}" >/dev/null); then
 		# Try once more after refreshing the lists, then explain how to move the pin.
 		timeout 300 apt-get update -q >/dev/null || true
-		(cd "$cache/debs" && timeout 600 apt-get download -q -o APT::Sandbox::User=root \
-			"${want_pkgs[@]}" >/dev/null) || die "cannot download the pinned kernel \
-$kver=$kpkg_version (Debian keeps only the newest security build). Move the pin: \
-'apt-cache policy linux-image-amd64' gives the version V, 'apt-cache show \
-linux-image-amd64=V' the ABI A (linux-image-A-amd64); run with PSNC_KMOD_KPKG_VERSION=V \
-PSNC_KMOD_KABI=A, then update the defaults in kmod/vm/run-tests.sh."
+		if ! (cd "$cache/debs" && timeout 600 apt-get download -q -o APT::Sandbox::User=root \
+			"${want_pkgs[@]}" >/dev/null); then
+			# Debian keeps only the newest security build, so a pin goes stale. Follow
+			# linux-image-amd64's candidate instead of failing, and say so loudly.
+			local v a
+			v=$(apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}')
+			a=$(apt-cache show "linux-image-amd64=$v" 2>/dev/null |
+				sed -n 's/^Depends:.*linux-image-\([0-9.]*-[0-9]*\)-amd64.*/\1/p' | head -1)
+			case "$v:$a" in
+			6.1.*:6.1.*) ;;
+			*) die "cannot download the pinned kernel $kver=$kpkg_version and \
+linux-image-amd64's candidate ($v, ABI $a) is not a 6.1 kernel. Move the pin: \
+PSNC_KMOD_KPKG_VERSION=V PSNC_KMOD_KABI=A, then update the defaults in kmod/vm/run-tests.sh." ;;
+			esac
+			say "WARNING: pinned kernel $kpkg_version is gone from the archive; using the \
+current $v (ABI $a). Update the pin in kmod/vm/run-tests.sh."
+			kpkg_version=$v kabi=$a
+			set_kernel_paths
+			[ -e "$kroot/.complete" ] && return 0
+			want_pkgs=(
+				"linux-image-$kver=$kpkg_version"
+				"linux-headers-$kver=$kpkg_version"
+				"linux-headers-$kabi-common=$kpkg_version"
+				"linux-kbuild-6.1=$kpkg_version"
+			)
+			(cd "$cache/debs" && timeout 600 apt-get download -q -o APT::Sandbox::User=root \
+				"${want_pkgs[@]}" >/dev/null) || die "cannot download kernel $kver=$kpkg_version"
+		fi
 	fi
 	rm -rf "$kroot.tmp"
 	mkdir -p "$kroot.tmp"
