@@ -5,7 +5,8 @@
  *
  * User space can read most of a stopped process through ptrace and /proc.
  * What it cannot read without running system calls inside the target
- * (rt_sigaction, sigaltstack, getitimer, brk(0), prctl getters) is served
+ * (rt_sigaction, sigaltstack, getitimer, brk(0), prctl getters, the compat
+ * get_robust_list) is served
  * here, so that a capture never executes anything in the target. The ABI
  * is include/uapi/psnc_checkpoint.h; README.md describes it.
  *
@@ -37,6 +38,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/compat.h>
+#include <linux/cred.h>
 #include <linux/errno.h>
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
@@ -65,11 +68,11 @@
 
 #include "psnc_checkpoint.h"
 
-#define PSNC_CP_MODULE_VERSION "0.1.0"
+#define PSNC_CP_MODULE_VERSION "0.2.0"
 
 #define PSNC_CP_FEATURES (PSNC_CP_FEAT_SIGACTIONS | PSNC_CP_FEAT_SIGALTSTACK | \
 			  PSNC_CP_FEAT_ITIMERS | PSNC_CP_FEAT_TASK_MISC | \
-			  PSNC_CP_FEAT_RESTART_SLEEP)
+			  PSNC_CP_FEAT_RESTART_SLEEP | PSNC_CP_FEAT_TASK_MISC2)
 
 /* Everything of an argument struct after its header: what the module writes. */
 #define CP_BODY(kbuf) ((char *)(kbuf) + sizeof(struct psnc_cp_header))
@@ -512,6 +515,38 @@ static long cp_get_task_misc(void __user *uarg)
 	return cp_copy_body_out(uarg, CP_BODY(&raw.out), CP_BODY_LEN(&raw.out));
 }
 
+/* ---- PSNC_CP_GET_TASK_MISC2 ---- */
+
+static void cp_fill_task_misc2(struct task_struct *task,
+			       struct sighand_struct *sighand, void *out)
+{
+	struct psnc_cp_task_misc2 *kbuf = out;
+
+	rcu_read_lock();
+	kbuf->securebits = __task_cred(task)->securebits;
+	rcu_read_unlock();
+#if defined(CONFIG_FUTEX) && defined(CONFIG_COMPAT)
+	/* Only the thread itself sets it, and it is stopped. */
+	kbuf->compat_robust_list = (unsigned long)task->compat_robust_list;
+	kbuf->compat_robust_list_len = sizeof(struct compat_robust_list_head);
+#endif
+}
+
+static long cp_get_task_misc2(void __user *uarg)
+{
+	struct psnc_cp_task_misc2 kbuf;
+	long ret;
+
+	ret = cp_read_header(uarg, sizeof(kbuf), true, &kbuf.hdr);
+	if (ret)
+		return ret;
+	memset(CP_BODY(&kbuf), 0, CP_BODY_LEN(&kbuf));
+	ret = cp_with_stopped_task(kbuf.hdr.tid, cp_fill_task_misc2, &kbuf, NULL);
+	if (ret)
+		return ret;
+	return cp_copy_body_out(uarg, CP_BODY(&kbuf), CP_BODY_LEN(&kbuf));
+}
+
 /* ---- the device ---- */
 
 static long cp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -529,6 +564,8 @@ static long cp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return cp_get_itimers(uarg);
 	case PSNC_CP_GET_TASK_MISC:
 		return cp_get_task_misc(uarg);
+	case PSNC_CP_GET_TASK_MISC2:
+		return cp_get_task_misc2(uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -42,6 +42,14 @@
 
 #include "psnc_checkpoint.h"
 
+#ifndef SECBIT_KEEP_CAPS
+#define SECBIT_KEEP_CAPS	(1U << 4)
+#endif
+/* What the targets set: SECBIT_KEEP_CAPS, which needs only CAP_SETPCAP. */
+#define TARGET_SECUREBITS	SECBIT_KEEP_CAPS
+/* sizeof(struct compat_robust_list_head): three 32-bit words. */
+#define COMPAT_ROBUST_LEN	12
+
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM	(1U << 31)
 #endif
@@ -59,6 +67,7 @@ _Static_assert(sizeof(struct psnc_cp_sigactions) == 2080, "sigactions");
 _Static_assert(sizeof(struct psnc_cp_sigaltstack) == 48, "sigaltstack");
 _Static_assert(sizeof(struct psnc_cp_itimers) == 72, "itimers");
 _Static_assert(sizeof(struct psnc_cp_task_misc) == 80, "task_misc");
+_Static_assert(sizeof(struct psnc_cp_task_misc2) == 64, "task_misc2");
 
 #define REPORT_MAGIC	0x70736e6372657074ULL	/* "psncrept" */
 #define SLEEP_SEC	100
@@ -106,6 +115,7 @@ struct report {
 	uint64_t it_value_us[3], it_interval_us[3];
 	uint64_t clear_child_tid, brk, pdeathsig, subreaper, dumpable;
 	uint64_t handler_a, handler_b, handler_alt, altstack;	/* addresses */
+	uint64_t securebits, robust_head, robust_len, is_compat, robust_set;
 };
 
 static int checks, failures;
@@ -156,6 +166,7 @@ static volatile int thread_tid_word;
 static char altstack[ALTSTACK_SIZE] __attribute__((aligned(64)));
 static char thread_altstack[ALTSTACK_SIZE / 2] __attribute__((aligned(64)));
 static struct report rep;
+static struct robust_list_head robust_head = { .list = { &robust_head.list } };
 static int report_fd = 3;
 
 static void handler_a(int sig, siginfo_t *si, void *uc)
@@ -217,6 +228,18 @@ static void collect_report(void)
 	if (prctl(PR_GET_CHILD_SUBREAPER, &v) == 0)
 		rep.subreaper = v;
 	rep.dumpable = prctl(PR_GET_DUMPABLE);
+	rep.securebits = prctl(PR_GET_SECUREBITS);
+	{
+		/* The native list for x86_64, the compat one for i386. */
+		void *head = NULL;
+		size_t len = 0;
+
+		if (syscall(SYS_get_robust_list, 0, &head, &len) == 0) {
+			rep.robust_head = (uintptr_t)head;
+			rep.robust_len = len;
+		}
+	}
+	rep.is_compat = sizeof(long) == 4;
 	rep.handler_a = (uintptr_t)handler_a;
 	rep.handler_b = (uintptr_t)handler_b;
 	rep.altstack = (uintptr_t)altstack;
@@ -334,6 +357,10 @@ static void target_setup(enum target_mode mode)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	prctl(PR_SET_DUMPABLE, 0);
+	prctl(PR_SET_SECUREBITS, TARGET_SECUREBITS);
+	/* A robust list of its own, at an address the report names. */
+	syscall(SYS_set_robust_list, &robust_head, sizeof(robust_head));
+	rep.robust_set = (uintptr_t)&robust_head;
 	/* An unaligned break: brk(0) reports it unaligned. */
 	syscall(SYS_brk, syscall(SYS_brk, 0) + BRK_GROWTH);
 }
@@ -504,10 +531,10 @@ static void test_version(int fd)
 	CHECK_EQ(v.abi_version, PSNC_CP_ABI_VERSION, "abi_version");
 	CHECK_EQ(v.pad, 0, "version pad");
 	CHECK_EQ(v.features, PSNC_CP_FEAT_SIGACTIONS | PSNC_CP_FEAT_SIGALTSTACK |
-		 PSNC_CP_FEAT_ITIMERS | PSNC_CP_FEAT_TASK_MISC | PSNC_CP_FEAT_RESTART_SLEEP,
-		 "features");
+		 PSNC_CP_FEAT_ITIMERS | PSNC_CP_FEAT_TASK_MISC | PSNC_CP_FEAT_RESTART_SLEEP |
+		 PSNC_CP_FEAT_TASK_MISC2, "features");
 	CHECK(memchr(v.module_version, 0, sizeof(v.module_version)) != NULL &&
-	      strcmp(v.module_version, "0.1.0") == 0, "module_version '%.32s'",
+	      strcmp(v.module_version, "0.2.0") == 0, "module_version '%.32s'",
 	      v.module_version);
 	CHECK_EQ(v.reserved[0], 0, "version reserved");
 	if (f == failures)
@@ -647,6 +674,35 @@ static void check_task_misc(int fd, const struct report *r, uint32_t pdeathsig,
 	}
 }
 
+static void check_task_misc2(int fd, const struct report *r, int own_list)
+{
+	struct psnc_cp_task_misc2 m;
+
+	memset(&m, 0xa5, sizeof(m));
+	hdr_init(&m.hdr, sizeof(m), r->tid);
+	CHECK_ERR(cp(fd, PSNC_CP_GET_TASK_MISC2, &m), 0, "GET_TASK_MISC2");
+	CHECK_EQ(m.securebits, r->securebits, "securebits (reported)");
+	CHECK_EQ(m.securebits, TARGET_SECUREBITS, "securebits");
+	CHECK_EQ(m.pad, 0, "task_misc2 pad");
+	CHECK_EQ(m.compat_robust_list_len, COMPAT_ROBUST_LEN, "compat_robust_list_len");
+	if (r->is_compat) {
+		CHECK_EQ(m.compat_robust_list, r->robust_head, "compat_robust_list (reported)");
+		CHECK_EQ(r->robust_len, COMPAT_ROBUST_LEN, "compat robust_len (reported)");
+		if (own_list)
+			CHECK_EQ(m.compat_robust_list, r->robust_set, "compat_robust_list");
+		else
+			CHECK(m.compat_robust_list != 0 &&
+			      m.compat_robust_list != r->robust_set,
+			      "compat_robust_list of the second thread %#llx",
+			      (unsigned long long)m.compat_robust_list);
+	} else {
+		/* An x86_64 thread's list is the native one: none in compat. */
+		CHECK_EQ(m.compat_robust_list, 0, "compat_robust_list of an x86_64 thread");
+	}
+	CHECK_EQ(m.reserved[0], 0, "task_misc2 reserved[0]");
+	CHECK_EQ(m.reserved[1], 0, "task_misc2 reserved[1]");
+}
+
 /* Every command against a live stopped target of each mode, field by field. */
 static void test_state(int fd)
 {
@@ -668,6 +724,7 @@ static void test_state(int fd)
 		check_task_misc(fd, &r, mode == MODE_THREAD ? SIGTERM : SIGKILL,
 				mode == MODE_HANDLER ? PSNC_CP_RESTART_NONE :
 				PSNC_CP_RESTART_NANOSLEEP);
+		check_task_misc2(fd, &r, mode != MODE_THREAD);
 		/* The same answers a second time: reading changes nothing. */
 		check_task_misc(fd, &r, mode == MODE_THREAD ? SIGTERM : SIGKILL,
 				mode == MODE_HANDLER ? PSNC_CP_RESTART_NONE :
@@ -906,7 +963,7 @@ static void test_exit_race(int fd)
 {
 	static const unsigned long cmds[] = {
 		PSNC_CP_GET_SIGACTIONS, PSNC_CP_GET_SIGALTSTACK,
-		PSNC_CP_GET_ITIMERS, PSNC_CP_GET_TASK_MISC,
+		PSNC_CP_GET_ITIMERS, PSNC_CP_GET_TASK_MISC, PSNC_CP_GET_TASK_MISC2,
 	};
 	struct psnc_cp_sigactions *a = malloc(sizeof(*a));
 	unsigned long calls = 0, errors = 0;
@@ -928,7 +985,7 @@ static void test_exit_race(int fd)
 			_exit(0);
 		}
 		for (n = 0; n < 100000; n++) {
-			unsigned long cmd = cmds[n % 4];
+			unsigned long cmd = cmds[n % 5];
 
 			hdr_init(&a->hdr, _IOC_SIZE(cmd), pid);
 			ret = cp(fd, cmd, a);

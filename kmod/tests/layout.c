@@ -3,7 +3,7 @@
  * layout.c - prints the layout of every struct, ioctl number and constant
  * of include/uapi/psnc_checkpoint.h, one item per line.
  *
- * kmod/uapi_mirror.rs generates the same table from its Rust mirror and its
+ * crates/ptrace/src/kmod/uapi.rs (the Rust mirror) generates the same table; its
  * test compares the two; building this file with -m32 as well shows that
  * i386 callers see the same layout. Format:
  *   size STRUCT BYTES
@@ -79,11 +79,20 @@ int main(void)
 	F(psnc_cp_task_misc, restart_remaining_ns);
 	F(psnc_cp_task_misc, reserved);
 
+	S(psnc_cp_task_misc2);
+	F(psnc_cp_task_misc2, hdr);
+	F(psnc_cp_task_misc2, securebits);
+	F(psnc_cp_task_misc2, pad);
+	F(psnc_cp_task_misc2, compat_robust_list);
+	F(psnc_cp_task_misc2, compat_robust_list_len);
+	F(psnc_cp_task_misc2, reserved);
+
 	I(PSNC_CP_GET_VERSION);
 	I(PSNC_CP_GET_SIGACTIONS);
 	I(PSNC_CP_GET_SIGALTSTACK);
 	I(PSNC_CP_GET_ITIMERS);
 	I(PSNC_CP_GET_TASK_MISC);
+	I(PSNC_CP_GET_TASK_MISC2);
 
 	C(PSNC_CP_ABI_VERSION);
 	C(PSNC_CP_HEADER_V1);
@@ -92,6 +101,7 @@ int main(void)
 	C(PSNC_CP_FEAT_ITIMERS);
 	C(PSNC_CP_FEAT_TASK_MISC);
 	C(PSNC_CP_FEAT_RESTART_SLEEP);
+	C(PSNC_CP_FEAT_TASK_MISC2);
 	C(PSNC_CP_NSIG);
 	C(PSNC_CP_ITIMER_REAL);
 	C(PSNC_CP_ITIMER_VIRTUAL);

@@ -184,6 +184,28 @@ pub enum PtraceError {
         /// The target's mode.
         arch: crate::Arch,
     },
+    /// A `/dev/checkpoint` command failed.
+    #[error("{op} on /dev/checkpoint for thread {tid}: {errno}{}", kmod_hint(*errno))]
+    Kmod {
+        /// The command, e.g. `"PSNC_CP_GET_SIGACTIONS"`.
+        op: &'static str,
+        /// The thread asked about (0 for GET_VERSION).
+        tid: i32,
+        /// The module's error.
+        errno: Errno,
+    },
+}
+
+/// What the module's errors mean (kmod/README.md, "Errors").
+fn kmod_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::ENOTTY => " (the module does not know this command: load kmod/psnc_checkpoint.ko of this tree)",
+        Errno::EPERM => " (it needs CAP_SYS_PTRACE, and the caller must be the thread that ptrace-attached the target)",
+        Errno::EBUSY => " (the thread is not in a ptrace stop)",
+        Errno::ESRCH => " (no such thread, or it is exiting)",
+        Errno::EINVAL => " (bad header: this tool and the module disagree about the ABI)",
+        _ => "",
+    }
 }
 
 /// Adds what the user can do for the errors with a usual cause.

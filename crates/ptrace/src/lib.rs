@@ -14,6 +14,7 @@
 //! | [`mem`]     | `process_vm_readv` over many ranges and `/proc/PID/mem`                    |
 //! | [`sys`]     | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ... |
 //! | [`spawn`]   | a held child that execs from a descriptor (restore's fresh task)           |
+//! | [`kmod`]    | `/dev/checkpoint` ([`KmodDevice`]): kernel-only state without injection    |
 //!
 //! A typical capture of one thread:
 //! ```no_run
@@ -31,6 +32,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod kmod;
 pub mod mem;
 pub mod remote;
 pub mod siginfo;
@@ -40,6 +42,7 @@ pub mod tracee;
 
 pub use arch::{xstate_masks, Arch, Regs, Sysno, XstateMasks};
 pub use error::{PtraceError, Result};
+pub use kmod::KmodDevice;
 pub use mem::{vm_read, vm_read_exact, vm_write, ProcMem, RemoteRange};
 pub use nix::sys::ptrace::Options;
 pub use remote::{

@@ -15,7 +15,7 @@
  *  - Only fixed-width fields; addresses are __u64; every __u64 sits at an
  *    8-byte offset and every struct is a multiple of 8 bytes, so i386 and
  *    x86_64 callers see the same layout (checked by kmod/tests/layout.c and
- *    kmod/uapi_mirror.rs) and one _IOWR number serves both.
+ *    crates/ptrace/src/kmod/uapi.rs) and one _IOWR number serves both.
  *  - The ioctl numbers encode the struct size. A struct never changes: a new
  *    layout or a new meaning gets a new command number, and a new feature bit
  *    in PSNC_CP_GET_VERSION. PSNC_CP_ABI_VERSION changes only if an old
@@ -50,6 +50,8 @@
 #define PSNC_CP_FEAT_TASK_MISC		(1ULL << 3)
 /* GET_TASK_MISC reports an interrupted relative sleep (restart_* fields). */
 #define PSNC_CP_FEAT_RESTART_SLEEP	(1ULL << 4)
+/* PSNC_CP_GET_TASK_MISC2 is served (module 0.2.0). */
+#define PSNC_CP_FEAT_TASK_MISC2		(1ULL << 5)
 
 /* Number of signal handlers reported: signals 1..64. */
 #define PSNC_CP_NSIG		64
@@ -214,6 +216,31 @@ struct psnc_cp_task_misc {
 	__u64 reserved[1];
 };
 
+/*
+ * struct psnc_cp_task_misc2 - PSNC_CP_GET_TASK_MISC2 (64 bytes)
+ * @securebits:		PR_GET_SECUREBITS of the thread.
+ * @pad:		0.
+ * @compat_robust_list:	the robust-futex list head the thread registered
+ *			with the compat set_robust_list(2) (what get_robust_list(2)
+ *			returns to an i386 caller asking for itself); 0 if none.
+ * @compat_robust_list_len: the length that call reports,
+ *			sizeof(struct compat_robust_list_head) (12).
+ * @reserved:		0.
+ *
+ * Added in module 0.2.0 for values that GET_TASK_MISC lacks and that a
+ * capture would otherwise read by running prctl(PR_GET_SECUREBITS) and the
+ * compat get_robust_list(2) inside the target. The native robust list is
+ * not here: get_robust_list(2) reads it from outside.
+ */
+struct psnc_cp_task_misc2 {
+	struct psnc_cp_header hdr;
+	__u32 securebits;
+	__u32 pad;
+	__u64 compat_robust_list;
+	__u64 compat_robust_list_len;
+	__u64 reserved[2];
+};
+
 /* ioctl type byte; 0xC5 is unassigned in ioctl-number.rst. */
 #define PSNC_CP_IOC_MAGIC	0xC5
 
@@ -222,5 +249,6 @@ struct psnc_cp_task_misc {
 #define PSNC_CP_GET_SIGALTSTACK	_IOWR(PSNC_CP_IOC_MAGIC, 0x02, struct psnc_cp_sigaltstack)
 #define PSNC_CP_GET_ITIMERS	_IOWR(PSNC_CP_IOC_MAGIC, 0x03, struct psnc_cp_itimers)
 #define PSNC_CP_GET_TASK_MISC	_IOWR(PSNC_CP_IOC_MAGIC, 0x04, struct psnc_cp_task_misc)
+#define PSNC_CP_GET_TASK_MISC2	_IOWR(PSNC_CP_IOC_MAGIC, 0x05, struct psnc_cp_task_misc2)
 
 #endif /* _UAPI_PSNC_CHECKPOINT_H */

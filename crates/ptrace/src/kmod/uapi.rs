@@ -1,9 +1,7 @@
 //! Rust mirror of `kmod/include/uapi/psnc_checkpoint.h`, the ABI of `/dev/checkpoint`.
 //!
-//! Written to be dropped unchanged into the ptrace crate (for example as
-//! `crates/ptrace/src/kmod_uapi.rs`), which makes the `ioctl` calls; this file itself has no
-//! `unsafe` code apart from the [`CpArg`] marker impls and depends on `std` only, so it also
-//! compiles on its own: `rustc --edition 2021 --test kmod/uapi_mirror.rs`.
+//! The one copy of the ABI on the Rust side; [`super::KmodDevice`] makes the `ioctl` calls. This
+//! file has no `unsafe` code apart from the [`CpArg`] marker impls and depends on `std` only.
 //!
 //! Every command takes one struct that opens with a [`CpHeader`]; the module reads the header
 //! only and overwrites everything after it:
@@ -43,6 +41,8 @@ pub const FEAT_ITIMERS: u64 = 1 << 2;
 pub const FEAT_TASK_MISC: u64 = 1 << 3;
 /// Feature bit: `GET_TASK_MISC` fills the `restart_*` fields.
 pub const FEAT_RESTART_SLEEP: u64 = 1 << 4;
+/// Feature bit: `GET_TASK_MISC2` is served (module 0.2.0).
+pub const FEAT_TASK_MISC2: u64 = 1 << 5;
 
 /// Number of handlers in [`CpSigActions::act`] (signals 1..=64).
 pub const NSIG: usize = 64;
@@ -88,6 +88,8 @@ pub const GET_SIGALTSTACK: u32 = iowr(0x02, size_of::<CpSigAltStack>());
 pub const GET_ITIMERS: u32 = iowr(0x03, size_of::<CpITimers>());
 /// Request number of `PSNC_CP_GET_TASK_MISC`.
 pub const GET_TASK_MISC: u32 = iowr(0x04, size_of::<CpTaskMisc>());
+/// Request number of `PSNC_CP_GET_TASK_MISC2`.
+pub const GET_TASK_MISC2: u32 = iowr(0x05, size_of::<CpTaskMisc2>());
 
 /// `struct psnc_cp_header`: opens every argument struct; the caller fills it in.
 #[repr(C)]
@@ -238,6 +240,24 @@ pub struct CpTaskMisc {
     pub reserved: [u64; 1],
 }
 
+/// `struct psnc_cp_task_misc2`: `GET_TASK_MISC2`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpTaskMisc2 {
+    /// Header.
+    pub hdr: CpHeader,
+    /// `PR_GET_SECUREBITS`.
+    pub securebits: u32,
+    /// 0.
+    pub pad: u32,
+    /// The compat (i386) robust-futex list head; 0 if none.
+    pub compat_robust_list: u64,
+    /// Its length as the compat `get_robust_list` reports it (12).
+    pub compat_robust_list_len: u64,
+    /// 0.
+    pub reserved: [u64; 2],
+}
+
 /// An argument struct of one `/dev/checkpoint` command.
 ///
 /// # Safety
@@ -302,6 +322,14 @@ unsafe impl CpArg for CpITimers {
 // SAFETY: as for CpVersion; GET_TASK_MISC encodes size_of::<CpTaskMisc>().
 unsafe impl CpArg for CpTaskMisc {
     const REQUEST: u32 = GET_TASK_MISC;
+    fn header_mut(&mut self) -> &mut CpHeader {
+        &mut self.hdr
+    }
+}
+
+// SAFETY: as for CpVersion; GET_TASK_MISC2 encodes size_of::<CpTaskMisc2>().
+unsafe impl CpArg for CpTaskMisc2 {
+    const REQUEST: u32 = GET_TASK_MISC2;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
@@ -401,11 +429,20 @@ pub fn layout_table() -> String {
     f!("psnc_cp_task_misc", CpTaskMisc, restart_remaining_ns);
     f!("psnc_cp_task_misc", CpTaskMisc, reserved);
 
+    s!("psnc_cp_task_misc2", CpTaskMisc2);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, hdr);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, securebits);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, pad);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, compat_robust_list);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, compat_robust_list_len);
+    f!("psnc_cp_task_misc2", CpTaskMisc2, reserved);
+
     i!("PSNC_CP_GET_VERSION", GET_VERSION);
     i!("PSNC_CP_GET_SIGACTIONS", GET_SIGACTIONS);
     i!("PSNC_CP_GET_SIGALTSTACK", GET_SIGALTSTACK);
     i!("PSNC_CP_GET_ITIMERS", GET_ITIMERS);
     i!("PSNC_CP_GET_TASK_MISC", GET_TASK_MISC);
+    i!("PSNC_CP_GET_TASK_MISC2", GET_TASK_MISC2);
 
     c!("PSNC_CP_ABI_VERSION", ABI_VERSION);
     c!("PSNC_CP_HEADER_V1", HEADER_V1);
@@ -414,6 +451,7 @@ pub fn layout_table() -> String {
     c!("PSNC_CP_FEAT_ITIMERS", FEAT_ITIMERS);
     c!("PSNC_CP_FEAT_TASK_MISC", FEAT_TASK_MISC);
     c!("PSNC_CP_FEAT_RESTART_SLEEP", FEAT_RESTART_SLEEP);
+    c!("PSNC_CP_FEAT_TASK_MISC2", FEAT_TASK_MISC2);
     c!("PSNC_CP_NSIG", NSIG);
     c!("PSNC_CP_ITIMER_REAL", ITIMER_REAL);
     c!("PSNC_CP_ITIMER_VIRTUAL", ITIMER_VIRTUAL);
@@ -433,7 +471,7 @@ mod tests {
     use super::*;
     use std::mem::{align_of, offset_of};
     use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::process::{Command, Stdio};
 
     #[test]
     fn sizes_and_offsets_are_pinned() {
@@ -491,6 +529,14 @@ mod tests {
         assert_eq!(offset_of!(CpTaskMisc, pad), 60);
         assert_eq!(offset_of!(CpTaskMisc, restart_remaining_ns), 64);
         assert_eq!(offset_of!(CpTaskMisc, reserved), 72);
+
+        assert_eq!(size_of::<CpTaskMisc2>(), 64);
+        assert_eq!(offset_of!(CpTaskMisc2, hdr), 0);
+        assert_eq!(offset_of!(CpTaskMisc2, securebits), 24);
+        assert_eq!(offset_of!(CpTaskMisc2, pad), 28);
+        assert_eq!(offset_of!(CpTaskMisc2, compat_robust_list), 32);
+        assert_eq!(offset_of!(CpTaskMisc2, compat_robust_list_len), 40);
+        assert_eq!(offset_of!(CpTaskMisc2, reserved), 48);
     }
 
     #[test]
@@ -518,6 +564,7 @@ mod tests {
         assert_eq!(sum("psnc_cp_itimer"), size_of::<CpITimer>());
         assert_eq!(sum("psnc_cp_itimers"), size_of::<CpITimers>());
         assert_eq!(sum("psnc_cp_task_misc"), size_of::<CpTaskMisc>());
+        assert_eq!(sum("psnc_cp_task_misc2"), size_of::<CpTaskMisc2>());
         // 8-byte alignment on x86_64; i386 aligns u64 to 4, which is harmless because every
         // u64 sits at an 8-byte offset (checked against `cc -m32` below).
         assert_eq!(align_of::<CpSigActions>(), 8);
@@ -530,6 +577,7 @@ mod tests {
         assert_eq!(GET_SIGALTSTACK, 0xc030_c502);
         assert_eq!(GET_ITIMERS, 0xc048_c503);
         assert_eq!(GET_TASK_MISC, 0xc050_c504);
+        assert_eq!(GET_TASK_MISC2, 0xc040_c505);
     }
 
     #[test]
@@ -548,6 +596,7 @@ mod tests {
         let v = CpVersion::for_tid(0);
         assert_eq!(v.hdr.size, 80);
         assert_eq!(CpSigActions::for_tid(7).hdr.size, 2080);
+        assert_eq!(CpTaskMisc2::for_tid(7).hdr.size, 64);
     }
 
     #[test]
@@ -559,19 +608,9 @@ mod tests {
         assert_eq!(v.module_version().len(), 32);
     }
 
-    /// `kmod/` found from the current directory upwards (cargo runs tests in the crate
-    /// directory, a standalone `rustc --test` binary wherever it is started).
-    fn kmod_dir() -> Option<PathBuf> {
-        let mut dir = std::env::current_dir().ok()?;
-        loop {
-            let cand = dir.join("kmod");
-            if cand.join("tests/layout.c").is_file() {
-                return Some(cand);
-            }
-            if !dir.pop() {
-                return None;
-            }
-        }
+    /// `kmod/` of this repository.
+    fn kmod_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kmod")
     }
 
     /// Builds and runs layout.c with `cc` and the given extra flags; None if cc cannot build
@@ -583,6 +622,7 @@ mod tests {
             flags.join("")
         ));
         let built = Command::new("cc")
+            .stderr(Stdio::null())
             .args(flags)
             .arg("-I")
             .arg(kmod.join("include/uapi"))
@@ -603,7 +643,7 @@ mod tests {
 
     #[test]
     fn table_matches_the_c_header() {
-        let kmod = kmod_dir().expect("kmod/tests/layout.c not found above the current directory");
+        let kmod = kmod_dir();
         let c64 = c_table(&kmod, &[]).expect("cc cannot build kmod/tests/layout.c");
         assert_eq!(
             layout_table(),
