@@ -38,6 +38,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("regs", &[]),
     ("blocked", &[]),
     ("threads", &["-pthread"]),
+    ("churn", &["-pthread"]),
     ("unsupported", &[]),
 ];
 
@@ -466,6 +467,8 @@ pub struct RunOpts {
     pub stdin: Option<Stdio>,
     /// Run as this uid/gid (through `setpriv`), e.g. 65534 for nobody.
     pub as_user: Option<(u32, u32)>,
+    /// Extra environment variables of the tool (e.g. a test-only bound).
+    pub env: Vec<(&'static str, String)>,
 }
 
 static RUN_COUNTER: Mutex<u64> = Mutex::new(0);
@@ -498,6 +501,7 @@ pub fn run(program: &Path, args: &[&str], opts: RunOpts) -> ToolRun {
         None => Command::new(program),
     };
     cmd.args(args)
+        .envs(opts.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(opts.stdin.unwrap_or_else(Stdio::null))
         .stdout(out)
         .stderr(err);
@@ -539,6 +543,19 @@ pub fn capture(pid: u32, image: &Path, args: &[&str]) -> ToolRun {
     let mut all = vec![pid.as_str(), "-o", image];
     all.extend_from_slice(args);
     run(&tool("psnc-capture"), &all, RunOpts::default())
+}
+
+/// Runs `psnc-capture PID -o IMAGE ARGS...` with extra environment variables.
+pub fn capture_env(pid: u32, image: &Path, args: &[&str], env: &[(&'static str, &str)]) -> ToolRun {
+    let pid = pid.to_string();
+    let image = image.to_str().expect("utf-8 image path");
+    let mut all = vec![pid.as_str(), "-o", image];
+    all.extend_from_slice(args);
+    let opts = RunOpts {
+        env: env.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        ..RunOpts::default()
+    };
+    run(&tool("psnc-capture"), &all, opts)
 }
 
 /// Runs `psnc-restore IMAGE ARGS...`.
@@ -1172,6 +1189,12 @@ pub mod cases {
             "mutex_robust_unlock",
             "mutex_pi_unlock",
             "tid_holder",
+            "poll_woken",
+            "tid_poller",
+            "ppoll_woken",
+            "tid_ppoller",
+            "futex_timed_wake",
+            "tid_timedfutex",
             "sleeper_rounds",
             "tid_sleeper",
             "pthread_join",
@@ -1181,6 +1204,13 @@ pub mod cases {
             "mutex_robust_free",
             "mutex_pi_free",
         ],
+    };
+
+    /// Relay chains of threads that each create their successor and exit.
+    pub const CHURN: Case = Case {
+        name: "churn",
+        args: &["4"],
+        expect: &["churn_alive", "churn_tid_main"],
     };
 }
 

@@ -6,6 +6,10 @@
  *   futex        a thread in FUTEX_WAIT, woken by main after the go file
  *   sleeper      a thread in a 400 ms nanosleep loop
  *   reader       a thread blocked in read() on an internal pipe that main feeds after the go file
+ *   poller       a thread in poll() with a 60 s timeout (restarted through the kernel's restart
+ *                block), woken by a byte on its pipe after the go file
+ *   ppoller      a thread in ppoll() without a timeout (restarted with ERESTARTNOHAND), likewise
+ *   timedfutex   a thread in FUTEX_WAIT with a 60 s timeout, woken by main after the go file
  *   holder       a thread holding an error-checking, a recursive (twice), a robust and a
  *                priority-inheritance mutex across the checkpoint, unlocking them afterwards
  * Every thread checks its gettid() is unchanged; main joins every thread with pthread_join.
@@ -13,6 +17,7 @@
  */
 #include "target.h"
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -160,6 +165,59 @@ static void *reader_main(void *arg)
 	return arg;
 }
 
+/* ---- poll, ppoll ---- */
+static int ppipe[2], qpipe[2];
+
+static void *poller_main(void *arg)
+{
+	struct pollfd pfd = { .fd = ppipe[0], .events = POLLIN };
+	pid_t tid = my_gettid();
+	int n;
+
+	while ((n = poll(&pfd, 1, 60000)) < 0 && errno == EINTR)
+		;
+	check(n == 1 && (pfd.revents & POLLIN), "poll_woken", "poll returned %d, revents %#x: %s", n,
+	      pfd.revents, n < 0 ? strerror(errno) : "timeout or no POLLIN");
+	check_tid("poller", tid);
+	return arg;
+}
+
+static void *ppoller_main(void *arg)
+{
+	struct pollfd pfd = { .fd = qpipe[0], .events = POLLIN };
+	pid_t tid = my_gettid();
+	sigset_t none;
+	int n;
+
+	sigemptyset(&none);
+	while ((n = ppoll(&pfd, 1, NULL, &none)) < 0 && errno == EINTR)
+		;
+	check(n == 1 && (pfd.revents & POLLIN), "ppoll_woken", "ppoll returned %d, revents %#x: %s",
+	      n, pfd.revents, n < 0 ? strerror(errno) : "no POLLIN");
+	check_tid("ppoller", tid);
+	return arg;
+}
+
+/* ---- futex wait with a timeout ---- */
+static uint32_t timed_word;
+
+static void *timedfutex_main(void *arg)
+{
+	struct timespec ts = { 60, 0 };
+	pid_t tid = my_gettid();
+	long r;
+
+	do {
+		r = syscall(SYS_futex, &timed_word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+	} while (__atomic_load_n(&timed_word, __ATOMIC_SEQ_CST) == 0 &&
+		 (r == 0 || errno == EINTR || errno == EAGAIN));
+	check(__atomic_load_n(&timed_word, __ATOMIC_SEQ_CST) == 1 && (r == 0 || errno == EAGAIN),
+	      "futex_timed_wake", "woke with word %u: %s", timed_word,
+	      r < 0 ? strerror(errno) : "ok");
+	check_tid("timedfutex", tid);
+	return arg;
+}
+
 /* ---- mutex kinds held across the checkpoint ---- */
 static pthread_mutex_t m_errcheck, m_recursive, m_robust, m_pi;
 static pthread_barrier_t held;
@@ -216,7 +274,7 @@ static void check_free(pthread_mutex_t *m, const char *what)
 
 int main(int argc, char **argv)
 {
-	pthread_t ping, pong, fut, sleeper, reader, holder;
+	pthread_t ping, pong, fut, sleeper, reader, holder, poller, ppoller, tfut;
 	struct sigaction sa = { .sa_handler = usr1_handler };
 	pid_t main_tid = my_gettid();
 	uint64_t rounds_at_go, total = 0;
@@ -226,7 +284,7 @@ int main(int argc, char **argv)
 	target_init(argc, argv);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
-	if (pipe(rpipe) < 0)
+	if (pipe(rpipe) < 0 || pipe(ppipe) < 0 || pipe(qpipe) < 0)
 		return 3;
 	init_mutex(&m_errcheck, PTHREAD_MUTEX_ERRORCHECK, 0, 0);
 	init_mutex(&m_recursive, PTHREAD_MUTEX_RECURSIVE, 0, 0);
@@ -243,6 +301,9 @@ int main(int argc, char **argv)
 	pthread_create(&sleeper, NULL, sleeper_main, NULL);
 	pthread_create(&reader, NULL, reader_main, NULL);
 	pthread_create(&holder, NULL, holder_main, NULL);
+	pthread_create(&poller, NULL, poller_main, NULL);
+	pthread_create(&ppoller, NULL, ppoller_main, NULL);
+	pthread_create(&tfut, NULL, timedfutex_main, NULL);
 	pthread_barrier_wait(&held);
 	nap_ms(50);
 	report_ready();
@@ -275,6 +336,10 @@ int main(int argc, char **argv)
 	syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	if (write(rpipe[1], "wake!", 5) != 5)
 		check(0, "reader_feed", "write to the internal pipe failed");
+	if (write(ppipe[1], "p", 1) != 1 || write(qpipe[1], "q", 1) != 1)
+		check(0, "poll_feed", "write to a poll pipe failed");
+	__atomic_store_n(&timed_word, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &timed_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 
 	ok = 1;
 	for (int i = 0; i < WORKERS; i++) {
@@ -287,6 +352,9 @@ int main(int argc, char **argv)
 	ok &= pthread_join(sleeper, NULL) == 0;
 	ok &= pthread_join(reader, NULL) == 0;
 	ok &= pthread_join(holder, NULL) == 0;
+	ok &= pthread_join(poller, NULL) == 0;
+	ok &= pthread_join(ppoller, NULL) == 0;
+	ok &= pthread_join(tfut, NULL) == 0;
 	check(ok, "pthread_join", "a join failed or returned the wrong value");
 	check(total == shared_count, "mutex_shared_counter", "shared %llu, sum of parts %llu",
 	      (unsigned long long)shared_count, (unsigned long long)total);

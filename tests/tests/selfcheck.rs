@@ -68,6 +68,11 @@ fn threads() {
 }
 
 #[test]
+fn churn() {
+    native(&cases::CHURN, Bits::B64);
+}
+
+#[test]
 fn withlib() {
     let mut t = psnc_tests::Target::start_with_lib();
     t.verify()

@@ -3,10 +3,19 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use psnc_tests::{
-    assert_consecutive, capture_kill, cases, restore, roundtrip, spawn_program, targets,
-    wait_ticks, Bits, RunOpts, WorkDir,
+    assert_consecutive, assert_running_untraced, capture_env, capture_kill, cases, restore,
+    roundtrip, spawn_program, targets, wait_ticks, Bits, RunOpts, Spawn, WorkDir,
 };
+
+/// Byte 12 of an image: its layout class (spec/FORMAT.md, header: 1 = 32-bit, 2 = 64-bit).
+fn layout_class(image: &Path) -> u8 {
+    let bytes = std::fs::read(image).expect("read the image");
+    assert!(bytes.len() > 12, "{} is too short", image.display());
+    bytes[12]
+}
 
 fn need_m32() -> bool {
     if !targets().m32 {
@@ -21,11 +30,105 @@ fn threads_x86_64() {
     roundtrip(&cases::THREADS, Bits::B64);
 }
 
+/// An i386 capture is written in the 32-bit layout class by default, and restores from it.
 #[test]
 fn threads_i386() {
     if need_m32() {
-        roundtrip(&cases::THREADS, Bits::B32);
+        let t = roundtrip(&cases::THREADS, Bits::B32);
+        assert_eq!(
+            layout_class(&t.dir.join("image")),
+            1,
+            "not the 32-bit class"
+        );
     }
+}
+
+/// `--layout 64` writes an i386 process in the 64-bit layout class; restore accepts it.
+#[test]
+fn threads_i386_layout_64() {
+    if !need_m32() {
+        return;
+    }
+    let mut t = Spawn::new(cases::THREADS.name)
+        .args(cases::THREADS.args)
+        .bits(Bits::B32)
+        .start();
+    let image = t.dir.join("image64");
+    let r = t.capture(&image, &["--layout", "64", "--kill"]);
+    r.assert_ok();
+    assert!(t.proc.reap(Duration::from_secs(10)).is_some(), "not killed");
+    assert_eq!(layout_class(&image), 2, "not the 64-bit class");
+    t.restore(&image, &[], RunOpts::default());
+    t.verify().assert_passed(cases::THREADS.expect);
+}
+
+/// An x86_64 process does not fit the 32-bit class: refused before anything is written.
+#[test]
+fn x86_64_layout_32_refused() {
+    let mut t = Spawn::new(cases::COUNTER.name).start();
+    let image = t.dir.join("image");
+    let r = t.capture(&image, &["--layout", "32"]);
+    r.assert_failed();
+    let want = format!(
+        "PID {} is a x86_64 process; --layout 32 cannot hold it (use --layout 64)",
+        t.pid()
+    );
+    assert!(r.stderr.contains(&want), "expected `{want}`:\n{r}");
+    assert!(!image.exists(), "an image exists after the refusal");
+    assert_running_untraced(t.pid());
+    t.verify().assert_passed(cases::COUNTER.expect);
+}
+
+/// A process whose threads appear and exit faster than the seize loop converges within its bound
+/// is refused, with an error that says so; it runs on untraced and unharmed. The bound is forced
+/// down to 2 rounds with `PSNC_SEIZE_ROUNDS` (on this machine seizing is fast enough that the relay
+/// chains converge within the default of 100), and a capture may still converge by chance, so the
+/// test tries until one is refused.
+#[test]
+fn churning_threads_refused_after_the_bound() {
+    let mut t = Spawn::new(cases::CHURN.name)
+        .args(cases::CHURN.args)
+        .start();
+    let pid = t.pid();
+    let image = t.dir.join("image");
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = capture_env(pid, &image, &[], &[("PSNC_SEIZE_ROUNDS", "2")]);
+        if r.ok() {
+            // Converged within 2 rounds this time: a valid capture, the target runs on.
+            std::fs::remove_file(&image).expect("remove the image");
+            continue;
+        }
+        refused = Some(r);
+        break;
+    }
+    let r = refused.expect("50 captures bounded to 2 seize rounds all converged");
+    r.assert_failed();
+    let want = format!(
+        "PID {pid} creates threads faster than they can be seized: its thread list still \
+         changed after 2 seize rounds; nothing was captured and the process runs on untouched"
+    );
+    assert!(r.stderr.contains(&want), "expected `{want}`:\n{r}");
+    assert!(!image.exists(), "an image exists after the refusal");
+    assert_running_untraced(pid);
+    t.verify().assert_passed(cases::CHURN.expect);
+}
+
+/// A process with a stable thread set converges in 2 seize rounds, so the smallest bound still
+/// captures it; and a churning process, with the default bound, is captured and restored.
+#[test]
+fn seize_rounds_bound_and_churn_roundtrip() {
+    let mut t = Spawn::new(cases::THREADS.name)
+        .args(cases::THREADS.args)
+        .start();
+    let image = t.dir.join("image");
+    let r = capture_env(t.pid(), &image, &["--kill"], &[("PSNC_SEIZE_ROUNDS", "2")]);
+    r.assert_ok();
+    assert!(t.proc.reap(Duration::from_secs(10)).is_some(), "not killed");
+    t.restore(&image, &[], RunOpts::default());
+    t.verify().assert_passed(cases::THREADS.expect);
+
+    roundtrip(&cases::CHURN, Bits::B64);
 }
 
 #[test]

@@ -197,6 +197,20 @@ pub enum CaptureError {
         #[source]
         source: Box<CaptureError>,
     },
+
+    /// Threads kept appearing while the capture seized them: every one of `rounds` listings of
+    /// `/proc/PID/task` found threads not seen before. Every seized thread was detached again.
+    #[error(
+        "PID {pid} creates threads faster than they can be seized: its thread list still changed \
+         after {rounds} seize rounds; nothing was captured and the process runs on untouched \
+         (try again when it creates fewer threads)"
+    )]
+    ThreadsUnsettled {
+        /// The PID.
+        pid: i32,
+        /// How many listings of `/proc/PID/task` found new threads.
+        rounds: usize,
+    },
 }
 
 impl CaptureError {

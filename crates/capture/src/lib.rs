@@ -311,8 +311,9 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     let mut frozen = Frozen::freeze(pid)?;
     log.step(|| {
         format!(
-            "stopped {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT",
-            frozen.threads().len()
+            "stopped {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT in {} round(s)",
+            frozen.threads().len(),
+            frozen.rounds()
         )
     });
     let collected = collect(

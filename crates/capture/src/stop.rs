@@ -4,6 +4,10 @@
 //! job-control state and its parent see nothing. Threads are seized in rounds: list
 //! `/proc/PID/task`, seize and interrupt every new thread, wait for the stops, and list again until
 //! a round finds no new thread (a thread may create another between the listing and its stop).
+//! A stopped thread creates nothing, so a process converges in two or three rounds unless its
+//! threads live shorter than one round (a thread that creates its successor and exits at once).
+//! After [`max_seize_rounds`] listings that all found new threads the capture is refused with
+//! [`CaptureError::ThreadsUnsettled`], every thread seized so far detached, the target untouched.
 //!
 //! Every exit path lets the target go: [`Frozen::thaw`] detaches every thread, and dropping a
 //! `Frozen` (an error, a panic that unwinds) detaches them too. If the tool itself dies, the kernel
@@ -12,6 +16,7 @@
 //!
 //! A later pre-copy capture only needs a different moment to call `freeze`; the interface stays.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -21,8 +26,25 @@ use psnc_ptrace::{OnSignal, PtraceError, Stop, Tracee};
 use crate::error::{CaptureError, Result};
 use crate::procfs::ProcDir;
 
-/// How many seize rounds to try before giving up on a process that keeps creating threads.
-const MAX_ROUNDS: usize = 100;
+/// How many listings of `/proc/PID/task` may find new threads before the capture gives up on a
+/// process that keeps creating threads. The first listing always finds some (every thread is
+/// new), so 2 is the smallest bound a process with a stable thread set passes.
+pub const DEFAULT_SEIZE_ROUNDS: usize = 100;
+
+/// Environment variable that overrides [`DEFAULT_SEIZE_ROUNDS`] (a positive number). Meant for
+/// tests: on a fast machine a churning process converges within the default, and a test of the
+/// refusal needs a bound it cannot meet.
+pub const SEIZE_ROUNDS_ENV: &str = "PSNC_SEIZE_ROUNDS";
+
+/// The bound on seize rounds: `$PSNC_SEIZE_ROUNDS` when it holds a positive number, else
+/// [`DEFAULT_SEIZE_ROUNDS`].
+pub fn max_seize_rounds() -> usize {
+    std::env::var(SEIZE_ROUNDS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_SEIZE_ROUNDS)
+}
 
 /// A process whose every thread is seized and stopped.
 #[derive(Debug)]
@@ -33,6 +55,8 @@ pub struct Frozen {
     /// The stop each thread reported.
     stops: Vec<Stop>,
     since: Instant,
+    /// How many listings of `/proc/PID/task` the seize took.
+    rounds: usize,
 }
 
 /// Turns a ptrace error on thread `tid` of `pid` into a capture error, recognising the cases the
@@ -62,19 +86,38 @@ pub fn trace_error(pid: i32, tid: i32, what: &str, e: PtraceError) -> CaptureErr
     }
 }
 
+/// Whether thread `tid` has exited or is in its exit (a zombie or dead in `/proc`), so that a
+/// failed seize means "gone" rather than a real error.
+fn thread_gone(proc_dir: &ProcDir, tid: i32) -> bool {
+    match proc_dir.task(tid).stat() {
+        Ok(stat) => matches!(stat.state, 'Z' | 'X' | 'x'),
+        Err(_) => !proc_dir.task(tid).exists(),
+    }
+}
+
 impl Frozen {
-    /// Seizes and stops every thread of `pid`. On error every thread seized so far is detached
-    /// before returning.
+    /// Seizes and stops every thread of `pid`, with the bound of [`max_seize_rounds`]. On error
+    /// every thread seized so far is detached before returning.
     pub fn freeze(pid: i32) -> Result<Frozen> {
+        Frozen::freeze_within(pid, max_seize_rounds())
+    }
+
+    /// Seizes and stops every thread of `pid`, giving up with
+    /// [`CaptureError::ThreadsUnsettled`] when `max_rounds` listings of `/proc/PID/task` in a row
+    /// found new threads. On error every thread seized so far is detached before returning.
+    pub fn freeze_within(pid: i32, max_rounds: usize) -> Result<Frozen> {
         let proc_dir = ProcDir::new(pid);
         let since = Instant::now();
         let mut threads: Vec<Tracee> = Vec::new();
         let mut stops = Vec::new();
-        for _ in 0..MAX_ROUNDS {
+        // Every TID seized or found gone: a TID is tried once (the kernel does not reuse a TID
+        // while the process lives on, apart from wrap-around, which a few rounds cannot reach).
+        let mut seen: HashSet<i32> = HashSet::new();
+        for round in 1..=max_rounds {
             let tids = proc_dir.list_numeric("task")?;
             let mut new: Vec<Tracee> = Vec::new();
             for tid in tids {
-                if threads.iter().any(|t| t.tid() == tid) {
+                if !seen.insert(tid) {
                     continue;
                 }
                 match Tracee::seize(tid, Options::empty()) {
@@ -83,11 +126,12 @@ impl Frozen {
                             .map_err(|e| trace_error(pid, tid, "PTRACE_INTERRUPT", e))?;
                         new.push(t);
                     }
-                    // A thread that exited between the listing and the seize.
+                    // A thread that exited between the listing and the seize (ESRCH), or is
+                    // exiting (EPERM: the kernel refuses to attach to a task in its exit).
                     Err(PtraceError::Ptrace {
-                        errno: Errno::ESRCH,
+                        errno: Errno::ESRCH | Errno::EPERM,
                         ..
-                    }) if tid != pid => continue,
+                    }) if tid != pid && thread_gone(&proc_dir, tid) => continue,
                     Err(e) => return Err(trace_error(pid, tid, "PTRACE_SEIZE", e)),
                 }
             }
@@ -106,6 +150,7 @@ impl Frozen {
                     threads,
                     stops,
                     since,
+                    rounds: round,
                 });
             }
             for mut t in new {
@@ -121,11 +166,17 @@ impl Frozen {
                 }
             }
         }
-        Err(CaptureError::Unsupported {
+        // `threads` goes out of scope here: every seized thread is detached, held signals given
+        // back, and the process runs on as before.
+        Err(CaptureError::ThreadsUnsettled {
             pid,
-            what: "the thread list".into(),
-            kind: format!("still growing after {MAX_ROUNDS} seize rounds"),
+            rounds: max_rounds,
         })
+    }
+
+    /// How many listings of `/proc/PID/task` the seize took (the last one found nothing new).
+    pub fn rounds(&self) -> usize {
+        self.rounds
     }
 
     /// The process.
