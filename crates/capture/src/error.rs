@@ -211,6 +211,18 @@ pub enum CaptureError {
         /// How many listings of `/proc/PID/task` found new threads.
         rounds: usize,
     },
+
+    /// `--kmod always`, but `/dev/checkpoint` cannot be used. Checked before the target is
+    /// touched.
+    #[error(
+        "--kmod always: /dev/checkpoint {why}. Load the module (make -C kmod && insmod \
+         kmod/psnc_checkpoint.ko, as root), or capture with --kmod auto or never; the target was \
+         not touched"
+    )]
+    KmodUnavailable {
+        /// Why not (missing device, unsupported ABI, missing features).
+        why: String,
+    },
 }
 
 impl CaptureError {

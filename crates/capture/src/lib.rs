@@ -5,10 +5,13 @@
 //!
 //! ```text
 //!  preflight        procfs: exists, not a kernel thread / zombie / traced / seccomp filter
+//!  source           --kmod: /dev/checkpoint or remote syscalls (always: fails here without it)
 //!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
 //!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
-//!  remote batch     signals, threads: rt_sigaction x64, getitimer, timer_gettime, brk(0),
-//!                   prctl gets, sigaltstack, PR_GET_TID_ADDRESS; scratch page unmapped after
+//!  kernel state     source: handlers, itimers, brk, prctl gets, securebits, per thread
+//!                   sigaltstack, clear_child_tid; from the module, or a remote batch
+//!                   (rt_sigaction x64, getitimer, timer_gettime, brk(0), prctl, sigaltstack,
+//!                   PR_GET_TID_ADDRESS; scratch page unmapped after)
 //!  Frozen::park     threads back from the step's SIGTRAP stop into an interrupt stop
 //!  threads          registers (syscall restart resolved), XSAVE, TLS, mask, queue, rseq, robust
 //!  procfs           stat, status, auxv, limits, personality, cwd, exe, maps + smaps, fds
@@ -19,10 +22,11 @@
 //! ```
 //!
 //! A failed capture leaves the target running and untouched (every error path detaches every
-//! thread, the `AtomicFile` removes its temporary file) and no file under the image's name. The
-//! target's registers are borrowed only inside remote syscalls, all in one batch at the start
-//! (see `psnc_ptrace::remote` for that window: a SIGKILL of the tool inside it leaves the thread
-//! with injected registers and usually kills it). Outside the batch a dead tool leaves the target
+//! thread, the `AtomicFile` removes its temporary file) and no file under the image's name. With
+//! `/dev/checkpoint` ([`source`]) nothing runs in the target (POSIX timer values apart). Without
+//! it the target's registers are borrowed only inside remote syscalls, all in one batch at the
+//! start (see `psnc_ptrace::remote` for that window: a SIGKILL of the tool inside it leaves the
+//! thread with injected registers and usually kills it). Outside the batch a dead tool leaves the target
 //! running and unchanged: the kernel detaches it from its interrupt stop (tested). SIGINT,
 //! SIGTERM and SIGHUP of the tool are deferred to safe points ([`interrupt::Interrupts`]).
 //!
@@ -34,9 +38,11 @@ pub mod error;
 pub mod files;
 pub mod host;
 pub mod interrupt;
+pub mod kmod;
 pub mod memory;
 pub mod procfs;
 pub mod signals;
+pub mod source;
 pub mod stop;
 pub mod threads;
 
@@ -47,15 +53,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use psnc_format::model::{Arch, Checkpoint, Creds, Identity, MmFields, Process, Vma, VmaKind};
 use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
-use psnc_ptrace::RemoteSyscaller;
 
 pub use error::{CaptureError, Result};
 use files::{FileCatalog, FilePhase, TeePipePeek};
 use interrupt::Interrupts;
 use memory::{StorePolicy, TargetMemory};
 use procfs::{MapsEntry, ProcDir};
+pub use source::KmodMode;
+use source::StateSource;
 use stop::{trace_error, Frozen};
-use threads::RemoteThreadState;
 
 /// Where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +99,8 @@ pub struct Options {
     pub interrupts: Option<Arc<Interrupts>>,
     /// The tool's command line, recorded in the image identity.
     pub cmdline: Vec<String>,
+    /// Whether the kernel-only state comes from `/dev/checkpoint` (`--kmod`).
+    pub kmod: KmodMode,
 }
 
 impl Options {
@@ -106,6 +114,7 @@ impl Options {
             verbose: false,
             interrupts: None,
             cmdline: Vec::new(),
+            kmod: KmodMode::Auto,
         }
     }
 }
@@ -289,6 +298,8 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     let check = || opts.interrupts.as_ref().map_or(Ok(()), |i| i.check());
     let out_name = opts.output.display();
     preflight(pid)?;
+    let source = StateSource::select(opts.kmod)?;
+    log.step(|| source.describe());
     log.step(|| {
         format!(
             "PID {pid} is a user process; opening {}",
@@ -318,6 +329,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     });
     let collected = collect(
         &mut frozen,
+        &source,
         opts,
         &log,
         &check,
@@ -474,6 +486,7 @@ struct Collected<W: Write> {
 /// streamed into the writer.
 fn collect<W: Write>(
     frozen: &mut Frozen,
+    source: &StateSource,
     opts: &Options,
     log: &Log,
     check: &dyn Fn() -> Result<()>,
@@ -512,19 +525,21 @@ fn collect<W: Write>(
     };
     check()?;
 
-    // The remote batch: all syscalls run inside the target, in one place, before anything is
-    // read that they could disturb (the scratch page is gone again before maps is read).
+    // The kernel-only state, from the module or from the remote batch: all syscalls run inside
+    // the target, in one place, before anything is read that they could disturb (the scratch
+    // page is gone again before maps is read).
     let timers = dir.timers()?;
-    let (remote_proc, remote_sig, remote_threads) = remote_batch(frozen, &timers)?;
-    frozen.park()?;
-    log.step(|| {
-        "remote syscalls done (handlers, timers, brk, prctl, sigaltstack); scratch page unmapped"
-            .into()
-    });
+    let kstate = source.collect(frozen, arch, &timers)?;
+    if kstate.injected {
+        frozen.park()?;
+    }
+    for line in &kstate.provenance {
+        log.step(|| line.clone());
+    }
     check()?;
 
     let mut threads = Vec::new();
-    for (t, remote) in frozen.threads().iter_mut().zip(remote_threads) {
+    for (t, remote) in frozen.threads().iter_mut().zip(kstate.threads) {
         threads.push(threads::capture_thread(&dir, t, remote)?);
     }
     log.step(|| {
@@ -533,7 +548,7 @@ fn collect<W: Write>(
             threads.len()
         )
     });
-    let signals = signals::process_signals(pid, &frozen.threads()[0], remote_sig)?;
+    let signals = signals::process_signals(pid, &frozen.threads()[0], kstate.signals)?;
 
     let stat = dir.stat()?;
     let status = dir.status()?;
@@ -635,7 +650,7 @@ fn collect<W: Write>(
             cap_eff: status.cap_eff,
             cap_bnd: status.cap_bnd,
             cap_amb: status.cap_amb,
-            securebits: remote_proc.securebits,
+            securebits: kstate.process.securebits,
         },
         cwd: dir.read_link("cwd")?,
         root: dir.read_link("root")?,
@@ -649,7 +664,7 @@ fn collect<W: Write>(
             start_data: stat.start_data,
             end_data: stat.end_data,
             start_brk: stat.start_brk,
-            brk: remote_proc.brk,
+            brk: kstate.process.brk,
             start_stack: stat.start_stack,
             arg_start: stat.arg_start,
             arg_end: stat.arg_end,
@@ -658,10 +673,10 @@ fn collect<W: Write>(
         },
         auxv,
         cmdline,
-        dumpable: remote_proc.dumpable,
+        dumpable: kstate.process.dumpable,
         no_new_privs: status.no_new_privs,
-        pdeathsig: remote_proc.pdeathsig,
-        child_subreaper: remote_proc.child_subreaper,
+        pdeathsig: kstate.process.pdeathsig,
+        child_subreaper: kstate.process.child_subreaper,
         seccomp_mode: status.seccomp,
         threads,
         vmas,
@@ -698,66 +713,4 @@ fn collect<W: Write>(
         writer,
         stats,
     })
-}
-
-/// What the remote batch learns about the process as a whole.
-#[derive(Debug, Clone, Copy, Default)]
-struct RemoteProcessState {
-    brk: u64,
-    dumpable: u32,
-    pdeathsig: u32,
-    child_subreaper: bool,
-    securebits: u32,
-}
-
-/// Runs every remote syscall of the capture: process-wide ones in the leader, per-thread ones in
-/// each thread, all sharing one scratch page, which is unmapped at the end.
-fn remote_batch(
-    frozen: &mut Frozen,
-    timers: &[procfs::TimerInfo],
-) -> Result<(
-    RemoteProcessState,
-    signals::RemoteSignalState,
-    Vec<RemoteThreadState>,
-)> {
-    let pid = frozen.pid();
-    let Some((leader, others)) = frozen.threads().split_first_mut() else {
-        return Err(CaptureError::NoSuchProcess { pid });
-    };
-    let ltid = leader.tid();
-    let err = |what: &'static str| move |e| trace_error(pid, ltid, what, e);
-    let mut sc = RemoteSyscaller::find(leader).map_err(err("finding a syscall instruction"))?;
-    let (scratch, scratch_len) = sc.scratch().map_err(err("mapping a scratch page"))?;
-    let proc_state = RemoteProcessState {
-        brk: sc.brk(0).map_err(err("brk(0)"))?,
-        dumpable: u32::try_from(
-            sc.prctl_get_dumpable()
-                .map_err(err("prctl(PR_GET_DUMPABLE)"))?,
-        )
-        .unwrap_or(0),
-        pdeathsig: u32::try_from(
-            sc.prctl_get_pdeathsig()
-                .map_err(err("prctl(PR_GET_PDEATHSIG)"))?,
-        )
-        .unwrap_or(0),
-        child_subreaper: sc
-            .prctl_get_child_subreaper()
-            .map_err(err("prctl(PR_GET_CHILD_SUBREAPER)"))?,
-        securebits: sc
-            .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
-            .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
-    };
-    let sig_state = signals::remote_signal_state(pid, &mut sc, timers)?;
-    let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
-    let insn = sc.insn_addr();
-    for t in others.iter_mut() {
-        let tid = t.tid();
-        let mut tsc = RemoteSyscaller::new(t, insn)
-            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
-        tsc.set_scratch(scratch, scratch_len)
-            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
-        thread_states.push(threads::remote_thread_state(pid, &mut tsc)?);
-    }
-    sc.finish().map_err(err("unmapping the scratch page"))?;
-    Ok((proc_state, sig_state, thread_states))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use psnc_capture::interrupt::Interrupts;
-use psnc_capture::{capture, Options, Output};
+use psnc_capture::{capture, KmodMode, Options, Output};
 use psnc_format::LayoutClass;
 
 /// Exit status: the image was written.
@@ -61,7 +61,14 @@ struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Log each step on stderr.
+    /// Where the kernel-only state (handlers, timers, sigaltstack, brk, prctl values) comes
+    /// from: `always` the module /dev/checkpoint (fail without it), `never` system calls run
+    /// inside the target, `auto` the module when it is loaded and supported, else system calls.
+    /// With the module nothing is run in the target (except timer_gettime for POSIX timers).
+    #[arg(long, value_name = "auto|always|never", default_value = "auto")]
+    kmod: KmodMode,
+
+    /// Log each step on stderr (and which way each piece of kernel state was read).
     #[arg(short, long)]
     verbose: bool,
 }
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
     opts.store_files = !args.no_store_files;
     opts.layout = args.layout;
     opts.verbose = args.verbose;
+    opts.kmod = args.kmod;
     opts.interrupts = interrupts;
     opts.cmdline = std::env::args().collect();
 

@@ -1,10 +1,12 @@
 //! Process-wide signal state: the 64 handlers, the shared pending queue, interval timers and POSIX
 //! timers.
 //!
-//! Handlers and timers are not in procfs (status has only the SigCgt/SigIgn bitmaps); they are
-//! asked from inside the target with remote `rt_sigaction`, `getitimer` and `timer_gettime`. The
-//! shared pending queue is read from outside with `PTRACE_PEEKSIGINFO_SHARED`. Per-thread
-//! signal state (mask, private queue, sigaltstack) lives in [`crate::threads`].
+//! Handlers and timers are not in procfs (status has only the SigCgt/SigIgn bitmaps); they come
+//! from `/dev/checkpoint` ([`crate::kmod`]) or are asked from inside the target with remote
+//! `rt_sigaction`, `getitimer` and `timer_gettime` ([`remote_signal_state`]); see
+//! [`crate::source`]. The shared pending queue is read from outside with
+//! `PTRACE_PEEKSIGINFO_SHARED`. Per-thread signal state (mask, private queue, sigaltstack) lives
+//! in [`crate::threads`].
 
 use psnc_format::model::{ITimer, PosixTimer, ProcessSignals, SigAction};
 use psnc_ptrace::{RemoteSyscaller, Tracee};
@@ -14,9 +16,10 @@ use crate::procfs::TimerInfo;
 use crate::stop::trace_error;
 use crate::threads::model_siginfo;
 
-/// What the remote syscalls report about signals and timers.
+/// The kernel-only signal state of the process: what `rt_sigaction`, `getitimer` and
+/// `timer_gettime` report in the target, from either source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteSignalState {
+pub struct KernelSignalState {
     /// Handlers of signals 1..=64.
     pub actions: Vec<SigAction>,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
@@ -25,7 +28,8 @@ pub struct RemoteSignalState {
     pub posix_timers: Vec<PosixTimer>,
 }
 
-fn to_us(sec: i64, usec: i64) -> u64 {
+/// A `timeval` in microseconds; negative parts count as 0.
+pub fn to_us(sec: i64, usec: i64) -> u64 {
     u64::try_from(sec)
         .unwrap_or(0)
         .saturating_mul(1_000_000)
@@ -38,7 +42,7 @@ pub fn remote_signal_state(
     pid: i32,
     sc: &mut RemoteSyscaller<'_>,
     timers: &[TimerInfo],
-) -> Result<RemoteSignalState> {
+) -> Result<KernelSignalState> {
     let tid = sc.tracee().tid();
     let actions = sc
         .get_all_sigactions()
@@ -61,6 +65,20 @@ pub fn remote_signal_state(
             interval_us: to_us(v.interval_sec, v.interval_usec),
         };
     }
+    Ok(KernelSignalState {
+        actions,
+        itimers,
+        posix_timers: posix_timers(pid, sc, timers)?,
+    })
+}
+
+/// The POSIX timers listed in `/proc/PID/timers` (`timers`) with their current values, asked
+/// with remote `timer_gettime`: neither procfs nor the module reports the values.
+pub fn posix_timers(
+    pid: i32,
+    sc: &mut RemoteSyscaller<'_>,
+    timers: &[TimerInfo],
+) -> Result<Vec<PosixTimer>> {
     let mut posix_timers = Vec::new();
     for t in timers {
         let (interval_ns, value_ns) = timer_gettime(pid, sc, t.id)?;
@@ -81,11 +99,7 @@ pub fn remote_signal_state(
             overrun: 0,
         });
     }
-    Ok(RemoteSignalState {
-        actions,
-        itimers,
-        posix_timers,
-    })
+    Ok(posix_timers)
 }
 
 /// `timer_gettime(id, &cur)` in the target: `(interval_ns, value_ns)`.
@@ -110,7 +124,7 @@ fn timer_gettime(pid: i32, sc: &mut RemoteSyscaller<'_>, id: u32) -> Result<(u64
 pub fn process_signals(
     pid: i32,
     leader: &Tracee,
-    remote: RemoteSignalState,
+    remote: KernelSignalState,
 ) -> Result<ProcessSignals> {
     let shared = leader
         .peek_siginfo(true)

@@ -3,7 +3,8 @@
 //!
 //! Everything here is read from a stopped [`Tracee`] without running code in the target, except
 //! what only the thread itself can report (sigaltstack, clear_child_tid, and the compat robust
-//! list of an i386 thread), which [`RemoteThreadState`] gathers with remote syscalls.
+//! list of an i386 thread): [`KernelThreadState`], from `/dev/checkpoint` or gathered with remote
+//! syscalls by [`remote_thread_state`] (see [`crate::source`]).
 
 use psnc_format::model::{
     Arch, Regs, Rseq, SigAltStack, SigInfo, SyscallRestart, Thread, UserDesc,
@@ -110,9 +111,9 @@ pub fn model_siginfo(s: &psnc_ptrace::SigInfo) -> SigInfo {
     }
 }
 
-/// What only the thread itself can report, gathered with remote syscalls.
+/// What only the thread itself can report (or the module), from either source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RemoteThreadState {
+pub struct KernelThreadState {
     /// `sigaltstack(NULL, &old)`.
     pub sigaltstack: SigAltStack,
     /// `prctl(PR_GET_TID_ADDRESS)`.
@@ -122,7 +123,7 @@ pub struct RemoteThreadState {
 }
 
 /// Runs the per-thread remote syscalls in one thread.
-pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<RemoteThreadState> {
+pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<KernelThreadState> {
     let tid = sc.tracee().tid();
     let err = |what: &'static str| move |e| trace_error(pid, tid, what, e);
     let ss = sc.get_sigaltstack().map_err(err("sigaltstack"))?;
@@ -133,7 +134,7 @@ pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<Rem
         psnc_ptrace::Arch::I386 => Some(sc.get_robust_list().map_err(err("get_robust_list"))?),
         psnc_ptrace::Arch::X86_64 => None,
     };
-    Ok(RemoteThreadState {
+    Ok(KernelThreadState {
         sigaltstack: SigAltStack {
             sp: ss.sp,
             flags: ss.flags as u32,
@@ -144,13 +145,13 @@ pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<Rem
     })
 }
 
-/// Reads the state of one stopped thread. `remote` is what [`remote_thread_state`] gathered.
+/// Reads the state of one stopped thread. `remote` is its kernel-only state, from either source.
 /// Signals the ptrace crate holds for the thread (dequeued on the way to the stop) come first in
 /// the pending list, then the thread's queue.
 pub fn capture_thread(
     proc_dir: &ProcDir,
     t: &mut Tracee,
-    remote: RemoteThreadState,
+    remote: KernelThreadState,
 ) -> Result<Thread> {
     let pid = proc_dir.pid();
     let tid = t.tid();
