@@ -1169,6 +1169,7 @@ pub mod cases {
         args: &[],
         expect: &[
             "tid_main",
+            "no_stray_job_signals",
             "condvar_pingpong",
             "pthread_kill",
             "futex_wake",

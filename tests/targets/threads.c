@@ -13,6 +13,9 @@
  *   holder       a thread holding an error-checking, a recursive (twice), a robust and a
  *                priority-inheritance mutex across the checkpoint, unlocking them afterwards
  * Every thread checks its gettid() is unchanged; main joins every thread with pthread_join.
+ * Restore releases the threads through a SIGSTOP/SIGCONT cycle when that leaves no trace: main
+ * checks no stop signal or SIGCONT is pending. Mode "sigcont" installs a SIGCONT handler (the
+ * restore must then release the threads without SIGCONT) and checks it never ran.
  * Build with -pthread.
  */
 #include "target.h"
@@ -44,6 +47,14 @@ static void usr1_handler(int sig)
 {
 	(void)sig;
 	usr1_tid = my_gettid();
+}
+
+static volatile sig_atomic_t sigcont_runs;
+
+static void cont_handler(int sig)
+{
+	(void)sig;
+	sigcont_runs++;
 }
 
 static void check_tid(const char *who, pid_t tid)
@@ -281,9 +292,18 @@ int main(int argc, char **argv)
 	void *ret;
 	int ok;
 
+	int sigcont_mode = argc > 2 && !strcmp(argv[2], "sigcont");
+	sigset_t pending;
+
 	target_init(argc, argv);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
+	if (sigcont_mode) {
+		struct sigaction ca = { .sa_handler = cont_handler };
+
+		sigemptyset(&ca.sa_mask);
+		sigaction(SIGCONT, &ca, NULL);
+	}
 	if (pipe(rpipe) < 0 || pipe(ppipe) < 0 || pipe(qpipe) < 0)
 		return 3;
 	init_mutex(&m_errcheck, PTHREAD_MUTEX_ERRORCHECK, 0, 0);
@@ -311,6 +331,14 @@ int main(int argc, char **argv)
 
 	check(my_gettid() == main_tid && main_tid == getpid(), "tid_main", "gettid() %d, was %d",
 	      (int)my_gettid(), (int)main_tid);
+	sigpending(&pending);
+	check(!sigismember(&pending, SIGCONT) && !sigismember(&pending, SIGTSTP) &&
+		      !sigismember(&pending, SIGTTIN) && !sigismember(&pending, SIGTTOU),
+	      "no_stray_job_signals", "SIGCONT %d, SIGTSTP %d pending",
+	      sigismember(&pending, SIGCONT), sigismember(&pending, SIGTSTP));
+	if (sigcont_mode)
+		check(sigcont_runs == 0, "sigcont_handler_not_run", "the SIGCONT handler ran %d times",
+		      (int)sigcont_runs);
 	/* The ping-pong must still be moving before everyone is told to stop. */
 	pthread_mutex_lock(&pp_lock);
 	rounds_at_go = pp_rounds;

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use psnc_tests::{
     assert_consecutive, assert_running_untraced, capture_env, capture_kill, cases, restore,
-    roundtrip, spawn_program, targets, wait_ticks, Bits, RunOpts, Spawn, WorkDir,
+    restore_run, roundtrip, spawn_program, targets, wait_ticks, Bits, ProcGuard, RunOpts, Spawn,
+    Target, WorkDir,
 };
 
 /// Byte 12 of an image: its layout class (spec/FORMAT.md, header: 1 = 32-bit, 2 = 64-bit).
@@ -25,9 +26,50 @@ fn need_m32() -> bool {
     true
 }
 
+/// Captures a running target with `--kill`, restores it with `-v` and returns the restore log.
+fn checkpoint_restore_verbose(t: &mut Target) -> String {
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    let r = restore_run(&image, &["-v"], RunOpts::default());
+    r.assert_ok();
+    let pid: u32 = r
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("psnc-restore printed no PID:\n{r}"));
+    assert_eq!(pid, t.pid(), "the restored process has another PID");
+    t.proc = ProcGuard::foreign(pid);
+    r.stderr
+}
+
+/// Every thread feature; the threads are released together, by one SIGCONT after each of them
+/// entered a group stop, and the process sees no trace of it (no_stray_job_signals).
 #[test]
 fn threads_x86_64() {
-    roundtrip(&cases::THREADS, Bits::B64);
+    let mut t = Spawn::new(cases::THREADS.name)
+        .args(cases::THREADS.args)
+        .start();
+    let log = checkpoint_restore_verbose(&mut t);
+    assert!(
+        log.contains("released 14 thread(s)") && log.contains("then one SIGCONT woke them all"),
+        "the threads were not released through a group stop:\n{log}"
+    );
+    t.verify().assert_passed(cases::THREADS.expect);
+}
+
+/// With a SIGCONT handler the SIGSTOP/SIGCONT release would run it: the threads are detached
+/// one after the other instead, and the handler never runs.
+#[test]
+fn threads_with_sigcont_handler() {
+    let mut t = Spawn::new(cases::THREADS.name).args(&["sigcont"]).start();
+    let log = checkpoint_restore_verbose(&mut t);
+    assert!(
+        log.contains("released 14 thread(s)") && log.contains("(one after the other)"),
+        "a process with a SIGCONT handler was not released by detaching alone:\n{log}"
+    );
+    let r = t.verify();
+    r.assert_passed(cases::THREADS.expect);
+    r.assert_passed(&["sigcont_handler_not_run"]);
 }
 
 /// An i386 capture is written in the 32-bit layout class by default, and restores from it.

@@ -48,6 +48,7 @@ pub use error::{RestoreError, Result};
 
 use psnc_format::model::Arch;
 use psnc_format::Image;
+use nix::sys::signal::Signal;
 use psnc_ptrace::{Stop, Sysno, Tracee};
 
 use crate::checks::Plan;
@@ -321,9 +322,22 @@ fn finish(
     task::finish_thread(task, &p.threads[0], xsaves[0].as_deref())
 }
 
-/// Lets the process go: every thread is detached, the leader last; with `leave_stopped` the
-/// leader first takes SIGSTOP, so the whole process enters a job-control stop before any thread
-/// runs an instruction.
+/// Lets the process go, every thread at the same moment, only once all of them hold their final
+/// state (they all sit in ptrace-stops until then).
+///
+/// Detaching one thread after the other lets the first ones run while the last ones are still
+/// held (a few microseconds per thread). So a multithreaded process is released through a
+/// job-control stop instead: the leader takes SIGSTOP in place of its pending step trap, which
+/// makes every thread's stop pending; each detached thread then enters the group stop before it
+/// runs a single instruction; finally one SIGCONT wakes them all in one pass of the kernel over
+/// the thread list. What remains uneven is the scheduler: with more runnable threads than CPUs
+/// the last ones start when a CPU frees up, as after any wake-up.
+///
+/// The cycle is invisible to the process only when SIGCONT runs no handler and does not stay
+/// pending, and when no stop signal is pending (SIGCONT discards those): see
+/// [`release_through_group_stop`]. Otherwise, and for a single thread, the threads are detached
+/// in a tight loop, the leader last. With `leave_stopped` the group stop is kept (no SIGCONT):
+/// the process stays in a job-control stop until someone sends SIGCONT.
 fn release(
     mut task: Task,
     others: Vec<Tracee>,
@@ -338,7 +352,8 @@ fn release(
             source,
         }
     };
-    if opts.leave_stopped {
+    let group_stop = opts.leave_stopped || release_through_group_stop(p);
+    if group_stop {
         // Deliver SIGSTOP in place of the pending step trap: the task enters a group-stop before
         // it runs a single instruction or takes any other signal; detaching leaves it stopped.
         task.tracee
@@ -362,16 +377,87 @@ fn release(
             }
         }
     }
-    task.log(|| "detaching".into());
+    let threads = others.len() + 1;
+    let Task {
+        tracee: leader,
+        verbose,
+        started: restore_started,
+        ..
+    } = task;
+    let started = std::time::Instant::now();
+    // Nothing but PTRACE_DETACH in this loop. A thread whose detach fails is detached again when
+    // its Tracee drops; the others are released all the same.
+    let mut failed = None;
     for t in others {
-        t.detach()
-            .map_err(step("detaching a thread of the restored process"))?;
+        if let Err(e) = t.detach() {
+            failed.get_or_insert(e);
+        }
     }
-    task.tracee
-        .detach()
-        .map_err(step("detaching from the restored process"))?;
+    if let Err(e) = leader.detach() {
+        failed.get_or_insert(e);
+    }
+    let detached = started.elapsed();
+    if group_stop && !opts.leave_stopped {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT).map_err(
+            |errno| RestoreError::RemoteCall {
+                pid,
+                step: "releasing the threads together".into(),
+                call: "kill(SIGCONT)",
+                errno,
+            },
+        )?;
+    }
+    if verbose {
+        eprintln!(
+            "psnc-restore: {:8.3}s [{pid}] released {threads} thread(s): detached in {:.3} ms{}",
+            restore_started.elapsed().as_secs_f64(),
+            detached.as_secs_f64() * 1e3,
+            match (group_stop, opts.leave_stopped) {
+                (true, false) => ", then one SIGCONT woke them all",
+                (true, true) => ", left in a job-control stop",
+                (false, _) => " (one after the other)",
+            }
+        );
+    }
+    if let Some(e) = failed {
+        return Err(RestoreError::Step {
+            pid,
+            step: "detaching from the restored process".into(),
+            source: e,
+        });
+    }
     Ok(Restored {
         pid,
         stopped: opts.leave_stopped,
     })
+}
+
+/// Whether a multithreaded process can be released through a SIGSTOP/SIGCONT cycle without a
+/// trace: SIGCONT's action is the default or ignore (no handler runs), no thread blocks it (a
+/// blocked SIGCONT is queued even when its action ignores it), and neither SIGCONT nor a stop
+/// signal is pending anywhere (SIGSTOP would not touch them, but SIGCONT discards pending stop
+/// signals).
+pub fn release_through_group_stop(p: &psnc_format::model::Process) -> bool {
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let sigcont = libc::SIGCONT;
+    let touched = [
+        sigcont,
+        libc::SIGSTOP,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ];
+    let action_ok = p
+        .signals
+        .actions
+        .get(sigcont as usize - 1)
+        .map_or(true, |a| a.handler <= 1);
+    let unblocked = p.threads.iter().all(|t| t.sigmask & bit(sigcont) == 0);
+    let pending = p
+        .signals
+        .shared_pending
+        .iter()
+        .chain(p.threads.iter().flat_map(|t| t.pending.iter()))
+        .any(|s| touched.contains(&(s.signo as i32)));
+    p.threads.len() > 1 && action_ok && unblocked && !pending
 }
