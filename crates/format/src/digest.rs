@@ -2,7 +2,8 @@
 //!
 //! A chunked section's digest is `SHA-256(d0 || d1 || ...)` where `di` is the SHA-256 of chunk
 //! `i` (`1 << chunk_shift` bytes, the last one short). The chunks are independent, so a writer
-//! hashes them on another core while it keeps writing, and a verifier hashes them on all cores.
+//! hashes them on a second thread as well as its own while it keeps writing, and a verifier
+//! hashes them on all cores.
 //! The same chunk digests will serve incremental images and deduplication.
 
 use std::sync::mpsc;
@@ -48,27 +49,37 @@ pub fn chunk_digests(data: &[u8], chunk_size: usize) -> Vec<[u8; 32]> {
     out
 }
 
-/// Hashes a stream of bytes in fixed chunks on a background thread.
+/// Hashes a stream of bytes in fixed chunks, on a background thread and on the caller's.
 ///
-/// `update` copies into the current chunk buffer; a full chunk goes to the hashing thread and
-/// its buffer comes back for reuse, so memory stays at a few chunks whatever the stream length.
+/// `update` copies into the current chunk buffer. A full chunk goes to the hashing thread when it
+/// has room; when it is still busy (hashing is slower than a tmpfs write), the caller hashes the
+/// chunk itself instead of waiting, so the work spreads over both threads and neither idles.
+/// Buffers come back from the hashing thread for reuse, so memory stays at a few chunks whatever
+/// the stream length.
 pub struct ChunkHasher {
     chunk_size: usize,
     buf: Vec<u8>,
-    to_worker: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Index of the chunk being filled in `buf`.
+    next: usize,
+    to_worker: Option<mpsc::SyncSender<(usize, Vec<u8>)>>,
     spare: mpsc::Receiver<Vec<u8>>,
-    worker: Option<thread::JoinHandle<Vec<[u8; 32]>>>,
+    worker: Option<thread::JoinHandle<Vec<Indexed>>>,
+    /// Digests of the chunks the caller hashed itself.
+    local: Vec<Indexed>,
 }
+
+/// A chunk digest with the chunk's index: the two threads finish chunks out of order.
+type Indexed = (usize, [u8; 32]);
 
 impl ChunkHasher {
     /// A hasher for chunks of `chunk_size` bytes.
     pub fn new(chunk_size: usize) -> Self {
-        let (to_worker, from_writer) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (to_worker, from_writer) = mpsc::sync_channel::<(usize, Vec<u8>)>(2);
         let (to_spare, spare) = mpsc::sync_channel::<Vec<u8>>(4);
         let worker = thread::spawn(move || {
             let mut digests = Vec::new();
-            for mut chunk in from_writer {
-                digests.push(sha256(&chunk));
+            for (index, mut chunk) in from_writer {
+                digests.push((index, sha256(&chunk)));
                 chunk.clear();
                 // The writer may have finished and dropped the receiver; nothing to recycle then.
                 let _ = to_spare.try_send(chunk);
@@ -78,9 +89,11 @@ impl ChunkHasher {
         ChunkHasher {
             chunk_size,
             buf: Vec::with_capacity(chunk_size),
+            next: 0,
             to_worker: Some(to_worker),
             spare,
             worker: Some(worker),
+            local: Vec::new(),
         }
     }
 
@@ -97,29 +110,47 @@ impl ChunkHasher {
     }
 
     fn flush_chunk(&mut self) {
-        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.chunk_size));
-        let full = std::mem::replace(&mut self.buf, next);
-        if let Some(tx) = &self.to_worker {
-            if tx.send(full).is_err() {
+        let index = self.next;
+        self.next += 1;
+        let full = std::mem::take(&mut self.buf);
+        let mut chunk = match &self.to_worker {
+            Some(tx) => match tx.try_send((index, full)) {
+                Ok(()) => {
+                    self.buf = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.chunk_size));
+                    return;
+                }
+                // Busy: hash it here rather than wait.
+                Err(mpsc::TrySendError::Full((_, chunk))) => chunk,
                 // The worker only exits when the channel closes, so this cannot happen while we
-                // hold the sender; if it ever did, `finish` reports the short digest list.
-                self.to_worker = None;
-            }
-        }
+                // hold the sender; if it ever did, this thread hashes everything from now on.
+                Err(mpsc::TrySendError::Disconnected((_, chunk))) => {
+                    self.to_worker = None;
+                    chunk
+                }
+            },
+            None => full,
+        };
+        self.local.push((index, sha256(&chunk)));
+        chunk.clear();
+        self.buf = chunk;
     }
 
-    /// Returns the digests of all chunks, the last one possibly short.
+    /// Returns the digests of all chunks in order, the last one possibly short.
     pub fn finish(mut self) -> Vec<[u8; 32]> {
         if !self.buf.is_empty() {
             self.flush_chunk();
         }
         self.to_worker = None;
-        match self.worker.take().map(|w| w.join()) {
+        let mut all = match self.worker.take().map(|w| w.join()) {
             Some(Ok(d)) => d,
             // A panic in sha256 is impossible short of memory corruption; re-raise it.
             Some(Err(p)) => std::panic::resume_unwind(p),
             None => Vec::new(),
-        }
+        };
+        all.append(&mut self.local);
+        all.sort_unstable_by_key(|(i, _)| *i);
+        debug_assert!(all.iter().enumerate().all(|(n, (i, _))| n == *i));
+        all.into_iter().map(|(_, d)| d).collect()
     }
 }
 

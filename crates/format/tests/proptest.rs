@@ -663,3 +663,32 @@ fn narrowing_names_the_first_field_that_does_not_fit() {
     let r = ImageWriter::new(Vec::new(), LayoutClass::Bits32).and_then(|w| w.finish(ck));
     assert_too_wide(r, "process 42 mm.start_stack", 0x7ffc_0000_0f00);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The writer's streaming hasher (chunks hashed on its thread or the caller's, whichever is
+    /// free) gives the same digests, in order, as hashing the whole data at once, however the
+    /// stream is cut into pieces.
+    #[test]
+    fn streaming_chunk_digests_match_whole_data_digests(
+        len in 0usize..200_000,
+        chunk_shift in 12u32..=14,
+        cuts in prop::collection::vec(1usize..40_000, 1..50),
+        seed in any::<u8>(),
+    ) {
+        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 12) as u8).collect();
+        let chunk = 1usize << chunk_shift;
+        let mut h = psnc_format::digest::ChunkHasher::new(chunk);
+        let mut at = 0;
+        for c in cuts.iter().cycle() {
+            if at >= len {
+                break;
+            }
+            let end = (at + c).min(len);
+            h.update(&data[at..end]);
+            at = end;
+        }
+        prop_assert_eq!(h.finish(), psnc_format::digest::chunk_digests(&data, chunk));
+    }
+}
