@@ -660,6 +660,7 @@ pub struct Spawn<'a> {
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
     with_lib: bool,
+    as_user: Option<(u32, u32)>,
 }
 
 impl<'a> Spawn<'a> {
@@ -672,7 +673,15 @@ impl<'a> Spawn<'a> {
             stdin: None,
             stdout: None,
             with_lib: false,
+            as_user: None,
         }
+    }
+
+    /// Runs the target as this uid/gid, without supplementary groups or capabilities (through
+    /// `setpriv`, which execs it: the PID stays the one the harness started).
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Self {
+        self.as_user = Some((uid, gid));
+        self
     }
 
     /// Arguments after the report path (mode and its arguments).
@@ -724,7 +733,19 @@ impl<'a> Spawn<'a> {
                 .expect("copy libpsnc.so");
         }
         let report = dir.join("report");
-        let mut cmd = Command::new(&exe);
+        let mut cmd = match self.as_user {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--inh-caps=-all")
+                    .arg("--")
+                    .arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
         cmd.arg(&report)
             .args(&self.args)
             .stdin(self.stdin.unwrap_or_else(Stdio::null))

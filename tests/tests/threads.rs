@@ -54,6 +54,64 @@ fn threads_x86_64() {
         log.contains("released 14 thread(s)") && log.contains("then one SIGCONT woke them all"),
         "the threads were not released through a group stop:\n{log}"
     );
+    // A root process restored by root: its threads already hold its credentials.
+    assert!(
+        log.contains("credentials: every thread already holds the image's"),
+        "the credentials of a root process were set again:\n{log}"
+    );
+    t.verify().assert_passed(cases::THREADS.expect);
+}
+
+/// The uids, gids and capability sets of every thread of `pid`, from `/proc`.
+fn thread_creds(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).expect("read the task dir") {
+        let e = e.expect("task entry");
+        let tid: u32 = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse().ok())
+            .expect("a TID");
+        let status = std::fs::read_to_string(e.path().join("status")).expect("read status");
+        let creds: Vec<&str> = status
+            .lines()
+            .filter(|l| {
+                [
+                    "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapAmb:",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .collect();
+        out.push((tid, creds.join(" | ")));
+    }
+    out.sort();
+    out
+}
+
+/// A multithreaded process of another user: restore (as root) gives every thread the image's
+/// credentials back, not the restore tool's.
+#[test]
+fn threads_of_another_user() {
+    let mut t = Spawn::new(cases::THREADS.name)
+        .args(cases::THREADS.args)
+        .as_user(65534, 65534)
+        .start();
+    let before = thread_creds(t.pid());
+    assert!(
+        before.iter().all(|(_, c)| c.contains("Uid:\t65534\t65534")),
+        "the target does not run as nobody: {before:?}"
+    );
+    let log = checkpoint_restore_verbose(&mut t);
+    assert!(
+        log.contains("restoring credentials"),
+        "the credentials were not restored:\n{log}"
+    );
+    assert_eq!(
+        thread_creds(t.pid()),
+        before,
+        "credentials differ after restore"
+    );
     t.verify().assert_passed(cases::THREADS.expect);
 }
 
