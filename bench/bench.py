@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Capture and restore benchmark of psnc-cr (issue 3), compared with the physical limit and CRIU.
+"""Capture and restore benchmark of psnc-cr (issues 3, 4), compared with the physical limit and CRIU.
 
 For each memory size (default 64 MiB, 1 GiB, 4 GiB of non-zero anonymous memory) and each
 destination (a tmpfs and a disk directory) it measures, in the same run:
@@ -15,7 +15,13 @@ and prints ratios: capture speed / limit speed (the goal is >= 0.8), restore lik
 time / CRIU's. Writing into fresh memory is slow and noisy on VMs: compare only within one run.
 The restored target checks its memory afterwards; a wrong restore is reported, not timed as fine.
 
+With --threads 1,16,256 the target is bench/threads.c instead: that many threads (main included),
+each waking every 10 ms, and the same memory; rows per thread count and size, and two more
+columns: the spread of the moments the restored threads resumed (ours and CRIU's), and the stop
+time per thread.
+
 Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
+              bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
 """
 
 import argparse
@@ -49,6 +55,8 @@ def build(args):
     helpers = target_dir() / "psnc-bench"
     helpers.mkdir(parents=True, exist_ok=True)
     sh(["cc", "-O2", "-o", helpers / "memory", ROOT / "tests/targets/memory.c"])
+    sh(["cc", "-O2", "-pthread", "-I", ROOT / "tests/targets", "-o", helpers / "threads",
+        ROOT / "bench/threads.c"])
     sh(["cc", "-O2", "-o", helpers / "limit", ROOT / "bench/limit.c"])
     return tools, helpers
 
@@ -70,13 +78,18 @@ def find_criu(arg):
 
 
 class Target:
-    """The memory target holding SIZE MiB of non-zero memory (tests/targets/memory.c fill)."""
+    """The memory target holding SIZE MiB of non-zero memory (tests/targets/memory.c fill), or
+    with THREADS threads the threads target (bench/threads.c) with the same memory."""
 
-    def __init__(self, helpers, mib, workdir):
+    def __init__(self, helpers, mib, workdir, threads=None):
         self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
         self.report = self.dir / "report"
+        if threads is None:
+            argv = [helpers / "memory", self.report, "fill", str(mib)]
+        else:
+            argv = [helpers / "threads", self.report, str(threads), str(mib)]
         self.proc = subprocess.Popen(
-            [helpers / "memory", self.report, "fill", str(mib)],
+            argv,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         self.pid = self.proc.pid
@@ -102,10 +115,16 @@ class Target:
         raise RuntimeError(f"target {self.pid}: no '{prefix}' after {timeout} s: {self.lines()}")
 
     def verify(self, pid):
-        """Lets the (restored) target check its memory; returns True when it passed."""
+        """Lets the (restored) target check its memory (and its threads' TIDs); returns True when
+        it passed. Keeps the threads target's resume spread in self.spread_s."""
         (self.dir / "report.go").touch()
         self.wait_line("DONE", 600)
-        ok = "PASS fill" in self.lines()
+        lines = self.lines()
+        ok = "PASS fill" in lines and not any(l.startswith("FAIL") for l in lines)
+        self.spread_s = None
+        for line in lines:
+            if line.startswith("INFO spread_us "):
+                self.spread_s = float(line.split()[2]) / 1e6
         (self.dir / "report.go").unlink()
         kill(pid)
         return ok
@@ -152,26 +171,27 @@ def drop_file(path):
         pass
 
 
-def bench_one(args, tools, helpers, criu, mib, dest, dest_dir):
-    res = {"size_mib": mib, "dest": dest}
-    bench_ours(res, tools, helpers, mib, dest_dir)
+def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None):
+    res = {"size_mib": mib, "dest": dest, "threads": threads}
+    bench_ours(res, tools, helpers, mib, dest_dir, threads)
     if criu:
-        bench_criu(res, criu, helpers, mib, dest_dir)
+        bench_criu(res, criu, helpers, mib, dest_dir, threads)
     return res
 
 
-def bench_ours(res, tools, helpers, mib, dest_dir):
-    t = Target(helpers, mib, dest_dir)
+def bench_ours(res, tools, helpers, mib, dest_dir, threads=None):
+    t = Target(helpers, mib, dest_dir, threads)
     try:
-        # The physical limits, with this very target's memory.
-        limit_file = dest_dir / "limit.bin"
-        r = subprocess.run([helpers / "limit", "read", str(t.pid), hex(t.addr), str(t.len),
-                            limit_file], capture_output=True, text=True, check=True)
-        res["limit_read_s"] = float(r.stdout)
-        r = subprocess.run([helpers / "limit", "fill", limit_file, str(t.len)],
-                           capture_output=True, text=True, check=True)
-        res["limit_fill_s"] = float(r.stdout)
-        drop_file(limit_file)
+        # The physical limits, with this very target's memory (none without memory).
+        if t.len:
+            limit_file = dest_dir / "limit.bin"
+            r = subprocess.run([helpers / "limit", "read", str(t.pid), hex(t.addr), str(t.len),
+                                limit_file], capture_output=True, text=True, check=True)
+            res["limit_read_s"] = float(r.stdout)
+            r = subprocess.run([helpers / "limit", "fill", limit_file, str(t.len)],
+                               capture_output=True, text=True, check=True)
+            res["limit_fill_s"] = float(r.stdout)
+            drop_file(limit_file)
 
         image = dest_dir / "image"
         secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", image, "--json", "--kill"])
@@ -195,14 +215,15 @@ def bench_ours(res, tools, helpers, mib, dest_dir):
         res["restore_s"] = secs
         pid = int(r.stdout.split()[-1])
         res["restored_ok"] = t.verify(pid)
+        res["spread_s"] = t.spread_s
         drop_file(image)
     finally:
         drop_file(dest_dir / "image")
         t.close()
 
 
-def bench_criu(res, criu, helpers, mib, dest_dir):
-    t = Target(helpers, mib, dest_dir)
+def bench_criu(res, criu, helpers, mib, dest_dir, threads=None):
+    t = Target(helpers, mib, dest_dir, threads)
     cdir = dest_dir / "criu"
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir()
@@ -220,6 +241,7 @@ def bench_criu(res, criu, helpers, mib, dest_dir):
             return
         res["criu_restore_s"] = secs
         res["criu_restored_ok"] = t.verify(t.pid)
+        res["criu_spread_s"] = t.spread_s
     finally:
         t.close()
         shutil.rmtree(cdir, ignore_errors=True)
@@ -240,7 +262,7 @@ def fmt_row(r):
     def ratio(a, b):
         return "-" if r.get(a) is None or not r.get(b) else f"{r[a] / r[b]:.2f}"
 
-    return [
+    cells = [
         f"{r['size_mib']} MiB", r["dest"],
         g("capture_s"), g("stopped_s"), g("image_bytes", "{:,}"), g("limit_read_s"),
         ratio("limit_read_s", "capture_s"),
@@ -250,6 +272,13 @@ def fmt_row(r):
         {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
         {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
     ]
+    if r.get("threads") is not None:
+        per = None if r.get("stopped_s") is None else r["stopped_s"] * 1e3 / r["threads"]
+        cells[1:1] = [str(r["threads"])]
+        cells += ["-" if per is None else f"{per:.3f}",
+                  "-" if r.get("spread_s") is None else f"{r['spread_s'] * 1e3:.2f}",
+                  "-" if r.get("criu_spread_s") is None else f"{r['criu_spread_s'] * 1e3:.2f}"]
+    return cells
 
 
 HEAD = ["memory", "to", "capture s", "stopped s", "image bytes", "limit s", "cap/limit",
@@ -258,16 +287,23 @@ HEAD = ["memory", "to", "capture s", "stopped s", "image bytes", "limit s", "cap
 
 
 def print_table(rows):
-    cells = [HEAD] + [fmt_row(r) for r in rows]
-    widths = [max(len(str(c[i])) for c in cells) for i in range(len(HEAD))]
+    head = HEAD
+    if rows and rows[0].get("threads") is not None:
+        head = HEAD[:1] + ["threads"] + HEAD[1:] + ["stop ms/thr", "spread ms", "criu spread"]
+    cells = [head] + [fmt_row(r) for r in rows]
+    widths = [max(len(str(c[i])) for c in cells) for i in range(len(head))]
     for c in cells:
         print("  ".join(str(v).rjust(w) for v, w in zip(c, widths)))
     for r in rows:
         for k in ("error", "criu_error"):
             if k in r:
-                print(f"{r['size_mib']} MiB to {r['dest']}: {k}: {r[k]}")
+                thr = "" if r.get("threads") is None else f", {r['threads']} threads"
+                print(f"{r['size_mib']} MiB{thr} to {r['dest']}: {k}: {r[k]}")
     print("cap/limit and rst/limit: the limit's time over ours (1.0 = as fast as the limit; "
           "the goal for capture is >= 0.8). ours/criu: our time over CRIU's (< 1 = faster).")
+    if head is not HEAD:
+        print("stop ms/thr: stopped s / threads. spread ms: max - min of the moments the restored "
+              "threads resumed (release + scheduler noise; 2 CPUs).")
 
 
 def main():
@@ -280,6 +316,8 @@ def main():
     p.add_argument("--tools-dir", default=None, help="where psnc-capture/psnc-restore are")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument("--threads", default=None,
+                   help="thread counts, comma-separated: use the threads target (bench/threads.c)")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (ptrace of the target, same-PID restore, tmpfs mount)")
@@ -304,8 +342,13 @@ def main():
             dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
             try:
                 for mib in sizes:
-                    print(f"... {mib} MiB to {dest} ({dest_dir})", flush=True)
-                    rows.append(bench_one(args, tools, helpers, criu, mib, dest, dest_dir))
+                    if args.threads is None:
+                        print(f"... {mib} MiB to {dest} ({dest_dir})", flush=True)
+                        rows.append(bench_one(args, tools, helpers, criu, mib, dest, dest_dir))
+                        continue
+                    for n in [int(x) for x in args.threads.split(",")]:
+                        print(f"... {n} threads, {mib} MiB to {dest} ({dest_dir})", flush=True)
+                        rows.append(bench_one(args, tools, helpers, criu, mib, dest, dest_dir, n))
             finally:
                 shutil.rmtree(dest_dir, ignore_errors=True)
             if mounted:

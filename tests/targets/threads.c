@@ -15,13 +15,15 @@
  * Every thread checks its gettid() is unchanged; main joins every thread with pthread_join.
  * Restore releases the threads through a SIGSTOP/SIGCONT cycle when that leaves no trace: main
  * checks no stop signal or SIGCONT is pending. Mode "sigcont" installs a SIGCONT handler (the
- * restore must then release the threads without SIGCONT) and checks it never ran.
+ * restore must then release the threads without SIGCONT) and checks it never ran. Mode "epoll"
+ * adds a thread blocked in epoll_wait() (capture refuses epoll fds until their issue lands).
  * Build with -pthread.
  */
 #include "target.h"
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -209,6 +211,23 @@ static void *ppoller_main(void *arg)
 	return arg;
 }
 
+/* ---- epoll_wait (mode "epoll") ---- */
+static int epipe[2], epfd = -1;
+
+static void *epoller_main(void *arg)
+{
+	struct epoll_event ev;
+	pid_t tid = my_gettid();
+	int n;
+
+	while ((n = epoll_wait(epfd, &ev, 1, -1)) < 0 && errno == EINTR)
+		;
+	check(n == 1 && ev.data.fd == epipe[0], "epoll_woken", "epoll_wait returned %d: %s", n,
+	      n < 0 ? strerror(errno) : "wrong event");
+	check_tid("epoller", tid);
+	return arg;
+}
+
 /* ---- futex wait with a timeout ---- */
 static uint32_t timed_word;
 
@@ -285,7 +304,7 @@ static void check_free(pthread_mutex_t *m, const char *what)
 
 int main(int argc, char **argv)
 {
-	pthread_t ping, pong, fut, sleeper, reader, holder, poller, ppoller, tfut;
+	pthread_t ping, pong, fut, sleeper, reader, holder, poller, ppoller, tfut, epoller;
 	struct sigaction sa = { .sa_handler = usr1_handler };
 	pid_t main_tid = my_gettid();
 	uint64_t rounds_at_go, total = 0;
@@ -293,6 +312,7 @@ int main(int argc, char **argv)
 	int ok;
 
 	int sigcont_mode = argc > 2 && !strcmp(argv[2], "sigcont");
+	int epoll_mode = argc > 2 && !strcmp(argv[2], "epoll");
 	sigset_t pending;
 
 	target_init(argc, argv);
@@ -324,6 +344,17 @@ int main(int argc, char **argv)
 	pthread_create(&poller, NULL, poller_main, NULL);
 	pthread_create(&ppoller, NULL, ppoller_main, NULL);
 	pthread_create(&tfut, NULL, timedfutex_main, NULL);
+	if (epoll_mode) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (epfd < 0 || pipe(epipe) < 0)
+			return 3;
+		ev.data.fd = epipe[0];
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, epipe[0], &ev) < 0)
+			return 3;
+		pthread_create(&epoller, NULL, epoller_main, NULL);
+	}
 	pthread_barrier_wait(&held);
 	nap_ms(50);
 	report_ready();
@@ -366,6 +397,8 @@ int main(int argc, char **argv)
 		check(0, "reader_feed", "write to the internal pipe failed");
 	if (write(ppipe[1], "p", 1) != 1 || write(qpipe[1], "q", 1) != 1)
 		check(0, "poll_feed", "write to a poll pipe failed");
+	if (epoll_mode && write(epipe[1], "e", 1) != 1)
+		check(0, "epoll_feed", "write to the epoll pipe failed");
 	__atomic_store_n(&timed_word, 1, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &timed_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 
@@ -383,6 +416,8 @@ int main(int argc, char **argv)
 	ok &= pthread_join(poller, NULL) == 0;
 	ok &= pthread_join(ppoller, NULL) == 0;
 	ok &= pthread_join(tfut, NULL) == 0;
+	if (epoll_mode)
+		ok &= pthread_join(epoller, NULL) == 0;
 	check(ok, "pthread_join", "a join failed or returned the wrong value");
 	check(total == shared_count, "mutex_shared_counter", "shared %llu, sum of parts %llu",
 	      (unsigned long long)shared_count, (unsigned long long)total);
