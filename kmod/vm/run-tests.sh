@@ -12,14 +12,21 @@
 #      against that kernel's Module.symvers
 #   4. the uapi layout: kmod/tests/layout.c for x86_64 and i386 against the Rust mirror
 #      (crates/ptrace/src/kmod/uapi.rs)
-#   5. static test binaries: cptest for x86_64 and i386, and the psnc tools if they build
-#   6. an initramfs (busybox + kmod/vm/init.sh as /init), booted with QEMU (TCG; KVM only
-#      where the CPU has hardware virtualization), always under a timeout
-#   7. the guest's verdict line becomes the exit status: 0 pass, 1 test failure, 2 setup error
+#   5. static test binaries: cptest for x86_64 and i386, the self-verifying targets counter and
+#      signals of tests/targets and capture's state target (x86_64 and i386), and the psnc tools
+#   6. an image captured on this host (a static counter), for the guest to refuse
+#   7. an initramfs (busybox + kmod/vm/init.sh as /init), booted with QEMU (TCG; KVM only
+#      where the CPU has hardware virtualization), always under a timeout; in the guest the
+#      module tests, then capture/kill/restore with --kmod always and never, the same stopped
+#      process captured both ways (identical images), and an image for the host, which comes
+#      out base64-encoded on the second serial port
+#   8. the guest's image restored here: refused, with the reason named
+#   9. the guest's verdict line becomes the exit status: 0 pass, 1 test failure, 2 setup error
 #
 # Environment: PSNC_KMOD_CACHE (default /var/cache/psnc-kmod), PSNC_KMOD_KPKG_VERSION and
 # PSNC_KMOD_KABI (the pin), PSNC_KMOD_GUEST_TIMEOUT (seconds, default 420), PSNC_KMOD_RUST=0
-# (skip the Rust tools), PSNC_KMOD_CARGO_TARGET_DIR, PSNC_KMOD_ACCEL=tcg|kvm|auto.
+# (skip the Rust tools and the end-to-end tests), PSNC_KMOD_CARGO_TARGET_DIR,
+# PSNC_KMOD_ACCEL=tcg|kvm|auto, PSNC_KMOD_TCG_CPU (default max,pku=off).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +39,10 @@ kabi=${PSNC_KMOD_KABI:-6.1.0-56}
 cache=${PSNC_KMOD_CACHE:-/var/cache/psnc-kmod}
 guest_timeout=${PSNC_KMOD_GUEST_TIMEOUT:-420}
 accel=${PSNC_KMOD_ACCEL:-auto}
+# TCG's "max" CPU without PKU, which these hosts lack: so the guest's instruction-set flags are a
+# subset of the host's, and the host refuses a guest image for its vdso, the check after the
+# CPU's (the guest still lacks the host's AVX-512, so the other direction fails on the CPU).
+tcg_cpu=${PSNC_KMOD_TCG_CPU:-max,pku=off}
 cargo_target=${PSNC_KMOD_CARGO_TARGET_DIR:-$repo/target/kmod-static}
 
 t_start=$(date +%s)
@@ -185,7 +196,28 @@ build_tests() {
 	done
 }
 
-# The psnc tools, statically linked, if they build (capture-with-kmod tests come later).
+# The self-verifying targets of the end-to-end suite, static (the initramfs has no libc).
+build_targets() {
+	local t m
+	mkdir -p "$build/initramfs/t"
+	for t in counter signals; do
+		for m in 64 32; do
+			cc -m$m -static -O2 -s -Wall -Wextra -Werror -I"$repo/tests/targets" \
+				-o "$build/initramfs/t/$t$m" "$repo/tests/targets/$t.c" ||
+				die "tests/targets/$t.c -m$m does not build statically"
+		done
+	done
+	# Capture's own state target: pdeathsig, subreaper, no_new_privs, a POSIX timer, ...
+	for m in 64 32; do
+		cc -m$m -static -O2 -s -Wall -Wextra -Werror -o "$build/initramfs/t/state$m" \
+			"$repo/crates/capture/tests/targets/state.c" ||
+			die "crates/capture/tests/targets/state.c -m$m does not build statically"
+	done
+}
+
+# The psnc tools, statically linked. Without them (PSNC_KMOD_RUST=0, no cargo) only the module
+# tests run; a tool that does not build is a setup error.
+rust=0
 build_rust() {
 	[ "${PSNC_KMOD_RUST:-1}" = 1 ] || { say "Rust tools skipped (PSNC_KMOD_RUST=0)"; return 0; }
 	command -v cargo >/dev/null || { say "Rust tools skipped: no cargo"; return 0; }
@@ -203,7 +235,85 @@ build_rust() {
 			broken+=("$b")
 		fi
 	done
-	say "Rust tools built statically: ${built[*]:-none}${broken[*]:+; left out (do not build): ${broken[*]}}"
+	if [ ${#broken[@]} -ne 0 ]; then
+		tail -n 30 "$build/cargo.log"
+		die "the psnc tools do not build statically: ${broken[*]}"
+	fi
+	tools=$cargo_target/$triple/release
+	rust=1
+	say "Rust tools built statically: ${built[*]}"
+}
+
+# Runs "$@" in the background with only stdin/stdout/stderr open (/dev/null): an inherited
+# descriptor, e.g. a pipe of the caller, would become part of a captured image.
+spawn_clean() {
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done 2>/dev/null
+		exec "$@"
+	) </dev/null >/dev/null 2>&1 &
+	spawned=$!
+	# Not a job of this shell: bash would report its SIGKILL (capture --kill) on stderr.
+	disown "$spawned"
+}
+
+# An image of a static counter captured on this host, for the guest to refuse.
+host_image() {
+	local dir=$build/host i
+	mkdir -p "$dir"
+	cp "$build/initramfs/t/counter64" "$dir/counter64"
+	spawn_clean "$dir/counter64" "$dir/report"
+	for i in $(seq 100); do
+		grep -q "^READY $spawned\$" "$dir/report" 2>/dev/null && break
+		sleep 0.05
+	done
+	if ! "$tools/psnc-capture" "$spawned" -o "$build/initramfs/host.img" --kill \
+		>"$dir/capture.log" 2>&1; then
+		cat "$dir/capture.log"
+		kill -9 "$spawned" 2>/dev/null
+		die "cannot capture a counter on this host"
+	fi
+	cp "$build/initramfs/host.img" "$build/host.img"
+	say "host image: $(stat -c %s "$build/host.img") bytes (counter64, kernel $(uname -r))"
+}
+
+# The guest's image on this host: it must be refused with the reason named (the vdso of
+# Debian's 6.1 differs from this kernel's). Prints what else differs between the two images.
+host_cross() {
+	local log=$1 want got rc
+	want=$(grep -a 'PSNC-GUEST-IMAGE' "$log" | tr -d '\r' | sed -n 's/.*sha256=\([0-9a-f]*\).*/\1/p' | tail -n 1)
+	[ -n "$want" ] || { say "FAIL: the guest sent no image"; return 1; }
+	tr -d '\r' <"$build/ttyS1.out" | base64 -d | gzip -d >"$build/guest.img" ||
+		{ say "FAIL: cannot decode the guest image from ttyS1"; return 1; }
+	got=$(sha256sum <"$build/guest.img" | cut -d' ' -f1)
+	[ "$got" = "$want" ] || { say "FAIL: guest image sha256 $got, the guest says $want"; return 1; }
+	"$tools/psnc-imgtool" verify "$build/guest.img" >/dev/null ||
+		{ say "FAIL: the guest image does not verify here"; return 1; }
+	say "guest image: $(stat -c %s "$build/guest.img") bytes, sha256 matches, verifies"
+	# The same static counter captured on both kernels: what is left after the fields that
+	# differ between any two processes is what the kernels (and CPUs) make different.
+	say "what differs between the host's and the guest's counter image (informational):"
+	"$tools/psnc-imgtool" diff --ignore=memory,created_ns,capture_cmdline,capture_uid,\
+capture_gid,hostname,cpu_flags,file,exe,files,regs,xsave,pid,tid,ppid,pgid,sid,cwd,rlimits,\
+cmdline,start,end,mm,fs_base,clear_child_tid,robust_list,rseq,actions,creds \
+		"$build/host.img" "$build/guest.img" 2>&1 | head -n 60 | sed 's/^/    /'
+	rc=0
+	"$tools/psnc-restore" "$build/guest.img" >"$build/guest-restore.out" 2>"$build/guest-restore.err" || rc=$?
+	say "psnc-restore guest.img here: exit $rc: $(cat "$build/guest-restore.err")"
+	if [ "$rc" = 0 ]; then
+		kill -9 "$(cat "$build/guest-restore.out")" 2>/dev/null
+		say "FAIL: the guest image was restored on kernel $(uname -r); its vdso should differ"
+		return 1
+	fi
+	if grep -q 'the image needs CPU features this CPU lacks' "$build/guest-restore.err"; then
+		say "FAIL: refused for CPU features before the vdso check; pick a guest CPU whose" \
+			"flags this host has (PSNC_KMOD_TCG_CPU, now $tcg_cpu)"
+		return 1
+	fi
+	[ "$rc" = 4 ] && grep -q "the image's \[vdso\] at .* differs from this kernel's" "$build/guest-restore.err" ||
+		{ say "FAIL: not the expected vdso refusal"; return 1; }
 }
 
 # ---- 6. initramfs and boot --------------------------------------------------------------------
@@ -214,6 +324,9 @@ pack_initramfs() {
 	cp "$here/init.sh" "$d/init"
 	chmod 755 "$d/init"
 	cp "$build/kmod/psnc_checkpoint.ko" "$d/"
+	if [ "$rust" != 1 ]; then
+		rm -rf "$d/t" "$d/host.img"
+	fi
 	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$build/initramfs.cpio"
 	say "initramfs $(($(stat -c %s "$build/initramfs.cpio") / 1024)) KiB"
 }
@@ -222,13 +335,13 @@ pack_initramfs() {
 # has hardware virtualization and it is asked for or auto-detected.
 pick_accel() {
 	case $accel in
-	tcg) echo "-accel tcg -cpu max" ;;
+	tcg) echo "-accel tcg -cpu $tcg_cpu" ;;
 	kvm) echo "-accel kvm -cpu host" ;;
 	auto)
 		if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 			echo "-accel kvm -cpu host"
 		else
-			echo "-accel tcg -cpu max"
+			echo "-accel tcg -cpu $tcg_cpu"
 		fi
 		;;
 	*) die "PSNC_KMOD_ACCEL must be tcg, kvm or auto" ;;
@@ -238,8 +351,9 @@ pick_accel() {
 boot_guest() {
 	local opts=$1 log=$2
 	# shellcheck disable=SC2086 # $opts is a list of options
+	rm -f "$build/ttyS1.out"
 	timeout --kill-after=10 "$guest_timeout" qemu-system-x86_64 $opts -m 1024 -smp 2 \
-		-display none -monitor none -serial stdio -no-reboot \
+		-display none -monitor none -serial stdio -serial "file:$build/ttyS1.out" -no-reboot \
 		-kernel "$vmlinuz" -initrd "$build/initramfs.cpio" \
 		-append 'console=ttyS0 panic=-1 quiet loglevel=4' >"$log" 2>&1 || true
 }
@@ -263,7 +377,9 @@ main() {
 	local layout_ok=1
 	check_layout || layout_ok=0
 	build_tests
+	build_targets
 	build_rust
+	[ "$rust" = 1 ] && host_image
 	pack_initramfs
 
 	local opts log=$build/guest.log
@@ -274,7 +390,7 @@ main() {
 	boot_guest "$opts" "$log"
 	if [[ $opts == *kvm* ]] && ! grep -aq 'PSNC-GUEST:' "$log"; then
 		say "KVM did not boot the guest; falling back to TCG"
-		opts="-accel tcg -cpu max"
+		opts="-accel tcg -cpu $tcg_cpu"
 		boot_guest "$opts" "$log"
 	fi
 	say "guest ran $(($(date +%s) - t0)) s"
@@ -288,7 +404,11 @@ main() {
 		exit 1
 	fi
 	say "${verdict#*PSNC-KMOD-}"
-	if [[ $verdict == *"VERDICT: PASS "* ]] && [ "$layout_ok" = 1 ]; then
+	local cross_ok=1
+	if [ "$rust" = 1 ]; then
+		host_cross "$log" || cross_ok=0
+	fi
+	if [[ $verdict == *"VERDICT: PASS "* ]] && [ "$layout_ok" = 1 ] && [ "$cross_ok" = 1 ]; then
 		say "PASS (total $(($(date +%s) - t_start)) s)"
 		exit 0
 	fi
