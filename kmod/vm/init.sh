@@ -198,24 +198,43 @@ same_image() {
 	grep -q 'nothing was run in the target' "$dir/a.log" || { cat "$dir/a.log"; return 1; }
 }
 
-# same_image_state EXE: crates/capture/tests/targets/state.c (handlers, pending signals,
-# sigaltstack, ITIMER_REAL, a POSIX timer, pdeathsig, child subreaper, no_new_privs, umask,
-# rlimits) captured both ways. The timers' remaining times run on between the captures. The
-# POSIX timer's value comes from remote timer_gettime also with the module, and -v says so.
-same_image_state() {
-	exe=$1
-	dir=$E2E/same-${exe##*/}
+# start_ready DIR EXE ARGS...: a target of capture's own tests (crates/capture/tests/targets),
+# which prints "ready" on stdout; sets $tpid.
+start_ready() {
+	dir=$1 exe=$2
+	shift 2
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	"$exe" "$dir" </dev/null >"$dir/out" 2>&1 &
+	"$exe" "$@" </dev/null >"$dir/out" 2>&1 &
 	tpid=$!
-	wait_line "$dir/out" '^ready ' 60 || return 1
+	wait_line "$dir/out" '^ready' 60
+}
+
+# same_image_state EXE: capture's state target (handlers, pending signals, sigaltstack,
+# ITIMER_REAL, a POSIX timer, pdeathsig, child subreaper, no_new_privs, umask, rlimits)
+# captured both ways. The timers' remaining times run on between the captures. The POSIX
+# timer's value comes from remote timer_gettime also with the module, and -v says so.
+same_image_state() {
+	dir=$E2E/same-${1##*/}
+	start_ready "$dir" "$1" "$dir" || return 1
 	stop_target "$tpid" || return 1
 	three_captures "$dir" "$tpid" \
 		'identity,rseq,processes[*].signals.itimers[*].value_us,processes[*].signals.posix_timers[*].value_ns' ||
 		return 1
 	grep -q 'POSIX timers (1): remote timer_gettime, scratch page mapped and unmapped again' "$dir/a.log" ||
 		{ cat "$dir/a.log"; return 1; }
+}
+
+# same_image_threads EXE: capture's threads target (the main thread and three workers in
+# usleep) captured both ways: every thread's sigaltstack, clear_child_tid and (i386) robust
+# list from the module equal the remote path's.
+same_image_threads() {
+	dir=$E2E/same-${1##*/}
+	start_ready "$dir" "$1" || return 1
+	stop_target "$tpid" || return 1
+	three_captures "$dir" "$tpid" identity,rseq || return 1
+	grep -q '4 thread(s): sigaltstack GET_SIGALTSTACK' "$dir/a.log" &&
+		grep -q 'nothing was run in the target' "$dir/a.log" || { cat "$dir/a.log"; return 1; }
 }
 
 # A host image: refused here, with the reason named: under TCG this CPU lacks the host's
@@ -277,6 +296,7 @@ if ls /psnc-* >/dev/null 2>&1; then
 			step "same-image-signals$m-$mode" same_image /t/signals$m $mode
 		done
 		step "same-image-state$m" same_image_state /t/state$m
+		step "same-image-threads$m" same_image_threads /t/threads$m
 	done
 	[ -e /host.img ] && step host-image-refused host_image_refused
 	step guest-image-out guest_image_out

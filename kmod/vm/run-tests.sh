@@ -13,7 +13,8 @@
 #   4. the uapi layout: kmod/tests/layout.c for x86_64 and i386 against the Rust mirror
 #      (crates/ptrace/src/kmod/uapi.rs)
 #   5. static test binaries: cptest for x86_64 and i386, the self-verifying targets counter and
-#      signals of tests/targets and capture's state target (x86_64 and i386), and the psnc tools
+#      signals of tests/targets and capture's state and threads targets (x86_64 and i386), and
+#      the psnc tools
 #   6. an image captured on this host (a static counter), for the guest to refuse
 #   7. an initramfs (busybox + kmod/vm/init.sh as /init), booted with QEMU (TCG; KVM only
 #      where the CPU has hardware virtualization), always under a timeout; in the guest the
@@ -207,11 +208,14 @@ build_targets() {
 				die "tests/targets/$t.c -m$m does not build statically"
 		done
 	done
-	# Capture's own state target: pdeathsig, subreaper, no_new_privs, a POSIX timer, ...
-	for m in 64 32; do
-		cc -m$m -static -O2 -s -Wall -Wextra -Werror -o "$build/initramfs/t/state$m" \
-			"$repo/crates/capture/tests/targets/state.c" ||
-			die "crates/capture/tests/targets/state.c -m$m does not build statically"
+	# Capture's own targets: state (pdeathsig, subreaper, no_new_privs, a POSIX timer, ...)
+	# and threads (four threads).
+	for t in state threads; do
+		for m in 64 32; do
+			cc -m$m -static -O2 -s -Wall -Wextra -Werror -pthread \
+				-o "$build/initramfs/t/$t$m" "$repo/crates/capture/tests/targets/$t.c" ||
+				die "crates/capture/tests/targets/$t.c -m$m does not build statically"
+		done
 	done
 }
 
