@@ -50,10 +50,13 @@ KINDS = {
     9: ("fds", 1, "postcard"),
     10: ("signals", 1, "postcard"),
     11: ("chunk-digests", 1, "postcard"),
+    12: ("epoll", 1, "postcard"),  # format 1.1
 }
 KIND_NUMBER = {name: number for number, (name, _, _) in KINDS.items()}
-# Every kind but chunk-digests appears exactly once in a 1.x image.
-REQUIRED = [n for n in KINDS if KINDS[n][0] != "chunk-digests"]
+# Kinds 1..10 appear exactly once in a 1.x image; epoll at most once, chunk-digests once per
+# chunked section.
+OPTIONAL = ("chunk-digests", "epoll")
+REQUIRED = [n for n in KINDS if KINDS[n][0] not in OPTIONAL]
 
 
 class ImageError(Exception):
@@ -347,6 +350,8 @@ SCHEMA["SignalsV1"] = st(
     ("itimers", ("array", 3, "ITimerV1")),
     ("posix_timers", ("vec", "PosixTimerV1")),
 )
+SCHEMA["EpollWatchV1"] = st(("tfd", "i32"), ("events", "u32"), ("data", "u64"))
+SCHEMA["EpollV1"] = st(("pid", "u32"), ("fd", "i32"), ("watches", ("vec", "EpollWatchV1")))
 SCHEMA["ChunkDigestsV1"] = st(("section_kind", "u32"), ("chunk_size", "u32"), ("digests", ("vec", "sha256")))
 
 # Body of each postcard section, version 1.
@@ -359,6 +364,7 @@ SECTION_BODY = {
     "fds": ("vec", "FdV1"),
     "signals": ("vec", "SignalsV1"),
     "chunk-digests": "ChunkDigestsV1",
+    "epoll": ("vec", "EpollV1"),
 }
 
 
@@ -567,6 +573,8 @@ def read_image(data):
         count = sum(1 for e in entries if e["kind"] == number)
         if count != 1:
             raise ImageError("section %s appears %d times; a 1.x image has exactly one" % (kind_name(number), count))
+    if sum(1 for e in entries if e["kind"] == KIND_NUMBER["epoll"]) > 1:
+        raise ImageError("section epoll appears more than once")
 
     # Every section's digest, known or not: the flags alone say how to compute it.
     for e in entries:
@@ -684,6 +692,16 @@ def check_model(d, bodies):
     for f in d["fds"]:
         if f["kind"]["variant"] == "Regular":
             check_ref(f["kind"]["value"], "fd %d" % f["fd"])
+    # §8.12: every epoll record names an epoll fd of its process, once.
+    epolls = {(f["pid"], f["fd"]) for f in d["fds"] if f["kind"]["variant"] == "Epoll"}
+    seen = set()
+    for r in d.get("epoll", []):
+        key = (r["pid"], r["fd"])
+        if key not in epolls:
+            raise ImageError("the epoll section has a record for pid %d fd %d, which is not an epoll fd" % key)
+        if key in seen:
+            raise ImageError("the epoll section has two records for pid %d fd %d" % key)
+        seen.add(key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,6 +771,10 @@ def summary(img):
             for f in d["fds"]
             if f["pid"] == pid
         ]
+        for f in fds:
+            if f["kind"] == "Epoll":
+                recs = [r for r in d.get("epoll", []) if (r["pid"], r["fd"]) == (pid, f["fd"])]
+                f["watches"] = recs[0]["watches"] if recs else []
         sig = [s for s in d["signals"] if s["pid"] == pid]
         procs.append(
             {
@@ -860,6 +882,11 @@ def print_summary(s, out):
         for r in p["page_runs"]:
             w("    %#x +%d pages at page-data %#x\n" % (r["addr"], r["pages"], r["data_offset"]))
         w("  fds: %s\n" % ", ".join("%d %s" % (f["fd"], f["kind"]) for f in p["fds"]))
+        for f in (f for f in p["fds"] if f["kind"] == "Epoll"):
+            w(
+                "  epoll fd %d watches: %s\n"
+                % (f["fd"], ", ".join("fd %d events %#x data %#x" % (x["tfd"], x["events"], x["data"]) for x in f["watches"]) or "none")
+            )
         w("  handled signals: %s\n" % ", ".join(str(n) for n in p["handled_signals"]))
     w("%d stored files:\n" % len(s["files"]))
     for f in s["files"]:

@@ -61,10 +61,10 @@ class ExampleImages(unittest.TestCase):
                 out = run_cli(os.path.join(EXAMPLES, name), "--json")
                 self.assertEqual(out.returncode, 0, out.stderr)
                 s = json.loads(out.stdout)
-                self.assertEqual(s["format_version"], "1.0")
+                self.assertEqual(s["format_version"], "1.1")
                 self.assertEqual(s["layout_class"], bits)
                 self.assertTrue(s["streamed"])
-                self.assertEqual(len(s["sections"]), 12)
+                self.assertEqual(len(s["sections"]), 13)
                 self.assertTrue(all(e["digest_ok"] for e in s["sections"]))
                 self.assertEqual(s["identity"]["created"], "2026-01-01T00:00:00Z")
                 self.assertEqual(len(s["processes"]), 1)
@@ -81,7 +81,15 @@ class ExampleImages(unittest.TestCase):
                 self.assertEqual(t["tid"], 42)
                 self.assertEqual(t["regs"][ip_name], ip)
                 self.assertEqual(t["restart"], {"variant": "Reissue", "nr": 35, "code": -516})
-                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6])
+                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6, 7])
+                self.assertEqual(p["fds"][6]["kind"], "Epoll")
+                self.assertEqual(
+                    p["fds"][6]["watches"],
+                    [
+                        {"tfd": 4, "events": 0x1, "data": 0x1122334455667788},
+                        {"tfd": 3, "events": 0x80000005, "data": 3},
+                    ],
+                )
                 self.assertEqual(p["handled_signals"], [10])
                 self.assertEqual(p["exe_stored"], 0)
                 self.assertEqual(len(s["files"]), 1)
@@ -175,6 +183,7 @@ class ExampleImages(unittest.TestCase):
         versions = sorted(os.listdir(GOLDEN)) if os.path.isdir(GOLDEN) else []
         versions = [v for v in versions if v.startswith("v")]
         self.assertIn("v1.0", versions)
+        self.assertIn("v1.1", versions)
         for v in versions:
             for name, (bits, _, vma0, _, _) in EXPECTED.items():
                 with self.subTest(version=v, image=name):
@@ -223,7 +232,7 @@ class Corruption(unittest.TestCase):
         self.assertRefused(b"\x7fELF" + data[4:], "not a psnc-cr image")
         newer = bytearray(data)
         newer[8:10] = struct.pack("<H", 2)
-        self.assertRefused(bytes(newer), r"version 2\.0 is not supported: this reader supports major version 1")
+        self.assertRefused(bytes(newer), r"version 2\.1 is not supported: this reader supports major version 1")
 
     def test_unknown_sections_critical_refused_ancillary_skipped(self):
         data = load("example-32.psnc")
@@ -250,11 +259,28 @@ class Corruption(unittest.TestCase):
     def test_a_newer_minor_with_only_ancillary_unknowns_is_accepted(self):
         data = bytearray(load("example-64.psnc"))
         data[10:12] = struct.pack("<H", 7)
-        at = table_entry_offset(data, 10)
+        at = table_entry_offset(data, 11)  # the first chunk-digests section
         data[at : at + 8] = struct.pack("<IHH", 0x7778, 3, r.SECTION_SAFE_TO_COPY)
         img = r.read_image(reseal(data))
         self.assertEqual(img["header"]["minor"], 7)
         self.assertEqual(img["decoded"]["processes"][0]["pid"], 42)
+
+    def test_a_reader_without_section_12_refuses_an_image_with_epoll_fds(self):
+        # What a 1.0 reader does with a 1.1 image that has epoll fds (§12): the epoll section is
+        # critical and unknown to it.
+        data = load("example-64.psnc")
+        saved = r.KINDS.pop(12)
+        try:
+            self.assertRefused(data, "section 10 has unknown critical kind 0xc")
+        finally:
+            r.KINDS[12] = saved
+
+    def test_an_epoll_record_for_a_fd_that_is_not_epoll_is_refused(self):
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        d["epoll"][0]["fd"] = 4
+        with self.assertRaisesRegex(r.ImageError, "pid 42 fd 4, which is not an epoll fd"):
+            r.check_model(d, img["bodies"])
 
     def test_an_oversized_length_is_refused_without_allocating(self):
         cur = r.Cursor(b"\xff\xff\xff\xff\x0f", "vmas", 0, 8)

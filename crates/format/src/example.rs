@@ -165,6 +165,20 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                 Fd { fd: 4, flags: 0, cloexec: false, pos: 0, kind: FdKind::Pipe(PipeEnd { ino: 9001, write_end: false, buffered: b"unread".to_vec(), capacity: 65536, external: false }) },
                 Fd { fd: 5, flags: 1, cloexec: false, pos: 0, kind: FdKind::Pipe(PipeEnd { ino: 9001, write_end: true, buffered: Vec::new(), capacity: 65536, external: false }) },
                 Fd { fd: 6, flags: 0, cloexec: false, pos: 0, kind: FdKind::Directory { path: "/home/example".into() } },
+                // Section 12 (format 1.1): EPOLLIN on the pipe with a cookie that needs all 64
+                // bits, EPOLLIN|EPOLLOUT|EPOLLET on the log file.
+                Fd {
+                    fd: 7,
+                    flags: 2,
+                    cloexec: true,
+                    pos: 0,
+                    kind: FdKind::Epoll {
+                        watches: vec![
+                            EpollWatch { tfd: 4, events: 0x1, data: 0x1122_3344_5566_7788 },
+                            EpollWatch { tfd: 3, events: 0x8000_0005, data: 3 },
+                        ],
+                    },
+                },
             ],
             signals: ProcessSignals {
                 actions,

@@ -16,7 +16,8 @@
 //!  ├───────────────────────────┤  ── 8-aligned, each ──
 //!  │ identity, processes,      │  metadata: postcard, frozen per section version;
 //!  │ threads, vmas, page-index,│  class-width fields fixed 4 or 8 bytes LE, other
-//!  │ files, fds, signals,      │  integers varints; page-index is fixed structs
+//!  │ files, fds, signals,      │  integers varints; page-index is fixed structs;
+//!  │ epoll (1.1, if needed),   │  epoll only when some fd is an epoll fd
 //!  │ chunk-digests ...         │
 //!  ├───────────────────────────┤  ── 8-aligned ──
 //!  │ section table             │  N × {kind u32, version u16, flags u16,

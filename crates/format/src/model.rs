@@ -512,8 +512,12 @@ pub enum FdKind {
         /// Counter value.
         count: u64,
     },
-    /// An epoll instance (not yet supported by capture).
-    Epoll,
+    /// An epoll instance and its interest list. Restore creates it after every other fd of the
+    /// process exists, then re-adds each watch; the watched fds are fds of the same process.
+    Epoll {
+        /// The interest list, in `/proc/PID/fdinfo` order.
+        watches: Vec<EpollWatch>,
+    },
     /// A timerfd (not yet supported by capture).
     TimerFd,
     /// A signalfd (not yet supported by capture).
@@ -531,6 +535,20 @@ pub enum FdKind {
         /// The `/proc/PID/fd/N` link target.
         link: String,
     },
+}
+
+/// One watch of an epoll instance (`EPOLL_CTL_ADD` of `tfd` with `events` and `data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EpollWatch {
+    /// The watched fd number in the owning process. The kernel keys a watch by (file, fd), so the
+    /// fd must still be open and refer to the watched file; capture refuses otherwise.
+    pub tfd: i32,
+    /// The event mask (`EPOLLIN`, `EPOLLET`, `EPOLLONESHOT`, ...) as fdinfo reports it. A
+    /// one-shot watch that has fired reports only its flag bits (`EPOLLONESHOT` and the like):
+    /// re-adding that mask keeps it disarmed, as it was.
+    pub events: u32,
+    /// `epoll_data` as the kernel stores it: 64 bits on both architectures.
+    pub data: u64,
 }
 
 /// One end of a pipe.

@@ -41,11 +41,15 @@ pub enum SectionKind {
     Signals,
     /// [`ChunkDigestsV1`]: the per-chunk digests of one chunked section (ancillary).
     ChunkDigests,
+    /// `Vec<EpollV1>`: the interest lists of epoll fds (format 1.1). Written only when some
+    /// process has an epoll fd, so images without one stay readable by 1.0 readers; critical,
+    /// because an epoll fd restored without its watches would never wake its waiters.
+    Epoll,
 }
 
 impl SectionKind {
     /// Every kind, in the order a writer emits them.
-    pub const ALL: [SectionKind; 11] = [
+    pub const ALL: [SectionKind; 12] = [
         SectionKind::PageData,
         SectionKind::FileData,
         SectionKind::Identity,
@@ -56,6 +60,7 @@ impl SectionKind {
         SectionKind::Files,
         SectionKind::Fds,
         SectionKind::Signals,
+        SectionKind::Epoll,
         SectionKind::ChunkDigests,
     ];
 
@@ -73,6 +78,7 @@ impl SectionKind {
             SectionKind::Fds => 9,
             SectionKind::Signals => 10,
             SectionKind::ChunkDigests => 11,
+            SectionKind::Epoll => 12,
         }
     }
 
@@ -95,6 +101,7 @@ impl SectionKind {
             SectionKind::Fds => "fds",
             SectionKind::Signals => "signals",
             SectionKind::ChunkDigests => "chunk-digests",
+            SectionKind::Epoll => "epoll",
         }
     }
 
@@ -122,9 +129,10 @@ impl SectionKind {
         matches!(self, SectionKind::PageData | SectionKind::FileData | SectionKind::PageIndex)
     }
 
-    /// Whether the section must appear exactly once in a 1.x image.
+    /// Whether the section must appear exactly once in a 1.x image. The others appear at most
+    /// once (chunk-digests once per chunked section).
     pub fn required(self) -> bool {
-        !matches!(self, SectionKind::ChunkDigests)
+        !matches!(self, SectionKind::ChunkDigests | SectionKind::Epoll)
     }
 }
 
@@ -848,7 +856,8 @@ impl FdV1 {
                 FdKindV1::Socket { family: *family, sock_type: *sock_type, ino: *ino }
             }
             K::EventFd { count } => FdKindV1::EventFd { count: *count },
-            K::Epoll => FdKindV1::Epoll,
+            // The watches go to the epoll section (format 1.1): FdKindV1 is frozen.
+            K::Epoll { .. } => FdKindV1::Epoll,
             K::TimerFd => FdKindV1::TimerFd,
             K::SignalFd { mask } => FdKindV1::SignalFd { mask: *mask },
             K::MemFd { name } => FdKindV1::MemFd { name: name.clone() },
@@ -874,7 +883,8 @@ impl FdV1 {
             FdKindV1::Fifo { path, buffered } => K::Fifo { path, buffered },
             FdKindV1::Socket { family, sock_type, ino } => K::Socket { family, sock_type, ino },
             FdKindV1::EventFd { count } => K::EventFd { count },
-            FdKindV1::Epoll => K::Epoll,
+            // Filled from the epoll section by `decode_metadata`.
+            FdKindV1::Epoll => K::Epoll { watches: Vec::new() },
             FdKindV1::TimerFd => K::TimerFd,
             FdKindV1::SignalFd { mask } => K::SignalFd { mask },
             FdKindV1::MemFd { name } => K::MemFd { name },
@@ -1003,6 +1013,29 @@ impl<C: Class> SignalsV1<C> {
     }
 }
 
+/// One watch of an epoll fd, version 1 (see [`model::EpollWatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpollWatchV1 {
+    /// The watched fd of the same process.
+    pub tfd: i32,
+    /// The event mask as `/proc/PID/fdinfo` reports it.
+    pub events: u32,
+    /// `epoll_data`: 64 bits on both architectures, so a varint and not class-width.
+    pub data: u64,
+}
+
+/// The interest list of one epoll fd, version 1 (section `epoll`, format 1.1). The fd itself is
+/// an `FdKindV1::Epoll` entry of the fds section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpollV1 {
+    /// The owning process.
+    pub pid: u32,
+    /// The epoll fd.
+    pub fd: i32,
+    /// Its watches, in fdinfo order.
+    pub watches: Vec<EpollWatchV1>,
+}
+
 /// The chunk digests of one chunked section, version 1 (ancillary, safe to copy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkDigestsV1 {
@@ -1033,6 +1066,7 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     let mut vmas = Vec::new();
     let mut fds = Vec::new();
     let mut signals = Vec::new();
+    let mut epolls = Vec::new();
     let mut index = Vec::new();
     for p in &ck.processes {
         processes.push(ProcessV1::<C>::from_model(p)?);
@@ -1044,6 +1078,16 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
         }
         for f in &p.fds {
             fds.push(FdV1::from_model(p.pid, f));
+            if let model::FdKind::Epoll { watches } = &f.kind {
+                epolls.push(EpollV1 {
+                    pid: p.pid,
+                    fd: f.fd,
+                    watches: watches
+                        .iter()
+                        .map(|w| EpollWatchV1 { tfd: w.tfd, events: w.events, data: w.data })
+                        .collect(),
+                });
+            }
         }
         signals.push(SignalsV1::<C>::from_model(p.pid, &p.signals)?);
         for r in &p.pages {
@@ -1061,18 +1105,21 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     for (i, f) in ck.files.iter().enumerate() {
         files.push(StoredFileV1::<C>::from_model(i, f)?);
     }
-    Ok(EncodedMetadata {
-        sections: vec![
-            postcard_enc(SectionKind::Identity, &IdentityV1::from(&ck.identity))?,
-            postcard_enc(SectionKind::Processes, &processes)?,
-            postcard_enc(SectionKind::Threads, &threads)?,
-            postcard_enc(SectionKind::Vmas, &vmas)?,
-            (SectionKind::PageIndex, index),
-            postcard_enc(SectionKind::Files, &files)?,
-            postcard_enc(SectionKind::Fds, &fds)?,
-            postcard_enc(SectionKind::Signals, &signals)?,
-        ],
-    })
+    let mut sections = vec![
+        postcard_enc(SectionKind::Identity, &IdentityV1::from(&ck.identity))?,
+        postcard_enc(SectionKind::Processes, &processes)?,
+        postcard_enc(SectionKind::Threads, &threads)?,
+        postcard_enc(SectionKind::Vmas, &vmas)?,
+        (SectionKind::PageIndex, index),
+        postcard_enc(SectionKind::Files, &files)?,
+        postcard_enc(SectionKind::Fds, &fds)?,
+        postcard_enc(SectionKind::Signals, &signals)?,
+    ];
+    // Only when needed: an image without epoll fds stays a valid 1.0 image for older readers.
+    if !epolls.is_empty() {
+        sections.push(postcard_enc(SectionKind::Epoll, &epolls)?);
+    }
+    Ok(EncodedMetadata { sections })
 }
 
 /// Decodes one postcard section body, naming the section on failure. The body must be consumed
@@ -1104,6 +1151,16 @@ pub struct MetadataBodies<'a> {
 }
 
 impl<'a> MetadataBodies<'a> {
+    /// An optional section: absent is fine, more than one is an error.
+    fn get_optional(&self, kind: SectionKind) -> Result<Option<(u64, &'a [u8])>> {
+        let mut found = self.bodies.iter().filter(|(k, _, _)| *k == kind);
+        match (found.next(), found.count()) {
+            (None, _) => Ok(None),
+            (Some((_, o, b)), 0) => Ok(Some((*o, *b))),
+            (Some(_), more) => Err(FormatError::SectionCount { kind: kind.name(), count: more + 1 }),
+        }
+    }
+
     fn get(&self, kind: SectionKind) -> Result<(u64, &'a [u8])> {
         self.bodies
             .iter()
@@ -1149,6 +1206,31 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
     for f in fds {
         let pid = f.pid;
         owner(&mut processes, pid, &format!("fd {}", f.fd))?.fds.push(f.into_model());
+    }
+    if let Some((o, b)) = m.get_optional(SectionKind::Epoll)? {
+        let epolls: Vec<EpollV1> = postcard_dec(SectionKind::Epoll, o, b)?;
+        let mut seen = std::collections::HashSet::new();
+        for e in epolls {
+            if !seen.insert((e.pid, e.fd)) {
+                return Err(FormatError::Invalid(format!(
+                    "the epoll section has two records for pid {} fd {}",
+                    e.pid, e.fd
+                )));
+            }
+            let p = owner(&mut processes, e.pid, &format!("epoll record of fd {}", e.fd))?;
+            let fd = p.fds.iter_mut().find(|f| f.fd == e.fd);
+            let Some(model::Fd { kind: model::FdKind::Epoll { watches }, .. }) = fd else {
+                return Err(FormatError::Invalid(format!(
+                    "the epoll section has a record for pid {} fd {}, which is not an epoll fd",
+                    e.pid, e.fd
+                )));
+            };
+            watches.extend(
+                e.watches
+                    .into_iter()
+                    .map(|w| model::EpollWatch { tfd: w.tfd, events: w.events, data: w.data }),
+            );
+        }
     }
     let (o, b) = m.get(SectionKind::Signals)?;
     let sigs: Vec<SignalsV1<C>> = postcard_dec(SectionKind::Signals, o, b)?;

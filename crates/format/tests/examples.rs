@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use psnc_format::example::{example_runs, page_pattern, write_example};
-use psnc_format::model::{Arch, Regs, VmaKind};
+use psnc_format::model::{Arch, EpollWatch, FdKind, Regs, VmaKind};
 use psnc_format::verify::verify_image;
 use psnc_format::{FormatError, Image, LayoutClass};
 
@@ -23,7 +23,7 @@ const EXAMPLES: [(&str, Arch, LayoutClass); 2] = [
 ];
 
 /// Every released format version with golden images.
-const GOLDEN_VERSIONS: [&str; 1] = ["v1.0"];
+const GOLDEN_VERSIONS: [&str; 2] = ["v1.0", "v1.1"];
 
 const UPDATE_VAR: &str = "PSNC_UPDATE_EXAMPLES";
 
@@ -101,7 +101,22 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     };
     let base = p.vmas[0].start;
     assert_eq!(pc, base + 0x1000, "{what}: instruction pointer");
-    assert_eq!(p.fds.len(), 6, "{what}");
+    // From 1.1 on the example has an epoll fd (section 12); the 1.0 golden images have none.
+    let has_epoll = img.version() >= (1, 1);
+    assert_eq!(p.fds.len(), 6 + usize::from(has_epoll), "{what}");
+    if has_epoll {
+        let ep = p.fds.iter().find(|f| f.fd == 7).unwrap_or_else(|| panic!("{what}: no fd 7"));
+        assert_eq!(
+            ep.kind,
+            FdKind::Epoll {
+                watches: vec![
+                    EpollWatch { tfd: 4, events: 0x1, data: 0x1122_3344_5566_7788 },
+                    EpollWatch { tfd: 3, events: 0x8000_0005, data: 3 },
+                ]
+            },
+            "{what}"
+        );
+    }
     assert_eq!(p.signals.actions.len(), 64, "{what}");
 
     let runs = example_runs(arch);

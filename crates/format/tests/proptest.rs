@@ -171,7 +171,11 @@ fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
         (text(), bytes(64)).prop_map(|(path, buffered)| FdKind::Fifo { path, buffered }).boxed(),
         (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(family, sock_type, ino)| FdKind::Socket { family, sock_type, ino }).boxed(),
         any::<u64>().prop_map(|count| FdKind::EventFd { count }).boxed(),
-        Just(FdKind::Epoll).boxed(),
+        prop::collection::vec((any::<i32>(), any::<u32>(), any::<u64>()), 0..4)
+            .prop_map(|w| FdKind::Epoll {
+                watches: w.into_iter().map(|(tfd, events, data)| EpollWatch { tfd, events, data }).collect(),
+            })
+            .boxed(),
         Just(FdKind::TimerFd).boxed(),
         any::<u64>().prop_map(|mask| FdKind::SignalFd { mask }).boxed(),
         text().prop_map(|name| FdKind::MemFd { name }).boxed(),

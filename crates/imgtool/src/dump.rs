@@ -6,7 +6,7 @@
 
 use prettytable::{format, row, Table};
 use psnc_format::layout::{HEADER_FLAG_STREAMED, SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
-use psnc_format::model::{Process, SigAction};
+use psnc_format::model::{FdKind, Process, SigAction};
 use psnc_format::sections::kind_name;
 use psnc_format::{Image, SectionKind};
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub fn section_status(kind: u32, version: u16) -> &'static str {
 
 /// Section kinds in the order of their numbers (identity, processes, ...): the model's order,
 /// not the file's.
-pub fn display_order() -> [SectionKind; 11] {
+pub fn display_order() -> [SectionKind; SectionKind::ALL.len()] {
     let mut all = SectionKind::ALL;
     all.sort_by_key(|k| k.number());
     all
@@ -212,6 +212,17 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
                 .collect()
         }),
         SectionKind::Signals => per_proc(&|p| vec![signals_view(p)]),
+        SectionKind::Epoll => per_proc(&|p| {
+            p.fds
+                .iter()
+                .filter_map(|f| match &f.kind {
+                    FdKind::Epoll { watches } => {
+                        Some(with_pid(p.pid, json!({ "fd": f.fd, "watches": to_value(watches) })))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }),
         SectionKind::ChunkDigests => Value::Array(
             [SectionKind::PageData, SectionKind::FileData]
                 .into_iter()

@@ -37,7 +37,7 @@ fn info_summarizes_both_classes_as_table_and_json() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
         assert_eq!(v["format"]["layout_class"], bits);
-        assert_eq!(v["format"]["version"], "1.0");
+        assert_eq!(v["format"]["version"], "1.1");
         assert_eq!(v["identity"]["xsave_size"], 832);
         assert_eq!(v["counts"]["processes"], 1);
         assert_eq!(v["counts"]["threads"], 1);
@@ -91,7 +91,7 @@ fn dump_prints_every_section_of_both_classes() {
         let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--json".as_ref()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
-        assert_eq!(v["sections"].as_array().map(Vec::len), Some(12));
+        assert_eq!(v["sections"].as_array().map(Vec::len), Some(13));
         for k in SectionKind::ALL {
             assert!(v.get(k.name()).is_some(), "no {k} in JSON dump");
         }
@@ -319,7 +319,7 @@ fn verify_catches_a_bad_header_table_and_truncation() {
         (good[..good.len() - 100].to_vec(), "trailer"),
         // Padding after the header: no digest covers it, the layout check does.
         ({ let mut b = good.clone(); b[100] = 1; b }, "INVALID: alignment and padding: invalid model: padding byte at offset 100 is not zero"),
-        ({ let mut b = good.clone(); b[8] = 9; b }, "version 9.0 is not supported"),
+        ({ let mut b = good.clone(); b[8] = 9; b }, "version 9.1 is not supported"),
     ];
     for (bytes, want) in cases {
         let p = save(dir.path(), "bad.psnc", &bytes);

@@ -425,7 +425,7 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
                 return Err(unsupported("a socket", "; pass it with --inherit-fd"))
             }
             FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
-            FdKind::Epoll => return Err(unsupported("an epoll instance", "")),
+            FdKind::Epoll { .. } => return Err(unsupported("an epoll instance", "")),
             FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
             FdKind::SignalFd { .. } => return Err(unsupported("a signalfd", "")),
             FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),
