@@ -471,6 +471,35 @@ struct Stats {
     files: usize,
 }
 
+/// The image writer as the copy loop's page sink: buffers from its hashing pool, one write each.
+struct PagesInto<'a, W: Write> {
+    writer: &'a mut ImageWriter<W>,
+    /// The image path, for errors.
+    path: &'a std::path::Path,
+}
+
+impl<W: Write> memory::PageSink for PagesInto<'_, W> {
+    fn buffer(&mut self, len: usize) -> Result<Vec<u8>> {
+        self.writer.page_buffer(len).map_err(|source| CaptureError::Format {
+            path: self.path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn write(
+        &mut self,
+        runs: &[(u64, u64)],
+        buf: Vec<u8>,
+    ) -> Result<Vec<psnc_format::model::PageRun>> {
+        self.writer
+            .write_page_buffer(runs, buf)
+            .map_err(|source| CaptureError::Format {
+                path: self.path.to_path_buf(),
+                source,
+            })
+    }
+}
+
 /// What [`collect`] gathered while the target was stopped.
 struct Collected<W: Write> {
     /// The model; its `FileRef`s get hashes and stored ids from `catalog` at the end.
@@ -609,10 +638,14 @@ fn collect<W: Write>(
     };
     let mut writer = ImageWriter::new(out, class).map_err(fmt)?;
     let mut source = TargetMemory::open(pid)?;
+    let out_path = opts.output.display();
     let pages = memory::copy_pages(
         &plan,
         &mut source,
-        &mut |addr, bytes| writer.write_pages(addr, bytes).map_err(fmt),
+        &mut PagesInto {
+            writer: &mut writer,
+            path: &out_path,
+        },
         &mut || check(),
     )?;
     log.step(|| format!("{} pages copied in {} runs", plan.pages(), pages.len()));

@@ -160,6 +160,46 @@ impl<W: Write> ImageWriter<W> {
         Ok(PageRun { addr, pages: bytes.len() as u64 / PAGE, data_offset: offset })
     }
 
+    /// A buffer of `len` bytes to fill with page contents for [`ImageWriter::write_page_buffer`]:
+    /// recycled from the hashing thread when one is free (stale contents), else new.
+    pub fn page_buffer(&mut self, len: usize) -> Result<Vec<u8>> {
+        Ok(self.open_raw(SectionKind::PageData)?.hasher.buffer(len))
+    }
+
+    /// Appends page runs whose contents lie back to back in `buf` (`runs`: address and page
+    /// count each), without copying it: one write, then the buffer's chunks are hashed where
+    /// they are. Returns one [`PageRun`] per run. Buffers of a multiple of the chunk size
+    /// (1 MiB) keep every chunk inside one buffer; others cost a copy of their partial chunks.
+    pub fn write_page_buffer(&mut self, runs: &[(u64, u64)], buf: Vec<u8>) -> Result<Vec<PageRun>> {
+        let total: u64 = runs.iter().map(|r| r.1).sum();
+        if total * PAGE != buf.len() as u64 {
+            return Err(FormatError::Invalid(format!(
+                "{} page runs of {total} pages in a buffer of {} bytes",
+                runs.len(),
+                buf.len()
+            )));
+        }
+        if let Some((addr, pages)) = runs.iter().find(|(a, p)| *p == 0 || a % PAGE != 0) {
+            return Err(FormatError::Invalid(format!(
+                "page run at {addr:#x} of {pages} pages is empty or not page-aligned"
+            )));
+        }
+        let mut offset = self.open_raw(SectionKind::PageData)?.len;
+        let out = runs
+            .iter()
+            .map(|&(addr, pages)| {
+                let run = PageRun { addr, pages, data_offset: offset };
+                offset += pages * PAGE;
+                run
+            })
+            .collect();
+        self.out.put(&buf)?;
+        let open = self.open.as_mut().ok_or(FormatError::WriterState("no open section"))?;
+        open.len += buf.len() as u64;
+        open.hasher.update_owned(buf);
+        Ok(out)
+    }
+
     /// Stores a file's contents, once per distinct content; returns its id.
     pub fn store_file(&mut self, path: &str, contents: &[u8]) -> Result<FileId> {
         let sha = sha256(contents);
@@ -319,5 +359,59 @@ impl<W: Write + Seek> ImageWriter<W> {
         w.seek(SeekFrom::Start(end)).map_err(FormatError::io("seeking in the image"))?;
         debug_assert_eq!(HEADER_SIZE, header.encode()?.len());
         Ok(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::example::{example_checkpoint, example_runs, page_pattern, write_example};
+    use crate::model::{Arch, VmaKind};
+
+    /// The example image written through `write_page_buffer` (runs grouped `split` at a time
+    /// into one buffer) instead of `write_pages`.
+    fn example_by_buffers(split: usize) -> Vec<u8> {
+        let mut ck = example_checkpoint(Arch::X86_64);
+        let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).expect("writer");
+        let p = &mut ck.processes[0];
+        for group in example_runs(Arch::X86_64).chunks(split) {
+            let len: u64 = group.iter().map(|r| r.1 * PAGE).sum();
+            let mut buf = w.page_buffer(len as usize).expect("buffer");
+            let mut at = 0;
+            for &(addr, pages) in group {
+                let bytes = page_pattern(addr, pages);
+                buf[at..at + bytes.len()].copy_from_slice(&bytes);
+                at += bytes.len();
+            }
+            p.pages.extend(w.write_page_buffer(group, buf).expect("pages"));
+        }
+        let exe_bytes: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
+        let id = w.store_file(&p.exe.path, &exe_bytes).expect("file");
+        p.exe.stored = Some(id);
+        p.exe.identity.sha256 = sha256(&exe_bytes);
+        let exe = p.exe.clone();
+        for v in p.vmas.iter_mut().filter(|v| v.kind == VmaKind::File) {
+            v.file = Some(exe.clone());
+        }
+        w.finish(ck).expect("finish")
+    }
+
+    #[test]
+    fn page_buffers_write_the_same_image_as_page_runs() {
+        let reference = write_example(Vec::new(), Arch::X86_64, LayoutClass::Bits64).expect("example");
+        for split in [1, 2, 100] {
+            assert!(example_by_buffers(split) == reference, "runs {split} per buffer");
+        }
+    }
+
+    #[test]
+    fn page_buffer_must_match_its_runs() {
+        let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).expect("writer");
+        let buf = w.page_buffer(8192).expect("buffer");
+        let e = w.write_page_buffer(&[(0x1000, 1)], buf).unwrap_err();
+        assert!(matches!(e, FormatError::Invalid(ref m) if m.contains("buffer of 8192 bytes")), "{e}");
+        let buf = w.page_buffer(4096).expect("buffer");
+        let e = w.write_page_buffer(&[(0x1001, 1)], buf).unwrap_err();
+        assert!(matches!(e, FormatError::Invalid(ref m) if m.contains("not page-aligned")), "{e}");
     }
 }
