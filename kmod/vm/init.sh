@@ -280,12 +280,13 @@ if ls /psnc-* >/dev/null 2>&1; then
 	step rust-static rust_smoke
 	step e2e-load insmod /psnc_checkpoint.ko
 	for m in 64 32; do
-		# signals: handlers and the sigaltstack (from the module with always), pending signals.
-		# Not its itimer mode with the module: an ITIMER_REAL that expires while the target
-		# is stopped reads as value 0 (SIGALRM pending, the kernel re-arms the timer when
-		# the signal is dequeued), and restore drops a timer with value 0, interval and all.
-		# The remote path hides this: its first injected call dequeues the SIGALRM.
+		# signals: handlers and the sigaltstack (from the module with always), pending signals,
+		# and the itimer: an ITIMER_REAL that expires while the target is stopped reads as
+		# value 0 with SIGALRM pending (the kernel re-arms it when the signal is dequeued);
+		# restore must keep it periodic. The remote path hides this case (its first injected
+		# call dequeues the SIGALRM), so it is tested here, with the module.
 		step "e2e-signals$m-sigaction-kmod-always" roundtrip always /t/signals$m sigaction
+		step "e2e-signals$m-itimer-kmod-always" roundtrip always /t/signals$m itimer
 		step "e2e-signals$m-altstack-kmod-always" roundtrip always /t/signals$m altstack
 		step "e2e-signals$m-all-kmod-never" roundtrip never /t/signals$m all
 		for k in always never; do

@@ -272,14 +272,20 @@ pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
     }
 
     for (which, t) in p.signals.itimers.iter().enumerate() {
-        if t.value_us == 0 {
-            continue;
-        }
+        // A periodic ITIMER_REAL that expired while the process was stopped reads as value 0
+        // with its SIGALRM pending: the kernel re-arms it only when that signal is dequeued
+        // (dequeue_signal), from the interval it still holds. Arming it here with one interval
+        // keeps it periodic; the requeued SIGALRM then finds it armed and is delivered as usual.
+        let value_us = match (t.value_us, t.interval_us) {
+            (0, 0) => continue,
+            (0, interval) => interval,
+            (value, _) => value,
+        };
         let val = psnc_ptrace::ITimerVal {
             interval_sec: (t.interval_us / 1_000_000) as i64,
             interval_usec: (t.interval_us % 1_000_000) as i64,
-            value_sec: (t.value_us / 1_000_000) as i64,
-            value_usec: (t.value_us % 1_000_000) as i64,
+            value_sec: (value_us / 1_000_000) as i64,
+            value_usec: (value_us % 1_000_000) as i64,
         };
         task.with_syscaller(&format!("arming interval timer {which}"), |sc| {
             sc.setitimer(which as i32, &val)
