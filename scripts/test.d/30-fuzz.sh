@@ -23,8 +23,15 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
-# Its own target dir: nightly sanitizer builds share nothing with the workspace's.
-export CARGO_TARGET_DIR="${PSNC_FUZZ_TARGET_DIR:-$root/fuzz/target}"
+# Its own target dir: nightly sanitizer builds share nothing with the workspace's. Under the
+# caller's CARGO_TARGET_DIR when one is set, else fuzz/target; PSNC_FUZZ_TARGET_DIR overrides.
+if [ -n "${PSNC_FUZZ_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR="$PSNC_FUZZ_TARGET_DIR"
+elif [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
+else
+    export CARGO_TARGET_DIR="$root/fuzz/target"
+fi
 corpus="$root/fuzz/corpus/reader"
 mkdir -p "$corpus"
 for seed in "$root"/spec/examples/*.psnc "$root"/crates/format/tests/golden/*/*.psnc; do
@@ -32,6 +39,8 @@ for seed in "$root"/spec/examples/*.psnc "$root"/crates/format/tests/golden/*/*.
 done
 
 cd "$root/fuzz"
+# LeakSanitizer: suppress glibc's thread-local destructor list, freed only at exit (lsan.supp).
+export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 echo "30-fuzz: fuzzing the image reader for ${secs}s"
 exec cargo +nightly fuzz run reader "$corpus" -- \
     -max_total_time="$secs" -dict="$root/fuzz/reader.dict" -max_len=65536 -timeout=10 \
