@@ -16,7 +16,10 @@
  * Restore releases the threads through a SIGSTOP/SIGCONT cycle when that leaves no trace: main
  * checks no stop signal or SIGCONT is pending. Mode "sigcont" installs a SIGCONT handler (the
  * restore must then release the threads without SIGCONT) and checks it never ran. Mode "epoll"
- * adds a thread blocked in epoll_wait() (capture refuses epoll fds until their issue lands).
+ * adds a thread blocked in epoll_wait() on a pipe, and a second epoll fd (not close-on-exec)
+ * watching both ends of that pipe with 64-bit data cookies; after restore it must report both
+ * events with their cookies, and still accept EPOLL_CTL_MOD/DEL by the original fd numbers.
+ * (Regular files cannot be watched: epoll_ctl refuses them with EPERM.)
  * Build with -pthread.
  */
 #include "target.h"
@@ -212,7 +215,30 @@ static void *ppoller_main(void *arg)
 }
 
 /* ---- epoll_wait (mode "epoll") ---- */
-static int epipe[2], epfd = -1;
+static int epipe[2], epfd = -1, epfd2 = -1;
+#define COOKIE_IN 0x1122334455667788ULL
+#define COOKIE_OUT 0xfedcba9800000003ULL
+
+/* The second epoll fd's interest list came back: both events with their cookies. */
+static void check_epoll2(void)
+{
+	struct epoll_event evs[4], ev = { .events = EPOLLIN };
+	int n, in = 0, out = 0;
+
+	n = epoll_wait(epfd2, evs, 4, 1000);
+	for (int i = 0; i < n; i++) {
+		in |= evs[i].data.u64 == COOKIE_IN && (evs[i].events & EPOLLIN);
+		out |= evs[i].data.u64 == COOKIE_OUT && (evs[i].events & EPOLLOUT);
+	}
+	check(n == 2 && in && out, "epoll_watches", "epoll_wait on the second epoll fd returned %d (in %d, out %d)",
+	      n, in, out);
+	/* The watches are keyed by the restored fd numbers. */
+	check(epoll_ctl(epfd2, EPOLL_CTL_MOD, epipe[0], &ev) == 0 &&
+	      epoll_ctl(epfd2, EPOLL_CTL_DEL, epipe[1], NULL) == 0,
+	      "epoll_ctl_by_fd", "EPOLL_CTL_MOD/DEL by the original fd numbers: %s", strerror(errno));
+	check((fcntl(epfd, F_GETFD) & FD_CLOEXEC) && !(fcntl(epfd2, F_GETFD) & FD_CLOEXEC),
+	      "epoll_cloexec", "close-on-exec flags of the epoll fds changed");
+}
 
 static void *epoller_main(void *arg)
 {
@@ -353,6 +379,15 @@ int main(int argc, char **argv)
 		ev.data.fd = epipe[0];
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, epipe[0], &ev) < 0)
 			return 3;
+		epfd2 = epoll_create1(0);
+		ev.events = EPOLLIN;
+		ev.data.u64 = COOKIE_IN;
+		if (epfd2 < 0 || epoll_ctl(epfd2, EPOLL_CTL_ADD, epipe[0], &ev) < 0)
+			return 3;
+		ev.events = EPOLLOUT | EPOLLET;
+		ev.data.u64 = COOKIE_OUT;
+		if (epoll_ctl(epfd2, EPOLL_CTL_ADD, epipe[1], &ev) < 0)
+			return 3;
 		pthread_create(&epoller, NULL, epoller_main, NULL);
 	}
 	pthread_barrier_wait(&held);
@@ -416,8 +451,10 @@ int main(int argc, char **argv)
 	ok &= pthread_join(poller, NULL) == 0;
 	ok &= pthread_join(ppoller, NULL) == 0;
 	ok &= pthread_join(tfut, NULL) == 0;
-	if (epoll_mode)
+	if (epoll_mode) {
 		ok &= pthread_join(epoller, NULL) == 0;
+		check_epoll2();
+	}
 	check(ok, "pthread_join", "a join failed or returned the wrong value");
 	check(total == shared_count, "mutex_shared_counter", "shared %llu, sum of parts %llu",
 	      (unsigned long long)shared_count, (unsigned long long)total);

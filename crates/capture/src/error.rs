@@ -223,6 +223,24 @@ pub enum CaptureError {
         /// Why not (missing device, unsupported ABI, missing features).
         why: String,
     },
+
+    /// An epoll fd watches a file that restore could not add again: the watched fd number was
+    /// closed (another fd or process keeps the file description, and with it the watch, alive)
+    /// or now refers to another file.
+    #[error(
+        "PID {pid}: epoll fd {epfd} watches fd {tfd}, but {why}; restore could not re-add the \
+         watch. Have the program remove the watch (EPOLL_CTL_DEL) before closing the fd"
+    )]
+    EpollWatchUnreachable {
+        /// The PID.
+        pid: i32,
+        /// The epoll fd.
+        epfd: i32,
+        /// The watched fd number as the kernel recorded it at EPOLL_CTL_ADD.
+        tfd: i32,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl CaptureError {

@@ -356,6 +356,11 @@ sysno_table! {
     Dup3 = SYS_dup3, 330, "dup3";
     /// `pipe2`.
     Pipe2 = SYS_pipe2, 331, "pipe2";
+    /// `epoll_create1`.
+    EpollCreate1 = SYS_epoll_create1, 329, "epoll_create1";
+    /// `epoll_ctl` (`struct epoll_event` is 12 bytes in both modes: packed on x86_64, 4-byte
+    /// aligned u64 on i386).
+    EpollCtl = SYS_epoll_ctl, 255, "epoll_ctl";
     /// `openat`.
     Openat = SYS_openat, 295, "openat";
     /// i386: `_llseek` (offset split over two registers, result through a pointer).

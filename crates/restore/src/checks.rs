@@ -49,6 +49,8 @@ pub enum FdSource {
     Ours(i32),
     /// `/dev/null` in place of a terminal (`--stdio null`).
     Null,
+    /// An epoll instance: created inside the task after every other fd, then given its watches.
+    Epoll,
 }
 
 /// The outcome of the checks: the decisions the rebuild carries out.
@@ -425,7 +427,16 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
                 return Err(unsupported("a socket", "; pass it with --inherit-fd"))
             }
             FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
-            FdKind::Epoll { .. } => return Err(unsupported("an epoll instance", "")),
+            FdKind::Epoll { watches } => {
+                // Watches are re-added through the watched fd's number in the task.
+                if let Some(w) = watches.iter().find(|w| !p.fds.iter().any(|g| g.fd == w.tfd)) {
+                    return Err(unsupported(
+                        &format!("an epoll instance watching fd {}", w.tfd),
+                        "; the watched fd is not an fd of the process in the image (inconsistent image)",
+                    ));
+                }
+                FdSource::Epoll
+            }
             FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
             FdKind::SignalFd { .. } => return Err(unsupported("a signalfd", "")),
             FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),

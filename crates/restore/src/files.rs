@@ -48,14 +48,18 @@ pub enum LocalFd {
     Owned(OwnedFd),
     /// One of the tool's own fds (stdio, `--inherit-fd`), left open in the tool.
     Borrowed(i32),
+    /// Nothing local: the fd is created inside the task (an epoll instance, whose watches are
+    /// keyed by the task's own fd numbers).
+    InTask,
 }
 
 impl LocalFd {
-    /// The descriptor number in the restore tool.
-    pub fn raw(&self) -> i32 {
+    /// The descriptor number in the restore tool, if the task takes one over.
+    pub fn raw(&self) -> Option<i32> {
         match self {
-            LocalFd::Owned(fd) => fd.as_raw_fd(),
-            LocalFd::Borrowed(fd) => *fd,
+            LocalFd::Owned(fd) => Some(fd.as_raw_fd()),
+            LocalFd::Borrowed(fd) => Some(*fd),
+            LocalFd::InTask => None,
         }
     }
 }
@@ -242,6 +246,7 @@ impl Preparer<'_> {
         let what = format!("fd {}", f.fd);
         Ok(match (src, &f.kind) {
             (FdSource::Ours(n), _) => LocalFd::Borrowed(*n),
+            (FdSource::Epoll, _) => LocalFd::InTask,
             (FdSource::Null, _) => {
                 LocalFd::Owned(open_with_flags(Path::new("/dev/null"), f.flags)?)
             }

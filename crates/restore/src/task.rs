@@ -14,7 +14,7 @@
 //!   change resets;
 //! - the scratch area is unmapped by the very last remote call.
 
-use psnc_format::model::{Creds, Fd, Process, Thread};
+use psnc_format::model::{Creds, EpollWatch, Fd, FdKind, Process, Thread};
 use psnc_ptrace::{SigAction, SigAltStack, Sysno, UserDesc};
 
 use crate::error::{RestoreError, Result};
@@ -179,10 +179,63 @@ pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
 
 /// Installs the image's fds at their numbers, each taken from the restore tool with
 /// `pidfd_getfd` (same open file description: offset and status flags come along).
+///
+/// Epoll instances come last: each is created in the task with `epoll_create1` once every
+/// other fd exists, and only when all of them exist are the watches added, so that a watch can
+/// name any fd of the process, another epoll fd included. The kernel keys a watch by file and fd
+/// number, so `EPOLL_CTL_ADD` must run in the task with the image's fd numbers.
 pub fn install_fds(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
     for (f, l) in p.fds.iter().zip(&local.fds) {
-        install_fd(task, f, l.raw(), pidfd)?;
+        if let Some(ours) = l.raw() {
+            install_fd(task, f, ours, pidfd)?;
+        }
     }
+    let epolls: Vec<(&Fd, &[EpollWatch])> = p
+        .fds
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FdKind::Epoll { watches } => Some((f, watches.as_slice())),
+            _ => None,
+        })
+        .collect();
+    for (f, _) in &epolls {
+        create_epoll(task, f)?;
+    }
+    for (f, watches) in &epolls {
+        for w in *watches {
+            add_epoll_watch(task, f.fd, w)?;
+        }
+    }
+    Ok(())
+}
+
+fn create_epoll(task: &mut Task, f: &Fd) -> Result<()> {
+    let step = format!("creating epoll fd {}", f.fd);
+    let flags = if f.cloexec { libc::EPOLL_CLOEXEC as u64 } else { 0 };
+    let tmp = task.call(&step, Sysno::EpollCreate1, &[flags])?;
+    let target = f.fd as u64;
+    if tmp != target {
+        task.call(&step, Sysno::Dup3, &[tmp, target, flags])?;
+        task.call(&step, Sysno::Close, &[tmp])?;
+    }
+    Ok(())
+}
+
+/// `EPOLL_CTL_ADD` with the recorded mask and data. The kernel adds `EPOLLERR | EPOLLHUP` to
+/// every watch, so a one-shot watch that had fired (mask without event bits) comes back armed
+/// for those two only; an edge-triggered watch whose file is ready reports one edge again.
+fn add_epoll_watch(task: &mut Task, epfd: i32, w: &EpollWatch) -> Result<()> {
+    let step = format!("adding the watch of fd {} to epoll fd {epfd}", w.tfd);
+    // struct epoll_event: u32 events, u64 data, 12 bytes in both modes.
+    let mut ev = [0u8; 12];
+    ev[..4].copy_from_slice(&w.events.to_le_bytes());
+    ev[4..].copy_from_slice(&w.data.to_le_bytes());
+    let at = task.put(&step, 0, &ev)?;
+    task.call(
+        &step,
+        Sysno::EpollCtl,
+        &[epfd as u64, libc::EPOLL_CTL_ADD as u64, w.tfd as u64, at],
+    )?;
     Ok(())
 }
 
