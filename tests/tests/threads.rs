@@ -87,7 +87,10 @@ fn epoll_watches(image: &Path) -> Vec<EpollFd> {
 /// their close-on-exec flags, the blocked thread wakes with the right data when the pipe is
 /// written, and the second fd reports both events with their cookies.
 fn epoll_roundtrip(bits: Bits) {
-    let mut t = Spawn::new(cases::THREADS.name).args(&["epoll"]).bits(bits).start();
+    let mut t = Spawn::new(cases::THREADS.name)
+        .args(&["epoll"])
+        .bits(bits)
+        .start();
     let image = t.dir.join("image");
     t.capture_kill(&image);
     let mut eps = epoll_watches(&image);
@@ -104,7 +107,10 @@ fn epoll_roundtrip(bits: Bits) {
     // epfd2: EPOLLIN with COOKIE_IN, EPOLLOUT | EPOLLET with COOKIE_OUT on the write end.
     assert_eq!(
         eps[1].1,
-        vec![(in_fd, 0x19, 0x1122_3344_5566_7788), (out_fd, 0x8000_001c, 0xfedc_ba98_0000_0003)],
+        vec![
+            (in_fd, 0x19, 0x1122_3344_5566_7788),
+            (out_fd, 0x8000_001c, 0xfedc_ba98_0000_0003)
+        ],
         "{eps:?}"
     );
     let r = restore_run(&image, &[], RunOpts::default());
@@ -112,7 +118,13 @@ fn epoll_roundtrip(bits: Bits) {
     t.proc = ProcGuard::foreign(t.pid());
     let rep = t.verify();
     rep.assert_passed(cases::THREADS.expect);
-    rep.assert_passed(&["epoll_woken", "tid_epoller", "epoll_watches", "epoll_ctl_by_fd", "epoll_cloexec"]);
+    rep.assert_passed(&[
+        "epoll_woken",
+        "tid_epoller",
+        "epoll_watches",
+        "epoll_ctl_by_fd",
+        "epoll_cloexec",
+    ]);
 }
 
 #[test]

@@ -38,7 +38,12 @@ struct Options {
 }
 
 fn options() -> Result<Options, Error> {
-    let mut o = Options { size_mib: 1024, run_kib: 256, dir: PathBuf::from("/dev/shm"), rounds: 3 };
+    let mut o = Options {
+        size_mib: 1024,
+        run_kib: 256,
+        dir: PathBuf::from("/dev/shm"),
+        rounds: 3,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
@@ -48,7 +53,9 @@ fn options() -> Result<Options, Error> {
             "--dir" => o.dir = PathBuf::from(value()?),
             "--rounds" => o.rounds = value()?.parse()?,
             "-h" | "--help" => {
-                println!("usage: format_bench [--size-mib N] [--run-kib K] [--dir DIR] [--rounds R]");
+                println!(
+                    "usage: format_bench [--size-mib N] [--run-kib K] [--dir DIR] [--rounds R]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -112,10 +119,21 @@ fn cpu_seconds(who: nix::sys::resource::UsageWho) -> f64 {
 
 fn measure<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<(Cost, T), Error> {
     use nix::sys::resource::UsageWho::{RUSAGE_SELF, RUSAGE_THREAD};
-    let (c, m, t) = (cpu_seconds(RUSAGE_SELF), cpu_seconds(RUSAGE_THREAD), Instant::now());
+    let (c, m, t) = (
+        cpu_seconds(RUSAGE_SELF),
+        cpu_seconds(RUSAGE_THREAD),
+        Instant::now(),
+    );
     let v = f()?;
     let wall = t.elapsed().as_secs_f64();
-    Ok((Cost { wall, cpu: cpu_seconds(RUSAGE_SELF) - c, caller: cpu_seconds(RUSAGE_THREAD) - m }, v))
+    Ok((
+        Cost {
+            wall,
+            cpu: cpu_seconds(RUSAGE_SELF) - c,
+            caller: cpu_seconds(RUSAGE_THREAD) - m,
+        },
+        v,
+    ))
 }
 
 fn plain_write(path: &Path, data: &[u8], run: usize) -> Result<(), Error> {
@@ -134,7 +152,13 @@ fn format_write(path: &Path, data: &[u8], run: usize) -> Result<(), Error> {
     for (i, chunk) in data.chunks(run).enumerate() {
         p.pages.push(w.write_pages(BASE + (i * run) as u64, chunk)?);
     }
-    p.vmas.push(Vma { start: BASE, end: BASE + data.len() as u64, prot: 3, kind: VmaKind::Anonymous, ..Default::default() });
+    p.vmas.push(Vma {
+        start: BASE,
+        end: BASE + data.len() as u64,
+        prot: 3,
+        kind: VmaKind::Anonymous,
+        ..Default::default()
+    });
     p.vmas.sort_by_key(|v| v.start);
     w.finish_seekable(ck)?.commit()?;
     Ok(())
@@ -150,7 +174,10 @@ fn plain_read(path: &Path, run: usize) -> Result<u64, Error> {
             break;
         }
         // Touch every page of what was read, like the format reader does.
-        sum = buf[..n].iter().step_by(4096).fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
+        sum = buf[..n]
+            .iter()
+            .step_by(4096)
+            .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
         total += n as u64;
     }
     std::hint::black_box(sum);
@@ -163,7 +190,10 @@ fn touch_pages(img: &Image) -> Result<u64, Error> {
     for p in &img.checkpoint().processes {
         for run in &p.pages {
             let b = img.page_bytes(run)?;
-            sum = b.iter().step_by(4096).fold(sum, |s, &x| s.wrapping_add(u64::from(x)));
+            sum = b
+                .iter()
+                .step_by(4096)
+                .fold(sum, |s, &x| s.wrapping_add(u64::from(x)));
             pages += run.pages;
         }
     }
@@ -177,7 +207,9 @@ fn main() -> Result<(), Error> {
     let run = o.run_kib << 10;
     let data = synthetic(len);
     let plain = o.dir.join(format!("psnc-bench-{}.bin", std::process::id()));
-    let image = o.dir.join(format!("psnc-bench-{}.psnc", std::process::id()));
+    let image = o
+        .dir
+        .join(format!("psnc-bench-{}.psnc", std::process::id()));
     let _cleanup = Cleanup(vec![plain.clone(), image.clone()]);
     println!(
         "{} MiB in runs of {} KiB on {}, {} rounds, {} CPUs",
@@ -189,17 +221,26 @@ fn main() -> Result<(), Error> {
     );
     let t = Instant::now();
     std::hint::black_box(psnc_format::digest::sha256(&data));
-    println!("reference: sha256 on one core {:.2} GB/s", gbps(len, t.elapsed().as_secs_f64()));
+    println!(
+        "reference: sha256 on one core {:.2} GB/s",
+        gbps(len, t.elapsed().as_secs_f64())
+    );
     let t = Instant::now();
     std::hint::black_box(psnc_format::digest::chunk_digests(&data, 1 << 20));
-    println!("reference: chunk digests on all cores {:.2} GB/s", gbps(len, t.elapsed().as_secs_f64()));
+    println!(
+        "reference: chunk digests on all cores {:.2} GB/s",
+        gbps(len, t.elapsed().as_secs_f64())
+    );
     let t = Instant::now();
     let mut h = psnc_format::digest::ChunkHasher::new(1 << 20);
     for chunk in data.chunks(run) {
         h.update(chunk);
     }
     std::hint::black_box(h.finish());
-    println!("reference: streaming chunk hasher (the writer's, no I/O) {:.2} GB/s", gbps(len, t.elapsed().as_secs_f64()));
+    println!(
+        "reference: streaming chunk hasher (the writer's, no I/O) {:.2} GB/s",
+        gbps(len, t.elapsed().as_secs_f64())
+    );
     println!();
     println!("round  plain-write  format-write  ratio (cpu)      plain-read  format-read  ratio (cpu)   no-verify");
     let (mut wr, mut rr) = (Vec::new(), Vec::new());
@@ -225,7 +266,11 @@ fn main() -> Result<(), Error> {
         if img.page_data().get(..len) != Some(&data[..]) {
             return Err("the image does not hold the bytes written".into());
         }
-        check_model(img.checkpoint(), img.page_data().len() as u64, img.file_data().len() as u64)?;
+        check_model(
+            img.checkpoint(),
+            img.page_data().len() as u64,
+            img.file_data().len() as u64,
+        )?;
         drop(img);
         let (fn_, _) = measure(|| {
             let img = Image::open(&image)?;
@@ -263,7 +308,11 @@ fn main() -> Result<(), Error> {
         v[v.len() / 2]
     };
     println!();
-    println!("median ratio format/plain: write {:.2}, read {:.2} (target <= 1.20)", median(&mut wr), median(&mut rr));
+    println!(
+        "median ratio format/plain: write {:.2}, read {:.2} (target <= 1.20)",
+        median(&mut wr),
+        median(&mut rr)
+    );
     // On a shared machine other work inflates single rounds; the best times show what the code
     // can do, the CPU times what it costs.
     println!(

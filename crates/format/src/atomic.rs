@@ -28,16 +28,27 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let name = dest.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", dest.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no file", dest.display()),
+            )
         })?;
-        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let file = OpenOptions::new()
             .write(true)
             .read(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        Ok(AtomicFile { file: Some(file), tmp, dest })
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp,
+            dest,
+        })
     }
 
     /// The final path.
@@ -53,9 +64,10 @@ impl AtomicFile {
 
     /// fsyncs the data, renames the file into place, fsyncs the directory.
     pub fn commit(mut self) -> io::Result<()> {
-        let file = self.file.take().ok_or_else(|| {
-            io::Error::other("atomic file already committed")
-        })?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("atomic file already committed"))?;
         file.sync_all()?;
         drop(file);
         fs::rename(&self.tmp, &self.dest)?;
@@ -106,14 +118,21 @@ mod tests {
         assert!(!dest.exists());
         drop(f);
         assert!(!dest.exists());
-        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0, "temp file left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("ls").count(),
+            0,
+            "temp file left behind"
+        );
 
         let mut f = AtomicFile::create(&dest).expect("create");
         f.write_all(b"whole").expect("write");
         f.commit().expect("commit");
         assert_eq!(fs::read(&dest).expect("read"), b"whole");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&dest).expect("stat").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&dest).expect("stat").permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -111,11 +111,13 @@ impl<'de> Deserialize<'de> for W64 {
 impl Word for W32 {
     const SIZE: usize = 4;
     fn narrow(value: u64, field: impl FnOnce() -> String) -> Result<Self> {
-        u32::try_from(value).map(W32).map_err(|_| FormatError::FieldTooWide {
-            field: field(),
-            value,
-            bits: 32,
-        })
+        u32::try_from(value)
+            .map(W32)
+            .map_err(|_| FormatError::FieldTooWide {
+                field: field(),
+                value,
+                bits: 32,
+            })
     }
     fn widen(self) -> u64 {
         u64::from(self.0)
@@ -189,7 +191,9 @@ mod tests {
     #[test]
     fn narrowing_names_the_field() {
         let e = W32::narrow(1 << 32, || "vma.end".into()).unwrap_err();
-        assert!(matches!(e, FormatError::FieldTooWide { ref field, value: 0x1_0000_0000, bits: 32 } if field == "vma.end"));
+        assert!(
+            matches!(e, FormatError::FieldTooWide { ref field, value: 0x1_0000_0000, bits: 32 } if field == "vma.end")
+        );
         assert_eq!(W32::narrow(7, || unreachable!()).expect("fits"), W32(7));
     }
 }

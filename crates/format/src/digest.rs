@@ -29,7 +29,9 @@ pub fn digest_of_chunks(chunks: &[[u8; 32]]) -> [u8; 32] {
 pub fn chunk_digests(data: &[u8], chunk_size: usize) -> Vec<[u8; 32]> {
     let n = data.len().div_ceil(chunk_size);
     let mut out = vec![[0u8; 32]; n];
-    let threads = thread::available_parallelism().map_or(1, |n| n.get()).min(n.max(1));
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(n.max(1));
     if threads <= 1 || n < 4 {
         for (d, c) in out.iter_mut().zip(data.chunks(chunk_size)) {
             *d = sha256(c);
@@ -289,10 +291,21 @@ mod tests {
 
     #[test]
     fn owned_and_copied_updates_agree() {
-        let data: Vec<u8> = (0..(40 * 4096 + 333)).map(|i| (i * 13 % 241) as u8).collect();
+        let data: Vec<u8> = (0..(40 * 4096 + 333))
+            .map(|i| (i * 13 % 241) as u8)
+            .collect();
         // Aligned buffers, unaligned ones, buffers shorter than a chunk, copies in between; many
         // pieces so the hashing thread is busy at times and the caller hashes chunks itself.
-        let cuts = [0, 8192, 8192 + 100, 4 * 4096, 4 * 4096 + 5, 9 * 4096, 9 * 4096 + 4096, 20 * 4096 + 7];
+        let cuts = [
+            0,
+            8192,
+            8192 + 100,
+            4 * 4096,
+            4 * 4096 + 5,
+            9 * 4096,
+            9 * 4096 + 4096,
+            20 * 4096 + 7,
+        ];
         let mut h = ChunkHasher::new(4096);
         let mut pos = 0;
         let mut i = 0;
@@ -315,7 +328,11 @@ mod tests {
             let mut b = h.buffer(n);
             b.copy_from_slice(&data[..n]);
             h.update_owned(b);
-            assert_eq!(h.finish(), chunk_digests(&data[..n], 4096), "one owned buffer of {n}");
+            assert_eq!(
+                h.finish(),
+                chunk_digests(&data[..n], 4096),
+                "one owned buffer of {n}"
+            );
         }
     }
 

@@ -40,7 +40,13 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                 auxv.extend_from_slice(&k.to_le_bytes());
                 auxv.extend_from_slice(&v.to_le_bytes());
             }
-            (0x40_0000u64, 0x7ffc_0000_0000u64, 0x7ffc_1000_0000u64, Regs::X86_64(r), auxv)
+            (
+                0x40_0000u64,
+                0x7ffc_0000_0000u64,
+                0x7ffc_1000_0000u64,
+                Regs::X86_64(r),
+                auxv,
+            )
         }
         Arch::I386 => {
             let mut r = [0u32; 17];
@@ -55,17 +61,35 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                 auxv.extend_from_slice(&k.to_le_bytes());
                 auxv.extend_from_slice(&v.to_le_bytes());
             }
-            (0x0804_8000u64, 0xffd0_0000u64, 0xf7f0_0000u64, Regs::I386(r), auxv)
+            (
+                0x0804_8000u64,
+                0xffd0_0000u64,
+                0xf7f0_0000u64,
+                Regs::I386(r),
+                auxv,
+            )
         }
     };
     let exe = FileRef {
         path: "/usr/bin/example".into(),
         deleted: false,
-        identity: FileIdentity { dev: 0x801, ino: 4242, size: 8192, mtime_ns: 1_700_000_000_000_000_000, mode: 0o100755, sha256: [0; 32] },
+        identity: FileIdentity {
+            dev: 0x801,
+            ino: 4242,
+            size: 8192,
+            mtime_ns: 1_700_000_000_000_000_000,
+            mode: 0o100755,
+            sha256: [0; 32],
+        },
         stored: None,
     };
     let mut actions = vec![SigAction::default(); 64];
-    actions[9] = SigAction { handler: base + 0x1100, flags: 0x0400_0004, restorer: base + 0x1200, mask: 1 << 14 };
+    actions[9] = SigAction {
+        handler: base + 0x1100,
+        flags: 0x0400_0004,
+        restorer: base + 0x1200,
+        mask: 1 << 14,
+    };
     let mut xsave = vec![0u8; 576];
     xsave[512..520].copy_from_slice(&3u64.to_le_bytes());
     let mut ck = Checkpoint {
@@ -84,7 +108,12 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
             },
             capture_uid: 0,
             capture_gid: 0,
-            capture_cmdline: vec!["psnc-capture".into(), "42".into(), "-o".into(), "example.psnc".into()],
+            capture_cmdline: vec![
+                "psnc-capture".into(),
+                "42".into(),
+                "-o".into(),
+                "example.psnc".into(),
+            ],
         },
         processes: vec![Process {
             pid: 42,
@@ -93,12 +122,24 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
             sid: 42,
             arch,
             comm: "example".into(),
-            creds: Creds { uids: [1000; 4], gids: [1000; 4], groups: vec![1000, 27], cap_bnd: 0x1ff_ffff_ffff, ..Default::default() },
+            creds: Creds {
+                uids: [1000; 4],
+                gids: [1000; 4],
+                groups: vec![1000, 27],
+                cap_bnd: 0x1ff_ffff_ffff,
+                ..Default::default()
+            },
             cwd: "/home/example".into(),
             root: "/".into(),
             umask: 0o022,
             personality: 0,
-            rlimits: vec![Rlimit { cur: 8 << 20, max: u64::MAX }; 16],
+            rlimits: vec![
+                Rlimit {
+                    cur: 8 << 20,
+                    max: u64::MAX
+                };
+                16
+            ],
             exe: exe.clone(),
             mm: MmFields {
                 start_code: base,
@@ -129,42 +170,190 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                 fs_base: 0,
                 gs_base: 0,
                 tls: if arch == Arch::I386 {
-                    vec![UserDesc { entry_number: 12, base_addr: 0xf7e0_0000, limit: 0xfffff, flags: 0x51 }]
+                    vec![UserDesc {
+                        entry_number: 12,
+                        base_addr: 0xf7e0_0000,
+                        limit: 0xfffff,
+                        flags: 0x51,
+                    }]
                 } else {
                     Vec::new()
                 },
                 sigmask: 1 << 9,
-                pending: vec![SigInfo { signo: 10, code: -1, raw: { let mut r = vec![0u8; 128]; r[0] = 10; r[8] = 0xff; r } }],
-                sigaltstack: SigAltStack { sp: base + 0x8000, flags: 0, size: 0x2000 },
+                pending: vec![SigInfo {
+                    signo: 10,
+                    code: -1,
+                    raw: {
+                        let mut r = vec![0u8; 128];
+                        r[0] = 10;
+                        r[8] = 0xff;
+                        r
+                    },
+                }],
+                sigaltstack: SigAltStack {
+                    sp: base + 0x8000,
+                    flags: 0,
+                    size: 0x2000,
+                },
                 clear_child_tid: base + 0x3050,
                 robust_list: base + 0x3060,
                 robust_list_len: if arch == Arch::I386 { 12 } else { 24 },
-                rseq: Some(Rseq { addr: base + 0x3080, len: 32, sig: 0x5305_3053, flags: 0 }),
+                rseq: Some(Rseq {
+                    addr: base + 0x3080,
+                    len: 32,
+                    sig: 0x5305_3053,
+                    flags: 0,
+                }),
                 restart: SyscallRestart::Reissue { nr: 35, code: -516 },
             }],
             vmas: vec![
-                Vma { start: base, end: base + 0x3000, prot: 5, shared: false, kind: VmaKind::File, file_offset: 0, file: Some(exe.clone()), vm_flags: 0 },
-                Vma { start: base + 0x3000, end: base + 0x4000, prot: 3, shared: false, kind: VmaKind::File, file_offset: 0x2000, file: Some(exe.clone()), vm_flags: 0 },
-                Vma { start: base + 0x5000, end: base + 0x6000, prot: 3, shared: false, kind: VmaKind::Heap, file_offset: 0, file: None, vm_flags: 0 },
-                Vma { start: base + 0x8000, end: base + 0xa000, prot: 3, shared: false, kind: VmaKind::Anonymous, file_offset: 0, file: None, vm_flags: vm_flags::DONTDUMP },
-                Vma { start: stack, end: stack + 0x1000, prot: 3, shared: false, kind: VmaKind::Stack, file_offset: 0, file: None, vm_flags: vm_flags::GROWSDOWN },
-                Vma { start: vdso - 0x4000, end: vdso, prot: 1, shared: false, kind: VmaKind::Vvar, file_offset: 0, file: None, vm_flags: vm_flags::IO },
-                Vma { start: vdso, end: vdso + 0x1000, prot: 5, shared: false, kind: VmaKind::Vdso, file_offset: 0, file: None, vm_flags: 0 },
+                Vma {
+                    start: base,
+                    end: base + 0x3000,
+                    prot: 5,
+                    shared: false,
+                    kind: VmaKind::File,
+                    file_offset: 0,
+                    file: Some(exe.clone()),
+                    vm_flags: 0,
+                },
+                Vma {
+                    start: base + 0x3000,
+                    end: base + 0x4000,
+                    prot: 3,
+                    shared: false,
+                    kind: VmaKind::File,
+                    file_offset: 0x2000,
+                    file: Some(exe.clone()),
+                    vm_flags: 0,
+                },
+                Vma {
+                    start: base + 0x5000,
+                    end: base + 0x6000,
+                    prot: 3,
+                    shared: false,
+                    kind: VmaKind::Heap,
+                    file_offset: 0,
+                    file: None,
+                    vm_flags: 0,
+                },
+                Vma {
+                    start: base + 0x8000,
+                    end: base + 0xa000,
+                    prot: 3,
+                    shared: false,
+                    kind: VmaKind::Anonymous,
+                    file_offset: 0,
+                    file: None,
+                    vm_flags: vm_flags::DONTDUMP,
+                },
+                Vma {
+                    start: stack,
+                    end: stack + 0x1000,
+                    prot: 3,
+                    shared: false,
+                    kind: VmaKind::Stack,
+                    file_offset: 0,
+                    file: None,
+                    vm_flags: vm_flags::GROWSDOWN,
+                },
+                Vma {
+                    start: vdso - 0x4000,
+                    end: vdso,
+                    prot: 1,
+                    shared: false,
+                    kind: VmaKind::Vvar,
+                    file_offset: 0,
+                    file: None,
+                    vm_flags: vm_flags::IO,
+                },
+                Vma {
+                    start: vdso,
+                    end: vdso + 0x1000,
+                    prot: 5,
+                    shared: false,
+                    kind: VmaKind::Vdso,
+                    file_offset: 0,
+                    file: None,
+                    vm_flags: 0,
+                },
             ],
             pages: Vec::new(),
             fds: vec![
-                Fd { fd: 0, flags: 2, cloexec: false, pos: 0, kind: FdKind::Tty { path: "/dev/pts/0".into(), rdev: 0x8800 } },
-                Fd { fd: 1, flags: 1, cloexec: false, pos: 0, kind: FdKind::CharDevice { path: "/dev/null".into(), rdev: 0x103 } },
+                Fd {
+                    fd: 0,
+                    flags: 2,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::Tty {
+                        path: "/dev/pts/0".into(),
+                        rdev: 0x8800,
+                    },
+                },
+                Fd {
+                    fd: 1,
+                    flags: 1,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::CharDevice {
+                        path: "/dev/null".into(),
+                        rdev: 0x103,
+                    },
+                },
                 Fd {
                     fd: 3,
                     flags: 0o2001,
                     cloexec: true,
                     pos: 4100,
-                    kind: FdKind::Regular(FileRef { path: "/tmp/example.log".into(), deleted: false, identity: FileIdentity { dev: 0x801, ino: 77, size: 4100, mtime_ns: 1, mode: 0o100644, sha256: [0; 32] }, stored: None }),
+                    kind: FdKind::Regular(FileRef {
+                        path: "/tmp/example.log".into(),
+                        deleted: false,
+                        identity: FileIdentity {
+                            dev: 0x801,
+                            ino: 77,
+                            size: 4100,
+                            mtime_ns: 1,
+                            mode: 0o100644,
+                            sha256: [0; 32],
+                        },
+                        stored: None,
+                    }),
                 },
-                Fd { fd: 4, flags: 0, cloexec: false, pos: 0, kind: FdKind::Pipe(PipeEnd { ino: 9001, write_end: false, buffered: b"unread".to_vec(), capacity: 65536, external: false }) },
-                Fd { fd: 5, flags: 1, cloexec: false, pos: 0, kind: FdKind::Pipe(PipeEnd { ino: 9001, write_end: true, buffered: Vec::new(), capacity: 65536, external: false }) },
-                Fd { fd: 6, flags: 0, cloexec: false, pos: 0, kind: FdKind::Directory { path: "/home/example".into() } },
+                Fd {
+                    fd: 4,
+                    flags: 0,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::Pipe(PipeEnd {
+                        ino: 9001,
+                        write_end: false,
+                        buffered: b"unread".to_vec(),
+                        capacity: 65536,
+                        external: false,
+                    }),
+                },
+                Fd {
+                    fd: 5,
+                    flags: 1,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::Pipe(PipeEnd {
+                        ino: 9001,
+                        write_end: true,
+                        buffered: Vec::new(),
+                        capacity: 65536,
+                        external: false,
+                    }),
+                },
+                Fd {
+                    fd: 6,
+                    flags: 0,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::Directory {
+                        path: "/home/example".into(),
+                    },
+                },
                 // Section 12 (format 1.1): EPOLLIN on the pipe with a cookie that needs all 64
                 // bits, EPOLLIN|EPOLLOUT|EPOLLET on the log file.
                 Fd {
@@ -174,17 +363,50 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                     pos: 0,
                     kind: FdKind::Epoll {
                         watches: vec![
-                            EpollWatch { tfd: 4, events: 0x1, data: 0x1122_3344_5566_7788 },
-                            EpollWatch { tfd: 3, events: 0x8000_0005, data: 3 },
+                            EpollWatch {
+                                tfd: 4,
+                                events: 0x1,
+                                data: 0x1122_3344_5566_7788,
+                            },
+                            EpollWatch {
+                                tfd: 3,
+                                events: 0x8000_0005,
+                                data: 3,
+                            },
                         ],
                     },
                 },
             ],
             signals: ProcessSignals {
                 actions,
-                shared_pending: vec![SigInfo { signo: 12, code: 0, raw: { let mut r = vec![0u8; 128]; r[0] = 12; r } }],
-                itimers: [ITimer { value_us: 250_000, interval_us: 500_000 }, ITimer::default(), ITimer::default()],
-                posix_timers: vec![PosixTimer { id: 0, clock: 1, notify: 0, signo: 14, sigev_value: 7, notify_tid: 0, value_ns: 1_000_000, interval_ns: 0, overrun: 0 }],
+                shared_pending: vec![SigInfo {
+                    signo: 12,
+                    code: 0,
+                    raw: {
+                        let mut r = vec![0u8; 128];
+                        r[0] = 12;
+                        r
+                    },
+                }],
+                itimers: [
+                    ITimer {
+                        value_us: 250_000,
+                        interval_us: 500_000,
+                    },
+                    ITimer::default(),
+                    ITimer::default(),
+                ],
+                posix_timers: vec![PosixTimer {
+                    id: 0,
+                    clock: 1,
+                    notify: 0,
+                    signo: 14,
+                    sigev_value: 7,
+                    notify_tid: 0,
+                    value_ns: 1_000_000,
+                    interval_ns: 0,
+                    overrun: 0,
+                }],
             },
         }],
         files: Vec::new(),
@@ -199,7 +421,13 @@ pub fn example_runs(arch: Arch) -> Vec<(u64, u64)> {
         Arch::X86_64 => (0x40_0000u64, 0x7ffc_0000_0000u64, 0x7ffc_1000_0000u64),
         Arch::I386 => (0x0804_8000, 0xffd0_0000, 0xf7f0_0000),
     };
-    let mut runs = vec![(base + 0x3000, 1), (base + 0x5000, 1), (base + 0x8000, 2), (stack, 1), (vdso, 1)];
+    let mut runs = vec![
+        (base + 0x3000, 1),
+        (base + 0x5000, 1),
+        (base + 0x8000, 2),
+        (stack, 1),
+        (vdso, 1),
+    ];
     runs.sort_unstable();
     runs
 }
@@ -210,7 +438,8 @@ pub fn write_example<W: Write>(out: W, arch: Arch, class: LayoutClass) -> Result
     let mut w = ImageWriter::new(out, class)?;
     let p = &mut ck.processes[0];
     for (addr, pages) in example_runs(arch) {
-        p.pages.push(w.write_pages(addr, &page_pattern(addr, pages))?);
+        p.pages
+            .push(w.write_pages(addr, &page_pattern(addr, pages))?);
     }
     let exe_bytes: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
     let id = w.store_file(&p.exe.path, &exe_bytes)?;

@@ -81,11 +81,12 @@ impl Header {
         b[20] = self.chunk_shift;
         match self.class {
             LayoutClass::Bits32 => {
-                let t = u32::try_from(self.table_offset).map_err(|_| FormatError::FieldTooWide {
-                    field: "header.table_offset".into(),
-                    value: self.table_offset,
-                    bits: 32,
-                })?;
+                let t =
+                    u32::try_from(self.table_offset).map_err(|_| FormatError::FieldTooWide {
+                        field: "header.table_offset".into(),
+                        value: self.table_offset,
+                        bits: 32,
+                    })?;
                 b[24..28].copy_from_slice(&t.to_le_bytes());
             }
             LayoutClass::Bits64 => b[24..32].copy_from_slice(&self.table_offset.to_le_bytes()),
@@ -106,7 +107,10 @@ impl Header {
         let mut magic = [0u8; 8];
         magic.copy_from_slice(&bytes[0..8]);
         if magic != MAGIC {
-            return Err(FormatError::BadMagic { found: magic, expected: MAGIC });
+            return Err(FormatError::BadMagic {
+                found: magic,
+                expected: MAGIC,
+            });
         }
         let major = u16::from_le_bytes([bytes[8], bytes[9]]);
         let minor = u16::from_le_bytes([bytes[10], bytes[11]]);
@@ -135,16 +139,24 @@ impl Header {
             )));
         }
         let table_offset = match class {
-            LayoutClass::Bits32 => {
-                u64::from(u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]))
-            }
+            LayoutClass::Bits32 => u64::from(u32::from_le_bytes([
+                bytes[24], bytes[25], bytes[26], bytes[27],
+            ])),
             LayoutClass::Bits64 => {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&bytes[24..32]);
                 u64::from_le_bytes(w)
             }
         };
-        Ok(Header { major, minor, class, header_size, flags, chunk_shift, table_offset })
+        Ok(Header {
+            major,
+            minor,
+            class,
+            header_size,
+            flags,
+            chunk_shift,
+            table_offset,
+        })
     }
 }
 
@@ -316,21 +328,36 @@ mod tests {
 
     #[test]
     fn header_refusals_name_the_problem() {
-        let mut b = Header::new(LayoutClass::Bits64, true).encode().expect("encode");
+        let mut b = Header::new(LayoutClass::Bits64, true)
+            .encode()
+            .expect("encode");
         b[8] = 2;
         assert!(matches!(
             Header::decode(&b),
-            Err(FormatError::UnsupportedMajor { found_major: 2, supported: 1, .. })
+            Err(FormatError::UnsupportedMajor {
+                found_major: 2,
+                supported: 1,
+                ..
+            })
         ));
         b[8] = 1;
         b[13] = 2;
-        assert!(matches!(Header::decode(&b), Err(FormatError::BadByteOrder(2))));
+        assert!(matches!(
+            Header::decode(&b),
+            Err(FormatError::BadByteOrder(2))
+        ));
         b[13] = 1;
         b[12] = 3;
         assert!(matches!(Header::decode(&b), Err(FormatError::BadClass(3))));
         b[0] = b'E';
-        assert!(matches!(Header::decode(&b), Err(FormatError::BadMagic { .. })));
-        assert!(matches!(Header::decode(&b[..10]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            Header::decode(&b),
+            Err(FormatError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            Header::decode(&b[..10]),
+            Err(FormatError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -341,7 +368,14 @@ mod tests {
         assert_eq!(Trailer::size(LayoutClass::Bits64), 56);
         assert_eq!(PageIndexEntry::size(LayoutClass::Bits32), 20);
         assert_eq!(PageIndexEntry::size(LayoutClass::Bits64), 32);
-        let e = SectionEntry { kind: 5, version: 1, flags: 3, offset: 64, length: 9, sha256: [7; 32] };
+        let e = SectionEntry {
+            kind: 5,
+            version: 1,
+            flags: 3,
+            offset: 64,
+            length: 9,
+            sha256: [7; 32],
+        };
         let mut v = Vec::new();
         e.encode::<C32>(0, &mut v).expect("encode");
         assert_eq!(v.len(), 48);

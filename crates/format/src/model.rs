@@ -220,7 +220,9 @@ pub struct FileIdentity {
 }
 
 /// Index into [`Checkpoint::files`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct FileId(pub u32);
 
 /// A file whose contents are stored in the image, once per distinct content.

@@ -23,7 +23,9 @@ use crate::digest::{chunk_digests, digest_of_chunks, sha256};
 use crate::error::{FormatError, Result};
 use crate::layout::{Header, SectionEntry, Trailer, SECTION_CHUNKED};
 use crate::model::{Checkpoint, FileId, PageRun};
-use crate::sections::{decode_metadata, kind_name, postcard_dec, ChunkDigestsV1, MetadataBodies, SectionKind};
+use crate::sections::{
+    decode_metadata, kind_name, postcard_dec, ChunkDigestsV1, MetadataBodies, SectionKind,
+};
 
 enum Backing {
     Mapped(Mmap),
@@ -63,7 +65,10 @@ impl Image {
     /// Opens and checks an image file (memory-mapped).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let file = File::open(path.as_ref()).map_err(FormatError::io("opening the image"))?;
-        let len = file.metadata().map_err(FormatError::io("reading the image size"))?.len();
+        let len = file
+            .metadata()
+            .map_err(FormatError::io("reading the image size"))?
+            .len();
         if len == 0 {
             return Self::from_vec(Vec::new());
         }
@@ -87,8 +92,14 @@ impl Image {
     /// Reads an image from a stream (stdin, a pipe, a socket): spools it into an anonymous
     /// memory file, then checks it like [`Image::open`].
     pub fn from_reader(mut r: impl Read) -> Result<Self> {
-        let fd = nix::sys::memfd::memfd_create(c"psnc-image", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
-            .map_err(|e| FormatError::Io { action: "creating a memfd to spool the image", source: e.into() })?;
+        let fd = nix::sys::memfd::memfd_create(
+            c"psnc-image",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+        )
+        .map_err(|e| FormatError::Io {
+            action: "creating a memfd to spool the image",
+            source: e.into(),
+        })?;
         let mut file = File::from(fd);
         let n = io::copy(&mut r, &mut file).map_err(FormatError::io("spooling the image"))?;
         if n == 0 {
@@ -96,7 +107,8 @@ impl Image {
         }
         // SAFETY: the memfd is private to this process and nothing else holds it; it is never
         // written again after this point, so the mapping cannot change underneath.
-        let map = unsafe { Mmap::map(&file) }.map_err(FormatError::io("mapping the spooled image"))?;
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(FormatError::io("mapping the spooled image"))?;
         Self::parse(Backing::Mapped(map))
     }
 
@@ -120,7 +132,15 @@ impl Image {
         };
         let page_data = range(SectionKind::PageData);
         let file_data = range(SectionKind::FileData);
-        Ok(Image { header, trailer, entries, checkpoint, page_data, file_data, data })
+        Ok(Image {
+            header,
+            trailer,
+            entries,
+            checkpoint,
+            page_data,
+            file_data,
+            data,
+        })
     }
 
     /// The layout class.
@@ -151,7 +171,9 @@ impl Image {
     /// The bytes of section `index` of the table.
     pub fn section_bytes(&self, index: usize) -> Option<&[u8]> {
         let e = self.entries.get(index)?;
-        self.data.bytes().get(e.offset as usize..(e.offset + e.length) as usize)
+        self.data
+            .bytes()
+            .get(e.offset as usize..(e.offset + e.length) as usize)
     }
 
     /// The whole image.
@@ -180,7 +202,9 @@ impl Image {
         let len = run.pages.checked_mul(4096);
         let end = len.and_then(|l| run.data_offset.checked_add(l));
         match end {
-            Some(end) if end <= data.len() as u64 => Ok(&data[run.data_offset as usize..end as usize]),
+            Some(end) if end <= data.len() as u64 => {
+                Ok(&data[run.data_offset as usize..end as usize])
+            }
             _ => Err(FormatError::DataOutOfRange {
                 what: format!("page run {:#x} ({} pages)", run.addr, run.pages),
                 offset: run.data_offset,
@@ -198,7 +222,9 @@ impl Image {
         let data = self.file_data();
         let end = f.data_offset.checked_add(f.size);
         match end {
-            Some(end) if end <= data.len() as u64 => Ok(&data[f.data_offset as usize..end as usize]),
+            Some(end) if end <= data.len() as u64 => {
+                Ok(&data[f.data_offset as usize..end as usize])
+            }
             _ => Err(FormatError::DataOutOfRange {
                 what: format!("stored file {} ({})", id.0, f.path),
                 offset: f.data_offset,
@@ -231,15 +257,24 @@ impl Image {
         sorted.sort_by_key(|(_, e)| e.offset);
         let mut pos = u64::from(self.header.header_size);
         for (index, e) in sorted {
-            let raw = SectionKind::from_number(e.kind).is_some_and(|k| k.is_raw() && k != SectionKind::PageIndex);
-            let align = if raw { crate::layout::PAGE_ALIGN } else { crate::layout::SECTION_ALIGN };
+            let raw = SectionKind::from_number(e.kind)
+                .is_some_and(|k| k.is_raw() && k != SectionKind::PageIndex);
+            let align = if raw {
+                crate::layout::PAGE_ALIGN
+            } else {
+                crate::layout::SECTION_ALIGN
+            };
             if e.offset % align != 0 {
                 return Err(FormatError::BadSectionExtent {
                     index,
                     kind: kind_name(e.kind),
                     offset: e.offset,
                     length: e.length,
-                    why: if raw { "raw data section is not 4096-aligned" } else { "section is not 8-aligned" },
+                    why: if raw {
+                        "raw data section is not 4096-aligned"
+                    } else {
+                        "section is not 8-aligned"
+                    },
                 });
             }
             check_zero(bytes, pos, e.offset)?;
@@ -271,8 +306,14 @@ impl Image {
                 continue;
             }
             let name = kind_name(e.kind);
-            if let Some(stored) = SectionKind::from_number(e.kind).and_then(|k| self.chunk_digests(k)) {
-                if let Some(bad) = digests.iter().zip(&stored.digests).position(|(a, b)| a != b) {
+            if let Some(stored) =
+                SectionKind::from_number(e.kind).and_then(|k| self.chunk_digests(k))
+            {
+                if let Some(bad) = digests
+                    .iter()
+                    .zip(&stored.digests)
+                    .position(|(a, b)| a != b)
+                {
                     let start = e.offset + (bad * chunk) as u64;
                     return Err(FormatError::DigestMismatch {
                         what: format!("section {name}, chunk {bad}"),
@@ -303,7 +344,12 @@ fn check_zero(bytes: &[u8], from: u64, to: u64) -> Result<()> {
 }
 
 fn truncated(what: impl Into<String>, offset: u64, end: u64, have: usize) -> FormatError {
-    FormatError::Truncated { what: what.into(), offset, end, have: have as u64 }
+    FormatError::Truncated {
+        what: what.into(),
+        offset,
+        end,
+        have: have as u64,
+    }
 }
 
 fn parse_class<C: Class>(
@@ -344,7 +390,10 @@ fn parse_class<C: Class>(
     let mut h = sha2::Sha256::default();
     sha2::Digest::update(&mut h, &bytes[..hsize as usize]);
     sha2::Digest::update(&mut h, table);
-    sha2::Digest::update(&mut h, &bytes[len - tsize..len - tsize + 2 * C::LAYOUT.word_size()]);
+    sha2::Digest::update(
+        &mut h,
+        &bytes[len - tsize..len - tsize + 2 * C::LAYOUT.word_size()],
+    );
     let digest: [u8; 32] = sha2::Digest::finalize(h).into();
     if digest != trailer.image_sha256 {
         return Err(FormatError::DigestMismatch {
@@ -364,9 +413,14 @@ fn parse_class<C: Class>(
             length: e.length,
             why,
         };
-        let end = e.offset.checked_add(e.length).ok_or_else(|| bad("offset + length overflows"))?;
+        let end = e
+            .offset
+            .checked_add(e.length)
+            .ok_or_else(|| bad("offset + length overflows"))?;
         if e.offset < hsize || end > trailer.table_offset {
-            return Err(bad("outside the data area between header and section table"));
+            return Err(bad(
+                "outside the data area between header and section table",
+            ));
         }
         entries.push(e);
     }
@@ -389,7 +443,10 @@ fn parse_class<C: Class>(
     for (index, e) in entries.iter().enumerate() {
         let Some(kind) = SectionKind::from_number(e.kind) else {
             if e.is_critical() {
-                return Err(FormatError::UnknownCriticalSection { kind: e.kind, index });
+                return Err(FormatError::UnknownCriticalSection {
+                    kind: e.kind,
+                    index,
+                });
             }
             continue;
         };
@@ -429,7 +486,10 @@ fn parse_class<C: Class>(
     for kind in SectionKind::ALL.into_iter().filter(|k| k.required()) {
         let count = entries.iter().filter(|e| e.kind == kind.number()).count();
         if count != 1 {
-            return Err(FormatError::SectionCount { kind: kind.name(), count });
+            return Err(FormatError::SectionCount {
+                kind: kind.name(),
+                count,
+            });
         }
     }
     let checkpoint = decode_metadata::<C>(&MetadataBodies { bodies })?;

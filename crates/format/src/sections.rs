@@ -126,7 +126,10 @@ impl SectionKind {
 
     /// Whether the section's body is raw bytes (not postcard).
     pub fn is_raw(self) -> bool {
-        matches!(self, SectionKind::PageData | SectionKind::FileData | SectionKind::PageIndex)
+        matches!(
+            self,
+            SectionKind::PageData | SectionKind::FileData | SectionKind::PageIndex
+        )
     }
 
     /// Whether the section must appear exactly once in a 1.x image. The others appear at most
@@ -431,7 +434,14 @@ impl<C: Class> ProcessV1<C> {
             root: p.root.clone(),
             umask: p.umask,
             personality: p.personality,
-            rlimits: p.rlimits.iter().map(|r| RlimitV1 { cur: r.cur, max: r.max }).collect(),
+            rlimits: p
+                .rlimits
+                .iter()
+                .map(|r| RlimitV1 {
+                    cur: r.cur,
+                    max: r.max,
+                })
+                .collect(),
             exe: FileRefV1::from(&p.exe),
             mm: MmV1::from_model(&p.mm, &format!("process {} mm", p.pid))?,
             auxv: p.auxv.clone(),
@@ -471,7 +481,14 @@ impl<C: Class> ProcessV1<C> {
             root: self.root,
             umask: self.umask,
             personality: self.personality,
-            rlimits: self.rlimits.iter().map(|r| model::Rlimit { cur: r.cur, max: r.max }).collect(),
+            rlimits: self
+                .rlimits
+                .iter()
+                .map(|r| model::Rlimit {
+                    cur: r.cur,
+                    max: r.max,
+                })
+                .collect(),
             exe: self.exe.into(),
             mm: self.mm.into_model(),
             auxv: self.auxv,
@@ -516,12 +533,20 @@ pub struct SigInfoV1 {
 
 impl From<&model::SigInfo> for SigInfoV1 {
     fn from(m: &model::SigInfo) -> Self {
-        SigInfoV1 { signo: m.signo, code: m.code, raw: m.raw.clone() }
+        SigInfoV1 {
+            signo: m.signo,
+            code: m.code,
+            raw: m.raw.clone(),
+        }
     }
 }
 impl From<SigInfoV1> for model::SigInfo {
     fn from(v: SigInfoV1) -> Self {
-        model::SigInfo { signo: v.signo, code: v.code, raw: v.raw }
+        model::SigInfo {
+            signo: v.signo,
+            code: v.code,
+            raw: v.raw,
+        }
     }
 }
 
@@ -806,18 +831,41 @@ pub struct PipeEndV1 {
 #[allow(missing_docs)]
 pub enum FdKindV1 {
     Regular(FileRefV1),
-    Directory { path: String },
-    CharDevice { path: String, rdev: u64 },
-    Tty { path: String, rdev: u64 },
+    Directory {
+        path: String,
+    },
+    CharDevice {
+        path: String,
+        rdev: u64,
+    },
+    Tty {
+        path: String,
+        rdev: u64,
+    },
     Pipe(PipeEndV1),
-    Fifo { path: String, buffered: Vec<u8> },
-    Socket { family: u32, sock_type: u32, ino: u64 },
-    EventFd { count: u64 },
+    Fifo {
+        path: String,
+        buffered: Vec<u8>,
+    },
+    Socket {
+        family: u32,
+        sock_type: u32,
+        ino: u64,
+    },
+    EventFd {
+        count: u64,
+    },
     Epoll,
     TimerFd,
-    SignalFd { mask: u64 },
-    MemFd { name: String },
-    Other { link: String },
+    SignalFd {
+        mask: u64,
+    },
+    MemFd {
+        name: String,
+    },
+    Other {
+        link: String,
+    },
 }
 
 /// An open file descriptor, version 1.
@@ -840,8 +888,14 @@ impl FdV1 {
         let kind = match &f.kind {
             K::Regular(r) => FdKindV1::Regular(r.into()),
             K::Directory { path } => FdKindV1::Directory { path: path.clone() },
-            K::CharDevice { path, rdev } => FdKindV1::CharDevice { path: path.clone(), rdev: *rdev },
-            K::Tty { path, rdev } => FdKindV1::Tty { path: path.clone(), rdev: *rdev },
+            K::CharDevice { path, rdev } => FdKindV1::CharDevice {
+                path: path.clone(),
+                rdev: *rdev,
+            },
+            K::Tty { path, rdev } => FdKindV1::Tty {
+                path: path.clone(),
+                rdev: *rdev,
+            },
             K::Pipe(p) => FdKindV1::Pipe(PipeEndV1 {
                 ino: p.ino,
                 write_end: p.write_end,
@@ -849,12 +903,19 @@ impl FdV1 {
                 capacity: p.capacity,
                 external: p.external,
             }),
-            K::Fifo { path, buffered } => {
-                FdKindV1::Fifo { path: path.clone(), buffered: buffered.clone() }
-            }
-            K::Socket { family, sock_type, ino } => {
-                FdKindV1::Socket { family: *family, sock_type: *sock_type, ino: *ino }
-            }
+            K::Fifo { path, buffered } => FdKindV1::Fifo {
+                path: path.clone(),
+                buffered: buffered.clone(),
+            },
+            K::Socket {
+                family,
+                sock_type,
+                ino,
+            } => FdKindV1::Socket {
+                family: *family,
+                sock_type: *sock_type,
+                ino: *ino,
+            },
             K::EventFd { count } => FdKindV1::EventFd { count: *count },
             // The watches go to the epoll section (format 1.1): FdKindV1 is frozen.
             K::Epoll { .. } => FdKindV1::Epoll,
@@ -863,7 +924,14 @@ impl FdV1 {
             K::MemFd { name } => FdKindV1::MemFd { name: name.clone() },
             K::Other { link } => FdKindV1::Other { link: link.clone() },
         };
-        FdV1 { pid, fd: f.fd, flags: f.flags, cloexec: f.cloexec, pos: f.pos, kind }
+        FdV1 {
+            pid,
+            fd: f.fd,
+            flags: f.flags,
+            cloexec: f.cloexec,
+            pos: f.pos,
+            kind,
+        }
     }
 
     fn into_model(self) -> model::Fd {
@@ -881,16 +949,32 @@ impl FdV1 {
                 external: p.external,
             }),
             FdKindV1::Fifo { path, buffered } => K::Fifo { path, buffered },
-            FdKindV1::Socket { family, sock_type, ino } => K::Socket { family, sock_type, ino },
+            FdKindV1::Socket {
+                family,
+                sock_type,
+                ino,
+            } => K::Socket {
+                family,
+                sock_type,
+                ino,
+            },
             FdKindV1::EventFd { count } => K::EventFd { count },
             // Filled from the epoll section by `decode_metadata`.
-            FdKindV1::Epoll => K::Epoll { watches: Vec::new() },
+            FdKindV1::Epoll => K::Epoll {
+                watches: Vec::new(),
+            },
             FdKindV1::TimerFd => K::TimerFd,
             FdKindV1::SignalFd { mask } => K::SignalFd { mask },
             FdKindV1::MemFd { name } => K::MemFd { name },
             FdKindV1::Other { link } => K::Other { link },
         };
-        model::Fd { fd: self.fd, flags: self.flags, cloexec: self.cloexec, pos: self.pos, kind }
+        model::Fd {
+            fd: self.fd,
+            flags: self.flags,
+            cloexec: self.cloexec,
+            pos: self.pos,
+            kind,
+        }
     }
 }
 
@@ -969,7 +1053,10 @@ impl<C: Class> SignalsV1<C> {
                 overrun: t.overrun,
             });
         }
-        let it = |t: &model::ITimer| ITimerV1 { value_us: t.value_us, interval_us: t.interval_us };
+        let it = |t: &model::ITimer| ITimerV1 {
+            value_us: t.value_us,
+            interval_us: t.interval_us,
+        };
         Ok(SignalsV1 {
             pid,
             actions,
@@ -980,7 +1067,10 @@ impl<C: Class> SignalsV1<C> {
     }
 
     fn into_model(self) -> model::ProcessSignals {
-        let it = |t: &ITimerV1| model::ITimer { value_us: t.value_us, interval_us: t.interval_us };
+        let it = |t: &ITimerV1| model::ITimer {
+            value_us: t.value_us,
+            interval_us: t.interval_us,
+        };
         model::ProcessSignals {
             actions: self
                 .actions
@@ -993,7 +1083,11 @@ impl<C: Class> SignalsV1<C> {
                 })
                 .collect(),
             shared_pending: self.shared_pending.into_iter().map(Into::into).collect(),
-            itimers: [it(&self.itimers[0]), it(&self.itimers[1]), it(&self.itimers[2])],
+            itimers: [
+                it(&self.itimers[0]),
+                it(&self.itimers[1]),
+                it(&self.itimers[2]),
+            ],
             posix_timers: self
                 .posix_timers
                 .iter()
@@ -1084,7 +1178,11 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
                     fd: f.fd,
                     watches: watches
                         .iter()
-                        .map(|w| EpollWatchV1 { tfd: w.tfd, events: w.events, data: w.data })
+                        .map(|w| EpollWatchV1 {
+                            tfd: w.tfd,
+                            events: w.events,
+                            data: w.data,
+                        })
                         .collect(),
                 });
             }
@@ -1157,7 +1255,10 @@ impl<'a> MetadataBodies<'a> {
         match (found.next(), found.count()) {
             (None, _) => Ok(None),
             (Some((_, o, b)), 0) => Ok(Some((*o, *b))),
-            (Some(_), more) => Err(FormatError::SectionCount { kind: kind.name(), count: more + 1 }),
+            (Some(_), more) => Err(FormatError::SectionCount {
+                kind: kind.name(),
+                count: more + 1,
+            }),
         }
     }
 
@@ -1166,7 +1267,10 @@ impl<'a> MetadataBodies<'a> {
             .iter()
             .find(|(k, _, _)| *k == kind)
             .map(|(_, o, b)| (*o, *b))
-            .ok_or(FormatError::SectionCount { kind: kind.name(), count: 0 })
+            .ok_or(FormatError::SectionCount {
+                kind: kind.name(),
+                count: 0,
+            })
     }
 }
 
@@ -1175,10 +1279,11 @@ fn owner<'m>(
     pid: u32,
     what: &str,
 ) -> Result<&'m mut model::Process> {
-    procs
-        .iter_mut()
-        .find(|p| p.pid == pid)
-        .ok_or_else(|| FormatError::Invalid(format!("{what} belongs to pid {pid}, which is not in the image")))
+    procs.iter_mut().find(|p| p.pid == pid).ok_or_else(|| {
+        FormatError::Invalid(format!(
+            "{what} belongs to pid {pid}, which is not in the image"
+        ))
+    })
 }
 
 /// Decodes the metadata sections of class `C` into a model.
@@ -1193,19 +1298,25 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
     let threads: Vec<ThreadV1<C>> = postcard_dec(SectionKind::Threads, o, b)?;
     for t in threads {
         let pid = t.pid;
-        owner(&mut processes, pid, &format!("thread {}", t.tid))?.threads.push(t.into_model());
+        owner(&mut processes, pid, &format!("thread {}", t.tid))?
+            .threads
+            .push(t.into_model());
     }
     let (o, b) = m.get(SectionKind::Vmas)?;
     let vmas: Vec<VmaV1<C>> = postcard_dec(SectionKind::Vmas, o, b)?;
     for v in vmas {
         let pid = v.pid;
-        owner(&mut processes, pid, "a vma")?.vmas.push(v.into_model());
+        owner(&mut processes, pid, "a vma")?
+            .vmas
+            .push(v.into_model());
     }
     let (o, b) = m.get(SectionKind::Fds)?;
     let fds: Vec<FdV1> = postcard_dec(SectionKind::Fds, o, b)?;
     for f in fds {
         let pid = f.pid;
-        owner(&mut processes, pid, &format!("fd {}", f.fd))?.fds.push(f.into_model());
+        owner(&mut processes, pid, &format!("fd {}", f.fd))?
+            .fds
+            .push(f.into_model());
     }
     if let Some((o, b)) = m.get_optional(SectionKind::Epoll)? {
         let epolls: Vec<EpollV1> = postcard_dec(SectionKind::Epoll, o, b)?;
@@ -1217,19 +1328,27 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
                     e.pid, e.fd
                 )));
             }
-            let p = owner(&mut processes, e.pid, &format!("epoll record of fd {}", e.fd))?;
+            let p = owner(
+                &mut processes,
+                e.pid,
+                &format!("epoll record of fd {}", e.fd),
+            )?;
             let fd = p.fds.iter_mut().find(|f| f.fd == e.fd);
-            let Some(model::Fd { kind: model::FdKind::Epoll { watches }, .. }) = fd else {
+            let Some(model::Fd {
+                kind: model::FdKind::Epoll { watches },
+                ..
+            }) = fd
+            else {
                 return Err(FormatError::Invalid(format!(
                     "the epoll section has a record for pid {} fd {}, which is not an epoll fd",
                     e.pid, e.fd
                 )));
             };
-            watches.extend(
-                e.watches
-                    .into_iter()
-                    .map(|w| model::EpollWatch { tfd: w.tfd, events: w.events, data: w.data }),
-            );
+            watches.extend(e.watches.into_iter().map(|w| model::EpollWatch {
+                tfd: w.tfd,
+                events: w.events,
+                data: w.data,
+            }));
         }
     }
     let (o, b) = m.get(SectionKind::Signals)?;
@@ -1244,14 +1363,21 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         return Err(FormatError::Decode {
             kind: SectionKind::PageIndex.name(),
             offset: o,
-            detail: format!("length {} is not a multiple of the entry size {esz}", b.len()),
+            detail: format!(
+                "length {} is not a multiple of the entry size {esz}",
+                b.len()
+            ),
         });
     }
     for chunk in b.chunks_exact(esz) {
         let e = PageIndexEntry::decode::<C>(chunk);
-        owner(&mut processes, e.pid, &format!("page run {:#x}", e.addr))?.pages.push(
-            model::PageRun { addr: e.addr, pages: e.pages, data_offset: e.data_offset },
-        );
+        owner(&mut processes, e.pid, &format!("page run {:#x}", e.addr))?
+            .pages
+            .push(model::PageRun {
+                addr: e.addr,
+                pages: e.pages,
+                data_offset: e.data_offset,
+            });
     }
     let (o, b) = m.get(SectionKind::Files)?;
     let files: Vec<StoredFileV1<C>> = postcard_dec(SectionKind::Files, o, b)?;

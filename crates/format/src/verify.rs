@@ -17,10 +17,17 @@ fn invalid(s: String) -> FormatError {
 fn check_file_ref(ck: &Checkpoint, r: &FileRef, what: &str) -> Result<()> {
     if let Some(id) = r.stored {
         if id.0 as usize >= ck.files.len() {
-            return Err(invalid(format!("{what} refers to stored file {} but the image stores {}", id.0, ck.files.len())));
+            return Err(invalid(format!(
+                "{what} refers to stored file {} but the image stores {}",
+                id.0,
+                ck.files.len()
+            )));
         }
     } else if r.deleted {
-        return Err(invalid(format!("{what} ({}) was deleted at capture but its contents are not stored", r.path)));
+        return Err(invalid(format!(
+            "{what} ({}) was deleted at capture but its contents are not stored",
+            r.path
+        )));
     }
     Ok(())
 }
@@ -45,38 +52,67 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
             }
             let regs_i386 = matches!(t.regs, crate::model::Regs::I386(_));
             if regs_i386 != (p.arch == crate::model::Arch::I386) {
-                return Err(invalid(format!("thread {} of pid {} has registers of the wrong architecture", t.tid, p.pid)));
+                return Err(invalid(format!(
+                    "thread {} of pid {} has registers of the wrong architecture",
+                    t.tid, p.pid
+                )));
             }
         }
         if p.threads[0].tid != p.pid {
-            return Err(invalid(format!("the first thread of pid {} is {}, not the leader", p.pid, p.threads[0].tid)));
+            return Err(invalid(format!(
+                "the first thread of pid {} is {}, not the leader",
+                p.pid, p.threads[0].tid
+            )));
         }
         let mut prev_end = 0u64;
         for v in &p.vmas {
             if v.start % 4096 != 0 || v.end % 4096 != 0 || v.start >= v.end {
-                return Err(invalid(format!("vma {:#x}-{:#x} of pid {} is empty or not page-aligned", v.start, v.end, p.pid)));
+                return Err(invalid(format!(
+                    "vma {:#x}-{:#x} of pid {} is empty or not page-aligned",
+                    v.start, v.end, p.pid
+                )));
             }
             if v.start < prev_end {
-                return Err(invalid(format!("vma {:#x}-{:#x} of pid {} overlaps or is out of order", v.start, v.end, p.pid)));
+                return Err(invalid(format!(
+                    "vma {:#x}-{:#x} of pid {} overlaps or is out of order",
+                    v.start, v.end, p.pid
+                )));
             }
             prev_end = v.end;
             match (&v.kind, &v.file) {
-                (VmaKind::File, Some(f)) => check_file_ref(ck, f, &format!("vma {:#x} of pid {}", v.start, p.pid))?,
+                (VmaKind::File, Some(f)) => {
+                    check_file_ref(ck, f, &format!("vma {:#x} of pid {}", v.start, p.pid))?
+                }
                 (VmaKind::File, None) => {
-                    return Err(invalid(format!("file vma {:#x} of pid {} names no file", v.start, p.pid)));
+                    return Err(invalid(format!(
+                        "file vma {:#x} of pid {} names no file",
+                        v.start, p.pid
+                    )));
                 }
                 _ => {}
             }
         }
         let mut prev = 0u64;
         for r in &p.pages {
-            let end = r.pages.checked_mul(4096).and_then(|l| r.addr.checked_add(l));
-            let data_end = r.pages.checked_mul(4096).and_then(|l| r.data_offset.checked_add(l));
+            let end = r
+                .pages
+                .checked_mul(4096)
+                .and_then(|l| r.addr.checked_add(l));
+            let data_end = r
+                .pages
+                .checked_mul(4096)
+                .and_then(|l| r.data_offset.checked_add(l));
             let (Some(end), Some(data_end)) = (end, data_end) else {
-                return Err(invalid(format!("page run {:#x} of pid {} overflows", r.addr, p.pid)));
+                return Err(invalid(format!(
+                    "page run {:#x} of pid {} overflows",
+                    r.addr, p.pid
+                )));
             };
             if r.pages == 0 || r.addr < prev {
-                return Err(invalid(format!("page run {:#x} of pid {} is empty, overlapping or out of order", r.addr, p.pid)));
+                return Err(invalid(format!(
+                    "page run {:#x} of pid {} is empty, overlapping or out of order",
+                    r.addr, p.pid
+                )));
             }
             prev = end;
             // A run may span adjacent VMAs (the kernel may split a VMA between capture steps);
@@ -84,7 +120,10 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
             let mut a = r.addr;
             while a < end {
                 let Some(v) = p.vmas.iter().find(|v| v.start <= a && a < v.end) else {
-                    return Err(invalid(format!("page {a:#x} of the run at {:#x} of pid {} lies in no vma", r.addr, p.pid)));
+                    return Err(invalid(format!(
+                        "page {a:#x} of the run at {:#x} of pid {} lies in no vma",
+                        r.addr, p.pid
+                    )));
                 };
                 a = v.end;
             }
@@ -101,14 +140,21 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
         let mut fds = HashSet::new();
         for f in &p.fds {
             if !fds.insert(f.fd) {
-                return Err(invalid(format!("fd {} of pid {} appears twice", f.fd, p.pid)));
+                return Err(invalid(format!(
+                    "fd {} of pid {} appears twice",
+                    f.fd, p.pid
+                )));
             }
             if let FdKind::Regular(r) = &f.kind {
                 check_file_ref(ck, r, &format!("fd {} of pid {}", f.fd, p.pid))?;
             }
         }
         if !p.signals.actions.is_empty() && p.signals.actions.len() != 64 {
-            return Err(invalid(format!("pid {} has {} signal actions, expected 64", p.pid, p.signals.actions.len())));
+            return Err(invalid(format!(
+                "pid {} has {} signal actions, expected 64",
+                p.pid,
+                p.signals.actions.len()
+            )));
         }
     }
     for (i, f) in ck.files.iter().enumerate() {
@@ -129,5 +175,9 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
 pub fn verify_image(img: &Image) -> Result<()> {
     img.verify_layout()?;
     img.verify_data()?;
-    check_model(img.checkpoint(), img.page_data().len() as u64, img.file_data().len() as u64)
+    check_model(
+        img.checkpoint(),
+        img.page_data().len() as u64,
+        img.file_data().len() as u64,
+    )
 }

@@ -28,7 +28,9 @@ struct Counting<W> {
 
 impl<W: Write> Counting<W> {
     fn put(&mut self, b: &[u8]) -> Result<()> {
-        self.inner.write_all(b).map_err(FormatError::io("writing the image"))?;
+        self.inner
+            .write_all(b)
+            .map_err(FormatError::io("writing the image"))?;
         self.pos += b.len() as u64;
         Ok(())
     }
@@ -101,7 +103,9 @@ impl<W: Write> ImageWriter<W> {
         if self.open.as_ref().map(|o| o.kind) != Some(kind) {
             if self.done(kind) {
                 return Err(FormatError::WriterState(match kind {
-                    SectionKind::PageData => "page runs must all be written before the first file or after the last one",
+                    SectionKind::PageData => {
+                        "page runs must all be written before the first file or after the last one"
+                    }
                     _ => "files must all be stored before the first page run or after the last one",
                 }));
             }
@@ -114,7 +118,9 @@ impl<W: Write> ImageWriter<W> {
                 hasher: ChunkHasher::new(self.chunk_size),
             });
         }
-        self.open.as_mut().ok_or(FormatError::WriterState("no open section"))
+        self.open
+            .as_mut()
+            .ok_or(FormatError::WriterState("no open section"))
     }
 
     fn raw_put(&mut self, bytes: &[u8]) -> Result<()> {
@@ -157,7 +163,11 @@ impl<W: Write> ImageWriter<W> {
         }
         let offset = self.open_raw(SectionKind::PageData)?.len;
         self.raw_put(bytes)?;
-        Ok(PageRun { addr, pages: bytes.len() as u64 / PAGE, data_offset: offset })
+        Ok(PageRun {
+            addr,
+            pages: bytes.len() as u64 / PAGE,
+            data_offset: offset,
+        })
     }
 
     /// A buffer of `len` bytes to fill with page contents for [`ImageWriter::write_page_buffer`]:
@@ -188,13 +198,20 @@ impl<W: Write> ImageWriter<W> {
         let out = runs
             .iter()
             .map(|&(addr, pages)| {
-                let run = PageRun { addr, pages, data_offset: offset };
+                let run = PageRun {
+                    addr,
+                    pages,
+                    data_offset: offset,
+                };
                 offset += pages * PAGE;
                 run
             })
             .collect();
         self.out.put(&buf)?;
-        let open = self.open.as_mut().ok_or(FormatError::WriterState("no open section"))?;
+        let open = self
+            .open
+            .as_mut()
+            .ok_or(FormatError::WriterState("no open section"))?;
         open.len += buf.len() as u64;
         open.hasher.update_owned(buf);
         Ok(out)
@@ -224,7 +241,12 @@ impl<W: Write> ImageWriter<W> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(FormatError::Io { action: "reading a file to store", source: e }),
+                Err(e) => {
+                    return Err(FormatError::Io {
+                        action: "reading a file to store",
+                        source: e,
+                    })
+                }
             };
             sha2::Digest::update(&mut h, &buf[..n]);
             self.raw_put(&buf[..n])?;
@@ -246,7 +268,12 @@ impl<W: Write> ImageWriter<W> {
 
     fn add_file(&mut self, sha: [u8; 32], size: u64, path: &str, data_offset: u64) -> FileId {
         let id = FileId(self.files.len() as u32);
-        self.files.push(StoredFile { sha256: sha, size, path: path.to_string(), data_offset });
+        self.files.push(StoredFile {
+            sha256: sha,
+            size,
+            path: path.to_string(),
+            data_offset,
+        });
         self.by_sha.insert(sha, id);
         id
     }
@@ -275,7 +302,11 @@ impl<W: Write> ImageWriter<W> {
     /// Writes the metadata, the table and the trailer. `ck.files` is replaced by the table of
     /// files stored through this writer (so `FileRef::stored` ids stay valid).
     /// Returns the output and the finished model.
-    fn finish_inner(mut self, mut ck: Checkpoint, final_header: Option<&mut Header>) -> Result<(W, Checkpoint)> {
+    fn finish_inner(
+        mut self,
+        mut ck: Checkpoint,
+        final_header: Option<&mut Header>,
+    ) -> Result<(W, Checkpoint)> {
         self.close_raw()?;
         for kind in [SectionKind::PageData, SectionKind::FileData] {
             if !self.done(kind) {
@@ -322,7 +353,9 @@ impl<W: Write> ImageWriter<W> {
         self.out.put(&digest)?;
         self.out.put(&crate::layout::END_MAGIC)?;
         let mut inner = self.out.inner;
-        inner.flush().map_err(FormatError::io("flushing the image"))?;
+        inner
+            .flush()
+            .map_err(FormatError::io("flushing the image"))?;
         Ok((inner, ck))
     }
 
@@ -353,10 +386,15 @@ impl<W: Write + Seek> ImageWriter<W> {
     pub fn finish_seekable(self, ck: Checkpoint) -> Result<W> {
         let mut header = Header::new(self.class, false);
         let (mut w, _) = self.finish_inner(ck, Some(&mut header))?;
-        let end = w.stream_position().map_err(FormatError::io("seeking in the image"))?;
-        w.seek(SeekFrom::Start(0)).map_err(FormatError::io("seeking in the image"))?;
-        w.write_all(&header.encode()?).map_err(FormatError::io("writing the header"))?;
-        w.seek(SeekFrom::Start(end)).map_err(FormatError::io("seeking in the image"))?;
+        let end = w
+            .stream_position()
+            .map_err(FormatError::io("seeking in the image"))?;
+        w.seek(SeekFrom::Start(0))
+            .map_err(FormatError::io("seeking in the image"))?;
+        w.write_all(&header.encode()?)
+            .map_err(FormatError::io("writing the header"))?;
+        w.seek(SeekFrom::Start(end))
+            .map_err(FormatError::io("seeking in the image"))?;
         debug_assert_eq!(HEADER_SIZE, header.encode()?.len());
         Ok(w)
     }
@@ -383,7 +421,8 @@ mod tests {
                 buf[at..at + bytes.len()].copy_from_slice(&bytes);
                 at += bytes.len();
             }
-            p.pages.extend(w.write_page_buffer(group, buf).expect("pages"));
+            p.pages
+                .extend(w.write_page_buffer(group, buf).expect("pages"));
         }
         let exe_bytes: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
         let id = w.store_file(&p.exe.path, &exe_bytes).expect("file");
@@ -398,9 +437,13 @@ mod tests {
 
     #[test]
     fn page_buffers_write_the_same_image_as_page_runs() {
-        let reference = write_example(Vec::new(), Arch::X86_64, LayoutClass::Bits64).expect("example");
+        let reference =
+            write_example(Vec::new(), Arch::X86_64, LayoutClass::Bits64).expect("example");
         for split in [1, 2, 100] {
-            assert!(example_by_buffers(split) == reference, "runs {split} per buffer");
+            assert!(
+                example_by_buffers(split) == reference,
+                "runs {split} per buffer"
+            );
         }
     }
 
@@ -409,9 +452,15 @@ mod tests {
         let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).expect("writer");
         let buf = w.page_buffer(8192).expect("buffer");
         let e = w.write_page_buffer(&[(0x1000, 1)], buf).unwrap_err();
-        assert!(matches!(e, FormatError::Invalid(ref m) if m.contains("buffer of 8192 bytes")), "{e}");
+        assert!(
+            matches!(e, FormatError::Invalid(ref m) if m.contains("buffer of 8192 bytes")),
+            "{e}"
+        );
         let buf = w.page_buffer(4096).expect("buffer");
         let e = w.write_page_buffer(&[(0x1001, 1)], buf).unwrap_err();
-        assert!(matches!(e, FormatError::Invalid(ref m) if m.contains("not page-aligned")), "{e}");
+        assert!(
+            matches!(e, FormatError::Invalid(ref m) if m.contains("not page-aligned")),
+            "{e}"
+        );
     }
 }

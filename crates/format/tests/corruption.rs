@@ -21,26 +21,44 @@ const MIB: usize = 1 << 20;
 /// The small example images of both classes.
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("example-64", write_example(Vec::new(), Arch::X86_64, LayoutClass::Bits64).expect("write")),
-        ("example-32", write_example(Vec::new(), Arch::I386, LayoutClass::Bits32).expect("write")),
+        (
+            "example-64",
+            write_example(Vec::new(), Arch::X86_64, LayoutClass::Bits64).expect("write"),
+        ),
+        (
+            "example-32",
+            write_example(Vec::new(), Arch::I386, LayoutClass::Bits32).expect("write"),
+        ),
     ]
 }
 
 /// An image whose page data spans three 1 MiB chunks (the last one short) and whose file data
 /// spans two, so chunk numbers in errors can be checked.
 fn multi_chunk_image(class: LayoutClass) -> Vec<u8> {
-    let arch = if class == LayoutClass::Bits32 { Arch::I386 } else { Arch::X86_64 };
+    let arch = if class == LayoutClass::Bits32 {
+        Arch::I386
+    } else {
+        Arch::X86_64
+    };
     let mut ck = example_checkpoint(arch);
     let big = 0x4000_0000u64;
     let p = &mut ck.processes[0];
-    p.vmas.push(Vma { start: big, end: big + 3 * MIB as u64, prot: 3, kind: VmaKind::Anonymous, ..Default::default() });
+    p.vmas.push(Vma {
+        start: big,
+        end: big + 3 * MIB as u64,
+        prot: 3,
+        kind: VmaKind::Anonymous,
+        ..Default::default()
+    });
     p.vmas.sort_by_key(|v| v.start);
     let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
     let mut runs: Vec<(u64, u64)> = example_runs(arch);
     runs.push((big, (2 * MIB + MIB / 2) as u64 / 4096));
     runs.sort_unstable();
     for (addr, pages) in runs {
-        let run = w.write_pages(addr, &page_pattern(addr, pages)).expect("pages");
+        let run = w
+            .write_pages(addr, &page_pattern(addr, pages))
+            .expect("pages");
         p.pages.push(run);
     }
     let contents: Vec<u8> = (0..MIB + 5000).map(|i| (i * 31 % 255) as u8).collect();
@@ -62,11 +80,23 @@ fn entry_of(l: &Layout, kind: SectionKind) -> (usize, SectionEntry) {
 fn assert_truncation_refused(name: &str, img: &[u8], cut: usize, tsize: usize) {
     let r = Image::from_vec(img[..cut].to_vec());
     let ok = match &r {
-        Err(FormatError::Truncated { what, offset: 0, end, have }) if cut < HEADER_SIZE => {
+        Err(FormatError::Truncated {
+            what,
+            offset: 0,
+            end,
+            have,
+        }) if cut < HEADER_SIZE => {
             what == "header" && *end == HEADER_SIZE as u64 && *have == cut as u64
         }
-        Err(FormatError::Truncated { what, offset: 0, end, have }) if cut < HEADER_SIZE + tsize => {
-            what == "header and trailer" && *end == (HEADER_SIZE + tsize) as u64 && *have == cut as u64
+        Err(FormatError::Truncated {
+            what,
+            offset: 0,
+            end,
+            have,
+        }) if cut < HEADER_SIZE + tsize => {
+            what == "header and trailer"
+                && *end == (HEADER_SIZE + tsize) as u64
+                && *have == cut as u64
         }
         Err(FormatError::BadTrailer { .. }) => cut >= HEADER_SIZE + tsize,
         _ => false,
@@ -82,17 +112,46 @@ fn truncation_at_every_boundary_and_inside_each_section_is_refused() {
     ]) {
         let l = layout(&img).expect("layout");
         let tsize = img.len() - l.trailer_offset;
-        let mut cuts = vec![0, 1, 7, 8, 31, 32, 33, HEADER_SIZE + tsize - 1, HEADER_SIZE + tsize];
+        let mut cuts = vec![
+            0,
+            1,
+            7,
+            8,
+            31,
+            32,
+            33,
+            HEADER_SIZE + tsize - 1,
+            HEADER_SIZE + tsize,
+        ];
         for e in &l.entries {
             let (o, n) = (e.offset as usize, e.length as usize);
-            cuts.extend([o, o + 1, o + n / 3, o + n / 2, o + n.saturating_sub(1), o + n, o + n + 1]);
+            cuts.extend([
+                o,
+                o + 1,
+                o + n / 3,
+                o + n / 2,
+                o + n.saturating_sub(1),
+                o + n,
+                o + n + 1,
+            ]);
         }
         for i in 0..=l.entries.len() {
-            cuts.extend([l.table_offset + i * l.entry_size, l.table_offset + i * l.entry_size + 5]);
+            cuts.extend([
+                l.table_offset + i * l.entry_size,
+                l.table_offset + i * l.entry_size + 5,
+            ]);
         }
         let t = l.trailer_offset;
         let w = l.class.word_size();
-        cuts.extend([t - 1, t, t + w, t + 2 * w, t + 2 * w + 32, img.len() - 8, img.len() - 1]);
+        cuts.extend([
+            t - 1,
+            t,
+            t + w,
+            t + 2 * w,
+            t + 2 * w + 32,
+            img.len() - 8,
+            img.len() - 1,
+        ]);
         cuts.extend((0..img.len()).step_by(4093));
         cuts.retain(|&c| c < img.len());
         cuts.sort_unstable();
@@ -163,7 +222,10 @@ fn a_flipped_bit_in_page_or_file_data_opens_but_verify_names_the_section_and_chu
     for class in [LayoutClass::Bits64, LayoutClass::Bits32] {
         let img = multi_chunk_image(class);
         let l = layout(&img).expect("layout");
-        Image::from_vec(img.clone()).expect("intact").verify_data().expect("intact data");
+        Image::from_vec(img.clone())
+            .expect("intact")
+            .verify_data()
+            .expect("intact data");
         for kind in [SectionKind::PageData, SectionKind::FileData] {
             let (_, e) = entry_of(&l, kind);
             let (o, n) = (e.offset as usize, e.length as usize);
@@ -197,7 +259,15 @@ fn without_chunk_digests_a_data_flip_still_names_the_section() {
     let mut bad = flip(&img, pd.offset as usize + MIB + 10, 2);
     for (i, e) in l.entries.iter().enumerate() {
         if e.kind == SectionKind::ChunkDigests.number() {
-            put_entry(&mut bad, &l, i, &SectionEntry { kind: 0x7fff_0001, ..*e });
+            put_entry(
+                &mut bad,
+                &l,
+                i,
+                &SectionEntry {
+                    kind: 0x7fff_0001,
+                    ..*e
+                },
+            );
         }
     }
     assert!(reseal(&mut bad));
@@ -213,12 +283,17 @@ fn without_chunk_digests_a_data_flip_still_names_the_section() {
 
 /// What flipping `bit` of header byte `at` must give, as a predicate on the error.
 fn header_flip_ok(class: LayoutClass, at: usize, r: &Result<Image, FormatError>) -> bool {
-    let image_digest = |r: &Result<Image, FormatError>| {
-        matches!(r, Err(FormatError::DigestMismatch { what, .. }) if what == "header and section table (image digest)")
-    };
+    let image_digest = |r: &Result<Image, FormatError>| matches!(r, Err(FormatError::DigestMismatch { what, .. }) if what == "header and section table (image digest)");
     match at {
         0..=7 => matches!(r, Err(FormatError::BadMagic { .. })),
-        8..=9 => matches!(r, Err(FormatError::UnsupportedMajor { found_minor: FORMAT_MINOR, supported: 1, .. })),
+        8..=9 => matches!(
+            r,
+            Err(FormatError::UnsupportedMajor {
+                found_minor: FORMAT_MINOR,
+                supported: 1,
+                ..
+            })
+        ),
         12 => matches!(r, Err(FormatError::BadClass(_))),
         13 => matches!(r, Err(FormatError::BadByteOrder(_))),
         // The header size: smaller than 32 is refused outright; larger moves the digest cover.
@@ -240,7 +315,10 @@ fn every_bit_of_header_table_and_trailer_is_covered() {
         for at in 0..HEADER_SIZE {
             for bit in 0..8 {
                 let r = Image::from_vec(flip(&img, at, bit));
-                assert!(header_flip_ok(l.class, at, &r), "{name}: header byte {at} bit {bit}: {r:?}");
+                assert!(
+                    header_flip_ok(l.class, at, &r),
+                    "{name}: header byte {at} bit {bit}: {r:?}"
+                );
             }
         }
         for at in l.table_offset..l.trailer_offset {
@@ -276,7 +354,11 @@ fn every_bit_of_header_table_and_trailer_is_covered() {
 
 /// The byte ranges no digest covers: alignment padding between the structures.
 fn padding(img: &[u8], l: &Layout) -> Vec<std::ops::Range<usize>> {
-    let mut covered: Vec<(usize, usize)> = l.entries.iter().map(|e| (e.offset as usize, (e.offset + e.length) as usize)).collect();
+    let mut covered: Vec<(usize, usize)> = l
+        .entries
+        .iter()
+        .map(|e| (e.offset as usize, (e.offset + e.length) as usize))
+        .collect();
     covered.push((0, l.header_size));
     covered.push((l.table_offset, img.len()));
     covered.sort_unstable();
@@ -297,7 +379,10 @@ fn every_single_bit_flip_is_refused_or_caught_by_verify() {
         let l = layout(&img).expect("layout");
         let good = Image::from_vec(img.clone()).expect("intact");
         let gaps = padding(&img, &l);
-        assert!(gaps.iter().all(|g| img[g.clone()].iter().all(|&b| b == 0)), "{name}: padding is zero");
+        assert!(
+            gaps.iter().all(|g| img[g.clone()].iter().all(|&b| b == 0)),
+            "{name}: padding is zero"
+        );
         let raw: Vec<(usize, usize)> = l
             .entries
             .iter()
@@ -313,14 +398,23 @@ fn every_single_bit_flip_is_refused_or_caught_by_verify() {
             }
             let bad = flip(&img, at, (at % 8) as u8);
             match Image::from_vec(bad) {
-                Err(_) => assert!(!in_raw && !in_pad, "{name}: flip at {at} refused at open but lies in data or padding"),
+                Err(_) => assert!(
+                    !in_raw && !in_pad,
+                    "{name}: flip at {at} refused at open but lies in data or padding"
+                ),
                 Ok(image) => match verify_image(&image) {
-                    Err(FormatError::DigestMismatch { .. }) => assert!(in_raw, "{name}: flip at {at}"),
+                    Err(FormatError::DigestMismatch { .. }) => {
+                        assert!(in_raw, "{name}: flip at {at}")
+                    }
                     // Padding is covered by no digest; verify checks that it is zero, and the
                     // decoded image is unaffected.
                     Err(FormatError::Invalid(m)) if m.contains("padding") => {
                         assert!(in_pad, "{name}: flip at {at}: {m}");
-                        assert_eq!(image.checkpoint(), good.checkpoint(), "{name}: flip at {at}");
+                        assert_eq!(
+                            image.checkpoint(),
+                            good.checkpoint(),
+                            "{name}: flip at {at}"
+                        );
                         assert_eq!(image.page_data(), good.page_data());
                         assert_eq!(image.file_data(), good.file_data());
                     }
@@ -401,7 +495,13 @@ fn overlapping_sections_are_refused() {
         let bad = with_entry(&img, pi, |e| *e = SectionEntry { kind: e.kind, ..t });
         let r = Image::from_vec(bad);
         assert!(
-            matches!(&r, Err(FormatError::BadSectionExtent { why: "overlaps the previous section", .. })),
+            matches!(
+                &r,
+                Err(FormatError::BadSectionExtent {
+                    why: "overlaps the previous section",
+                    ..
+                })
+            ),
             "{name}: {r:?}"
         );
     }
@@ -416,7 +516,10 @@ fn a_header_table_offset_that_disagrees_with_the_trailer_is_refused() {
         bad[24..28].copy_from_slice(&t);
         assert!(reseal(&mut bad));
         let r = Image::from_vec(bad);
-        assert!(matches!(&r, Err(FormatError::BadHeader(m)) if m.contains("disagrees with the trailer")), "{name}: {r:?}");
+        assert!(
+            matches!(&r, Err(FormatError::BadHeader(m)) if m.contains("disagrees with the trailer")),
+            "{name}: {r:?}"
+        );
     }
 }
 
@@ -443,16 +546,28 @@ fn wrong_magic_empty_file_and_foreign_files_are_refused() {
     let empty = dir.path().join("empty.psnc");
     std::fs::write(&empty, b"").expect("write");
     let r = Image::open(&empty);
-    assert!(matches!(&r, Err(FormatError::Truncated { have: 0, .. })), "{r:?}");
+    assert!(
+        matches!(&r, Err(FormatError::Truncated { have: 0, .. })),
+        "{r:?}"
+    );
     let r = Image::open(dir.path().join("missing.psnc"));
-    assert!(matches!(&r, Err(FormatError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound), "{r:?}");
+    assert!(
+        matches!(&r, Err(FormatError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound),
+        "{r:?}"
+    );
     // A magic and nothing else, and a header with no trailer.
     let r = Image::from_vec(img[..8].to_vec());
-    assert!(matches!(&r, Err(FormatError::Truncated { what, have: 8, .. }) if what == "header"), "{r:?}");
+    assert!(
+        matches!(&r, Err(FormatError::Truncated { what, have: 8, .. }) if what == "header"),
+        "{r:?}"
+    );
     let mut no_trailer = img[..4096].to_vec();
     no_trailer.extend_from_slice(&[0u8; 64]);
     let r = Image::from_vec(no_trailer);
-    assert!(matches!(&r, Err(FormatError::BadTrailer { found }) if *found == [0; 8]), "{r:?}");
+    assert!(
+        matches!(&r, Err(FormatError::BadTrailer { found }) if *found == [0; 8]),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -466,7 +581,10 @@ fn a_file_of_random_bytes_is_refused() {
         s ^= s << 17;
         bytes.extend_from_slice(&s.to_le_bytes());
     }
-    assert!(matches!(Image::from_vec(bytes.clone()), Err(FormatError::BadMagic { .. })));
+    assert!(matches!(
+        Image::from_vec(bytes.clone()),
+        Err(FormatError::BadMagic { .. })
+    ));
     // Random bytes behind a valid header: no trailer.
     let img = examples().swap_remove(0).1;
     bytes[..32].copy_from_slice(&img[..32]);

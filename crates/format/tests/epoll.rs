@@ -13,16 +13,28 @@ use psnc_format::verify::verify_image;
 use psnc_format::{FormatError, Image, ImageWriter, LayoutClass, FORMAT_MINOR};
 
 fn both() -> [(Arch, LayoutClass); 3] {
-    [(Arch::X86_64, LayoutClass::Bits64), (Arch::I386, LayoutClass::Bits32), (Arch::I386, LayoutClass::Bits64)]
+    [
+        (Arch::X86_64, LayoutClass::Bits64),
+        (Arch::I386, LayoutClass::Bits32),
+        (Arch::I386, LayoutClass::Bits64),
+    ]
 }
 
 /// Writes `ck` (the example's pages and exe added) plus `extra` sections; returns the bytes and
 /// the model as written.
-fn write(mut ck: Checkpoint, arch: Arch, class: LayoutClass, extra: Vec<(u32, u16, u16, Vec<u8>)>) -> (Vec<u8>, Checkpoint) {
+fn write(
+    mut ck: Checkpoint,
+    arch: Arch,
+    class: LayoutClass,
+    extra: Vec<(u32, u16, u16, Vec<u8>)>,
+) -> (Vec<u8>, Checkpoint) {
     let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
     let p = &mut ck.processes[0];
     for (addr, pages) in example_runs(arch) {
-        p.pages.push(w.write_pages(addr, &page_pattern(addr, pages)).expect("pages"));
+        p.pages.push(
+            w.write_pages(addr, &page_pattern(addr, pages))
+                .expect("pages"),
+        );
     }
     let id = w.store_file(&p.exe.path, b"\x7fELF example").expect("file");
     p.exe.stored = Some(id);
@@ -34,7 +46,9 @@ fn write(mut ck: Checkpoint, arch: Arch, class: LayoutClass, extra: Vec<(u32, u1
 
 fn without_epoll(arch: Arch) -> Checkpoint {
     let mut ck = example_checkpoint(arch);
-    ck.processes[0].fds.retain(|f| !matches!(f.kind, FdKind::Epoll { .. }));
+    ck.processes[0]
+        .fds
+        .retain(|f| !matches!(f.kind, FdKind::Epoll { .. }));
     ck
 }
 
@@ -48,14 +62,26 @@ fn epoll_watches_round_trip_in_every_class() {
         let mut ck = example_checkpoint(arch);
         // A second epoll fd with no watches, and one watching the first epoll fd.
         let fds = &mut ck.processes[0].fds;
-        fds.push(Fd { fd: 9, flags: 2, cloexec: false, pos: 0, kind: FdKind::Epoll { watches: Vec::new() } });
+        fds.push(Fd {
+            fd: 9,
+            flags: 2,
+            cloexec: false,
+            pos: 0,
+            kind: FdKind::Epoll {
+                watches: Vec::new(),
+            },
+        });
         fds.push(Fd {
             fd: 10,
             flags: 2,
             cloexec: true,
             pos: 0,
             kind: FdKind::Epoll {
-                watches: vec![EpollWatch { tfd: 7, events: 0x4000_0001, data: u64::MAX }],
+                watches: vec![EpollWatch {
+                    tfd: 7,
+                    events: 0x4000_0001,
+                    data: u64::MAX,
+                }],
             },
         });
         let (img, want) = write(ck, arch, class, Vec::new());
@@ -69,13 +95,24 @@ fn epoll_watches_round_trip_in_every_class() {
             fd7.kind,
             FdKind::Epoll {
                 watches: vec![
-                    EpollWatch { tfd: 4, events: 0x1, data: 0x1122_3344_5566_7788 },
-                    EpollWatch { tfd: 3, events: 0x8000_0005, data: 3 },
+                    EpollWatch {
+                        tfd: 4,
+                        events: 0x1,
+                        data: 0x1122_3344_5566_7788
+                    },
+                    EpollWatch {
+                        tfd: 3,
+                        events: 0x8000_0005,
+                        data: 3
+                    },
                 ]
             }
         );
-        let e: Vec<&SectionEntry> =
-            image.sections().iter().filter(|e| e.kind == SectionKind::Epoll.number()).collect();
+        let e: Vec<&SectionEntry> = image
+            .sections()
+            .iter()
+            .filter(|e| e.kind == SectionKind::Epoll.number())
+            .collect();
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].version, e[0].flags), (1, SECTION_CRITICAL));
     }
@@ -87,7 +124,10 @@ fn images_without_epoll_fds_have_no_epoll_section() {
     for (arch, class) in both() {
         let (img, want) = write(without_epoll(arch), arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");
-        assert!(image.sections().iter().all(|e| e.kind != SectionKind::Epoll.number()));
+        assert!(image
+            .sections()
+            .iter()
+            .all(|e| e.kind != SectionKind::Epoll.number()));
         // Every section it holds is one a 1.0 reader knows.
         assert!(image.sections().iter().all(|e| e.kind <= 11));
         assert_eq!(image.checkpoint(), &want);
@@ -101,10 +141,25 @@ fn a_reader_that_does_not_know_section_12_refuses_the_image() {
     for (arch, class) in both() {
         let (img, _) = write(example_checkpoint(arch), arch, class, Vec::new());
         let l = layout(&img).expect("layout");
-        let i = l.entries.iter().position(|e| e.kind == 12).expect("epoll section");
-        assert!(l.entries[i].flags & SECTION_CRITICAL != 0, "the epoll section must be critical");
+        let i = l
+            .entries
+            .iter()
+            .position(|e| e.kind == 12)
+            .expect("epoll section");
+        assert!(
+            l.entries[i].flags & SECTION_CRITICAL != 0,
+            "the epoll section must be critical"
+        );
         let mut old = img.clone();
-        put_entry(&mut old, &l, i, &SectionEntry { kind: 0x7e11, ..l.entries[i] });
+        put_entry(
+            &mut old,
+            &l,
+            i,
+            &SectionEntry {
+                kind: 0x7e11,
+                ..l.entries[i]
+            },
+        );
         assert!(reseal(&mut old));
         let r = Image::from_vec(old);
         assert!(
@@ -123,9 +178,18 @@ fn an_epoll_record_for_a_fd_that_is_not_epoll_is_invalid() {
             let body = epoll_body(&[EpollV1 {
                 pid: 42,
                 fd,
-                watches: vec![EpollWatchV1 { tfd: 3, events: 1, data: 0 }],
+                watches: vec![EpollWatchV1 {
+                    tfd: 3,
+                    events: 1,
+                    data: 0,
+                }],
             }]);
-            let (img, _) = write(without_epoll(arch), arch, class, vec![(k.number(), 1, k.flags(), body)]);
+            let (img, _) = write(
+                without_epoll(arch),
+                arch,
+                class,
+                vec![(k.number(), 1, k.flags(), body)],
+            );
             let r = Image::from_vec(img);
             assert!(
                 matches!(&r, Err(FormatError::Invalid(m)) if m.contains(&format!("pid 42 fd {fd}, which is not an epoll fd"))),
@@ -133,10 +197,22 @@ fn an_epoll_record_for_a_fd_that_is_not_epoll_is_invalid() {
             );
         }
         // A record for a process that is not in the image.
-        let body = epoll_body(&[EpollV1 { pid: 43, fd: 7, watches: Vec::new() }]);
-        let (img, _) = write(without_epoll(arch), arch, class, vec![(k.number(), 1, k.flags(), body)]);
+        let body = epoll_body(&[EpollV1 {
+            pid: 43,
+            fd: 7,
+            watches: Vec::new(),
+        }]);
+        let (img, _) = write(
+            without_epoll(arch),
+            arch,
+            class,
+            vec![(k.number(), 1, k.flags(), body)],
+        );
         let r = Image::from_vec(img);
-        assert!(matches!(&r, Err(FormatError::Invalid(m)) if m.contains("pid 43")), "{r:?}");
+        assert!(
+            matches!(&r, Err(FormatError::Invalid(m)) if m.contains("pid 43")),
+            "{r:?}"
+        );
     }
 }
 
@@ -145,20 +221,64 @@ fn two_records_or_two_sections_for_one_epoll_fd_are_refused() {
     let k = SectionKind::Epoll;
     for (arch, class) in both() {
         let mut ck = without_epoll(arch);
-        ck.processes[0].fds.push(Fd { fd: 7, flags: 2, cloexec: false, pos: 0, kind: FdKind::Epoll { watches: Vec::new() } });
-        let rec = EpollV1 { pid: 42, fd: 7, watches: Vec::new() };
+        ck.processes[0].fds.push(Fd {
+            fd: 7,
+            flags: 2,
+            cloexec: false,
+            pos: 0,
+            kind: FdKind::Epoll {
+                watches: Vec::new(),
+            },
+        });
+        let rec = EpollV1 {
+            pid: 42,
+            fd: 7,
+            watches: Vec::new(),
+        };
         // The writer emits a record for fd 7 itself: a copied second section makes two.
-        let (img, _) = write(ck.clone(), arch, class, vec![(k.number(), 1, k.flags(), epoll_body(std::slice::from_ref(&rec)))]);
+        let (img, _) = write(
+            ck.clone(),
+            arch,
+            class,
+            vec![(
+                k.number(),
+                1,
+                k.flags(),
+                epoll_body(std::slice::from_ref(&rec)),
+            )],
+        );
         let r = Image::from_vec(img);
-        assert!(matches!(r, Err(FormatError::SectionCount { kind: "epoll", count: 2 })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(FormatError::SectionCount {
+                    kind: "epoll",
+                    count: 2
+                })
+            ),
+            "{r:?}"
+        );
 
         // One section with two records for fd 7: the writer's own section is relabelled as an
         // unknown ancillary kind (skipped), the copied one holds the two records.
         let body = epoll_body(&[rec.clone(), rec]);
         let (mut img, _) = write(ck, arch, class, vec![(k.number(), 1, k.flags(), body)]);
         let l = layout(&img).expect("layout");
-        let own = l.entries.iter().position(|e| e.kind == k.number()).expect("epoll section");
-        put_entry(&mut img, &l, own, &SectionEntry { kind: 0x1ee, flags: 0, ..l.entries[own] });
+        let own = l
+            .entries
+            .iter()
+            .position(|e| e.kind == k.number())
+            .expect("epoll section");
+        put_entry(
+            &mut img,
+            &l,
+            own,
+            &SectionEntry {
+                kind: 0x1ee,
+                flags: 0,
+                ..l.entries[own]
+            },
+        );
         assert!(reseal(&mut img));
         let r = Image::from_vec(img);
         assert!(

@@ -36,15 +36,24 @@ fn examples_dir() -> PathBuf {
 }
 
 fn golden_dir(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(version)
 }
 
 /// Describes where two byte strings first differ, for a failure message that points at the
 /// section that drifted.
 fn first_difference(want: &[u8], have: &[u8]) -> String {
     match want.iter().zip(have).position(|(a, b)| a != b) {
-        Some(i) => format!("first difference at byte {i:#x} (generated {:#04x}, committed {:#04x})", want[i], have[i]),
-        None => format!("generated {} bytes, committed {} bytes", want.len(), have.len()),
+        Some(i) => format!(
+            "first difference at byte {i:#x} (generated {:#04x}, committed {:#04x})",
+            want[i], have[i]
+        ),
+        None => format!(
+            "generated {} bytes, committed {} bytes",
+            want.len(),
+            have.len()
+        ),
     }
 }
 
@@ -60,10 +69,17 @@ fn committed_examples_match_the_writer() {
             std::fs::write(&path, &generated).expect("write the example image");
             continue;
         }
-        let committed = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}; generate it with {UPDATE_VAR}=1", path.display()));
+        let committed = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {}: {e}; generate it with {UPDATE_VAR}=1",
+                path.display()
+            )
+        });
         if committed != generated {
-            drifted.push(format!("{name}: {}", first_difference(&generated, &committed)));
+            drifted.push(format!(
+                "{name}: {}",
+                first_difference(&generated, &committed)
+            ));
         }
     }
     assert!(
@@ -91,7 +107,11 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     let ck = img.checkpoint();
     assert_eq!(ck.processes.len(), 1, "{what}");
     let p = &ck.processes[0];
-    assert_eq!((p.pid, p.comm.as_str(), p.arch), (42, "example", arch), "{what}");
+    assert_eq!(
+        (p.pid, p.comm.as_str(), p.arch),
+        (42, "example", arch),
+        "{what}"
+    );
     assert_eq!(p.vmas.len(), 7, "{what}");
     assert_eq!(p.threads.len(), 1, "{what}");
     let pc = match (&p.threads[0].regs, arch) {
@@ -105,13 +125,25 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     let has_epoll = img.version() >= (1, 1);
     assert_eq!(p.fds.len(), 6 + usize::from(has_epoll), "{what}");
     if has_epoll {
-        let ep = p.fds.iter().find(|f| f.fd == 7).unwrap_or_else(|| panic!("{what}: no fd 7"));
+        let ep = p
+            .fds
+            .iter()
+            .find(|f| f.fd == 7)
+            .unwrap_or_else(|| panic!("{what}: no fd 7"));
         assert_eq!(
             ep.kind,
             FdKind::Epoll {
                 watches: vec![
-                    EpollWatch { tfd: 4, events: 0x1, data: 0x1122_3344_5566_7788 },
-                    EpollWatch { tfd: 3, events: 0x8000_0005, data: 3 },
+                    EpollWatch {
+                        tfd: 4,
+                        events: 0x1,
+                        data: 0x1122_3344_5566_7788
+                    },
+                    EpollWatch {
+                        tfd: 3,
+                        events: 0x8000_0005,
+                        data: 3
+                    },
                 ]
             },
             "{what}"
@@ -124,15 +156,30 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     for (run, (addr, pages)) in p.pages.iter().zip(runs) {
         assert_eq!((run.addr, run.pages), (addr, pages), "{what}");
         let stored = img.page_bytes(run).expect("page run inside the page data");
-        assert!(stored == page_pattern(addr, pages), "{what}: page run {addr:#x} holds other bytes");
+        assert!(
+            stored == page_pattern(addr, pages),
+            "{what}: page run {addr:#x} holds other bytes"
+        );
     }
 
-    let exe = p.exe.stored.unwrap_or_else(|| panic!("{what}: the executable is not stored"));
+    let exe = p
+        .exe
+        .stored
+        .unwrap_or_else(|| panic!("{what}: the executable is not stored"));
     let exe_bytes = img.file_bytes(exe).expect("stored executable");
     assert_eq!(exe_bytes.len(), 8192, "{what}");
-    assert_eq!(p.exe.identity.sha256, psnc_format::digest::sha256(exe_bytes), "{what}");
+    assert_eq!(
+        p.exe.identity.sha256,
+        psnc_format::digest::sha256(exe_bytes),
+        "{what}"
+    );
     for v in p.vmas.iter().filter(|v| v.kind == VmaKind::File) {
-        assert_eq!(v.file.as_ref().and_then(|f| f.stored), Some(exe), "{what}: vma {:#x}", v.start);
+        assert_eq!(
+            v.file.as_ref().and_then(|f| f.stored),
+            Some(exe),
+            "{what}: vma {:#x}",
+            v.start
+        );
     }
 }
 
@@ -166,7 +213,9 @@ fn a_flipped_byte_in_an_example_is_detected() {
         let at = e.offset + e.length / 2;
         bad[at as usize] ^= 0x01;
         let name = psnc_format::sections::kind_name(e.kind);
-        let err = Image::from_vec(bad).and_then(|img| verify_image(&img)).err();
+        let err = Image::from_vec(bad)
+            .and_then(|img| verify_image(&img))
+            .err();
         assert!(
             matches!(&err, Some(FormatError::DigestMismatch { what, offset, end })
                 if what.contains(&name) && *offset <= at && at < *end),

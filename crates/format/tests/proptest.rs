@@ -26,7 +26,11 @@ const PAGE: u64 = 4096;
 /// A class-width value: any `u64`, or any `u32` for a model that must fit the 32-bit class,
 /// with the edges drawn often.
 fn word(narrow: bool) -> BoxedStrategy<u64> {
-    let max = if narrow { u64::from(u32::MAX) } else { u64::MAX };
+    let max = if narrow {
+        u64::from(u32::MAX)
+    } else {
+        u64::MAX
+    };
     prop_oneof![6 => 0..=max, 1 => Just(0u64), 1 => Just(max), 1 => (0..=max).prop_map(|v| v & !0xfff)].boxed()
 }
 
@@ -39,14 +43,32 @@ fn bytes(max: usize) -> BoxedStrategy<Vec<u8>> {
 }
 
 fn file_identity() -> impl Strategy<Value = FileIdentity> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), any::<i64>(), any::<u32>(), any::<[u8; 32]>())
-        .prop_map(|(dev, ino, size, mtime_ns, mode, sha256)| FileIdentity { dev, ino, size, mtime_ns, mode, sha256 })
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<i64>(),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(dev, ino, size, mtime_ns, mode, sha256)| FileIdentity {
+            dev,
+            ino,
+            size,
+            mtime_ns,
+            mode,
+            sha256,
+        })
 }
 
 /// A file reference; `stored` is an index into the case's file list (mapped to the writer's
 /// `FileId` when written). A deleted file is always stored, as capture does.
 fn file_ref(n_files: usize) -> BoxedStrategy<FileRef> {
-    let stored = if n_files == 0 { Just(None).boxed() } else { prop::option::of(0..n_files as u32).boxed() };
+    let stored = if n_files == 0 {
+        Just(None).boxed()
+    } else {
+        prop::option::of(0..n_files as u32).boxed()
+    };
     (text(), any::<bool>(), file_identity(), stored)
         .prop_map(|(path, deleted, identity, stored)| FileRef {
             path,
@@ -58,24 +80,54 @@ fn file_ref(n_files: usize) -> BoxedStrategy<FileRef> {
 }
 
 fn siginfo() -> impl Strategy<Value = SigInfo> {
-    (1u32..=64, any::<i32>(), bytes(128)).prop_map(|(signo, code, raw)| SigInfo { signo, code, raw })
+    (1u32..=64, any::<i32>(), bytes(128)).prop_map(|(signo, code, raw)| SigInfo {
+        signo,
+        code,
+        raw,
+    })
 }
 
 fn thread(tid: u32, arch: Arch, narrow: bool) -> impl Strategy<Value = Thread> {
     let regs = match arch {
-        Arch::X86_64 => prop::array::uniform27(any::<u64>()).prop_map(Regs::X86_64).boxed(),
-        Arch::I386 => prop::array::uniform17(any::<u32>()).prop_map(Regs::I386).boxed(),
+        Arch::X86_64 => prop::array::uniform27(any::<u64>())
+            .prop_map(Regs::X86_64)
+            .boxed(),
+        Arch::I386 => prop::array::uniform17(any::<u32>())
+            .prop_map(Regs::I386)
+            .boxed(),
     };
     let tls = prop::collection::vec(
-        any::<[u32; 4]>().prop_map(|[entry_number, base_addr, limit, flags]| UserDesc { entry_number, base_addr, limit, flags }),
+        any::<[u32; 4]>().prop_map(|[entry_number, base_addr, limit, flags]| UserDesc {
+            entry_number,
+            base_addr,
+            limit,
+            flags,
+        }),
         0..=3,
     );
-    let rseq = prop::option::of((word(narrow), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(addr, len, sig, flags)| Rseq { addr, len, sig, flags }));
+    let rseq = prop::option::of(
+        (word(narrow), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(addr, len, sig, flags)| Rseq {
+                addr,
+                len,
+                sig,
+                flags,
+            },
+        ),
+    );
     let restart = prop_oneof![
         Just(SyscallRestart::None),
         (any::<u64>(), any::<i64>()).prop_map(|(nr, code)| SyscallRestart::Reissue { nr, code }),
     ];
-    let a = (text(), regs, bytes(600), any::<u64>(), word(narrow), word(narrow), tls);
+    let a = (
+        text(),
+        regs,
+        bytes(600),
+        any::<u64>(),
+        word(narrow),
+        word(narrow),
+        tls,
+    );
     let b = (
         any::<u64>(),
         prop::collection::vec(siginfo(), 0..=2),
@@ -84,27 +136,36 @@ fn thread(tid: u32, arch: Arch, narrow: bool) -> impl Strategy<Value = Thread> {
         rseq,
         restart,
     );
-    (a, b).prop_map(move |((comm, regs, xsave, xstate_bv, fs_base, gs_base, tls), b)| {
-        let (sigmask, pending, (sp, flags, size), (clear_child_tid, robust_list, robust_list_len), rseq, restart) = b;
-        Thread {
-            tid,
-            comm,
-            regs,
-            xsave,
-            xstate_bv,
-            fs_base,
-            gs_base,
-            tls,
-            sigmask,
-            pending,
-            sigaltstack: SigAltStack { sp, flags, size },
-            clear_child_tid,
-            robust_list,
-            robust_list_len,
-            rseq,
-            restart,
-        }
-    })
+    (a, b).prop_map(
+        move |((comm, regs, xsave, xstate_bv, fs_base, gs_base, tls), b)| {
+            let (
+                sigmask,
+                pending,
+                (sp, flags, size),
+                (clear_child_tid, robust_list, robust_list_len),
+                rseq,
+                restart,
+            ) = b;
+            Thread {
+                tid,
+                comm,
+                regs,
+                xsave,
+                xstate_bv,
+                fs_base,
+                gs_base,
+                tls,
+                sigmask,
+                pending,
+                sigaltstack: SigAltStack { sp, flags, size },
+                clear_child_tid,
+                robust_list,
+                robust_list_len,
+                rseq,
+                restart,
+            }
+        },
+    )
 }
 
 fn vma_kind() -> impl Strategy<Value = VmaKind> {
@@ -127,57 +188,118 @@ type RunSpec = (u64, u64, u8);
 /// address space) and at most one short page run inside each.
 fn vmas_and_runs(narrow: bool, n_files: usize) -> impl Strategy<Value = (Vec<Vma>, Vec<RunSpec>)> {
     // Highest page number whose page still ends inside the class: end <= 2^32 - 4096 or 2^64 - 4096.
-    let top = if narrow { (1u64 << 20) - 1 } else { (1u64 << 52) - 1 };
+    let top = if narrow {
+        (1u64 << 20) - 1
+    } else {
+        (1u64 << 52) - 1
+    };
     let boundary = prop_oneof![6 => 0..=top, 1 => Just(top), 1 => 0u64..64];
-    prop::collection::btree_set(boundary, 0..10).prop_flat_map(move |b| {
-        let b: Vec<u64> = b.into_iter().collect();
-        let n = b.len().saturating_sub(1);
-        let per = (
-            any::<bool>(),
-            (0u32..8, any::<bool>(), vma_kind(), any::<u64>(), prop::option::of(file_ref(n_files)), file_ref(n_files), any::<u32>()),
-            prop::option::of((any::<u64>(), 1u64..=3, any::<u8>())),
-        );
-        (Just(b), prop::collection::vec(per, n))
-    })
-    .prop_map(|(b, per)| {
-        let mut vmas = Vec::new();
-        let mut runs = Vec::new();
-        for (w, (keep, (prot, shared, kind, file_offset, file, file_for_kind, vm_flags), run)) in b.windows(2).zip(per) {
-            if !keep {
-                continue;
+    prop::collection::btree_set(boundary, 0..10)
+        .prop_flat_map(move |b| {
+            let b: Vec<u64> = b.into_iter().collect();
+            let n = b.len().saturating_sub(1);
+            let per = (
+                any::<bool>(),
+                (
+                    0u32..8,
+                    any::<bool>(),
+                    vma_kind(),
+                    any::<u64>(),
+                    prop::option::of(file_ref(n_files)),
+                    file_ref(n_files),
+                    any::<u32>(),
+                ),
+                prop::option::of((any::<u64>(), 1u64..=3, any::<u8>())),
+            );
+            (Just(b), prop::collection::vec(per, n))
+        })
+        .prop_map(|(b, per)| {
+            let mut vmas = Vec::new();
+            let mut runs = Vec::new();
+            for (
+                w,
+                (keep, (prot, shared, kind, file_offset, file, file_for_kind, vm_flags), run),
+            ) in b.windows(2).zip(per)
+            {
+                if !keep {
+                    continue;
+                }
+                let (start, end) = (w[0] * PAGE, w[1] * PAGE);
+                let file = if kind == VmaKind::File {
+                    Some(file_for_kind)
+                } else {
+                    file
+                };
+                vmas.push(Vma {
+                    start,
+                    end,
+                    prot,
+                    shared,
+                    kind,
+                    file_offset,
+                    file,
+                    vm_flags,
+                });
+                if let Some((off, pages, seed)) = run {
+                    let len = w[1] - w[0];
+                    let first = w[0] + off % len;
+                    runs.push((first * PAGE, pages.min(w[1] - first), seed));
+                }
             }
-            let (start, end) = (w[0] * PAGE, w[1] * PAGE);
-            let file = if kind == VmaKind::File { Some(file_for_kind) } else { file };
-            vmas.push(Vma { start, end, prot, shared, kind, file_offset, file, vm_flags });
-            if let Some((off, pages, seed)) = run {
-                let len = w[1] - w[0];
-                let first = w[0] + off % len;
-                runs.push((first * PAGE, pages.min(w[1] - first), seed));
-            }
-        }
-        (vmas, runs)
-    })
+            (vmas, runs)
+        })
 }
 
 fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
-    let pipe = (any::<u64>(), any::<bool>(), bytes(64), any::<u32>(), any::<bool>())
-        .prop_map(|(ino, write_end, buffered, capacity, external)| PipeEnd { ino, write_end, buffered, capacity, external });
+    let pipe = (
+        any::<u64>(),
+        any::<bool>(),
+        bytes(64),
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(|(ino, write_end, buffered, capacity, external)| PipeEnd {
+            ino,
+            write_end,
+            buffered,
+            capacity,
+            external,
+        });
     Union::new(vec![
         file_ref(n_files).prop_map(FdKind::Regular).boxed(),
         text().prop_map(|path| FdKind::Directory { path }).boxed(),
-        (text(), any::<u64>()).prop_map(|(path, rdev)| FdKind::CharDevice { path, rdev }).boxed(),
-        (text(), any::<u64>()).prop_map(|(path, rdev)| FdKind::Tty { path, rdev }).boxed(),
+        (text(), any::<u64>())
+            .prop_map(|(path, rdev)| FdKind::CharDevice { path, rdev })
+            .boxed(),
+        (text(), any::<u64>())
+            .prop_map(|(path, rdev)| FdKind::Tty { path, rdev })
+            .boxed(),
         pipe.prop_map(FdKind::Pipe).boxed(),
-        (text(), bytes(64)).prop_map(|(path, buffered)| FdKind::Fifo { path, buffered }).boxed(),
-        (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(family, sock_type, ino)| FdKind::Socket { family, sock_type, ino }).boxed(),
-        any::<u64>().prop_map(|count| FdKind::EventFd { count }).boxed(),
+        (text(), bytes(64))
+            .prop_map(|(path, buffered)| FdKind::Fifo { path, buffered })
+            .boxed(),
+        (any::<u32>(), any::<u32>(), any::<u64>())
+            .prop_map(|(family, sock_type, ino)| FdKind::Socket {
+                family,
+                sock_type,
+                ino,
+            })
+            .boxed(),
+        any::<u64>()
+            .prop_map(|count| FdKind::EventFd { count })
+            .boxed(),
         prop::collection::vec((any::<i32>(), any::<u32>(), any::<u64>()), 0..4)
             .prop_map(|w| FdKind::Epoll {
-                watches: w.into_iter().map(|(tfd, events, data)| EpollWatch { tfd, events, data }).collect(),
+                watches: w
+                    .into_iter()
+                    .map(|(tfd, events, data)| EpollWatch { tfd, events, data })
+                    .collect(),
             })
             .boxed(),
         Just(FdKind::TimerFd).boxed(),
-        any::<u64>().prop_map(|mask| FdKind::SignalFd { mask }).boxed(),
+        any::<u64>()
+            .prop_map(|mask| FdKind::SignalFd { mask })
+            .boxed(),
         text().prop_map(|name| FdKind::MemFd { name }).boxed(),
         text().prop_map(|link| FdKind::Other { link }).boxed(),
     ])
@@ -185,45 +307,96 @@ fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
 }
 
 fn fds(n_files: usize) -> impl Strategy<Value = Vec<Fd>> {
-    prop::collection::btree_set(any::<i32>(), 0..=6).prop_flat_map(move |nums| {
-        let n = nums.len();
-        (Just(nums), prop::collection::vec((any::<u32>(), any::<bool>(), any::<u64>(), fd_kind(n_files)), n))
-    })
-    .prop_map(|(nums, per)| {
-        nums.into_iter()
-            .zip(per)
-            .map(|(fd, (flags, cloexec, pos, kind))| Fd { fd, flags, cloexec, pos, kind })
-            .collect()
-    })
+    prop::collection::btree_set(any::<i32>(), 0..=6)
+        .prop_flat_map(move |nums| {
+            let n = nums.len();
+            (
+                Just(nums),
+                prop::collection::vec(
+                    (any::<u32>(), any::<bool>(), any::<u64>(), fd_kind(n_files)),
+                    n,
+                ),
+            )
+        })
+        .prop_map(|(nums, per)| {
+            nums.into_iter()
+                .zip(per)
+                .map(|(fd, (flags, cloexec, pos, kind))| Fd {
+                    fd,
+                    flags,
+                    cloexec,
+                    pos,
+                    kind,
+                })
+                .collect()
+        })
 }
 
 fn signals(narrow: bool) -> impl Strategy<Value = ProcessSignals> {
-    let action = (word(narrow), any::<u64>(), word(narrow), any::<u64>())
-        .prop_map(|(handler, flags, restorer, mask)| SigAction { handler, flags, restorer, mask });
+    let action = (word(narrow), any::<u64>(), word(narrow), any::<u64>()).prop_map(
+        |(handler, flags, restorer, mask)| SigAction {
+            handler,
+            flags,
+            restorer,
+            mask,
+        },
+    );
     let actions = prop_oneof![1 => Just(Vec::new()), 3 => prop::collection::vec(action, 64)];
-    let itimer = (any::<u64>(), any::<u64>()).prop_map(|(value_us, interval_us)| ITimer { value_us, interval_us });
+    let itimer = (any::<u64>(), any::<u64>()).prop_map(|(value_us, interval_us)| ITimer {
+        value_us,
+        interval_us,
+    });
     let timer = (
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), word(narrow)),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            word(narrow),
+        ),
         (any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
     )
-        .prop_map(|((id, clock, notify, signo, sigev_value), (notify_tid, value_ns, interval_ns, overrun))| PosixTimer {
-            id,
-            clock,
-            notify,
-            signo,
-            sigev_value,
-            notify_tid,
-            value_ns,
-            interval_ns,
-            overrun,
-        });
-    (actions, prop::collection::vec(siginfo(), 0..=2), prop::array::uniform3(itimer), prop::collection::vec(timer, 0..=2))
-        .prop_map(|(actions, shared_pending, itimers, posix_timers)| ProcessSignals { actions, shared_pending, itimers, posix_timers })
+        .prop_map(
+            |(
+                (id, clock, notify, signo, sigev_value),
+                (notify_tid, value_ns, interval_ns, overrun),
+            )| PosixTimer {
+                id,
+                clock,
+                notify,
+                signo,
+                sigev_value,
+                notify_tid,
+                value_ns,
+                interval_ns,
+                overrun,
+            },
+        );
+    (
+        actions,
+        prop::collection::vec(siginfo(), 0..=2),
+        prop::array::uniform3(itimer),
+        prop::collection::vec(timer, 0..=2),
+    )
+        .prop_map(
+            |(actions, shared_pending, itimers, posix_timers)| ProcessSignals {
+                actions,
+                shared_pending,
+                itimers,
+                posix_timers,
+            },
+        )
 }
 
 fn creds() -> impl Strategy<Value = Creds> {
-    (any::<[u32; 4]>(), any::<[u32; 4]>(), prop::collection::vec(any::<u32>(), 0..=4), any::<[u64; 5]>(), any::<u32>()).prop_map(
-        |(uids, gids, groups, c, securebits)| Creds {
+    (
+        any::<[u32; 4]>(),
+        any::<[u32; 4]>(),
+        prop::collection::vec(any::<u32>(), 0..=4),
+        any::<[u64; 5]>(),
+        any::<u32>(),
+    )
+        .prop_map(|(uids, gids, groups, c, securebits)| Creds {
             uids,
             gids,
             groups,
@@ -233,8 +406,7 @@ fn creds() -> impl Strategy<Value = Creds> {
             cap_bnd: c[3],
             cap_amb: c[4],
             securebits,
-        },
-    )
+        })
 }
 
 fn mm(narrow: bool) -> impl Strategy<Value = MmFields> {
@@ -254,82 +426,135 @@ fn mm(narrow: bool) -> impl Strategy<Value = MmFields> {
 }
 
 /// One process with the given pid and thread ids (the leader's tid is the pid).
-fn process(pid: u32, tids: Vec<u32>, narrow: bool, n_files: usize) -> impl Strategy<Value = (Process, Vec<RunSpec>)> {
-    prop::sample::select(vec![Arch::X86_64, Arch::I386]).prop_flat_map(move |arch| {
-        let threads: Vec<_> = tids.iter().map(|&t| thread(t, arch, narrow)).collect();
-        let a = (any::<[u32; 3]>(), text(), creds(), text(), text(), any::<[u32; 2]>());
-        let b = (
-            prop::collection::vec((any::<u64>(), any::<u64>()).prop_map(|(cur, max)| Rlimit { cur, max }), 0..=16),
-            file_ref(n_files),
-            mm(narrow),
-            bytes(96),
-            bytes(64),
-            (any::<u32>(), any::<bool>(), any::<u32>(), any::<bool>(), any::<u32>()),
-        );
-        let c = (threads, vmas_and_runs(narrow, n_files), fds(n_files), signals(narrow));
-        (Just(arch), a, b, c)
-    })
-    .prop_map(move |(arch, a, b, c)| {
-        let ([ppid, pgid, sid], comm, creds, cwd, root, [umask, personality]) = a;
-        let (rlimits, exe, mm, auxv, cmdline, (dumpable, no_new_privs, pdeathsig, child_subreaper, seccomp_mode)) = b;
-        let (threads, (vmas, runs), fds, signals) = c;
-        let p = Process {
-            pid,
-            ppid,
-            pgid,
-            sid,
-            arch,
-            comm,
-            creds,
-            cwd,
-            root,
-            umask,
-            personality,
-            rlimits,
-            exe,
-            mm,
-            auxv,
-            cmdline,
-            dumpable,
-            no_new_privs,
-            pdeathsig,
-            child_subreaper,
-            seccomp_mode,
-            threads,
-            vmas,
-            pages: Vec::new(),
-            fds,
-            signals,
-        };
-        (p, runs)
-    })
+fn process(
+    pid: u32,
+    tids: Vec<u32>,
+    narrow: bool,
+    n_files: usize,
+) -> impl Strategy<Value = (Process, Vec<RunSpec>)> {
+    prop::sample::select(vec![Arch::X86_64, Arch::I386])
+        .prop_flat_map(move |arch| {
+            let threads: Vec<_> = tids.iter().map(|&t| thread(t, arch, narrow)).collect();
+            let a = (
+                any::<[u32; 3]>(),
+                text(),
+                creds(),
+                text(),
+                text(),
+                any::<[u32; 2]>(),
+            );
+            let b = (
+                prop::collection::vec(
+                    (any::<u64>(), any::<u64>()).prop_map(|(cur, max)| Rlimit { cur, max }),
+                    0..=16,
+                ),
+                file_ref(n_files),
+                mm(narrow),
+                bytes(96),
+                bytes(64),
+                (
+                    any::<u32>(),
+                    any::<bool>(),
+                    any::<u32>(),
+                    any::<bool>(),
+                    any::<u32>(),
+                ),
+            );
+            let c = (
+                threads,
+                vmas_and_runs(narrow, n_files),
+                fds(n_files),
+                signals(narrow),
+            );
+            (Just(arch), a, b, c)
+        })
+        .prop_map(move |(arch, a, b, c)| {
+            let ([ppid, pgid, sid], comm, creds, cwd, root, [umask, personality]) = a;
+            let (
+                rlimits,
+                exe,
+                mm,
+                auxv,
+                cmdline,
+                (dumpable, no_new_privs, pdeathsig, child_subreaper, seccomp_mode),
+            ) = b;
+            let (threads, (vmas, runs), fds, signals) = c;
+            let p = Process {
+                pid,
+                ppid,
+                pgid,
+                sid,
+                arch,
+                comm,
+                creds,
+                cwd,
+                root,
+                umask,
+                personality,
+                rlimits,
+                exe,
+                mm,
+                auxv,
+                cmdline,
+                dumpable,
+                no_new_privs,
+                pdeathsig,
+                child_subreaper,
+                seccomp_mode,
+                threads,
+                vmas,
+                pages: Vec::new(),
+                fds,
+                signals,
+            };
+            (p, runs)
+        })
 }
 
 fn identity() -> impl Strategy<Value = Identity> {
     let host = (
         (text(), text(), text(), text(), text()),
-        (prop::collection::vec(text(), 0..=4), any::<u64>(), any::<u32>()),
+        (
+            prop::collection::vec(text(), 0..=4),
+            any::<u64>(),
+            any::<u32>(),
+        ),
     )
-        .prop_map(|((kernel_release, machine, hostname, cpu_vendor, cpu_model), (cpu_flags, xsave_features, xsave_size))| Host {
-            kernel_release,
-            machine,
-            hostname,
-            cpu_vendor,
-            cpu_model,
-            cpu_flags,
-            xsave_features,
-            xsave_size,
-        });
-    (text(), any::<u64>(), host, any::<u32>(), any::<u32>(), prop::collection::vec(text(), 0..=4)).prop_map(
-        |(tool_version, created_ns, host, capture_uid, capture_gid, capture_cmdline)| Identity {
-            tool_version,
-            created_ns,
-            host,
-            capture_uid,
-            capture_gid,
-            capture_cmdline,
-        },
+        .prop_map(
+            |(
+                (kernel_release, machine, hostname, cpu_vendor, cpu_model),
+                (cpu_flags, xsave_features, xsave_size),
+            )| Host {
+                kernel_release,
+                machine,
+                hostname,
+                cpu_vendor,
+                cpu_model,
+                cpu_flags,
+                xsave_features,
+                xsave_size,
+            },
+        );
+    (
+        text(),
+        any::<u64>(),
+        host,
+        any::<u32>(),
+        any::<u32>(),
+        prop::collection::vec(text(), 0..=4),
     )
+        .prop_map(
+            |(tool_version, created_ns, host, capture_uid, capture_gid, capture_cmdline)| {
+                Identity {
+                    tool_version,
+                    created_ns,
+                    host,
+                    capture_uid,
+                    capture_gid,
+                    capture_cmdline,
+                }
+            },
+        )
 }
 
 /// A generated checkpoint with the bulk data still to write.
@@ -344,21 +569,25 @@ struct Case {
 }
 
 fn case(narrow: bool) -> impl Strategy<Value = Case> {
-    let files = prop::collection::vec((text(), prop_oneof![bytes(64), bytes(9000)]), 0..=3).prop_flat_map(|files| {
-        // Sometimes repeat a file under another path: it must be stored once.
-        let n = files.len();
-        (any::<bool>(), any::<prop::sample::Index>()).prop_map(move |(dup, i)| {
-            let mut files = files.clone();
-            if dup && n > 0 {
-                let (_, c) = files[i.index(n)].clone();
-                files.push(("/dup/path".into(), c));
-            }
-            files
-        })
-    });
+    let files = prop::collection::vec((text(), prop_oneof![bytes(64), bytes(9000)]), 0..=3)
+        .prop_flat_map(|files| {
+            // Sometimes repeat a file under another path: it must be stored once.
+            let n = files.len();
+            (any::<bool>(), any::<prop::sample::Index>()).prop_map(move |(dup, i)| {
+                let mut files = files.clone();
+                if dup && n > 0 {
+                    let (_, c) = files[i.index(n)].clone();
+                    files.push(("/dup/path".into(), c));
+                }
+                files
+            })
+        });
     let shape = prop::collection::vec(1usize..=3, 1..=3).prop_flat_map(|threads| {
         let total: usize = threads.iter().sum();
-        (Just(threads), prop::collection::btree_set(any::<u32>(), total))
+        (
+            Just(threads),
+            prop::collection::btree_set(any::<u32>(), total),
+        )
     });
     (files, shape, identity())
         .prop_flat_map(move |(files, (threads, ids), identity)| {
@@ -374,7 +603,15 @@ fn case(narrow: bool) -> impl Strategy<Value = Case> {
         })
         .prop_map(|(files, procs, identity)| {
             let (processes, runs) = procs.into_iter().unzip();
-            Case { ck: Checkpoint { identity, processes, files: Vec::new() }, runs, files }
+            Case {
+                ck: Checkpoint {
+                    identity,
+                    processes,
+                    files: Vec::new(),
+                },
+                runs,
+                files,
+            }
         })
 }
 
@@ -389,7 +626,11 @@ fn run_bytes(seed: u8, addr: u64, pages: u64) -> Vec<u8> {
 
 /// Writes `case` in `class`. Returns the image and the model a reader must decode, with the
 /// data offsets computed from the layout rules.
-fn write(case: &Case, class: LayoutClass, seekable: bool) -> Result<(Vec<u8>, Checkpoint), FormatError> {
+fn write(
+    case: &Case,
+    class: LayoutClass,
+    seekable: bool,
+) -> Result<(Vec<u8>, Checkpoint), FormatError> {
     let out = Cursor::new(Vec::new());
     let mut w = ImageWriter::new(out, class)?;
     let mut ck = case.ck.clone();
@@ -397,7 +638,14 @@ fn write(case: &Case, class: LayoutClass, seekable: bool) -> Result<(Vec<u8>, Ch
     for (p, runs) in ck.processes.iter_mut().zip(&case.runs) {
         for &(addr, pages, seed) in runs {
             let run = w.write_pages(addr, &run_bytes(seed, addr, pages))?;
-            assert_eq!(run, PageRun { addr, pages, data_offset: page_offset });
+            assert_eq!(
+                run,
+                PageRun {
+                    addr,
+                    pages,
+                    data_offset: page_offset
+                }
+            );
             page_offset += pages * PAGE;
             p.pages.push(run);
         }
@@ -412,7 +660,12 @@ fn write(case: &Case, class: LayoutClass, seekable: bool) -> Result<(Vec<u8>, Ch
         let sha = sha256(contents);
         let want = *by_sha.entry(sha).or_insert_with(|| {
             file_offset = file_offset.next_multiple_of(PAGE);
-            table.push(StoredFile { sha256: sha, size: contents.len() as u64, path: path.clone(), data_offset: file_offset });
+            table.push(StoredFile {
+                sha256: sha,
+                size: contents.len() as u64,
+                path: path.clone(),
+                data_offset: file_offset,
+            });
             file_offset += contents.len() as u64;
             FileId(table.len() as u32 - 1)
         });
@@ -433,27 +686,49 @@ fn write(case: &Case, class: LayoutClass, seekable: bool) -> Result<(Vec<u8>, Ch
             }
         }
     }
-    let bytes = if seekable { w.finish_seekable(ck.clone())? } else { w.finish(ck.clone())? }.into_inner();
+    let bytes = if seekable {
+        w.finish_seekable(ck.clone())?
+    } else {
+        w.finish(ck.clone())?
+    }
+    .into_inner();
     ck.files = table;
     Ok((bytes, ck))
 }
 
 /// Writes, reads back and compares everything: model, page bytes, file bytes, invariants.
 fn round_trip(case: &Case, class: LayoutClass, seekable: bool) -> Image {
-    let (bytes, want) = write(case, class, seekable).expect("a valid model in its class must write");
+    let (bytes, want) =
+        write(case, class, seekable).expect("a valid model in its class must write");
     let img = Image::from_vec(bytes).expect("a written image must open");
     assert_eq!(img.class(), class);
     assert_eq!(img.checkpoint(), &want);
     verify_image(&img).expect("a written image must verify");
-    check_model(&want, img.page_data().len() as u64, img.file_data().len() as u64).expect("the generated model is valid");
+    check_model(
+        &want,
+        img.page_data().len() as u64,
+        img.file_data().len() as u64,
+    )
+    .expect("the generated model is valid");
     for (p, runs) in img.checkpoint().processes.iter().zip(&case.runs) {
         for (run, &(addr, pages, seed)) in p.pages.iter().zip(runs) {
-            assert_eq!(img.page_bytes(run).expect("run in range"), run_bytes(seed, addr, pages));
+            assert_eq!(
+                img.page_bytes(run).expect("run in range"),
+                run_bytes(seed, addr, pages)
+            );
         }
     }
     for (i, (_, contents)) in case.files.iter().enumerate() {
-        let id = want.files.iter().position(|f| f.sha256 == sha256(contents)).expect("stored");
-        assert_eq!(img.file_bytes(FileId(id as u32)).expect("file in range"), &contents[..], "file {i}");
+        let id = want
+            .files
+            .iter()
+            .position(|f| f.sha256 == sha256(contents))
+            .expect("stored");
+        assert_eq!(
+            img.file_bytes(FileId(id as u32)).expect("file in range"),
+            &contents[..],
+            "file {i}"
+        );
     }
     img
 }
@@ -550,7 +825,10 @@ fn class_width_fields(ck: &mut Checkpoint) -> Vec<(String, &mut u64)> {
             out.push((format!("{at}.restorer"), &mut a.restorer));
         }
         for t in &mut p.signals.posix_timers {
-            out.push((format!("process {pid} posix timer {}.sigev_value", t.id), &mut t.sigev_value));
+            out.push((
+                format!("process {pid} posix timer {}.sigev_value", t.id),
+                &mut t.sigev_value,
+            ));
         }
     }
     out
@@ -579,44 +857,102 @@ fn narrowing_names_each_class_width_field_exactly() {
     narrow_example(|_| ()).expect("the i386 example fits");
     type Edit = fn(&mut Checkpoint);
     let cases: [(&str, Edit); 17] = [
-        ("process 42 mm.start_code", |c| c.processes[0].mm.start_code = WIDE),
-        ("process 42 mm.start_stack", |c| c.processes[0].mm.start_stack = WIDE),
-        ("process 42 mm.env_end", |c| c.processes[0].mm.env_end = WIDE),
-        ("thread 42 (pid 42).fs_base", |c| c.processes[0].threads[0].fs_base = WIDE),
-        ("thread 42 (pid 42).gs_base", |c| c.processes[0].threads[0].gs_base = WIDE),
-        ("thread 42 (pid 42).sigaltstack.sp", |c| c.processes[0].threads[0].sigaltstack.sp = WIDE),
-        ("thread 42 (pid 42).sigaltstack.size", |c| c.processes[0].threads[0].sigaltstack.size = WIDE),
-        ("thread 42 (pid 42).clear_child_tid", |c| c.processes[0].threads[0].clear_child_tid = WIDE),
-        ("thread 42 (pid 42).robust_list", |c| c.processes[0].threads[0].robust_list = WIDE),
-        ("thread 42 (pid 42).robust_list_len", |c| c.processes[0].threads[0].robust_list_len = WIDE),
-        ("thread 42 (pid 42).rseq.addr", |c| c.processes[0].threads[0].rseq.as_mut().expect("rseq").addr = WIDE),
-        ("vma 0x100000000 (pid 42).start", |c| c.processes[0].vmas[0].start = WIDE),
+        ("process 42 mm.start_code", |c| {
+            c.processes[0].mm.start_code = WIDE
+        }),
+        ("process 42 mm.start_stack", |c| {
+            c.processes[0].mm.start_stack = WIDE
+        }),
+        ("process 42 mm.env_end", |c| {
+            c.processes[0].mm.env_end = WIDE
+        }),
+        ("thread 42 (pid 42).fs_base", |c| {
+            c.processes[0].threads[0].fs_base = WIDE
+        }),
+        ("thread 42 (pid 42).gs_base", |c| {
+            c.processes[0].threads[0].gs_base = WIDE
+        }),
+        ("thread 42 (pid 42).sigaltstack.sp", |c| {
+            c.processes[0].threads[0].sigaltstack.sp = WIDE
+        }),
+        ("thread 42 (pid 42).sigaltstack.size", |c| {
+            c.processes[0].threads[0].sigaltstack.size = WIDE
+        }),
+        ("thread 42 (pid 42).clear_child_tid", |c| {
+            c.processes[0].threads[0].clear_child_tid = WIDE
+        }),
+        ("thread 42 (pid 42).robust_list", |c| {
+            c.processes[0].threads[0].robust_list = WIDE
+        }),
+        ("thread 42 (pid 42).robust_list_len", |c| {
+            c.processes[0].threads[0].robust_list_len = WIDE
+        }),
+        ("thread 42 (pid 42).rseq.addr", |c| {
+            c.processes[0].threads[0].rseq.as_mut().expect("rseq").addr = WIDE
+        }),
+        ("vma 0x100000000 (pid 42).start", |c| {
+            c.processes[0].vmas[0].start = WIDE
+        }),
         ("vma 0xffd00000 (pid 42).end", |c| {
-            let v = c.processes[0].vmas.iter_mut().find(|v| v.kind == VmaKind::Stack).expect("stack");
+            let v = c.processes[0]
+                .vmas
+                .iter_mut()
+                .find(|v| v.kind == VmaKind::Stack)
+                .expect("stack");
             v.end = WIDE;
         }),
-        ("process 42 sigaction 10.handler", |c| c.processes[0].signals.actions[9].handler = WIDE),
-        ("process 42 sigaction 64.restorer", |c| c.processes[0].signals.actions[63].restorer = WIDE),
-        ("process 42 posix timer 0.sigev_value", |c| c.processes[0].signals.posix_timers[0].sigev_value = WIDE),
+        ("process 42 sigaction 10.handler", |c| {
+            c.processes[0].signals.actions[9].handler = WIDE
+        }),
+        ("process 42 sigaction 64.restorer", |c| {
+            c.processes[0].signals.actions[63].restorer = WIDE
+        }),
+        ("process 42 posix timer 0.sigev_value", |c| {
+            c.processes[0].signals.posix_timers[0].sigev_value = WIDE
+        }),
         ("page run 0x100000000 (pid 42).addr", |c| {
-            c.processes[0].pages.push(PageRun { addr: WIDE, pages: 1, data_offset: 0 });
+            c.processes[0].pages.push(PageRun {
+                addr: WIDE,
+                pages: 1,
+                data_offset: 0,
+            });
         }),
     ];
     for (want, edit) in cases {
         assert_too_wide(narrow_example(edit), want, WIDE);
     }
-    let r = narrow_example(|c| c.processes[0].pages.push(PageRun { addr: 0x1000, pages: WIDE + 1, data_offset: 0 }));
+    let r = narrow_example(|c| {
+        c.processes[0].pages.push(PageRun {
+            addr: 0x1000,
+            pages: WIDE + 1,
+            data_offset: 0,
+        })
+    });
     assert_too_wide(r, "page run 0x1000 (pid 42).pages", WIDE + 1);
-    let r = narrow_example(|c| c.processes[0].pages.push(PageRun { addr: 0x1000, pages: 1, data_offset: u64::MAX }));
+    let r = narrow_example(|c| {
+        c.processes[0].pages.push(PageRun {
+            addr: 0x1000,
+            pages: 1,
+            data_offset: u64::MAX,
+        })
+    });
     assert_too_wide(r, "page run 0x1000 (pid 42).data_offset", u64::MAX);
     // The stored-file table is filled by the writer; its encoder narrows it the same way.
     let mut ck = example_checkpoint(Arch::I386);
-    ck.files = vec![StoredFile { sha256: [0; 32], size: 1, path: "/lib/a.so".into(), data_offset: 0 }, StoredFile {
-        sha256: [1; 32],
-        size: WIDE,
-        path: "/lib/big.so".into(),
-        data_offset: 4096,
-    }];
+    ck.files = vec![
+        StoredFile {
+            sha256: [0; 32],
+            size: 1,
+            path: "/lib/a.so".into(),
+            data_offset: 0,
+        },
+        StoredFile {
+            sha256: [1; 32],
+            size: WIDE,
+            path: "/lib/big.so".into(),
+            data_offset: 4096,
+        },
+    ];
     let r = encode_metadata::<psnc_format::class::C32>(&ck).map(|_| Vec::new());
     assert_too_wide(r, "stored file 1 (/lib/big.so).size", WIDE);
 }
@@ -647,7 +983,11 @@ fn narrowing_names_the_first_field_that_does_not_fit() {
     });
     assert_too_wide(r, "vma 0x804b000 (pid 42).end", WIDE + 2);
     let r = narrow_example(|c| {
-        c.processes[0].pages.push(PageRun { addr: WIDE, pages: 1, data_offset: 0 });
+        c.processes[0].pages.push(PageRun {
+            addr: WIDE,
+            pages: 1,
+            data_offset: 0,
+        });
         c.processes[0].signals.posix_timers[0].sigev_value = WIDE + 1;
     });
     assert_too_wide(r, "process 42 posix timer 0.sigev_value", WIDE + 1);

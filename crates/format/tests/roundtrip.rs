@@ -7,7 +7,11 @@ use psnc_format::verify::verify_image;
 use psnc_format::{FormatError, Image, ImageWriter, LayoutClass};
 
 fn both() -> [(Arch, LayoutClass); 3] {
-    [(Arch::X86_64, LayoutClass::Bits64), (Arch::I386, LayoutClass::Bits32), (Arch::I386, LayoutClass::Bits64)]
+    [
+        (Arch::X86_64, LayoutClass::Bits64),
+        (Arch::I386, LayoutClass::Bits32),
+        (Arch::I386, LayoutClass::Bits64),
+    ]
 }
 
 #[test]
@@ -30,11 +34,19 @@ fn example_round_trips_in_every_class() {
         assert_eq!(ck, &want, "{arch:?} {class:?}");
         for (run, (addr, pages)) in ck.processes[0].pages.iter().zip(example_runs(arch)) {
             assert_eq!((run.addr, run.pages), (addr, pages));
-            assert_eq!(img.page_bytes(run).expect("pages"), page_pattern(addr, pages));
+            assert_eq!(
+                img.page_bytes(run).expect("pages"),
+                page_pattern(addr, pages)
+            );
         }
-        let exe = img.file_bytes(ck.processes[0].exe.stored.expect("stored")).expect("file");
+        let exe = img
+            .file_bytes(ck.processes[0].exe.stored.expect("stored"))
+            .expect("file");
         assert_eq!(exe.len(), 8192);
-        assert_eq!(img.file_data().as_ptr() as usize % 4096, img.bytes().as_ptr() as usize % 4096);
+        assert_eq!(
+            img.file_data().as_ptr() as usize % 4096,
+            img.bytes().as_ptr() as usize % 4096
+        );
     }
 }
 
@@ -58,10 +70,15 @@ fn seekable_file_gets_the_table_offset_in_its_header_and_reads_the_same() {
     let f = psnc_format::AtomicFile::create(&path).expect("create");
     let mut w = ImageWriter::new(f, LayoutClass::Bits64).expect("writer");
     for (addr, pages) in example_runs(Arch::X86_64) {
-        let run = w.write_pages(addr, &page_pattern(addr, pages)).expect("pages");
+        let run = w
+            .write_pages(addr, &page_pattern(addr, pages))
+            .expect("pages");
         ck.processes[0].pages.push(run);
     }
-    w.finish_seekable(ck.clone()).expect("finish").commit().expect("commit");
+    w.finish_seekable(ck.clone())
+        .expect("finish")
+        .commit()
+        .expect("commit");
     let img = Image::open(&path).expect("open");
     assert_ne!(img.header().table_offset, 0);
     assert_eq!(img.header().table_offset, img.trailer().table_offset);
@@ -69,7 +86,8 @@ fn seekable_file_gets_the_table_offset_in_its_header_and_reads_the_same() {
     let streamed = {
         let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).expect("writer");
         for (addr, pages) in example_runs(Arch::X86_64) {
-            w.write_pages(addr, &page_pattern(addr, pages)).expect("pages");
+            w.write_pages(addr, &page_pattern(addr, pages))
+                .expect("pages");
         }
         w.finish(ck).expect("finish")
     };
@@ -86,7 +104,12 @@ fn files_are_deduplicated_by_content() {
     let c = w.store_file("/lib/c.so", b"other").expect("c");
     assert_eq!(a, b);
     assert_ne!(a, c);
-    let e = w.write_pages(0x1000, &[0u8; 4096]).expect("pages after files");
+    let e = w
+        .write_pages(0x1000, &[0u8; 4096])
+        .expect("pages after files");
     assert_eq!(e.data_offset, 0);
-    assert!(matches!(w.store_file("/x", b"late"), Err(FormatError::WriterState(_))));
+    assert!(matches!(
+        w.store_file("/x", b"late"),
+        Err(FormatError::WriterState(_))
+    ));
 }

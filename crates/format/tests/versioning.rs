@@ -26,7 +26,10 @@ fn build(arch: Arch, class: LayoutClass, extra: Vec<Extra>) -> (Vec<u8>, Checkpo
     let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
     let p = &mut ck.processes[0];
     for (addr, pages) in example_runs(arch) {
-        p.pages.push(w.write_pages(addr, &page_pattern(addr, pages)).expect("pages"));
+        p.pages.push(
+            w.write_pages(addr, &page_pattern(addr, pages))
+                .expect("pages"),
+        );
     }
     let id = w.store_file(&p.exe.path, b"\x7fELF example").expect("file");
     p.exe.stored = Some(id);
@@ -37,7 +40,10 @@ fn build(arch: Arch, class: LayoutClass, extra: Vec<Extra>) -> (Vec<u8>, Checkpo
 }
 
 fn both() -> [(Arch, LayoutClass); 2] {
-    [(Arch::X86_64, LayoutClass::Bits64), (Arch::I386, LayoutClass::Bits32)]
+    [
+        (Arch::X86_64, LayoutClass::Bits64),
+        (Arch::I386, LayoutClass::Bits32),
+    ]
 }
 
 /// Sets the header's version and reseals the image digest.
@@ -48,18 +54,29 @@ fn set_version(img: &mut [u8], major: u16, minor: u16) {
 }
 
 fn index_of(img: &[u8], kind: u32) -> usize {
-    layout(img).expect("layout").entries.iter().position(|e| e.kind == kind).expect("section present")
+    layout(img)
+        .expect("layout")
+        .entries
+        .iter()
+        .position(|e| e.kind == kind)
+        .expect("section present")
 }
 
 #[test]
 fn this_reader_reads_what_it_writes_and_every_older_minor() {
     for (arch, class) in both() {
         let (img, want) = build(arch, class, Vec::new());
-        assert_eq!(Image::from_vec(img.clone()).expect("open").version(), (FORMAT_MAJOR, FORMAT_MINOR));
+        assert_eq!(
+            Image::from_vec(img.clone()).expect("open").version(),
+            (FORMAT_MAJOR, FORMAT_MINOR)
+        );
         for minor in 0..=FORMAT_MINOR {
             let mut old = img.clone();
             set_version(&mut old, FORMAT_MAJOR, minor);
-            assert_eq!(Image::from_vec(old).expect("older minor").checkpoint(), &want);
+            assert_eq!(
+                Image::from_vec(old).expect("older minor").checkpoint(),
+                &want
+            );
         }
     }
 }
@@ -113,7 +130,12 @@ fn unknown_ancillary_sections_are_skipped_in_this_and_newer_minors() {
             (0x101, 9, SECTION_SAFE_TO_COPY, vec![0xff; 1000]),
             // An empty one, and one with a chunked digest (fixed below by reseal_all).
             (0x102, 1, 0, Vec::new()),
-            (0x103, 2, SECTION_CHUNKED | SECTION_SAFE_TO_COPY, vec![7; 3000]),
+            (
+                0x103,
+                2,
+                SECTION_CHUNKED | SECTION_SAFE_TO_COPY,
+                vec![7; 3000],
+            ),
         ];
         let (mut img, written) = build(arch, class, extra);
         assert_eq!(written, want);
@@ -133,12 +155,17 @@ fn unknown_ancillary_sections_are_skipped_in_this_and_newer_minors() {
 
 #[test]
 fn an_unknown_ancillary_chunked_section_is_still_verified() {
-    let (mut img, _) = build(Arch::X86_64, LayoutClass::Bits64, vec![(0x103, 1, SECTION_CHUNKED, vec![7; 3000])]);
+    let (mut img, _) = build(
+        Arch::X86_64,
+        LayoutClass::Bits64,
+        vec![(0x103, 1, SECTION_CHUNKED, vec![7; 3000])],
+    );
     assert!(reseal_all(&mut img));
     let i = index_of(&img, 0x103);
     let e = layout(&img).expect("layout").entries[i];
     img[e.offset as usize + 100] ^= 1;
-    let image = Image::from_vec(img).expect("opens: data of chunked sections is checked by verify_data");
+    let image =
+        Image::from_vec(img).expect("opens: data of chunked sections is checked by verify_data");
     let r = image.verify_data();
     assert!(
         matches!(&r, Err(FormatError::DigestMismatch { what, offset, .. }) if what == "section unknown kind 0x103" && *offset == e.offset),
@@ -152,7 +179,12 @@ fn an_unknown_critical_section_is_refused_naming_it() {
         for minor in [0u16, 1] {
             let extra = vec![
                 (0x100, 1, 0, b"skippable".to_vec()),
-                (0x2a5, 1, SECTION_CRITICAL | SECTION_SAFE_TO_COPY, b"must understand".to_vec()),
+                (
+                    0x2a5,
+                    1,
+                    SECTION_CRITICAL | SECTION_SAFE_TO_COPY,
+                    b"must understand".to_vec(),
+                ),
             ];
             let (mut img, _) = build(arch, class, extra);
             set_version(&mut img, 1, minor);
@@ -170,11 +202,24 @@ fn an_unknown_critical_section_is_refused_naming_it() {
 fn a_known_critical_section_in_a_newer_version_is_refused() {
     for (arch, class) in both() {
         let (img, _) = build(arch, class, Vec::new());
-        for kind in [SectionKind::Vmas, SectionKind::Threads, SectionKind::PageData, SectionKind::PageIndex] {
+        for kind in [
+            SectionKind::Vmas,
+            SectionKind::Threads,
+            SectionKind::PageData,
+            SectionKind::PageIndex,
+        ] {
             let l = layout(&img).expect("layout");
             let i = index_of(&img, kind.number());
             let mut bad = img.clone();
-            put_entry(&mut bad, &l, i, &SectionEntry { version: 2, ..l.entries[i] });
+            put_entry(
+                &mut bad,
+                &l,
+                i,
+                &SectionEntry {
+                    version: 2,
+                    ..l.entries[i]
+                },
+            );
             assert!(reseal(&mut bad));
             let r = Image::from_vec(bad);
             assert!(
@@ -201,9 +246,15 @@ fn a_known_ancillary_section_in_a_newer_version_is_skipped() {
         assert!(reseal(&mut newer));
         let image = Image::from_vec(newer).expect("opens");
         assert_eq!(image.checkpoint(), &want);
-        assert!(image.chunk_digests(SectionKind::PageData).is_none(), "a v2 list must not be read as v1");
+        assert!(
+            image.chunk_digests(SectionKind::PageData).is_none(),
+            "a v2 list must not be read as v1"
+        );
         verify_image(&image).expect("verifies");
-        assert!(Image::from_vec(img).expect("v1").chunk_digests(SectionKind::PageData).is_some());
+        assert!(Image::from_vec(img)
+            .expect("v1")
+            .chunk_digests(SectionKind::PageData)
+            .is_some());
     }
 }
 
@@ -215,18 +266,48 @@ fn a_required_section_missing_or_repeated_is_refused() {
         let l = layout(&img).expect("layout");
         let i = index_of(&img, SectionKind::Fds.number());
         let mut bad = img.clone();
-        put_entry(&mut bad, &l, i, &SectionEntry { kind: 0x1fd, flags: 0, ..l.entries[i] });
+        put_entry(
+            &mut bad,
+            &l,
+            i,
+            &SectionEntry {
+                kind: 0x1fd,
+                flags: 0,
+                ..l.entries[i]
+            },
+        );
         assert!(reseal(&mut bad));
         let r = Image::from_vec(bad);
-        assert!(matches!(r, Err(FormatError::SectionCount { kind: "fds", count: 0 })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(FormatError::SectionCount {
+                    kind: "fds",
+                    count: 0
+                })
+            ),
+            "{r:?}"
+        );
 
         // Repeated: a second identity section, valid in itself.
         let image = Image::from_vec(img.clone()).expect("open");
-        let body = image.section_bytes(index_of(&img, SectionKind::Identity.number())).expect("body").to_vec();
+        let body = image
+            .section_bytes(index_of(&img, SectionKind::Identity.number()))
+            .expect("body")
+            .to_vec();
         let k = SectionKind::Identity;
         let (bad, _) = build(arch, class, vec![(k.number(), 1, k.flags(), body)]);
         let r = Image::from_vec(bad);
-        assert!(matches!(r, Err(FormatError::SectionCount { kind: "identity", count: 2 })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(FormatError::SectionCount {
+                    kind: "identity",
+                    count: 2
+                })
+            ),
+            "{r:?}"
+        );
     }
 }
 
@@ -236,10 +317,16 @@ fn a_big_endian_or_unknown_class_image_is_refused() {
     let mut bad = img.clone();
     bad[13] = 2;
     assert!(reseal(&mut bad));
-    assert!(matches!(Image::from_vec(bad), Err(FormatError::BadByteOrder(2))));
+    assert!(matches!(
+        Image::from_vec(bad),
+        Err(FormatError::BadByteOrder(2))
+    ));
     let mut bad = img.clone();
     bad[12] = 3;
-    assert!(matches!(Image::from_vec(bad), Err(FormatError::BadClass(3))));
+    assert!(matches!(
+        Image::from_vec(bad),
+        Err(FormatError::BadClass(3))
+    ));
     // A 64-bit image relabelled 32-bit: the trailer is read at the wrong width and does not fit.
     let mut bad = img;
     bad[12] = 1;

@@ -86,7 +86,11 @@ pub fn check_fits(img: &Image, to: LayoutClass) -> Result<(), FormatError> {
     encode_metadata::<C32>(img.checkpoint())?;
     let bulk = (img.page_data().len() + img.file_data().len()) as u64;
     if bulk > u64::from(u32::MAX) {
-        return Err(FormatError::FieldTooWide { field: "page-data + file-data sections (total length)".into(), value: bulk, bits: 32 });
+        return Err(FormatError::FieldTooWide {
+            field: "page-data + file-data sections (total length)".into(),
+            value: bulk,
+            bits: 32,
+        });
     }
     Ok(())
 }
@@ -118,15 +122,31 @@ fn remap_files(ck: &mut Checkpoint, map: &HashMap<u32, FileId>) {
 }
 
 /// Writes the data of `img` into `w` and returns the model to finish it with.
-fn fill<W: Write>(img: &Image, w: &mut ImageWriter<W>, report: &mut ConvertReport, progress: &Progress) -> Result<Checkpoint, FormatError> {
+fn fill<W: Write>(
+    img: &Image,
+    w: &mut ImageWriter<W>,
+    report: &mut ConvertReport,
+    progress: &Progress,
+) -> Result<Checkpoint, FormatError> {
     let mut ck = img.checkpoint().clone();
-    let offset_of = |k: SectionKind| img.sections().iter().find(|e| e.kind == k.number()).map(|e| e.offset);
-    let files_first = match (offset_of(SectionKind::FileData), offset_of(SectionKind::PageData)) {
+    let offset_of = |k: SectionKind| {
+        img.sections()
+            .iter()
+            .find(|e| e.kind == k.number())
+            .map(|e| e.offset)
+    };
+    let files_first = match (
+        offset_of(SectionKind::FileData),
+        offset_of(SectionKind::PageData),
+    ) {
         (Some(f), Some(p)) => f < p,
         _ => false,
     };
 
-    let write_pages = |w: &mut ImageWriter<W>, ck: &mut Checkpoint, report: &mut ConvertReport| -> Result<(), FormatError> {
+    let write_pages = |w: &mut ImageWriter<W>,
+                       ck: &mut Checkpoint,
+                       report: &mut ConvertReport|
+     -> Result<(), FormatError> {
         // Every run, in the order its bytes lie in the input's page data.
         let mut order: Vec<(u64, usize, usize)> = Vec::new();
         for (pi, p) in ck.processes.iter().enumerate() {
@@ -145,7 +165,10 @@ fn fill<W: Write>(img: &Image, w: &mut ImageWriter<W>, report: &mut ConvertRepor
         }
         Ok(())
     };
-    let write_files = |w: &mut ImageWriter<W>, ck: &mut Checkpoint, report: &mut ConvertReport| -> Result<(), FormatError> {
+    let write_files = |w: &mut ImageWriter<W>,
+                       ck: &mut Checkpoint,
+                       report: &mut ConvertReport|
+     -> Result<(), FormatError> {
         let mut map = HashMap::new();
         for (i, f) in img.checkpoint().files.iter().enumerate() {
             let bytes = img.file_bytes(FileId(i as u32))?;
@@ -175,13 +198,17 @@ fn fill<W: Write>(img: &Image, w: &mut ImageWriter<W>, report: &mut ConvertRepor
         match SectionKind::from_number(e.kind) {
             // Known kinds are written by the writer (chunk digests regenerated).
             Some(k) if e.version <= k.current_version() => {}
-            Some(_) => report.dropped_sections.push(format!("{name}: newer than this tool")),
+            Some(_) => report
+                .dropped_sections
+                .push(format!("{name}: newer than this tool")),
             None if e.flags & SECTION_SAFE_TO_COPY != 0 => {
                 let body = img.section_bytes(i).unwrap_or_default().to_vec();
                 w.copy_unknown_section(e.kind, e.version, e.flags, body);
                 report.copied_sections.push(name);
             }
-            None => report.dropped_sections.push(format!("{name}: unknown and not safe to copy")),
+            None => report
+                .dropped_sections
+                .push(format!("{name}: unknown and not safe to copy")),
         }
     }
     Ok(ck)
@@ -203,48 +230,86 @@ fn new_report(img: &Image, to: LayoutClass, streamed: bool) -> ConvertReport {
 
 /// The checks before writing: the values fit `to`, and the input verifies.
 fn preflight(img: &Image, image: &str, to: LayoutClass) -> Result<()> {
-    check_fits(img, to).map_err(|source| Error::DoesNotFit { image: image.into(), to, source })?;
-    with_spinner(bulk_len(img), "verifying", || verify_image(img))
-        .map_err(|source| Error::InvalidInput { image: image.into(), source })
+    check_fits(img, to).map_err(|source| Error::DoesNotFit {
+        image: image.into(),
+        to,
+        source,
+    })?;
+    with_spinner(bulk_len(img), "verifying", || verify_image(img)).map_err(|source| {
+        Error::InvalidInput {
+            image: image.into(),
+            source,
+        }
+    })
 }
 
 fn write_error(output: &str, to: LayoutClass, image: &str, e: FormatError) -> Error {
     match e {
-        e @ FormatError::FieldTooWide { .. } => Error::DoesNotFit { image: image.into(), to, source: e },
-        e => Error::Write { output: output.into(), source: e },
+        e @ FormatError::FieldTooWide { .. } => Error::DoesNotFit {
+            image: image.into(),
+            to,
+            source: e,
+        },
+        e => Error::Write {
+            output: output.into(),
+            source: e,
+        },
     }
 }
 
 /// Converts `img` into a stream written to `out` (stdout, a pipe, a `Vec`).
-pub fn convert_to_writer<W: Write>(img: &Image, image: &str, to: LayoutClass, out: W) -> Result<(W, ConvertReport)> {
+pub fn convert_to_writer<W: Write>(
+    img: &Image,
+    image: &str,
+    to: LayoutClass,
+    out: W,
+) -> Result<(W, ConvertReport)> {
     preflight(img, image, to)?;
     let mut report = new_report(img, to, true);
     let progress = Progress::bytes(bulk_len(img), "writing");
     let mut w = ImageWriter::new(out, to).map_err(|e| write_error("-", to, image, e))?;
-    let ck = fill(img, &mut w, &mut report, &progress).map_err(|e| write_error("-", to, image, e))?;
+    let ck =
+        fill(img, &mut w, &mut report, &progress).map_err(|e| write_error("-", to, image, e))?;
     let out = w.finish(ck).map_err(|e| write_error("-", to, image, e))?;
     Ok((out, report))
 }
 
 /// Converts `img` into the file `output`, atomically: the file appears complete or not at all.
-pub fn convert_to_path(img: &Image, image: &str, to: LayoutClass, output: &Path) -> Result<ConvertReport> {
+pub fn convert_to_path(
+    img: &Image,
+    image: &str,
+    to: LayoutClass,
+    output: &Path,
+) -> Result<ConvertReport> {
     let name = output.display().to_string();
     preflight(img, image, to)?;
     let streamed = img.header().flags & HEADER_FLAG_STREAMED != 0;
     let mut report = new_report(img, to, streamed);
     let file = AtomicFile::create(output).map_err(|e| Error::Write {
         output: name.clone(),
-        source: FormatError::Io { action: "creating the output file", source: e },
+        source: FormatError::Io {
+            action: "creating the output file",
+            source: e,
+        },
     })?;
     let progress = Progress::bytes(bulk_len(img), "writing");
     // On any error below, `file` (or the writer holding it) is dropped and removes the
     // temporary file: nothing appears under `output`.
     let mut w = ImageWriter::new(file, to).map_err(|e| write_error(&name, to, image, e))?;
-    let ck = fill(img, &mut w, &mut report, &progress).map_err(|e| write_error(&name, to, image, e))?;
-    let file = if streamed { w.finish(ck) } else { w.finish_seekable(ck) }.map_err(|e| write_error(&name, to, image, e))?;
+    let ck =
+        fill(img, &mut w, &mut report, &progress).map_err(|e| write_error(&name, to, image, e))?;
+    let file = if streamed {
+        w.finish(ck)
+    } else {
+        w.finish_seekable(ck)
+    }
+    .map_err(|e| write_error(&name, to, image, e))?;
     file.commit().map_err(|e| Error::Write {
         output: name.clone(),
-        source: FormatError::Io { action: "committing the output file", source: e },
+        source: FormatError::Io {
+            action: "committing the output file",
+            source: e,
+        },
     })?;
     Ok(report)
 }

@@ -63,7 +63,10 @@ pub const DEFAULT_IGNORE: &str = "identity";
 
 /// Parses one `--ignore` value.
 pub fn parse_ignore(s: &str) -> Result<IgnoreRule> {
-    let bad = |why| Error::BadIgnore { pattern: s.into(), why };
+    let bad = |why| Error::BadIgnore {
+        pattern: s.into(),
+        why,
+    };
     match s {
         "" => return Err(bad("empty")),
         "memory" => return Ok(IgnoreRule::Memory),
@@ -89,7 +92,9 @@ pub fn parse_ignore(s: &str) -> Result<IgnoreRule> {
             return Err(bad("empty component between dots"));
         }
         while !rest.is_empty() {
-            let Some(close) = rest.find(']') else { return Err(bad("unclosed [")) };
+            let Some(close) = rest.find(']') else {
+                return Err(bad("unclosed ["));
+            };
             if !rest.starts_with('[') {
                 return Err(bad("text after ]"));
             }
@@ -97,7 +102,11 @@ pub fn parse_ignore(s: &str) -> Result<IgnoreRule> {
             parts.push(if inner == "*" {
                 PatternPart::AnyIndex
             } else {
-                PatternPart::Index(inner.parse().map_err(|_| bad("an index is a number or *"))?)
+                PatternPart::Index(
+                    inner
+                        .parse()
+                        .map_err(|_| bad("an index is a number or *"))?,
+                )
             });
             rest = &rest[close + 1..];
         }
@@ -265,7 +274,11 @@ impl DiffReport {
             out.push_str(&format!("{}: {}\n", f.path, f.detail));
         }
         for m in &self.memory {
-            let pid = if m.pid_a == m.pid_b { format!("pid {}", m.pid_a) } else { format!("pid {} / {}", m.pid_a, m.pid_b) };
+            let pid = if m.pid_a == m.pid_b {
+                format!("pid {}", m.pid_a)
+            } else {
+                format!("pid {} / {}", m.pid_a, m.pid_b)
+            };
             out.push_str(&format!(
                 "memory of processes[{}] ({pid}): {} with other bytes ({}), {} only in A, {} only in B\n",
                 m.index,
@@ -278,12 +291,18 @@ impl DiffReport {
                 let what = match &r.change {
                     MemChange::Bytes { count, first, a, b } => {
                         let verb = if *count == 1 { "differs" } else { "differ" };
-                        format!("{} {verb}, first at {first:#x}: {a:#04x} -> {b:#04x}", plural(*count, "byte"))
+                        format!(
+                            "{} {verb}, first at {first:#x}: {a:#04x} -> {b:#04x}",
+                            plural(*count, "byte")
+                        )
                     }
                     MemChange::OnlyInA => "stored only in A".into(),
                     MemChange::OnlyInB => "stored only in B".into(),
                 };
-                let vma = r.vma.as_deref().map_or_else(String::new, |v| format!("  [vma {v}]"));
+                let vma = r
+                    .vma
+                    .as_deref()
+                    .map_or_else(String::new, |v| format!("  [vma {v}]"));
                 out.push_str(&format!(
                     "  {:#x}-{:#x} ({}): {what}{vma}\n",
                     r.start,
@@ -292,7 +311,10 @@ impl DiffReport {
                 ));
             }
             if m.ranges.len() > MAX_RANGES_SHOWN {
-                out.push_str(&format!("  ... and {} more ranges (--json lists all)\n", m.ranges.len() - MAX_RANGES_SHOWN));
+                out.push_str(&format!(
+                    "  ... and {} more ranges (--json lists all)\n",
+                    m.ranges.len() - MAX_RANGES_SHOWN
+                ));
             }
         }
         out
@@ -315,7 +337,8 @@ struct Walker<'o> {
 /// Rules that always apply: where bytes are stored is layout, not content.
 fn builtin_skip(path: &[Comp]) -> bool {
     let k = |i: usize, s: &str| matches!(path.get(i), Some(Comp::Key(x)) if x == s);
-    path.len() == 3 && ((k(0, "processes") && k(2, "pages")) || (k(0, "files") && k(2, "data_offset")))
+    path.len() == 3
+        && ((k(0, "processes") && k(2, "pages")) || (k(0, "files") && k(2, "data_offset")))
 }
 
 fn summarize(key: &str, v: &Value) -> String {
@@ -338,7 +361,12 @@ impl Walker<'_> {
     }
 
     fn push(&mut self, path: &[Comp], a: Option<String>, b: Option<String>, detail: String) {
-        self.out.push(FieldDiff { path: path_string(path), a, b, detail });
+        self.out.push(FieldDiff {
+            path: path_string(path),
+            a,
+            b,
+            detail,
+        });
     }
 
     fn changed(&mut self, path: &[Comp], a: Option<&Value>, b: Option<&Value>) {
@@ -362,7 +390,10 @@ impl Walker<'_> {
             format!("{} bytes -> {} bytes", a.len(), b.len())
         };
         if let Some(i) = first {
-            detail.push_str(&format!(", first at offset {i:#x}: {:#04x} -> {:#04x}", a[i], b[i]));
+            detail.push_str(&format!(
+                ", first at offset {i:#x}: {:#04x} -> {:#04x}",
+                a[i], b[i]
+            ));
         }
         self.push(path, Some(hex::encode(a)), Some(hex::encode(b)), detail);
     }
@@ -374,7 +405,9 @@ impl Walker<'_> {
         match (a, b) {
             // A different enum variant (`{"Pipe": ..}` vs `{"Regular": ..}`) or register layout is
             // one change, not a list of fields present on one side only.
-            (Value::Object(ma), Value::Object(mb)) if is_other_variant(ma, mb) => self.changed(path, Some(a), Some(b)),
+            (Value::Object(ma), Value::Object(mb)) if is_other_variant(ma, mb) => {
+                self.changed(path, Some(a), Some(b))
+            }
             (Value::Object(ma), Value::Object(mb)) => {
                 for (k, va) in ma {
                     path.push(Comp::Key(k.clone()));
@@ -400,9 +433,22 @@ impl Walker<'_> {
                     path.pop();
                 }
                 if xa.len() != xb.len() {
-                    let detail = format!("{} -> {}", plural(xa.len() as u64, "item"), plural(xb.len() as u64, "item"));
-                    self.push(path, Some(xa.len().to_string()), Some(xb.len().to_string()), detail);
-                    let (longer, a_longer) = if xa.len() > xb.len() { (xa, true) } else { (xb, false) };
+                    let detail = format!(
+                        "{} -> {}",
+                        plural(xa.len() as u64, "item"),
+                        plural(xb.len() as u64, "item")
+                    );
+                    self.push(
+                        path,
+                        Some(xa.len().to_string()),
+                        Some(xb.len().to_string()),
+                        detail,
+                    );
+                    let (longer, a_longer) = if xa.len() > xb.len() {
+                        (xa, true)
+                    } else {
+                        (xb, false)
+                    };
                     let common = xa.len().min(xb.len());
                     for (i, v) in longer.iter().enumerate().skip(common).take(MAX_EXTRA_ITEMS) {
                         path.push(Comp::Index(i));
@@ -415,12 +461,18 @@ impl Walker<'_> {
                     }
                     let extra = longer.len() - common;
                     if extra > MAX_EXTRA_ITEMS {
-                        let detail = format!("... and {} more items only in {}", extra - MAX_EXTRA_ITEMS, if a_longer { "A" } else { "B" });
+                        let detail = format!(
+                            "... and {} more items only in {}",
+                            extra - MAX_EXTRA_ITEMS,
+                            if a_longer { "A" } else { "B" }
+                        );
                         self.push(path, None, None, detail);
                     }
                 }
             }
-            (Value::String(sa), Value::String(sb)) if sa != sb && BYTE_KEYS.contains(&Self::key_of(path)) => {
+            (Value::String(sa), Value::String(sb))
+                if sa != sb && BYTE_KEYS.contains(&Self::key_of(path)) =>
+            {
                 match (hex::decode(sa), hex::decode(sb)) {
                     (Ok(x), Ok(y)) => self.bytes_changed(path, &x, &y),
                     _ => self.changed(path, Some(a), Some(b)),
@@ -432,7 +484,10 @@ impl Walker<'_> {
     }
 }
 
-fn is_other_variant(a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>) -> bool {
+fn is_other_variant(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+) -> bool {
     let single_key = a.len() == 1 && b.len() == 1 && a.keys().next() != b.keys().next();
     let other_layout = matches!((a.get("layout"), b.get("layout")), (Some(x), Some(y)) if x != y);
     single_key || other_layout
@@ -440,8 +495,15 @@ fn is_other_variant(a: &serde_json::Map<String, Value>, b: &serde_json::Map<Stri
 
 /// Compares two models field by field.
 pub fn diff_models(a: &Checkpoint, b: &Checkpoint, opts: &DiffOptions) -> Vec<FieldDiff> {
-    let mut w = Walker { opts, out: Vec::new() };
-    w.walk(&mut Vec::new(), &view::checkpoint_view(a), &view::checkpoint_view(b));
+    let mut w = Walker {
+        opts,
+        out: Vec::new(),
+    };
+    w.walk(
+        &mut Vec::new(),
+        &view::checkpoint_view(a),
+        &view::checkpoint_view(b),
+    );
     w.out
 }
 
@@ -459,14 +521,21 @@ impl RangeAcc {
         if let Some(cur) = &mut self.cur {
             if cur.end == addr && Self::same_kind(&cur.change, &change) {
                 cur.end += PAGE;
-                if let (MemChange::Bytes { count, .. }, MemChange::Bytes { count: more, .. }) = (&mut cur.change, &change) {
+                if let (MemChange::Bytes { count, .. }, MemChange::Bytes { count: more, .. }) =
+                    (&mut cur.change, &change)
+                {
                     *count += more;
                 }
                 return;
             }
         }
         self.flush();
-        self.cur = Some(MemRange { start: addr, end: addr + PAGE, change, vma: vma() });
+        self.cur = Some(MemRange {
+            start: addr,
+            end: addr + PAGE,
+            change,
+            vma: vma(),
+        });
     }
 
     fn flush(&mut self) {
@@ -479,7 +548,12 @@ impl RangeAcc {
 /// Stored runs as `(address, page bytes)` pairs, one per page.
 fn split_pages(runs: Vec<(u64, &[u8])>) -> Vec<(u64, &[u8])> {
     runs.into_iter()
-        .flat_map(|(addr, bytes)| bytes.chunks(PAGE as usize).enumerate().map(move |(i, c)| (addr + i as u64 * PAGE, c)))
+        .flat_map(|(addr, bytes)| {
+            bytes
+                .chunks(PAGE as usize)
+                .enumerate()
+                .map(move |(i, c)| (addr + i as u64 * PAGE, c))
+        })
         .collect()
 }
 
@@ -500,7 +574,10 @@ pub fn rseq_masks(processes: &[&psnc_format::model::Process]) -> Vec<(u64, u64)>
 /// Copies of two pages with the masked bytes cleared, or `None` when no mask touches the page.
 fn masked(addr: u64, a: &[u8], b: &[u8], masks: &[(u64, u64)]) -> Option<(Vec<u8>, Vec<u8>)> {
     let end = addr + a.len() as u64;
-    let hits: Vec<_> = masks.iter().filter(|(s, e)| *s < end && *e > addr).collect();
+    let hits: Vec<_> = masks
+        .iter()
+        .filter(|(s, e)| *s < end && *e > addr)
+        .collect();
     if hits.is_empty() {
         return None;
     }
@@ -536,7 +613,10 @@ pub fn diff_memory(
         pages_only_b: 0,
         ranges: Vec::new(),
     };
-    let mut acc = RangeAcc { ranges: Vec::new(), cur: None };
+    let mut acc = RangeAcc {
+        ranges: Vec::new(),
+        cur: None,
+    };
     let vma_of = |addr: u64| a.vma_at(addr).or_else(|| b.vma_at(addr)).map(describe_vma);
     let (mut i, mut j) = (0, 0);
     while i < pa.len() || j < pb.len() {
@@ -554,7 +634,12 @@ pub fn diff_memory(
                     let k = ba.iter().zip(bb).position(|(p, q)| p != q).unwrap_or(0);
                     d.pages_differ += 1;
                     d.bytes_differ += count;
-                    let change = MemChange::Bytes { count, first: x + k as u64, a: ba[k], b: bb[k] };
+                    let change = MemChange::Bytes {
+                        count,
+                        first: x + k as u64,
+                        a: ba[k],
+                        b: bb[k],
+                    };
                     acc.add(x, change, || vma_of(x));
                 } else {
                     acc.flush();
@@ -597,24 +682,51 @@ impl NoneOrGreater for Option<u64> {
 pub fn diff_images(a: &Image, b: &Image, opts: &DiffOptions) -> Result<DiffReport> {
     let mut notes = Vec::new();
     if a.class() != b.class() {
-        notes.push(format!("layout classes differ ({} vs {}); the contents are compared", a.class(), b.class()));
+        notes.push(format!(
+            "layout classes differ ({} vs {}); the contents are compared",
+            a.class(),
+            b.class()
+        ));
     }
     if a.version() != b.version() {
         let (x, y) = (a.version(), b.version());
-        notes.push(format!("format versions differ ({}.{} vs {}.{})", x.0, x.1, y.0, y.1));
+        notes.push(format!(
+            "format versions differ ({}.{} vs {}.{})",
+            x.0, x.1, y.0, y.1
+        ));
     }
     let fields = diff_models(a.checkpoint(), b.checkpoint(), opts);
     let mut memory = Vec::new();
     if opts.memory() {
         let total = (a.page_data().len() + b.page_data().len()) as u64;
         let progress = Progress::bytes(total, "comparing");
-        for (i, (pa, pb)) in a.checkpoint().processes.iter().zip(&b.checkpoint().processes).enumerate() {
-            let masks = if opts.rseq() { rseq_masks(&[pa, pb]) } else { Vec::new() };
-            let d = diff_memory(&ProcessMemory::of(a, pa), &ProcessMemory::of(b, pb), i, &masks, &progress)?;
+        for (i, (pa, pb)) in a
+            .checkpoint()
+            .processes
+            .iter()
+            .zip(&b.checkpoint().processes)
+            .enumerate()
+        {
+            let masks = if opts.rseq() {
+                rseq_masks(&[pa, pb])
+            } else {
+                Vec::new()
+            };
+            let d = diff_memory(
+                &ProcessMemory::of(a, pa),
+                &ProcessMemory::of(b, pb),
+                i,
+                &masks,
+                &progress,
+            )?;
             if !d.ranges.is_empty() {
                 memory.push(d);
             }
         }
     }
-    Ok(DiffReport { notes, fields, memory })
+    Ok(DiffReport {
+        notes,
+        fields,
+        memory,
+    })
 }

@@ -5,7 +5,9 @@
 //! and a field added to the model appears in the dump without a change here.
 
 use prettytable::{format, row, Table};
-use psnc_format::layout::{HEADER_FLAG_STREAMED, SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
+use psnc_format::layout::{
+    HEADER_FLAG_STREAMED, SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY,
+};
 use psnc_format::model::{FdKind, Process, SigAction};
 use psnc_format::sections::kind_name;
 use psnc_format::{Image, SectionKind};
@@ -149,7 +151,11 @@ fn with_pid_key(key: &str, n: u64, v: Value) -> Value {
 /// The decoded contents of one section kind, for the processes `pid` selects (all when `None`).
 pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
     let ck = img.checkpoint();
-    let procs: Vec<&Process> = ck.processes.iter().filter(|p| pid.map_or(true, |x| x == p.pid)).collect();
+    let procs: Vec<&Process> = ck
+        .processes
+        .iter()
+        .filter(|p| pid.map_or(true, |x| x == p.pid))
+        .collect();
     let per_proc = |f: &dyn Fn(&Process) -> Vec<Value>| -> Value {
         Value::Array(procs.iter().flat_map(|p| f(p)).collect())
     };
@@ -168,7 +174,12 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
             }
             vec![v]
         }),
-        SectionKind::Threads => per_proc(&|p| p.threads.iter().map(|t| with_pid(p.pid, view::thread_view(t))).collect()),
+        SectionKind::Threads => per_proc(&|p| {
+            p.threads
+                .iter()
+                .map(|t| with_pid(p.pid, view::thread_view(t)))
+                .collect()
+        }),
         SectionKind::Vmas => per_proc(&|p| {
             p.vmas
                 .iter()
@@ -179,11 +190,21 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
                 })
                 .collect()
         }),
-        SectionKind::PageIndex => per_proc(&|p| p.pages.iter().map(|r| with_pid(p.pid, to_value(r))).collect()),
+        SectionKind::PageIndex => per_proc(&|p| {
+            p.pages
+                .iter()
+                .map(|r| with_pid(p.pid, to_value(r)))
+                .collect()
+        }),
         SectionKind::PageData => {
             let runs: usize = ck.processes.iter().map(|p| p.pages.len()).sum();
             let mut v = raw_section_view(img, kind, "runs", runs);
-            let pages: u64 = ck.processes.iter().flat_map(|p| &p.pages).map(|r| r.pages).sum();
+            let pages: u64 = ck
+                .processes
+                .iter()
+                .flat_map(|p| &p.pages)
+                .map(|r| r.pages)
+                .sum();
             if let Value::Object(m) = &mut v {
                 m.insert("pages".into(), pages.into());
             }
@@ -216,9 +237,10 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
             p.fds
                 .iter()
                 .filter_map(|f| match &f.kind {
-                    FdKind::Epoll { watches } => {
-                        Some(with_pid(p.pid, json!({ "fd": f.fd, "watches": to_value(watches) })))
-                    }
+                    FdKind::Epoll { watches } => Some(with_pid(
+                        p.pid,
+                        json!({ "fd": f.fd, "watches": to_value(watches) }),
+                    )),
                     _ => None,
                 })
                 .collect()
@@ -266,7 +288,10 @@ pub fn dump_value(img: &Image, section: Option<SectionKind>, pid: Option<u32>) -
         }
         Some(k) => {
             let rows = table.as_array().map_or_else(Vec::new, |t| {
-                t.iter().filter(|e| e["kind"] == k.number()).cloned().collect()
+                t.iter()
+                    .filter(|e| e["kind"] == k.number())
+                    .cloned()
+                    .collect()
             });
             m.insert("sections".into(), Value::Array(rows));
             m.insert(k.name().into(), section_view(img, k, pid));
@@ -278,7 +303,9 @@ pub fn dump_value(img: &Image, section: Option<SectionKind>, pid: Option<u32>) -
 fn table_text(img: &Image, only: Option<SectionKind>) -> String {
     let mut t = Table::new();
     t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
-    t.set_titles(row!["#", "kind", "ver", "flags", "offset", "length", "sha256", "status"]);
+    t.set_titles(row![
+        "#", "kind", "ver", "flags", "offset", "length", "sha256", "status"
+    ]);
     for (i, e) in img.sections().iter().enumerate() {
         if only.is_some_and(|k| k.number() != e.kind) {
             continue;
@@ -302,7 +329,9 @@ fn drop_default_actions(v: &mut Value) {
     let default = to_value(&SigAction::default());
     let Some(list) = v.as_array_mut() else { return };
     for s in list {
-        let Some(Value::Array(actions)) = s.get_mut("actions") else { continue };
+        let Some(Value::Array(actions)) = s.get_mut("actions") else {
+            continue;
+        };
         let total = actions.len();
         actions.retain(|a| {
             let mut a = a.clone();
@@ -311,7 +340,10 @@ fn drop_default_actions(v: &mut Value) {
             }
             a != default
         });
-        let note = format!("{} of {total} are SIG_DFL with no flags (not shown)", total - actions.len());
+        let note = format!(
+            "{} of {total} are SIG_DFL with no flags (not shown)",
+            total - actions.len()
+        );
         if let Value::Object(m) = s {
             // Put the note just before the actions it describes.
             let old = std::mem::take(m);
@@ -383,12 +415,23 @@ pub struct AddrDump {
 }
 
 /// Reads `[addr, addr + len)` of the first (or `pid`'s) process.
-pub fn addr_dump(img: &Image, image: &str, pid: Option<u32>, addr: u64, len: u64) -> Result<AddrDump> {
+pub fn addr_dump(
+    img: &Image,
+    image: &str,
+    pid: Option<u32>,
+    addr: u64,
+    len: u64,
+) -> Result<AddrDump> {
     if len > MAX_DUMP_LEN {
-        return Err(Error::DumpTooLong { len, max: MAX_DUMP_LEN });
+        return Err(Error::DumpTooLong {
+            len,
+            max: MAX_DUMP_LEN,
+        });
     }
     let mem = ProcessMemory::new(img, image, pid)?;
-    let end = addr.checked_add(len).ok_or(Error::AddressOverflow { addr, len })?;
+    let end = addr
+        .checked_add(len)
+        .ok_or(Error::AddressOverflow { addr, len })?;
     let segments = mem
         .segments(addr, end)?
         .into_iter()
@@ -403,23 +446,43 @@ pub fn addr_dump(img: &Image, image: &str, pid: Option<u32>, addr: u64, len: u64
                     vma,
                     hex: Some(hex::encode(bytes)),
                 },
-                Segment::Missing { start, end, why } => {
-                    SegmentInfo { start, end, stored: false, why: Some(why.to_string()), vma, hex: None }
-                }
+                Segment::Missing { start, end, why } => SegmentInfo {
+                    start,
+                    end,
+                    stored: false,
+                    why: Some(why.to_string()),
+                    vma,
+                    hex: None,
+                },
             }
         })
         .collect();
     let bytes = mem.read(addr, len)?;
-    Ok(AddrDump { pid: mem.process.pid, addr, len, segments, bytes })
+    Ok(AddrDump {
+        pid: mem.process.pid,
+        addr,
+        len,
+        segments,
+        bytes,
+    })
 }
 
 impl AddrDump {
     /// The dump as text: the pieces of the range, then the bytes, `--` where nothing is stored.
     pub fn render(&self) -> String {
-        let mut out = format!("pid {}, {:#x}..{:#x} ({} bytes)\n", self.pid, self.addr, self.addr + self.len, self.len);
+        let mut out = format!(
+            "pid {}, {:#x}..{:#x} ({} bytes)\n",
+            self.pid,
+            self.addr,
+            self.addr + self.len,
+            self.len
+        );
         for s in &self.segments {
             let what = s.why.as_deref().unwrap_or("stored");
-            let vma = s.vma.as_deref().map_or_else(String::new, |v| format!("  [vma {v}]"));
+            let vma = s
+                .vma
+                .as_deref()
+                .map_or_else(String::new, |v| format!("  [vma {v}]"));
             out.push_str(&format!("; {:#x}-{:#x} {what}{vma}\n", s.start, s.end));
         }
         out.push_str(&hexdump(self.addr, &self.bytes));
@@ -428,7 +491,13 @@ impl AddrDump {
 }
 
 /// Searches the stored memory of `pid`'s process, or of every process.
-pub fn search(img: &Image, image: &str, pid: Option<u32>, needle: &[u8], max_hits: usize) -> Result<Vec<Hit>> {
+pub fn search(
+    img: &Image,
+    image: &str,
+    pid: Option<u32>,
+    needle: &[u8],
+    max_hits: usize,
+) -> Result<Vec<Hit>> {
     if needle.is_empty() {
         return Err(Error::EmptyPattern);
     }
@@ -451,8 +520,14 @@ pub fn search(img: &Image, image: &str, pid: Option<u32>, needle: &[u8], max_hit
 pub fn parse_hex_pattern(text: &str) -> Result<Vec<u8>> {
     let t = text.trim();
     let t = t.strip_prefix("0x").unwrap_or(t);
-    let digits: String = t.chars().filter(|c| !matches!(c, ' ' | ':' | '_' | '\t')).collect();
-    let bytes = hex::decode(&digits).map_err(|e| Error::BadHex { text: text.into(), why: e.to_string() })?;
+    let digits: String = t
+        .chars()
+        .filter(|c| !matches!(c, ' ' | ':' | '_' | '\t'))
+        .collect();
+    let bytes = hex::decode(&digits).map_err(|e| Error::BadHex {
+        text: text.into(),
+        why: e.to_string(),
+    })?;
     if bytes.is_empty() {
         return Err(Error::EmptyPattern);
     }
@@ -465,7 +540,10 @@ pub fn render_hits(hits: &[Hit], needle: &[u8], max_hits: usize) -> String {
     for h in hits {
         let vma = h.vma.as_deref().unwrap_or("no vma");
         out.push_str(&format!("pid {} {:#x} in {vma}\n", h.pid, h.addr));
-        out.push_str(&format!("  {:#x}: {}  |{}|\n", h.context_start, h.context_hex, h.context_ascii));
+        out.push_str(&format!(
+            "  {:#x}: {}  |{}|\n",
+            h.context_start, h.context_hex, h.context_ascii
+        ));
     }
     let shown = hex_with_gaps(&needle.iter().map(|b| Some(*b)).collect::<Vec<_>>());
     out.push_str(&format!("{} hit(s) for {shown}", hits.len()));

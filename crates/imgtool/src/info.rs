@@ -159,7 +159,9 @@ pub fn split_cmdline(b: &[u8]) -> Vec<String> {
     if b.is_empty() {
         return Vec::new();
     }
-    b.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    b.split(|c| *c == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// Processes in tree order: each root (parent not in the image) followed by its descendants.
@@ -168,7 +170,13 @@ pub fn tree_order(procs: &[Process]) -> Vec<(usize, &Process)> {
     let pids: HashSet<u32> = procs.iter().map(|p| p.pid).collect();
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    fn visit<'a>(p: &'a Process, depth: usize, procs: &'a [Process], seen: &mut HashSet<u32>, out: &mut Vec<(usize, &'a Process)>) {
+    fn visit<'a>(
+        p: &'a Process,
+        depth: usize,
+        procs: &'a [Process],
+        seen: &mut HashSet<u32>,
+        out: &mut Vec<(usize, &'a Process)>,
+    ) {
         if !seen.insert(p.pid) {
             return;
         }
@@ -177,7 +185,10 @@ pub fn tree_order(procs: &[Process]) -> Vec<(usize, &Process)> {
             visit(c, depth + 1, procs, seen, out);
         }
     }
-    for p in procs.iter().filter(|p| !pids.contains(&p.ppid) || p.ppid == p.pid) {
+    for p in procs
+        .iter()
+        .filter(|p| !pids.contains(&p.ppid) || p.ppid == p.pid)
+    {
         visit(p, 0, procs, &mut seen, &mut out);
     }
     for p in procs {
@@ -194,9 +205,16 @@ pub fn info(img: &Image, image: &str) -> Info {
     let procs = &ck.processes;
     let page_bytes = img.page_data().len() as u64;
     let file_bytes = img.file_data().len() as u64;
-    let raw = [SectionKind::PageData.number(), SectionKind::FileData.number()];
-    let metadata_bytes: u64 =
-        img.sections().iter().filter(|e| !raw.contains(&e.kind)).map(|e| e.length).sum();
+    let raw = [
+        SectionKind::PageData.number(),
+        SectionKind::FileData.number(),
+    ];
+    let metadata_bytes: u64 = img
+        .sections()
+        .iter()
+        .filter(|e| !raw.contains(&e.kind))
+        .map(|e| e.length)
+        .sum();
     let size = img.bytes().len() as u64;
     Info {
         image: image.into(),
@@ -242,7 +260,12 @@ pub fn info(img: &Image, image: &str) -> Info {
             .files
             .iter()
             .enumerate()
-            .map(|(i, f)| FileInfo { id: i, path: f.path.clone(), size: f.size, sha256: hex::encode(f.sha256) })
+            .map(|(i, f)| FileInfo {
+                id: i,
+                path: f.path.clone(),
+                size: f.size,
+                sha256: hex::encode(f.sha256),
+            })
             .collect(),
         tree: tree_order(procs)
             .into_iter()
@@ -280,7 +303,10 @@ pub fn bytes(n: u64) -> String {
 fn quote_args(args: &[String]) -> String {
     args.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -300,21 +326,56 @@ impl Info {
             ("image", self.image.clone()),
             ("format version", self.format.version.clone()),
             ("layout class", self.format.layout_class.clone()),
-            ("written as", if self.format.streamed { "stream".into() } else { "file (seekable)".into() }),
+            (
+                "written as",
+                if self.format.streamed {
+                    "stream".into()
+                } else {
+                    "file (seekable)".into()
+                },
+            ),
             ("size", bytes(self.format.size)),
             ("sections", self.format.sections.to_string()),
             ("tool version", i.tool_version.clone()),
             ("created", format!("{} ({} ns)", i.created, i.created_ns)),
-            ("captured by", format!("uid {} gid {}: {}", i.capture_uid, i.capture_gid, quote_args(&i.capture_cmdline))),
-            ("host", format!("{} ({}), kernel {}", i.hostname, i.machine, i.kernel)),
-            ("cpu", format!("{} {} ({} flags)", i.cpu_vendor, i.cpu_model, i.cpu_flags)),
-            ("xsave", format!("features {}, {} bytes", i.xsave_features, i.xsave_size)),
+            (
+                "captured by",
+                format!(
+                    "uid {} gid {}: {}",
+                    i.capture_uid,
+                    i.capture_gid,
+                    quote_args(&i.capture_cmdline)
+                ),
+            ),
+            (
+                "host",
+                format!("{} ({}), kernel {}", i.hostname, i.machine, i.kernel),
+            ),
+            (
+                "cpu",
+                format!("{} {} ({} flags)", i.cpu_vendor, i.cpu_model, i.cpu_flags),
+            ),
+            (
+                "xsave",
+                format!("features {}, {} bytes", i.xsave_features, i.xsave_size),
+            ),
             ("processes", self.counts.processes.to_string()),
             ("threads", self.counts.threads.to_string()),
             ("vmas", self.counts.vmas.to_string()),
             ("fds", self.counts.fds.to_string()),
-            ("pages", format!("{} in {} runs: {}", self.stored.pages, self.counts.page_runs, bytes(self.stored.page_bytes))),
-            ("files", format!("{}: {}", self.counts.files, bytes(self.stored.file_bytes))),
+            (
+                "pages",
+                format!(
+                    "{} in {} runs: {}",
+                    self.stored.pages,
+                    self.counts.page_runs,
+                    bytes(self.stored.page_bytes)
+                ),
+            ),
+            (
+                "files",
+                format!("{}: {}", self.counts.files, bytes(self.stored.file_bytes)),
+            ),
             ("metadata", bytes(self.stored.metadata_bytes)),
             ("overhead", bytes(self.stored.overhead_bytes)),
         ];
@@ -325,11 +386,29 @@ impl Info {
 
         let mut tree = Table::new();
         tree.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
-        tree.set_titles(row!["PID", "PPID", "ARCH", "THREADS", "VMAS", "PAGES", "COMMAND"]);
+        tree.set_titles(row![
+            "PID", "PPID", "ARCH", "THREADS", "VMAS", "PAGES", "COMMAND"
+        ]);
         for p in &self.tree {
-            let indent = if p.depth == 0 { String::new() } else { format!("{}└─ ", "   ".repeat(p.depth - 1)) };
-            let cmd = if p.cmdline.is_empty() { format!("[{}]", p.comm) } else { quote_args(&p.cmdline) };
-            tree.add_row(row![format!("{indent}{}", p.pid), p.ppid, p.arch, p.threads, p.vmas, p.pages, cmd]);
+            let indent = if p.depth == 0 {
+                String::new()
+            } else {
+                format!("{}└─ ", "   ".repeat(p.depth - 1))
+            };
+            let cmd = if p.cmdline.is_empty() {
+                format!("[{}]", p.comm)
+            } else {
+                quote_args(&p.cmdline)
+            };
+            tree.add_row(row![
+                format!("{indent}{}", p.pid),
+                p.ppid,
+                p.arch,
+                p.threads,
+                p.vmas,
+                p.pages,
+                cmd
+            ]);
         }
         out.push_str("\nprocess tree:\n");
         out.push_str(&tree.to_string());
@@ -349,7 +428,8 @@ impl Info {
 }
 
 fn hex_prefix(s: &str) -> String {
-    s.get(..16).map_or_else(|| s.to_string(), |p| format!("{p}…"))
+    s.get(..16)
+        .map_or_else(|| s.to_string(), |p| format!("{p}…"))
 }
 
 #[cfg(test)]
@@ -365,9 +445,16 @@ mod tests {
 
     #[test]
     fn tree_puts_children_under_parents_and_survives_cycles() {
-        let p = |pid, ppid| Process { pid, ppid, ..Default::default() };
+        let p = |pid, ppid| Process {
+            pid,
+            ppid,
+            ..Default::default()
+        };
         let procs = [p(10, 1), p(12, 11), p(11, 10), p(20, 21), p(21, 20)];
-        let order: Vec<(usize, u32)> = tree_order(&procs).into_iter().map(|(d, p)| (d, p.pid)).collect();
+        let order: Vec<(usize, u32)> = tree_order(&procs)
+            .into_iter()
+            .map(|(d, p)| (d, p.pid))
+            .collect();
         assert_eq!(order, [(0, 10), (1, 11), (2, 12), (0, 20), (1, 21)]);
     }
 }

@@ -156,7 +156,10 @@ pub fn open_image(arg: &str) -> Result<Image> {
                 image: arg.into(),
                 source: FormatError::Io {
                     action: "reading the image from stdin",
-                    source: io::Error::new(io::ErrorKind::InvalidInput, "stdin is a terminal; pipe an image into it"),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "stdin is a terminal; pipe an image into it",
+                    ),
                 },
             });
         }
@@ -164,10 +167,16 @@ pub fn open_image(arg: &str) -> Result<Image> {
     } else {
         Image::open(Path::new(arg))
     };
-    r.map_err(|source| Error::Image { image: arg.into(), source })
+    r.map_err(|source| Error::Image {
+        image: arg.into(),
+        source,
+    })
 }
 
 /// Opens an image from any reader (tests, and stdin through [`open_image`]).
 pub fn open_reader(name: &str, r: impl Read) -> Result<Image> {
-    Image::from_reader(r).map_err(|source| Error::Image { image: name.into(), source })
+    Image::from_reader(r).map_err(|source| Error::Image {
+        image: name.into(),
+        source,
+    })
 }

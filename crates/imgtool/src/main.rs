@@ -181,7 +181,10 @@ fn print(s: &str) -> Result<(), Error> {
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Image {
             image: "stdout".into(),
-            source: psnc_format::FormatError::Io { action: "writing the output", source: e },
+            source: psnc_format::FormatError::Io {
+                action: "writing the output",
+                source: e,
+            },
         }),
         _ => Ok(()),
     }
@@ -196,13 +199,26 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.cmd {
-        Cmd::Info { image, json: as_json } => {
+        Cmd::Info {
+            image,
+            json: as_json,
+        } => {
             let img = open_image(&image)?;
             let i = info::info(&img, &image);
             print(&if as_json { json(&i) } else { i.render() })?;
             Ok(EXIT_OK)
         }
-        Cmd::Dump { image, section, json: as_json, pid, addr, len, search, search_hex, max_hits } => {
+        Cmd::Dump {
+            image,
+            section,
+            json: as_json,
+            pid,
+            addr,
+            len,
+            search,
+            search_hex,
+            max_hits,
+        } => {
             let img = open_image(&image)?;
             if let Some(addr) = addr {
                 let d = dump::addr_dump(&img, &image, pid, addr, len.unwrap_or(256))?;
@@ -214,7 +230,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     (None, None) => Vec::new(),
                 };
                 let hits = dump::search(&img, &image, pid, &needle, max_hits)?;
-                print(&if as_json { json(&hits) } else { dump::render_hits(&hits, &needle, max_hits) })?;
+                print(&if as_json {
+                    json(&hits)
+                } else {
+                    dump::render_hits(&hits, &needle, max_hits)
+                })?;
             } else {
                 dump::check_pid(&img, &image, pid)?;
                 let out = if as_json {
@@ -226,12 +246,20 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(EXIT_OK)
         }
-        Cmd::Verify { image, json: as_json } => {
+        Cmd::Verify {
+            image,
+            json: as_json,
+        } => {
             let r = verify::verify_arg(&image)?;
             print(&if as_json { json(&r) } else { r.render() })?;
             Ok(if r.valid { EXIT_OK } else { EXIT_NO })
         }
-        Cmd::Diff { a, b, ignore, json: as_json } => {
+        Cmd::Diff {
+            a,
+            b,
+            ignore,
+            json: as_json,
+        } => {
             if a == "-" && b == "-" {
                 return Err(Error::TwoStdin);
             }

@@ -88,7 +88,13 @@ impl Segment<'_> {
 /// A VMA as `/proc/PID/maps` would show it: `start-end perms name[+offset]`.
 pub fn describe_vma(v: &Vma) -> String {
     let perm = |bit: u32, c: char| if v.prot & bit != 0 { c } else { '-' };
-    let perms = format!("{}{}{}{}", perm(1, 'r'), perm(2, 'w'), perm(4, 'x'), if v.shared { 's' } else { 'p' });
+    let perms = format!(
+        "{}{}{}{}",
+        perm(1, 'r'),
+        perm(2, 'w'),
+        perm(4, 'x'),
+        if v.shared { 's' } else { 'p' }
+    );
     let name = match v.kind {
         VmaKind::Anonymous => "anonymous".to_string(),
         VmaKind::Heap => "[heap]".into(),
@@ -163,13 +169,19 @@ impl<'a> ProcessMemory<'a> {
 
     /// The VMA containing `addr`.
     pub fn vma_at(&self, addr: u64) -> Option<&'a Vma> {
-        self.process.vmas.iter().find(|v| v.start <= addr && addr < v.end)
+        self.process
+            .vmas
+            .iter()
+            .find(|v| v.start <= addr && addr < v.end)
     }
 
     fn missing_reason(&self, v: &Vma, addr: u64) -> Missing {
         match v.kind {
             VmaKind::File => Missing::FileBacked {
-                path: v.file.as_ref().map_or_else(|| "<no file>".into(), |f| f.path.clone()),
+                path: v
+                    .file
+                    .as_ref()
+                    .map_or_else(|| "<no file>".into(), |f| f.path.clone()),
                 offset: v.file_offset.saturating_add(addr - v.start),
             },
             VmaKind::Vdso => Missing::Kernel("[vdso]"),
@@ -181,14 +193,22 @@ impl<'a> ProcessMemory<'a> {
     }
 
     fn map_err(&self, source: psnc_format::FormatError) -> Error {
-        Error::Image { image: format!("pid {}", self.process.pid), source }
+        Error::Image {
+            image: format!("pid {}", self.process.pid),
+            source,
+        }
     }
 
     /// Every stored run with its bytes, in address order.
     pub fn runs(&self) -> Result<Vec<(u64, &'a [u8])>> {
         self.runs
             .iter()
-            .map(|r| self.img.page_bytes(r).map(|b| (r.addr, b)).map_err(|e| self.map_err(e)))
+            .map(|r| {
+                self.img
+                    .page_bytes(r)
+                    .map(|b| (r.addr, b))
+                    .map_err(|e| self.map_err(e))
+            })
             .collect()
     }
 
@@ -198,13 +218,19 @@ impl<'a> ProcessMemory<'a> {
         let mut a = start;
         while a < end {
             let idx = self.runs.partition_point(|r| r.addr <= a);
-            let containing = idx.checked_sub(1).map(|i| &self.runs[i]).filter(|r| a < run_end(r));
+            let containing = idx
+                .checked_sub(1)
+                .map(|i| &self.runs[i])
+                .filter(|r| a < run_end(r));
             if let Some(r) = containing {
                 let bytes = self.img.page_bytes(r).map_err(|e| self.map_err(e))?;
                 let seg_end = end.min(run_end(r));
                 let lo = (a - r.addr) as usize;
                 let hi = (seg_end - r.addr) as usize;
-                out.push(Segment::Stored { start: a, bytes: &bytes[lo..hi] });
+                out.push(Segment::Stored {
+                    start: a,
+                    bytes: &bytes[lo..hi],
+                });
                 a = seg_end;
                 continue;
             }
@@ -212,11 +238,24 @@ impl<'a> ProcessMemory<'a> {
             let (seg_end, why) = match self.vma_at(a) {
                 Some(v) => (end.min(v.end).min(next_run), self.missing_reason(v, a)),
                 None => {
-                    let next_vma = self.process.vmas.iter().map(|v| v.start).filter(|&s| s > a).min();
-                    (end.min(next_vma.unwrap_or(u64::MAX)).min(next_run), Missing::Unmapped)
+                    let next_vma = self
+                        .process
+                        .vmas
+                        .iter()
+                        .map(|v| v.start)
+                        .filter(|&s| s > a)
+                        .min();
+                    (
+                        end.min(next_vma.unwrap_or(u64::MAX)).min(next_run),
+                        Missing::Unmapped,
+                    )
                 }
             };
-            out.push(Segment::Missing { start: a, end: seg_end, why });
+            out.push(Segment::Missing {
+                start: a,
+                end: seg_end,
+                why,
+            });
             a = seg_end;
         }
         Ok(out)
@@ -224,7 +263,9 @@ impl<'a> ProcessMemory<'a> {
 
     /// The bytes of `[start, start + len)`, `None` where the image stores nothing.
     pub fn read(&self, start: u64, len: u64) -> Result<Vec<Option<u8>>> {
-        let end = start.checked_add(len).ok_or(Error::AddressOverflow { addr: start, len })?;
+        let end = start
+            .checked_add(len)
+            .ok_or(Error::AddressOverflow { addr: start, len })?;
         let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
         for s in self.segments(start, end)? {
             match s {
@@ -324,7 +365,10 @@ fn find_all(hay: &[u8], needle: &[u8], mut f: impl FnMut(usize) -> bool) {
 
 /// Bytes as space-separated hex, `--` for missing ones.
 pub fn hex_with_gaps(bytes: &[Option<u8>]) -> String {
-    let v: Vec<String> = bytes.iter().map(|b| b.map_or_else(|| "--".into(), |b| format!("{b:02x}"))).collect();
+    let v: Vec<String> = bytes
+        .iter()
+        .map(|b| b.map_or_else(|| "--".into(), |b| format!("{b:02x}")))
+        .collect();
     v.join(" ")
 }
 

@@ -77,16 +77,30 @@ pub struct Report {
 
 impl Report {
     fn new(image: &str) -> Self {
-        Report { image: image.into(), valid: true, checks: Vec::new(), skipped_sections: Vec::new(), failure: None }
+        Report {
+            image: image.into(),
+            valid: true,
+            checks: Vec::new(),
+            skipped_sections: Vec::new(),
+            failure: None,
+        }
     }
 
     fn pass(&mut self, c: Check, detail: String) {
-        self.checks.push(CheckResult { check: c.name(), ok: true, detail });
+        self.checks.push(CheckResult {
+            check: c.name(),
+            ok: true,
+            detail,
+        });
     }
 
     fn fail(&mut self, c: Check, e: FormatError) {
         self.valid = false;
-        self.checks.push(CheckResult { check: c.name(), ok: false, detail: e.to_string() });
+        self.checks.push(CheckResult {
+            check: c.name(),
+            ok: false,
+            detail: e.to_string(),
+        });
         self.failure = Some((c, e));
     }
 
@@ -97,7 +111,12 @@ impl Report {
             Some((c, e)) => format!("{}: INVALID: {}: {e}\n", self.image, c.name()),
         };
         for c in &self.checks {
-            out.push_str(&format!("  {:<32} {}  {}\n", c.check, if c.ok { "ok    " } else { "FAILED" }, c.detail));
+            out.push_str(&format!(
+                "  {:<32} {}  {}\n",
+                c.check,
+                if c.ok { "ok    " } else { "FAILED" },
+                c.detail
+            ));
         }
         for s in &self.skipped_sections {
             out.push_str(&format!("  note: {s}\n"));
@@ -119,12 +138,23 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
         .iter()
         .enumerate()
         .filter(|(_, e)| section_status(e.kind, e.version) != "decoded")
-        .map(|(i, e)| format!("section {i} ({}, version {}): {}", kind_name(e.kind), e.version, section_status(e.kind, e.version)))
+        .map(|(i, e)| {
+            format!(
+                "section {i} ({}, version {}): {}",
+                kind_name(e.kind),
+                e.version,
+                section_status(e.kind, e.version)
+            )
+        })
         .collect();
     let (maj, min) = img.version();
     r.pass(
         Check::Structure,
-        format!("format {maj}.{min}, {} layout, {} sections, image digest", img.class(), img.sections().len()),
+        format!(
+            "format {maj}.{min}, {} layout, {} sections, image digest",
+            img.class(),
+            img.sections().len()
+        ),
     );
     if let Err(e) = img.verify_layout() {
         r.fail(Check::Layout, e);
@@ -134,7 +164,11 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
     match with_spinner(bulk_len(img), "verifying", || img.verify_data()) {
         Ok(()) => r.pass(
             Check::BulkDigests,
-            format!("{} bytes of pages, {} bytes of files", img.page_data().len(), img.file_data().len()),
+            format!(
+                "{} bytes of pages, {} bytes of files",
+                img.page_data().len(),
+                img.file_data().len()
+            ),
         ),
         Err(e) => {
             r.fail(Check::BulkDigests, e);
@@ -142,14 +176,22 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
         }
     }
     let ck = img.checkpoint();
-    match check_model(ck, img.page_data().len() as u64, img.file_data().len() as u64) {
+    match check_model(
+        ck,
+        img.page_data().len() as u64,
+        img.file_data().len() as u64,
+    ) {
         Ok(()) => {
             let threads: usize = ck.processes.iter().map(|p| p.threads.len()).sum();
             let vmas: usize = ck.processes.iter().map(|p| p.vmas.len()).sum();
             let runs: usize = ck.processes.iter().map(|p| p.pages.len()).sum();
             r.pass(
                 Check::Invariants,
-                format!("{} processes, {threads} threads, {vmas} vmas, {runs} page runs, {} files", ck.processes.len(), ck.files.len()),
+                format!(
+                    "{} processes, {threads} threads, {vmas} vmas, {runs} page runs, {} files",
+                    ck.processes.len(),
+                    ck.files.len()
+                ),
             );
         }
         Err(e) => r.fail(Check::Invariants, e),
@@ -162,9 +204,13 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
 pub fn verify_arg(image: &str) -> Result<Report> {
     match open_image(image) {
         Ok(img) => Ok(verify_opened(&img, image)),
-        Err(Error::Image { source: source @ FormatError::Io { .. }, .. }) => {
-            Err(Error::Image { image: image.into(), source })
-        }
+        Err(Error::Image {
+            source: source @ FormatError::Io { .. },
+            ..
+        }) => Err(Error::Image {
+            image: image.into(),
+            source,
+        }),
         Err(Error::Image { source, .. }) => {
             let mut r = Report::new(image);
             r.fail(Check::Structure, source);

@@ -16,13 +16,14 @@ use serde_json::{Map, Value};
 
 /// x86_64 `user_regs_struct` field names in kernel order.
 pub const X86_64_REGS: [&str; 27] = [
-    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi",
-    "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
+    "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs",
+    "gs",
 ];
 /// i386 `user_regs_struct` field names in kernel order.
 pub const I386_REGS: [&str; 17] = [
-    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "xds", "xes", "xfs", "xgs", "orig_eax", "eip", "xcs",
-    "eflags", "esp", "xss",
+    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "xds", "xes", "xfs", "xgs", "orig_eax", "eip",
+    "xcs", "eflags", "esp", "xss",
 ];
 
 /// Keys whose values are byte buffers, shown as hex strings (and compared byte by byte by diff).
@@ -30,12 +31,51 @@ pub const BYTE_KEYS: [&str; 6] = ["sha256", "xsave", "raw", "cmdline", "buffered
 
 /// Keys whose numbers are addresses, masks or flags: printed in hex.
 const HEX_KEYS: &[&str] = &[
-    "start", "end", "addr", "handler", "restorer", "fs_base", "gs_base", "clear_child_tid", "robust_list",
-    "sp", "base_addr", "limit", "start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-    "start_stack", "arg_start", "arg_end", "env_start", "env_end", "file_offset", "sigmask", "mask",
-    "vm_flags", "xsave_features", "xstate_bv", "cap_inh", "cap_prm", "cap_eff", "cap_bnd", "cap_amb",
-    "flags", "data_offset", "sigev_value", "value", "dev", "rdev", "securebits", "personality", "offset",
-    "table_offset", "sig",
+    "start",
+    "end",
+    "addr",
+    "handler",
+    "restorer",
+    "fs_base",
+    "gs_base",
+    "clear_child_tid",
+    "robust_list",
+    "sp",
+    "base_addr",
+    "limit",
+    "start_code",
+    "end_code",
+    "start_data",
+    "end_data",
+    "start_brk",
+    "brk",
+    "start_stack",
+    "arg_start",
+    "arg_end",
+    "env_start",
+    "env_end",
+    "file_offset",
+    "sigmask",
+    "mask",
+    "vm_flags",
+    "xsave_features",
+    "xstate_bv",
+    "cap_inh",
+    "cap_prm",
+    "cap_eff",
+    "cap_bnd",
+    "cap_amb",
+    "flags",
+    "data_offset",
+    "sigev_value",
+    "value",
+    "dev",
+    "rdev",
+    "securebits",
+    "personality",
+    "offset",
+    "table_offset",
+    "sig",
 ];
 
 /// Keys whose numbers are permission bits: printed in octal.
@@ -148,7 +188,10 @@ pub fn hexify_bytes(v: &mut Value) {
 }
 
 fn as_byte_array(v: &Value) -> Option<Vec<u8>> {
-    v.as_array()?.iter().map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok())).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+        .collect()
 }
 
 /// One thread, readable (`arch` picks nothing here: the registers carry their own layout).
@@ -166,7 +209,10 @@ pub fn process_view(p: &Process) -> Value {
     let mut v = to_value(p);
     if let Value::Object(m) = &mut v {
         m.insert("auxv".into(), auxv_view(p.arch, &p.auxv));
-        m.insert("threads".into(), Value::Array(p.threads.iter().map(thread_view).collect()));
+        m.insert(
+            "threads".into(),
+            Value::Array(p.threads.iter().map(thread_view).collect()),
+        );
     }
     hexify_bytes(&mut v);
     v
@@ -178,7 +224,10 @@ pub fn checkpoint_view(ck: &Checkpoint) -> Value {
     let mut identity = to_value(&ck.identity);
     hexify_bytes(&mut identity);
     m.insert("identity".into(), identity);
-    m.insert("processes".into(), Value::Array(ck.processes.iter().map(process_view).collect()));
+    m.insert(
+        "processes".into(),
+        Value::Array(ck.processes.iter().map(process_view).collect()),
+    );
     let mut files = to_value(&ck.files);
     hexify_bytes(&mut files);
     m.insert("files".into(), files);
@@ -200,7 +249,12 @@ pub fn utc_time(ns: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Formats a scalar under `key` the way people read it: addresses hex, modes octal, times dated.
@@ -208,7 +262,12 @@ pub fn fmt_scalar(key: &str, v: &Value) -> String {
     match v {
         Value::Number(n) => match n.as_u64() {
             Some(u64::MAX) if key == "cur" || key == "max" => "unlimited".into(),
-            Some(x) if key == "prot" => format!("{x} ({}{}{})", rwx(x, 1, 'r'), rwx(x, 2, 'w'), rwx(x, 4, 'x')),
+            Some(x) if key == "prot" => format!(
+                "{x} ({}{}{})",
+                rwx(x, 1, 'r'),
+                rwx(x, 2, 'w'),
+                rwx(x, 4, 'x')
+            ),
             Some(x) if HEX_KEYS.contains(&key) || is_register(key) => format!("{x:#x}"),
             Some(x) if OCTAL_KEYS.contains(&key) => format!("{x:#o}"),
             Some(x) if key == "created_ns" => format!("{x} ({})", utc_time(x)),
@@ -297,7 +356,10 @@ fn one_line(v: &Value) -> Option<String> {
     if m.len() > 4 || !m.values().all(is_scalar) {
         return None;
     }
-    let fields: Vec<String> = m.iter().map(|(k, x)| format!("{k}: {}", fmt_scalar(k, x))).collect();
+    let fields: Vec<String> = m
+        .iter()
+        .map(|(k, x)| format!("{k}: {}", fmt_scalar(k, x)))
+        .collect();
     let line = format!("{{{}}}", fields.join(", "));
     (line.len() <= 100).then_some(line)
 }
@@ -306,8 +368,10 @@ fn one_line(v: &Value) -> Option<String> {
 fn cmdline_text(hex_str: &str) -> Option<String> {
     let b = hex::decode(hex_str).ok()?;
     let b = b.strip_suffix(&[0]).unwrap_or(&b);
-    let args: Vec<String> =
-        b.split(|c| *c == 0).map(|a| serde_json::to_string(&String::from_utf8_lossy(a)).unwrap_or_default()).collect();
+    let args: Vec<String> = b
+        .split(|c| *c == 0)
+        .map(|a| serde_json::to_string(&String::from_utf8_lossy(a)).unwrap_or_default())
+        .collect();
     Some(args.join(" "))
 }
 
@@ -346,8 +410,14 @@ mod tests {
     #[test]
     fn utc_time_of_known_instants() {
         assert_eq!(utc_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_time(psnc_format::example::EXAMPLE_CREATED_NS), "2026-01-01T00:00:00Z");
-        assert_eq!(utc_time(951_782_400_000_000_000 + 3_723_000_000_000), "2000-02-29T01:02:03Z");
+        assert_eq!(
+            utc_time(psnc_format::example::EXAMPLE_CREATED_NS),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            utc_time(951_782_400_000_000_000 + 3_723_000_000_000),
+            "2000-02-29T01:02:03Z"
+        );
     }
 
     #[test]
@@ -356,7 +426,10 @@ mod tests {
         r[16] = 0x401000;
         let v = regs_view(&Regs::X86_64(r));
         assert_eq!(v["rip"], 0x401000);
-        let keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
         assert_eq!(keys[0], "layout");
         assert_eq!(keys[1], "r15");
         assert_eq!(keys[27], "gs");
@@ -372,7 +445,10 @@ mod tests {
         assert_eq!(v[0]["name"], "AT_PAGESZ");
         assert_eq!(v[0]["value"], 4096);
         assert_eq!(v[1]["name"], "AT_NULL");
-        assert_eq!(auxv_view(Arch::X86_64, &b[..8]), Value::String("0600000000100000".into()));
+        assert_eq!(
+            auxv_view(Arch::X86_64, &b[..8]),
+            Value::String("0600000000100000".into())
+        );
     }
 
     #[test]

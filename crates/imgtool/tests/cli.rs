@@ -9,8 +9,10 @@ use psnc_format::model::{Arch, Regs};
 use psnc_format::sections::kind_name;
 use psnc_format::{Image, LayoutClass, SectionKind};
 
-const BOTH: [(Arch, LayoutClass, &str); 2] =
-    [(Arch::X86_64, LayoutClass::Bits64, "64-bit"), (Arch::I386, LayoutClass::Bits32, "32-bit")];
+const BOTH: [(Arch, LayoutClass, &str); 2] = [
+    (Arch::X86_64, LayoutClass::Bits64, "64-bit"),
+    (Arch::I386, LayoutClass::Bits32, "32-bit"),
+];
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -19,7 +21,11 @@ fn tmp() -> tempfile::TempDir {
 #[test]
 fn the_test_helper_writes_the_example_byte_for_byte() {
     for (arch, class, _) in BOTH {
-        assert_eq!(example_with(arch, class, |_, _| {}), example(arch, class), "{arch:?}");
+        assert_eq!(
+            example_with(arch, class, |_, _| {}),
+            example(arch, class),
+            "{arch:?}"
+        );
     }
 }
 
@@ -30,8 +36,19 @@ fn info_summarizes_both_classes_as_table_and_json() {
         let img = save(dir.path(), "img.psnc", &example(arch, class));
         let r = imgtool(&["info".as_ref(), img.as_os_str()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        for want in [bits, "example --count", "6.18.0-example", "2026-01-01T00:00:00Z", "AuthenticAMD", "/usr/bin/example"] {
-            assert!(r.stdout.contains(want), "info lacks {want:?}:\n{}", r.stdout);
+        for want in [
+            bits,
+            "example --count",
+            "6.18.0-example",
+            "2026-01-01T00:00:00Z",
+            "AuthenticAMD",
+            "/usr/bin/example",
+        ] {
+            assert!(
+                r.stdout.contains(want),
+                "info lacks {want:?}:\n{}",
+                r.stdout
+            );
         }
         let r = imgtool(&["info".as_ref(), img.as_os_str(), "--json".as_ref()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -47,14 +64,23 @@ fn info_summarizes_both_classes_as_table_and_json() {
         assert_eq!(v["stored"]["file_bytes"], 8192);
         assert_eq!(v["files"][0]["path"], "/usr/bin/example");
         assert_eq!(v["tree"][0]["pid"], 42);
-        assert_eq!(v["tree"][0]["arch"], if arch == Arch::I386 { "i386" } else { "x86_64" });
-        assert_eq!(v["tree"][0]["cmdline"], serde_json::json!(["example", "--count"]));
+        assert_eq!(
+            v["tree"][0]["arch"],
+            if arch == Arch::I386 { "i386" } else { "x86_64" }
+        );
+        assert_eq!(
+            v["tree"][0]["cmdline"],
+            serde_json::json!(["example", "--count"])
+        );
     }
 }
 
 #[test]
 fn info_reads_an_image_from_stdin() {
-    let (r, _) = imgtool_stdin(&["info", "-", "--json"], &example(Arch::I386, LayoutClass::Bits32));
+    let (r, _) = imgtool_stdin(
+        &["info", "-", "--json"],
+        &example(Arch::I386, LayoutClass::Bits32),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(json(&r)["format"]["layout_class"], "32-bit");
 }
@@ -65,7 +91,11 @@ fn unreadable_images_exit_2() {
     let r = imgtool(&["info".as_ref(), dir.path().join("missing").as_os_str()]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("No such file"), "{}", r.stderr);
-    let junk = save(dir.path(), "junk", b"this is not an image at all, not even close to one.");
+    let junk = save(
+        dir.path(),
+        "junk",
+        b"this is not an image at all, not even close to one.",
+    );
     let r = imgtool(&["dump".as_ref(), junk.as_os_str()]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not a psnc-cr image"), "{}", r.stderr);
@@ -81,10 +111,25 @@ fn dump_prints_every_section_of_both_classes() {
         let r = imgtool(&["dump".as_ref(), img.as_os_str()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         for k in SectionKind::ALL {
-            assert!(r.stdout.contains(&format!("== {} ==", k.name())), "no {k} in dump");
+            assert!(
+                r.stdout.contains(&format!("== {} ==", k.name())),
+                "no {k} in dump"
+            );
         }
-        let (ip, ip_name) = if arch == Arch::I386 { ("eip: 0x8049000", "eip") } else { ("rip: 0x401000", "rip") };
-        for want in ["== section table ==", ip, "start_stack:", "AT_PAGESZ", "Reissue", "posix_timers", "(\"example\" \"--count\")"] {
+        let (ip, ip_name) = if arch == Arch::I386 {
+            ("eip: 0x8049000", "eip")
+        } else {
+            ("rip: 0x401000", "rip")
+        };
+        for want in [
+            "== section table ==",
+            ip,
+            "start_stack:",
+            "AT_PAGESZ",
+            "Reissue",
+            "posix_timers",
+            "(\"example\" \"--count\")",
+        ] {
             assert!(r.stdout.contains(want), "dump lacks {want:?}");
         }
 
@@ -96,10 +141,20 @@ fn dump_prints_every_section_of_both_classes() {
             assert!(v.get(k.name()).is_some(), "no {k} in JSON dump");
         }
         assert_eq!(v["header"]["class"], class.to_string());
-        assert_eq!(v["threads"][0]["regs"][ip_name], if arch == Arch::I386 { 0x804_9000 } else { 0x40_1000 });
+        assert_eq!(
+            v["threads"][0]["regs"][ip_name],
+            if arch == Arch::I386 {
+                0x804_9000
+            } else {
+                0x40_1000
+            }
+        );
         assert_eq!(v["vmas"].as_array().map(Vec::len), Some(7));
         assert_eq!(v["page-index"].as_array().map(Vec::len), Some(5));
-        assert_eq!(v["signals"][0]["actions"].as_array().map(Vec::len), Some(64));
+        assert_eq!(
+            v["signals"][0]["actions"].as_array().map(Vec::len),
+            Some(64)
+        );
         assert_eq!(v["chunk-digests"].as_array().map(Vec::len), Some(2));
     }
 }
@@ -107,24 +162,58 @@ fn dump_prints_every_section_of_both_classes() {
 #[test]
 fn dump_one_section_and_one_pid() {
     let dir = tmp();
-    let img = save(dir.path(), "img.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--section".as_ref(), "vmas".as_ref(), "--json".as_ref()]);
+    let img = save(
+        dir.path(),
+        "img.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--section".as_ref(),
+        "vmas".as_ref(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
-    let keys: Vec<&String> = v.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let keys: Vec<&String> = v
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
     assert_eq!(keys, ["sections", "vmas"]);
     assert_eq!(v["vmas"].as_array().map(Vec::len), Some(7));
     assert_eq!(v["sections"][0]["name"], "vmas");
 
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--section".as_ref(), "threads".as_ref(), "--pid".as_ref(), "42".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--section".as_ref(),
+        "threads".as_ref(),
+        "--pid".as_ref(),
+        "42".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("== threads ==") && !r.stdout.contains("== vmas =="));
 
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--section".as_ref(), "registers".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--section".as_ref(),
+        "registers".as_ref(),
+    ]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("chunk-digests"), "the error lists the section names: {}", r.stderr);
+    assert!(
+        r.stderr.contains("chunk-digests"),
+        "the error lists the section names: {}",
+        r.stderr
+    );
 
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--pid".as_ref(), "7".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--pid".as_ref(),
+        "7".as_ref(),
+    ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no process with pid 7"), "{}", r.stderr);
 }
@@ -137,42 +226,117 @@ fn hex_line(bytes: &[u8]) -> String {
 #[test]
 fn dump_addr_shows_stored_bytes_and_says_why_others_are_missing() {
     let dir = tmp();
-    let img = save(dir.path(), "img.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--addr".as_ref(), "0x402ff0".as_ref(), "--len".as_ref(), "48".as_ref()]);
+    let img = save(
+        dir.path(),
+        "img.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--addr".as_ref(),
+        "0x402ff0".as_ref(),
+        "--len".as_ref(),
+        "48".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let page = page_pattern(0x40_3000, 1);
-    assert!(r.stdout.contains(&format!("00403000: {}", hex_line(&page[..16]))), "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("00403010: {}", hex_line(&page[16..32]))), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("00403000: {}", hex_line(&page[..16]))),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("00403010: {}", hex_line(&page[16..32]))),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("00402ff0: -- -- -- --"), "{}", r.stdout);
-    assert!(r.stdout.contains("file-backed (/usr/bin/example at offset 0x2ff0)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("file-backed (/usr/bin/example at offset 0x2ff0)"),
+        "{}",
+        r.stdout
+    );
 
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--addr".as_ref(), "0x402ff0".as_ref(), "--len".as_ref(), "48".as_ref(), "--json".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--addr".as_ref(),
+        "0x402ff0".as_ref(),
+        "--len".as_ref(),
+        "48".as_ref(),
+        "--json".as_ref(),
+    ]);
     let v = json(&r);
     assert_eq!(v["segments"][0]["stored"], false);
     assert_eq!(v["segments"][1]["stored"], true);
     assert_eq!(v["segments"][1]["hex"], hex::encode(&page[..32]));
 
-    for (addr, why) in [("0x7ffc0ffffff0", "provided by the kernel ([vvar])"), ("0x404000", "not mapped")] {
-        let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--addr".as_ref(), addr.as_ref(), "--len".as_ref(), "16".as_ref()]);
+    for (addr, why) in [
+        ("0x7ffc0ffffff0", "provided by the kernel ([vvar])"),
+        ("0x404000", "not mapped"),
+    ] {
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--addr".as_ref(),
+            addr.as_ref(),
+            "--len".as_ref(),
+            "16".as_ref(),
+        ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(r.stdout.contains(why), "{addr}: {}", r.stdout);
     }
 
     // i386, 32-bit layout: same behaviour.
-    let img32 = save(dir.path(), "img32.psnc", &example(Arch::I386, LayoutClass::Bits32));
-    let r = imgtool(&["dump".as_ref(), img32.as_os_str(), "--addr".as_ref(), "0x804d000".as_ref(), "--len".as_ref(), "16".as_ref()]);
+    let img32 = save(
+        dir.path(),
+        "img32.psnc",
+        &example(Arch::I386, LayoutClass::Bits32),
+    );
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img32.as_os_str(),
+        "--addr".as_ref(),
+        "0x804d000".as_ref(),
+        "--len".as_ref(),
+        "16".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains(&format!("0804d000: {}", hex_line(&page_pattern(0x804_d000, 1)[..16]))), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "0804d000: {}",
+            hex_line(&page_pattern(0x804_d000, 1)[..16])
+        )),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn dump_addr_says_never_touched_for_anonymous_memory_not_stored() {
     let dir = tmp();
-    let bytes = example_with(Arch::X86_64, LayoutClass::Bits64, |_, runs| runs.retain(|r| r.0 != 0x7ffc_0000_0000));
+    let bytes = example_with(Arch::X86_64, LayoutClass::Bits64, |_, runs| {
+        runs.retain(|r| r.0 != 0x7ffc_0000_0000)
+    });
     let img = save(dir.path(), "img.psnc", &bytes);
-    let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--addr".as_ref(), "0x7ffc00000ff0".as_ref(), "--len".as_ref(), "16".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        img.as_os_str(),
+        "--addr".as_ref(),
+        "0x7ffc00000ff0".as_ref(),
+        "--len".as_ref(),
+        "16".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("not stored: never touched"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("not stored: never touched"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("[stack]"), "{}", r.stdout);
 }
 
@@ -195,32 +359,73 @@ fn dump_search_finds_text_and_hex_with_vma_and_context() {
     let dir = tmp();
     for (arch, class, _) in BOTH {
         let img = save(dir.path(), "img.psnc", &example(arch, class));
-        let heap = if arch == Arch::I386 { 0x804_d000u64 } else { 0x40_5000 };
+        let heap = if arch == Arch::I386 {
+            0x804_d000u64
+        } else {
+            0x40_5000
+        };
         let needle = page_pattern(heap, 1)[0x100..0x106].to_vec();
         let want = expected_hits(arch, &needle);
         assert!(!want.is_empty());
-        let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--search-hex".as_ref(), hex::encode(&needle).as_ref(), "--json".as_ref()]);
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--search-hex".as_ref(),
+            hex::encode(&needle).as_ref(),
+            "--json".as_ref(),
+        ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
-        let got: Vec<u64> = v.as_array().expect("array").iter().filter_map(|h| h["addr"].as_u64()).collect();
+        let got: Vec<u64> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|h| h["addr"].as_u64())
+            .collect();
         assert_eq!(got, want, "{arch:?}");
         let first = &v[0];
         assert!(first["vma"].as_str().is_some_and(|s| !s.is_empty()));
-        assert!(first["context_hex"].as_str().is_some_and(|s| s.contains(&hex_spaced(&needle))));
+        assert!(first["context_hex"]
+            .as_str()
+            .is_some_and(|s| s.contains(&hex_spaced(&needle))));
 
-        let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--search".as_ref(), "pqrs".as_ref()]);
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--search".as_ref(),
+            "pqrs".as_ref(),
+        ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let n = expected_hits(arch, b"pqrs").len();
-        assert!(r.stdout.contains(&format!("{n} hit(s) for 70 71 72 73")), "{}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("{n} hit(s) for 70 71 72 73")),
+            "{}",
+            r.stdout
+        );
         assert!(r.stdout.contains("rw-p [heap]"), "{}", r.stdout);
 
-        let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--search".as_ref(), "pqrs".as_ref(), "--max-hits".as_ref(), "2".as_ref()]);
-        assert!(r.stdout.contains("2 hit(s) for 70 71 72 73 (stopped at --max-hits 2)"), "{}", r.stdout);
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--search".as_ref(),
+            "pqrs".as_ref(),
+            "--max-hits".as_ref(),
+            "2".as_ref(),
+        ]);
+        assert!(
+            r.stdout
+                .contains("2 hit(s) for 70 71 72 73 (stopped at --max-hits 2)"),
+            "{}",
+            r.stdout
+        );
     }
 }
 
 fn hex_spaced(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -237,17 +442,35 @@ fn dump_search_finds_bytes_across_adjacent_page_runs() {
     assert_eq!(img.checkpoint().processes[0].pages.len(), 6);
     let path = save(dir.path(), "img.psnc", &bytes);
     let needle = &page_pattern(0x40_8000, 2)[4094..4100];
-    let r = imgtool(&["dump".as_ref(), path.as_os_str(), "--search-hex".as_ref(), hex::encode(needle).as_ref(), "--json".as_ref()]);
+    let r = imgtool(&[
+        "dump".as_ref(),
+        path.as_os_str(),
+        "--search-hex".as_ref(),
+        hex::encode(needle).as_ref(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let got: Vec<u64> = json(&r).as_array().expect("array").iter().filter_map(|h| h["addr"].as_u64()).collect();
-    assert!(got.contains(&0x40_8ffe), "hit across the run boundary missing: {got:x?}");
+    let got: Vec<u64> = json(&r)
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|h| h["addr"].as_u64())
+        .collect();
+    assert!(
+        got.contains(&0x40_8ffe),
+        "hit across the run boundary missing: {got:x?}"
+    );
     assert_eq!(got, expected_hits(Arch::X86_64, needle));
 }
 
 #[test]
 fn dump_rejects_bad_search_and_address_arguments() {
     let dir = tmp();
-    let img = save(dir.path(), "img.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
+    let img = save(
+        dir.path(),
+        "img.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
     for args in [
         vec!["--search-hex", "zz"],
         vec!["--search", ""],
@@ -288,7 +511,10 @@ fn verify_names_the_section_of_a_flipped_byte() {
     let dir = tmp();
     for (arch, class, _) in BOTH {
         let good = example(arch, class);
-        let entries = Image::from_vec(good.clone()).expect("open").sections().to_vec();
+        let entries = Image::from_vec(good.clone())
+            .expect("open")
+            .sections()
+            .to_vec();
         for e in entries.iter().filter(|e| e.length > 0) {
             let mut bad = good.clone();
             bad[(e.offset + e.length / 2) as usize] ^= 0x01;
@@ -297,7 +523,9 @@ fn verify_names_the_section_of_a_flipped_byte() {
             let name = kind_name(e.kind);
             assert_eq!(r.code, 1, "{name}: {}{}", r.stdout, r.stderr);
             assert!(r.stdout.contains("INVALID"), "{}", r.stdout);
-            let want = if e.kind == SectionKind::PageData.number() || e.kind == SectionKind::FileData.number() {
+            let want = if e.kind == SectionKind::PageData.number()
+                || e.kind == SectionKind::FileData.number()
+            {
                 format!("digest mismatch in section {name}, chunk 0")
             } else {
                 format!("digest mismatch in section {name}")
@@ -314,12 +542,40 @@ fn verify_catches_a_bad_header_table_and_truncation() {
     let img = Image::from_vec(good.clone()).expect("open");
     let table = img.trailer().table_offset as usize;
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        ({ let mut b = good.clone(); b[0] ^= 0xff; b }, "not a psnc-cr image"),
-        ({ let mut b = good.clone(); b[table + 20] ^= 0x01; b }, "digest mismatch"),
+        (
+            {
+                let mut b = good.clone();
+                b[0] ^= 0xff;
+                b
+            },
+            "not a psnc-cr image",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b[table + 20] ^= 0x01;
+                b
+            },
+            "digest mismatch",
+        ),
         (good[..good.len() - 100].to_vec(), "trailer"),
         // Padding after the header: no digest covers it, the layout check does.
-        ({ let mut b = good.clone(); b[100] = 1; b }, "INVALID: alignment and padding: invalid model: padding byte at offset 100 is not zero"),
-        ({ let mut b = good.clone(); b[8] = 9; b }, "version 9.1 is not supported"),
+        (
+            {
+                let mut b = good.clone();
+                b[100] = 1;
+                b
+            },
+            "INVALID: alignment and padding: invalid model: padding byte at offset 100 is not zero",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b[8] = 9;
+                b
+            },
+            "version 9.1 is not supported",
+        ),
     ];
     for (bytes, want) in cases {
         let p = save(dir.path(), "bad.psnc", &bytes);
@@ -327,8 +583,14 @@ fn verify_catches_a_bad_header_table_and_truncation() {
         assert_eq!(r.code, 1, "{want}: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(want), "want {want:?}: {}", r.stdout);
     }
-    let r = imgtool(&["verify".as_ref(), dir.path().join("nothing-here").as_os_str()]);
-    assert_eq!(r.code, 2, "an unreadable file is an error, not an invalid image");
+    let r = imgtool(&[
+        "verify".as_ref(),
+        dir.path().join("nothing-here").as_os_str(),
+    ]);
+    assert_eq!(
+        r.code, 2,
+        "an unreadable file is an error, not an invalid image"
+    );
 }
 
 #[test]
@@ -342,7 +604,11 @@ fn verify_catches_broken_model_invariants() {
     let p = save(dir.path(), "bad.psnc", &bytes);
     let r = imgtool(&["verify".as_ref(), p.as_os_str()]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stdout.contains("INVALID: model invariants"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("INVALID: model invariants"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("lies in no vma"), "{}", r.stdout);
 }
 
@@ -367,12 +633,30 @@ fn diff_of_equal_images_is_silent_and_exits_0() {
 #[test]
 fn diff_finds_a_changed_register() {
     let dir = tmp();
-    let a = save(dir.path(), "a.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
-    let b = save(dir.path(), "b.psnc", &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| set_rip(ck, 0x40_1005)));
+    let a = save(
+        dir.path(),
+        "a.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
+    let b = save(
+        dir.path(),
+        "b.psnc",
+        &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| {
+            set_rip(ck, 0x40_1005)
+        }),
+    );
     let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert_eq!(r.stdout, "processes[0].threads[0].regs.rip: 0x401000 -> 0x401005\n");
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str(), "--json".as_ref()]);
+    assert_eq!(
+        r.stdout,
+        "processes[0].threads[0].regs.rip: 0x401000 -> 0x401005\n"
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+    ]);
     assert_eq!(r.code, 1);
     let v = json(&r);
     assert_eq!(v["fields"][0]["path"], "processes[0].threads[0].regs.rip");
@@ -382,9 +666,16 @@ fn diff_finds_a_changed_register() {
 #[test]
 fn diff_finds_a_changed_page_and_pages_stored_on_one_side() {
     let dir = tmp();
-    let a = save(dir.path(), "a.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
+    let a = save(
+        dir.path(),
+        "a.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
     let b = example_with(Arch::X86_64, LayoutClass::Bits64, |_, runs| {
-        let heap = runs.iter_mut().find(|r| r.0 == 0x40_5000).expect("heap run");
+        let heap = runs
+            .iter_mut()
+            .find(|r| r.0 == 0x40_5000)
+            .expect("heap run");
         heap.1[0x10] ^= 0xff;
         runs.retain(|r| r.0 != 0x7ffc_0000_0000);
     });
@@ -399,42 +690,92 @@ fn diff_finds_a_changed_page_and_pages_stored_on_one_side() {
     ] {
         assert!(r.stdout.contains(&want), "want {want:?}:\n{}", r.stdout);
     }
-    assert!(!r.stdout.contains("regs"), "only memory differs:\n{}", r.stdout);
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str(), "--json".as_ref()]);
+    assert!(
+        !r.stdout.contains("regs"),
+        "only memory differs:\n{}",
+        r.stdout
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+    ]);
     let m = &json(&r)["memory"][0];
-    assert_eq!((m["pages_differ"].as_u64(), m["bytes_differ"].as_u64(), m["pages_only_a"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (
+            m["pages_differ"].as_u64(),
+            m["bytes_differ"].as_u64(),
+            m["pages_only_a"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
     // --ignore=memory leaves the pages out.
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str(), "--ignore=memory".as_ref()]);
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--ignore=memory".as_ref(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
 
 #[test]
 fn diff_ignore_makes_two_captures_of_the_same_process_equal() {
     let dir = tmp();
-    let a = save(dir.path(), "a.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
+    let a = save(
+        dir.path(),
+        "a.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
     let later = |ck: &mut psnc_format::model::Checkpoint| {
         ck.identity.created_ns += 3_600_000_000_000;
         ck.identity.tool_version = "0.2.0".into();
         ck.identity.host.kernel_release = "6.19.0".into();
         ck.identity.capture_cmdline = vec!["psnc-capture".into(), "42".into()];
     };
-    let b = save(dir.path(), "b.psnc", &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| later(ck)));
+    let b = save(
+        dir.path(),
+        "b.psnc",
+        &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| later(ck)),
+    );
     let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str()]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("identity.created_ns: 1767225600000000000 (2026-01-01T00:00:00Z) -> 1767229200000000000 (2026-01-01T01:00:00Z)"), "{}", r.stdout);
-    assert!(r.stdout.contains("identity.host.kernel_release"), "{}", r.stdout);
-    let r = imgtool(&["diff".as_ref(), "--ignore".as_ref(), a.as_os_str(), b.as_os_str()]);
+    assert!(
+        r.stdout.contains("identity.host.kernel_release"),
+        "{}",
+        r.stdout
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        "--ignore".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
 
     // Extra rules: a field name anywhere, and a path with [*].
-    let c = save(dir.path(), "c.psnc", &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| {
-        later(ck);
-        ck.processes[0].ppid = 4242;
-        set_rip(ck, 0x40_2000);
-    }));
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), c.as_os_str(), "--ignore=identity,ppid".as_ref()]);
+    let c = save(
+        dir.path(),
+        "c.psnc",
+        &example_with(Arch::X86_64, LayoutClass::Bits64, |ck, _| {
+            later(ck);
+            ck.processes[0].ppid = 4242;
+            set_rip(ck, 0x40_2000);
+        }),
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        c.as_os_str(),
+        "--ignore=identity,ppid".as_ref(),
+    ]);
     assert_eq!(r.code, 1);
-    assert_eq!(r.stdout, "processes[0].threads[0].regs.rip: 0x401000 -> 0x402000\n");
+    assert_eq!(
+        r.stdout,
+        "processes[0].threads[0].regs.rip: 0x401000 -> 0x402000\n"
+    );
     let r = imgtool(&[
         "diff".as_ref(),
         a.as_os_str(),
@@ -448,29 +789,64 @@ fn diff_ignore_makes_two_captures_of_the_same_process_equal() {
 #[test]
 fn diff_compares_contents_across_layout_classes() {
     let dir = tmp();
-    let a = save(dir.path(), "a.psnc", &example(Arch::I386, LayoutClass::Bits32));
-    let b = save(dir.path(), "b.psnc", &example(Arch::I386, LayoutClass::Bits64));
+    let a = save(
+        dir.path(),
+        "a.psnc",
+        &example(Arch::I386, LayoutClass::Bits32),
+    );
+    let b = save(
+        dir.path(),
+        "b.psnc",
+        &example(Arch::I386, LayoutClass::Bits64),
+    );
     let r = imgtool(&["diff".as_ref(), a.as_os_str(), b.as_os_str()]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert_eq!(r.stdout, "# layout classes differ (32-bit vs 64-bit); the contents are compared\n");
+    assert_eq!(
+        r.stdout,
+        "# layout classes differ (32-bit vs 64-bit); the contents are compared\n"
+    );
 }
 
 #[test]
 fn diff_errors_exit_2() {
     let dir = tmp();
-    let a = save(dir.path(), "a.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), dir.path().join("missing").as_os_str()]);
+    let a = save(
+        dir.path(),
+        "a.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        dir.path().join("missing").as_os_str(),
+    ]);
     assert_eq!(r.code, 2);
     let r = imgtool(&["diff", "-", "-"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("only one image can come from stdin"), "{}", r.stderr);
-    let r = imgtool(&["diff".as_ref(), a.as_os_str(), a.as_os_str(), "--ignore=processes[".as_ref()]);
+    assert!(
+        r.stderr.contains("only one image can come from stdin"),
+        "{}",
+        r.stderr
+    );
+    let r = imgtool(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        a.as_os_str(),
+        "--ignore=processes[".as_ref(),
+    ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("unclosed ["), "{}", r.stderr);
 }
 
 fn convert(input: &std::path::Path, to: &str, out: &std::path::Path) -> Run {
-    imgtool(&["convert".as_ref(), input.as_os_str(), "--to".as_ref(), to.as_ref(), "-o".as_ref(), out.as_os_str()])
+    imgtool(&[
+        "convert".as_ref(),
+        input.as_os_str(),
+        "--to".as_ref(),
+        to.as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ])
 }
 
 #[test]
@@ -486,18 +862,34 @@ fn convert_32_to_64_and_back_gives_the_same_bytes() {
     let w = Image::open(&wide).expect("open converted");
     assert_eq!(w.class(), LayoutClass::Bits64);
     assert_eq!(imgtool(&["verify".as_ref(), wide.as_os_str()]).code, 0);
-    assert_eq!(imgtool(&["diff".as_ref(), orig.as_os_str(), wide.as_os_str()]).code, 0);
+    assert_eq!(
+        imgtool(&["diff".as_ref(), orig.as_os_str(), wide.as_os_str()]).code,
+        0
+    );
     // The 64-bit conversion is what the writer makes of the same model in that class.
-    assert_eq!(std::fs::read(&wide).expect("read"), example(Arch::I386, LayoutClass::Bits64));
+    assert_eq!(
+        std::fs::read(&wide).expect("read"),
+        example(Arch::I386, LayoutClass::Bits64)
+    );
 
     let r = convert(&wide, "32", &back);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(std::fs::read(&back).expect("read") == original, "32 -> 64 -> 32 changed the bytes");
+    assert!(
+        std::fs::read(&back).expect("read") == original,
+        "32 -> 64 -> 32 changed the bytes"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&back).expect("stat").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&back).expect("stat").permissions().mode() & 0o777,
+        0o600
+    );
 
     // Converting into the class an image already has rewrites it unchanged.
-    let x64 = save(dir.path(), "x64.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
+    let x64 = save(
+        dir.path(),
+        "x64.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
     let same = dir.path().join("same.psnc");
     assert_eq!(convert(&x64, "64", &same).code, 0);
     assert!(std::fs::read(&same).expect("read") == std::fs::read(&x64).expect("read"));
@@ -509,7 +901,10 @@ fn convert_to_stdout_writes_the_same_stream() {
     let original = example(Arch::I386, LayoutClass::Bits32);
     let (r, out) = imgtool_stdin(&["convert", "-", "--to", "64", "-o", "-"], &original);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(out == example(Arch::I386, LayoutClass::Bits64), "stdout is not the converted image");
+    assert!(
+        out == example(Arch::I386, LayoutClass::Bits64),
+        "stdout is not the converted image"
+    );
     let p = save(dir.path(), "from-stdout.psnc", &out);
     assert_eq!(imgtool(&["verify".as_ref(), p.as_os_str()]).code, 0);
 }
@@ -517,18 +912,32 @@ fn convert_to_stdout_writes_the_same_stream() {
 #[test]
 fn convert_of_x86_64_to_32_is_refused_naming_the_field_and_writes_nothing() {
     let dir = tmp();
-    let x64 = save(dir.path(), "x64.psnc", &example(Arch::X86_64, LayoutClass::Bits64));
+    let x64 = save(
+        dir.path(),
+        "x64.psnc",
+        &example(Arch::X86_64, LayoutClass::Bits64),
+    );
     let out = dir.path().join("out.psnc");
     let r = convert(&x64, "32", &out);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("process 42 mm.start_stack = 0x7ffc00000f00 does not fit in the 32-bit layout class"),
+        r.stderr.contains(
+            "process 42 mm.start_stack = 0x7ffc00000f00 does not fit in the 32-bit layout class"
+        ),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
-    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-    assert_eq!(left, [std::ffi::OsString::from("x64.psnc")], "the refusal left files behind");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [std::ffi::OsString::from("x64.psnc")],
+        "the refusal left files behind"
+    );
 }
 
 #[test]
@@ -536,14 +945,28 @@ fn convert_refuses_an_input_that_does_not_verify() {
     let dir = tmp();
     let mut bytes = example(Arch::I386, LayoutClass::Bits32);
     let img = Image::from_vec(bytes.clone()).expect("open");
-    let pd = img.sections().iter().find(|e| e.kind == SectionKind::PageData.number()).expect("page data").offset;
+    let pd = img
+        .sections()
+        .iter()
+        .find(|e| e.kind == SectionKind::PageData.number())
+        .expect("page data")
+        .offset;
     bytes[pd as usize + 5] ^= 0x40;
     let bad = save(dir.path(), "bad.psnc", &bytes);
     let out = dir.path().join("out.psnc");
     let r = convert(&bad, "64", &out);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("refusing to convert an image that does not verify"), "{}", r.stderr);
-    assert!(r.stderr.contains("section page-data, chunk 0"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("refusing to convert an image that does not verify"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("section page-data, chunk 0"),
+        "{}",
+        r.stderr
+    );
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
 }
@@ -558,6 +981,9 @@ fn help_explains_every_subcommand_and_the_exit_codes() {
     for sub in ["info", "dump", "verify", "diff", "convert"] {
         let r = imgtool(&[sub, "--help"]);
         assert_eq!(r.code, 0, "{sub} --help");
-        assert!(r.stdout.contains("Exit codes:"), "{sub} --help lacks the exit codes");
+        assert!(
+            r.stdout.contains("Exit codes:"),
+            "{sub} --help lacks the exit codes"
+        );
     }
 }

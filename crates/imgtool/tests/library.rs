@@ -7,7 +7,9 @@ use psnc_format::layout::{HEADER_FLAG_STREAMED, SECTION_SAFE_TO_COPY};
 use psnc_format::model::{Arch, Regs};
 use psnc_format::{FormatError, Image, ImageWriter, LayoutClass, SectionKind};
 use psnc_imgtool::convert::{check_fits, convert_to_path, convert_to_writer};
-use psnc_imgtool::diff::{diff_images, diff_models, parse_ignore, DiffOptions, IgnoreRule, PatternPart};
+use psnc_imgtool::diff::{
+    diff_images, diff_models, parse_ignore, DiffOptions, IgnoreRule, PatternPart,
+};
 use psnc_imgtool::memory::{Missing, ProcessMemory, Segment};
 use psnc_imgtool::progress::Progress;
 use psnc_imgtool::verify::{verify_arg, verify_opened, Check};
@@ -15,7 +17,12 @@ use psnc_imgtool::{dump, Error};
 
 fn section_offset(bytes: &[u8], kind: SectionKind) -> usize {
     let img = Image::from_vec(bytes.to_vec()).expect("open");
-    let e = img.sections().iter().find(|e| e.kind == kind.number()).copied().expect("section");
+    let e = img
+        .sections()
+        .iter()
+        .find(|e| e.kind == kind.number())
+        .copied()
+        .expect("section");
     (e.offset + e.length / 2) as usize
 }
 
@@ -48,7 +55,10 @@ fn verify_reports_the_first_failure_typed() {
     let missing = dir.path().join("missing");
     assert!(matches!(
         verify_arg(missing.to_str().expect("utf8")),
-        Err(Error::Image { source: FormatError::Io { .. }, .. })
+        Err(Error::Image {
+            source: FormatError::Io { .. },
+            ..
+        })
     ));
 }
 
@@ -69,7 +79,11 @@ fn convert_refusal_is_typed_and_names_the_first_field() {
         "{r:?}"
     );
     assert_eq!(r.map(|_| ()).map_err(|e| e.exit_code()), Err(1));
-    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0, "nothing may be left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("ls").count(),
+        0,
+        "nothing may be left behind"
+    );
 }
 
 fn with_unknown_sections(safe_only: bool) -> Vec<u8> {
@@ -84,38 +98,69 @@ fn with_unknown_sections(safe_only: bool) -> Vec<u8> {
 
 #[test]
 fn convert_carries_unknown_sections_only_when_safe_to_copy() {
-    let input = Image::from_vec(with_unknown_sections(false)).expect("ancillary unknown sections are skipped");
-    let (out, report) = convert_to_writer(&input, "in", LayoutClass::Bits64, Vec::new()).expect("convert");
+    let input = Image::from_vec(with_unknown_sections(false))
+        .expect("ancillary unknown sections are skipped");
+    let (out, report) =
+        convert_to_writer(&input, "in", LayoutClass::Bits64, Vec::new()).expect("convert");
     // The unknown sections follow the known ones, whose count depends on the example's contents.
     let known = input.sections().len() - 2;
-    assert_eq!(report.copied_sections, [format!("section {known} (unknown kind 0x1000, version 3)")]);
+    assert_eq!(
+        report.copied_sections,
+        [format!("section {known} (unknown kind 0x1000, version 3)")]
+    );
     assert_eq!(
         report.dropped_sections,
-        [format!("section {} (unknown kind 0x1001, version 1): unknown and not safe to copy", known + 1)]
+        [format!(
+            "section {} (unknown kind 0x1001, version 1): unknown and not safe to copy",
+            known + 1
+        )]
     );
     let out = Image::from_vec(out).expect("open converted");
     let kinds: Vec<u32> = out.sections().iter().map(|e| e.kind).collect();
     assert!(!kinds.contains(&0x1001));
-    let i = kinds.iter().position(|k| *k == 0x1000).expect("carried over");
+    let i = kinds
+        .iter()
+        .position(|k| *k == 0x1000)
+        .expect("carried over");
     assert_eq!(out.section_bytes(i), Some(&b"carry me over"[..]));
-    assert_eq!((out.sections()[i].version, out.sections()[i].flags), (3, SECTION_SAFE_TO_COPY));
+    assert_eq!(
+        (out.sections()[i].version, out.sections()[i].flags),
+        (3, SECTION_SAFE_TO_COPY)
+    );
     // The regenerated chunk digests are there, once per chunked section.
-    let digests = kinds.iter().filter(|k| **k == SectionKind::ChunkDigests.number()).count();
+    let digests = kinds
+        .iter()
+        .filter(|k| **k == SectionKind::ChunkDigests.number())
+        .count();
     assert_eq!(digests, 2);
 
     // With only a safe-to-copy section, the round trip is still byte-identical.
     let original = with_unknown_sections(true);
     let img = Image::from_vec(original.clone()).expect("open");
     let (wide, _) = convert_to_writer(&img, "in", LayoutClass::Bits64, Vec::new()).expect("to 64");
-    let (back, _) = convert_to_writer(&Image::from_vec(wide).expect("open"), "wide", LayoutClass::Bits32, Vec::new()).expect("to 32");
-    assert!(back == original, "round trip with an unknown section changed the bytes");
+    let (back, _) = convert_to_writer(
+        &Image::from_vec(wide).expect("open"),
+        "wide",
+        LayoutClass::Bits32,
+        Vec::new(),
+    )
+    .expect("to 32");
+    assert!(
+        back == original,
+        "round trip with an unknown section changed the bytes"
+    );
 }
 
 #[test]
 fn verify_and_convert_check_the_digest_of_unknown_sections() {
     let mut bytes = with_unknown_sections(true);
     let img = Image::from_vec(bytes.clone()).expect("open");
-    let e = img.sections().iter().find(|e| e.kind == 0x1000).copied().expect("unknown section");
+    let e = img
+        .sections()
+        .iter()
+        .find(|e| e.kind == 0x1000)
+        .copied()
+        .expect("unknown section");
     bytes[e.offset as usize] ^= 1;
     let img = Image::from_vec(bytes).expect("an unknown ancillary section is not checked at open");
     let r = verify_opened(&img, "x");
@@ -125,7 +170,16 @@ fn verify_and_convert_check_the_digest_of_unknown_sections() {
         r.failure
     );
     let c = convert_to_writer(&img, "x", LayoutClass::Bits64, Vec::new());
-    assert!(matches!(c, Err(Error::InvalidInput { source: FormatError::DigestMismatch { .. }, .. })), "{c:?}");
+    assert!(
+        matches!(
+            c,
+            Err(Error::InvalidInput {
+                source: FormatError::DigestMismatch { .. },
+                ..
+            })
+        ),
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -160,23 +214,45 @@ fn memory_segments_say_what_is_stored_and_why_not() {
     assert_eq!(
         shape,
         [
-            (0x40_2000, 0x40_3000, Some(Missing::FileBacked { path: "/usr/bin/example".into(), offset: 0x2000 })),
+            (
+                0x40_2000,
+                0x40_3000,
+                Some(Missing::FileBacked {
+                    path: "/usr/bin/example".into(),
+                    offset: 0x2000
+                })
+            ),
             (0x40_3000, 0x40_4000, None),
             (0x40_4000, 0x40_5000, Some(Missing::Unmapped)),
             (0x40_5000, 0x40_6000, None),
         ]
     );
     let bytes = mem.read(0x40_2fff, 2).expect("read");
-    assert_eq!(bytes, [None, Some(psnc_format::example::page_pattern(0x40_3000, 1)[0])]);
+    assert_eq!(
+        bytes,
+        [
+            None,
+            Some(psnc_format::example::page_pattern(0x40_3000, 1)[0])
+        ]
+    );
     assert!(matches!(
         ProcessMemory::new(&img, "x", Some(7)),
         Err(Error::NoSuchPid { pid: 7, ref available, .. }) if available == &[42]
     ));
     assert!(matches!(mem.search(b"", 10, 16), Err(Error::EmptyPattern)));
     assert_eq!(mem.search(b"pqrs", 1, 16).expect("search").len(), 1);
-    assert!(matches!(dump::addr_dump(&img, "x", None, u64::MAX - 1, 4), Err(Error::AddressOverflow { .. })));
-    assert!(matches!(dump::parse_hex_pattern("0x4g"), Err(Error::BadHex { .. })));
-    assert_eq!(dump::parse_hex_pattern("7f 45:4c_46").expect("hex"), b"\x7fELF");
+    assert!(matches!(
+        dump::addr_dump(&img, "x", None, u64::MAX - 1, 4),
+        Err(Error::AddressOverflow { .. })
+    ));
+    assert!(matches!(
+        dump::parse_hex_pattern("0x4g"),
+        Err(Error::BadHex { .. })
+    ));
+    assert_eq!(
+        dump::parse_hex_pattern("7f 45:4c_46").expect("hex"),
+        b"\x7fELF"
+    );
 }
 
 #[test]
@@ -191,12 +267,21 @@ fn diff_reports_paths_and_byte_buffers_precisely() {
     }))
     .expect("open");
     let d = diff_models(a.checkpoint(), b.checkpoint(), &DiffOptions::default());
-    let lines: Vec<(String, String)> = d.iter().map(|f| (f.path.clone(), f.detail.clone())).collect();
+    let lines: Vec<(String, String)> = d
+        .iter()
+        .map(|f| (f.path.clone(), f.detail.clone()))
+        .collect();
     assert_eq!(
         lines,
         [
-            ("processes[0].threads[0].regs.rax".to_string(), "0x0 -> 0x7".to_string()),
-            ("processes[0].threads[0].xsave".to_string(), "1 of 576 bytes differ, first at offset 0x10: 0x00 -> 0x01".to_string()),
+            (
+                "processes[0].threads[0].regs.rax".to_string(),
+                "0x0 -> 0x7".to_string()
+            ),
+            (
+                "processes[0].threads[0].xsave".to_string(),
+                "1 of 576 bytes differ, first at offset 0x10: 0x00 -> 0x01".to_string()
+            ),
         ]
     );
     let r = diff_images(&a, &a, &DiffOptions::default()).expect("diff");
@@ -206,15 +291,30 @@ fn diff_reports_paths_and_byte_buffers_precisely() {
 #[test]
 fn ignore_rules_parse_and_refuse_nonsense() {
     let key = |s: &str| PatternPart::Key(s.into());
-    assert_eq!(parse_ignore("ppid").expect("key"), IgnoreRule::Key("ppid".into()));
+    assert_eq!(
+        parse_ignore("ppid").expect("key"),
+        IgnoreRule::Key("ppid".into())
+    );
     assert_eq!(parse_ignore("memory").expect("memory"), IgnoreRule::Memory);
-    assert_eq!(parse_ignore("identity").expect("identity"), IgnoreRule::Path(vec![key("identity")]));
+    assert_eq!(
+        parse_ignore("identity").expect("identity"),
+        IgnoreRule::Path(vec![key("identity")])
+    );
     assert_eq!(
         parse_ignore("processes[*].threads[0].regs").expect("path"),
-        IgnoreRule::Path(vec![key("processes"), PatternPart::AnyIndex, key("threads"), PatternPart::Index(0), key("regs")])
+        IgnoreRule::Path(vec![
+            key("processes"),
+            PatternPart::AnyIndex,
+            key("threads"),
+            PatternPart::Index(0),
+            key("regs")
+        ])
     );
     for bad in ["", "a[", "[0]", "a[x]", "a..b", "a[0]b"] {
-        assert!(matches!(parse_ignore(bad), Err(Error::BadIgnore { .. })), "{bad:?} accepted");
+        assert!(
+            matches!(parse_ignore(bad), Err(Error::BadIgnore { .. })),
+            "{bad:?} accepted"
+        );
     }
     let opts = DiffOptions::from_args(&["identity,ppid", "itimers"]).expect("rules");
     assert_eq!(opts.ignore.len(), 3);

@@ -429,7 +429,10 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
             FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
             FdKind::Epoll { watches } => {
                 // Watches are re-added through the watched fd's number in the task.
-                if let Some(w) = watches.iter().find(|w| !p.fds.iter().any(|g| g.fd == w.tfd)) {
+                if let Some(w) = watches
+                    .iter()
+                    .find(|w| !p.fds.iter().any(|g| g.fd == w.tfd))
+                {
                     return Err(unsupported(
                         &format!("an epoll instance watching fd {}", w.tfd),
                         "; the watched fd is not an fd of the process in the image (inconsistent image)",

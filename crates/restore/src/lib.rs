@@ -46,9 +46,9 @@ pub mod vdso;
 
 pub use error::{RestoreError, Result};
 
+use nix::sys::signal::Signal;
 use psnc_format::model::Arch;
 use psnc_format::Image;
-use nix::sys::signal::Signal;
 use psnc_ptrace::{Stop, Sysno, Tracee};
 
 use crate::checks::Plan;

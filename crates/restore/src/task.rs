@@ -211,7 +211,11 @@ pub fn install_fds(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64)
 
 fn create_epoll(task: &mut Task, f: &Fd) -> Result<()> {
     let step = format!("creating epoll fd {}", f.fd);
-    let flags = if f.cloexec { libc::EPOLL_CLOEXEC as u64 } else { 0 };
+    let flags = if f.cloexec {
+        libc::EPOLL_CLOEXEC as u64
+    } else {
+        0
+    };
     let tmp = task.call(&step, Sysno::EpollCreate1, &[flags])?;
     let target = f.fd as u64;
     if tmp != target {

@@ -42,8 +42,10 @@ pub fn fill_example<W: Write>(
     edit: impl FnOnce(&mut Checkpoint, &mut Vec<(u64, Vec<u8>)>),
 ) -> (ImageWriter<W>, Checkpoint) {
     let mut ck = example_checkpoint(arch);
-    let mut runs: Vec<(u64, Vec<u8>)> =
-        example_runs(arch).into_iter().map(|(a, n)| (a, page_pattern(a, n))).collect();
+    let mut runs: Vec<(u64, Vec<u8>)> = example_runs(arch)
+        .into_iter()
+        .map(|(a, n)| (a, page_pattern(a, n)))
+        .collect();
     edit(&mut ck, &mut runs);
     let p = &mut ck.processes[0];
     for (addr, bytes) in &runs {
@@ -125,5 +127,6 @@ pub fn imgtool_stdin<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &[u8]) -> (Ru
 
 /// Parses stdout as JSON, failing the test with the output when it is not.
 pub fn json(r: &Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", r.stdout))
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", r.stdout))
 }
