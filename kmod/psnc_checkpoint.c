@@ -5,8 +5,8 @@
  *
  * User space can read most of a stopped process through ptrace and /proc.
  * What it cannot read without running system calls inside the target
- * (rt_sigaction, sigaltstack, getitimer, brk(0), prctl getters, the compat
- * get_robust_list) is served
+ * (rt_sigaction, sigaltstack, getitimer, timer_gettime, brk(0), prctl
+ * getters, the compat get_robust_list) is served
  * here, so that a capture never executes anything in the target. The ABI
  * is include/uapi/psnc_checkpoint.h; README.md describes it.
  *
@@ -30,6 +30,7 @@
  * by kmod/vm/run-tests.sh): misc_register, misc_deregister, find_get_pid,
  * get_pid_task, put_pid, __put_task_struct, capable, get_task_mm, mmput,
  * down_read_killable, up_read, __hrtimer_get_remaining, hrtimer_active,
+ * hrtimer_resolution,
  * ktime_get, ktime_get_with_offset, compat_ptr_ioctl, noop_llseek,
  * nonseekable_open, _copy_from_user, _copy_to_user, kmalloc/kfree,
  * snprintf, the RCU and spinlock primitives.
@@ -44,6 +45,7 @@
 #include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/kallsyms.h>
+#include <linux/math64.h>
 #include <linux/miscdevice.h>
 #include <linux/mm_types.h>
 #include <linux/mmap_lock.h>
@@ -68,11 +70,12 @@
 
 #include "psnc_checkpoint.h"
 
-#define PSNC_CP_MODULE_VERSION "0.2.0"
+#define PSNC_CP_MODULE_VERSION "0.3.0"
 
 #define PSNC_CP_FEATURES (PSNC_CP_FEAT_SIGACTIONS | PSNC_CP_FEAT_SIGALTSTACK | \
 			  PSNC_CP_FEAT_ITIMERS | PSNC_CP_FEAT_TASK_MISC | \
-			  PSNC_CP_FEAT_RESTART_SLEEP | PSNC_CP_FEAT_TASK_MISC2)
+			  PSNC_CP_FEAT_RESTART_SLEEP | PSNC_CP_FEAT_TASK_MISC2 | \
+			  PSNC_CP_FEAT_POSIX_TIMERS)
 
 /* Everything of an argument struct after its header: what the module writes. */
 #define CP_BODY(kbuf) ((char *)(kbuf) + sizeof(struct psnc_cp_header))
@@ -547,6 +550,116 @@ static long cp_get_task_misc2(void __user *uarg)
 	return cp_copy_body_out(uarg, CP_BODY(&kbuf), CP_BODY_LEN(&kbuf));
 }
 
+/* ---- PSNC_CP_GET_POSIX_TIMERS ---- */
+
+/*
+ * common_timer_get() of kernel/time/posix-timers.c for a timer on an
+ * hrtimer clock, without changing the timer: that function forwards the
+ * expiry of a periodic timer whose signal is still queued (and adds to
+ * it_overrun) under it_lock; this computes the same value from the
+ * unforwarded expiry. Siglock held by the caller; it_lock is not taken (the
+ * expiry callback takes it_lock and then the siglock).
+ *
+ * Returns false when the value cannot be read consistently: the expiry
+ * callback is running on another CPU (it writes it_active and
+ * it_requeue_pending under it_lock only, then waits for our siglock).
+ */
+static bool cp_hrtimer_posix_value(struct k_itimer *timr, u64 *value_ns)
+{
+	struct hrtimer *timer = &timr->it.real.timer;
+	bool sig_none = READ_ONCE(timr->it_sigev_notify) == SIGEV_NONE;
+	ktime_t iv = READ_ONCE(timr->it_interval);
+	int requeue = READ_ONCE(timr->it_requeue_pending);
+	int active = READ_ONCE(timr->it_active);
+	ktime_t rem;
+
+	if (hrtimer_callback_running(timer))
+		return false;
+
+	*value_ns = 0;
+	if (!iv && !active && !sig_none)
+		goto out;
+	/* common_hrtimer_remaining(): the base's clock, adjusted like it. */
+	rem = __hrtimer_get_remaining(timer, true);
+	if (iv && ((requeue & REQUEUE_PENDING) || sig_none) && rem <= 0) {
+		/* hrtimer_forward(): the first expiry after now. */
+		u64 step = max_t(u64, ktime_to_ns(iv), hrtimer_resolution);
+		u64 late = -ktime_to_ns(rem);
+		u64 into;
+
+		div64_u64_rem(late, step, &into);
+		rem = step - into;
+	}
+	if (rem > 0)
+		*value_ns = ktime_to_ns(rem);
+	else if (!sig_none)
+		*value_ns = 1;	/* expired, signal not yet delivered */
+out:
+	/* A callback that started meanwhile may have changed what was read. */
+	return !hrtimer_callback_running(timer);
+}
+
+static void cp_fill_posix_timers(struct task_struct *task,
+				 struct sighand_struct *sighand, void *out)
+{
+	struct psnc_cp_posix_timers *kbuf = out;
+	struct k_itimer *timr;
+
+	/*
+	 * The list changes only under the siglock (timer_create,
+	 * timer_delete, exit_itimers), as /proc/PID/timers relies on.
+	 */
+	list_for_each_entry(timr, &task->signal->posix_timers, list) {
+		struct psnc_cp_posix_timer *t;
+
+		if (kbuf->nr == PSNC_CP_MAX_POSIX_TIMERS) {
+			kbuf->flags |= PSNC_CP_PTIMERS_MORE;
+			break;
+		}
+		t = &kbuf->timer[kbuf->nr++];
+		t->id = timr->it_id;
+		t->clockid = timr->it_clock;
+		t->sigev_notify = timr->it_sigev_notify;
+		t->signo = timr->sigq ? timr->sigq->info.si_signo : 0;
+		t->overrun = READ_ONCE(timr->it_overrun);
+		t->interval_ns = ktime_to_ns(READ_ONCE(timr->it_interval));
+		switch (timr->it_clock) {
+		case CLOCK_REALTIME:
+		case CLOCK_MONOTONIC:
+		case CLOCK_BOOTTIME:
+		case CLOCK_TAI:
+			if (cp_hrtimer_posix_value(timr, &t->value_ns))
+				t->flags |= PSNC_CP_PTIMER_VALUE_KNOWN;
+			else
+				t->value_ns = 0;
+			break;
+		default:
+			/* CPU-time clocks (it.cpu) and alarm timers. */
+			break;
+		}
+	}
+}
+
+static long cp_get_posix_timers(void __user *uarg)
+{
+	struct psnc_cp_posix_timers *kbuf;
+	struct psnc_cp_header hdr;
+	long ret;
+
+	ret = cp_read_header(uarg, sizeof(*kbuf), true, &hdr);
+	if (ret)
+		return ret;
+	/* 1.5 KiB: too large for the stack. */
+	kbuf = kzalloc(sizeof(*kbuf), GFP_KERNEL);
+	if (!kbuf)
+		return -ENOMEM;
+	ret = cp_with_stopped_task(hdr.tid, cp_fill_posix_timers, kbuf, NULL);
+	if (!ret)
+		ret = cp_copy_body_out(uarg, CP_BODY(kbuf), CP_BODY_LEN(kbuf));
+	kfree(kbuf);
+	return ret;
+}
+
 /* ---- the device ---- */
 
 static long cp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -566,6 +679,8 @@ static long cp_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return cp_get_task_misc(uarg);
 	case PSNC_CP_GET_TASK_MISC2:
 		return cp_get_task_misc2(uarg);
+	case PSNC_CP_GET_POSIX_TIMERS:
+		return cp_get_posix_timers(uarg);
 	default:
 		return -ENOTTY;
 	}

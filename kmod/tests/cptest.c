@@ -68,6 +68,7 @@ _Static_assert(sizeof(struct psnc_cp_sigaltstack) == 48, "sigaltstack");
 _Static_assert(sizeof(struct psnc_cp_itimers) == 72, "itimers");
 _Static_assert(sizeof(struct psnc_cp_task_misc) == 80, "task_misc");
 _Static_assert(sizeof(struct psnc_cp_task_misc2) == 64, "task_misc2");
+_Static_assert(sizeof(struct psnc_cp_posix_timers) == 1568, "posix_timers");
 
 #define REPORT_MAGIC	0x70736e6372657074ULL	/* "psncrept" */
 #define SLEEP_SEC	100
@@ -83,6 +84,25 @@ _Static_assert(sizeof(struct psnc_cp_task_misc2) == 64, "task_misc2");
 #define VIRT_INTERVAL_US	(7 * 1000000ULL)
 #define PROF_VALUE_US		(2000 * 1000000ULL)
 #define PROF_INTERVAL_US	(3 * 1000000ULL + 1)
+
+/*
+ * The POSIX timers of MODE_MAIN, all signalling PTIMER_SIG, which it
+ * blocks: a CLOCK_MONOTONIC periodic timer, a CLOCK_REALTIME one-shot, a
+ * CLOCK_MONOTONIC periodic one that has expired with its signal still
+ * queued (timer_gettime forwards its expiry), a disarmed CLOCK_BOOTTIME one
+ * and a CLOCK_PROCESS_CPUTIME_ID one (value unknown to the module).
+ */
+#define NR_PTIMERS		5
+#define PTIMER_SIG		40
+#define PT_MONO_VALUE_NS	(1000 * NSEC + 123)
+#define PT_MONO_INTERVAL_NS	(3 * NSEC + 7)
+#define PT_REAL_VALUE_NS	(800 * NSEC + 5)
+#define PT_FAST_INTERVAL_NS	(20 * 1000000ULL)
+#define PT_CPU_VALUE_NS		(100 * NSEC)
+static const int ptimer_clocks[NR_PTIMERS] = {
+	CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME,
+	CLOCK_PROCESS_CPUTIME_ID,
+};
 
 enum target_mode {
 	MODE_MAIN,	/* state set, then nanosleep(SLEEP_SEC) in main */
@@ -116,6 +136,9 @@ struct report {
 	uint64_t clear_child_tid, brk, pdeathsig, subreaper, dumpable;
 	uint64_t handler_a, handler_b, handler_alt, altstack;	/* addresses */
 	uint64_t securebits, robust_head, robust_len, is_compat, robust_set;
+	/* MODE_MAIN: its POSIX timers, as timer_gettime reports them. */
+	uint64_t nr_ptimers, ptimer_id[NR_PTIMERS];
+	uint64_t ptimer_value_ns[NR_PTIMERS], ptimer_interval_ns[NR_PTIMERS];
 };
 
 static int checks, failures;
@@ -192,6 +215,48 @@ struct kitimerval {
 	long interval_sec, interval_usec, value_sec, value_usec;
 };
 
+/* The kernel's itimerspec, native (long) or compat (32-bit long). */
+struct kitimerspec {
+	long interval_sec, interval_nsec, value_sec, value_nsec;
+};
+
+/* Creates and arms the POSIX timers of MODE_MAIN; their IDs go to rep. */
+static void set_posix_timers(void)
+{
+	static const uint64_t value[NR_PTIMERS] = {
+		PT_MONO_VALUE_NS, PT_REAL_VALUE_NS, 1000000, 0, PT_CPU_VALUE_NS,
+	};
+	static const uint64_t interval[NR_PTIMERS] = {
+		PT_MONO_INTERVAL_NS, 0, PT_FAST_INTERVAL_NS, 0, 0,
+	};
+	struct sigevent sev;
+	sigset_t set;
+	int i;
+
+	sigemptyset(&set);
+	sigaddset(&set, PTIMER_SIG);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	for (i = 0; i < NR_PTIMERS; i++) {
+		struct kitimerspec its = {
+			.interval_sec = interval[i] / NSEC, .interval_nsec = interval[i] % NSEC,
+			.value_sec = value[i] / NSEC, .value_nsec = value[i] % NSEC,
+		};
+		int id = -1;
+
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_SIGNAL;
+		sev.sigev_signo = PTIMER_SIG;
+		if (syscall(SYS_timer_create, ptimer_clocks[i], &sev, &id))
+			_exit(8);
+		if (value[i] && syscall(SYS_timer_settime, id, 0, &its, NULL))
+			_exit(9);
+		rep.ptimer_id[i] = id;
+	}
+	rep.nr_ptimers = NR_PTIMERS;
+	/* The fast one expires and stays expired: its signal is blocked. */
+	usleep(50000);
+}
+
 /* Fills rep from the calling thread's own view, through raw syscalls. */
 static void collect_report(void)
 {
@@ -237,6 +302,14 @@ static void collect_report(void)
 		if (syscall(SYS_get_robust_list, 0, &head, &len) == 0) {
 			rep.robust_head = (uintptr_t)head;
 			rep.robust_len = len;
+		}
+	}
+	for (i = 0; i < (int)rep.nr_ptimers; i++) {
+		struct kitimerspec its;
+
+		if (syscall(SYS_timer_gettime, (int)rep.ptimer_id[i], &its) == 0) {
+			rep.ptimer_value_ns[i] = its.value_sec * NSEC + its.value_nsec;
+			rep.ptimer_interval_ns[i] = its.interval_sec * NSEC + its.interval_nsec;
 		}
 	}
 	rep.is_compat = sizeof(long) == 4;
@@ -389,6 +462,7 @@ static void __attribute__((noreturn)) target_main(enum target_mode mode)
 	target_setup(mode);
 	switch (mode) {
 	case MODE_MAIN:
+		set_posix_timers();
 		collect_report();
 		rep.clear_child_tid = (uintptr_t)&tid_word;
 		send_report();
@@ -532,9 +606,9 @@ static void test_version(int fd)
 	CHECK_EQ(v.pad, 0, "version pad");
 	CHECK_EQ(v.features, PSNC_CP_FEAT_SIGACTIONS | PSNC_CP_FEAT_SIGALTSTACK |
 		 PSNC_CP_FEAT_ITIMERS | PSNC_CP_FEAT_TASK_MISC | PSNC_CP_FEAT_RESTART_SLEEP |
-		 PSNC_CP_FEAT_TASK_MISC2, "features");
+		 PSNC_CP_FEAT_TASK_MISC2 | PSNC_CP_FEAT_POSIX_TIMERS, "features");
 	CHECK(memchr(v.module_version, 0, sizeof(v.module_version)) != NULL &&
-	      strcmp(v.module_version, "0.2.0") == 0, "module_version '%.32s'",
+	      strcmp(v.module_version, "0.3.0") == 0, "module_version '%.32s'",
 	      v.module_version);
 	CHECK_EQ(v.reserved[0], 0, "version reserved");
 	if (f == failures)
@@ -703,6 +777,82 @@ static void check_task_misc2(int fd, const struct report *r, int own_list)
 	CHECK_EQ(m.reserved[1], 0, "task_misc2 reserved[1]");
 }
 
+/*
+ * GET_POSIX_TIMERS against MODE_MAIN's timers (@r) or, with @r->nr_ptimers
+ * 0, a target without any. The values were reported earlier than the module
+ * reads them: within SLACK_NS below the report, the forwarded fast timer in
+ * (0, interval].
+ */
+static void check_posix_timers(int fd, const struct report *r)
+{
+	struct psnc_cp_posix_timers *p = malloc(sizeof(*p));
+	char what[80];
+	uint32_t i, j;
+
+	if (!p)
+		return;
+	memset(p, 0xa5, sizeof(*p));
+	hdr_init(&p->hdr, sizeof(*p), r->tid);
+	CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), 0, "GET_POSIX_TIMERS");
+	CHECK_EQ(p->hdr.size, sizeof(*p), "header left alone: size");
+	CHECK_EQ(p->nr, r->nr_ptimers, "posix timers nr");
+	CHECK_EQ(p->flags, 0, "posix timers flags");
+	for (j = p->nr; j < PSNC_CP_MAX_POSIX_TIMERS; j++)
+		CHECK_EQ(p->timer[j].id | p->timer[j].flags | p->timer[j].value_ns, 0,
+			 "unused entry zeroed");
+	for (i = 0; i < r->nr_ptimers && p->nr <= PSNC_CP_MAX_POSIX_TIMERS; i++) {
+		const struct psnc_cp_posix_timer *t = NULL;
+		uint64_t rv = r->ptimer_value_ns[i];
+
+		for (j = 0; j < p->nr; j++)
+			if (p->timer[j].id == (int32_t)r->ptimer_id[i])
+				t = &p->timer[j];
+		CHECK(t != NULL, "timer %d not listed", (int)r->ptimer_id[i]);
+		if (!t)
+			continue;
+		snprintf(what, sizeof(what), "timer %d (clock %d)", t->id, ptimer_clocks[i]);
+		/*
+		 * The kernel's it_clock, as /proc/PID/timers shows it: the
+		 * process CPU clock is stored as MAKE_PROCESS_CPUCLOCK(0,
+		 * CPUCLOCK_SCHED), i.e. -6.
+		 */
+		CHECK_EQ(t->clockid, ptimer_clocks[i] == CLOCK_PROCESS_CPUTIME_ID ? -6 :
+			 ptimer_clocks[i], what);
+		CHECK_EQ(t->sigev_notify, SIGEV_SIGNAL, what);
+		CHECK_EQ(t->signo, PTIMER_SIG, what);
+		CHECK_EQ(t->pad, 0, what);
+		CHECK_EQ(t->interval_ns, r->ptimer_interval_ns[i], what);
+		if (ptimer_clocks[i] == CLOCK_PROCESS_CPUTIME_ID) {
+			CHECK_EQ(t->flags, 0, "CPU-time timer: value unknown");
+			CHECK_EQ(t->value_ns, 0, "CPU-time timer: value 0");
+			CHECK(rv > 0 && rv <= PT_CPU_VALUE_NS, "%s: reported %llu", what,
+			      (unsigned long long)rv);
+			continue;
+		}
+		CHECK_EQ(t->flags, PSNC_CP_PTIMER_VALUE_KNOWN, what);
+		if (i == 2) {
+			/* Expired, signal queued: forwarded past now, as timer_gettime does. */
+			CHECK(rv > 0 && rv <= PT_FAST_INTERVAL_NS, "%s: reported %llu", what,
+			      (unsigned long long)rv);
+			CHECK(t->value_ns > 0 && t->value_ns <= PT_FAST_INTERVAL_NS,
+			      "%s: value %llu not in (0, interval]", what,
+			      (unsigned long long)t->value_ns);
+		} else if (i == 3) {
+			CHECK_EQ(rv, 0, "disarmed timer reported");
+			CHECK_EQ(t->value_ns, 0, "disarmed timer");
+		} else {
+			uint64_t set = i == 0 ? PT_MONO_VALUE_NS : PT_REAL_VALUE_NS;
+
+			CHECK(rv <= set && rv + SLACK_NS > set, "%s: reported %llu", what,
+			      (unsigned long long)rv);
+			CHECK(t->value_ns <= rv && t->value_ns + SLACK_NS > rv,
+			      "%s: value %llu, reported %llu", what,
+			      (unsigned long long)t->value_ns, (unsigned long long)rv);
+		}
+	}
+	free(p);
+}
+
 /* Every command against a live stopped target of each mode, field by field. */
 static void test_state(int fd)
 {
@@ -725,6 +875,7 @@ static void test_state(int fd)
 				mode == MODE_HANDLER ? PSNC_CP_RESTART_NONE :
 				PSNC_CP_RESTART_NANOSLEEP);
 		check_task_misc2(fd, &r, mode != MODE_THREAD);
+		check_posix_timers(fd, &r);
 		/* The same answers a second time: reading changes nothing. */
 		check_task_misc(fd, &r, mode == MODE_THREAD ? SIGTERM : SIGKILL,
 				mode == MODE_HANDLER ? PSNC_CP_RESTART_NONE :
@@ -891,6 +1042,28 @@ static void test_bad_input(int fd)
 	hdr_init(&s.hdr, sizeof(s), -1);
 	CHECK_ERR(cp(fd, PSNC_CP_GET_SIGALTSTACK, &s), EINVAL, "tid -1");
 
+	/* GET_POSIX_TIMERS: a target without timers; its header and size checks. */
+	{
+		struct psnc_cp_posix_timers *p = (void *)a;	/* 2080 >= 1568 bytes */
+
+		r.nr_ptimers = 0;
+		check_posix_timers(fd, &r);
+		hdr_init(&p->hdr, sizeof(*p) - 48, pid);
+		CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), EINVAL, "posix timers hdr.size");
+		hdr_init(&p->hdr, sizeof(*p), pid);
+		p->hdr.flags = 1;
+		CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), EINVAL, "posix timers hdr.flags");
+		hdr_init(&p->hdr, sizeof(*p), 0);
+		CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), EINVAL, "posix timers tid 0");
+		hdr_init(&p->hdr, sizeof(*p), pid);
+		CHECK_ERR(cp(fd, _IOWR(PSNC_CP_IOC_MAGIC, 0x06, struct psnc_cp_task_misc2), p),
+			  ENOTTY, "posix timers with another size");
+		hdr_init(&p->hdr, sizeof(*p), getpid());
+		CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), EPERM, "posix timers of the caller");
+		hdr_init(&p->hdr, sizeof(*p), 0x3ffffff0);
+		CHECK_ERR(cp(fd, PSNC_CP_GET_POSIX_TIMERS, p), ESRCH, "posix timers beyond pid_max");
+	}
+
 	/* Pointers: none, header unreadable, header readable but body read-only. */
 	CHECK_ERR(cp(fd, PSNC_CP_GET_VERSION, NULL), EFAULT, "NULL argument");
 	CHECK_ERR(cp(fd, PSNC_CP_GET_SIGALTSTACK, NULL), EFAULT, "NULL argument");
@@ -964,6 +1137,7 @@ static void test_exit_race(int fd)
 	static const unsigned long cmds[] = {
 		PSNC_CP_GET_SIGACTIONS, PSNC_CP_GET_SIGALTSTACK,
 		PSNC_CP_GET_ITIMERS, PSNC_CP_GET_TASK_MISC, PSNC_CP_GET_TASK_MISC2,
+		PSNC_CP_GET_POSIX_TIMERS,
 	};
 	struct psnc_cp_sigactions *a = malloc(sizeof(*a));
 	unsigned long calls = 0, errors = 0;
@@ -985,7 +1159,7 @@ static void test_exit_race(int fd)
 			_exit(0);
 		}
 		for (n = 0; n < 100000; n++) {
-			unsigned long cmd = cmds[n % 5];
+			unsigned long cmd = cmds[n % (sizeof(cmds) / sizeof(cmds[0]))];
 
 			hdr_init(&a->hdr, _IOC_SIZE(cmd), pid);
 			ret = cp(fd, cmd, a);

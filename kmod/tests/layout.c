@@ -87,12 +87,30 @@ int main(void)
 	F(psnc_cp_task_misc2, compat_robust_list_len);
 	F(psnc_cp_task_misc2, reserved);
 
+	S(psnc_cp_posix_timer);
+	F(psnc_cp_posix_timer, id);
+	F(psnc_cp_posix_timer, clockid);
+	F(psnc_cp_posix_timer, sigev_notify);
+	F(psnc_cp_posix_timer, signo);
+	F(psnc_cp_posix_timer, flags);
+	F(psnc_cp_posix_timer, pad);
+	F(psnc_cp_posix_timer, overrun);
+	F(psnc_cp_posix_timer, value_ns);
+	F(psnc_cp_posix_timer, interval_ns);
+
+	S(psnc_cp_posix_timers);
+	F(psnc_cp_posix_timers, hdr);
+	F(psnc_cp_posix_timers, nr);
+	F(psnc_cp_posix_timers, flags);
+	F(psnc_cp_posix_timers, timer);
+
 	I(PSNC_CP_GET_VERSION);
 	I(PSNC_CP_GET_SIGACTIONS);
 	I(PSNC_CP_GET_SIGALTSTACK);
 	I(PSNC_CP_GET_ITIMERS);
 	I(PSNC_CP_GET_TASK_MISC);
 	I(PSNC_CP_GET_TASK_MISC2);
+	I(PSNC_CP_GET_POSIX_TIMERS);
 
 	C(PSNC_CP_ABI_VERSION);
 	C(PSNC_CP_HEADER_V1);
@@ -102,6 +120,7 @@ int main(void)
 	C(PSNC_CP_FEAT_TASK_MISC);
 	C(PSNC_CP_FEAT_RESTART_SLEEP);
 	C(PSNC_CP_FEAT_TASK_MISC2);
+	C(PSNC_CP_FEAT_POSIX_TIMERS);
 	C(PSNC_CP_NSIG);
 	C(PSNC_CP_ITIMER_REAL);
 	C(PSNC_CP_ITIMER_VIRTUAL);
@@ -112,6 +131,9 @@ int main(void)
 	C(PSNC_CP_RESTART_FUTEX_WAIT);
 	C(PSNC_CP_RESTART_POLL);
 	C(PSNC_CP_RESTART_OTHER);
+	C(PSNC_CP_PTIMER_VALUE_KNOWN);
+	C(PSNC_CP_PTIMERS_MORE);
+	C(PSNC_CP_MAX_POSIX_TIMERS);
 	C(PSNC_CP_IOC_MAGIC);
 	return 0;
 }

@@ -212,8 +212,9 @@ start_ready() {
 
 # same_image_state EXE: capture's state target (handlers, pending signals, sigaltstack,
 # ITIMER_REAL, a POSIX timer, pdeathsig, child subreaper, no_new_privs, umask, rlimits)
-# captured both ways. The timers' remaining times run on between the captures. The POSIX
-# timer's value comes from remote timer_gettime also with the module, and -v says so.
+# captured both ways. The timers' remaining times run on between the captures. With the module
+# the POSIX timer's value (CLOCK_MONOTONIC) comes from GET_POSIX_TIMERS and nothing runs in the
+# target. (No round trip: 6.1 cannot restore a POSIX timer's ID, see kmod/README.md.)
 same_image_state() {
 	dir=$E2E/same-${1##*/}
 	start_ready "$dir" "$1" "$dir" || return 1
@@ -221,7 +222,8 @@ same_image_state() {
 	three_captures "$dir" "$tpid" \
 		'identity,rseq,processes[*].signals.itimers[*].value_us,processes[*].signals.posix_timers[*].value_ns' ||
 		return 1
-	grep -q 'POSIX timers (1): remote timer_gettime, scratch page mapped and unmapped again' "$dir/a.log" ||
+	grep -q 'POSIX timers (1): /dev/checkpoint GET_POSIX_TIMERS; nothing was run in the target' \
+		"$dir/a.log" && ! grep -q 'remote timer_gettime' "$dir/a.log" ||
 		{ cat "$dir/a.log"; return 1; }
 }
 

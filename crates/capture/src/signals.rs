@@ -73,7 +73,8 @@ pub fn remote_signal_state(
 }
 
 /// The POSIX timers listed in `/proc/PID/timers` (`timers`) with their current values, asked
-/// with remote `timer_gettime`: neither procfs nor the module reports the values.
+/// with remote `timer_gettime` (procfs does not report the values; the module does for most
+/// clocks, see [`crate::kmod`]).
 pub fn posix_timers(
     pid: i32,
     sc: &mut RemoteSyscaller<'_>,
@@ -82,24 +83,30 @@ pub fn posix_timers(
     let mut posix_timers = Vec::new();
     for t in timers {
         let (interval_ns, value_ns) = timer_gettime(pid, sc, t.id)?;
-        posix_timers.push(PosixTimer {
-            id: t.id,
-            clock: t.clock,
-            notify: t.notify,
-            signo: t.signo,
-            sigev_value: t.sigev_value,
-            notify_tid: if t.notify & libc::SIGEV_THREAD_ID as u32 != 0 {
-                t.notify_pid
-            } else {
-                0
-            },
-            value_ns,
-            interval_ns,
-            // The overrun count of the last expiry is not observable without consuming it.
-            overrun: 0,
-        });
+        posix_timers.push(model_timer(t, interval_ns, value_ns));
     }
     Ok(posix_timers)
+}
+
+/// The model of the timer `t` of `/proc/PID/timers` with the values `timer_gettime` reports,
+/// from either source.
+pub fn model_timer(t: &TimerInfo, interval_ns: u64, value_ns: u64) -> PosixTimer {
+    PosixTimer {
+        id: t.id,
+        clock: t.clock,
+        notify: t.notify,
+        signo: t.signo,
+        sigev_value: t.sigev_value,
+        notify_tid: if t.notify & libc::SIGEV_THREAD_ID as u32 != 0 {
+            t.notify_pid
+        } else {
+            0
+        },
+        value_ns,
+        interval_ns,
+        // The overrun count of the last expiry is not observable without consuming it.
+        overrun: 0,
+    }
 }
 
 /// `timer_gettime(id, &cur)` in the target: `(interval_ns, value_ns)`.

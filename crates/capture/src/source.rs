@@ -17,12 +17,14 @@
 //!  per thread: sigaltstack         sigaltstack                      GET_SIGALTSTACK
 //!  per thread: clear_child_tid     prctl(PR_GET_TID_ADDRESS)        GET_TASK_MISC
 //!  per i386 thread: robust list    compat get_robust_list           GET_TASK_MISC2
-//!  POSIX timer values              timer_gettime                    (none: remote timer_gettime)
+//!  POSIX timer values              timer_gettime                    GET_POSIX_TIMERS (module 0.3.0)
 //! ```
 //!
-//! With the module nothing runs in the target, unless it has POSIX timers: their values exist
-//! only behind `timer_gettime` of the owning process, which the module does not serve, so those
-//! calls (and the scratch page they need) are still injected, and `-v` says so.
+//! With the module nothing runs in the target, unless the module cannot give the value of a
+//! POSIX timer: a module older than 0.3.0, a timer on a CPU-time or alarm clock, or more than
+//! 32 timers. Then that process's timer values (and the scratch page they need) are still
+//! asked with injected `timer_gettime`, and `-v` says why. `GET_POSIX_TIMERS` is not in
+//! [`NEEDED_FEATURES`]: a 0.2.0 module still serves everything else.
 //!
 //! [`KmodMode`] is the user's choice (`--kmod auto|always|never`); [`StateSource::select`] turns
 //! it into a source before the target is touched, so `always` without a usable module fails with
@@ -198,7 +200,9 @@ impl StateSource {
     ) -> Result<KernelState> {
         match self {
             StateSource::Remote { .. } => remote_state(frozen, timers),
-            StateSource::Kmod { dev, .. } => crate::kmod::kmod_state(dev, frozen, arch, timers),
+            StateSource::Kmod { dev, version } => {
+                crate::kmod::kmod_state(dev, version, frozen, arch, timers)
+            }
         }
     }
 }

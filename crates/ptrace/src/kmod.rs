@@ -1,6 +1,6 @@
 //! `/dev/checkpoint`: the optional kernel module that hands a ptracer the kernel-only state of a
 //! stopped thread (signal handlers, sigaltstack, interval timers, clear_child_tid, brk, pdeathsig,
-//! child_subreaper, dumpable, securebits, the compat robust list), so that a capture reads them
+//! child_subreaper, dumpable, securebits, the compat robust list, POSIX timer values), so that a capture reads them
 //! without running anything inside the target.
 //!
 //! The module lives in `kmod/` (its ABI in `kmod/include/uapi/psnc_checkpoint.h`, mirrored in
@@ -30,7 +30,10 @@ use nix::errno::Errno;
 
 use crate::error::{PtraceError, Result};
 use crate::remote::{SigAction, SigAltStack};
-use uapi::{CpArg, CpITimers, CpSigActions, CpSigAltStack, CpTaskMisc, CpTaskMisc2, CpVersion};
+use uapi::{
+    CpArg, CpITimers, CpPosixTimers, CpSigActions, CpSigAltStack, CpTaskMisc, CpTaskMisc2,
+    CpVersion,
+};
 
 /// Path of the device node.
 pub const DEVICE: &str = uapi::DEVICE;
@@ -110,6 +113,42 @@ pub struct TaskMisc2 {
     /// The compat (i386) robust-futex list head and its length, as the compat `get_robust_list`
     /// called by the thread itself reports them; head 0 when none.
     pub compat_robust_list: (u64, u64),
+}
+
+/// One POSIX timer as `PSNC_CP_GET_POSIX_TIMERS` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PosixTimerNs {
+    /// Timer ID.
+    pub id: i32,
+    /// The clock it runs on, as `/proc/PID/timers` shows it (the kernel's encoding:
+    /// `CLOCK_PROCESS_CPUTIME_ID` reads -6).
+    pub clockid: i32,
+    /// `sigev_notify`, `SIGEV_THREAD_ID` included.
+    pub sigev_notify: i32,
+    /// `sigev_signo`.
+    pub signo: u32,
+    /// Time to the next expiry as `timer_gettime` would report it (0 = disarmed); `None` when
+    /// the module cannot tell (a CPU-time clock, an alarm timer, or an expiry being handled on
+    /// another CPU at that moment): ask `timer_gettime` instead.
+    pub value_ns: Option<u64>,
+    /// Reload value.
+    pub interval_ns: u64,
+}
+
+/// The POSIX timers of a process (`PSNC_CP_GET_POSIX_TIMERS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosixTimersNs {
+    /// The timers, in no order.
+    pub timers: Vec<PosixTimerNs>,
+    /// The process has more than [`uapi::MAX_POSIX_TIMERS`]; `timers` is incomplete.
+    pub more: bool,
+}
+
+impl PosixTimersNs {
+    /// Whether every timer of the process is listed with a known value.
+    pub fn complete(&self) -> bool {
+        !self.more && self.timers.iter().all(|t| t.value_ns.is_some())
+    }
 }
 
 /// An open `/dev/checkpoint`.
@@ -259,6 +298,28 @@ impl KmodDevice {
             compat_robust_list: (m.compat_robust_list, m.compat_robust_list_len),
         })
     }
+
+    /// The POSIX timers of the thread's process with their values (`PSNC_CP_GET_POSIX_TIMERS`,
+    /// module 0.3.0: check [`uapi::FEAT_POSIX_TIMERS`]; an older module answers ENOTTY). The
+    /// values are consistent only while every thread of the process is stopped.
+    pub fn posix_timers(&self, tid: i32) -> Result<PosixTimersNs> {
+        let p: CpPosixTimers = self.call("PSNC_CP_GET_POSIX_TIMERS", tid)?;
+        let n = (p.nr as usize).min(uapi::MAX_POSIX_TIMERS);
+        Ok(PosixTimersNs {
+            timers: p.timer[..n]
+                .iter()
+                .map(|t| PosixTimerNs {
+                    id: t.id,
+                    clockid: t.clockid,
+                    sigev_notify: t.sigev_notify,
+                    signo: t.signo,
+                    value_ns: (t.flags & uapi::PTIMER_VALUE_KNOWN != 0).then_some(t.value_ns),
+                    interval_ns: t.interval_ns,
+                })
+                .collect(),
+            more: p.flags & uapi::PTIMERS_MORE != 0,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -291,6 +352,14 @@ mod tests {
             Err(PtraceError::Kmod {
                 op: "PSNC_CP_GET_TASK_MISC2",
                 tid: 42,
+                errno: Errno::ENOTTY
+            })
+        ));
+        assert!(matches!(
+            dev.posix_timers(43),
+            Err(PtraceError::Kmod {
+                op: "PSNC_CP_GET_POSIX_TIMERS",
+                tid: 43,
                 errno: Errno::ENOTTY
             })
         ));

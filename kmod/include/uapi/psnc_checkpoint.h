@@ -52,6 +52,8 @@
 #define PSNC_CP_FEAT_RESTART_SLEEP	(1ULL << 4)
 /* PSNC_CP_GET_TASK_MISC2 is served (module 0.2.0). */
 #define PSNC_CP_FEAT_TASK_MISC2		(1ULL << 5)
+/* PSNC_CP_GET_POSIX_TIMERS is served (module 0.3.0). */
+#define PSNC_CP_FEAT_POSIX_TIMERS	(1ULL << 6)
 
 /* Number of signal handlers reported: signals 1..64. */
 #define PSNC_CP_NSIG		64
@@ -241,6 +243,67 @@ struct psnc_cp_task_misc2 {
 	__u64 reserved[2];
 };
 
+/* Bits of psnc_cp_posix_timer.flags. */
+/* value_ns is what timer_gettime(2) would report now. */
+#define PSNC_CP_PTIMER_VALUE_KNOWN	(1U << 0)
+
+/* Bits of psnc_cp_posix_timers.flags. */
+/* The process has more timers than PSNC_CP_MAX_POSIX_TIMERS. */
+#define PSNC_CP_PTIMERS_MORE		(1U << 0)
+
+/* Capacity of psnc_cp_posix_timers.timer. */
+#define PSNC_CP_MAX_POSIX_TIMERS	32
+
+/*
+ * struct psnc_cp_posix_timer - one POSIX timer of the process (48 bytes)
+ * @id:		timer ID (timer_create(2)).
+ * @clockid:	the clock it runs on, as /proc/PID/timers shows it (the
+ *		kernel's encoding: CLOCK_PROCESS_CPUTIME_ID reads -6).
+ * @sigev_notify: sigev_notify, SIGEV_THREAD_ID included.
+ * @signo:	sigev_signo.
+ * @flags:	PSNC_CP_PTIMER_*.
+ * @pad:	0.
+ * @overrun:	overruns counted so far for the expiry in progress (the
+ *		kernel's it_overrun, not timer_getoverrun(2)'s value).
+ * @value_ns:	time to the next expiry as timer_gettime(2) would report it
+ *		now (0 = disarmed); valid only with PSNC_CP_PTIMER_VALUE_KNOWN,
+ *		else 0. Known for timers on CLOCK_REALTIME, CLOCK_MONOTONIC,
+ *		CLOCK_BOOTTIME and CLOCK_TAI whose expiry is not being handled
+ *		on another CPU at that moment; unknown for CPU-time clocks and
+ *		alarm timers.
+ * @interval_ns: it_interval, as timer_gettime(2) reports it.
+ */
+struct psnc_cp_posix_timer {
+	__s32 id;
+	__s32 clockid;
+	__s32 sigev_notify;
+	__u32 signo;
+	__u32 flags;
+	__u32 pad;
+	__s64 overrun;
+	__u64 value_ns;
+	__u64 interval_ns;
+};
+
+/*
+ * struct psnc_cp_posix_timers - PSNC_CP_GET_POSIX_TIMERS (1568 bytes)
+ * @nr:		valid entries in @timer.
+ * @flags:	PSNC_CP_PTIMERS_*; with PSNC_CP_PTIMERS_MORE the process has
+ *		more timers than @timer holds and @timer lists some of them.
+ * @timer:	the POSIX timers of the thread's process, in no order.
+ *
+ * Added in module 0.3.0. Timers are process-wide: any TID of the process
+ * gives the same list. The values are consistent with each other only
+ * while every thread of the process is stopped (a running thread may
+ * re-arm a timer meanwhile).
+ */
+struct psnc_cp_posix_timers {
+	struct psnc_cp_header hdr;
+	__u32 nr;
+	__u32 flags;
+	struct psnc_cp_posix_timer timer[PSNC_CP_MAX_POSIX_TIMERS];
+};
+
 /* ioctl type byte; 0xC5 is unassigned in ioctl-number.rst. */
 #define PSNC_CP_IOC_MAGIC	0xC5
 
@@ -250,5 +313,6 @@ struct psnc_cp_task_misc2 {
 #define PSNC_CP_GET_ITIMERS	_IOWR(PSNC_CP_IOC_MAGIC, 0x03, struct psnc_cp_itimers)
 #define PSNC_CP_GET_TASK_MISC	_IOWR(PSNC_CP_IOC_MAGIC, 0x04, struct psnc_cp_task_misc)
 #define PSNC_CP_GET_TASK_MISC2	_IOWR(PSNC_CP_IOC_MAGIC, 0x05, struct psnc_cp_task_misc2)
+#define PSNC_CP_GET_POSIX_TIMERS _IOWR(PSNC_CP_IOC_MAGIC, 0x06, struct psnc_cp_posix_timers)
 
 #endif /* _UAPI_PSNC_CHECKPOINT_H */

@@ -43,6 +43,15 @@ pub const FEAT_TASK_MISC: u64 = 1 << 3;
 pub const FEAT_RESTART_SLEEP: u64 = 1 << 4;
 /// Feature bit: `GET_TASK_MISC2` is served (module 0.2.0).
 pub const FEAT_TASK_MISC2: u64 = 1 << 5;
+/// Feature bit: `GET_POSIX_TIMERS` is served (module 0.3.0).
+pub const FEAT_POSIX_TIMERS: u64 = 1 << 6;
+
+/// [`CpPosixTimer::flags`]: `value_ns` is what `timer_gettime` would report now.
+pub const PTIMER_VALUE_KNOWN: u32 = 1 << 0;
+/// [`CpPosixTimers::flags`]: the process has more timers than [`MAX_POSIX_TIMERS`].
+pub const PTIMERS_MORE: u32 = 1 << 0;
+/// Capacity of [`CpPosixTimers::timer`].
+pub const MAX_POSIX_TIMERS: usize = 32;
 
 /// Number of handlers in [`CpSigActions::act`] (signals 1..=64).
 pub const NSIG: usize = 64;
@@ -90,6 +99,8 @@ pub const GET_ITIMERS: u32 = iowr(0x03, size_of::<CpITimers>());
 pub const GET_TASK_MISC: u32 = iowr(0x04, size_of::<CpTaskMisc>());
 /// Request number of `PSNC_CP_GET_TASK_MISC2`.
 pub const GET_TASK_MISC2: u32 = iowr(0x05, size_of::<CpTaskMisc2>());
+/// Request number of `PSNC_CP_GET_POSIX_TIMERS`.
+pub const GET_POSIX_TIMERS: u32 = iowr(0x06, size_of::<CpPosixTimers>());
 
 /// `struct psnc_cp_header`: opens every argument struct; the caller fills it in.
 #[repr(C)]
@@ -258,6 +269,55 @@ pub struct CpTaskMisc2 {
     pub reserved: [u64; 2],
 }
 
+/// `struct psnc_cp_posix_timer`: one POSIX timer of the process.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpPosixTimer {
+    /// Timer ID.
+    pub id: i32,
+    /// The clock it runs on, in the kernel's encoding (as `/proc/PID/timers` shows it).
+    pub clockid: i32,
+    /// `sigev_notify`, `SIGEV_THREAD_ID` included.
+    pub sigev_notify: i32,
+    /// `sigev_signo`.
+    pub signo: u32,
+    /// [`PTIMER_VALUE_KNOWN`].
+    pub flags: u32,
+    /// 0.
+    pub pad: u32,
+    /// The kernel's `it_overrun` of the expiry in progress.
+    pub overrun: i64,
+    /// Time to the next expiry as `timer_gettime` reports it; 0 = disarmed or unknown.
+    pub value_ns: u64,
+    /// Reload value.
+    pub interval_ns: u64,
+}
+
+/// `struct psnc_cp_posix_timers`: `GET_POSIX_TIMERS`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpPosixTimers {
+    /// Header.
+    pub hdr: CpHeader,
+    /// Valid entries in `timer`.
+    pub nr: u32,
+    /// [`PTIMERS_MORE`].
+    pub flags: u32,
+    /// The timers of the process, in no order.
+    pub timer: [CpPosixTimer; MAX_POSIX_TIMERS],
+}
+
+impl Default for CpPosixTimers {
+    fn default() -> Self {
+        Self {
+            hdr: CpHeader::default(),
+            nr: 0,
+            flags: 0,
+            timer: [CpPosixTimer::default(); MAX_POSIX_TIMERS],
+        }
+    }
+}
+
 /// An argument struct of one `/dev/checkpoint` command.
 ///
 /// # Safety
@@ -330,6 +390,14 @@ unsafe impl CpArg for CpTaskMisc {
 // SAFETY: as for CpVersion; GET_TASK_MISC2 encodes size_of::<CpTaskMisc2>().
 unsafe impl CpArg for CpTaskMisc2 {
     const REQUEST: u32 = GET_TASK_MISC2;
+    fn header_mut(&mut self) -> &mut CpHeader {
+        &mut self.hdr
+    }
+}
+
+// SAFETY: as for CpVersion; GET_POSIX_TIMERS encodes size_of::<CpPosixTimers>().
+unsafe impl CpArg for CpPosixTimers {
+    const REQUEST: u32 = GET_POSIX_TIMERS;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
@@ -437,12 +505,30 @@ pub fn layout_table() -> String {
     f!("psnc_cp_task_misc2", CpTaskMisc2, compat_robust_list_len);
     f!("psnc_cp_task_misc2", CpTaskMisc2, reserved);
 
+    s!("psnc_cp_posix_timer", CpPosixTimer);
+    f!("psnc_cp_posix_timer", CpPosixTimer, id);
+    f!("psnc_cp_posix_timer", CpPosixTimer, clockid);
+    f!("psnc_cp_posix_timer", CpPosixTimer, sigev_notify);
+    f!("psnc_cp_posix_timer", CpPosixTimer, signo);
+    f!("psnc_cp_posix_timer", CpPosixTimer, flags);
+    f!("psnc_cp_posix_timer", CpPosixTimer, pad);
+    f!("psnc_cp_posix_timer", CpPosixTimer, overrun);
+    f!("psnc_cp_posix_timer", CpPosixTimer, value_ns);
+    f!("psnc_cp_posix_timer", CpPosixTimer, interval_ns);
+
+    s!("psnc_cp_posix_timers", CpPosixTimers);
+    f!("psnc_cp_posix_timers", CpPosixTimers, hdr);
+    f!("psnc_cp_posix_timers", CpPosixTimers, nr);
+    f!("psnc_cp_posix_timers", CpPosixTimers, flags);
+    f!("psnc_cp_posix_timers", CpPosixTimers, timer);
+
     i!("PSNC_CP_GET_VERSION", GET_VERSION);
     i!("PSNC_CP_GET_SIGACTIONS", GET_SIGACTIONS);
     i!("PSNC_CP_GET_SIGALTSTACK", GET_SIGALTSTACK);
     i!("PSNC_CP_GET_ITIMERS", GET_ITIMERS);
     i!("PSNC_CP_GET_TASK_MISC", GET_TASK_MISC);
     i!("PSNC_CP_GET_TASK_MISC2", GET_TASK_MISC2);
+    i!("PSNC_CP_GET_POSIX_TIMERS", GET_POSIX_TIMERS);
 
     c!("PSNC_CP_ABI_VERSION", ABI_VERSION);
     c!("PSNC_CP_HEADER_V1", HEADER_V1);
@@ -452,6 +538,7 @@ pub fn layout_table() -> String {
     c!("PSNC_CP_FEAT_TASK_MISC", FEAT_TASK_MISC);
     c!("PSNC_CP_FEAT_RESTART_SLEEP", FEAT_RESTART_SLEEP);
     c!("PSNC_CP_FEAT_TASK_MISC2", FEAT_TASK_MISC2);
+    c!("PSNC_CP_FEAT_POSIX_TIMERS", FEAT_POSIX_TIMERS);
     c!("PSNC_CP_NSIG", NSIG);
     c!("PSNC_CP_ITIMER_REAL", ITIMER_REAL);
     c!("PSNC_CP_ITIMER_VIRTUAL", ITIMER_VIRTUAL);
@@ -462,6 +549,9 @@ pub fn layout_table() -> String {
     c!("PSNC_CP_RESTART_FUTEX_WAIT", RESTART_FUTEX_WAIT);
     c!("PSNC_CP_RESTART_POLL", RESTART_POLL);
     c!("PSNC_CP_RESTART_OTHER", RESTART_OTHER);
+    c!("PSNC_CP_PTIMER_VALUE_KNOWN", PTIMER_VALUE_KNOWN);
+    c!("PSNC_CP_PTIMERS_MORE", PTIMERS_MORE);
+    c!("PSNC_CP_MAX_POSIX_TIMERS", MAX_POSIX_TIMERS);
     c!("PSNC_CP_IOC_MAGIC", IOC_MAGIC);
     t
 }
@@ -537,6 +627,23 @@ mod tests {
         assert_eq!(offset_of!(CpTaskMisc2, compat_robust_list), 32);
         assert_eq!(offset_of!(CpTaskMisc2, compat_robust_list_len), 40);
         assert_eq!(offset_of!(CpTaskMisc2, reserved), 48);
+
+        assert_eq!(size_of::<CpPosixTimer>(), 48);
+        assert_eq!(offset_of!(CpPosixTimer, id), 0);
+        assert_eq!(offset_of!(CpPosixTimer, clockid), 4);
+        assert_eq!(offset_of!(CpPosixTimer, sigev_notify), 8);
+        assert_eq!(offset_of!(CpPosixTimer, signo), 12);
+        assert_eq!(offset_of!(CpPosixTimer, flags), 16);
+        assert_eq!(offset_of!(CpPosixTimer, pad), 20);
+        assert_eq!(offset_of!(CpPosixTimer, overrun), 24);
+        assert_eq!(offset_of!(CpPosixTimer, value_ns), 32);
+        assert_eq!(offset_of!(CpPosixTimer, interval_ns), 40);
+
+        assert_eq!(size_of::<CpPosixTimers>(), 1568);
+        assert_eq!(offset_of!(CpPosixTimers, hdr), 0);
+        assert_eq!(offset_of!(CpPosixTimers, nr), 24);
+        assert_eq!(offset_of!(CpPosixTimers, flags), 28);
+        assert_eq!(offset_of!(CpPosixTimers, timer), 32);
     }
 
     #[test]
@@ -565,6 +672,8 @@ mod tests {
         assert_eq!(sum("psnc_cp_itimers"), size_of::<CpITimers>());
         assert_eq!(sum("psnc_cp_task_misc"), size_of::<CpTaskMisc>());
         assert_eq!(sum("psnc_cp_task_misc2"), size_of::<CpTaskMisc2>());
+        assert_eq!(sum("psnc_cp_posix_timer"), size_of::<CpPosixTimer>());
+        assert_eq!(sum("psnc_cp_posix_timers"), size_of::<CpPosixTimers>());
         // 8-byte alignment on x86_64; i386 aligns u64 to 4, which is harmless because every
         // u64 sits at an 8-byte offset (checked against `cc -m32` below).
         assert_eq!(align_of::<CpSigActions>(), 8);
@@ -578,6 +687,7 @@ mod tests {
         assert_eq!(GET_ITIMERS, 0xc048_c503);
         assert_eq!(GET_TASK_MISC, 0xc050_c504);
         assert_eq!(GET_TASK_MISC2, 0xc040_c505);
+        assert_eq!(GET_POSIX_TIMERS, 0xc620_c506);
     }
 
     #[test]
@@ -597,6 +707,7 @@ mod tests {
         assert_eq!(v.hdr.size, 80);
         assert_eq!(CpSigActions::for_tid(7).hdr.size, 2080);
         assert_eq!(CpTaskMisc2::for_tid(7).hdr.size, 64);
+        assert_eq!(CpPosixTimers::for_tid(7).hdr.size, 1568);
     }
 
     #[test]
