@@ -67,16 +67,26 @@ fn clone3_creates_the_pid_asked_for_and_refuses_one_in_use() {
 #[test]
 fn held_child_execs_from_a_memfd_with_the_chosen_pid() {
     let exe = memfd_with(&std::fs::read("/bin/true").expect("read /bin/true"));
-    let want = free_pid();
-    let spec = ExecSpec {
-        exe: exe.as_fd(),
-        argv: vec![CString::new("true").expect("cstr")],
-        envp: vec![],
-        set_tid: Some(want),
-        personality: Some(libc::ADDR_NO_RANDOMIZE as u32),
-        new_session: true,
+    // A PID free when chosen can be taken before clone3 runs (a build or another test binary
+    // forks meanwhile): EEXIST then means "choose again", not a failure of spawn_held.
+    let mut attempt = 0;
+    let (held, want) = loop {
+        let want = free_pid();
+        let spec = ExecSpec {
+            exe: exe.as_fd(),
+            argv: vec![CString::new("true").expect("cstr")],
+            envp: vec![],
+            set_tid: Some(want),
+            personality: Some(libc::ADDR_NO_RANDOMIZE as u32),
+            new_session: true,
+        };
+        match spawn_held(&spec) {
+            Err(PtraceError::Syscall { op: "clone3", errno: Errno::EEXIST, .. }) if attempt < 5 => {
+                attempt += 1;
+            }
+            r => break (r.expect("spawn_held"), want),
+        }
     };
-    let held = spawn_held(&spec).expect("spawn_held");
     assert_eq!(held.pid(), want);
     let (pid, _pidfd) = held.exec().expect("exec");
     assert_eq!(
