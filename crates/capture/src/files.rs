@@ -426,8 +426,8 @@ fn classify_fd(
     if link == "anon_inode:[eventpoll]" {
         let name = format!("fdinfo/{fd}");
         let text = proc_dir.read_string(&name)?;
-        let watches = parse_epoll_watches(&text)
-            .map_err(|d| CaptureError::parse(proc_dir.path(&name), d))?;
+        let watches =
+            parse_epoll_watches(&text).map_err(|d| CaptureError::parse(proc_dir.path(&name), d))?;
         for w in &watches {
             check_watched_fd(proc_dir, fd, w)?;
         }
@@ -503,7 +503,11 @@ fn parse_epoll_watches(text: &str) -> std::result::Result<Vec<EpollFdinfoWatch>,
         let mut tokens = line.split_whitespace().peekable();
         while let Some(tok) = tokens.next() {
             let (k, v) = tok.split_once(':').ok_or_else(bad)?;
-            let v = if v.is_empty() { tokens.next().ok_or_else(bad)? } else { v };
+            let v = if v.is_empty() {
+                tokens.next().ok_or_else(bad)?
+            } else {
+                v
+            };
             fields.insert(k, v);
         }
         let get = |k: &str| fields.get(k).copied().ok_or_else(bad);
@@ -526,7 +530,12 @@ fn parse_epoll_watches(text: &str) -> std::result::Result<Vec<EpollFdinfoWatch>,
 fn check_watched_fd(proc_dir: &ProcDir, epfd: i32, w: &EpollFdinfoWatch) -> Result<()> {
     let pid = proc_dir.pid();
     let tfd = w.watch.tfd;
-    let refuse = |why: String| CaptureError::EpollWatchUnreachable { pid, epfd, tfd, why };
+    let refuse = |why: String| CaptureError::EpollWatchUnreachable {
+        pid,
+        epfd,
+        tfd,
+        why,
+    };
     let source = proc_dir.path(&format!("fd/{tfd}"));
     let meta = match fs::metadata(&source) {
         Ok(m) => m,
@@ -537,8 +546,7 @@ fn check_watched_fd(proc_dir: &ProcDir, epfd: i32, w: &EpollFdinfoWatch) -> Resu
     };
     let (major, minor) = (w.sdev >> 20, w.sdev & 0xf_ffff);
     let dev = meta.dev();
-    let same_dev = nix::sys::stat::major(dev) == major
-        && nix::sys::stat::minor(dev) == minor;
+    let same_dev = nix::sys::stat::major(dev) == major && nix::sys::stat::minor(dev) == minor;
     if meta.ino() != w.ino || !same_dev {
         return Err(refuse(format!(
             "fd {tfd} now refers to another file (inode {} on device {:#x}, the watch is on inode {} \
@@ -694,12 +702,20 @@ mod tests {
             w,
             vec![
                 EpollFdinfoWatch {
-                    watch: EpollWatch { tfd: 5, events: 0x19, data: 0x1122_3344_5566_7788 },
+                    watch: EpollWatch {
+                        tfd: 5,
+                        events: 0x19,
+                        data: 0x1122_3344_5566_7788
+                    },
                     ino: 0x2a3,
                     sdev: 0xe
                 },
                 EpollFdinfoWatch {
-                    watch: EpollWatch { tfd: 12, events: 0x8000_0005, data: 3 },
+                    watch: EpollWatch {
+                        tfd: 12,
+                        events: 0x8000_0005,
+                        data: 3
+                    },
                     ino: 7,
                     sdev: 0x80_0001
                 },

@@ -480,10 +480,12 @@ struct PagesInto<'a, W: Write> {
 
 impl<W: Write> memory::PageSink for PagesInto<'_, W> {
     fn buffer(&mut self, len: usize) -> Result<Vec<u8>> {
-        self.writer.page_buffer(len).map_err(|source| CaptureError::Format {
-            path: self.path.to_path_buf(),
-            source,
-        })
+        self.writer
+            .page_buffer(len)
+            .map_err(|source| CaptureError::Format {
+                path: self.path.to_path_buf(),
+                source,
+            })
     }
 
     fn write(

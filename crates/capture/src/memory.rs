@@ -317,7 +317,11 @@ pub fn copy_pages(
         };
         for (i, run) in written.into_iter().enumerate() {
             match runs.last_mut() {
-                Some(last) if i == 0 && continues(last, &run) && pieces[0].1 != plan.ranges[pieces[0].0].start => {
+                Some(last)
+                    if i == 0
+                        && continues(last, &run)
+                        && pieces[0].1 != plan.ranges[pieces[0].0].start =>
+                {
                     last.pages += run.pages;
                 }
                 _ => runs.push(run),

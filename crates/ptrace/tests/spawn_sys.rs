@@ -81,7 +81,11 @@ fn held_child_execs_from_a_memfd_with_the_chosen_pid() {
             new_session: true,
         };
         match spawn_held(&spec) {
-            Err(PtraceError::Syscall { op: "clone3", errno: Errno::EEXIST, .. }) if attempt < 5 => {
+            Err(PtraceError::Syscall {
+                op: "clone3",
+                errno: Errno::EEXIST,
+                ..
+            }) if attempt < 5 => {
                 attempt += 1;
             }
             r => break (r.expect("spawn_held"), want),
