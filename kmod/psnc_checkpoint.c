@@ -262,24 +262,37 @@ static void cp_fill_sigactions(struct task_struct *task,
 	}
 }
 
-static long cp_get_sigactions(void __user *uarg)
+/*
+ * A command whose struct is too large for the stack (the sigaction table, the timer list):
+ * allocate it zeroed, fill it under the siglock, then copy the body out.
+ */
+static long cp_get_large(void __user *uarg, u32 size,
+			 void (*fill)(struct task_struct *task,
+				      struct sighand_struct *sighand, void *out))
 {
-	struct psnc_cp_sigactions *kbuf;
 	struct psnc_cp_header hdr;
+	void *kbuf;
 	long ret;
 
-	ret = cp_read_header(uarg, sizeof(*kbuf), true, &hdr);
+	ret = cp_read_header(uarg, size, true, &hdr);
 	if (ret)
 		return ret;
-	/* 2 KiB: too large for the stack. */
-	kbuf = kzalloc(sizeof(*kbuf), GFP_KERNEL);
+	kbuf = kzalloc(size, GFP_KERNEL);
 	if (!kbuf)
 		return -ENOMEM;
-	ret = cp_with_stopped_task(hdr.tid, cp_fill_sigactions, kbuf, NULL);
+	ret = cp_with_stopped_task(hdr.tid, fill, kbuf, NULL);
 	if (!ret)
-		ret = cp_copy_body_out(uarg, CP_BODY(kbuf), CP_BODY_LEN(kbuf));
+		ret = cp_copy_body_out(uarg, (char *)kbuf + sizeof(hdr),
+				       size - sizeof(hdr));
 	kfree(kbuf);
 	return ret;
+}
+
+static long cp_get_sigactions(void __user *uarg)
+{
+	/* 2 KiB. */
+	return cp_get_large(uarg, sizeof(struct psnc_cp_sigactions),
+			    cp_fill_sigactions);
 }
 
 /* ---- PSNC_CP_GET_SIGALTSTACK ---- */
@@ -642,22 +655,9 @@ static void cp_fill_posix_timers(struct task_struct *task,
 
 static long cp_get_posix_timers(void __user *uarg)
 {
-	struct psnc_cp_posix_timers *kbuf;
-	struct psnc_cp_header hdr;
-	long ret;
-
-	ret = cp_read_header(uarg, sizeof(*kbuf), true, &hdr);
-	if (ret)
-		return ret;
-	/* 1.5 KiB: too large for the stack. */
-	kbuf = kzalloc(sizeof(*kbuf), GFP_KERNEL);
-	if (!kbuf)
-		return -ENOMEM;
-	ret = cp_with_stopped_task(hdr.tid, cp_fill_posix_timers, kbuf, NULL);
-	if (!ret)
-		ret = cp_copy_body_out(uarg, CP_BODY(kbuf), CP_BODY_LEN(kbuf));
-	kfree(kbuf);
-	return ret;
+	/* 1.5 KiB. */
+	return cp_get_large(uarg, sizeof(struct psnc_cp_posix_timers),
+			    cp_fill_posix_timers);
 }
 
 /* ---- the device ---- */
