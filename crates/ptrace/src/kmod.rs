@@ -202,10 +202,9 @@ impl KmodDevice {
     /// Runs command `T` for `tid` (0 for GET_VERSION): the one `ioctl` of each method.
     fn call<T: CpArg>(&self, op: &'static str, tid: i32) -> Result<T> {
         let mut arg = T::for_tid(tid);
-        // SAFETY: CpArg's contract: T is a repr(C) struct of integers without padding whose size
-        // T::REQUEST encodes, so the kernel reads and writes exactly size_of::<T>() bytes of
-        // `arg`, which lives across the call, and any bytes it writes form a valid T. The fd is
-        // open for the lifetime of `self`.
+        // SAFETY: by CpArg's contract T is a padding-free repr(C) struct of integers whose size
+        // T::REQUEST encodes: the kernel touches exactly `arg` (alive across the call) and any
+        // bytes it writes form a valid T; the fd stays open as long as `self`.
         let r = unsafe { libc::ioctl(self.file.as_raw_fd(), T::REQUEST as _, &mut arg as *mut T) };
         if r < 0 {
             return Err(PtraceError::Kmod {
