@@ -4,13 +4,13 @@
 
 mod imagecraft;
 
-use imagecraft::{layout, put_entry, reseal};
-use psnc_format::example::{example_checkpoint, example_runs, page_pattern};
+use imagecraft::{layout, put_entry, reseal, write_with};
+use psnc_format::example::example_checkpoint;
 use psnc_format::layout::{SectionEntry, SECTION_CRITICAL};
 use psnc_format::model::{Arch, Checkpoint, EpollWatch, Fd, FdKind};
 use psnc_format::sections::{EpollV1, EpollWatchV1, SectionKind};
 use psnc_format::verify::verify_image;
-use psnc_format::{FormatError, Image, ImageWriter, LayoutClass, FORMAT_MINOR};
+use psnc_format::{FormatError, Image, LayoutClass, FORMAT_MINOR};
 
 fn both() -> [(Arch, LayoutClass); 3] {
     [
@@ -18,30 +18,6 @@ fn both() -> [(Arch, LayoutClass); 3] {
         (Arch::I386, LayoutClass::Bits32),
         (Arch::I386, LayoutClass::Bits64),
     ]
-}
-
-/// Writes `ck` (the example's pages and exe added) plus `extra` sections; returns the bytes and
-/// the model as written.
-fn write(
-    mut ck: Checkpoint,
-    arch: Arch,
-    class: LayoutClass,
-    extra: Vec<(u32, u16, u16, Vec<u8>)>,
-) -> (Vec<u8>, Checkpoint) {
-    let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
-    let p = &mut ck.processes[0];
-    for (addr, pages) in example_runs(arch) {
-        p.pages.push(
-            w.write_pages(addr, &page_pattern(addr, pages))
-                .expect("pages"),
-        );
-    }
-    let id = w.store_file(&p.exe.path, b"\x7fELF example").expect("file");
-    p.exe.stored = Some(id);
-    for (kind, version, flags, body) in extra {
-        w.copy_unknown_section(kind, version, flags, body);
-    }
-    w.finish_with_model(ck).expect("finish")
 }
 
 fn without_epoll(arch: Arch) -> Checkpoint {
@@ -84,7 +60,7 @@ fn epoll_watches_round_trip_in_every_class() {
                 }],
             },
         });
-        let (img, want) = write(ck, arch, class, Vec::new());
+        let (img, want) = write_with(ck, arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");
         verify_image(&image).expect("verify");
         assert_eq!(image.version(), (1, 1));
@@ -122,7 +98,7 @@ fn epoll_watches_round_trip_in_every_class() {
 fn images_without_epoll_fds_have_no_epoll_section() {
     assert_eq!(FORMAT_MINOR, 1);
     for (arch, class) in both() {
-        let (img, want) = write(without_epoll(arch), arch, class, Vec::new());
+        let (img, want) = write_with(without_epoll(arch), arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");
         assert!(image
             .sections()
@@ -139,7 +115,7 @@ fn a_reader_that_does_not_know_section_12_refuses_the_image() {
     // A 1.0 reader does not know kind 12: seen from it, the section is an unknown critical one.
     // Relabelling it to a kind this reader does not know either shows what that reader does.
     for (arch, class) in both() {
-        let (img, _) = write(example_checkpoint(arch), arch, class, Vec::new());
+        let (img, _) = write_with(example_checkpoint(arch), arch, class, Vec::new());
         let l = layout(&img).expect("layout");
         let i = l
             .entries
@@ -184,7 +160,7 @@ fn an_epoll_record_for_a_fd_that_is_not_epoll_is_invalid() {
                     data: 0,
                 }],
             }]);
-            let (img, _) = write(
+            let (img, _) = write_with(
                 without_epoll(arch),
                 arch,
                 class,
@@ -202,7 +178,7 @@ fn an_epoll_record_for_a_fd_that_is_not_epoll_is_invalid() {
             fd: 7,
             watches: Vec::new(),
         }]);
-        let (img, _) = write(
+        let (img, _) = write_with(
             without_epoll(arch),
             arch,
             class,
@@ -236,7 +212,7 @@ fn two_records_or_two_sections_for_one_epoll_fd_are_refused() {
             watches: Vec::new(),
         };
         // The writer emits a record for fd 7 itself: a copied second section makes two.
-        let (img, _) = write(
+        let (img, _) = write_with(
             ck.clone(),
             arch,
             class,
@@ -262,7 +238,7 @@ fn two_records_or_two_sections_for_one_epoll_fd_are_refused() {
         // One section with two records for fd 7: the writer's own section is relabelled as an
         // unknown ancillary kind (skipped), the copied one holds the two records.
         let body = epoll_body(&[rec.clone(), rec]);
-        let (mut img, _) = write(ck, arch, class, vec![(k.number(), 1, k.flags(), body)]);
+        let (mut img, _) = write_with(ck, arch, class, vec![(k.number(), 1, k.flags(), body)]);
         let l = layout(&img).expect("layout");
         let own = l
             .entries

@@ -8,35 +8,18 @@
 
 mod imagecraft;
 
-use imagecraft::{layout, put_entry, reseal, reseal_all};
-use psnc_format::example::{example_checkpoint, example_runs, page_pattern};
+use imagecraft::{layout, put_entry, reseal, reseal_all, write_with, Extra};
+use psnc_format::example::example_checkpoint;
 use psnc_format::layout::{SectionEntry, SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
 use psnc_format::model::{Arch, Checkpoint};
 use psnc_format::sections::SectionKind;
 use psnc_format::verify::verify_image;
-use psnc_format::{FormatError, Image, ImageWriter, LayoutClass, FORMAT_MAJOR, FORMAT_MINOR};
-
-/// A section this reader does not know: kind, version, flags, body.
-type Extra = (u32, u16, u16, Vec<u8>);
+use psnc_format::{FormatError, Image, LayoutClass, FORMAT_MAJOR, FORMAT_MINOR};
 
 /// The example image with `extra` sections appended after the known ones; returns the bytes and
 /// the model as written.
 fn build(arch: Arch, class: LayoutClass, extra: Vec<Extra>) -> (Vec<u8>, Checkpoint) {
-    let mut ck = example_checkpoint(arch);
-    let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
-    let p = &mut ck.processes[0];
-    for (addr, pages) in example_runs(arch) {
-        p.pages.push(
-            w.write_pages(addr, &page_pattern(addr, pages))
-                .expect("pages"),
-        );
-    }
-    let id = w.store_file(&p.exe.path, b"\x7fELF example").expect("file");
-    p.exe.stored = Some(id);
-    for (kind, version, flags, body) in extra {
-        w.copy_unknown_section(kind, version, flags, body);
-    }
-    w.finish_with_model(ck).expect("finish")
+    write_with(example_checkpoint(arch), arch, class, extra)
 }
 
 fn both() -> [(Arch, LayoutClass); 2] {

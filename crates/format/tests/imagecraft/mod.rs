@@ -12,7 +12,37 @@
 
 use psnc_format::class::{Class, LayoutClass, C32, C64};
 use psnc_format::digest::{chunk_digests, digest_of_chunks, sha256};
+use psnc_format::example::{example_runs, page_pattern};
 use psnc_format::layout::{SectionEntry, Trailer, HEADER_SIZE, SECTION_CHUNKED};
+use psnc_format::model::{Arch, Checkpoint};
+use psnc_format::ImageWriter;
+
+/// A section a reader may not know: kind, version, flags, body.
+pub type Extra = (u32, u16, u16, Vec<u8>);
+
+/// Writes `ck` with the example's page runs and a small stored executable, plus `extra`
+/// sections after the known ones; returns the bytes and the model as written.
+pub fn write_with(
+    mut ck: Checkpoint,
+    arch: Arch,
+    class: LayoutClass,
+    extra: Vec<Extra>,
+) -> (Vec<u8>, Checkpoint) {
+    let mut w = ImageWriter::new(Vec::new(), class).expect("writer");
+    let p = &mut ck.processes[0];
+    for (addr, pages) in example_runs(arch) {
+        p.pages.push(
+            w.write_pages(addr, &page_pattern(addr, pages))
+                .expect("pages"),
+        );
+    }
+    let id = w.store_file(&p.exe.path, b"\x7fELF example").expect("file");
+    p.exe.stored = Some(id);
+    for (kind, version, flags, body) in extra {
+        w.copy_unknown_section(kind, version, flags, body);
+    }
+    w.finish_with_model(ck).expect("finish")
+}
 
 /// Where the fixed structures of an image are, read without checking any digest.
 #[derive(Debug, Clone)]
