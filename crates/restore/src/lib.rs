@@ -37,11 +37,14 @@ pub mod files;
 pub mod maps;
 pub mod memory;
 pub mod placement;
+pub mod process;
 pub mod remote;
+pub mod signals;
 pub mod spawn;
 pub mod stub;
 pub mod task;
 pub mod threads;
+pub mod timers;
 pub mod vdso;
 
 pub use error::{RestoreError, Result};
@@ -235,8 +238,8 @@ fn rebuild(
         &ckpt.identity.host.kernel_release,
     )?;
 
-    task::close_inherited(task)?;
-    let pidfd = task::open_pidfd(task, p)?;
+    process::close_inherited(task)?;
+    let pidfd = process::open_pidfd(task, p)?;
     task.log(|| format!("recreating {} mappings", p.vmas.len()));
     let lowered = memory::create_vmas(task, p, local, pidfd)?;
     let bytes = memory::fill_pages(task, image, p)?;
@@ -277,7 +280,7 @@ fn rebuild(
 
     task.log(|| format!("installing {} fds", p.fds.len()));
     task::install_fds(task, p, local, pidfd)?;
-    task::set_cwd(task, p, local, pidfd)?;
+    process::set_cwd(task, p, local, pidfd)?;
     task.call(
         "closing the pidfd of the restore tool",
         Sysno::Close,
@@ -285,12 +288,16 @@ fn rebuild(
     )?;
 
     task.log(|| "restoring process state".into());
-    task::restore_process_state(task, p)?;
+    process::restore_attributes(task, p)?;
+    signals::restore_handlers(task, p)?;
+    timers::restore_itimers(task, p)?;
+    signals::queue_shared_pending(task, p)?;
+    process::restore_flags(task, p)?;
     task::restore_thread_state(task, main)?;
     for (t, tracee) in p.threads[1..].iter().zip(others.iter_mut()) {
         task.in_thread(tracee, |task| task::restore_thread_state(task, t))?;
     }
-    task::restore_posix_timers(task, p)?;
+    timers::restore_posix_timers(task, p)?;
     for t in &p.threads {
         task::queue_thread_signals(task, p.pid, t)?;
     }

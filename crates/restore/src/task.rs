@@ -1,5 +1,5 @@
-//! The kernel state of the rebuilt task beyond its memory: mm fields, files, process-wide state,
-//! per-thread state, credentials, and finally the registers.
+//! The kernel state of the rebuilt task beyond its memory and its process-wide attributes: mm
+//! fields, files, per-thread state, credentials, and finally the registers.
 //!
 //! Process-wide and per-thread state are separate functions because a multithreaded restore
 //! (issue 4) runs [`restore_thread_state`] and [`finish_thread`] once per thread, each in its own
@@ -15,20 +15,19 @@
 //! - the scratch area is unmapped by the very last remote call.
 
 use psnc_format::model::{Creds, EpollWatch, Fd, FdKind, Process, Thread};
-use psnc_ptrace::{SigAction, SigAltStack, Sysno, UserDesc};
+use psnc_ptrace::{SigAltStack, Sysno, UserDesc};
 
 use crate::error::{RestoreError, Result};
 use crate::files::LocalFiles;
+use crate::process::PR_SET_NAME;
 use crate::remote::{ptrace_regs, Extra, Task};
+use crate::signals::siginfo_bytes;
 
 const PR_SET_MM: u64 = 35;
 const PR_SET_MM_MAP: u64 = 14;
 const PR_SET_MM_MAP_SIZE: u64 = 104;
-const PR_SET_NAME: u64 = 15;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_PDEATHSIG: u64 = 1;
-const PR_SET_CHILD_SUBREAPER: u64 = 36;
-const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_SET_SECUREBITS: u64 = 28;
 const PR_GET_SECUREBITS: u64 = 27;
 const PR_CAPBSET_DROP: u64 = 24;
@@ -37,9 +36,7 @@ const PR_CAP_AMBIENT_RAISE: u64 = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
 const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const F_DUPFD_CLOEXEC: u64 = 1030;
 const F_SETFD: u64 = 2;
-const RLIMIT_NOFILE: u64 = 7;
 const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
 const XFEATURE_XTILEDATA: u32 = 18;
 /// XSAVE components that sit at the same place in every standard-format layout: x87 and SSE in
@@ -47,7 +44,7 @@ const XFEATURE_XTILEDATA: u32 = 18;
 const XSTATE_FIXED_LAYOUT: u64 = 0b111;
 const XSAVE_FIXED_END: usize = 576 + 256;
 
-fn u64_at(b: &[u8], o: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], o: usize) -> u64 {
     let mut a = [0u8; 8];
     if let Some(s) = b.get(o..o + 8) {
         a.copy_from_slice(s);
@@ -87,49 +84,6 @@ pub fn xsave_for_host(t: &Thread, host: &[u8], image_xcr0: u64) -> Result<Option
     // The software-reserved words describe this machine, not the image's.
     out[464..512].copy_from_slice(&host[464..512]);
     Ok(Some(out))
-}
-
-/// Closes every fd the stub inherited from the restore tool (its stdio).
-pub fn close_inherited(task: &mut Task) -> Result<()> {
-    task.call(
-        "closing the fds the stub inherited",
-        Extra::CloseRange,
-        &[0, u64::from(u32::MAX), 0],
-    )?;
-    Ok(())
-}
-
-/// Opens, in the task, a pidfd of the restore tool, placed above every fd number of the image
-/// so that installing the image's fds never lands on it. Raises RLIMIT_NOFILE to its hard limit
-/// for the rebuild (the image's limits are set later).
-pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
-    let step = "raising RLIMIT_NOFILE for the rebuild";
-    let old = task.put(step, 0, &[0u8; 16])?;
-    task.call(step, Sysno::Prlimit64, &[0, RLIMIT_NOFILE, 0, old])?;
-    let mut b = [0u8; 16];
-    task.mem
-        .read_exact_at(old, &mut b)
-        .map_err(task.step_err(step))?;
-    let hard = u64_at(&b, 8);
-    let need = p.fds.iter().map(|f| f.fd as u64 + 2).max().unwrap_or(0);
-    let hard = hard.max(need);
-    let new = [hard.to_le_bytes(), hard.to_le_bytes()].concat();
-    let new = task.put(step, 0, &new)?;
-    task.call(step, Sysno::Prlimit64, &[0, RLIMIT_NOFILE, new, 0])?;
-
-    let me = std::process::id();
-    let step = "opening a pidfd of the restore tool in the task";
-    let fd = task.call(step, Extra::PidfdOpen, &[u64::from(me), 0])?;
-    let low = p
-        .fds
-        .iter()
-        .map(|f| f.fd as u64 + 1)
-        .max()
-        .unwrap_or(0)
-        .max(3);
-    let high = task.call(step, Sysno::Fcntl, &[fd, F_DUPFD_CLOEXEC, low])?;
-    task.call(step, Sysno::Close, &[fd])?;
-    Ok(high)
 }
 
 /// Sets the mm fields, brk and auxv with `PR_SET_MM_MAP`, and the exe link when `exe_fd` is given.
@@ -259,205 +213,6 @@ fn install_fd(task: &mut Task, f: &Fd, ours: i32, pidfd: u64) -> Result<()> {
     task.call(&step, Sysno::Dup3, &[tmp, target, flags])?;
     task.call(&step, Sysno::Close, &[tmp])?;
     Ok(())
-}
-
-/// Enters the root (when chrooted) and the working directory.
-pub fn set_cwd(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
-    if p.root != "/" && !p.root.is_empty() {
-        let step = format!("chroot to {}", p.root);
-        let path = task.put_str(&step, 0, &p.root)?;
-        task.call(&step, Extra::Chroot, &[path])?;
-    }
-    let Some(cwd) = &local.cwd else { return Ok(()) };
-    use std::os::fd::AsRawFd;
-    let step = format!("entering the working directory {}", p.cwd);
-    let fd = task.call(
-        &step,
-        Extra::PidfdGetfd,
-        &[pidfd, cwd.as_raw_fd() as u64, 0],
-    )?;
-    task.call(&step, Sysno::Fchdir, &[fd])?;
-    task.call(&step, Sysno::Close, &[fd])?;
-    Ok(())
-}
-
-/// Process-wide state: umask, personality, name, rlimits, signal handlers, interval timers,
-/// process-wide pending signals, subreaper and no_new_privs.
-pub fn restore_process_state(task: &mut Task, p: &Process) -> Result<()> {
-    task.call("setting the umask", Sysno::Umask, &[u64::from(p.umask)])?;
-    task.call(
-        "setting the personality",
-        Sysno::Personality,
-        &[u64::from(p.personality)],
-    )?;
-    let mut comm: Vec<u8> = p.comm.as_bytes().iter().copied().take(15).collect();
-    comm.push(0);
-    let addr = task.put("setting the name", 0, &comm)?;
-    task.call("setting the name", Sysno::Prctl, &[PR_SET_NAME, addr])?;
-
-    for (res, r) in p.rlimits.iter().enumerate() {
-        let step = format!("setting rlimit {res} to {}/{}", r.cur, r.max);
-        let b = [r.cur.to_le_bytes(), r.max.to_le_bytes()].concat();
-        let addr = task.put(&step, 0, &b)?;
-        task.call(&step, Sysno::Prlimit64, &[0, res as u64, addr, 0])?;
-    }
-
-    for (i, a) in p.signals.actions.iter().enumerate().take(64) {
-        let sig = i as i32 + 1;
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        let act = SigAction {
-            handler: a.handler,
-            flags: a.flags,
-            restorer: a.restorer,
-            mask: a.mask,
-        };
-        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| {
-            sc.set_sigaction(sig, &act)
-        })?;
-    }
-    // Handlers the stub inherited as SIG_IGN from the restore tool, for signals the image does
-    // not list, go back to the default.
-    for sig in (p.signals.actions.len() as i32 + 1)..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        task.with_syscaller(&format!("resetting the handler of signal {sig}"), |sc| {
-            sc.set_sigaction(sig, &SigAction::default())
-        })?;
-    }
-
-    for (which, t) in p.signals.itimers.iter().enumerate() {
-        // A periodic ITIMER_REAL that expired while the process was stopped reads as value 0
-        // with its SIGALRM pending: the kernel re-arms it only when that signal is dequeued
-        // (dequeue_signal), from the interval it still holds. Arming it here with one interval
-        // keeps it periodic; the requeued SIGALRM then finds it armed and is delivered as usual.
-        let value_us = match (t.value_us, t.interval_us) {
-            (0, 0) => continue,
-            (0, interval) => interval,
-            (value, _) => value,
-        };
-        let val = psnc_ptrace::ITimerVal {
-            interval_sec: (t.interval_us / 1_000_000) as i64,
-            interval_usec: (t.interval_us % 1_000_000) as i64,
-            value_sec: (value_us / 1_000_000) as i64,
-            value_usec: (value_us % 1_000_000) as i64,
-        };
-        task.with_syscaller(&format!("arming interval timer {which}"), |sc| {
-            sc.setitimer(which as i32, &val)
-        })?;
-    }
-
-    for s in &p.signals.shared_pending {
-        let step = format!("queueing process-wide signal {}", s.signo);
-        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
-        let info = match task.arch {
-            psnc_ptrace::Arch::X86_64 => info,
-            psnc_ptrace::Arch::I386 => psnc_ptrace::siginfo::to_compat(&info),
-        };
-        let addr = task.put(&step, 0, &info.0)?;
-        task.call(
-            &step,
-            Extra::RtSigqueueinfo,
-            &[u64::from(p.pid), u64::from(s.signo), addr],
-        )?;
-    }
-
-    if p.child_subreaper {
-        task.call(
-            "setting child-subreaper",
-            Sysno::Prctl,
-            &[PR_SET_CHILD_SUBREAPER, 1],
-        )?;
-    }
-    if p.no_new_privs {
-        task.call(
-            "setting no_new_privs",
-            Sysno::Prctl,
-            &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0],
-        )?;
-    }
-    Ok(())
-}
-
-const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
-
-/// POSIX timers with their ids, notification and remaining time. The ids are chosen with
-/// `PR_TIMER_CREATE_RESTORE_IDS` (Linux 6.15+), which makes `timer_create` take the id from its
-/// third argument. Runs in the leader after every thread exists (SIGEV_THREAD_ID names one).
-pub fn restore_posix_timers(task: &mut Task, p: &Process) -> Result<()> {
-    if p.signals.posix_timers.is_empty() {
-        return Ok(());
-    }
-    let step = "choosing POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)";
-    let r = task.call_raw(
-        step,
-        Sysno::Prctl,
-        &[PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0],
-    )?;
-    if r < 0 {
-        return Err(RestoreError::Unsupported {
-            what: format!(
-                "process {} with POSIX timers on this kernel (choosing timer ids needs Linux 6.15 or later)",
-                p.pid
-            ),
-        });
-    }
-    for t in &p.signals.posix_timers {
-        let step = format!("creating POSIX timer {}", t.id);
-        // struct sigevent: value, signo, notify, thread id; 64 bytes in both modes.
-        let mut sev = Vec::with_capacity(64);
-        match task.arch {
-            psnc_ptrace::Arch::X86_64 => sev.extend_from_slice(&t.sigev_value.to_le_bytes()),
-            psnc_ptrace::Arch::I386 => sev.extend_from_slice(&(t.sigev_value as u32).to_le_bytes()),
-        }
-        sev.extend_from_slice(&t.signo.to_le_bytes());
-        sev.extend_from_slice(&t.notify.to_le_bytes());
-        sev.extend_from_slice(&t.notify_tid.to_le_bytes());
-        sev.resize(64, 0);
-        let sev_addr = task.put(&step, 0, &sev)?;
-        let id_addr = task.put(&step, 64, &t.id.to_le_bytes())?;
-        task.call(
-            &step,
-            Sysno::TimerCreate,
-            &[u64::from(t.clock), sev_addr, id_addr],
-        )?;
-        let mut got = [0u8; 4];
-        task.mem
-            .read_exact_at(id_addr, &mut got)
-            .map_err(task.step_err(&step))?;
-        if u32::from_le_bytes(got) != t.id {
-            return Err(RestoreError::Inconsistent(format!(
-                "{step}: the kernel gave id {}",
-                u32::from_le_bytes(got)
-            )));
-        }
-    }
-    task.call(
-        "back to sequential timer ids",
-        Sysno::Prctl,
-        &[PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0],
-    )?;
-    for t in p.signals.posix_timers.iter().filter(|t| t.value_ns != 0) {
-        let spec = psnc_ptrace::remote::ITimerSpec {
-            interval_sec: (t.interval_ns / 1_000_000_000) as i64,
-            interval_nsec: (t.interval_ns % 1_000_000_000) as i64,
-            value_sec: (t.value_ns / 1_000_000_000) as i64,
-            value_nsec: (t.value_ns % 1_000_000_000) as i64,
-        };
-        task.with_syscaller(&format!("arming POSIX timer {}", t.id), |sc| {
-            sc.timer_settime(t.id as i32, 0, &spec)
-        })?;
-    }
-    Ok(())
-}
-
-fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
-    let mut b = [0u8; 128];
-    let n = raw.len().min(128);
-    b[..n].copy_from_slice(&raw[..n]);
-    b
 }
 
 /// Per-thread kernel state, run inside that thread: name, sigaltstack, rseq, robust list and

@@ -1,0 +1,72 @@
+//! Signal dispositions and the process-wide pending queue.
+//!
+//! Owns [`psnc_format::model::ProcessSignals`]' `actions` (one [`psnc_format::model::SigAction`] per signal, set with
+//! `rt_sigaction` in the task) and `shared_pending` ([`psnc_format::model::SigInfo`], requeued
+//! with `rt_sigqueueinfo` and their full siginfo). Every signal is blocked in the task while
+//! this runs, so nothing queued here is delivered before the task runs on its own; the order
+//! with the other steps is the crate's (see the crate doc). A thread's own pending signals are
+//! queued by [`crate::threads::queue_thread_signals`]; the interval and POSIX timers, which
+//! also live in `ProcessSignals`, are [`crate::timers`].
+
+use psnc_format::model::Process;
+use psnc_ptrace::SigAction;
+
+use crate::error::Result;
+use crate::remote::{Extra, Task};
+
+/// The signal handlers of the image, and the default for every signal it does not list.
+pub fn restore_handlers(task: &mut Task, p: &Process) -> Result<()> {
+    for (i, a) in p.signals.actions.iter().enumerate().take(64) {
+        let sig = i as i32 + 1;
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let act = SigAction {
+            handler: a.handler,
+            flags: a.flags,
+            restorer: a.restorer,
+            mask: a.mask,
+        };
+        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| {
+            sc.set_sigaction(sig, &act)
+        })?;
+    }
+    // Handlers the stub inherited as SIG_IGN from the restore tool, for signals the image does
+    // not list, go back to the default.
+    for sig in (p.signals.actions.len() as i32 + 1)..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        task.with_syscaller(&format!("resetting the handler of signal {sig}"), |sc| {
+            sc.set_sigaction(sig, &SigAction::default())
+        })?;
+    }
+    Ok(())
+}
+
+/// Queues the process-wide (shared) pending signals in their order, with their full siginfo.
+pub fn queue_shared_pending(task: &mut Task, p: &Process) -> Result<()> {
+    for s in &p.signals.shared_pending {
+        let step = format!("queueing process-wide signal {}", s.signo);
+        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
+        let info = match task.arch {
+            psnc_ptrace::Arch::X86_64 => info,
+            psnc_ptrace::Arch::I386 => psnc_ptrace::siginfo::to_compat(&info),
+        };
+        let addr = task.put(&step, 0, &info.0)?;
+        task.call(
+            &step,
+            Extra::RtSigqueueinfo,
+            &[u64::from(p.pid), u64::from(s.signo), addr],
+        )?;
+    }
+    Ok(())
+}
+
+/// A siginfo as the kernel takes it: the stored bytes, zero-padded or cut to 128.
+pub(crate) fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    let n = raw.len().min(128);
+    b[..n].copy_from_slice(&raw[..n]);
+    b
+}
