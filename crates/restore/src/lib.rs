@@ -32,6 +32,7 @@
 
 pub mod checks;
 pub mod cpu;
+pub mod creds;
 pub mod error;
 pub mod files;
 pub mod maps;
@@ -302,16 +303,16 @@ fn rebuild(
         task::queue_thread_signals(task, p.pid, t)?;
     }
     task::request_xstate_perm(task, main)?;
-    if task::creds_in_place(task, &p.creds)? {
+    if creds::creds_in_place(task, &p.creds)? {
         task.log(|| "credentials: every thread already holds the image's".into());
     } else {
         task.log(|| "restoring credentials".into());
         for tracee in others.iter_mut() {
-            task.in_thread(tracee, |task| task::restore_creds(task, &p.creds))?;
+            task.in_thread(tracee, |task| creds::restore_creds(task, &p.creds))?;
         }
-        task::restore_creds(task, &p.creds)?;
+        creds::restore_creds(task, &p.creds)?;
     }
-    task::after_creds(task, p, opts.keep_pdeathsig)?;
+    creds::after_creds(task, p, opts.keep_pdeathsig)?;
     task::unmap_scratch(task)?;
     Ok(xsaves)
 }
