@@ -247,7 +247,7 @@ fn rebuild(
     memory::lower_protections(task, &lowered)?;
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;
-    task::set_mm(task, p, None)?;
+    memory::set_mm(task, p, None)?;
 
     // The other threads, while the stub's clone instruction and pause loop are still mapped.
     for t in &p.threads[1..] {
@@ -275,7 +275,7 @@ fn rebuild(
             remote::Extra::PidfdGetfd,
             &[pidfd, exe.as_raw_fd() as u64, 0],
         )?;
-        task::set_mm(task, p, Some(fd))?;
+        memory::set_mm(task, p, Some(fd))?;
         task.call("closing the executable fd", Sysno::Close, &[fd])?;
     }
 
@@ -313,7 +313,7 @@ fn rebuild(
         creds::restore_creds(task, &p.creds)?;
     }
     creds::after_creds(task, p, opts.keep_pdeathsig)?;
-    task::unmap_scratch(task)?;
+    memory::unmap_scratch(task)?;
     Ok(xsaves)
 }
 

@@ -1,5 +1,11 @@
 //! Rebuilding the address space: clear the stub, recreate every VMA at its address, fill the
-//! stored pages, replay madvise and mlock state.
+//! stored pages, replay madvise and mlock state, set the mm fields (`PR_SET_MM_MAP`: code, data,
+//! brk, stack, arg and env bounds, auxv, the exe link), and finally unmap the restore's scratch
+//! area.
+//!
+//! Model: [`psnc_format::model::Vma`] (with [`VmaKind`] and [`vm_flags`]),
+//! [`psnc_format::model::PageRun`], [`psnc_format::model::MmFields`] and `auxv` of
+//! [`Process`].
 //!
 //! Each VMA is created with one remote `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything
 //! left of the stub is an error (EEXIST), never a silent replacement. File mappings map the file
@@ -36,6 +42,10 @@ use crate::vdso::VdsoGroup;
 
 /// `VM_ACCOUNT` (smaps `ac`) as a [`vm_flags`] bit, when the capture records it.
 pub const ACCOUNT: u32 = vm_flags::ACCOUNT;
+
+const PR_SET_MM: u64 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+const PR_SET_MM_MAP_SIZE: u64 = 104;
 
 /// Whether `v` was accountable (`VM_ACCOUNT`) in the original: as recorded when the image records
 /// the bit (`recorded`), else inferred from stored pages in a private mapping.
@@ -381,6 +391,59 @@ pub fn find_image_syscall(task: &Task, p: &Process, region: Region) -> Result<u6
         "no executable mapping of the image holds a {:?} system-call instruction",
         task.arch
     )))
+}
+
+/// Sets the mm fields, brk and auxv with `PR_SET_MM_MAP`, and the exe link when `exe_fd` is given.
+pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
+    let step = if exe_fd.is_some() {
+        "setting the executable (PR_SET_MM_MAP)"
+    } else {
+        "setting the mm fields (PR_SET_MM_MAP)"
+    };
+    let m = &p.mm;
+    let auxv_addr = task.put(step, 4096, &p.auxv)?;
+    let mut map = Vec::with_capacity(PR_SET_MM_MAP_SIZE as usize);
+    for v in [
+        m.start_code,
+        m.end_code,
+        m.start_data,
+        m.end_data,
+        m.start_brk,
+        m.brk,
+        m.start_stack,
+        m.arg_start,
+        m.arg_end,
+        m.env_start,
+        m.env_end,
+        auxv_addr,
+    ] {
+        map.extend_from_slice(&v.to_le_bytes());
+    }
+    map.extend_from_slice(&(p.auxv.len() as u32).to_le_bytes());
+    map.extend_from_slice(&exe_fd.map_or(u32::MAX, |f| f as u32).to_le_bytes());
+    let addr = task.put(step, 0, &map)?;
+    task.log(|| {
+        format!(
+            "{step}: brk {:#x}..{:#x}, {} auxv bytes",
+            m.start_brk,
+            m.brk,
+            p.auxv.len()
+        )
+    });
+    task.call(
+        step,
+        Sysno::Prctl,
+        &[PR_SET_MM, PR_SET_MM_MAP, addr, PR_SET_MM_MAP_SIZE, 0],
+    )?;
+    Ok(())
+}
+
+/// Unmaps the scratch area: the last remote call of the rebuild.
+pub fn unmap_scratch(task: &mut Task) -> Result<()> {
+    let (addr, len) = task.scratch;
+    task.call("unmapping the scratch area", Sysno::Munmap, &[addr, len])?;
+    task.scratch = (0, 0);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The kernel state of the rebuilt task beyond its memory and its process-wide attributes: mm
-//! fields, files, per-thread state, and finally the registers.
+//! The kernel state of the rebuilt task beyond its memory and its process-wide attributes:
+//! files, per-thread state, and finally the registers.
 //!
 //! Process-wide and per-thread state are separate functions because a multithreaded restore
 //! (issue 4) runs [`restore_thread_state`] and [`finish_thread`] once per thread, each in its own
@@ -23,9 +23,6 @@ use crate::process::PR_SET_NAME;
 use crate::remote::{ptrace_regs, Extra, Task};
 use crate::signals::siginfo_bytes;
 
-const PR_SET_MM: u64 = 35;
-const PR_SET_MM_MAP: u64 = 14;
-const PR_SET_MM_MAP_SIZE: u64 = 104;
 const F_SETFD: u64 = 2;
 const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
 const XFEATURE_XTILEDATA: u32 = 18;
@@ -74,51 +71,6 @@ pub fn xsave_for_host(t: &Thread, host: &[u8], image_xcr0: u64) -> Result<Option
     // The software-reserved words describe this machine, not the image's.
     out[464..512].copy_from_slice(&host[464..512]);
     Ok(Some(out))
-}
-
-/// Sets the mm fields, brk and auxv with `PR_SET_MM_MAP`, and the exe link when `exe_fd` is given.
-pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
-    let step = if exe_fd.is_some() {
-        "setting the executable (PR_SET_MM_MAP)"
-    } else {
-        "setting the mm fields (PR_SET_MM_MAP)"
-    };
-    let m = &p.mm;
-    let auxv_addr = task.put(step, 4096, &p.auxv)?;
-    let mut map = Vec::with_capacity(PR_SET_MM_MAP_SIZE as usize);
-    for v in [
-        m.start_code,
-        m.end_code,
-        m.start_data,
-        m.end_data,
-        m.start_brk,
-        m.brk,
-        m.start_stack,
-        m.arg_start,
-        m.arg_end,
-        m.env_start,
-        m.env_end,
-        auxv_addr,
-    ] {
-        map.extend_from_slice(&v.to_le_bytes());
-    }
-    map.extend_from_slice(&(p.auxv.len() as u32).to_le_bytes());
-    map.extend_from_slice(&exe_fd.map_or(u32::MAX, |f| f as u32).to_le_bytes());
-    let addr = task.put(step, 0, &map)?;
-    task.log(|| {
-        format!(
-            "{step}: brk {:#x}..{:#x}, {} auxv bytes",
-            m.start_brk,
-            m.brk,
-            p.auxv.len()
-        )
-    });
-    task.call(
-        step,
-        Sysno::Prctl,
-        &[PR_SET_MM, PR_SET_MM_MAP, addr, PR_SET_MM_MAP_SIZE, 0],
-    )?;
-    Ok(())
 }
 
 /// Installs the image's fds at their numbers, each taken from the restore tool with
@@ -272,14 +224,6 @@ pub fn request_xstate_perm(task: &mut Task, t: &Thread) -> Result<()> {
             &[ARCH_REQ_XCOMP_PERM, u64::from(XFEATURE_XTILEDATA)],
         )?;
     }
-    Ok(())
-}
-
-/// Unmaps the scratch area: the last remote call of the rebuild.
-pub fn unmap_scratch(task: &mut Task) -> Result<()> {
-    let (addr, len) = task.scratch;
-    task.call("unmapping the scratch area", Sysno::Munmap, &[addr, len])?;
-    task.scratch = (0, 0);
     Ok(())
 }
 
