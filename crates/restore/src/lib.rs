@@ -221,7 +221,7 @@ fn rebuild(
     let xsaves = p
         .threads
         .iter()
-        .map(|t| task::xsave_for_host(t, &host_xsave, ckpt.identity.host.xsave_features))
+        .map(|t| threads::xsave_for_host(t, &host_xsave, ckpt.identity.host.xsave_features))
         .collect::<Result<Vec<_>>>()?;
 
     task.log(|| "clearing the stub's address space".into());
@@ -294,15 +294,15 @@ fn rebuild(
     timers::restore_itimers(task, p)?;
     signals::queue_shared_pending(task, p)?;
     process::restore_flags(task, p)?;
-    task::restore_thread_state(task, main)?;
+    threads::restore_thread_state(task, main)?;
     for (t, tracee) in p.threads[1..].iter().zip(others.iter_mut()) {
-        task.in_thread(tracee, |task| task::restore_thread_state(task, t))?;
+        task.in_thread(tracee, |task| threads::restore_thread_state(task, t))?;
     }
     timers::restore_posix_timers(task, p)?;
     for t in &p.threads {
-        task::queue_thread_signals(task, p.pid, t)?;
+        threads::queue_thread_signals(task, p.pid, t)?;
     }
-    task::request_xstate_perm(task, main)?;
+    threads::request_xstate_perm(task, main)?;
     if creds::creds_in_place(task, &p.creds)? {
         task.log(|| "credentials: every thread already holds the image's".into());
     } else {
@@ -329,9 +329,9 @@ fn finish(
         .zip(others.iter_mut())
         .zip(&xsaves[1..])
     {
-        task.in_thread(tracee, |task| task::finish_thread(task, t, x.as_deref()))?;
+        task.in_thread(tracee, |task| threads::finish_thread(task, t, x.as_deref()))?;
     }
-    task::finish_thread(task, &p.threads[0], xsaves[0].as_deref())
+    threads::finish_thread(task, &p.threads[0], xsaves[0].as_deref())
 }
 
 /// Lets the process go, every thread at the same moment, only once all of them hold their final

@@ -14,7 +14,7 @@ use psnc_ptrace::Sysno;
 use crate::error::Result;
 use crate::files::LocalFiles;
 use crate::remote::{Extra, Task};
-use crate::task::u64_at;
+use crate::threads::u64_at;
 
 /// `prctl` option that sets the name of the calling thread (the leader's is the process's).
 pub(crate) const PR_SET_NAME: u64 = 15;
