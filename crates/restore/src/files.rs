@@ -5,7 +5,7 @@
 //! recreated from their stored contents, pipes recreated with their buffered bytes, devices by
 //! path, terminals replaced by the tool's own stdio or `/dev/null`. The task then takes each one
 //! with a remote `pidfd_getfd` on the tool (same open file description, so offset and status flags
-//! come along) and `dup3`s it to its number; see [`crate::task`]. Opening here rather than
+//! come along) and `dup3`s it to its number; see [`crate::fds`]. Opening here rather than
 //! remotely keeps errors local and named, and lets one open description serve several fds and
 //! mappings of the same file.
 //!

@@ -29,11 +29,25 @@
 //!   background mode its exit would fire the signal).
 //! - Open file descriptions shared between several fds (through dup or fork) become one per fd,
 //!   except for pipes; offsets of such fds no longer move together.
+//!
+//! # Order of the rebuild
+//!
+//! `rebuild` runs the steps in one fixed order, for these reasons:
+//! - `PR_SET_MM_MAP` before rlimits (the kernel checks RLIMIT_DATA against the new brk);
+//! - fds before rlimits (an fd above the image's RLIMIT_NOFILE could not be installed after);
+//! - signals are queued while every signal is blocked, and the real mask is set last, so nothing
+//!   is delivered before the task runs on its own;
+//! - `sigaltstack` before the final registers (it fails with EPERM while the stack pointer is on
+//!   the alternate stack);
+//! - credentials last but for `PR_SET_DUMPABLE` and `PR_SET_PDEATHSIG`, which a credential
+//!   change resets;
+//! - the scratch area is unmapped by the very last remote call.
 
 pub mod checks;
 pub mod cpu;
 pub mod creds;
 pub mod error;
+pub mod fds;
 pub mod files;
 pub mod maps;
 pub mod memory;
@@ -43,7 +57,6 @@ pub mod remote;
 pub mod signals;
 pub mod spawn;
 pub mod stub;
-pub mod task;
 pub mod threads;
 pub mod timers;
 pub mod vdso;
@@ -199,7 +212,8 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
 }
 
 /// Everything between the stub's first stop and the final registers: memory, threads, files,
-/// kernel state. Returns the XSAVE area to load into each thread (same order as the image's).
+/// kernel state, in the order of the crate doc's "Order of the rebuild". Returns the XSAVE area
+/// to load into each thread (same order as the image's).
 fn rebuild(
     task: &mut Task,
     stub: &stub::Stub,
@@ -280,7 +294,7 @@ fn rebuild(
     }
 
     task.log(|| format!("installing {} fds", p.fds.len()));
-    task::install_fds(task, p, local, pidfd)?;
+    fds::install_fds(task, p, local, pidfd)?;
     process::set_cwd(task, p, local, pidfd)?;
     task.call(
         "closing the pidfd of the restore tool",
