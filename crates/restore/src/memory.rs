@@ -9,9 +9,9 @@
 //!
 //! Each VMA is created with one remote `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything
 //! left of the stub is an error (EEXIST), never a silent replacement. File mappings map the file
-//! prepared by [`crate::files`] (the original when it is unchanged, so `/proc/PID/maps` shows the
-//! original path; else the stored contents); the task takes the file with `pidfd_getfd` on the
-//! restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
+//! opened in the restore tool by [`open_mapping_files`] (the original when it is unchanged, so
+//! `/proc/PID/maps` shows the original path; else the replica of the stored contents, see
+//! [`crate::files`]); the task takes the file with `pidfd_getfd` on the restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
 //! COWs private file pages, straight from the image's memory map: no copy in the tool.
 //!
 //! VMA boundaries: the kernel merges a new mapping into an adjacent one with the same flags, file
@@ -27,14 +27,18 @@
 //! writing them would modify the file. The vdso group is not written either ([`crate::vdso`]).
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use psnc_format::model::{vm_flags, Process, Vma, VmaKind};
 use psnc_format::Image;
 use psnc_ptrace::Sysno;
 
+use crate::checks::FileSource;
 use crate::error::{RestoreError, Result};
-use crate::files::LocalFiles;
+use crate::fds::open_with_flags;
+use crate::files::{LocalFiles, Replicas};
 use crate::maps::MapEntry;
 use crate::placement::Region;
 use crate::remote::{Extra, Task};
@@ -163,6 +167,55 @@ impl Transferred {
         }
         Ok(())
     }
+}
+
+/// For each VMA of `p` (same index as `sources`, the plan), the file it is mapped from, opened
+/// in the restore tool: the original (one description per path and sharing), or the replica of
+/// its stored contents.
+pub fn open_mapping_files(
+    p: &Process,
+    sources: &[Option<FileSource>],
+    replicas: &mut Replicas,
+) -> Result<Vec<Option<Rc<OwnedFd>>>> {
+    let mut originals = BTreeMap::new();
+    let mut vmas = Vec::with_capacity(p.vmas.len());
+    for (v, src) in p.vmas.iter().zip(sources) {
+        let fd = match src {
+            None => None,
+            Some(FileSource::Original(path)) => Some(original(&mut originals, path, v.shared)?),
+            Some(FileSource::Stored(id)) => {
+                let deleted = v
+                    .file
+                    .as_ref()
+                    .filter(|f| f.deleted)
+                    .map(|f| (f.path.as_str(), f.identity.mode));
+                Some(replicas.replica(*id, deleted)?)
+            }
+        };
+        vmas.push(fd);
+    }
+    Ok(vmas)
+}
+
+/// An original file for mapping; writable when a shared mapping may need it.
+fn original(
+    originals: &mut BTreeMap<(PathBuf, bool), Rc<OwnedFd>>,
+    path: &Path,
+    shared: bool,
+) -> Result<Rc<OwnedFd>> {
+    let key = (path.to_path_buf(), shared);
+    if let Some(fd) = originals.get(&key) {
+        return Ok(fd.clone());
+    }
+    let fd = if shared {
+        open_with_flags(path, libc::O_RDWR as u32)
+            .or_else(|_| open_with_flags(path, libc::O_RDONLY as u32))?
+    } else {
+        open_with_flags(path, libc::O_RDONLY as u32)?
+    };
+    let fd = Rc::new(fd);
+    originals.insert(key, fd.clone());
+    Ok(fd)
 }
 
 /// Recreates every VMA of `p` (except the kernel-provided ones) at its address. Returns the VMAs

@@ -8,10 +8,14 @@
 //! `no_new_privs`). `dumpable` and `pdeathsig` are process attributes too, but a credential
 //! change resets them, so [`crate::creds::after_creds`] sets them.
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
 use psnc_format::model::Process;
 use psnc_ptrace::Sysno;
 
-use crate::error::Result;
+use crate::error::{RestoreError, Result};
+use crate::fds::open_with_flags;
 use crate::files::LocalFiles;
 use crate::remote::{Extra, Task};
 use crate::threads::u64_at;
@@ -64,6 +68,22 @@ pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
     let high = task.call(step, Sysno::Fcntl, &[fd, F_DUPFD_CLOEXEC, low])?;
     task.call(step, Sysno::Close, &[fd])?;
     Ok(high)
+}
+
+/// Opens the working directory in the restore tool, for [`set_cwd`].
+pub fn open_cwd(p: &Process) -> Result<OwnedFd> {
+    open_with_flags(
+        Path::new(&p.cwd),
+        (libc::O_RDONLY | libc::O_DIRECTORY) as u32,
+    )
+    .map_err(|e| match e {
+        RestoreError::Io { source, .. } => RestoreError::MissingFile {
+            path: p.cwd.clone(),
+            used_by: "the working directory".into(),
+            reason: format!("not openable ({source})"),
+        },
+        other => other,
+    })
 }
 
 /// Enters the root (when chrooted) and the working directory.

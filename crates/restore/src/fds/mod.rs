@@ -1,22 +1,165 @@
-//! The image's fds: installed into the rebuilt task at their numbers, each kind of fd through the
-//! module of its kind.
+//! The image's fds: each prepared in the restore tool by the module of its kind, then installed
+//! into the rebuilt task at its number.
 //!
-//! Model: [`psnc_format::model::Fd`] and the per-kind state in [`psnc_format::model::FdKind`].
+//! Every fd is opened first by the restore tool: regular files reopened by path with their flags
+//! and offset, deleted files on the replica of their stored contents, pipes recreated with their
+//! buffered bytes, devices by path, terminals replaced by the tool's own stdio or `/dev/null`.
+//! The task then takes each one with a remote `pidfd_getfd` on the tool (same open file
+//! description, so offset and status flags come along) and `dup3`s it to its number
+//! ([`install_fds`]). Opening here rather than remotely keeps errors local and named, and lets
+//! one open description serve several fds and mappings of the same file. Only epoll instances
+//! are created inside the task.
 //!
-//! | kind                                   | module        |
-//! |----------------------------------------|---------------|
-//! | epoll instances and their watches      | [`epoll`]     |
+//! Model: [`psnc_format::model::Fd`] (number, flags, close-on-exec, offset) and its
+//! [`psnc_format::model::FdKind`]; how each fd comes back was decided by the checks
+//! ([`crate::checks::FdSource`]).
+//!
+//! | kind                                                 | module      |
+//! |------------------------------------------------------|-------------|
+//! | `Regular` (deleted or not), `Directory`, `CharDevice` | [`regular`] |
+//! | `Tty`                                                | [`tty`]     |
+//! | `Pipe`                                               | [`pipe`]    |
+//! | `Fifo`                                               | [`fifo`]    |
+//! | `Epoll`                                              | [`epoll`]   |
+//!
+//! An fd handed in with `--inherit-fd` (any kind) is the restore tool's own descriptor, taken
+//! over as it is.
 
 pub mod epoll;
+pub mod fifo;
+pub mod pipe;
+pub mod regular;
+pub mod tty;
 
-use psnc_format::model::{Fd, Process};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{FcntlArg, OFlag};
+use psnc_format::model::{Fd, FdKind, Process};
 use psnc_ptrace::Sysno;
 
-use crate::error::Result;
-use crate::files::LocalFiles;
+use crate::checks::FdSource;
+use crate::error::{RestoreError, Result};
+use crate::files::{LocalFiles, Replicas};
 use crate::remote::{Extra, Task};
 
 const F_SETFD: u64 = 2;
+
+/// Status flags that are restored on an open file description; creation flags (`O_CREAT`,
+/// `O_EXCL`, `O_TRUNC`) are never replayed, and close-on-exec is per fd.
+const REOPEN_FLAGS: u32 = (libc::O_ACCMODE
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_DIRECT
+    | libc::O_NOATIME
+    | libc::O_DIRECTORY
+    | libc::O_LARGEFILE) as u32;
+
+/// An fd of the restore tool that the task takes over.
+#[derive(Debug)]
+pub enum LocalFd {
+    /// Opened for the restore, closed once the task holds it.
+    Owned(OwnedFd),
+    /// One of the tool's own fds (stdio, `--inherit-fd`), left open in the tool.
+    Borrowed(i32),
+    /// Nothing local: the fd is created inside the task (an epoll instance, whose watches are
+    /// keyed by the task's own fd numbers).
+    InTask,
+}
+
+impl LocalFd {
+    /// The descriptor number in the restore tool, if the task takes one over.
+    pub fn raw(&self) -> Option<i32> {
+        match self {
+            LocalFd::Owned(fd) => Some(fd.as_raw_fd()),
+            LocalFd::Borrowed(fd) => Some(*fd),
+            LocalFd::InTask => None,
+        }
+    }
+}
+
+pub(crate) fn io_err(what: &str, path: &str) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let (what, path) = (what.to_string(), path.to_string());
+    move |source| RestoreError::Io { what, path, source }
+}
+
+pub(crate) fn nix_err(what: &str, path: &str) -> impl FnOnce(nix::errno::Errno) -> RestoreError {
+    let (what, path) = (what.to_string(), path.to_string());
+    move |e| RestoreError::Io {
+        what,
+        path,
+        source: e.into(),
+    }
+}
+
+/// Opens `path` with the status flags `flags` (creation flags masked off), close-on-exec in the
+/// tool and without making a terminal the tool's controlling one.
+pub fn open_with_flags(path: &Path, flags: u32) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let acc = flags & libc::O_ACCMODE as u32;
+    let shown = path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32)
+        .write(acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32)
+        .custom_flags(((flags & REOPEN_FLAGS) as i32 & !libc::O_ACCMODE) | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_err("opening", &shown))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// Sets the file status flags of an open description (`F_SETFL` changes only O_APPEND,
+/// O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME).
+pub(crate) fn set_status_flags(fd: &OwnedFd, flags: u32, what: &str) -> Result<()> {
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags as i32)),
+    )
+    .map_err(nix_err("setting the status flags of", what))?;
+    Ok(())
+}
+
+/// Prepares every fd of `p` in the restore tool, each as `sources` (the plan, same index) says.
+pub fn prepare(p: &Process, sources: &[FdSource], replicas: &mut Replicas) -> Result<Vec<LocalFd>> {
+    let mut pipes = pipe::Pipes::default();
+    let mut fds = Vec::with_capacity(p.fds.len());
+    for (f, src) in p.fds.iter().zip(sources) {
+        fds.push(prepare_fd(f, src, replicas, &mut pipes)?);
+    }
+    Ok(fds)
+}
+
+/// One fd, by the module of its kind.
+fn prepare_fd(
+    f: &Fd,
+    src: &FdSource,
+    replicas: &mut Replicas,
+    pipes: &mut pipe::Pipes,
+) -> Result<LocalFd> {
+    Ok(match (src, &f.kind) {
+        (FdSource::Ours(n), _) => LocalFd::Borrowed(*n),
+        (FdSource::Epoll, _) => LocalFd::InTask,
+        (FdSource::Null, _) => LocalFd::Owned(tty::open_null(f)?),
+        (FdSource::Path(path), FdKind::Fifo { buffered, .. }) => {
+            LocalFd::Owned(fifo::open_fifo(path, f.flags, buffered)?)
+        }
+        (FdSource::Path(path), FdKind::Tty { .. }) => LocalFd::Owned(tty::reopen(f, path)?),
+        (FdSource::Path(path), kind) => LocalFd::Owned(regular::open(f, path, kind)?),
+        (FdSource::Deleted { id, path }, kind) => {
+            LocalFd::Owned(regular::open_deleted(f, *id, path, kind, replicas)?)
+        }
+        (FdSource::Pipe(pe), _) => LocalFd::Owned(pipes.open_end(f, pe)?),
+    })
+}
+
+/// The fds of `p` in installation order, paired with their local fds.
+pub fn install_order<'a>(
+    p: &'a Process,
+    local: &'a LocalFiles,
+) -> impl Iterator<Item = (&'a Fd, &'a LocalFd)> {
+    p.fds.iter().zip(&local.fds)
+}
 
 /// Installs the image's fds at their numbers, each taken from the restore tool with
 /// `pidfd_getfd` (same open file description: offset and status flags come along).
