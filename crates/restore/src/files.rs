@@ -22,44 +22,15 @@ use std::rc::Rc;
 use psnc_format::model::{FileId, Process};
 use psnc_format::Image;
 
-use crate::checks::{FileSource, Plan};
+use crate::checks::FileSource;
 use crate::error::Result;
-use crate::fds::{io_err, nix_err, open_with_flags, LocalFd};
-
-/// Everything opened for one restore.
-#[derive(Debug, Default)]
-pub struct LocalFiles {
-    /// For each fd of the process (same index as `Process::fds`).
-    pub fds: Vec<LocalFd>,
-    /// For each file-backed VMA (same index as `Process::vmas`), the fd it is mapped from.
-    pub vmas: Vec<Option<Rc<OwnedFd>>>,
-    /// The executable, for `PR_SET_MM_EXE_FILE`.
-    pub exe: Option<OwnedFd>,
-    /// The working directory, entered with `fchdir`.
-    pub cwd: Option<OwnedFd>,
-}
+use crate::fds::{io_err, nix_err, open_with_flags};
 
 fn basename(path: &str) -> &str {
     path.rsplit('/')
         .next()
         .filter(|s| !s.is_empty())
         .unwrap_or("psnc-file")
-}
-
-/// Prepares every file of `plan` in the restore tool.
-pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
-    let p = plan.process(image.checkpoint());
-    let mut replicas = Replicas::new(image);
-    let cwd = crate::process::open_cwd(p)?;
-    let exe = open_exe(&plan.exe, p, &mut replicas)?;
-    let vmas = crate::memory::open_mapping_files(p, &plan.vma_files, &mut replicas)?;
-    let fds = crate::fds::prepare(p, &plan.fds, &mut replicas)?;
-    Ok(LocalFiles {
-        fds,
-        vmas,
-        exe: Some(exe),
-        cwd: Some(cwd),
-    })
 }
 
 /// The executable, for the exe link: the original file when it is unchanged, else its replica.

@@ -63,13 +63,15 @@ pub mod vdso;
 
 pub use error::{RestoreError, Result};
 
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
 use nix::sys::signal::Signal;
 use psnc_format::model::Arch;
 use psnc_format::Image;
 use psnc_ptrace::{Stop, Sysno, Tracee};
 
 use crate::checks::Plan;
-use crate::files::LocalFiles;
 use crate::remote::Task;
 
 /// What a terminal fd of the image becomes when the restore does not reattach the terminal.
@@ -187,7 +189,7 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         p.fds.len(),
         plan.region.base
     ));
-    let local = files::prepare(image, &plan)?;
+    let local = prepare(image, &plan)?;
     log(format!("starting the stub as PID {}", p.pid));
     let (mut task, stub) = spawn::start_stub(
         Some(p.pid),
@@ -209,6 +211,38 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
             Err(e)
         }
     }
+}
+
+/// Everything the restore tool opened for one restore, for the task to take over.
+#[derive(Debug, Default)]
+pub struct LocalFiles {
+    /// For each fd of the process (same index as `Process::fds`).
+    pub fds: Vec<fds::LocalFd>,
+    /// For each file-backed VMA (same index as `Process::vmas`), the fd it is mapped from.
+    pub vmas: Vec<Option<Rc<OwnedFd>>>,
+    /// The executable, for `PR_SET_MM_EXE_FILE`.
+    pub exe: Option<OwnedFd>,
+    /// The working directory, entered with `fchdir`.
+    pub cwd: Option<OwnedFd>,
+}
+
+/// Prepares every file of `plan` in the restore tool, before the stub exists: the working
+/// directory, the executable, the files behind mappings, then the fds, each by the module of its
+/// object, with one replica per stored file shared by all of them ([`files::Replicas`]). The
+/// task takes them over later with `pidfd_getfd` on the tool.
+pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
+    let p = plan.process(image.checkpoint());
+    let mut replicas = files::Replicas::new(image);
+    let cwd = process::open_cwd(p)?;
+    let exe = files::open_exe(&plan.exe, p, &mut replicas)?;
+    let vmas = memory::open_mapping_files(p, &plan.vma_files, &mut replicas)?;
+    let fds = fds::prepare(p, &plan.fds, &mut replicas)?;
+    Ok(LocalFiles {
+        fds,
+        vmas,
+        exe: Some(exe),
+        cwd: Some(cwd),
+    })
 }
 
 /// Everything between the stub's first stop and the final registers: memory, threads, files,

@@ -38,11 +38,12 @@ use psnc_ptrace::Sysno;
 use crate::checks::FileSource;
 use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
-use crate::files::{LocalFiles, Replicas};
+use crate::files::Replicas;
 use crate::maps::MapEntry;
 use crate::placement::Region;
 use crate::remote::{Extra, Task};
 use crate::vdso::VdsoGroup;
+use crate::LocalFiles;
 
 /// `VM_ACCOUNT` (smaps `ac`) as a [`vm_flags`] bit, when the capture records it.
 pub const ACCOUNT: u32 = vm_flags::ACCOUNT;

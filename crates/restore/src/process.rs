@@ -16,9 +16,9 @@ use psnc_ptrace::Sysno;
 
 use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
-use crate::files::LocalFiles;
 use crate::remote::{Extra, Task};
 use crate::threads::u64_at;
+use crate::LocalFiles;
 
 /// `prctl` option that sets the name of the calling thread (the leader's is the process's).
 pub(crate) const PR_SET_NAME: u64 = 15;

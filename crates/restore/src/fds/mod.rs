@@ -40,8 +40,9 @@ use psnc_ptrace::Sysno;
 
 use crate::checks::FdSource;
 use crate::error::{RestoreError, Result};
-use crate::files::{LocalFiles, Replicas};
+use crate::files::Replicas;
 use crate::remote::{Extra, Task};
+use crate::LocalFiles;
 
 const F_SETFD: u64 = 2;
 
