@@ -16,6 +16,7 @@ use psnc_format::model::{
 use psnc_format::Image;
 
 use crate::error::{RestoreError, Result};
+use crate::fds::tty;
 use crate::placement::{choose_region, Region, REGION_SIZE};
 use crate::stub::Stub;
 use crate::vdso::{self, VdsoGroup};
@@ -408,7 +409,7 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
                 StdioMode::Inherit if opts.shell_job && std::fs::metadata(path).is_ok() => {
                     FdSource::Path(PathBuf::from(path))
                 }
-                StdioMode::Inherit => FdSource::Ours(stdio_for(f.fd, f.flags)),
+                StdioMode::Inherit => FdSource::Ours(tty::stdio_for(f.fd, f.flags)),
             },
             FdKind::Pipe(pe) => {
                 if pe.external {
@@ -448,16 +449,6 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
         out.push(src);
     }
     Ok(out)
-}
-
-/// Which of the restore tool's own descriptors stands in for a terminal fd: the same number for
-/// 0..=2, else stdin for a read-only fd and stdout otherwise.
-fn stdio_for(fd: i32, flags: u32) -> i32 {
-    match fd {
-        0..=2 => fd,
-        _ if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 => 0,
-        _ => 1,
-    }
 }
 
 /// How long a PID held by a zombie (a killed process its parent has not reaped yet, typically
