@@ -26,24 +26,6 @@ use crate::checks::FileSource;
 use crate::error::Result;
 use crate::fds::{io_err, nix_err, open_with_flags};
 
-fn basename(path: &str) -> &str {
-    path.rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("psnc-file")
-}
-
-/// The executable, for the exe link: the original file when it is unchanged, else its replica.
-pub fn open_exe(src: &FileSource, p: &Process, replicas: &mut Replicas) -> Result<OwnedFd> {
-    Ok(match src {
-        FileSource::Original(path) => open_with_flags(path, libc::O_RDONLY as u32)?,
-        FileSource::Stored(id) => replicas
-            .replica(*id, None)?
-            .try_clone()
-            .map_err(io_err("duplicating", &p.exe.path))?,
-    })
-}
-
 /// The replicas of one restore's stored files, one per file.
 #[derive(Debug)]
 pub struct Replicas<'a> {
@@ -91,6 +73,24 @@ impl<'a> Replicas<'a> {
         self.replicas.insert(id, fd.clone());
         Ok(fd)
     }
+}
+
+/// The executable, for the exe link: the original file when it is unchanged, else its replica.
+pub fn open_exe(src: &FileSource, p: &Process, replicas: &mut Replicas) -> Result<OwnedFd> {
+    Ok(match src {
+        FileSource::Original(path) => open_with_flags(path, libc::O_RDONLY as u32)?,
+        FileSource::Stored(id) => replicas
+            .replica(*id, None)?
+            .try_clone()
+            .map_err(io_err("duplicating", &p.exe.path))?,
+    })
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("psnc-file")
 }
 
 /// Creates a file at `path` (which must not exist), opens it read-write and unlinks it at once,

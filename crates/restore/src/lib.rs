@@ -6,7 +6,7 @@
 //! program runs before it continues exactly where it was captured.
 //!
 //! ```text
-//!  Image::open ─► checks::check ─► files::prepare ─► spawn::start_stub ─► rebuild ─► release
+//!  Image::open ─► checks::check ─► prepare ────────► spawn::start_stub ─► rebuild ─► release
 //!  (digests)      (refusals: CPU,   (open/recreate    (clone3 set_tid,    (memory,   (detach, or
 //!                 vdso, files, PID,  files, pipes)     execveat stub,      vdso, mm,  SIGSTOP with
 //!                 region)                              seize, int3 stop)   fds, ...)  --leave-stopped)
@@ -14,6 +14,25 @@
 //!
 //! Refusals happen before anything is created ([`RestoreError::is_refusal`]); a failure after the
 //! stub exists kills it, so a failed restore leaves no process behind.
+//!
+//! # Modules
+//!
+//! One module per kind of kernel object, named as in psnc-capture:
+//!
+//! | module      | owns                                                                      |
+//! |-------------|---------------------------------------------------------------------------|
+//! | [`memory`]  | VMAs, pages, the mm fields (`PR_SET_MM_MAP`), the scratch unmap           |
+//! | [`threads`] | the other threads (with their TIDs), each thread's state and registers    |
+//! | [`signals`] | signal handlers, the process-wide pending queue                           |
+//! | [`timers`]  | interval timers, POSIX timers                                             |
+//! | [`creds`]   | credentials, and dumpable and pdeathsig, which a credential change resets |
+//! | [`process`] | cwd and root, umask, personality, name, rlimits, prctl flags, the pidfd   |
+//! | [`files`]   | the stored files: replicas of deleted or changed files, the exe           |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll              |
+//!
+//! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
+//! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
+//! to rebuild), [`remote`] (driving it with remote calls), [`maps`], [`error`].
 //!
 //! # Which ids change
 //! - PID and TIDs stay the image's (`clone3` `set_tid`).
@@ -32,7 +51,16 @@
 //!
 //! # Order of the rebuild
 //!
-//! `rebuild` runs the steps in one fixed order, for these reasons:
+//! `rebuild` calls the modules in one fixed order: clear the stub and place the vdso
+//! ([`memory`], [`vdso`]); close the inherited fds and open the tool's pidfd ([`process`]);
+//! VMAs, pages and the mm fields ([`memory`]); the other threads ([`threads`]); leave the stub
+//! code and set the exe link ([`memory`]); fds, root and cwd ([`fds`], [`process`]); umask,
+//! personality, name and rlimits ([`process`]), handlers ([`signals`]), interval timers
+//! ([`timers`]), process-wide pending signals ([`signals`]), prctl flags ([`process`]); each
+//! thread's state ([`threads`]), POSIX timers ([`timers`]), each thread's pending signals and
+//! AMX permission ([`threads`]); credentials, then dumpable and pdeathsig ([`creds`]); the
+//! scratch unmap ([`memory`]). Then `finish` loads every thread's registers ([`threads`]) and
+//! `release` lets them go. The reasons:
 //! - `PR_SET_MM_MAP` before rlimits (the kernel checks RLIMIT_DATA against the new brk);
 //! - fds before rlimits (an fd above the image's RLIMIT_NOFILE could not be installed after);
 //! - signals are queued while every signal is blocked, and the real mask is set last, so nothing

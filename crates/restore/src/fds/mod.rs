@@ -14,13 +14,13 @@
 //! [`psnc_format::model::FdKind`]; how each fd comes back was decided by the checks
 //! ([`crate::checks::FdSource`]).
 //!
-//! | kind                                                 | module      |
-//! |------------------------------------------------------|-------------|
+//! | kind                                                  | module      |
+//! |-------------------------------------------------------|-------------|
 //! | `Regular` (deleted or not), `Directory`, `CharDevice` | [`regular`] |
-//! | `Tty`                                                | [`tty`]     |
-//! | `Pipe`                                               | [`pipe`]    |
-//! | `Fifo`                                               | [`fifo`]    |
-//! | `Epoll`                                              | [`epoll`]   |
+//! | `Tty`                                                 | [`tty`]     |
+//! | `Pipe`                                                | [`pipe`]    |
+//! | `Fifo`                                                | [`fifo`]    |
+//! | `Epoll`                                               | [`epoll`]   |
 //!
 //! An fd handed in with `--inherit-fd` (any kind) is the restore tool's own descriptor, taken
 //! over as it is.
