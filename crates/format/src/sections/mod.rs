@@ -16,6 +16,7 @@
 //! | `processes.rs`     | 2    | §8.2      | `Vec<ProcessV1>`                              |
 //! | `threads.rs`       | 3    | §8.3      | `Vec<ThreadV1>`                               |
 //! | `vmas.rs`          | 4    | §8.4      | `Vec<VmaV1>`                                  |
+//! | `page_index.rs`    | 5    | §8.5      | fixed `layout::PageIndexEntry`s               |
 //! | `files.rs`         | 7    | §8.7      | `Vec<StoredFileV1>`                           |
 //! | `fds.rs`           | 9    | §8.9      | `Vec<FdV1>`                                   |
 //! | `signals.rs`       | 10   | §8.10     | `Vec<SignalsV1>`                              |
@@ -31,7 +32,7 @@
 
 use crate::class::Class;
 use crate::error::{FormatError, Result};
-use crate::layout::{PageIndexEntry, SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
+use crate::layout::{SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
 use crate::model;
 
 mod chunk_digests;
@@ -40,6 +41,7 @@ mod epoll;
 mod fds;
 mod files;
 mod identity;
+mod page_index;
 mod processes;
 mod shared;
 mod signals;
@@ -70,7 +72,8 @@ pub enum SectionKind {
     Threads,
     /// `Vec<VmaV1>`: every VMA of every process.
     Vmas,
-    /// Fixed [`PageIndexEntry`] structs: where each stored page run's bytes are.
+    /// Fixed [`PageIndexEntry`](crate::layout::PageIndexEntry) structs: where each stored page
+    /// run's bytes are.
     PageIndex,
     /// Raw page contents, every run 4096-aligned; chunked digest.
     PageData,
@@ -223,16 +226,7 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
             }
         }
         signals.push(SignalsV1::<C>::from_model(p.pid, &p.signals)?);
-        for r in &p.pages {
-            PageIndexEntry {
-                pid: p.pid,
-                flags: 0,
-                addr: r.addr,
-                pages: r.pages,
-                data_offset: r.data_offset,
-            }
-            .encode::<C>(&mut index)?;
-        }
+        page_index::encode_runs::<C>(p.pid, &p.pages, &mut index)?;
     }
     let mut files = Vec::new();
     for (i, f) in ck.files.iter().enumerate() {
@@ -344,27 +338,7 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         owner(&mut processes, pid, "a signal record")?.signals = s.into_model();
     }
     let (o, b) = m.get(SectionKind::PageIndex)?;
-    let esz = PageIndexEntry::size(C::LAYOUT);
-    if b.len() % esz != 0 {
-        return Err(FormatError::Decode {
-            kind: SectionKind::PageIndex.name(),
-            offset: o,
-            detail: format!(
-                "length {} is not a multiple of the entry size {esz}",
-                b.len()
-            ),
-        });
-    }
-    for chunk in b.chunks_exact(esz) {
-        let e = PageIndexEntry::decode::<C>(chunk);
-        owner(&mut processes, e.pid, &format!("page run {:#x}", e.addr))?
-            .pages
-            .push(model::PageRun {
-                addr: e.addr,
-                pages: e.pages,
-                data_offset: e.data_offset,
-            });
-    }
+    page_index::decode_into::<C>(o, b, &mut processes)?;
     let (o, b) = m.get(SectionKind::Files)?;
     let files: Vec<StoredFileV1<C>> = postcard_dec(SectionKind::Files, o, b)?;
     Ok(model::Checkpoint {
