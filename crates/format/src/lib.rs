@@ -38,12 +38,18 @@
 //! Layers: [`model`] (what a checkpoint is) — [`sections`] (frozen on-disk structs and the
 //! conversions) — [`layout`] (fixed structs) — [`writer`] / [`reader`].
 
+#![deny(unsafe_code)]
+
 pub mod atomic;
 pub mod class;
 pub mod digest;
 pub mod error;
 pub mod example;
 pub mod layout;
+// Mapping a file is unsafe in memmap2 (the map changes if the file does); this module is the one
+// place that does it, behind the safe `MappedImage` whose doc states the contract.
+#[allow(unsafe_code)]
+mod mmap;
 pub mod model;
 pub mod reader;
 pub mod sections;
