@@ -37,6 +37,27 @@
 //!
 //! Layers: [`model`] (what a checkpoint is) — [`sections`] (frozen on-disk structs and the
 //! conversions) — [`layout`] (fixed structs) — [`writer`] / [`reader`].
+//!
+//! | module       | owns                                                                         |
+//! |--------------|------------------------------------------------------------------------------|
+//! | [`model`]    | the in-memory checkpoint that capture fills and restore reads                |
+//! | [`sections`] | `sections/`: `mod.rs` the kind table and the metadata encode/decode dispatch; |
+//! |              | one file per section kind (`identity.rs` ... `epoll.rs`) with its frozen     |
+//! |              | `*V1` structs and their model conversions; `shared.rs` (FORMAT.md §8.12);    |
+//! |              | `codec.rs` (postcard and class-width helpers)                                |
+//! | [`layout`]   | the fixed structs: header, section table entry, trailer, page-index entry    |
+//! | [`class`]    | the 32- and 64-bit layout classes and their class-width word                 |
+//! | [`writer`]   | the streaming writer (file or pipe)                                          |
+//! | [`reader`]   | [`Image`]: open, check and decode an image; zero-copy access to its data     |
+//! | `mmap`       | private, the crate's only `unsafe` (denied everywhere else): the reader's    |
+//! |              | memory map and its contract, the file must not change under the map          |
+//! | [`digest`]   | whole-section and chunked SHA-256 digests                                    |
+//! | [`verify`]   | the model's invariants, checked before every restore                         |
+//! | [`atomic`]   | [`AtomicFile`]: an image appears under its name only when complete           |
+//! | [`example`]  | the synthetic checkpoint behind spec/examples and the golden images          |
+//! | [`error`]    | [`FormatError`], the one error type                                          |
+
+#![deny(unsafe_code)]
 
 pub mod atomic;
 pub mod class;
@@ -44,6 +65,10 @@ pub mod digest;
 pub mod error;
 pub mod example;
 pub mod layout;
+// Mapping a file is unsafe in memmap2 (the map changes if the file does); this module is the one
+// place that does it, behind the safe `MappedImage` whose doc states the contract.
+#[allow(unsafe_code)]
+mod mmap;
 pub mod model;
 pub mod reader;
 pub mod sections;

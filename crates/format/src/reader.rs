@@ -7,28 +7,28 @@
 //! decoded. The bulk (page and file data) is hashed by [`Image::verify_data`], which restore runs
 //! before creating anything.
 //!
-//! Files are memory-mapped (memmap2). The contract of a mapped file: it must not be modified while
-//! the `Image` lives (a truncation would fault). Images come from this tool and are written
-//! atomically, so this holds in practice; stdin is spooled to a private memfd first.
+//! Files are memory-mapped (memmap2, through `crate::mmap`, the crate's only unsafe code). The
+//! contract of a mapped file: it must not be modified while the `Image` lives (a truncation would
+//! fault). Images come from this tool and are written atomically, so this holds in practice; stdin
+//! is spooled to a private memfd first.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
-
-use memmap2::Mmap;
 
 use crate::class::{Class, LayoutClass, C32, C64};
 use crate::digest::{chunk_digests, digest_of_chunks, sha256};
 use crate::error::{FormatError, Result};
 use crate::layout::{Header, SectionEntry, Trailer, SECTION_CHUNKED};
+use crate::mmap::MappedImage;
 use crate::model::{Checkpoint, FileId, PageRun};
 use crate::sections::{
     decode_metadata, kind_name, postcard_dec, ChunkDigestsV1, MetadataBodies, SectionKind,
 };
 
 enum Backing {
-    Mapped(Mmap),
+    Mapped(MappedImage),
     Owned(Vec<u8>),
 }
 
@@ -62,7 +62,8 @@ impl std::fmt::Debug for Image {
 }
 
 impl Image {
-    /// Opens and checks an image file (memory-mapped).
+    /// Opens and checks an image file (memory-mapped). The file must not be modified or truncated
+    /// while the `Image` lives (see the module doc).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let file = File::open(path.as_ref()).map_err(FormatError::io("opening the image"))?;
         let len = file
@@ -72,11 +73,7 @@ impl Image {
         if len == 0 {
             return Self::from_vec(Vec::new());
         }
-        // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while the map
-        // lives; that is this type's documented contract (see the module doc). The map is
-        // read-only and private to this process.
-        let map = unsafe { Mmap::map(&file) };
-        match map {
+        match MappedImage::map_file(&file) {
             Ok(m) => Self::parse(Backing::Mapped(m)),
             // Not mappable (e.g. a special file): read it instead.
             Err(_) => {
@@ -91,25 +88,11 @@ impl Image {
 
     /// Reads an image from a stream (stdin, a pipe, a socket): spools it into an anonymous
     /// memory file, then checks it like [`Image::open`].
-    pub fn from_reader(mut r: impl Read) -> Result<Self> {
-        let fd = nix::sys::memfd::memfd_create(
-            c"psnc-image",
-            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
-        )
-        .map_err(|e| FormatError::Io {
-            action: "creating a memfd to spool the image",
-            source: e.into(),
-        })?;
-        let mut file = File::from(fd);
-        let n = io::copy(&mut r, &mut file).map_err(FormatError::io("spooling the image"))?;
-        if n == 0 {
-            return Self::from_vec(Vec::new());
+    pub fn from_reader(r: impl Read) -> Result<Self> {
+        match MappedImage::spool(r)? {
+            Some(map) => Self::parse(Backing::Mapped(map)),
+            None => Self::from_vec(Vec::new()),
         }
-        // SAFETY: the memfd is private to this process and nothing else holds it; it is never
-        // written again after this point, so the mapping cannot change underneath.
-        let map =
-            unsafe { Mmap::map(&file) }.map_err(FormatError::io("mapping the spooled image"))?;
-        Self::parse(Backing::Mapped(map))
     }
 
     /// Checks an image held in memory.

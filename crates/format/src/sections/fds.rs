@@ -1,0 +1,171 @@
+//! Section kind 9, `fds` (FORMAT.md §8.9): the frozen `FdV1` with its `FdKindV1` and
+//! `PipeEndV1`, version 1, and their model conversions. An epoll fd's watches are not here but in
+//! the `epoll` section (`epoll.rs`), because `FdKindV1` is frozen.
+
+use serde::{Deserialize, Serialize};
+
+use super::shared::FileRefV1;
+use crate::model;
+
+/// One end of a pipe, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PipeEndV1 {
+    pub ino: u64,
+    pub write_end: bool,
+    pub buffered: Vec<u8>,
+    pub capacity: u32,
+    pub external: bool,
+}
+
+/// What an fd refers to, version 1 (append-only; no class-width fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum FdKindV1 {
+    Regular(FileRefV1),
+    Directory {
+        path: String,
+    },
+    CharDevice {
+        path: String,
+        rdev: u64,
+    },
+    Tty {
+        path: String,
+        rdev: u64,
+    },
+    Pipe(PipeEndV1),
+    Fifo {
+        path: String,
+        buffered: Vec<u8>,
+    },
+    Socket {
+        family: u32,
+        sock_type: u32,
+        ino: u64,
+    },
+    EventFd {
+        count: u64,
+    },
+    Epoll,
+    TimerFd,
+    SignalFd {
+        mask: u64,
+    },
+    MemFd {
+        name: String,
+    },
+    Other {
+        link: String,
+    },
+}
+
+/// An open file descriptor, version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct FdV1 {
+    /// The owning process.
+    pub pid: u32,
+    pub fd: i32,
+    pub flags: u32,
+    pub cloexec: bool,
+    /// File position: LFS, always 64-bit.
+    pub pos: u64,
+    pub kind: FdKindV1,
+}
+
+impl FdV1 {
+    pub(super) fn from_model(pid: u32, f: &model::Fd) -> Self {
+        use model::FdKind as K;
+        let kind = match &f.kind {
+            K::Regular(r) => FdKindV1::Regular(r.into()),
+            K::Directory { path } => FdKindV1::Directory { path: path.clone() },
+            K::CharDevice { path, rdev } => FdKindV1::CharDevice {
+                path: path.clone(),
+                rdev: *rdev,
+            },
+            K::Tty { path, rdev } => FdKindV1::Tty {
+                path: path.clone(),
+                rdev: *rdev,
+            },
+            K::Pipe(p) => FdKindV1::Pipe(PipeEndV1 {
+                ino: p.ino,
+                write_end: p.write_end,
+                buffered: p.buffered.clone(),
+                capacity: p.capacity,
+                external: p.external,
+            }),
+            K::Fifo { path, buffered } => FdKindV1::Fifo {
+                path: path.clone(),
+                buffered: buffered.clone(),
+            },
+            K::Socket {
+                family,
+                sock_type,
+                ino,
+            } => FdKindV1::Socket {
+                family: *family,
+                sock_type: *sock_type,
+                ino: *ino,
+            },
+            K::EventFd { count } => FdKindV1::EventFd { count: *count },
+            // The watches go to the epoll section (format 1.1): FdKindV1 is frozen.
+            K::Epoll { .. } => FdKindV1::Epoll,
+            K::TimerFd => FdKindV1::TimerFd,
+            K::SignalFd { mask } => FdKindV1::SignalFd { mask: *mask },
+            K::MemFd { name } => FdKindV1::MemFd { name: name.clone() },
+            K::Other { link } => FdKindV1::Other { link: link.clone() },
+        };
+        FdV1 {
+            pid,
+            fd: f.fd,
+            flags: f.flags,
+            cloexec: f.cloexec,
+            pos: f.pos,
+            kind,
+        }
+    }
+
+    pub(super) fn into_model(self) -> model::Fd {
+        use model::FdKind as K;
+        let kind = match self.kind {
+            FdKindV1::Regular(r) => K::Regular(r.into()),
+            FdKindV1::Directory { path } => K::Directory { path },
+            FdKindV1::CharDevice { path, rdev } => K::CharDevice { path, rdev },
+            FdKindV1::Tty { path, rdev } => K::Tty { path, rdev },
+            FdKindV1::Pipe(p) => K::Pipe(model::PipeEnd {
+                ino: p.ino,
+                write_end: p.write_end,
+                buffered: p.buffered,
+                capacity: p.capacity,
+                external: p.external,
+            }),
+            FdKindV1::Fifo { path, buffered } => K::Fifo { path, buffered },
+            FdKindV1::Socket {
+                family,
+                sock_type,
+                ino,
+            } => K::Socket {
+                family,
+                sock_type,
+                ino,
+            },
+            FdKindV1::EventFd { count } => K::EventFd { count },
+            // Filled from the epoll section by `decode_metadata`.
+            FdKindV1::Epoll => K::Epoll {
+                watches: Vec::new(),
+            },
+            FdKindV1::TimerFd => K::TimerFd,
+            FdKindV1::SignalFd { mask } => K::SignalFd { mask },
+            FdKindV1::MemFd { name } => K::MemFd { name },
+            FdKindV1::Other { link } => K::Other { link },
+        };
+        model::Fd {
+            fd: self.fd,
+            flags: self.flags,
+            cloexec: self.cloexec,
+            pos: self.pos,
+            kind,
+        }
+    }
+}

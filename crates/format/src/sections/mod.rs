@@ -1,0 +1,349 @@
+//! Section kinds and their frozen on-disk encodings.
+//!
+//! Each metadata section is a postcard-encoded value of a `*V1` struct. postcard is positional and
+//! not self-describing, so these structs are FROZEN: a change of meaning or a new field makes a
+//! new struct (`VmaV2`) with a new section version and an explicit conversion, or a new section
+//! kind. Enums may only gain variants at the end. Class-width fields are `C::Word` (fixed 4 or 8
+//! bytes); every other integer is a postcard varint.
+//!
+//! One file per section kind, named after the kind as FORMAT.md §5.1 names it; each holds the
+//! frozen struct(s) of its section and the model <-> section conversions, where narrowing names
+//! the first field that does not fit the class:
+//!
+//! | file               | kind | FORMAT.md | section body (the file's doc names the parts) |
+//! |--------------------|------|-----------|-----------------------------------------------|
+//! | `identity.rs`      | 1    | §8.1      | `IdentityV1`                                  |
+//! | `processes.rs`     | 2    | §8.2      | `Vec<ProcessV1>`                              |
+//! | `threads.rs`       | 3    | §8.3      | `Vec<ThreadV1>`                               |
+//! | `vmas.rs`          | 4    | §8.4      | `Vec<VmaV1>`                                  |
+//! | `page_index.rs`    | 5    | §8.5      | fixed `layout::PageIndexEntry`s               |
+//! | `files.rs`         | 7    | §8.7      | `Vec<StoredFileV1>`                           |
+//! | `fds.rs`           | 9    | §8.9      | `Vec<FdV1>`                                   |
+//! | `signals.rs`       | 10   | §8.10     | `Vec<SignalsV1>`                              |
+//! | `chunk_digests.rs` | 11   | §8.11     | `ChunkDigestsV1`                              |
+//! | `epoll.rs`         | 12   | §8.13     | `Vec<EpollV1>`                                |
+//! | `shared.rs`        | —    | §8.12     | `FileRefV1`, `FileIdentityV1`, `SigInfoV1`    |
+//! | `codec.rs`         | —    | §6, §7    | postcard and class-width helpers              |
+//!
+//! The raw sections `page-data` (6) and `file-data` (8) have no struct and no file. This module
+//! keeps the kind table and the dispatch ([`encode_metadata`], [`decode_metadata`]) that joins
+//! the per-process records of every section into one model. Every struct is re-exported here,
+//! so `sections::VmaV1` is the one public path of each.
+
+use crate::class::Class;
+use crate::error::{FormatError, Result};
+use crate::layout::{SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
+use crate::model;
+
+mod chunk_digests;
+mod codec;
+mod epoll;
+mod fds;
+mod files;
+mod identity;
+mod page_index;
+mod processes;
+mod shared;
+mod signals;
+mod threads;
+mod vmas;
+
+pub use chunk_digests::ChunkDigestsV1;
+pub use codec::postcard_dec;
+use codec::postcard_enc;
+pub use epoll::{EpollV1, EpollWatchV1};
+pub use fds::{FdKindV1, FdV1, PipeEndV1};
+pub use files::StoredFileV1;
+pub use identity::{HostV1, IdentityV1};
+pub use processes::{ArchV1, CredsV1, MmV1, ProcessV1, RlimitV1};
+pub use shared::{FileIdentityV1, FileRefV1, SigInfoV1};
+pub use signals::{ITimerV1, PosixTimerV1, SigActionV1, SignalsV1};
+pub use threads::{RegsV1, RestartV1, RseqV1, SigAltStackV1, ThreadV1, UserDescV1};
+pub use vmas::{VmaKindV1, VmaV1};
+
+/// The section kinds of format 1.x.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SectionKind {
+    /// [`IdentityV1`]: versions, time, host, capturing user.
+    Identity,
+    /// `Vec<ProcessV1>`: the process tree.
+    Processes,
+    /// `Vec<ThreadV1>`: every thread of every process.
+    Threads,
+    /// `Vec<VmaV1>`: every VMA of every process.
+    Vmas,
+    /// Fixed [`PageIndexEntry`](crate::layout::PageIndexEntry) structs: where each stored page
+    /// run's bytes are.
+    PageIndex,
+    /// Raw page contents, every run 4096-aligned; chunked digest.
+    PageData,
+    /// `Vec<StoredFileV1>`: the stored-file table.
+    Files,
+    /// Raw stored file contents, each file 4096-aligned; chunked digest.
+    FileData,
+    /// `Vec<FdV1>`: open file descriptors.
+    Fds,
+    /// `Vec<SignalsV1>`: per-process signal dispositions, shared pending signals, timers.
+    Signals,
+    /// [`ChunkDigestsV1`]: the per-chunk digests of one chunked section (ancillary).
+    ChunkDigests,
+    /// `Vec<EpollV1>`: the interest lists of epoll fds (format 1.1). Written only when some
+    /// process has an epoll fd, so images without one stay readable by 1.0 readers; critical,
+    /// because an epoll fd restored without its watches would never wake its waiters.
+    Epoll,
+}
+
+impl SectionKind {
+    /// Every kind, in the order a writer emits them.
+    pub const ALL: [SectionKind; 12] = [
+        SectionKind::PageData,
+        SectionKind::FileData,
+        SectionKind::Identity,
+        SectionKind::Processes,
+        SectionKind::Threads,
+        SectionKind::Vmas,
+        SectionKind::PageIndex,
+        SectionKind::Files,
+        SectionKind::Fds,
+        SectionKind::Signals,
+        SectionKind::Epoll,
+        SectionKind::ChunkDigests,
+    ];
+
+    /// The kind number in the section table.
+    pub fn number(self) -> u32 {
+        match self {
+            SectionKind::Identity => 1,
+            SectionKind::Processes => 2,
+            SectionKind::Threads => 3,
+            SectionKind::Vmas => 4,
+            SectionKind::PageIndex => 5,
+            SectionKind::PageData => 6,
+            SectionKind::Files => 7,
+            SectionKind::FileData => 8,
+            SectionKind::Fds => 9,
+            SectionKind::Signals => 10,
+            SectionKind::ChunkDigests => 11,
+            SectionKind::Epoll => 12,
+        }
+    }
+
+    /// The kind for a number, if this reader knows it.
+    pub fn from_number(n: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.number() == n)
+    }
+
+    /// The name used in messages, `--section` and the spec.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Identity => "identity",
+            SectionKind::Processes => "processes",
+            SectionKind::Threads => "threads",
+            SectionKind::Vmas => "vmas",
+            SectionKind::PageIndex => "page-index",
+            SectionKind::PageData => "page-data",
+            SectionKind::Files => "files",
+            SectionKind::FileData => "file-data",
+            SectionKind::Fds => "fds",
+            SectionKind::Signals => "signals",
+            SectionKind::ChunkDigests => "chunk-digests",
+            SectionKind::Epoll => "epoll",
+        }
+    }
+
+    /// Parses a name as printed by [`SectionKind::name`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The newest version of this section's encoding that this crate reads and writes.
+    pub fn current_version(self) -> u16 {
+        1
+    }
+
+    /// The section flags a writer sets.
+    pub fn flags(self) -> u16 {
+        match self {
+            SectionKind::PageData | SectionKind::FileData => SECTION_CRITICAL | SECTION_CHUNKED,
+            SectionKind::ChunkDigests => SECTION_SAFE_TO_COPY,
+            _ => SECTION_CRITICAL,
+        }
+    }
+
+    /// Whether the section's body is raw bytes (not postcard).
+    pub fn is_raw(self) -> bool {
+        matches!(
+            self,
+            SectionKind::PageData | SectionKind::FileData | SectionKind::PageIndex
+        )
+    }
+
+    /// Whether the section must appear exactly once in a 1.x image. The others appear at most
+    /// once (chunk-digests once per chunked section).
+    pub fn required(self) -> bool {
+        !matches!(self, SectionKind::ChunkDigests | SectionKind::Epoll)
+    }
+}
+
+impl std::fmt::Display for SectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Name of a section kind number for messages, known or not.
+pub fn kind_name(n: u32) -> String {
+    SectionKind::from_number(n).map_or_else(|| format!("unknown kind {n:#x}"), |k| k.name().into())
+}
+
+/// The encoded metadata sections of a checkpoint, in writing order.
+pub struct EncodedMetadata {
+    /// `(kind, body)` pairs.
+    pub sections: Vec<(SectionKind, Vec<u8>)>,
+}
+
+/// Encodes every metadata section (all but the raw data sections) of `ck` in class `C`.
+pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetadata> {
+    let mut processes = Vec::new();
+    let mut threads = Vec::new();
+    let mut vmas = Vec::new();
+    let mut fds = Vec::new();
+    let mut signals = Vec::new();
+    let mut epolls = Vec::new();
+    let mut index = Vec::new();
+    for p in &ck.processes {
+        processes.push(ProcessV1::<C>::from_model(p)?);
+        for t in &p.threads {
+            threads.push(ThreadV1::<C>::from_model(p.pid, t)?);
+        }
+        for v in &p.vmas {
+            vmas.push(VmaV1::<C>::from_model(p.pid, v)?);
+        }
+        for f in &p.fds {
+            fds.push(FdV1::from_model(p.pid, f));
+            if let model::FdKind::Epoll { watches } = &f.kind {
+                epolls.push(EpollV1::from_model(p.pid, f.fd, watches));
+            }
+        }
+        signals.push(SignalsV1::<C>::from_model(p.pid, &p.signals)?);
+        page_index::encode_runs::<C>(p.pid, &p.pages, &mut index)?;
+    }
+    let mut files = Vec::new();
+    for (i, f) in ck.files.iter().enumerate() {
+        files.push(StoredFileV1::<C>::from_model(i, f)?);
+    }
+    let mut sections = vec![
+        postcard_enc(SectionKind::Identity, &IdentityV1::from(&ck.identity))?,
+        postcard_enc(SectionKind::Processes, &processes)?,
+        postcard_enc(SectionKind::Threads, &threads)?,
+        postcard_enc(SectionKind::Vmas, &vmas)?,
+        (SectionKind::PageIndex, index),
+        postcard_enc(SectionKind::Files, &files)?,
+        postcard_enc(SectionKind::Fds, &fds)?,
+        postcard_enc(SectionKind::Signals, &signals)?,
+    ];
+    // Only when needed: an image without epoll fds stays a valid 1.0 image for older readers.
+    if !epolls.is_empty() {
+        sections.push(postcard_enc(SectionKind::Epoll, &epolls)?);
+    }
+    Ok(EncodedMetadata { sections })
+}
+
+/// The metadata section bodies a decoder needs, by kind.
+pub struct MetadataBodies<'a> {
+    /// `(kind, offset in the image, body)`.
+    pub bodies: Vec<(SectionKind, u64, &'a [u8])>,
+}
+
+impl<'a> MetadataBodies<'a> {
+    /// An optional section: absent is fine, more than one is an error.
+    fn get_optional(&self, kind: SectionKind) -> Result<Option<(u64, &'a [u8])>> {
+        let mut found = self.bodies.iter().filter(|(k, _, _)| *k == kind);
+        match (found.next(), found.count()) {
+            (None, _) => Ok(None),
+            (Some((_, o, b)), 0) => Ok(Some((*o, *b))),
+            (Some(_), more) => Err(FormatError::SectionCount {
+                kind: kind.name(),
+                count: more + 1,
+            }),
+        }
+    }
+
+    fn get(&self, kind: SectionKind) -> Result<(u64, &'a [u8])> {
+        self.bodies
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, o, b)| (*o, *b))
+            .ok_or(FormatError::SectionCount {
+                kind: kind.name(),
+                count: 0,
+            })
+    }
+}
+
+/// The process `pid` that per-process record `what` names; every such pid must be in the image
+/// (FORMAT.md §8.12). The section files that join records to processes use it too.
+fn owner<'m>(
+    procs: &'m mut [model::Process],
+    pid: u32,
+    what: &str,
+) -> Result<&'m mut model::Process> {
+    procs.iter_mut().find(|p| p.pid == pid).ok_or_else(|| {
+        FormatError::Invalid(format!(
+            "{what} belongs to pid {pid}, which is not in the image"
+        ))
+    })
+}
+
+/// Decodes the metadata sections of class `C` into a model.
+pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkpoint> {
+    let (o, b) = m.get(SectionKind::Identity)?;
+    let identity: IdentityV1 = postcard_dec(SectionKind::Identity, o, b)?;
+    let (o, b) = m.get(SectionKind::Processes)?;
+    let procs: Vec<ProcessV1<C>> = postcard_dec(SectionKind::Processes, o, b)?;
+    let mut processes: Vec<model::Process> = procs.into_iter().map(ProcessV1::into_model).collect();
+
+    let (o, b) = m.get(SectionKind::Threads)?;
+    let threads: Vec<ThreadV1<C>> = postcard_dec(SectionKind::Threads, o, b)?;
+    for t in threads {
+        let pid = t.pid;
+        owner(&mut processes, pid, &format!("thread {}", t.tid))?
+            .threads
+            .push(t.into_model());
+    }
+    let (o, b) = m.get(SectionKind::Vmas)?;
+    let vmas: Vec<VmaV1<C>> = postcard_dec(SectionKind::Vmas, o, b)?;
+    for v in vmas {
+        let pid = v.pid;
+        owner(&mut processes, pid, "a vma")?
+            .vmas
+            .push(v.into_model());
+    }
+    let (o, b) = m.get(SectionKind::Fds)?;
+    let fds: Vec<FdV1> = postcard_dec(SectionKind::Fds, o, b)?;
+    for f in fds {
+        let pid = f.pid;
+        owner(&mut processes, pid, &format!("fd {}", f.fd))?
+            .fds
+            .push(f.into_model());
+    }
+    if let Some((o, b)) = m.get_optional(SectionKind::Epoll)? {
+        let epolls: Vec<EpollV1> = postcard_dec(SectionKind::Epoll, o, b)?;
+        epoll::attach(&mut processes, epolls)?;
+    }
+    let (o, b) = m.get(SectionKind::Signals)?;
+    let sigs: Vec<SignalsV1<C>> = postcard_dec(SectionKind::Signals, o, b)?;
+    for s in sigs {
+        let pid = s.pid;
+        owner(&mut processes, pid, "a signal record")?.signals = s.into_model();
+    }
+    let (o, b) = m.get(SectionKind::PageIndex)?;
+    page_index::decode_into::<C>(o, b, &mut processes)?;
+    let (o, b) = m.get(SectionKind::Files)?;
+    let files: Vec<StoredFileV1<C>> = postcard_dec(SectionKind::Files, o, b)?;
+    Ok(model::Checkpoint {
+        identity: identity.into(),
+        processes,
+        files: files.into_iter().map(StoredFileV1::into_model).collect(),
+    })
+}
