@@ -35,6 +35,7 @@
 //! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
 
 pub mod error;
+pub mod fds;
 pub mod files;
 pub mod host;
 pub mod interrupt;
@@ -55,7 +56,8 @@ use psnc_format::model::{Arch, Checkpoint, Creds, Identity, MmFields, Process, V
 use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
 
 pub use error::{CaptureError, Result};
-use files::{FileCatalog, FilePhase, TeePipePeek};
+use fds::pipe::TeePipePeek;
+use files::{FileCatalog, FilePhase};
 use interrupt::Interrupts;
 use memory::{StorePolicy, TargetMemory};
 use procfs::{MapsEntry, ProcDir};
@@ -621,7 +623,7 @@ fn collect<W: Write>(
     }
     log.step(|| format!("{} VMAs", vmas.len()));
 
-    let fds = files::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
+    let fds = fds::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
     log.step(|| format!("{} fds", fds.len()));
     check()?;
 
