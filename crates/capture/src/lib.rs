@@ -46,6 +46,7 @@ pub mod signals;
 pub mod source;
 pub mod stop;
 pub mod threads;
+pub mod timers;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -581,7 +582,7 @@ fn collect<W: Write>(
             threads.len()
         )
     });
-    let signals = signals::process_signals(pid, &frozen.threads()[0], kstate.signals)?;
+    let signals = signals::collect(pid, &frozen.threads()[0], kstate.signals, kstate.timers)?;
 
     let stat = dir.stat()?;
     let status = dir.status()?;
