@@ -34,6 +34,7 @@
 //! and unmapped again during the batch, and a pipe's extra reader for the moment its buffer is
 //! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
 
+pub mod creds;
 pub mod error;
 pub mod fds;
 pub mod files;
@@ -53,7 +54,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use psnc_format::model::{Arch, Checkpoint, Creds, Identity, MmFields, Process, Vma, VmaKind};
+use psnc_format::model::{Arch, Checkpoint, Identity, MmFields, Process, Vma, VmaKind};
 use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
 
 pub use error::{CaptureError, Result};
@@ -679,17 +680,7 @@ fn collect<W: Write>(
         sid: u(stat.session),
         arch,
         comm,
-        creds: Creds {
-            uids: status.uids,
-            gids: status.gids,
-            groups: status.groups.clone(),
-            cap_inh: status.cap_inh,
-            cap_prm: status.cap_prm,
-            cap_eff: status.cap_eff,
-            cap_bnd: status.cap_bnd,
-            cap_amb: status.cap_amb,
-            securebits: kstate.process.securebits,
-        },
+        creds: creds::collect(&status, &kstate.process),
         cwd: dir.read_link("cwd")?,
         root: dir.read_link("root")?,
         umask: status.umask,
