@@ -54,15 +54,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use psnc_format::model::{Arch, Checkpoint, Identity, MmFields, Process, Vma, VmaKind};
+use psnc_format::model::{Arch, Checkpoint, Identity, Process};
 use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
 
 pub use error::{CaptureError, Result};
 use fds::pipe::TeePipePeek;
 use files::{FileCatalog, FilePhase};
 use interrupt::Interrupts;
-use memory::{StorePolicy, TargetMemory};
-use procfs::{MapsEntry, ProcDir};
+use memory::TargetMemory;
+use procfs::ProcDir;
 pub use source::KmodMode;
 use source::StateSource;
 use stop::{trace_error, Frozen};
@@ -595,34 +595,7 @@ fn collect<W: Write>(
     let exe = files::exe_ref(&dir, &mut catalog)?;
 
     // Memory layout and its refusals, before any byte is copied.
-    let maps = dir.maps()?;
-    let vm_flags = dir.smaps_vm_flags()?;
-    let mut vmas = Vec::with_capacity(maps.len());
-    let mut plan_input: Vec<(MapsEntry, StorePolicy)> = Vec::with_capacity(maps.len());
-    for m in &maps {
-        let flags = vm_flags.get(&m.start).cloned().unwrap_or_default();
-        let (kind, policy) =
-            memory::classify(m, &flags).map_err(|r| CaptureError::Unsupported {
-                pid,
-                what: format!("mapping {:#x}-{:#x}", m.start, m.end),
-                kind: r.kind,
-            })?;
-        let file = match kind {
-            VmaKind::File => Some(files::mapping_ref(&dir, m, &mut catalog)?),
-            _ => None,
-        };
-        vmas.push(Vma {
-            start: m.start,
-            end: m.end,
-            prot: m.prot(),
-            shared: m.shared,
-            kind,
-            file_offset: if kind == VmaKind::File { m.offset } else { 0 },
-            file,
-            vm_flags: flags.bits,
-        });
-        plan_input.push((m.clone(), policy));
-    }
+    let memory::MemoryLayout { vmas, plan_input } = memory::collect_vmas(&dir, &mut catalog)?;
     log.step(|| format!("{} VMAs", vmas.len()));
 
     let fds = fds::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
@@ -687,19 +660,7 @@ fn collect<W: Write>(
         personality: dir.personality()?,
         rlimits: dir.limits()?,
         exe,
-        mm: MmFields {
-            start_code: stat.start_code,
-            end_code: stat.end_code,
-            start_data: stat.start_data,
-            end_data: stat.end_data,
-            start_brk: stat.start_brk,
-            brk: kstate.process.brk,
-            start_stack: stat.start_stack,
-            arg_start: stat.arg_start,
-            arg_end: stat.arg_end,
-            env_start: stat.env_start,
-            env_end: stat.env_end,
-        },
+        mm: memory::mm_fields(&stat, &kstate.process),
         auxv,
         cmdline,
         dumpable: kstate.process.dumpable,
