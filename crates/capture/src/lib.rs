@@ -42,6 +42,7 @@ pub mod host;
 pub mod interrupt;
 pub mod kmod;
 pub mod memory;
+pub mod process;
 pub mod procfs;
 pub mod signals;
 pub mod source;
@@ -642,37 +643,19 @@ fn collect<W: Write>(
     if let Some(t) = threads.first() {
         (host.xsave_features, host.xsave_size) = host::xsave_identity(&t.xsave);
     }
-    let auxv = dir.read_bytes("auxv")?;
-    let cmdline = dir.read_bytes("cmdline")?;
-    let comm = dir.read_string("comm")?.trim_end_matches('\n').to_string();
-    let u = |v: i32| u32::try_from(v).unwrap_or(0);
+    // The fields named here come from state read above; `process::collect` (evaluated after
+    // them) reads the process-wide rest from /proc.
     let process = Process {
-        pid: u(pid),
-        ppid: u(stat.ppid),
-        pgid: u(stat.pgrp),
-        sid: u(stat.session),
         arch,
-        comm,
         creds: creds::collect(&status, &kstate.process),
-        cwd: dir.read_link("cwd")?,
-        root: dir.read_link("root")?,
-        umask: status.umask,
-        personality: dir.personality()?,
-        rlimits: dir.limits()?,
         exe,
         mm: memory::mm_fields(&stat, &kstate.process),
-        auxv,
-        cmdline,
-        dumpable: kstate.process.dumpable,
-        no_new_privs: status.no_new_privs,
-        pdeathsig: kstate.process.pdeathsig,
-        child_subreaper: kstate.process.child_subreaper,
-        seccomp_mode: status.seccomp,
         threads,
         vmas,
         pages,
         fds,
         signals,
+        ..process::collect(&dir, &stat, &status, &kstate.process)?
     };
 
     let stats = Stats {
