@@ -66,7 +66,7 @@ use memory::TargetMemory;
 use procfs::ProcDir;
 pub use source::KmodMode;
 use source::StateSource;
-use stop::{trace_error, Frozen};
+use stop::Frozen;
 
 /// Where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -532,22 +532,7 @@ fn collect<W: Write>(
     let dir = ProcDir::new(pid);
 
     // Modes first: every remote syscall needs the right instruction and numbering.
-    let mut arch = None;
-    for t in frozen.threads().iter_mut() {
-        let tid = t.tid();
-        let a = t
-            .arch()
-            .map_err(|e| trace_error(pid, tid, "reading the thread's mode", e))?;
-        if *arch.get_or_insert(a) != a {
-            return Err(CaptureError::Unsupported {
-                pid,
-                what: format!("thread {tid}"),
-                kind: "running in a different mode (x86_64 / i386) than the thread-group leader"
-                    .into(),
-            });
-        }
-    }
-    let arch = threads::model_arch(arch.unwrap_or(psnc_ptrace::Arch::X86_64));
+    let arch = threads::process_arch(frozen)?;
     let class = match (opts.layout, arch) {
         (Some(LayoutClass::Bits32), Arch::X86_64) => {
             return Err(CaptureError::LayoutTooNarrow {
@@ -574,10 +559,7 @@ fn collect<W: Write>(
     }
     check()?;
 
-    let mut threads = Vec::new();
-    for (t, remote) in frozen.threads().iter_mut().zip(kstate.threads) {
-        threads.push(threads::capture_thread(&dir, t, remote)?);
-    }
+    let threads = threads::collect(&dir, frozen, kstate.threads)?;
     log.step(|| {
         format!(
             "{} thread(s): registers, XSAVE, signal state",
