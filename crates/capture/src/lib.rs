@@ -1,22 +1,30 @@
 //! Capture a running, unmodified Linux process into one self-contained checkpoint image.
 //!
 //! [`capture`] is the whole operation; the binary `psnc-capture` only parses arguments and prints
-//! the [`Summary`]. The steps, each in its own module:
+//! the [`Summary`]. The steps, in this order, each named by the module that does it:
 //!
 //! ```text
 //!  preflight        procfs: exists, not a kernel thread / zombie / traced / seccomp filter
 //!  source           --kmod: /dev/checkpoint or remote syscalls (always: fails here without it)
 //!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
 //!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
-//!  kernel state     source: handlers, itimers, brk, prctl gets, securebits, per thread
-//!                   sigaltstack, clear_child_tid; from the module, or a remote batch
-//!                   (rt_sigaction x64, getitimer, timer_gettime, brk(0), prctl, sigaltstack,
-//!                   PR_GET_TID_ADDRESS; scratch page unmapped after)
+//!  threads          every thread's mode (x86_64 / i386, process_arch) -> the layout class
+//!  source::collect  kernel state: handlers, itimers, POSIX timer values, brk, prctl gets,
+//!                   securebits, per thread sigaltstack, clear_child_tid; from the module
+//!                   (kmod), or a remote batch (rt_sigaction x64, getitimer, timer_gettime,
+//!                   brk(0), prctl, sigaltstack, PR_GET_TID_ADDRESS; scratch page unmapped after)
 //!  Frozen::park     threads back from the step's SIGTRAP stop into an interrupt stop
 //!  threads          registers (syscall restart resolved), XSAVE, TLS, mask, queue, rseq, robust
-//!  procfs           stat, status, auxv, limits, personality, cwd, exe, maps + smaps, fds
-//!  memory           classify VMAs, pagemap -> plan, process_vm_readv -> ImageWriter page runs
+//!  signals          handlers and shared queue, with the values of timers
+//!  procfs           stat, status (seccomp checked again)
+//!  files            the executable into the catalog of stored files
+//!  memory           maps + smaps: classify VMAs, file mappings into the catalog
+//!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll), peek pipe and
+//!                   FIFO buffers
+//!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs
 //!  files            deleted files hashed and stored (target still stopped)
+//!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
+//!  creds, memory    uids, gids, groups, caps, securebits; mm fields (stat's, and brk)
 //!  release          default: detach, then store the other files through handles opened while
 //!                   stopped, finish + commit; --kill: all of it stopped, commit, then SIGKILL
 //! ```
@@ -33,6 +41,26 @@
 //! What the live target may notice: the stop itself (its clocks run on), a scratch page mapped
 //! and unmapped again during the batch, and a pipe's extra reader for the moment its buffer is
 //! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
+//!
+//! # Modules
+//!
+//! One module per kind of kernel object, named as in psnc-restore:
+//!
+//! | module      | owns                                                                        |
+//! |-------------|-----------------------------------------------------------------------------|
+//! | [`threads`] | each thread: registers, syscall restart, XSAVE, TLS, mask, queue, rseq, ... |
+//! | [`memory`]  | VMAs, pages, the mm fields (the `PR_SET_MM_MAP` values)                     |
+//! | [`signals`] | signal handlers, the process-wide pending queue                             |
+//! | [`timers`]  | interval timers, POSIX timers                                               |
+//! | [`creds`]   | credentials: uids, gids, groups, capabilities, securebits                   |
+//! | [`process`] | ids, cwd, root, umask, personality, rlimits, prctl flags, comm/cmdline/auxv |
+//! | [`files`]   | the stored-file catalog: identities, hashes, stored contents                |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll                |
+//!
+//! And the machinery around them: [`source`] (where the kernel-only state comes from) with
+//! [`kmod`] (the `/dev/checkpoint` side of it), [`stop`] (seize, park, thaw), [`interrupt`]
+//! (the tool's own termination signals), [`procfs`] (the `/proc/PID` parsers), [`host`] (the
+//! host identity), [`error`].
 
 pub mod creds;
 pub mod error;

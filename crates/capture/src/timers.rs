@@ -6,7 +6,7 @@
 //! (`GET_ITIMERS`, and `GET_POSIX_TIMERS` from module 0.3.0 on, asked in [`crate::kmod`]) or
 //! from remote `getitimer` and `timer_gettime` in the target ([`remote_timer_state`]); see
 //! [`crate::source`]. Either way each value is what those calls report in the target, so the
-//! module's answers are converted here to what the calls would say ([`itimer_us`],
+//! module's answers are converted here to what the calls would say (`itimer_us`,
 //! [`module_timer_values`]). Model types: [`ITimer`] and [`PosixTimer`] in `psnc_format::model`,
 //! stored in the process's [`ProcessSignals`](psnc_format::model::ProcessSignals) (assembled in
 //! [`crate::signals`]).
