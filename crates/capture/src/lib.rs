@@ -1,22 +1,30 @@
 //! Capture a running, unmodified Linux process into one self-contained checkpoint image.
 //!
 //! [`capture`] is the whole operation; the binary `psnc-capture` only parses arguments and prints
-//! the [`Summary`]. The steps, each in its own module:
+//! the [`Summary`]. The steps, in this order, each named by the module that does it:
 //!
 //! ```text
 //!  preflight        procfs: exists, not a kernel thread / zombie / traced / seccomp filter
 //!  source           --kmod: /dev/checkpoint or remote syscalls (always: fails here without it)
 //!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
 //!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
-//!  kernel state     source: handlers, itimers, brk, prctl gets, securebits, per thread
-//!                   sigaltstack, clear_child_tid; from the module, or a remote batch
-//!                   (rt_sigaction x64, getitimer, timer_gettime, brk(0), prctl, sigaltstack,
-//!                   PR_GET_TID_ADDRESS; scratch page unmapped after)
+//!  threads          every thread's mode (x86_64 / i386, process_arch) -> the layout class
+//!  source::collect  kernel state: handlers, itimers, POSIX timer values, brk, prctl gets,
+//!                   securebits, per thread sigaltstack, clear_child_tid; from the module
+//!                   (kmod), or a remote batch (rt_sigaction x64, getitimer, timer_gettime,
+//!                   brk(0), prctl, sigaltstack, PR_GET_TID_ADDRESS; scratch page unmapped after)
 //!  Frozen::park     threads back from the step's SIGTRAP stop into an interrupt stop
 //!  threads          registers (syscall restart resolved), XSAVE, TLS, mask, queue, rseq, robust
-//!  procfs           stat, status, auxv, limits, personality, cwd, exe, maps + smaps, fds
-//!  memory           classify VMAs, pagemap -> plan, process_vm_readv -> ImageWriter page runs
+//!  signals          handlers and shared queue, with the values of timers
+//!  procfs           stat, status (seccomp checked again)
+//!  files            the executable into the catalog of stored files
+//!  memory           maps + smaps: classify VMAs, file mappings into the catalog
+//!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll), peek pipe and
+//!                   FIFO buffers
+//!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs
 //!  files            deleted files hashed and stored (target still stopped)
+//!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
+//!  creds, memory    uids, gids, groups, caps, securebits; mm fields (stat's, and brk)
 //!  release          default: detach, then store the other files through handles opened while
 //!                   stopped, finish + commit; --kill: all of it stopped, commit, then SIGKILL
 //! ```
@@ -33,35 +41,60 @@
 //! What the live target may notice: the stop itself (its clocks run on), a scratch page mapped
 //! and unmapped again during the batch, and a pipe's extra reader for the moment its buffer is
 //! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
+//!
+//! # Modules
+//!
+//! One module per kind of kernel object, named as in psnc-restore:
+//!
+//! | module      | owns                                                                        |
+//! |-------------|-----------------------------------------------------------------------------|
+//! | [`threads`] | each thread: registers, syscall restart, XSAVE, TLS, mask, queue, rseq, ... |
+//! | [`memory`]  | VMAs, pages, the mm fields (the `PR_SET_MM_MAP` values)                     |
+//! | [`signals`] | signal handlers, the process-wide pending queue                             |
+//! | [`timers`]  | interval timers, POSIX timers                                               |
+//! | [`creds`]   | credentials: uids, gids, groups, capabilities, securebits                   |
+//! | [`process`] | ids, cwd, root, umask, personality, rlimits, prctl flags, comm/cmdline/auxv |
+//! | [`files`]   | the stored-file catalog: identities, hashes, stored contents                |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll                |
+//!
+//! And the machinery around them: [`source`] (where the kernel-only state comes from) with
+//! [`kmod`] (the `/dev/checkpoint` side of it), [`stop`] (seize, park, thaw), [`interrupt`]
+//! (the tool's own termination signals), [`procfs`] (the `/proc/PID` parsers), [`host`] (the
+//! host identity), [`error`].
 
+pub mod creds;
 pub mod error;
+pub mod fds;
 pub mod files;
 pub mod host;
 pub mod interrupt;
 pub mod kmod;
 pub mod memory;
+pub mod process;
 pub mod procfs;
 pub mod signals;
 pub mod source;
 pub mod stop;
 pub mod threads;
+pub mod timers;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use psnc_format::model::{Arch, Checkpoint, Creds, Identity, MmFields, Process, Vma, VmaKind};
+use psnc_format::model::{Arch, Checkpoint, Identity, Process};
 use psnc_format::{AtomicFile, ImageWriter, LayoutClass};
 
 pub use error::{CaptureError, Result};
-use files::{FileCatalog, FilePhase, TeePipePeek};
+use fds::pipe::TeePipePeek;
+use files::{FileCatalog, FilePhase};
 use interrupt::Interrupts;
-use memory::{StorePolicy, TargetMemory};
-use procfs::{MapsEntry, ProcDir};
+use memory::TargetMemory;
+use procfs::ProcDir;
 pub use source::KmodMode;
 use source::StateSource;
-use stop::{trace_error, Frozen};
+use stop::Frozen;
 
 /// Where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,22 +560,7 @@ fn collect<W: Write>(
     let dir = ProcDir::new(pid);
 
     // Modes first: every remote syscall needs the right instruction and numbering.
-    let mut arch = None;
-    for t in frozen.threads().iter_mut() {
-        let tid = t.tid();
-        let a = t
-            .arch()
-            .map_err(|e| trace_error(pid, tid, "reading the thread's mode", e))?;
-        if *arch.get_or_insert(a) != a {
-            return Err(CaptureError::Unsupported {
-                pid,
-                what: format!("thread {tid}"),
-                kind: "running in a different mode (x86_64 / i386) than the thread-group leader"
-                    .into(),
-            });
-        }
-    }
-    let arch = threads::model_arch(arch.unwrap_or(psnc_ptrace::Arch::X86_64));
+    let arch = threads::process_arch(frozen)?;
     let class = match (opts.layout, arch) {
         (Some(LayoutClass::Bits32), Arch::X86_64) => {
             return Err(CaptureError::LayoutTooNarrow {
@@ -569,17 +587,14 @@ fn collect<W: Write>(
     }
     check()?;
 
-    let mut threads = Vec::new();
-    for (t, remote) in frozen.threads().iter_mut().zip(kstate.threads) {
-        threads.push(threads::capture_thread(&dir, t, remote)?);
-    }
+    let threads = threads::collect(&dir, frozen, kstate.threads)?;
     log.step(|| {
         format!(
             "{} thread(s): registers, XSAVE, signal state",
             threads.len()
         )
     });
-    let signals = signals::process_signals(pid, &frozen.threads()[0], kstate.signals)?;
+    let signals = signals::collect(pid, &frozen.threads()[0], kstate.signals, kstate.timers)?;
 
     let stat = dir.stat()?;
     let status = dir.status()?;
@@ -591,37 +606,10 @@ fn collect<W: Write>(
     let exe = files::exe_ref(&dir, &mut catalog)?;
 
     // Memory layout and its refusals, before any byte is copied.
-    let maps = dir.maps()?;
-    let vm_flags = dir.smaps_vm_flags()?;
-    let mut vmas = Vec::with_capacity(maps.len());
-    let mut plan_input: Vec<(MapsEntry, StorePolicy)> = Vec::with_capacity(maps.len());
-    for m in &maps {
-        let flags = vm_flags.get(&m.start).cloned().unwrap_or_default();
-        let (kind, policy) =
-            memory::classify(m, &flags).map_err(|r| CaptureError::Unsupported {
-                pid,
-                what: format!("mapping {:#x}-{:#x}", m.start, m.end),
-                kind: r.kind,
-            })?;
-        let file = match kind {
-            VmaKind::File => Some(files::mapping_ref(&dir, m, &mut catalog)?),
-            _ => None,
-        };
-        vmas.push(Vma {
-            start: m.start,
-            end: m.end,
-            prot: m.prot(),
-            shared: m.shared,
-            kind,
-            file_offset: if kind == VmaKind::File { m.offset } else { 0 },
-            file,
-            vm_flags: flags.bits,
-        });
-        plan_input.push((m.clone(), policy));
-    }
+    let memory::MemoryLayout { vmas, plan_input } = memory::collect_vmas(&dir, &mut catalog)?;
     log.step(|| format!("{} VMAs", vmas.len()));
 
-    let fds = files::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
+    let fds = fds::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
     log.step(|| format!("{} fds", fds.len()));
     check()?;
 
@@ -665,59 +653,19 @@ fn collect<W: Write>(
     if let Some(t) = threads.first() {
         (host.xsave_features, host.xsave_size) = host::xsave_identity(&t.xsave);
     }
-    let auxv = dir.read_bytes("auxv")?;
-    let cmdline = dir.read_bytes("cmdline")?;
-    let comm = dir.read_string("comm")?.trim_end_matches('\n').to_string();
-    let u = |v: i32| u32::try_from(v).unwrap_or(0);
+    // The fields named here come from state read above; `process::collect` (evaluated after
+    // them) reads the process-wide rest from /proc.
     let process = Process {
-        pid: u(pid),
-        ppid: u(stat.ppid),
-        pgid: u(stat.pgrp),
-        sid: u(stat.session),
         arch,
-        comm,
-        creds: Creds {
-            uids: status.uids,
-            gids: status.gids,
-            groups: status.groups.clone(),
-            cap_inh: status.cap_inh,
-            cap_prm: status.cap_prm,
-            cap_eff: status.cap_eff,
-            cap_bnd: status.cap_bnd,
-            cap_amb: status.cap_amb,
-            securebits: kstate.process.securebits,
-        },
-        cwd: dir.read_link("cwd")?,
-        root: dir.read_link("root")?,
-        umask: status.umask,
-        personality: dir.personality()?,
-        rlimits: dir.limits()?,
+        creds: creds::collect(&status, &kstate.process),
         exe,
-        mm: MmFields {
-            start_code: stat.start_code,
-            end_code: stat.end_code,
-            start_data: stat.start_data,
-            end_data: stat.end_data,
-            start_brk: stat.start_brk,
-            brk: kstate.process.brk,
-            start_stack: stat.start_stack,
-            arg_start: stat.arg_start,
-            arg_end: stat.arg_end,
-            env_start: stat.env_start,
-            env_end: stat.env_end,
-        },
-        auxv,
-        cmdline,
-        dumpable: kstate.process.dumpable,
-        no_new_privs: status.no_new_privs,
-        pdeathsig: kstate.process.pdeathsig,
-        child_subreaper: kstate.process.child_subreaper,
-        seccomp_mode: status.seccomp,
+        mm: memory::mm_fields(&stat, &kstate.process),
         threads,
         vmas,
         pages,
         fds,
         signals,
+        ..process::collect(&dir, &stat, &status, &kstate.process)?
     };
 
     let stats = Stats {

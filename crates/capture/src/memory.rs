@@ -1,12 +1,20 @@
-//! The memory of a process: which VMAs exist, which of their pages go into the image, and how the
-//! bytes are read.
+//! The memory of a process: which VMAs exist, which of their pages go into the image, how the
+//! bytes are read, and the mm fields (the code, data, heap, stack, argument and environment
+//! bounds restore sets with `PR_SET_MM_MAP`).
+//!
+//! The VMAs come from procfs (`/proc/PID/maps`, the VM flags of `smaps`, `pagemap` for the
+//! pages), the bytes from `process_vm_readv` or `/proc/PID/mem`, the mm fields from
+//! `/proc/PID/stat` except the current `brk`, which is kernel-only state (remote `brk(0)` or
+//! `/dev/checkpoint` `GET_TASK_MISC`, see [`crate::source`]): [`collect_vmas`], [`mm_fields`].
+//! Model types: [`Vma`] with its [`VmaKind`], [`PageRun`] and [`MmFields`] in
+//! `psnc_format::model`.
 //!
 //! Three pieces, kept apart so a later pre-copy capture (copy while the target runs, then only the
 //! pages written since, with userfaultfd write-protect or PAGEMAP_SCAN) can swap one without
 //! touching the others:
 //!
 //! * [`classify`]: one VMA of `/proc/PID/maps` -> its [`VmaKind`] and [`StorePolicy`], or a
-//!   refusal naming the mapping and its kind.
+//!   refusal naming the mapping and its kind ([`collect_vmas`] applies it to every VMA).
 //! * [`plan_pages`]: VMAs + pagemap -> the page ranges to store ([`PagePlan`]).
 //! * [`MemorySource`]: reads those ranges ([`TargetMemory`] for a stopped target). [`copy_pages`] streams them into the image.
 //!
@@ -23,10 +31,12 @@
 //! | shared anonymous, SysV shm, memfd,    | refused until their issue lands                   |
 //! | device (VM_IO / VM_PFNMAP), others    |                                                   |
 
-use psnc_format::model::{PageRun, VmaKind};
+use psnc_format::model::{MmFields, PageRun, Vma, VmaKind};
 
 use crate::error::{CaptureError, Result};
-use crate::procfs::{MapsEntry, PageEntry, Pagemap, VmFlags, PAGE_SIZE};
+use crate::files::{self, FileCatalog};
+use crate::procfs::{MapsEntry, PageEntry, Pagemap, ProcDir, Stat, VmFlags, PAGE_SIZE};
+use crate::source::KernelProcessState;
 
 /// What capture stores of one VMA's contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +120,68 @@ fn display_path(path: &str) -> &str {
         "no name"
     } else {
         path
+    }
+}
+
+/// The VMAs of a process, as the model records them and as [`plan_pages`] takes them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLayout {
+    /// The VMAs, sorted by address.
+    pub vmas: Vec<Vma>,
+    /// The same VMAs as `/proc/PID/maps` lists them, each with its [`StorePolicy`].
+    pub plan_input: Vec<(MapsEntry, StorePolicy)>,
+}
+
+/// The VMAs of `/proc/PID/maps` with the VM flags of `smaps`, each classified (a refused one
+/// fails the capture, naming the mapping), a file mapping's
+/// [`FileRef`](psnc_format::model::FileRef) registered in `catalog`.
+pub fn collect_vmas(proc_dir: &ProcDir, catalog: &mut FileCatalog) -> Result<MemoryLayout> {
+    let pid = proc_dir.pid();
+    let maps = proc_dir.maps()?;
+    let vm_flags = proc_dir.smaps_vm_flags()?;
+    let mut vmas = Vec::with_capacity(maps.len());
+    let mut plan_input: Vec<(MapsEntry, StorePolicy)> = Vec::with_capacity(maps.len());
+    for m in &maps {
+        let flags = vm_flags.get(&m.start).cloned().unwrap_or_default();
+        let (kind, policy) = classify(m, &flags).map_err(|r| CaptureError::Unsupported {
+            pid,
+            what: format!("mapping {:#x}-{:#x}", m.start, m.end),
+            kind: r.kind,
+        })?;
+        let file = match kind {
+            VmaKind::File => Some(files::mapping_ref(proc_dir, m, catalog)?),
+            _ => None,
+        };
+        vmas.push(Vma {
+            start: m.start,
+            end: m.end,
+            prot: m.prot(),
+            shared: m.shared,
+            kind,
+            file_offset: if kind == VmaKind::File { m.offset } else { 0 },
+            file,
+            vm_flags: flags.bits,
+        });
+        plan_input.push((m.clone(), policy));
+    }
+    Ok(MemoryLayout { vmas, plan_input })
+}
+
+/// The mm fields of the process (what restore sets with `PR_SET_MM_MAP`): those of `stat`, and
+/// the program break from the kernel-only `kernel` state (`stat` has only its start).
+pub fn mm_fields(stat: &Stat, kernel: &KernelProcessState) -> MmFields {
+    MmFields {
+        start_code: stat.start_code,
+        end_code: stat.end_code,
+        start_data: stat.start_data,
+        end_data: stat.end_data,
+        start_brk: stat.start_brk,
+        brk: kernel.brk,
+        start_stack: stat.start_stack,
+        arg_start: stat.arg_start,
+        arg_end: stat.arg_end,
+        env_start: stat.env_start,
+        env_end: stat.env_end,
     }
 }
 

@@ -42,6 +42,7 @@ use crate::procfs::TimerInfo;
 use crate::signals::{self, KernelSignalState};
 use crate::stop::{trace_error, Frozen};
 use crate::threads::{self, KernelThreadState};
+use crate::timers::{self, KernelTimerState};
 
 /// The module features capture needs: every command it reads state with.
 pub const NEEDED_FEATURES: u64 = uapi::FEAT_SIGACTIONS
@@ -227,8 +228,10 @@ pub struct KernelProcessState {
 pub struct KernelState {
     /// Process-wide values.
     pub process: KernelProcessState,
-    /// Handlers and timers.
+    /// Handlers.
     pub signals: KernelSignalState,
+    /// Interval timers and POSIX timer values.
+    pub timers: KernelTimerState,
     /// One per thread, in the order of [`Frozen::threads`].
     pub threads: Vec<KernelThreadState>,
     /// Which way each piece was read, one line per piece, for `-v`.
@@ -267,7 +270,8 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
             .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
             .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
     };
-    let signals = signals::remote_signal_state(pid, &mut sc, timers)?;
+    let signals = signals::remote_signal_state(pid, &mut sc)?;
+    let timer_state = timers::remote_timer_state(pid, &mut sc, timers)?;
     let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
     let insn = sc.insn_addr();
     for t in others.iter_mut() {
@@ -308,6 +312,7 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
     Ok(KernelState {
         process,
         signals,
+        timers: timer_state,
         threads: thread_states,
         provenance,
         injected: true,

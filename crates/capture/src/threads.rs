@@ -1,10 +1,13 @@
 //! Per-thread state: registers, XSAVE area, TLS, signal mask and queue, rseq, robust list, and
 //! the syscall-restart resolution.
 //!
-//! Everything here is read from a stopped [`Tracee`] without running code in the target, except
-//! what only the thread itself can report (sigaltstack, clear_child_tid, and the compat robust
-//! list of an i386 thread): [`KernelThreadState`], from `/dev/checkpoint` or gathered with remote
-//! syscalls by [`remote_thread_state`] (see [`crate::source`]).
+//! Everything here is read from a stopped [`Tracee`] with ptrace, without running code in the
+//! target (the thread's name comes from `/proc/PID/task/TID/comm`), except what only the thread
+//! itself can report (sigaltstack, clear_child_tid, and the compat robust list of an i386
+//! thread): [`KernelThreadState`], from `/dev/checkpoint` or gathered with remote syscalls by
+//! [`remote_thread_state`] (see [`crate::source`]). All threads must run in one mode (x86_64 or
+//! i386), which becomes the process's [`Arch`] ([`process_arch`]). Model type: [`Thread`] in
+//! `psnc_format::model`.
 
 use psnc_format::model::{
     Arch, Regs, Rseq, SigAltStack, SigInfo, SyscallRestart, Thread, UserDesc,
@@ -15,7 +18,7 @@ use psnc_ptrace::{RemoteSyscaller, Tracee};
 use crate::error::{CaptureError, Result};
 use crate::host::xstate_bv;
 use crate::procfs::ProcDir;
-use crate::stop::trace_error;
+use crate::stop::{trace_error, Frozen};
 
 /// The GDT entries of the TLS area of an i386 thread (`GDT_ENTRY_TLS_MIN..=MAX`).
 const TLS_ENTRIES: std::ops::RangeInclusive<u32> = 12..=14;
@@ -143,6 +146,42 @@ pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<Ker
         clear_child_tid,
         compat_robust_list,
     })
+}
+
+/// The mode of the process's threads (read first: every remote syscall needs the right
+/// instruction and numbering). A thread in another mode than the leader is refused.
+pub fn process_arch(frozen: &mut Frozen) -> Result<Arch> {
+    let pid = frozen.pid();
+    let mut arch = None;
+    for t in frozen.threads().iter_mut() {
+        let tid = t.tid();
+        let a = t
+            .arch()
+            .map_err(|e| trace_error(pid, tid, "reading the thread's mode", e))?;
+        if *arch.get_or_insert(a) != a {
+            return Err(CaptureError::Unsupported {
+                pid,
+                what: format!("thread {tid}"),
+                kind: "running in a different mode (x86_64 / i386) than the thread-group leader"
+                    .into(),
+            });
+        }
+    }
+    Ok(model_arch(arch.unwrap_or(psnc_ptrace::Arch::X86_64)))
+}
+
+/// Reads the state of every stopped thread of `frozen`; `kernel` is their kernel-only state, in
+/// the order of [`Frozen::threads`].
+pub fn collect(
+    proc_dir: &ProcDir,
+    frozen: &mut Frozen,
+    kernel: Vec<KernelThreadState>,
+) -> Result<Vec<Thread>> {
+    let mut threads = Vec::new();
+    for (t, remote) in frozen.threads().iter_mut().zip(kernel) {
+        threads.push(capture_thread(proc_dir, t, remote)?);
+    }
+    Ok(threads)
 }
 
 /// Reads the state of one stopped thread. `remote` is its kernel-only state, from either source.

@@ -1,0 +1,220 @@
+//! Open file descriptors: listing them, classifying each by its `/proc/PID/fd/N` link and
+//! `stat`, and refusing the kinds capture cannot bring back.
+//!
+//! One module per kind of open file, named as on the restore side:
+//!
+//! ```text
+//!  regular   regular files (deleted ones too), directories, other character devices
+//!  tty       terminals
+//!  pipe      pipes: both ends, buffered bytes, capacity
+//!  fifo      FIFOs: path, buffered bytes
+//!  epoll     epoll instances and their watches
+//! ```
+//!
+//! Everything comes from procfs (`/proc/PID/fd`, the `fd/N` links, `fdinfo/N`, `stat` of the
+//! file) except the bytes buffered in pipes and FIFOs, which are copied from a duplicate of the
+//! target's fd ([`pipe::TeePipePeek`]). The model type is [`Fd`] with its [`FdKind`] in
+//! `psnc_format::model`; a regular file's [`FileRef`](psnc_format::model::FileRef) comes from
+//! the [`FileCatalog`]. Every other kind (sockets, eventfds, memfds, ...) is refused with a
+//! message naming the fd and its kind.
+
+pub mod epoll;
+pub mod fifo;
+pub mod pipe;
+pub mod regular;
+pub mod tty;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use psnc_format::model::{Fd, FdKind};
+
+use crate::error::{CaptureError, Result};
+use crate::files::FileCatalog;
+use crate::procfs::{strip_deleted, FdInfo, ProcDir};
+use pipe::PipePeek;
+
+/// What the kind of an fd link like `anon_inode:[eventfd]` or `socket:[123]` is, for refusals.
+fn special_kind(link: &str) -> Option<String> {
+    let kind = if link.starts_with("socket:") {
+        "a socket"
+    } else if link == "anon_inode:[eventfd]" {
+        "an eventfd"
+    } else if link == "anon_inode:[eventpoll]" {
+        "an epoll instance"
+    } else if link == "anon_inode:[timerfd]" {
+        "a timerfd"
+    } else if link == "anon_inode:[signalfd]" {
+        "a signalfd"
+    } else if link == "anon_inode:inotify" {
+        "an inotify instance"
+    } else if link == "anon_inode:[fanotify]" {
+        "a fanotify instance"
+    } else if link == "anon_inode:[pidfd]" || link.starts_with("pidfd:") {
+        "a pidfd"
+    } else if link.starts_with("anon_inode:") {
+        "an anonymous-inode file"
+    } else if link.starts_with("/memfd:") {
+        "a memfd"
+    } else if link.starts_with("net:")
+        || link.ends_with("]") && link.contains(":[") && !link.starts_with('/')
+    {
+        "a namespace or other kernel object"
+    } else {
+        return None;
+    };
+    Some(format!("{kind} ({link})"))
+}
+
+/// Collects every open fd of the process, sorted by number, with pipes' buffered bytes read
+/// through `peek`. Regular files go into `catalog`.
+pub fn collect_fds(
+    proc_dir: &ProcDir,
+    catalog: &mut FileCatalog,
+    peek: &mut dyn PipePeek,
+) -> Result<Vec<Fd>> {
+    let pid = proc_dir.pid();
+    let mut fds = Vec::new();
+    for n in proc_dir.list_numeric("fd")? {
+        let link = match proc_dir.read_link(&format!("fd/{n}")) {
+            Ok(l) => l,
+            // Closed between listing and reading: only possible if the target runs; skip.
+            Err(CaptureError::NoSuchProcess { .. }) if proc_dir.exists() => continue,
+            Err(e) => return Err(e),
+        };
+        let info = proc_dir.fdinfo(n)?;
+        fds.push(classify_fd(proc_dir, n, &link, &info, catalog)?);
+    }
+    pipe::mark_pipes(pid, &mut fds, peek)?;
+    fifo::fill_buffers(pid, &mut fds, peek)?;
+    Ok(fds)
+}
+
+/// The refusal of fd `fd` of `pid` as `kind`.
+fn unsupported(pid: i32, fd: i32, kind: String) -> CaptureError {
+    CaptureError::Unsupported {
+        pid,
+        what: format!("fd {fd}"),
+        kind,
+    }
+}
+
+/// Classifies one fd.
+fn classify_fd(
+    proc_dir: &ProcDir,
+    fd: i32,
+    link: &str,
+    info: &FdInfo,
+    catalog: &mut FileCatalog,
+) -> Result<Fd> {
+    let pid = proc_dir.pid();
+    let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
+    let flags = info.flags & !(libc::O_CLOEXEC as u32);
+    let mk = |kind: FdKind| Fd {
+        fd,
+        flags,
+        cloexec,
+        pos: info.pos,
+        kind,
+    };
+
+    if let Some(kind) = pipe::classify(proc_dir, fd, link, flags)? {
+        return Ok(mk(kind));
+    }
+    if link == "anon_inode:[eventpoll]" {
+        return Ok(mk(epoll::classify(proc_dir, fd)?));
+    }
+    if let Some(kind) = special_kind(link) {
+        return Err(unsupported(pid, fd, kind));
+    }
+    let source = proc_dir.path(&format!("fd/{fd}"));
+    let meta = fs::metadata(&source).map_err(|e| CaptureError::proc_io(pid, &source, e))?;
+    let ft = meta.file_type();
+    let (clean, _) = strip_deleted(link);
+    if ft.is_file() {
+        Ok(mk(regular::file(pid, fd, link, &source, &meta, catalog)?))
+    } else if ft.is_dir() {
+        Ok(mk(regular::directory(clean)))
+    } else if ft.is_char_device() {
+        let rdev = meta.rdev();
+        match tty::classify(pid, fd, rdev, clean, link)? {
+            Some(kind) => Ok(mk(kind)),
+            None => Ok(mk(regular::char_device(clean, rdev))),
+        }
+    } else if ft.is_fifo() {
+        Ok(mk(fifo::classify(clean)))
+    } else if ft.is_block_device() {
+        Err(unsupported(pid, fd, format!("a block device ({link})")))
+    } else if ft.is_socket() {
+        Err(unsupported(pid, fd, format!("a socket ({link})")))
+    } else {
+        Err(unsupported(
+            pid,
+            fd,
+            format!("an unknown file type ({link})"),
+        ))
+    }
+}
+
+/// Puts `pid` into a refusal made without it (by a [`PipePeek`], which knows only the fd).
+fn with_pid(e: CaptureError, pid: i32) -> CaptureError {
+    match e {
+        CaptureError::Unsupported { pid: 0, what, kind } => {
+            CaptureError::Unsupported { pid, what, kind }
+        }
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_kinds() {
+        assert_eq!(
+            special_kind("socket:[123]").unwrap(),
+            "a socket (socket:[123])"
+        );
+        assert_eq!(
+            special_kind("anon_inode:[eventfd]").unwrap(),
+            "an eventfd (anon_inode:[eventfd])"
+        );
+        assert_eq!(
+            special_kind("anon_inode:[eventpoll]").unwrap(),
+            "an epoll instance (anon_inode:[eventpoll])"
+        );
+        assert_eq!(
+            special_kind("/memfd:x (deleted)").unwrap(),
+            "a memfd (/memfd:x (deleted))"
+        );
+        assert_eq!(
+            special_kind("net:[4026531840]").unwrap(),
+            "a namespace or other kernel object (net:[4026531840])"
+        );
+        assert_eq!(special_kind("/tmp/a:[b]"), None);
+        assert_eq!(special_kind("/dev/null"), None);
+    }
+
+    #[test]
+    fn socket_fd_is_refused_by_number() {
+        let me = ProcDir::new(std::process::id() as i32);
+        let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        use std::os::fd::AsRawFd;
+        let n = sock.as_raw_fd();
+        let link = me.read_link(&format!("fd/{n}")).unwrap();
+        let err = classify_fd(
+            &me,
+            n,
+            &link,
+            &me.fdinfo(n).unwrap(),
+            &mut FileCatalog::new(),
+        )
+        .unwrap_err();
+        let CaptureError::Unsupported { what, kind, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(what, &format!("fd {n}"));
+        assert!(kind.starts_with("a socket (socket:["), "{kind}");
+    }
+}
