@@ -16,7 +16,7 @@ use psnc_proc::ProcError;
 use crate::error::{CaptureError, Result};
 
 pub use psnc_proc::{
-    strip_deleted, FdInfo, MapsEntry, PageEntry, Stat, Status, TimerInfo, PAGE_SIZE,
+    strip_deleted, EpollTfd, FdInfo, MapsEntry, PageEntry, Stat, Status, TimerInfo, PAGE_SIZE,
 };
 
 /// A psnc_proc error as a capture error about process `pid`.
@@ -120,6 +120,12 @@ impl ProcDir {
     /// `fdinfo/FD`.
     pub fn fdinfo(&self, fd: i32) -> Result<FdInfo> {
         self.lift(self.inner.fdinfo(fd))
+    }
+
+    /// The `tfd:` lines of `fdinfo/FD` of an epoll fd (for files.rs's epoll watches, which still
+    /// parse them themselves until the fds/ split lands).
+    pub fn epoll_tfds(&self, fd: i32) -> Result<Vec<EpollTfd>> {
+        self.lift(self.inner.epoll_tfds(fd))
     }
 
     /// `timers` (POSIX timers; empty when there are none).
@@ -323,5 +329,7 @@ mod tests {
         pm.read(stack.end - PAGE_SIZE, 1, &mut v).unwrap();
         assert_eq!(v.len(), 1);
         assert!(me.timers().unwrap().is_empty());
+        // fd 0 is no epoll fd: its fdinfo has no tfd: lines.
+        assert!(me.epoll_tfds(0).unwrap().is_empty());
     }
 }
