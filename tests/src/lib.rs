@@ -286,25 +286,20 @@ impl Drop for WorkDir {
 
 /// Start time of a process (field 22 of `/proc/PID/stat`), to recognise it after a PID reuse.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    Some(psnc_proc::ProcDir::new(pid as i32).stat().ok()?.start_time)
 }
 
 /// Scheduler state letter of a process (`R`, `S`, `t`, `Z`...), `None` when it does not exist.
 pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
+    Some(psnc_proc::ProcDir::new(pid as i32).stat().ok()?.state)
 }
 
 /// A line of `/proc/PID/status` (e.g. `TracerPid`), value trimmed.
 pub fn status_field(pid: u32, field: &str) -> Option<String> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(field)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    })
+    psnc_proc::ProcDir::new(pid as i32)
+        .status_field(field)
+        .ok()
+        .flatten()
 }
 
 /// Whether the process exists and is not a zombie.
@@ -939,11 +934,7 @@ pub fn wait_ticks(path: &Path, n: usize, timeout: Duration) -> Vec<u64> {
 
 /// Whether a CPU flag (from `/proc/cpuinfo`) is present.
 pub fn cpu_has(flag: &str) -> bool {
-    fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("flags"))
-        .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+    psnc_proc::system::cpuinfo().is_ok_and(|c| c.has(flag))
 }
 
 /// Whether the harness runs as root (most tests need it: ptrace of any process, clone3 set_tid).

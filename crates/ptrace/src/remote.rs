@@ -45,8 +45,6 @@
 //! `tests/tool_death.rs`), except that signals the tool held are lost. A scratch page mapped with [`RemoteSyscaller::scratch`] outlives a dead tool
 //! as an extra anonymous mapping; it does not harm the program.
 
-use std::io::BufRead;
-
 use crate::arch::{Arch, Sysno};
 use crate::error::{PtraceError, Result};
 use crate::mem::ProcMem;
@@ -174,43 +172,37 @@ struct ExecMapping {
 }
 
 fn exec_mappings(pid: i32) -> Result<Vec<ExecMapping>> {
-    let path = format!("/proc/{pid}/maps");
-    let f = std::fs::File::open(&path).map_err(|source| PtraceError::Io {
-        op: "open",
-        path: path.clone(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
-        let line = line.map_err(|source| PtraceError::Io {
-            op: "read",
-            path: path.clone(),
-            source,
-        })?;
-        let mut it = line.split_whitespace();
-        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
-            continue;
-        };
-        if perms.as_bytes().get(2) != Some(&b'x') {
-            continue;
-        }
-        let name = it.nth(3).unwrap_or("").to_string();
+    let maps = psnc_proc::ProcDir::new(pid)
+        .maps_lossy()
+        .map_err(proc_error)?;
+    let mut out: Vec<ExecMapping> = maps
+        .into_iter()
         // [vsyscall] is emulated: executing anywhere but its entry points raises SIGSEGV.
-        if name == "[vsyscall]" {
-            continue;
-        }
-        let Some((s, e)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
-            continue;
-        };
-        out.push(ExecMapping { start, end, name });
-    }
+        .filter(|m| m.exec && m.path != "[vsyscall]")
+        .map(|m| ExecMapping {
+            start: m.start,
+            end: m.end,
+            name: m.path,
+        })
+        .collect();
     // The vdso always has one (`syscall` in the 64-bit vdso, `int $0x80` in __kernel_vsyscall of
     // the 32-bit one) and is small: search it first.
     out.sort_by_key(|m| m.name != "[vdso]");
     Ok(out)
+}
+
+/// A psnc_proc error as this crate's `Io` error, saying whether opening or reading failed.
+fn proc_error(e: psnc_proc::ProcError) -> PtraceError {
+    let op = match &e {
+        psnc_proc::ProcError::Open { .. } => "open",
+        psnc_proc::ProcError::Read { .. } => "read",
+        psnc_proc::ProcError::Parse { .. } => "parse",
+    };
+    PtraceError::Io {
+        op,
+        path: e.path().display().to_string(),
+        source: e.into(),
+    }
 }
 
 /// Finds a `syscall` (x86_64) or `int 0x80` (i386) instruction in an executable mapping of

@@ -887,15 +887,10 @@ impl Tracee {
 
 /// True when `tid` is a thread-group leader (TID = TGID) and its group has other threads.
 fn is_leader_with_siblings(tid: i32) -> bool {
-    let tasks = std::fs::read_dir(format!("/proc/{tid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
-    let tgid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .map(str::trim);
-    tgid == Some(tid.to_string().as_str()) && tasks > 1
+    let dir = psnc_proc::ProcDir::new(tid);
+    let tasks = dir.list_numeric("task").map(|t| t.len()).unwrap_or(0);
+    let tgid = dir.status_field("Tgid").ok().flatten();
+    tgid == Some(tid.to_string()) && tasks > 1
 }
 
 /// Kills a process through its seized threads (one SIGKILL takes the whole group) and reaps
@@ -905,12 +900,11 @@ pub fn kill_all(threads: Vec<Tracee>) -> Result<()> {
     let Some(first) = threads.first() else {
         return Ok(());
     };
-    let tgid = std::fs::read_to_string(format!("/proc/{}/status", first.tid))
+    let tgid = psnc_proc::ProcDir::new(first.tid)
+        .status_field("Tgid")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse::<i32>().ok())
-        });
+        .flatten()
+        .and_then(|v| v.parse::<i32>().ok());
     let mut threads = threads;
     // Leader last.
     threads.sort_by_key(|t| Some(t.tid) == tgid);

@@ -217,11 +217,12 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
 
 /// Refuses an image whose code may use instructions this CPU lacks.
 pub fn check_cpu(ckpt: &Checkpoint) -> Result<()> {
-    let host = crate::cpu::host_flags().map_err(|source| RestoreError::Io {
+    let cpu = psnc_proc::system::cpuinfo().map_err(|e| RestoreError::Io {
         what: "reading".into(),
-        path: "/proc/cpuinfo".into(),
-        source,
+        path: e.path().display().to_string(),
+        source: e.into(),
     })?;
+    let host = cpu.flags.into_iter().collect();
     check_cpu_flags(&ckpt.identity.host.cpu_flags, &host)
 }
 
@@ -459,31 +460,26 @@ pub const ZOMBIE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// reaped first.
 pub fn check_pid_free(pid: u32) -> Result<()> {
     // /proc/PID exists for every thread-group leader and (hidden from readdir) every thread.
-    let dir = format!("/proc/{pid}");
+    let dir = psnc_proc::ProcDir::new(pid as i32);
+    let state = || dir.stat().ok().map(|s| s.state);
     let start = std::time::Instant::now();
     loop {
-        let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
-            if std::fs::symlink_metadata(&dir).is_err() {
+        let Some(state) = state() else {
+            if !dir.exists() {
                 return Ok(());
             }
             break;
         };
-        let state = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
-        if !matches!(state, Some('Z' | 'X')) || start.elapsed() >= ZOMBIE_GRACE {
+        if !matches!(state, 'Z' | 'X') || start.elapsed() >= ZOMBIE_GRACE {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let mut comm = std::fs::read_to_string(format!("{dir}/comm"))
+    let mut comm = dir
+        .comm()
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| "unknown".into());
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
-    if matches!(
-        stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
-        Some('Z' | 'X')
-    ) {
+    if matches!(state(), Some('Z' | 'X')) {
         comm.push_str(", a zombie its parent has not reaped");
     }
     Err(RestoreError::PidInUse { pid, comm })

@@ -103,20 +103,17 @@ pub const USER_ISA_FLAGS: &[&str] = &[
     "xsaveopt",
 ];
 
-/// The flags of this CPU, from the first `flags` line of `/proc/cpuinfo`.
+/// The flags of this CPU, from the first processor block of `/proc/cpuinfo`
+/// ([`psnc_proc::system::cpuinfo`]).
 pub fn host_flags() -> std::io::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string("/proc/cpuinfo")?;
-    Ok(parse_cpuinfo_flags(&text))
+    Ok(psnc_proc::system::cpuinfo()?.flags.into_iter().collect())
 }
 
-/// Extracts the flags of the first CPU from `/proc/cpuinfo` text.
+/// Extracts the flags of the first CPU from `/proc/cpuinfo` text
+/// ([`psnc_proc::cpuinfo::parse_cpuinfo`]; it cannot fail on text, so an error gives no flags).
 pub fn parse_cpuinfo_flags(cpuinfo: &str) -> BTreeSet<String> {
-    cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (key, value) = l.split_once(':')?;
-            (key.trim() == "flags").then(|| value.split_whitespace().map(str::to_owned).collect())
-        })
+    psnc_proc::cpuinfo::parse_cpuinfo(cpuinfo)
+        .map(|c| c.flags.into_iter().collect())
         .unwrap_or_default()
 }
 
@@ -144,11 +141,13 @@ mod tests {
         s.split_whitespace().map(str::to_owned).collect()
     }
 
+    // The parser's own tests live in psnc_proc::cpuinfo.
     #[test]
     fn parses_first_flags_line() {
         let text =
             "processor\t: 0\nflags\t\t: fpu sse avx\nbugs\t: x\n\nprocessor\t: 1\nflags\t: fpu\n";
         assert_eq!(parse_cpuinfo_flags(text), set("fpu sse avx"));
+        assert!(host_flags().unwrap().contains("sse2"));
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! A small reader of `/proc/PID/maps`, for the restore's own process and the stub it drives.
+//! Restore's view of `/proc/PID/maps`, for the restore's own process and the stub it drives.
+//!
+//! Parsed by [`psnc_proc::maps`]; lines that do not parse are skipped (restore looks for a few
+//! named mappings and never loses one the kernel printed). [`MapEntry`] keeps the field names the
+//! rest of restore uses.
 
 /// One line of `/proc/PID/maps`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,43 +33,50 @@ impl MapEntry {
     }
 }
 
-/// Parses the text of a maps file; lines that do not parse are skipped.
-pub fn parse(text: &str) -> Vec<MapEntry> {
-    text.lines().filter_map(parse_line).collect()
+impl From<psnc_proc::MapsEntry> for MapEntry {
+    fn from(m: psnc_proc::MapsEntry) -> Self {
+        MapEntry {
+            start: m.start,
+            end: m.end,
+            perms: m.perms(),
+            offset: m.offset,
+            ino: m.inode,
+            name: m.path,
+        }
+    }
 }
 
-fn parse_line(line: &str) -> Option<MapEntry> {
-    let mut it = line.splitn(6, ' ');
-    let range = it.next()?;
-    let perms = it.next()?;
-    let offset = it.next()?;
-    let _dev = it.next()?;
-    let ino = it.next()?;
-    let name = it.next().unwrap_or("").trim_start();
-    let (s, e) = range.split_once('-')?;
-    Some(MapEntry {
-        start: u64::from_str_radix(s, 16).ok()?,
-        end: u64::from_str_radix(e, 16).ok()?,
-        perms: perms.to_string(),
-        offset: u64::from_str_radix(offset, 16).ok()?,
-        ino: ino.parse().ok()?,
-        name: name.to_string(),
-    })
+/// Parses the text of a maps file; lines that do not parse are skipped.
+pub fn parse(text: &str) -> Vec<MapEntry> {
+    psnc_proc::maps::parse_maps_lossy(text)
+        .into_iter()
+        .map(MapEntry::from)
+        .collect()
 }
 
 /// Reads and parses `/proc/PID/maps` (`pid` = `"self"` for this process).
 pub fn read(pid: &str) -> std::io::Result<Vec<MapEntry>> {
-    Ok(parse(&std::fs::read_to_string(format!(
-        "/proc/{pid}/maps"
-    ))?))
+    let dir = if pid == "self" {
+        psnc_proc::ProcDir::current()
+    } else {
+        let n = pid.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a PID: {pid:?}"),
+            )
+        })?;
+        psnc_proc::ProcDir::new(n)
+    };
+    Ok(dir.maps_lossy()?.into_iter().map(MapEntry::from).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    // The parser's own tests live in psnc_proc::maps; this covers the field names restore uses.
     #[test]
-    fn parses_lines() {
+    fn fields_keep_their_restore_names() {
         let text = "10000000-10001000 r-xp 00000000 00:01 1234                       /memfd:psnc-stub (deleted)\n\
                     7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0                          [vvar]\n\
                     7ffff7fc9000-7ffff7fcb000 rw-p 00000000 00:00 0 \n";
@@ -73,9 +84,22 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].name, "/memfd:psnc-stub (deleted)");
         assert_eq!(m[0].ino, 1234);
+        assert_eq!(m[0].perms, "r-xp");
         assert_eq!(m[1].name, "[vvar]");
         assert_eq!(m[1].len(), 0x4000);
         assert_eq!(m[2].name, "");
         assert_eq!(m[2].perms, "rw-p");
+    }
+
+    #[test]
+    fn reads_own_and_numbered() {
+        assert!(read("self").unwrap().iter().any(|m| m.name == "[stack]"));
+        let me = std::process::id().to_string();
+        assert!(read(&me).unwrap().iter().any(|m| m.name == "[vdso]"));
+        assert_eq!(read("0").unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        assert_eq!(
+            read("x").unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
     }
 }

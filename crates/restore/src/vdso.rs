@@ -141,12 +141,7 @@ pub fn check_image_vdso(image: &Image, p: &Process) -> Result<Option<VdsoGroup>>
     };
     let stored = stored_vdso_bytes(image, p, &group)?;
     if p.arch == Arch::X86_64 {
-        let maps = crate::maps::read("self").map_err(|source| RestoreError::Io {
-            what: "reading".into(),
-            path: "/proc/self/maps".into(),
-            source,
-        })?;
-        let host = VdsoGroup::from_maps(&maps);
+        let host = VdsoGroup::from_maps(&own_maps()?);
         let host_bytes = match &host {
             Some(h) => read_own_memory(h.vdso().start, h.vdso().end)?,
             None => Vec::new(),
@@ -188,6 +183,18 @@ pub fn stored_vdso_bytes(image: &Image, p: &Process, group: &VdsoGroup) -> Resul
         )));
     }
     Ok(out)
+}
+
+/// The restore tool's own `/proc/self/maps`.
+fn own_maps() -> Result<Vec<MapEntry>> {
+    let maps = psnc_proc::ProcDir::current()
+        .maps_lossy()
+        .map_err(|e| RestoreError::Io {
+            what: "reading".into(),
+            path: e.path().display().to_string(),
+            source: e.into(),
+        })?;
+    Ok(maps.into_iter().map(MapEntry::from).collect())
 }
 
 /// Reads `[start, end)` of the restore tool's own address space through `/proc/self/mem`.
@@ -404,8 +411,7 @@ mod tests {
 
     #[test]
     fn own_vdso_is_found() {
-        let maps = crate::maps::read("self").unwrap_or_default();
-        let g = VdsoGroup::from_maps(&maps);
+        let g = VdsoGroup::from_maps(&own_maps().unwrap());
         assert!(g.is_some(), "this test process has a [vdso]");
     }
 }

@@ -1,0 +1,278 @@
+//! [`ProcDir`]: the files of one `/proc/PID` (or `/proc/PID/task/TID`) directory.
+//!
+//! Each reader opens one file, reads all of it and hands the text to that file's parser; every
+//! error names the file. Procfs text is ASCII except for paths and names, which are kept lossily
+//! (a path that is not UTF-8 is reported, never silently changed, where it matters).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ParseError, ProcError, Result};
+use crate::fdinfo::{parse_epoll_tfds, parse_fdinfo, EpollTfd, FdInfo};
+use crate::limits::{parse_limits, Limit};
+use crate::maps::{parse_maps, parse_maps_lossy, MapsEntry};
+use crate::pagemap::Pagemap;
+use crate::smaps::{parse_smaps_vm_flags, VmFlags};
+use crate::stat::{parse_stat, Stat};
+use crate::status::{parse_status, status_field, Status};
+use crate::timers::{parse_timers, TimerInfo};
+
+/// Reads a whole file as bytes.
+pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut f = fs::File::open(path).map_err(|source| ProcError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    f.read_to_end(&mut buf).map_err(|source| ProcError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(buf)
+}
+
+/// Reads a whole file as text, lossily.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    Ok(String::from_utf8_lossy(&read_all(path)?).into_owned())
+}
+
+/// Parses `/proc/PID/personality`: the persona as hex.
+pub fn parse_personality(text: &str) -> std::result::Result<u32, ParseError> {
+    u32::from_str_radix(text.trim(), 16)
+        .map_err(|_| ParseError::field(format!("not hex: {text:?}")))
+}
+
+/// The `/proc/PID` directory of one process (or `/proc/PID/task/TID` of one thread).
+#[derive(Debug, Clone)]
+pub struct ProcDir {
+    pid: i32,
+    base: PathBuf,
+}
+
+impl ProcDir {
+    /// `/proc/PID`.
+    pub fn new(pid: i32) -> Self {
+        ProcDir {
+            pid,
+            base: PathBuf::from(format!("/proc/{pid}")),
+        }
+    }
+
+    /// `/proc/self`: this process, named so in messages.
+    pub fn current() -> Self {
+        ProcDir {
+            pid: std::process::id() as i32,
+            base: PathBuf::from("/proc/self"),
+        }
+    }
+
+    /// `/proc/PID/task/TID`, for per-thread files.
+    pub fn task(&self, tid: i32) -> Self {
+        ProcDir {
+            pid: self.pid,
+            base: self.base.join("task").join(tid.to_string()),
+        }
+    }
+
+    /// The PID this directory belongs to (the process, also for a task directory).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The path of a file inside this directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.base.join(name)
+    }
+
+    /// Whether the directory exists (the process has not been reaped).
+    pub fn exists(&self) -> bool {
+        self.base.exists()
+    }
+
+    /// Reads a file as bytes (`auxv`, `cmdline`, ...).
+    pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        read_all(&self.path(name))
+    }
+
+    /// Reads a file as text, lossily.
+    pub fn read_string(&self, name: &str) -> Result<String> {
+        read_text(&self.path(name))
+    }
+
+    /// Reads a symbolic link (`exe`, `cwd`, `root`, `fd/N`).
+    pub fn read_link(&self, name: &str) -> Result<String> {
+        let path = self.path(name);
+        let target = fs::read_link(&path).map_err(|source| ProcError::Read { path, source })?;
+        Ok(target.to_string_lossy().into_owned())
+    }
+
+    /// The numeric entries of a directory (`task`, `fd`), sorted.
+    pub fn list_numeric(&self, name: &str) -> Result<Vec<i32>> {
+        let path = self.path(name);
+        let mut out = Vec::new();
+        let dir = fs::read_dir(&path).map_err(|source| ProcError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        for entry in dir {
+            let entry = entry.map_err(|source| ProcError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            {
+                out.push(n);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Reads a file and parses it, naming the file in a parse error.
+    fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> std::result::Result<T, ParseError>,
+    ) -> Result<T> {
+        let text = self.read_string(name)?;
+        parse(&text).map_err(|e| e.in_file(self.path(name)))
+    }
+
+    /// `comm`, without its newline.
+    pub fn comm(&self) -> Result<String> {
+        let text = self.read_string("comm")?;
+        Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+    }
+
+    /// `stat`.
+    pub fn stat(&self) -> Result<Stat> {
+        self.parsed("stat", parse_stat)
+    }
+
+    /// `status`.
+    pub fn status(&self) -> Result<Status> {
+        self.parsed("status", parse_status)
+    }
+
+    /// One line of `status` (e.g. `TracerPid`), trimmed; `Ok(None)` when the kernel does not
+    /// print it.
+    pub fn status_field(&self, key: &str) -> Result<Option<String>> {
+        let text = self.read_string("status")?;
+        Ok(status_field(&text, key).map(str::to_string))
+    }
+
+    /// `maps`, refusing a line that does not parse.
+    pub fn maps(&self) -> Result<Vec<MapsEntry>> {
+        self.parsed("maps", parse_maps)
+    }
+
+    /// `maps`, skipping the lines that do not parse.
+    pub fn maps_lossy(&self) -> Result<Vec<MapsEntry>> {
+        Ok(parse_maps_lossy(&self.read_string("maps")?))
+    }
+
+    /// The `VmFlags` of every VMA, from `smaps`, keyed by start address.
+    pub fn smaps_vm_flags(&self) -> Result<BTreeMap<u64, VmFlags>> {
+        self.parsed("smaps", parse_smaps_vm_flags)
+    }
+
+    /// `limits`, as 16 entries indexed by `RLIMIT_*`.
+    pub fn limits(&self) -> Result<Vec<Limit>> {
+        self.parsed("limits", parse_limits)
+    }
+
+    /// `personality` (readable only by a tracer or the owner with ptrace access).
+    pub fn personality(&self) -> Result<u32> {
+        self.parsed("personality", parse_personality)
+    }
+
+    /// `fdinfo/FD`.
+    pub fn fdinfo(&self, fd: i32) -> Result<FdInfo> {
+        self.parsed(&format!("fdinfo/{fd}"), parse_fdinfo)
+    }
+
+    /// The `tfd:` lines of `fdinfo/FD` of an epoll fd.
+    pub fn epoll_tfds(&self, fd: i32) -> Result<Vec<EpollTfd>> {
+        self.parsed(&format!("fdinfo/{fd}"), parse_epoll_tfds)
+    }
+
+    /// `timers` (POSIX timers; empty when there are none).
+    pub fn timers(&self) -> Result<Vec<TimerInfo>> {
+        self.parsed("timers", parse_timers)
+    }
+
+    /// Opens `pagemap` for [`Pagemap::read`].
+    pub fn pagemap(&self) -> Result<Pagemap> {
+        Pagemap::open(self.path("pagemap"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let d = ProcDir::new(42);
+        assert_eq!(d.path("maps"), Path::new("/proc/42/maps"));
+        assert_eq!(d.task(43).path("stat"), Path::new("/proc/42/task/43/stat"));
+        assert_eq!(d.task(43).pid(), 42);
+        assert_eq!(
+            ProcDir::current().path("maps"),
+            Path::new("/proc/self/maps")
+        );
+    }
+
+    #[test]
+    fn personality() {
+        assert_eq!(parse_personality("00400000\n"), Ok(0x40_0000));
+        assert_eq!(
+            parse_personality("zz\n").unwrap_err().to_string(),
+            "not hex: \"zz\\n\""
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        // PID 0 never has a /proc directory.
+        let d = ProcDir::new(0);
+        assert!(!d.exists());
+        let err = d.stat().unwrap_err();
+        assert!(matches!(err, ProcError::Open { .. }), "{err:?}");
+        assert_eq!(
+            err.io_error().and_then(|e| e.raw_os_error()),
+            Some(libc::ENOENT)
+        );
+        assert!(
+            err.to_string().starts_with("cannot open /proc/0/stat: "),
+            "{err}"
+        );
+        assert!(matches!(
+            d.list_numeric("task"),
+            Err(ProcError::Open { .. })
+        ));
+        assert!(matches!(d.read_link("exe"), Err(ProcError::Read { .. })));
+    }
+
+    #[test]
+    fn own_directory() {
+        let me = ProcDir::new(std::process::id() as i32);
+        assert!(me.exists());
+        assert!(!me.comm().unwrap().is_empty());
+        assert!(!me.comm().unwrap().ends_with('\n'));
+        assert!(me.personality().is_ok());
+        assert!(!me.read_bytes("auxv").unwrap().is_empty());
+        assert!(me.read_link("exe").unwrap().starts_with('/'));
+        let tasks = me.list_numeric("task").unwrap();
+        assert!(tasks.contains(&me.pid()));
+        // Each task directory parses too.
+        let t = me.task(me.pid());
+        assert_eq!(t.stat().unwrap().pid, me.pid());
+        assert_eq!(t.status().unwrap().tgid, me.pid());
+    }
+}
