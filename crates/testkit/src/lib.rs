@@ -31,6 +31,10 @@ pub const SKIP_LOG_ENV: &str = "PSNC_SKIP_LOG";
 /// The environment variable that makes skips fatal outside CI too (`PSNC_REQUIRE_ALL=1`).
 pub const REQUIRE_ALL_ENV: &str = "PSNC_REQUIRE_ALL";
 
+/// The reason of every check skipped because `cc -m32` cannot build i386 programs, in one
+/// wording so that the summary counts them on one line.
+pub const NO_M32: &str = "cc -m32 cannot build (install gcc-multilib)";
+
 /// Whether a skip fails the test here: `CI` set to anything but the empty string, `false` or
 /// `0`, or `PSNC_REQUIRE_ALL=1`.
 ///
