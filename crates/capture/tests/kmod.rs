@@ -69,7 +69,7 @@ fn always_without_the_module_cli_message_and_exit_status() {
         .args(["--kmod", "always"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(69));
     assert_eq!(String::from_utf8_lossy(&out.stderr), ALWAYS_WITHOUT_MODULE);
     assert!(!img.exists());
     t.assert_running_untouched();
@@ -124,7 +124,7 @@ fn bad_mode_is_a_usage_error() {
         .args(["1", "-o", "/nonexistent/x.img", "--kmod", "sometimes"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("\"sometimes\" is not a --kmod mode; use auto, always or never"),

@@ -4,18 +4,18 @@
 //! `psnc-restore --foreground`, which exits with the restored program's status (128+N when a
 //! signal N killed it), restore's own failures stay distinguishable from the program's.
 //!
-//! | code | [`Exit`]              | sysexits         | meaning                                         |
-//! |------|-----------------------|------------------|-------------------------------------------------|
-//! | 0    | [`Exit::Success`]     |                  | done                                            |
-//! | 1    | [`Exit::No`]          |                  | the answer is no, nothing failed (diff: differ) |
-//! | 3    | [`Exit::KillFailed`]  |                  | capture: image written, `--kill` failed         |
-//! | 64   | [`Exit::Usage`]       | `EX_USAGE`       | bad command line                                |
-//! | 65   | [`Exit::BadImage`]    | `EX_DATAERR`     | corrupt, truncated, foreign, unsupported image  |
-//! | 66   | [`Exit::NoInput`]     | `EX_NOINPUT`     | the image or the PID does not exist / unreadable|
-//! | 69   | [`Exit::Refused`]     | `EX_UNAVAILABLE` | not supported here; nothing created or touched  |
-//! | 70   | [`Exit::Failed`]      | `EX_SOFTWARE`    | failed part-way, or an internal error           |
-//! | 73   | [`Exit::CannotWrite`] | `EX_CANTCREAT`   | the output cannot be created or written         |
-//! | 77   | [`Exit::NoPermission`]| `EX_NOPERM`      | missing privilege                               |
+//! | code | [`Exit`]               | sysexits         | meaning                                         |
+//! |------|------------------------|------------------|-------------------------------------------------|
+//! | 0    | [`Exit::Success`]      |                  | done                                            |
+//! | 1    | [`Exit::No`]           |                  | the answer is no, nothing failed (diff: differ) |
+//! | 3    | [`Exit::KillFailed`]   |                  | capture: image written, `--kill` failed         |
+//! | 64   | [`Exit::Usage`]        | `EX_USAGE`       | bad command line                                |
+//! | 65   | [`Exit::BadImage`]     | `EX_DATAERR`     | corrupt, truncated, foreign, unsupported image  |
+//! | 66   | [`Exit::NoInput`]      | `EX_NOINPUT`     | image, PID or file missing or unreadable        |
+//! | 69   | [`Exit::Refused`]      | `EX_UNAVAILABLE` | not supported here; nothing created or touched  |
+//! | 70   | [`Exit::Failed`]       | `EX_SOFTWARE`    | failed part-way, or an internal error           |
+//! | 73   | [`Exit::CannotWrite`]  | `EX_CANTCREAT`   | the output cannot be created or written         |
+//! | 77   | [`Exit::NoPermission`] | `EX_NOPERM`      | missing privilege                               |
 //!
 //! Every error of the image format is classified once, here ([`Exit::reading_image`],
 //! [`Exit::writing_image`]), so that the same bad image gives the same status from every tool.
@@ -41,7 +41,8 @@ pub enum Exit {
     Usage,
     /// 65 (`EX_DATAERR`): the image is corrupt, truncated, foreign or of an unsupported version.
     BadImage,
-    /// 66 (`EX_NOINPUT`): the image file or the target process does not exist or cannot be read.
+    /// 66 (`EX_NOINPUT`): an input does not exist or cannot be read: the image file, the target
+    /// process, a file capture must store.
     NoInput,
     /// 69 (`EX_UNAVAILABLE`): refused before anything was created or touched: the image or the
     /// target holds something not supported, or this machine cannot run it (CPU features,
@@ -100,7 +101,8 @@ impl Exit {
                 "the image is corrupt, truncated, foreign or of an unsupported version"
             }
             Exit::NoInput => {
-                "the image file or the target process does not exist or cannot be read"
+                "an input does not exist or cannot be read: the image, the target process or its \
+                 files"
             }
             Exit::Refused => {
                 "refused, nothing was created or touched: unsupported, or this machine cannot \
