@@ -448,6 +448,19 @@ impl ToolRun {
         );
         self
     }
+
+    /// [`ToolRun::assert_failed`], with exactly this exit status (psnc-cli's scheme: 65 bad
+    /// image, 66 no input, 69 refused, 73 cannot write, 77 no permission, ...).
+    pub fn assert_status(&self, code: i32) -> &ToolRun {
+        self.assert_failed();
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`{}` exited with another status:\n{self}",
+            self.cmdline
+        );
+        self
+    }
 }
 
 impl std::fmt::Display for ToolRun {
