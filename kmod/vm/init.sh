@@ -245,7 +245,7 @@ host_image_refused() {
 	timeout $TOOL_TIMEOUT /psnc-restore /host.img >/tmp/host-restore.out 2>/tmp/host-restore.err
 	rc=$?
 	echo "  psnc-restore /host.img: exit $rc: $(cat /tmp/host-restore.err)"
-	[ "$rc" = 4 ] || return 1
+	[ "$rc" = 69 ] || return 1
 	if grep -q '^flags.*avx512f' /proc/cpuinfo; then
 		grep -q "the image's \[vdso\] at .* differs from this kernel's" /tmp/host-restore.err
 	else

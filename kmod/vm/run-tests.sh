@@ -316,7 +316,7 @@ cmdline,start,end,mm,fs_base,clear_child_tid,robust_list,rseq,actions,creds \
 			"flags this host has (PSNC_KMOD_TCG_CPU, now $tcg_cpu)"
 		return 1
 	fi
-	[ "$rc" = 4 ] && grep -q "the image's \[vdso\] at .* differs from this kernel's" "$build/guest-restore.err" ||
+	[ "$rc" = 69 ] && grep -q "the image's \[vdso\] at .* differs from this kernel's" "$build/guest-restore.err" ||
 		{ say "FAIL: not the expected vdso refusal"; return 1; }
 }
 

@@ -443,6 +443,19 @@ impl ToolRun {
         );
         self
     }
+
+    /// [`ToolRun::assert_failed`], with exactly this exit status (psnc-cli's scheme: 65 bad
+    /// image, 66 no input, 69 refused, 73 cannot write, 77 no permission, ...).
+    pub fn assert_status(&self, code: i32) -> &ToolRun {
+        self.assert_failed();
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`{}` exited with another status:\n{self}",
+            self.cmdline
+        );
+        self
+    }
 }
 
 impl std::fmt::Display for ToolRun {
@@ -613,23 +626,47 @@ impl Report {
         self.lines.iter().any(|l| l.starts_with("DONE"))
     }
 
-    /// Whether the target skipped its check (e.g. AVX-512 on a CPU without it).
-    pub fn skipped(&self) -> bool {
-        self.lines.iter().any(|l| l.starts_with("SKIP "))
+    /// The checks the target skipped (e.g. AVX-512 on a CPU without it): `(what, why)` of each
+    /// `SKIP <what>: <why>` line.
+    pub fn skips(&self) -> Vec<(&str, &str)> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("SKIP "))
+            .map(|s| s.split_once(": ").unwrap_or((s, "")))
+            .collect()
     }
 
-    /// Panics unless the report holds DONE, no FAIL line, and a PASS line for every name given.
+    /// [`Report::assert_passed_in`] for a target the SKIP lines name as `target`.
     pub fn assert_passed(&self, expected: &[&str]) {
+        self.assert_passed_in("target", expected);
+    }
+
+    /// Panics unless the report holds DONE, no FAIL line, and a PASS line for every name given
+    /// that the target did not skip. Each SKIP line of the target goes through
+    /// [`psnc_testkit::skip`] as `<context> <what>` (counted; a failure in CI): a skipped check
+    /// is never a passed one, and the rest of the report is checked all the same.
+    pub fn assert_passed_in(&self, context: &str, expected: &[&str]) {
         let text = self.lines.join("\n");
         assert!(self.done(), "the target did not finish its checks:\n{text}");
         assert!(
             self.fails().is_empty(),
             "the target reported failures:\n{text}"
         );
-        let passes = self.passes();
-        for e in expected {
-            assert!(passes.contains(e), "no PASS {e} in the report:\n{text}");
+        let unmet = self.unmet(expected);
+        assert!(unmet.is_empty(), "no PASS {unmet:?} in the report:\n{text}");
+        for (what, why) in self.skips() {
+            psnc_testkit::skip(format!("{context} {what}"), why);
         }
+    }
+
+    /// The names of `expected` that the report neither passed nor skipped.
+    pub fn unmet<'a>(&self, expected: &[&'a str]) -> Vec<&'a str> {
+        let (passes, skips) = (self.passes(), self.skips());
+        expected
+            .iter()
+            .filter(|e| !passes.contains(e) && !skips.iter().any(|(what, _)| what == *e))
+            .copied()
+            .collect()
     }
 }
 
@@ -1015,6 +1052,14 @@ pub struct Case {
     pub expect: &'static [&'static str],
 }
 
+impl Case {
+    /// How a SKIP line names a run of this case, before the target's own name of the check:
+    /// `target regs (B64, after restore)` + ` avx512`.
+    pub fn label(&self, bits: Bits, phase: &str) -> String {
+        format!("target {} ({bits:?}, {phase})", self.name)
+    }
+}
+
 /// The cases shared by the self-check (no checkpoint) and the checkpoint tests.
 pub mod cases {
     use super::Case;
@@ -1232,9 +1277,7 @@ pub mod cases {
 pub fn native(case: &Case, bits: Bits) -> Report {
     let mut t = Spawn::new(case.name).args(case.args).bits(bits).start();
     let r = t.verify();
-    if !r.skipped() {
-        r.assert_passed(case.expect);
-    }
+    r.assert_passed_in(&case.label(bits, "native"), case.expect);
     r
 }
 
@@ -1243,10 +1286,8 @@ pub fn native(case: &Case, bits: Bits) -> Report {
 pub fn roundtrip(case: &Case, bits: Bits) -> Target {
     let mut t = Spawn::new(case.name).args(case.args).bits(bits).start();
     t.checkpoint_restore();
-    let r = t.verify();
-    if !r.skipped() {
-        r.assert_passed(case.expect);
-    }
+    t.verify()
+        .assert_passed_in(&case.label(bits, "after restore"), case.expect);
     t
 }
 
@@ -1314,4 +1355,40 @@ pub fn open_pty() -> (nix::pty::PtyMaster, std::os::fd::OwnedFd) {
         .open(&name)
         .unwrap_or_else(|e| panic!("open {name}: {e}"));
     (master, slave.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    fn report(lines: &[&str]) -> Report {
+        Report {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_skip_excuses_only_its_own_check() {
+        let r = report(&[
+            "READY 1",
+            "PASS sse",
+            "SKIP avx512: the CPU lacks AVX-512F/BW",
+            "DONE fails=0",
+        ]);
+        assert_eq!(r.skips(), [("avx512", "the CPU lacks AVX-512F/BW")]);
+        assert_eq!(r.unmet(&["sse", "avx512"]), Vec::<&str>::new());
+        assert_eq!(r.unmet(&["sse", "avx512", "avx"]), ["avx"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the target reported failures")]
+    fn a_fail_line_fails_even_next_to_a_skip() {
+        report(&[
+            "READY 1",
+            "SKIP avx512: the CPU lacks AVX-512F/BW",
+            "FAIL sse: xmm3 changed",
+            "DONE fails=1",
+        ])
+        .assert_passed(&["sse"]);
+    }
 }

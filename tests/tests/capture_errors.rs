@@ -40,7 +40,7 @@ fn pid_that_does_not_exist() {
     c.wait().expect("wait true");
     let image = dir.join("image");
     let r = capture(pid, &image, &[]);
-    r.assert_failed();
+    r.assert_status(66);
     assert_names_pid(&r, pid);
     assert_no_image(&image);
 }
@@ -52,7 +52,7 @@ fn kernel_thread() {
     assert_eq!(comm.trim(), "kthreadd", "PID 2 is not kthreadd here");
     let image = dir.join("image");
     let r = capture(2, &image, &[]);
-    r.assert_failed();
+    r.assert_status(69);
     assert_names_pid(&r, 2);
     assert_no_image(&image);
 }
@@ -78,7 +78,7 @@ fn unprivileged_user_against_root_process() {
             ..RunOpts::default()
         },
     );
-    r.assert_failed();
+    r.assert_status(77);
     assert_names_pid(&r, t.pid());
     assert_no_image(&image);
     assert_untouched(&mut t, cases::COUNTER.expect);
@@ -89,7 +89,7 @@ fn output_directory_missing() {
     let mut t = Target::start(cases::MEM_ANON.name, cases::MEM_ANON.args);
     let image = t.dir.join("missing/dir/image");
     let r = t.capture(&image, &[]);
-    r.assert_failed();
+    r.assert_status(73);
     assert!(
         r.stderr.contains("missing/dir"),
         "the error does not name the path:\n{r}"
@@ -108,7 +108,7 @@ fn disk_full() {
     let small = Tmpfs::mount(&t.dir.join("small"), "1m");
     let image = small.path.join("image");
     let r = t.capture(&image, &[]);
-    r.assert_failed();
+    r.assert_status(73);
     assert_no_image(&image);
     assert_untouched(&mut t, &["fill"]);
 }
@@ -168,13 +168,13 @@ fn tool_killed_while_reading_memory() {
     assert_untouched(&mut t, &["fill"]);
 }
 
-/// Kinds of state capture does not support yet are refused with an error naming them, and the
-/// target runs on unchanged (the `what` string must appear in the error).
+/// Kinds of state capture does not support yet are refused (69) with an error naming them, and
+/// the target runs on unchanged (the `what` string must appear in the error).
 fn refused(mode: &str, what: &str) {
     let mut t = Spawn::new("unsupported").args(&[mode]).start();
     let image = t.dir.join("image");
     let r = t.capture(&image, &[]);
-    r.assert_failed();
+    r.assert_status(69);
     assert!(
         r.stderr.contains(what),
         "the error does not name {what:?}:\n{r}"

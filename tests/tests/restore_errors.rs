@@ -16,14 +16,14 @@ fn captured_counter() -> (Target, std::path::PathBuf) {
     (t, image)
 }
 
-/// Restore of `bad` fails and leaves no process behind.
+/// Restore of `bad` fails as a bad image (65) and leaves no process behind.
 fn assert_refused(t: &Target, bad: &Path) {
     let r = restore_run(bad, &[], RunOpts::default());
     std::thread::sleep(std::time::Duration::from_millis(200));
     let left = pids_with_comm(&comm_of(&t.exe));
     // Whatever a wrong restore left behind must not outlive the test.
     let _guards: Vec<ProcGuard> = left.iter().map(|p| ProcGuard::foreign(*p)).collect();
-    r.assert_failed();
+    r.assert_status(65);
     assert!(
         !psnc_tests::alive(t.pid()),
         "a process with the image's PID {} exists after a refused restore",
@@ -65,7 +65,7 @@ fn pid_in_use() {
     let image = t.dir.join("image");
     t.capture(&image, &[]).assert_ok();
     let r = restore_run(&image, &[], RunOpts::default());
-    r.assert_failed();
+    r.assert_status(69);
     assert!(
         r.stderr.contains(&t.pid().to_string()),
         "the error does not name the PID in use:\n{r}"

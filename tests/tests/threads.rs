@@ -18,9 +18,10 @@ fn layout_class(image: &Path) -> u8 {
     bytes[12]
 }
 
-fn need_m32() -> bool {
+/// Whether the -m32 targets exist; skips the check `what` (see psnc-testkit) when not.
+fn need_m32(what: &str) -> bool {
     if !targets().m32 {
-        eprintln!("skipped: no -m32 targets (install gcc-multilib; scripts/test.sh does)");
+        psnc_testkit::skip(what, psnc_testkit::NO_M32);
         return false;
     }
     true
@@ -134,7 +135,7 @@ fn thread_in_epoll_wait_x86_64() {
 
 #[test]
 fn thread_in_epoll_wait_i386() {
-    if need_m32() {
+    if need_m32("thread_in_epoll_wait_i386") {
         epoll_roundtrip(Bits::B32);
     }
 }
@@ -210,7 +211,7 @@ fn threads_with_sigcont_handler() {
 /// An i386 capture is written in the 32-bit layout class by default, and restores from it.
 #[test]
 fn threads_i386() {
-    if need_m32() {
+    if need_m32("threads_i386") {
         let t = roundtrip(&cases::THREADS, Bits::B32);
         assert_eq!(
             layout_class(&t.dir.join("image")),
@@ -223,7 +224,7 @@ fn threads_i386() {
 /// `--layout 64` writes an i386 process in the 64-bit layout class; restore accepts it.
 #[test]
 fn threads_i386_layout_64() {
-    if !need_m32() {
+    if !need_m32("threads_i386_layout_64") {
         return;
     }
     let mut t = Spawn::new(cases::THREADS.name)
@@ -310,21 +311,21 @@ fn seize_rounds_bound_and_churn_roundtrip() {
 
 #[test]
 fn i386_sse_registers() {
-    if need_m32() {
+    if need_m32("i386_sse_registers") {
         roundtrip(&cases::REGS_SSE, Bits::B32);
     }
 }
 
 #[test]
 fn i386_counter() {
-    if need_m32() {
+    if need_m32("i386_counter") {
         roundtrip(&cases::COUNTER, Bits::B32);
     }
 }
 
 #[test]
 fn i386_memory_files_signals() {
-    if !need_m32() {
+    if !need_m32("i386_memory_files_signals") {
         return;
     }
     for c in [
@@ -395,7 +396,7 @@ fn python_threading() {
 /// i386 image -> 64-bit layout class -> restore works; converting back gives identical bytes.
 #[test]
 fn i386_image_converted_to_64_restores_and_converts_back() {
-    if !need_m32() {
+    if !need_m32("i386_image_converted_to_64_restores_and_converts_back") {
         return;
     }
     let mut t = psnc_tests::Spawn::new("memory")

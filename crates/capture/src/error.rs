@@ -263,6 +263,38 @@ impl CaptureError {
             detail: detail.into(),
         }
     }
+
+    /// The exit status of `psnc-capture` for this error (the scheme of all three tools): the
+    /// target or a file it needs is missing 66, refusals before touching anything 69, missing
+    /// privilege 77, the output 73, a failure part-way 70, a failed `--kill` after the image
+    /// was written 3.
+    pub fn exit_status(&self) -> psnc_cli::Exit {
+        use psnc_cli::Exit;
+        match self {
+            CaptureError::NoSuchProcess { .. }
+            | CaptureError::NotAProcess { .. }
+            | CaptureError::Zombie { .. }
+            | CaptureError::File { .. } => Exit::NoInput,
+            CaptureError::KernelThread { .. }
+            | CaptureError::SelfCapture { .. }
+            | CaptureError::AlreadyTraced { .. }
+            | CaptureError::Unsupported { .. }
+            | CaptureError::SeccompFilter { .. }
+            | CaptureError::LayoutTooNarrow { .. }
+            | CaptureError::ThreadsUnsettled { .. }
+            | CaptureError::KmodUnavailable { .. }
+            | CaptureError::EpollWatchUnreachable { .. } => Exit::Refused,
+            CaptureError::PermissionDenied { .. } => Exit::NoPermission,
+            CaptureError::Output { .. } => Exit::CannotWrite,
+            CaptureError::Format { source, .. } => Exit::writing_image(source),
+            CaptureError::Proc { .. }
+            | CaptureError::ProcParse { .. }
+            | CaptureError::Trace { .. }
+            | CaptureError::Memory { .. }
+            | CaptureError::Interrupted { .. } => Exit::Failed,
+            CaptureError::Kill { .. } => Exit::KillFailed,
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -10,16 +10,21 @@ use std::sync::Arc;
 use clap::Parser;
 use psnc_capture::interrupt::Interrupts;
 use psnc_capture::{capture, KmodMode, Options, Output};
+use psnc_cli::{exit, Exit};
 use psnc_format::LayoutClass;
 
-/// Exit status: the image was written.
-const EXIT_OK: u8 = 0;
-/// Exit status: the capture failed; the target was left running and unchanged.
-const EXIT_FAILED: u8 = 1;
-/// Exit status: bad command line (clap's own code).
-const EXIT_USAGE: u8 = 2;
-/// Exit status: the image was written, but `--kill` could not kill the target.
-const EXIT_KILL_FAILED: u8 = 3;
+/// Every status psnc-capture can exit with. A failed capture leaves the target running and
+/// unchanged and no image behind, whatever the status.
+const STATUSES: &[Exit] = &[
+    Exit::Success,
+    Exit::KillFailed,
+    Exit::Usage,
+    Exit::NoInput,
+    Exit::Refused,
+    Exit::Failed,
+    Exit::CannotWrite,
+    Exit::NoPermission,
+];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,11 +35,7 @@ const EXIT_KILL_FAILED: u8 = 3;
         The process is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (no SIGSTOP: its parent and \
         job control see nothing), captured, and released: it keeps running unless --kill is given. \
         A failed capture leaves it running and unchanged and leaves no file under IMAGE.",
-    after_help = "Exit status:\n  \
-        0  the image was written\n  \
-        1  the capture failed; the target was left running and unchanged, no image was written\n  \
-        2  bad command line (or -o - with stdout on a terminal)\n  \
-        3  the image was written, but --kill could not kill the target"
+    after_help = exit::help(STATUSES, &[])
 )]
 struct Args {
     /// The process to capture.
@@ -91,17 +92,14 @@ fn main() -> ExitCode {
             None
         }
     };
-    let args = match Args::try_parse() {
+    let args = match psnc_cli::parse_args::<Args>() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-        }
+        Err(status) => return status.into(),
     };
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout && std::io::stdout().is_terminal() {
         eprintln!("psnc-capture: refusing to write an image to a terminal; redirect stdout or use -o FILE");
-        return ExitCode::from(EXIT_USAGE);
+        return Exit::Usage.into();
     }
     let mut opts = Options::new(if to_stdout {
         Output::Stdout
@@ -128,14 +126,11 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("psnc-capture: {}", summary.line());
             }
-            ExitCode::from(EXIT_OK)
+            Exit::Success.into()
         }
         Err(e) => {
             eprintln!("psnc-capture: {e}");
-            match e {
-                psnc_capture::CaptureError::Kill { .. } => ExitCode::from(EXIT_KILL_FAILED),
-                _ => ExitCode::from(EXIT_FAILED),
-            }
+            e.exit_status().into()
         }
     }
 }

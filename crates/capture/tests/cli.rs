@@ -95,14 +95,14 @@ fn exit_codes() {
         .args(["1", "-o", "/tmp/x.img", "--layout", "48"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a layout class; use 32 or 64"));
 
     let out = Command::new(BIN)
         .args([&i32::MAX.to_string(), "-o", "/tmp/never.img"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(66));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!("psnc-capture: no process with PID {}\n", i32::MAX)
@@ -117,6 +117,12 @@ fn exit_codes() {
             && help.contains("--no-store-files"),
         "{help}"
     );
+    for code in ["0", "3", "64", "66", "69", "70", "73", "77"] {
+        assert!(
+            help.lines().any(|l| l.starts_with(&format!("  {code} "))),
+            "--help does not list exit status {code}:\n{help}"
+        );
+    }
 }
 
 #[test]
@@ -134,7 +140,7 @@ fn permission_denied_for_an_unprivileged_user() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(77), "{err}");
     assert!(
         err.starts_with(&format!(
             "psnc-capture: permission denied on PID {} (PTRACE_SEIZE)",
@@ -208,7 +214,7 @@ fn sigterm_of_the_tool_detaches_and_cleans_up() {
     )
     .unwrap();
     let out = tool.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(70));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "psnc-capture: interrupted by signal 15; the target was detached and left running\n"

@@ -15,13 +15,13 @@
 //! registers, bytes as hex), [`memory`] answers "what is stored at this address", [`progress`]
 //! draws progress bars on a terminal only.
 //!
-//! Exit codes, shared by the binary and documented in its `--help`: [`EXIT_OK`] (0: done, valid,
-//! equal), [`EXIT_NO`] (1: invalid, different, refused), [`EXIT_ERROR`] (2: usage, I/O, an image
-//! that cannot be read).
+//! Exit statuses are the scheme of all three tools ([`psnc_cli::Exit`]); [`Error::exit_status`]
+//! maps each error to one, and the binary documents them in its `--help`.
 
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 
+use psnc_cli::Exit;
 use psnc_format::{FormatError, Image};
 
 pub mod convert;
@@ -32,13 +32,6 @@ pub mod memory;
 pub mod progress;
 pub mod verify;
 pub mod view;
-
-/// Exit code: the command did its work (verify: valid; diff: equal).
-pub const EXIT_OK: i32 = 0;
-/// Exit code: the answer is no (verify: invalid; diff: different; convert: a value does not fit).
-pub const EXIT_NO: i32 = 1;
-/// Exit code: usage error, I/O error, or an input that cannot be read as an image.
-pub const EXIT_ERROR: i32 = 2;
 
 /// The one error type of imgtool. Each variant names the image (as given on the command line) and
 /// what to do where the user can act.
@@ -134,11 +127,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code this error maps to.
-    pub fn exit_code(&self) -> i32 {
+    /// The exit status this error maps to: the image's own problems as every tool classifies
+    /// them, bad arguments as usage errors.
+    pub fn exit_status(&self) -> Exit {
         match self {
-            Error::DoesNotFit { .. } => EXIT_NO,
-            _ => EXIT_ERROR,
+            Error::Image { source, .. } => Exit::reading_image(source),
+            Error::InvalidInput { source, .. } => Exit::reading_image(source),
+            Error::Write { source, .. } => Exit::writing_image(source),
+            Error::DoesNotFit { .. } => Exit::Refused,
+            Error::NoSuchPid { .. }
+            | Error::EmptyPattern
+            | Error::BadHex { .. }
+            | Error::AddressOverflow { .. }
+            | Error::DumpTooLong { .. }
+            | Error::BadIgnore { .. }
+            | Error::TwoStdin => Exit::Usage,
         }
     }
 }

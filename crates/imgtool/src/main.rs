@@ -7,22 +7,49 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use psnc_cli::{exit, Exit};
 use psnc_format::{LayoutClass, SectionKind};
 use psnc_imgtool::diff::{diff_images, DiffOptions, DEFAULT_IGNORE};
-use psnc_imgtool::{convert, dump, info, open_image, verify, Error, EXIT_ERROR, EXIT_NO, EXIT_OK};
+use psnc_imgtool::{convert, dump, info, open_image, verify, Error};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success: the command did its work (verify: the image is valid; diff: the images are equal)
-  1  the answer is no: verify: the image is invalid (the first failed check is named);
-     diff: the images differ; convert: a value does not fit the target layout class
-  2  usage error, I/O error, or an input that cannot be read as an image";
+/// What `info`, `dump` and `verify` can exit with (verify: 65 for an invalid image, like every
+/// other subcommand and tool given a bad image).
+const READING: &[Exit] = &[Exit::Success, Exit::Usage, Exit::BadImage, Exit::NoInput];
+/// What `diff` can exit with: 1 when the images differ, as diff(1).
+const DIFF: &[Exit] = &[
+    Exit::Success,
+    Exit::No,
+    Exit::Usage,
+    Exit::BadImage,
+    Exit::NoInput,
+];
+/// What `convert` can exit with.
+const CONVERT: &[Exit] = &[
+    Exit::Success,
+    Exit::Usage,
+    Exit::BadImage,
+    Exit::NoInput,
+    Exit::Refused,
+    Exit::Failed,
+    Exit::CannotWrite,
+];
+/// Every status of the tool: `convert`'s and diff's 1.
+const ALL: &[Exit] = &[
+    Exit::Success,
+    Exit::No,
+    Exit::Usage,
+    Exit::BadImage,
+    Exit::NoInput,
+    Exit::Refused,
+    Exit::Failed,
+    Exit::CannotWrite,
+];
 
 /// Inspect, verify, compare and convert psnc-cr checkpoint images.
 ///
 /// IMAGE is a path, or `-` to read the image from stdin (it is spooled to memory first).
 #[derive(Parser, Debug)]
-#[command(name = "psnc-imgtool", version, after_help = EXIT_CODES)]
+#[command(name = "psnc-imgtool", version, after_help = exit::help(ALL, &[]))]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -35,7 +62,7 @@ enum Cmd {
     /// Prints format version, layout class, identity (tool version, creation time, host kernel,
     /// CPU, XSAVE), counts of processes, threads and VMAs, stored bytes by kind (pages, files,
     /// metadata), the stored files, and the process tree with each command line.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(READING, &[]))]
     Info {
         /// The image (`-` = stdin).
         image: String,
@@ -51,7 +78,7 @@ enum Cmd {
     /// Section names: identity, processes, threads, vmas, page-index, page-data, files,
     /// file-data, fds, signals, chunk-digests. The hex dump shows `--` for bytes the image does
     /// not store and says why (never touched, file-backed, kernel-provided, not mapped).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(READING, &[]))]
     Dump {
         /// The image (`-` = stdin).
         image: String,
@@ -87,8 +114,9 @@ enum Cmd {
     /// file data chunk digests, and the model invariants (VMAs sorted and disjoint, page runs
     /// inside VMAs, threads in their process, file references resolve).
     ///
-    /// Exits 0 when valid, 1 when not (naming the first failure), 2 when the file cannot be read.
-    #[command(after_help = EXIT_CODES)]
+    /// Exits 0 when valid, 65 when not (naming the first failure, as every tool exits for a bad
+    /// image), 66 when the file cannot be read.
+    #[command(after_help = exit::help(READING, &[]))]
     Verify {
         /// The image (`-` = stdin).
         image: String,
@@ -100,11 +128,11 @@ enum Cmd {
     ///
     /// One line per differing field, with a path such as processes[0].threads[1].regs.rip, and
     /// for memory the ranges of pages that differ, with page and byte counts. Like diff(1):
-    /// exit 0 equal, 1 different, 2 error.
+    /// exit 0 equal, 1 different, another status (65, 66, ...) on an error.
     ///
     /// Where the data lies in the file (page run offsets, file offsets) and the layout class are
     /// not compared: an image and its conversion compare equal.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(DIFF, &[]))]
     Diff {
         /// The first image (`-` = stdin).
         a: String,
@@ -138,7 +166,7 @@ enum Cmd {
     /// identity is kept, so 32 -> 64 -> 32 gives back the same bytes. Unknown ancillary
     /// sections are carried over only when flagged safe to copy. The input is verified first.
     /// The output is written atomically (mode 0600); `-o -` streams it to stdout.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(CONVERT, &[]))]
     Convert {
         /// The image (`-` = stdin).
         image: String,
@@ -179,8 +207,8 @@ fn parse_u64(s: &str) -> Result<u64, String> {
 fn print(s: &str) -> Result<(), Error> {
     let mut out = io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Image {
-            image: "stdout".into(),
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Write {
+            output: "stdout".into(),
             source: psnc_format::FormatError::Io {
                 action: "writing the output",
                 source: e,
@@ -197,7 +225,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-fn run(cli: Cli) -> Result<i32, Error> {
+fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.cmd {
         Cmd::Info {
             image,
@@ -206,7 +234,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let img = open_image(&image)?;
             let i = info::info(&img, &image);
             print(&if as_json { json(&i) } else { i.render() })?;
-            Ok(EXIT_OK)
+            Ok(Exit::Success)
         }
         Cmd::Dump {
             image,
@@ -244,7 +272,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 };
                 print(&out)?;
             }
-            Ok(EXIT_OK)
+            Ok(Exit::Success)
         }
         Cmd::Verify {
             image,
@@ -252,7 +280,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let r = verify::verify_arg(&image)?;
             print(&if as_json { json(&r) } else { r.render() })?;
-            Ok(if r.valid { EXIT_OK } else { EXIT_NO })
+            Ok(if r.valid {
+                Exit::Success
+            } else {
+                Exit::BadImage
+            })
         }
         Cmd::Diff {
             a,
@@ -268,7 +300,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let ib = open_image(&b)?;
             let r = diff_images(&ia, &ib, &opts)?;
             print(&if as_json { json(&r) } else { r.render() })?;
-            Ok(if r.is_equal() { EXIT_OK } else { EXIT_NO })
+            Ok(if r.is_equal() {
+                Exit::Success
+            } else {
+                Exit::No
+            })
         }
         Cmd::Convert { image, to, output } => {
             let to = match to {
@@ -283,19 +319,21 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 convert::convert_to_path(&img, &image, to, &PathBuf::from(&output))?
             };
             eprint!("{}", report.render(&output));
-            Ok(EXIT_OK)
+            Ok(Exit::Success)
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let code = match run(cli) {
-        Ok(code) => code,
+    let cli = match psnc_cli::parse_args::<Cli>() {
+        Ok(cli) => cli,
+        Err(status) => return status.into(),
+    };
+    match run(cli) {
+        Ok(status) => status.into(),
         Err(e) => {
             eprintln!("psnc-imgtool: {e}");
-            e.exit_code()
+            e.exit_status().into()
         }
-    };
-    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_ERROR as u8))
+    }
 }

@@ -86,10 +86,10 @@ fn info_reads_an_image_from_stdin() {
 }
 
 #[test]
-fn unreadable_images_exit_2() {
+fn missing_images_exit_66_corrupt_ones_65_bad_arguments_64() {
     let dir = tmp();
     let r = imgtool(&["info".as_ref(), dir.path().join("missing").as_os_str()]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 66);
     assert!(r.stderr.contains("No such file"), "{}", r.stderr);
     let junk = save(
         dir.path(),
@@ -97,10 +97,10 @@ fn unreadable_images_exit_2() {
         b"this is not an image at all, not even close to one.",
     );
     let r = imgtool(&["dump".as_ref(), junk.as_os_str()]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 65);
     assert!(r.stderr.contains("not a psnc-cr image"), "{}", r.stderr);
     let r = imgtool(&["info", "--bogus-flag"]);
-    assert_eq!(r.code, 2, "usage errors exit 2");
+    assert_eq!(r.code, 64, "usage errors exit 64");
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn dump_one_section_and_one_pid() {
         "--section".as_ref(),
         "registers".as_ref(),
     ]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 64);
     assert!(
         r.stderr.contains("chunk-digests"),
         "the error lists the section names: {}",
@@ -214,7 +214,7 @@ fn dump_one_section_and_one_pid() {
         "--pid".as_ref(),
         "7".as_ref(),
     ]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 64);
     assert!(r.stderr.contains("no process with pid 7"), "{}", r.stderr);
 }
 
@@ -483,7 +483,7 @@ fn dump_rejects_bad_search_and_address_arguments() {
         let mut a = vec!["dump".to_string(), img.display().to_string()];
         a.extend(args.iter().map(|s| s.to_string()));
         let r = imgtool(&a);
-        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert_eq!(r.code, 64, "{args:?}: {}", r.stdout);
         assert!(!r.stderr.is_empty(), "{args:?} says nothing");
     }
 }
@@ -521,7 +521,7 @@ fn verify_names_the_section_of_a_flipped_byte() {
             let img = save(dir.path(), "bad.psnc", &bad);
             let r = imgtool(&["verify".as_ref(), img.as_os_str()]);
             let name = kind_name(e.kind);
-            assert_eq!(r.code, 1, "{name}: {}{}", r.stdout, r.stderr);
+            assert_eq!(r.code, 65, "{name}: {}{}", r.stdout, r.stderr);
             assert!(r.stdout.contains("INVALID"), "{}", r.stdout);
             let want = if e.kind == SectionKind::PageData.number()
                 || e.kind == SectionKind::FileData.number()
@@ -580,7 +580,7 @@ fn verify_catches_a_bad_header_table_and_truncation() {
     for (bytes, want) in cases {
         let p = save(dir.path(), "bad.psnc", &bytes);
         let r = imgtool(&["verify".as_ref(), p.as_os_str()]);
-        assert_eq!(r.code, 1, "{want}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 65, "{want}: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains(want), "want {want:?}: {}", r.stdout);
     }
     let r = imgtool(&[
@@ -588,8 +588,8 @@ fn verify_catches_a_bad_header_table_and_truncation() {
         dir.path().join("nothing-here").as_os_str(),
     ]);
     assert_eq!(
-        r.code, 2,
-        "an unreadable file is an error, not an invalid image"
+        r.code, 66,
+        "a missing file is no input, not an invalid image"
     );
 }
 
@@ -603,7 +603,7 @@ fn verify_catches_broken_model_invariants() {
     });
     let p = save(dir.path(), "bad.psnc", &bytes);
     let r = imgtool(&["verify".as_ref(), p.as_os_str()]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 65, "{}", r.stdout);
     assert!(
         r.stdout.contains("INVALID: model invariants"),
         "{}",
@@ -820,9 +820,9 @@ fn diff_errors_exit_2() {
         a.as_os_str(),
         dir.path().join("missing").as_os_str(),
     ]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 66);
     let r = imgtool(&["diff", "-", "-"]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 64);
     assert!(
         r.stderr.contains("only one image can come from stdin"),
         "{}",
@@ -834,7 +834,7 @@ fn diff_errors_exit_2() {
         a.as_os_str(),
         "--ignore=processes[".as_ref(),
     ]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 64);
     assert!(r.stderr.contains("unclosed ["), "{}", r.stderr);
 }
 
@@ -919,7 +919,7 @@ fn convert_of_x86_64_to_32_is_refused_naming_the_field_and_writes_nothing() {
     );
     let out = dir.path().join("out.psnc");
     let r = convert(&x64, "32", &out);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 69, "{}", r.stderr);
     assert!(
         r.stderr.contains(
             "process 42 mm.start_stack = 0x7ffc00000f00 does not fit in the 32-bit layout class"
@@ -955,7 +955,7 @@ fn convert_refuses_an_input_that_does_not_verify() {
     let bad = save(dir.path(), "bad.psnc", &bytes);
     let out = dir.path().join("out.psnc");
     let r = convert(&bad, "64", &out);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.code, 65, "{}", r.stderr);
     assert!(
         r.stderr
             .contains("refusing to convert an image that does not verify"),
@@ -975,15 +975,28 @@ fn convert_refuses_an_input_that_does_not_verify() {
 fn help_explains_every_subcommand_and_the_exit_codes() {
     let r = imgtool(&["--help"]);
     assert_eq!(r.code, 0);
-    for want in ["info", "dump", "verify", "diff", "convert", "Exit codes:"] {
+    for want in ["info", "dump", "verify", "diff", "convert", "Exit status:"] {
         assert!(r.stdout.contains(want), "--help lacks {want}");
     }
-    for sub in ["info", "dump", "verify", "diff", "convert"] {
+    // Each subcommand lists the statuses it can return; only diff answers "no" with 1.
+    for (sub, codes) in [
+        ("info", &[0, 64, 65, 66][..]),
+        ("dump", &[0, 64, 65, 66]),
+        ("verify", &[0, 64, 65, 66]),
+        ("diff", &[0, 1, 64, 65, 66]),
+        ("convert", &[0, 64, 65, 66, 69, 70, 73]),
+    ] {
         let r = imgtool(&[sub, "--help"]);
         assert_eq!(r.code, 0, "{sub} --help");
-        assert!(
-            r.stdout.contains("Exit codes:"),
-            "{sub} --help lacks the exit codes"
-        );
+        let block = r
+            .stdout
+            .split_once("Exit status:\n")
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| panic!("{sub} --help lacks the exit statuses"));
+        let listed: Vec<u8> = block
+            .lines()
+            .map_while(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert_eq!(listed, codes, "{sub} --help:\n{block}");
     }
 }

@@ -78,7 +78,10 @@ fn convert_refusal_is_typed_and_names_the_first_field() {
         matches!(&r, Err(Error::DoesNotFit { to: LayoutClass::Bits32, source: FormatError::FieldTooWide { field, .. }, .. }) if field == "process 42 mm.start_stack"),
         "{r:?}"
     );
-    assert_eq!(r.map(|_| ()).map_err(|e| e.exit_code()), Err(1));
+    assert_eq!(
+        r.map(|_| ()).map_err(|e| e.exit_status()),
+        Err(psnc_cli::Exit::Refused)
+    );
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("ls").count(),
         0,

@@ -537,8 +537,10 @@ mod tests {
         let Ok(h) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_32.h")
             .or_else(|_| std::fs::read_to_string("/usr/include/asm/unistd_32.h"))
         else {
-            eprintln!("skipped: no asm/unistd_32.h installed (linux-libc-dev)");
-            return;
+            psnc_testkit::skip!(
+                "i386_numbers_match_uapi_header",
+                "no asm/unistd_32.h (install linux-libc-dev)"
+            );
         };
         for &s in Sysno::ALL {
             let name = s.kernel_name(Arch::I386);
@@ -557,8 +559,10 @@ mod tests {
         let Ok(h) = std::fs::read_to_string("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
             .or_else(|_| std::fs::read_to_string("/usr/include/asm/unistd_64.h"))
         else {
-            eprintln!("skipped: no asm/unistd_64.h installed (linux-libc-dev)");
-            return;
+            psnc_testkit::skip!(
+                "x86_64_names_match_uapi_header",
+                "no asm/unistd_64.h (install linux-libc-dev)"
+            );
         };
         for &s in Sysno::ALL {
             let name = s.kernel_name(Arch::X86_64);

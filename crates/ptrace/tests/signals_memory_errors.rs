@@ -17,8 +17,13 @@ use psnc_ptrace::{
 /// stop and detach brings it back into a signal-delivery-stop for the held signal.
 fn held_signal_is_reinjected(a: Arch, options: Options) {
     let Some(tgt) = Target::start(a, 1500) else {
-        eprintln!("SKIPPED: {a:?} target could not be built");
-        return;
+        psnc_testkit::skip!(
+            format!(
+                "held_signal_is_reinjected {a:?} exitkill={}",
+                options.contains(Options::PTRACE_O_EXITKILL)
+            ),
+            psnc_testkit::NO_M32
+        );
     };
     let pid = tgt.pid();
     let mut t = Tracee::seize(pid, options).expect("seize");
@@ -115,8 +120,7 @@ fn signal_before_the_interrupt_is_delivered_or_held() {
 /// siginfo goes through the compat conversion and comes back the same through PEEKSIGINFO.
 fn requeue_keeps_siginfo(a: Arch) {
     let Some(tgt) = Target::start(a, 10_000) else {
-        eprintln!("SKIPPED: {a:?} target could not be built");
-        return;
+        psnc_testkit::skip!(format!("requeue_keeps_siginfo {a:?}"), psnc_testkit::NO_M32);
     };
     let pid = tgt.pid();
     let mut t = Tracee::seize(pid, Options::PTRACE_O_EXITKILL).expect("seize");
@@ -398,8 +402,7 @@ fn errors_name_the_operation_and_thread() {
 #[test]
 fn i386_rejects_values_above_4g() {
     let Some(tgt) = Target::start(Arch::I386, 10_000) else {
-        eprintln!("SKIPPED: i386 target could not be built");
-        return;
+        psnc_testkit::skip!("i386_rejects_values_above_4g", psnc_testkit::NO_M32);
     };
     let mut t = Tracee::seize(tgt.pid(), Options::empty()).expect("seize");
     t.stop(OnSignal::Deliver).expect("stop");

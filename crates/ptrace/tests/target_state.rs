@@ -223,6 +223,9 @@ fn x86_64_state_and_nanosleep_survives_injection() {
 #[test]
 fn i386_state_and_nanosleep_survives_injection() {
     if !read_state_and_resume(Arch::I386) {
-        eprintln!("SKIPPED: i386 target could not be built (gcc-multilib missing)");
+        psnc_testkit::skip(
+            "i386_state_and_nanosleep_survives_injection",
+            psnc_testkit::NO_M32,
+        );
     }
 }

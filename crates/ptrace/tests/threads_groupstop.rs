@@ -29,8 +29,7 @@ fn tids(pid: i32) -> Vec<i32> {
 /// one instruction found once, detach: every thread's nanosleep still completes in full.
 fn all_threads(a: Arch) {
     let Some(exe) = common::build("threads", a) else {
-        eprintln!("SKIPPED: {a:?} threads target could not be built");
-        return;
+        psnc_testkit::skip!(format!("all_threads {a:?}"), psnc_testkit::NO_M32);
     };
     let mut child = Command::new(exe)
         .arg(SLEEP_MS.to_string())

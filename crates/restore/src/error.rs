@@ -203,14 +203,41 @@ pub enum RestoreError {
 }
 
 impl RestoreError {
-    /// Whether this is a refusal found before anything was created (exit code 3 or 4 in the
-    /// binary) rather than a failure while rebuilding (exit code 1). Local I/O errors count as
-    /// refusals: the restore tool opens and prepares every file before the process exists.
+    /// Whether this is a refusal found before anything was created rather than a failure while
+    /// rebuilding. Local I/O errors count as refusals: the restore tool opens and prepares every
+    /// file before the process exists.
     pub fn is_refusal(&self) -> bool {
         !matches!(
             self,
             RestoreError::Step { .. } | RestoreError::RemoteCall { .. } | RestoreError::Stub { .. }
         )
+    }
+
+    /// The exit status of `psnc-restore` for this error (the scheme of all three tools): the
+    /// image's own problems as every tool classifies them, refusals 69, missing privilege 77,
+    /// a failed step of the rebuild 70.
+    pub fn exit_status(&self) -> psnc_cli::Exit {
+        use psnc_cli::Exit;
+        match self {
+            RestoreError::Image(e) => Exit::reading_image(e),
+            RestoreError::Inconsistent(_) => Exit::BadImage,
+            RestoreError::Unsupported { .. }
+            | RestoreError::CpuFeatures { .. }
+            | RestoreError::XsaveFeatures { .. }
+            | RestoreError::XsaveLayout { .. }
+            | RestoreError::MissingFile { .. }
+            | RestoreError::VdsoMismatch { .. }
+            | RestoreError::PidInUse { .. }
+            | RestoreError::NoRoom { .. }
+            | RestoreError::UnsupportedFd { .. }
+            | RestoreError::UnsupportedVma { .. } => Exit::Refused,
+            RestoreError::NotPermitted { .. } => Exit::NoPermission,
+            RestoreError::InheritFd { .. } => Exit::Usage,
+            RestoreError::Step { .. }
+            | RestoreError::RemoteCall { .. }
+            | RestoreError::Stub { .. }
+            | RestoreError::Io { .. } => Exit::Failed,
+        }
     }
 }
 

@@ -9,27 +9,45 @@ use clap::{Parser, ValueEnum};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+use psnc_cli::{exit, Exit};
 use psnc_format::Image;
 use psnc_restore::{restore, InheritFd, Options, RestoreError, StdioMode};
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0   restored (in the background: the process runs on its own; its PID is on stdout)
-  1   the restore failed while rebuilding the process; the half-built process was killed
-  2   bad command line
-  3   the image cannot be read or is corrupt (nothing was created)
-  4   refused before creating anything: this machine cannot run the image (CPU features, vdso),
-      a file it needs is missing, its PID is in use, or it holds something not supported yet
-  N   with --foreground: the restored process's exit status (128+S when killed by signal S)
+/// Every status psnc-restore itself can exit with; with --foreground the restored program's own
+/// status follows (the sysexits numbers keep the two apart).
+const STATUSES: &[Exit] = &[
+    Exit::Success,
+    Exit::Usage,
+    Exit::BadImage,
+    Exit::NoInput,
+    Exit::Refused,
+    Exit::Failed,
+    Exit::NoPermission,
+];
+
+/// What `--help` says after the exit statuses.
+const INHERIT_FD_HELP: &str = "\
+Without --foreground the restored process runs on its own and its PID is printed on stdout.
 
 --inherit-fd fd[N]:RES gives the restored process this tool's fd N in place of RES: either
 `fd:M` (the image's fd M) or a resource name as the original's /proc/PID/fd links showed it,
 e.g. `pipe:[1234]`, or a path. Needed for pipes and sockets whose other end was outside the
 image; the refusal without it names the fd and its resource.";
 
+fn after_help() -> String {
+    let statuses = exit::help(
+        STATUSES,
+        &[(
+            "N",
+            "with --foreground: the restored process's exit status (128+S when killed by signal S)",
+        )],
+    );
+    format!("{statuses}\n\n{INHERIT_FD_HELP}")
+}
+
 /// Restore a process captured by psnc-capture, with its PID, memory, files and registers.
 #[derive(Debug, Parser)]
-#[command(name = "psnc-restore", version, about, after_help = AFTER_HELP)]
+#[command(name = "psnc-restore", version, about, after_help = after_help())]
 struct Cli {
     /// The image file, or `-` to read it from stdin.
     image: String,
@@ -61,17 +79,11 @@ enum StdioArg {
     Null,
 }
 
-fn exit_code_of(e: &RestoreError) -> u8 {
-    match e {
-        RestoreError::Image(_) => 3,
-        RestoreError::InheritFd { .. } => 2,
-        e if e.is_refusal() => 4,
-        _ => 1,
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match psnc_cli::parse_args::<Cli>() {
+        Ok(cli) => cli,
+        Err(status) => return status.into(),
+    };
     let inherit_fds = match cli
         .inherit_fd
         .iter()
@@ -81,7 +93,7 @@ fn main() -> ExitCode {
         Ok(v) => v,
         Err(e) => {
             eprintln!("psnc-restore: {e}");
-            return ExitCode::from(2);
+            return e.exit_status().into();
         }
     };
     let opts = Options {
@@ -103,8 +115,9 @@ fn main() -> ExitCode {
     let image = match image {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("psnc-restore: {}: {}", cli.image, RestoreError::from(e));
-            return ExitCode::from(3);
+            let e = RestoreError::from(e);
+            eprintln!("psnc-restore: {}: {e}", cli.image);
+            return e.exit_status().into();
         }
     };
     // Forwarded signals are blocked before the process exists, so none is lost in between; the
@@ -118,14 +131,14 @@ fn main() -> ExitCode {
     if cli.foreground {
         if let Err(e) = forwarded.thread_block() {
             eprintln!("psnc-restore: blocking SIGINT/SIGTERM: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     }
     let restored = match restore(&image, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("psnc-restore: {e}");
-            return ExitCode::from(exit_code_of(&e));
+            return e.exit_status().into();
         }
     };
     drop(image);
@@ -147,7 +160,7 @@ fn main() -> ExitCode {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
                 eprintln!("psnc-restore: waiting for process {pid}: {e}");
-                return ExitCode::from(1);
+                return Exit::Failed.into();
             }
         }
     }

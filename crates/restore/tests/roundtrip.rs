@@ -82,8 +82,10 @@ fn counter_continues_after_capture_kill_restore() {
 fn i386_counter_continues_after_capture_kill_restore() {
     let dir = tempfile::tempdir().unwrap();
     let Some(exe) = build(dir.path(), &["-m32"]) else {
-        eprintln!("skipped: cc -m32 does not work here (install gcc-multilib)");
-        return;
+        psnc_testkit::skip!(
+            "i386_counter_continues_after_capture_kill_restore",
+            psnc_testkit::NO_M32
+        );
     };
     round_trip(dir.path(), &exe);
 }

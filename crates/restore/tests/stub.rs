@@ -40,8 +40,7 @@ fn readelf_and_file_agree() {
         let (_dir, path, stub) = stub_file(arch);
         let p = path.to_str().unwrap();
         let Some(h) = run("readelf", &["-h", "-l", "-W", p]) else {
-            eprintln!("skipped: readelf not installed");
-            return;
+            psnc_testkit::skip!("readelf_and_file_agree", "no readelf (install binutils)");
         };
         assert!(
             h.contains(&format!("Class:                             {class}")),
@@ -75,15 +74,20 @@ fn readelf_and_file_agree() {
             .find(|l| l.trim_start().starts_with("GNU_STACK"))
             .unwrap();
         assert!(stack.contains("RW "), "{stack}");
-        if let Some(f) = run("file", &["-b", p]) {
-            let bits = if arch == Arch::X86_64 {
-                "64-bit"
-            } else {
-                "32-bit"
-            };
-            assert!(f.starts_with(&format!("ELF {bits} LSB executable")), "{f}");
-            assert!(f.contains("statically linked"), "{f}");
-        }
+        let Some(f) = run("file", &["-b", p]) else {
+            psnc_testkit::skip(
+                format!("readelf_and_file_agree file(1) {arch:?}"),
+                "no file(1) (install file)",
+            );
+            continue;
+        };
+        let bits = if arch == Arch::X86_64 {
+            "64-bit"
+        } else {
+            "32-bit"
+        };
+        assert!(f.starts_with(&format!("ELF {bits} LSB executable")), "{f}");
+        assert!(f.contains("statically linked"), "{f}");
     }
 }
 

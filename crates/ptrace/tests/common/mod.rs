@@ -16,14 +16,15 @@ fn build_dir() -> &'static tempfile::TempDir {
     DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"))
 }
 
-/// Compiles tests/targets/target.c for `arch`; `None` (with a message) when the compiler cannot
-/// build 32-bit code (gcc-multilib missing).
+/// Compiles tests/targets/target.c for `arch`; `None` when the compiler cannot build 32-bit code
+/// (gcc-multilib missing): the caller skips with [`psnc_testkit::NO_M32`].
 pub fn target(arch: Arch) -> Option<PathBuf> {
     build("target", arch)
 }
 
-/// Compiles tests/targets/NAME.c for `arch` (once per test binary); `None` (with a message) when
-/// the compiler cannot build 32-bit code (gcc-multilib missing).
+/// Compiles tests/targets/NAME.c for `arch` (once per test binary); `None` when the compiler
+/// cannot build 32-bit code (gcc-multilib missing): the caller skips with
+/// [`psnc_testkit::NO_M32`].
 pub fn build(name: &'static str, arch: Arch) -> Option<PathBuf> {
     type Built = std::sync::Mutex<HashMap<(&'static str, Arch), Option<PathBuf>>>;
     static BUILT: OnceLock<Built> = OnceLock::new();
@@ -41,8 +42,9 @@ pub fn build(name: &'static str, arch: Arch) -> Option<PathBuf> {
             let o = cmd.output().expect("run cc");
             if !o.status.success() {
                 if arch == Arch::I386 {
+                    // Once per binary: the callers' SKIP lines carry only the short reason.
                     eprintln!(
-                        "SKIPPED: cc -m32 failed (install gcc-multilib): {}",
+                        "note: cc -m32 failed: {}",
                         String::from_utf8_lossy(&o.stderr)
                     );
                     return None;
