@@ -28,8 +28,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+use psnc_abi::{SigAction, SigAltStack};
+
 use crate::error::{PtraceError, Result};
-use crate::remote::{SigAction, SigAltStack};
 use uapi::{
     CpArg, CpITimers, CpPosixTimers, CpSigActions, CpSigAltStack, CpTaskMisc, CpTaskMisc2,
     CpVersion,
@@ -248,7 +249,7 @@ impl KmodDevice {
         let s: CpSigAltStack = self.call("PSNC_CP_GET_SIGALTSTACK", tid)?;
         Ok(SigAltStack {
             sp: s.sp,
-            flags: s.flags as i32,
+            flags: s.flags,
             size: s.size,
         })
     }
