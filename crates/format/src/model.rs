@@ -10,6 +10,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The kernel types the model stores, defined once in psnc-abi: capture reads them through
+/// psnc-ptrace and restore hands them back as the very same types. Their serde derives and
+/// field meanings are part of what the frozen sections convert, so they change only with a
+/// format change.
+pub use psnc_abi::{
+    Arch, ITimer, PosixTimer, Regs, Rseq, SigAction, SigAltStack, SigInfo, UserDesc,
+};
+
 /// A whole checkpoint: identity, every process of the tree, and the indexes of the bulk data.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -60,16 +68,6 @@ pub struct Host {
     pub xsave_features: u64,
     /// Size in bytes of the XSAVE area (NT_X86_XSTATE regset) on this host.
     pub xsave_size: u32,
-}
-
-/// The architecture a task runs in. Recorded per process, separately from the layout class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum Arch {
-    /// 64-bit x86_64 (CS = 0x33).
-    #[default]
-    X86_64,
-    /// 32-bit i386 on an x86_64 kernel (compat mode, CS = 0x23).
-    I386,
 }
 
 /// One process of the tree.
@@ -276,73 +274,6 @@ pub struct Thread {
     pub rseq: Option<Rseq>,
     /// How the thread was stopped relative to a system call.
     pub restart: SyscallRestart,
-}
-
-/// General-purpose registers, tagged by layout, as the NT_PRSTATUS regset gives them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Regs {
-    /// x86_64 `struct user_regs_struct`: 27 u64 in kernel order (r15, r14, r13, r12, rbp, rbx, r11,
-    /// r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss, fs_base, gs_base,
-    /// ds, es, fs, gs).
-    X86_64([u64; 27]),
-    /// i386 `struct user_regs_struct`: 17 u32 (ebx, ecx, edx, esi, edi, ebp, eax, xds, xes, xfs,
-    /// xgs, orig_eax, eip, xcs, eflags, esp, xss).
-    I386([u32; 17]),
-}
-
-impl Default for Regs {
-    fn default() -> Self {
-        Regs::X86_64([0; 27])
-    }
-}
-
-/// An i386 `struct user_desc` (a GDT TLS entry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct UserDesc {
-    /// GDT entry number (12..14).
-    pub entry_number: u32,
-    /// Segment base address.
-    pub base_addr: u32,
-    /// Segment limit.
-    pub limit: u32,
-    /// The flag bits (seg_32bit, contents, read_exec_only, limit_in_pages, seg_not_present,
-    /// useable), packed as the kernel packs them.
-    pub flags: u32,
-}
-
-/// A queued signal with its full `siginfo_t` (128 bytes, as `PTRACE_PEEKSIGINFO` returns it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SigInfo {
-    /// Signal number.
-    pub signo: u32,
-    /// `si_code`.
-    pub code: i32,
-    /// The raw 128-byte `siginfo_t` in the task's layout.
-    pub raw: Vec<u8>,
-}
-
-/// `stack_t` of `sigaltstack(2)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SigAltStack {
-    /// Stack base.
-    pub sp: u64,
-    /// Flags (`SS_DISABLE`, `SS_AUTODISARM`, ...).
-    pub flags: u32,
-    /// Stack size.
-    pub size: u64,
-}
-
-/// A registered rseq area (`PTRACE_GET_RSEQ_CONFIGURATION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Rseq {
-    /// Address of `struct rseq`.
-    pub addr: u64,
-    /// Its registered length.
-    pub len: u32,
-    /// The signature.
-    pub sig: u32,
-    /// Registration flags.
-    pub flags: u32,
 }
 
 /// The syscall-restart state of a thread at capture. Capture resolves restarts: the registers
@@ -579,49 +510,4 @@ pub struct ProcessSignals {
     pub itimers: [ITimer; 3],
     /// POSIX timers (`timer_create`), from `/proc/PID/timers`.
     pub posix_timers: Vec<PosixTimer>,
-}
-
-/// One `struct sigaction` in the kernel's layout (`k_sigaction`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SigAction {
-    /// Handler address, or 0 = SIG_DFL, 1 = SIG_IGN.
-    pub handler: u64,
-    /// `SA_*` flags.
-    pub flags: u64,
-    /// Signal restorer (`SA_RESTORER`).
-    pub restorer: u64,
-    /// Signals blocked during the handler.
-    pub mask: u64,
-}
-
-/// An interval timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ITimer {
-    /// Remaining time until the next expiry, microseconds (0 = disarmed).
-    pub value_us: u64,
-    /// Reload interval, microseconds.
-    pub interval_us: u64,
-}
-
-/// A POSIX timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct PosixTimer {
-    /// Timer id.
-    pub id: u32,
-    /// Clock id.
-    pub clock: u32,
-    /// Notification (`SIGEV_*`).
-    pub notify: u32,
-    /// Signal number.
-    pub signo: u32,
-    /// `sigev_value`.
-    pub sigev_value: u64,
-    /// Thread to notify for `SIGEV_THREAD_ID`.
-    pub notify_tid: u32,
-    /// Remaining time, nanoseconds.
-    pub value_ns: u64,
-    /// Interval, nanoseconds.
-    pub interval_ns: u64,
-    /// Overrun count.
-    pub overrun: u32,
 }

@@ -28,8 +28,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+use psnc_abi::{SigAction, SigAltStack};
+
 use crate::error::{PtraceError, Result};
-use crate::remote::{SigAction, SigAltStack};
 use uapi::{
     CpArg, CpITimers, CpPosixTimers, CpSigActions, CpSigAltStack, CpTaskMisc, CpTaskMisc2,
     CpVersion,
@@ -202,10 +203,12 @@ impl KmodDevice {
     /// Runs command `T` for `tid` (0 for GET_VERSION): the one `ioctl` of each method.
     fn call<T: CpArg>(&self, op: &'static str, tid: i32) -> Result<T> {
         let mut arg = T::for_tid(tid);
-        // SAFETY: by CpArg's contract T is a padding-free repr(C) struct of integers whose size
-        // T::REQUEST encodes: the kernel touches exactly `arg` (alive across the call) and any
-        // bytes it writes form a valid T; the fd stays open as long as `self`.
-        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), T::REQUEST as _, &mut arg as *mut T) };
+        let buf: &mut [u8] = bytemuck::bytes_of_mut(&mut arg);
+        // SAFETY: `buf` is all of `arg` (alive across the call), exactly the size T::REQUEST
+        // encodes (CpArg computes it from size_of::<T>()), so the kernel reads and writes only
+        // inside it; T is Pod, so whatever bytes it writes form a valid T. The fd stays open as
+        // long as `self`.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), T::REQUEST as _, buf.as_mut_ptr()) };
         if r < 0 {
             return Err(PtraceError::Kmod {
                 op,
@@ -248,7 +251,7 @@ impl KmodDevice {
         let s: CpSigAltStack = self.call("PSNC_CP_GET_SIGALTSTACK", tid)?;
         Ok(SigAltStack {
             sp: s.sp,
-            flags: s.flags as i32,
+            flags: s.flags,
             size: s.size,
         })
     }

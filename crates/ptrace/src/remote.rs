@@ -45,10 +45,15 @@
 //! `tests/tool_death.rs`), except that signals the tool held are lost. A scratch page mapped with [`RemoteSyscaller::scratch`] outlives a dead tool
 //! as an extra anonymous mapping; it does not harm the program.
 
+use psnc_abi::{KernelSigInfo, SigAction, SigAltStack};
+
 use crate::arch::{Arch, Sysno};
 use crate::error::{PtraceError, Result};
 use crate::mem::ProcMem;
-use crate::tracee::{SigInfo, Stop, Tracee};
+use crate::tracee::{Stop, Tracee};
+
+/// The timer structs the wrappers below exchange; restore names them by this path.
+pub use psnc_abi::timer::{ITimerSpec, ITimerVal};
 
 /// How many unexpected stops (signals, group-stops) one remote syscall tolerates before it gives
 /// up: each needs a signal or job-control event, so reaching this means a signal storm.
@@ -231,74 +236,29 @@ pub fn find_syscall_insn(pid: i32, arch: Arch) -> Result<u64> {
     Err(PtraceError::NoSyscallInsn { pid, arch })
 }
 
-/// A handler as `rt_sigaction` reports it, widened to u64 for both modes.
+/// The shape `psnc_ptrace::SigAltStack` had before psnc-abi, with the kernel's `int` flags.
+///
+/// TODO(issue 8): remove after the module split lands. Restore's task.rs still builds this
+/// (`flags: ... as i32`); [`RemoteSyscaller::set_sigaltstack`] takes it as well as
+/// [`SigAltStack`], the type every other method returns and the image stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SigAction {
-    /// `sa_handler` / `sa_sigaction` (0 = SIG_DFL, 1 = SIG_IGN).
-    pub handler: u64,
-    /// `sa_flags` (SA_SIGINFO, SA_RESTART, SA_ONSTACK, SA_RESTORER, ...).
-    pub flags: u64,
-    /// `sa_restorer`.
-    pub restorer: u64,
-    /// `sa_mask`, bit n-1 for signal n.
-    pub mask: u64,
-}
-
-/// A `stack_t` as `sigaltstack` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SigAltStack {
+pub struct SigAltStackI32 {
     /// `ss_sp`.
     pub sp: u64,
-    /// `ss_flags` (SS_ONSTACK, SS_DISABLE, SS_AUTODISARM).
+    /// `ss_flags`.
     pub flags: i32,
     /// `ss_size`.
     pub size: u64,
 }
 
-/// A `struct itimerval`, widened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ITimerVal {
-    /// `it_interval.tv_sec`.
-    pub interval_sec: i64,
-    /// `it_interval.tv_usec`.
-    pub interval_usec: i64,
-    /// `it_value.tv_sec` (time left).
-    pub value_sec: i64,
-    /// `it_value.tv_usec`.
-    pub value_usec: i64,
-}
-
-/// A `struct itimerspec` (POSIX timers), widened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ITimerSpec {
-    /// `it_interval.tv_sec`.
-    pub interval_sec: i64,
-    /// `it_interval.tv_nsec`.
-    pub interval_nsec: i64,
-    /// `it_value.tv_sec` (time left; absolute with TIMER_ABSTIME on set).
-    pub value_sec: i64,
-    /// `it_value.tv_nsec`.
-    pub value_nsec: i64,
-}
-
-/// Encodes four time fields as the mode's `long` (x86_64 8 bytes, i386 4 bytes each).
-fn encode_longs(arch: Arch, f: &[i64; 4]) -> Vec<u8> {
-    match arch {
-        Arch::X86_64 => f.iter().flat_map(|v| v.to_ne_bytes()).collect(),
-        Arch::I386 => f.iter().flat_map(|&v| (v as i32).to_ne_bytes()).collect(),
+impl From<SigAltStackI32> for SigAltStack {
+    fn from(s: SigAltStackI32) -> SigAltStack {
+        SigAltStack {
+            sp: s.sp,
+            flags: s.flags as u32,
+            size: s.size,
+        }
     }
-}
-
-/// Decodes four `long`s of the mode, sign-extended.
-fn decode_longs(arch: Arch, b: &[u8]) -> [i64; 4] {
-    let mut f = [0i64; 4];
-    for (i, v) in f.iter_mut().enumerate() {
-        *v = match arch {
-            Arch::X86_64 => u64_at(b, 8 * i) as i64,
-            Arch::I386 => i64::from(u32_at(b, 4 * i) as i32),
-        };
-    }
-    f
 }
 
 /// A scratch area in the target for syscalls that take pointers.
@@ -577,45 +537,15 @@ impl<'t> RemoteSyscaller<'t> {
     pub fn get_sigaction(&mut self, sig: i32) -> Result<SigAction> {
         let (addr, _) = self.scratch()?;
         let mut b = [0u8; 32];
-        let n = match self.arch {
-            Arch::X86_64 => 32,
-            Arch::I386 => 20,
-        };
+        let n = SigAction::kernel_len(self.arch);
         self.call_with_out(Sysno::RtSigaction, &[sig as u64, 0, addr, 8], &mut b[..n])?;
-        Ok(match self.arch {
-            Arch::X86_64 => SigAction {
-                handler: u64_at(&b, 0),
-                flags: u64_at(&b, 8),
-                restorer: u64_at(&b, 16),
-                mask: u64_at(&b, 24),
-            },
-            Arch::I386 => SigAction {
-                handler: u64::from(u32_at(&b, 0)),
-                flags: u64::from(u32_at(&b, 4)),
-                restorer: u64::from(u32_at(&b, 8)),
-                mask: u64_at(&b, 12),
-            },
-        })
+        Ok(SigAction::from_bytes(self.arch, &b))
     }
 
     /// Installs a handler for `sig` (`rt_sigaction(sig, &act, NULL, 8)`).
     pub fn set_sigaction(&mut self, sig: i32, act: &SigAction) -> Result<()> {
         let (addr, _) = self.scratch()?;
-        let bytes: Vec<u8> = match self.arch {
-            Arch::X86_64 => [act.handler, act.flags, act.restorer, act.mask]
-                .iter()
-                .flat_map(|v| v.to_ne_bytes())
-                .collect(),
-            Arch::I386 => {
-                let mut v: Vec<u8> = [act.handler, act.flags, act.restorer]
-                    .iter()
-                    .flat_map(|&x| (x as u32).to_ne_bytes())
-                    .collect();
-                v.extend_from_slice(&act.mask.to_ne_bytes());
-                v
-            }
-        };
-        self.mem.write_at(addr, &bytes)?;
+        self.mem.write_at(addr, &act.to_bytes(self.arch))?;
         self.syscall(Sysno::RtSigaction, &[sig as u64, addr, 0, 8])
             .map(drop)
     }
@@ -630,46 +560,20 @@ impl<'t> RemoteSyscaller<'t> {
     pub fn get_sigaltstack(&mut self) -> Result<SigAltStack> {
         let (addr, _) = self.scratch()?;
         let mut b = [0u8; 24];
-        match self.arch {
-            Arch::X86_64 => {
-                self.call_with_out(Sysno::Sigaltstack, &[0, addr], &mut b)?;
-                Ok(SigAltStack {
-                    sp: u64_at(&b, 0),
-                    flags: u32_at(&b, 8) as i32,
-                    size: u64_at(&b, 16),
-                })
-            }
-            Arch::I386 => {
-                self.call_with_out(Sysno::Sigaltstack, &[0, addr], &mut b[..12])?;
-                Ok(SigAltStack {
-                    sp: u64::from(u32_at(&b, 0)),
-                    flags: u32_at(&b, 4) as i32,
-                    size: u64::from(u32_at(&b, 8)),
-                })
-            }
-        }
+        let n = SigAltStack::kernel_len(self.arch);
+        self.call_with_out(Sysno::Sigaltstack, &[0, addr], &mut b[..n])?;
+        Ok(SigAltStack::from_bytes(self.arch, &b))
     }
 
     /// Sets the alternate signal stack (`sigaltstack(&ss, NULL)`); EPERM while the thread runs
     /// on the current one, so restore sets it before the final registers.
-    pub fn set_sigaltstack(&mut self, ss: &SigAltStack) -> Result<()> {
+    ///
+    /// TODO(issue 8): take `&SigAltStack` only once restore no longer builds a
+    /// [`SigAltStackI32`].
+    pub fn set_sigaltstack<S: Copy + Into<SigAltStack>>(&mut self, ss: &S) -> Result<()> {
+        let ss: SigAltStack = (*ss).into();
         let (addr, _) = self.scratch()?;
-        let bytes: Vec<u8> = match self.arch {
-            Arch::X86_64 => {
-                let mut v = ss.sp.to_ne_bytes().to_vec();
-                v.extend_from_slice(&ss.flags.to_ne_bytes());
-                v.extend_from_slice(&[0; 4]);
-                v.extend_from_slice(&ss.size.to_ne_bytes());
-                v
-            }
-            Arch::I386 => {
-                let mut v = (ss.sp as u32).to_ne_bytes().to_vec();
-                v.extend_from_slice(&ss.flags.to_ne_bytes());
-                v.extend_from_slice(&(ss.size as u32).to_ne_bytes());
-                v
-            }
-        };
-        self.mem.write_at(addr, &bytes)?;
+        self.mem.write_at(addr, &ss.to_bytes(self.arch))?;
         self.syscall(Sysno::Sigaltstack, &[addr, 0]).map(drop)
     }
 
@@ -677,27 +581,15 @@ impl<'t> RemoteSyscaller<'t> {
     pub fn getitimer(&mut self, which: i32) -> Result<ITimerVal> {
         let (addr, _) = self.scratch()?;
         let mut b = [0u8; 32];
-        let n = 4 * self.arch.word_size();
+        let n = psnc_abi::timer::kernel_len(self.arch);
         self.call_with_out(Sysno::Getitimer, &[which as u64, addr], &mut b[..n])?;
-        let [interval_sec, interval_usec, value_sec, value_usec] = decode_longs(self.arch, &b);
-        Ok(ITimerVal {
-            interval_sec,
-            interval_usec,
-            value_sec,
-            value_usec,
-        })
+        Ok(ITimerVal::from_bytes(self.arch, &b))
     }
 
     /// Arms interval timer `which` (`setitimer(which, &val, NULL)`).
     pub fn setitimer(&mut self, which: i32, val: &ITimerVal) -> Result<()> {
         let (addr, _) = self.scratch()?;
-        let f = [
-            val.interval_sec,
-            val.interval_usec,
-            val.value_sec,
-            val.value_usec,
-        ];
-        self.mem.write_at(addr, &encode_longs(self.arch, &f))?;
+        self.mem.write_at(addr, &val.to_bytes(self.arch))?;
         self.syscall(Sysno::Setitimer, &[which as u64, addr, 0])
             .map(drop)
     }
@@ -707,28 +599,16 @@ impl<'t> RemoteSyscaller<'t> {
     pub fn timer_gettime(&mut self, id: i32) -> Result<ITimerSpec> {
         let (addr, _) = self.scratch()?;
         let mut b = [0u8; 32];
-        let n = 4 * self.arch.word_size();
+        let n = psnc_abi::timer::kernel_len(self.arch);
         self.call_with_out(Sysno::TimerGettime, &[id as u64, addr], &mut b[..n])?;
-        let [interval_sec, interval_nsec, value_sec, value_nsec] = decode_longs(self.arch, &b);
-        Ok(ITimerSpec {
-            interval_sec,
-            interval_nsec,
-            value_sec,
-            value_nsec,
-        })
+        Ok(ITimerSpec::from_bytes(self.arch, &b))
     }
 
     /// Arms POSIX timer `id` (`timer_settime(id, flags, &spec, NULL)`; flags 0 or
     /// TIMER_ABSTIME).
     pub fn timer_settime(&mut self, id: i32, flags: i32, spec: &ITimerSpec) -> Result<()> {
         let (addr, _) = self.scratch()?;
-        let f = [
-            spec.interval_sec,
-            spec.interval_nsec,
-            spec.value_sec,
-            spec.value_nsec,
-        ];
-        self.mem.write_at(addr, &encode_longs(self.arch, &f))?;
+        self.mem.write_at(addr, &spec.to_bytes(self.arch))?;
         self.syscall(Sysno::TimerSettime, &[id as u64, flags as u64, addr, 0])
             .map(drop)
     }
@@ -778,11 +658,11 @@ impl<'t> RemoteSyscaller<'t> {
     /// leader, for any thread of the process. For an i386 target the siginfo is converted to the
     /// compat layout first. The signal must be blocked in `tid`, or it is delivered as soon as
     /// the thread runs.
-    pub fn rt_tgsigqueueinfo(&mut self, tgid: i32, tid: i32, info: &SigInfo) -> Result<()> {
+    pub fn rt_tgsigqueueinfo(&mut self, tgid: i32, tid: i32, info: &KernelSigInfo) -> Result<()> {
         let (addr, _) = self.scratch()?;
         let bytes = match self.arch {
             Arch::X86_64 => *info,
-            Arch::I386 => crate::siginfo::to_compat(info),
+            Arch::I386 => psnc_abi::siginfo::to_compat(info),
         };
         self.mem.write_at(addr, &bytes.0)?;
         self.syscall(

@@ -21,10 +21,10 @@
 //! threads in an interrupt stop after each call ([`Tracee::park`]). Held signals themselves live
 //! only in the tool and are lost with it.
 
-use std::fmt;
-
 use nix::errno::Errno;
 use nix::sys::ptrace::Options;
+
+use psnc_abi::{KernelSigInfo, Rseq, UserDesc};
 
 use crate::arch::{Arch, Regs, PRSTATUS_LEN_I386, PRSTATUS_LEN_X86_64};
 use crate::error::{PtraceError, Result};
@@ -38,44 +38,6 @@ const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
 /// Upper bound for the XSAVE area: AMX tile data makes it ~11 KiB on current CPUs; the kernel
 /// shortens the iovec to the real size.
 const XSTATE_MAX: usize = 64 * 1024;
-
-/// A `siginfo_t` as the kernel hands it to a 64-bit tracer (128 bytes, also for i386 tracees,
-/// whose siginfo the kernel converts).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SigInfo(pub [u8; 128]);
-
-impl SigInfo {
-    fn int_at(&self, off: usize) -> i32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self.0[off..off + 4]);
-        i32::from_ne_bytes(b)
-    }
-
-    /// `si_signo`.
-    pub fn signo(&self) -> i32 {
-        self.int_at(0)
-    }
-
-    /// `si_errno`.
-    pub fn errno(&self) -> i32 {
-        self.int_at(4)
-    }
-
-    /// `si_code`: > 0 for signals the kernel generated, <= 0 for ones sent by a process.
-    pub fn code(&self) -> i32 {
-        self.int_at(8)
-    }
-}
-
-impl fmt::Debug for SigInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigInfo")
-            .field("signo", &self.signo())
-            .field("errno", &self.errno())
-            .field("code", &self.code())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why a thread is in a ptrace-stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,22 +72,12 @@ pub enum OnSignal {
     Hold,
 }
 
-/// An i386 `struct user_desc`: one GDT TLS entry (12..14) of a compat task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(C)]
-pub struct UserDesc {
-    /// GDT entry number.
-    pub entry_number: u32,
-    /// Segment base.
-    pub base_addr: u32,
-    /// Segment limit.
-    pub limit: u32,
-    /// seg_32bit:1, contents:2, read_exec_only:1, limit_in_pages:1, seg_not_present:1,
-    /// useable:1, lm:1, packed as the kernel packs the bitfield.
-    pub flags: u32,
-}
-
-/// The rseq registration of a thread (`struct ptrace_rseq_configuration`).
+/// The rseq registration of a thread with the field names of `struct
+/// ptrace_rseq_configuration`.
+///
+/// TODO(issue 8): remove after the module split lands. Capture still reads these field names
+/// from [`Tracee::get_rseq_configuration`]; the registration itself is [`Rseq`]
+/// ([`Tracee::get_rseq`]), which the image stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RseqConfig {
     /// Address of the thread's `struct rseq`, 0 when none is registered.
@@ -136,6 +88,17 @@ pub struct RseqConfig {
     pub signature: u32,
     /// Registration flags.
     pub flags: u32,
+}
+
+impl From<Rseq> for RseqConfig {
+    fn from(r: Rseq) -> RseqConfig {
+        RseqConfig {
+            rseq_abi_pointer: r.addr,
+            rseq_abi_size: r.len,
+            signature: r.sig,
+            flags: r.flags,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +116,7 @@ enum State {
 pub struct Tracee {
     tid: i32,
     state: State,
-    held: Vec<SigInfo>,
+    held: Vec<KernelSigInfo>,
     /// Mode seen at the current stop, so that `set_regs` can check the layout without asking the
     /// kernel again. Cleared on every resume.
     arch_cache: Option<Arch>,
@@ -252,13 +215,13 @@ impl Tracee {
     /// Signals the thread dequeued while we held it stopped and that were not delivered yet,
     /// oldest first. They are re-injected at detach (the first with its exact siginfo; see
     /// [`Tracee::detach`]). A capture stores them as the thread's pending signals.
-    pub fn held_signals(&self) -> &[SigInfo] {
+    pub fn held_signals(&self) -> &[KernelSigInfo] {
         &self.held
     }
 
     /// Takes the held signals out of the tracee: the caller becomes responsible for them (e.g. a
     /// capture that kills the target after storing them).
-    pub fn take_held_signals(&mut self) -> Vec<SigInfo> {
+    pub fn take_held_signals(&mut self) -> Vec<KernelSigInfo> {
         std::mem::take(&mut self.held)
     }
 
@@ -700,32 +663,34 @@ impl Tracee {
     /// One GDT TLS entry of a compat task (`PTRACE_GET_THREAD_AREA`, entries 12..14).
     pub fn get_thread_area(&self, entry: u32) -> Result<UserDesc> {
         self.require_stopped("PTRACE_GET_THREAD_AREA")?;
-        let mut d = UserDesc::default();
-        // SAFETY: PTRACE_GET_THREAD_AREA writes one struct user_desc (16 bytes, the layout of
-        // `UserDesc`) to `data`.
+        let mut d = [0u8; UserDesc::LEN];
+        // SAFETY: PTRACE_GET_THREAD_AREA writes one struct user_desc (16 bytes) to `data`, a
+        // buffer of exactly that size.
         unsafe {
             ptrace_raw(
                 "PTRACE_GET_THREAD_AREA",
                 PTRACE_GET_THREAD_AREA,
                 self.tid,
                 entry as usize,
-                &mut d as *mut UserDesc as usize,
+                d.as_mut_ptr() as usize,
             )
         }?;
-        Ok(d)
+        Ok(UserDesc::from_bytes(&d))
     }
 
     /// Sets one GDT TLS entry (`PTRACE_SET_THREAD_AREA`, entry from `desc.entry_number`).
     pub fn set_thread_area(&self, desc: &UserDesc) -> Result<()> {
         self.require_stopped("PTRACE_SET_THREAD_AREA")?;
-        // SAFETY: PTRACE_SET_THREAD_AREA reads one struct user_desc (16 bytes) from `data`.
+        let d = desc.to_bytes();
+        // SAFETY: PTRACE_SET_THREAD_AREA reads one struct user_desc (16 bytes) from `data`, a
+        // buffer of exactly that size.
         unsafe {
             ptrace_raw(
                 "PTRACE_SET_THREAD_AREA",
                 PTRACE_SET_THREAD_AREA,
                 self.tid,
                 desc.entry_number as usize,
-                desc as *const UserDesc as usize,
+                d.as_ptr() as usize,
             )
         }?;
         Ok(())
@@ -769,9 +734,9 @@ impl Tracee {
     }
 
     /// The siginfo of the signal-delivery-stop the thread is in (`PTRACE_GETSIGINFO`).
-    pub fn get_siginfo(&self) -> Result<SigInfo> {
+    pub fn get_siginfo(&self) -> Result<KernelSigInfo> {
         self.require_stopped("PTRACE_GETSIGINFO")?;
-        let mut info = SigInfo([0; 128]);
+        let mut info = KernelSigInfo([0; 128]);
         // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) to `data`.
         unsafe {
             ptrace_raw(
@@ -786,7 +751,7 @@ impl Tracee {
     }
 
     /// Replaces the siginfo of the signal about to be delivered (`PTRACE_SETSIGINFO`).
-    pub fn set_siginfo(&self, info: &SigInfo) -> Result<()> {
+    pub fn set_siginfo(&self, info: &KernelSigInfo) -> Result<()> {
         self.require_stopped("PTRACE_SETSIGINFO")?;
         // SAFETY: PTRACE_SETSIGINFO reads one siginfo_t (128 bytes) from `data`.
         unsafe {
@@ -803,12 +768,12 @@ impl Tracee {
 
     /// Pending signals, without dequeuing them (`PTRACE_PEEKSIGINFO`): the thread's own queue, or
     /// with `shared` the process-wide one. Reads in batches until the queue is exhausted.
-    pub fn peek_siginfo(&self, shared: bool) -> Result<Vec<SigInfo>> {
+    pub fn peek_siginfo(&self, shared: bool) -> Result<Vec<KernelSigInfo>> {
         self.require_stopped("PTRACE_PEEKSIGINFO")?;
         const BATCH: usize = 32;
         let mut out = Vec::new();
         loop {
-            let mut buf = [SigInfo([0; 128]); BATCH];
+            let mut buf = [[0u8; 128]; BATCH];
             let args = libc::ptrace_peeksiginfo_args {
                 off: out.len() as u64,
                 flags: if shared {
@@ -830,17 +795,18 @@ impl Tracee {
                 )
             }?;
             let n = usize::try_from(n).unwrap_or(0).min(BATCH);
-            out.extend_from_slice(&buf[..n]);
+            out.extend(buf[..n].iter().map(|b| KernelSigInfo(*b)));
             if n < BATCH {
                 return Ok(out);
             }
         }
     }
 
-    /// The thread's rseq registration (`PTRACE_GET_RSEQ_CONFIGURATION`, Linux 5.13+).
-    pub fn get_rseq_configuration(&self) -> Result<RseqConfig> {
+    /// The thread's rseq registration (`PTRACE_GET_RSEQ_CONFIGURATION`, Linux 5.13+); `addr` 0
+    /// when none is registered.
+    pub fn get_rseq(&self) -> Result<Rseq> {
         self.require_stopped("PTRACE_GET_RSEQ_CONFIGURATION")?;
-        let mut raw = [0u8; 24];
+        let mut raw = [0u8; Rseq::PTRACE_CONFIG_LEN];
         // SAFETY: the request writes at most `addr` (= 24, the struct's size) bytes to `data`.
         unsafe {
             ptrace_raw(
@@ -851,15 +817,14 @@ impl Tracee {
                 raw.as_mut_ptr() as usize,
             )
         }?;
-        let u32_at = |o: usize| u32::from_ne_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
-        let mut p = [0u8; 8];
-        p.copy_from_slice(&raw[..8]);
-        Ok(RseqConfig {
-            rseq_abi_pointer: u64::from_ne_bytes(p),
-            rseq_abi_size: u32_at(8),
-            signature: u32_at(12),
-            flags: u32_at(16),
-        })
+        Ok(Rseq::from_ptrace_config(&raw))
+    }
+
+    /// [`Tracee::get_rseq`] with the kernel struct's field names.
+    ///
+    /// TODO(issue 8): remove with [`RseqConfig`] after the module split lands.
+    pub fn get_rseq_configuration(&self) -> Result<RseqConfig> {
+        self.get_rseq().map(RseqConfig::from)
     }
 
     /// The message of the last `PTRACE_EVENT_*` stop (`PTRACE_GETEVENTMSG`), e.g. a new TID.
@@ -880,7 +845,7 @@ impl Tracee {
     }
 
     /// Records a signal the engine dequeued, to be given back at detach.
-    pub(crate) fn hold(&mut self, info: SigInfo) {
+    pub(crate) fn hold(&mut self, info: KernelSigInfo) {
         self.held.push(info);
     }
 }

@@ -3,146 +3,29 @@
 //!
 //! Every remote call goes through [`Task::call`], which names the step in its error, so a failure
 //! reads "restoring process 4242: recreating mapping 0x400000-0x401000: mmap failed: EEXIST".
-//! The calls psnc-ptrace's [`Sysno`] table does not list (restore-only ones such as
-//! `pidfd_getfd`, `setresuid`, `capset`) are numbered here, in [`Extra`], for both modes.
+//! The calls are numbered by [`Sysno`], psnc-abi's one table for both modes, restore-only calls
+//! such as `pidfd_getfd`, `setresuid` and `capset` included.
 
-use psnc_format::model::{self, Arch};
-use psnc_ptrace::{ProcMem, PtraceError, RemoteSyscaller, Sysno, Tracee};
+use psnc_abi::{Arch, Regs, Sysno};
+use psnc_ptrace::{ProcMem, PtraceError, RemoteSyscaller, Tracee};
 
 use crate::error::{RestoreError, Result};
 
-/// The ptrace crate's mode for a model mode.
-pub fn ptrace_arch(a: Arch) -> psnc_ptrace::Arch {
-    match a {
-        Arch::X86_64 => psnc_ptrace::Arch::X86_64,
-        Arch::I386 => psnc_ptrace::Arch::I386,
-    }
+// TODO(issue 8): remove the shim after the module split lands. The other files of this crate
+// still name restore-only calls `Extra::...` and convert modes and registers with
+// `ptrace_arch`/`ptrace_regs`; all three are psnc-abi's types now, so the shim is the identity.
+/// The former table of restore-only calls, now part of [`Sysno`].
+pub use psnc_abi::Sysno as Extra;
+
+/// The mode of a model process as the ptrace crate takes it: the same type since psnc-abi.
+pub fn ptrace_arch(a: Arch) -> Arch {
+    a
 }
 
-/// The ptrace crate's registers for the model's.
-pub fn ptrace_regs(r: &model::Regs) -> psnc_ptrace::Regs {
-    match r {
-        model::Regs::X86_64(v) => psnc_ptrace::Regs::X86_64(*v),
-        model::Regs::I386(v) => psnc_ptrace::Regs::I386(*v),
-    }
-}
-
-/// Restore-only system calls, with their numbers in each mode (x86_64 from `libc::SYS_*`, i386
-/// from the kernel's `syscall_32.tbl`, checked against `asm/unistd_32.h` by a test).
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Extra {
-    PidfdOpen,
-    PidfdGetfd,
-    CloseRange,
-    /// i386: `setresuid32`.
-    Setresuid,
-    /// i386: `setresgid32`.
-    Setresgid,
-    /// i386: `setgroups32` (32-bit gids).
-    Setgroups,
-    /// i386: `setfsuid32`.
-    Setfsuid,
-    /// i386: `setfsgid32`.
-    Setfsgid,
-    Capset,
-    RtSigqueueinfo,
-    Mlock2,
-    Chroot,
-}
-
-impl Extra {
-    /// The number in `arch`.
-    pub fn nr(self, arch: psnc_ptrace::Arch) -> u64 {
-        let (x64, x32): (libc::c_long, u64) = match self {
-            Extra::PidfdOpen => (libc::SYS_pidfd_open, 434),
-            Extra::PidfdGetfd => (libc::SYS_pidfd_getfd, 438),
-            Extra::CloseRange => (libc::SYS_close_range, 436),
-            Extra::Setresuid => (libc::SYS_setresuid, 208),
-            Extra::Setresgid => (libc::SYS_setresgid, 210),
-            Extra::Setgroups => (libc::SYS_setgroups, 206),
-            Extra::Setfsuid => (libc::SYS_setfsuid, 215),
-            Extra::Setfsgid => (libc::SYS_setfsgid, 216),
-            Extra::Capset => (libc::SYS_capset, 185),
-            Extra::RtSigqueueinfo => (libc::SYS_rt_sigqueueinfo, 178),
-            Extra::Mlock2 => (libc::SYS_mlock2, 376),
-            Extra::Chroot => (libc::SYS_chroot, 61),
-        };
-        match arch {
-            psnc_ptrace::Arch::X86_64 => x64 as u64,
-            psnc_ptrace::Arch::I386 => x32,
-        }
-    }
-
-    /// The kernel's name in `arch`, as after `__NR_` in the uapi headers.
-    pub fn kernel_name(self, arch: psnc_ptrace::Arch) -> &'static str {
-        let i386 = arch == psnc_ptrace::Arch::I386;
-        match self {
-            Extra::PidfdOpen => "pidfd_open",
-            Extra::PidfdGetfd => "pidfd_getfd",
-            Extra::CloseRange => "close_range",
-            Extra::Setresuid if i386 => "setresuid32",
-            Extra::Setresuid => "setresuid",
-            Extra::Setresgid if i386 => "setresgid32",
-            Extra::Setresgid => "setresgid",
-            Extra::Setgroups if i386 => "setgroups32",
-            Extra::Setgroups => "setgroups",
-            Extra::Setfsuid if i386 => "setfsuid32",
-            Extra::Setfsuid => "setfsuid",
-            Extra::Setfsgid if i386 => "setfsgid32",
-            Extra::Setfsgid => "setfsgid",
-            Extra::Capset => "capset",
-            Extra::RtSigqueueinfo => "rt_sigqueueinfo",
-            Extra::Mlock2 => "mlock2",
-            Extra::Chroot => "chroot",
-        }
-    }
-
-    /// Every entry, for the number test.
-    pub const ALL: &'static [Extra] = &[
-        Extra::PidfdOpen,
-        Extra::PidfdGetfd,
-        Extra::CloseRange,
-        Extra::Setresuid,
-        Extra::Setresgid,
-        Extra::Setgroups,
-        Extra::Setfsuid,
-        Extra::Setfsgid,
-        Extra::Capset,
-        Extra::RtSigqueueinfo,
-        Extra::Mlock2,
-        Extra::Chroot,
-    ];
-}
-
-/// A system call to run remotely: from psnc-ptrace's table or restore's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Call {
-    /// A call of [`Sysno`].
-    Sys(Sysno),
-    /// A restore-only call.
-    Extra(Extra),
-}
-
-impl From<Sysno> for Call {
-    fn from(s: Sysno) -> Call {
-        Call::Sys(s)
-    }
-}
-
-impl From<Extra> for Call {
-    fn from(e: Extra) -> Call {
-        Call::Extra(e)
-    }
-}
-
-impl Call {
-    fn name(self, arch: psnc_ptrace::Arch) -> &'static str {
-        match self {
-            Call::Sys(s) => s.kernel_name(arch),
-            Call::Extra(e) => e.kernel_name(arch),
-        }
-    }
+/// The registers of a model thread as the ptrace crate takes them: the same type since
+/// psnc-abi.
+pub fn ptrace_regs(r: &Regs) -> Regs {
+    *r
 }
 
 /// The traced task being rebuilt.
@@ -153,7 +36,7 @@ pub struct Task {
     /// The traced (only, for now) thread.
     pub tracee: Tracee,
     /// Its mode.
-    pub arch: psnc_ptrace::Arch,
+    pub arch: Arch,
     /// Address of the system-call instruction calls run from.
     pub insn: u64,
     /// `/proc/PID/mem`, opened for writing.
@@ -204,36 +87,33 @@ impl Task {
         move |source| RestoreError::Step { pid, step, source }
     }
 
-    /// Runs `call` with `args` in the task; an error result becomes [`RestoreError::RemoteCall`]
-    /// naming `step`.
-    pub fn call(&mut self, step: &str, call: impl Into<Call>, args: &[u64]) -> Result<u64> {
-        let call = call.into();
-        let r = self.call_raw(step, call, args)?;
+    /// Runs `sysno` with `args` in the task; an error result becomes
+    /// [`RestoreError::RemoteCall`] naming `step`.
+    pub fn call(&mut self, step: &str, sysno: Sysno, args: &[u64]) -> Result<u64> {
+        let r = self.call_raw(step, sysno, args)?;
         if (-4095..0).contains(&r) {
             return Err(RestoreError::RemoteCall {
                 pid: self.pid as u32,
                 step: step.to_string(),
-                call: call.name(self.arch),
+                call: sysno.kernel_name(self.arch),
                 errno: nix::errno::Errno::from_raw(-r as i32),
             });
         }
         Ok(match self.arch {
-            psnc_ptrace::Arch::X86_64 => r as u64,
-            psnc_ptrace::Arch::I386 => r as u64 & u64::from(u32::MAX),
+            Arch::X86_64 => r as u64,
+            Arch::I386 => r as u64 & u64::from(u32::MAX),
         })
     }
 
-    /// Runs `call` and returns the raw result (`-errno` on failure).
-    pub fn call_raw(&mut self, step: &str, call: impl Into<Call>, args: &[u64]) -> Result<i64> {
-        let call = call.into();
-        let nr = match call {
-            Call::Sys(s) => s.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
-                sysno: s,
+    /// Runs `sysno` and returns the raw result (`-errno` on failure).
+    pub fn call_raw(&mut self, step: &str, sysno: Sysno, args: &[u64]) -> Result<i64> {
+        let nr = sysno
+            .nr(self.arch)
+            .ok_or(PtraceError::NoSyscallNr {
+                sysno,
                 arch: self.arch,
-            }),
-            Call::Extra(e) => Ok(e.nr(self.arch)),
-        }
-        .map_err(self.step_err(step))?;
+            })
+            .map_err(self.step_err(step))?;
         let mut a = [0u64; 6];
         for (d, &s) in a.iter_mut().zip(args) {
             *d = s;
@@ -290,35 +170,5 @@ impl Task {
         let out = f(&mut sc).map_err(wrap)?;
         sc.finish().map_err(wrap)?;
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The i386 numbers must be the kernel's; the uapi header is generated from its table.
-    #[test]
-    fn extra_numbers_match_uapi_headers() {
-        for (arch, header) in [
-            (psnc_ptrace::Arch::I386, "asm/unistd_32.h"),
-            (psnc_ptrace::Arch::X86_64, "asm/unistd_64.h"),
-        ] {
-            let Ok(h) = std::fs::read_to_string(format!("/usr/include/x86_64-linux-gnu/{header}"))
-                .or_else(|_| std::fs::read_to_string(format!("/usr/include/{header}")))
-            else {
-                psnc_testkit::skip(
-                    format!("extra_numbers_match_uapi_headers {arch:?}"),
-                    format!("no {header} (install linux-libc-dev)"),
-                );
-                continue;
-            };
-            for &e in Extra::ALL {
-                let want = format!("#define __NR_{} ", e.kernel_name(arch));
-                let line = h.lines().find(|l| l.starts_with(&want));
-                let nr: Option<u64> = line.and_then(|l| l[want.len()..].trim().parse().ok());
-                assert_eq!(nr, Some(e.nr(arch)), "{}", e.kernel_name(arch));
-            }
-        }
     }
 }

@@ -1,7 +1,9 @@
 //! Rust mirror of `kmod/include/uapi/psnc_checkpoint.h`, the ABI of `/dev/checkpoint`.
 //!
 //! The one copy of the ABI on the Rust side; [`super::KmodDevice`] makes the `ioctl` calls. This
-//! file has no `unsafe` code apart from the [`CpArg`] marker impls and depends on `std` only.
+//! file has no `unsafe` code: every struct derives `bytemuck::Pod`, whose derive refuses at
+//! compile time a struct that is not `#[repr(C)]`, holds a field that is not plain data, or has
+//! a padding byte; that is what lets the ioctl wrapper hand the kernel a struct as its bytes.
 //!
 //! Every command takes one struct that opens with a [`CpHeader`]; the module reads the header
 //! only and overwrites everything after it:
@@ -23,6 +25,8 @@
 //! never changes, a new layout gets a new command number and feature bit.
 
 use std::mem::size_of;
+
+use bytemuck::{Pod, Zeroable};
 
 /// Path of the device node.
 pub const DEVICE: &str = "/dev/checkpoint";
@@ -88,23 +92,23 @@ const fn iowr(nr: u32, size: usize) -> u32 {
 }
 
 /// Request number of `PSNC_CP_GET_VERSION`.
-pub const GET_VERSION: u32 = iowr(0x00, size_of::<CpVersion>());
+pub const GET_VERSION: u32 = <CpVersion as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_SIGACTIONS`.
-pub const GET_SIGACTIONS: u32 = iowr(0x01, size_of::<CpSigActions>());
+pub const GET_SIGACTIONS: u32 = <CpSigActions as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_SIGALTSTACK`.
-pub const GET_SIGALTSTACK: u32 = iowr(0x02, size_of::<CpSigAltStack>());
+pub const GET_SIGALTSTACK: u32 = <CpSigAltStack as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_ITIMERS`.
-pub const GET_ITIMERS: u32 = iowr(0x03, size_of::<CpITimers>());
+pub const GET_ITIMERS: u32 = <CpITimers as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_TASK_MISC`.
-pub const GET_TASK_MISC: u32 = iowr(0x04, size_of::<CpTaskMisc>());
+pub const GET_TASK_MISC: u32 = <CpTaskMisc as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_TASK_MISC2`.
-pub const GET_TASK_MISC2: u32 = iowr(0x05, size_of::<CpTaskMisc2>());
+pub const GET_TASK_MISC2: u32 = <CpTaskMisc2 as CpArg>::REQUEST;
 /// Request number of `PSNC_CP_GET_POSIX_TIMERS`.
-pub const GET_POSIX_TIMERS: u32 = iowr(0x06, size_of::<CpPosixTimers>());
+pub const GET_POSIX_TIMERS: u32 = <CpPosixTimers as CpArg>::REQUEST;
 
 /// `struct psnc_cp_header`: opens every argument struct; the caller fills it in.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpHeader {
     /// [`HEADER_V1`].
     pub version: u32,
@@ -120,7 +124,7 @@ pub struct CpHeader {
 
 /// `struct psnc_cp_version`: `GET_VERSION`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpVersion {
     /// Header, `tid` 0.
     pub hdr: CpHeader,
@@ -150,7 +154,7 @@ impl CpVersion {
 
 /// `struct psnc_cp_sigaction`: one handler, as `rt_sigaction(2)` reports it.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpSigAction {
     /// `sa_handler` (0 = `SIG_DFL`, 1 = `SIG_IGN`).
     pub handler: u64,
@@ -164,7 +168,7 @@ pub struct CpSigAction {
 
 /// `struct psnc_cp_sigactions`: `GET_SIGACTIONS`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct CpSigActions {
     /// Header.
     pub hdr: CpHeader,
@@ -178,18 +182,13 @@ pub struct CpSigActions {
 
 impl Default for CpSigActions {
     fn default() -> Self {
-        CpSigActions {
-            hdr: CpHeader::default(),
-            nr: 0,
-            pad: 0,
-            act: [CpSigAction::default(); NSIG],
-        }
+        Self::zeroed()
     }
 }
 
 /// `struct psnc_cp_sigaltstack`: `GET_SIGALTSTACK`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpSigAltStack {
     /// Header.
     pub hdr: CpHeader,
@@ -205,7 +204,7 @@ pub struct CpSigAltStack {
 
 /// `struct psnc_cp_itimer`: one interval timer in nanoseconds (getitimer truncates to µs).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpITimer {
     /// Time to the next expiry; 0 = disarmed.
     pub value_ns: u64,
@@ -215,7 +214,7 @@ pub struct CpITimer {
 
 /// `struct psnc_cp_itimers`: `GET_ITIMERS`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpITimers {
     /// Header.
     pub hdr: CpHeader,
@@ -225,7 +224,7 @@ pub struct CpITimers {
 
 /// `struct psnc_cp_task_misc`: `GET_TASK_MISC`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpTaskMisc {
     /// Header.
     pub hdr: CpHeader,
@@ -253,7 +252,7 @@ pub struct CpTaskMisc {
 
 /// `struct psnc_cp_task_misc2`: `GET_TASK_MISC2`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpTaskMisc2 {
     /// Header.
     pub hdr: CpHeader,
@@ -271,7 +270,7 @@ pub struct CpTaskMisc2 {
 
 /// `struct psnc_cp_posix_timer`: one POSIX timer of the process.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
 pub struct CpPosixTimer {
     /// Timer ID.
     pub id: i32,
@@ -295,7 +294,7 @@ pub struct CpPosixTimer {
 
 /// `struct psnc_cp_posix_timers`: `GET_POSIX_TIMERS`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct CpPosixTimers {
     /// Header.
     pub hdr: CpHeader,
@@ -309,32 +308,30 @@ pub struct CpPosixTimers {
 
 impl Default for CpPosixTimers {
     fn default() -> Self {
-        Self {
-            hdr: CpHeader::default(),
-            nr: 0,
-            flags: 0,
-            timer: [CpPosixTimer::default(); MAX_POSIX_TIMERS],
-        }
+        Self::zeroed()
     }
 }
 
 /// An argument struct of one `/dev/checkpoint` command.
 ///
-/// # Safety
-/// Implementors are `#[repr(C)]` structs of integers only, without padding, that open with a
-/// [`CpHeader`], so every bit pattern the kernel writes is a valid value, and [`CpArg::REQUEST`]
-/// encodes `size_of::<Self>()`. The ioctl wrapper relies on this to hand the kernel
-/// `&mut Self` as a byte buffer of that size.
-pub unsafe trait CpArg: Copy + Default {
-    /// The ioctl request number.
-    const REQUEST: u32;
+/// `Pod` (derived, so checked by the compiler) makes it padding-free plain data that any bytes
+/// the kernel writes leave valid; [`CpArg::REQUEST`] is computed from `size_of::<Self>()`, so the
+/// request never claims a size other than the struct's. An impl names the command number and
+/// the header: the ioctl wrapper needs nothing else to hand the kernel `&mut Self` as a byte
+/// buffer of the size the request encodes.
+pub trait CpArg: Pod {
+    /// The command number (`_IOC_NR`).
+    const NR: u32;
+
+    /// The ioctl request number: `_IOWR(IOC_MAGIC, NR, sizeof(Self))`.
+    const REQUEST: u32 = iowr(Self::NR, size_of::<Self>());
 
     /// The header to fill in before the call.
     fn header_mut(&mut self) -> &mut CpHeader;
 
     /// A zeroed struct with its header filled in for thread `tid` (0 for `GET_VERSION`).
     fn for_tid(tid: i32) -> Self {
-        let mut arg = Self::default();
+        let mut arg = Self::zeroed();
         *arg.header_mut() = CpHeader {
             version: HEADER_V1,
             size: size_of::<Self>() as u32,
@@ -346,58 +343,50 @@ pub unsafe trait CpArg: Copy + Default {
     }
 }
 
-// SAFETY: repr(C), integers only, no padding (pinned by the layout test), opens with CpHeader,
-// GET_VERSION encodes size_of::<CpVersion>().
-unsafe impl CpArg for CpVersion {
-    const REQUEST: u32 = GET_VERSION;
+impl CpArg for CpVersion {
+    const NR: u32 = 0x00;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_SIGACTIONS encodes size_of::<CpSigActions>().
-unsafe impl CpArg for CpSigActions {
-    const REQUEST: u32 = GET_SIGACTIONS;
+impl CpArg for CpSigActions {
+    const NR: u32 = 0x01;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_SIGALTSTACK encodes size_of::<CpSigAltStack>().
-unsafe impl CpArg for CpSigAltStack {
-    const REQUEST: u32 = GET_SIGALTSTACK;
+impl CpArg for CpSigAltStack {
+    const NR: u32 = 0x02;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_ITIMERS encodes size_of::<CpITimers>().
-unsafe impl CpArg for CpITimers {
-    const REQUEST: u32 = GET_ITIMERS;
+impl CpArg for CpITimers {
+    const NR: u32 = 0x03;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_TASK_MISC encodes size_of::<CpTaskMisc>().
-unsafe impl CpArg for CpTaskMisc {
-    const REQUEST: u32 = GET_TASK_MISC;
+impl CpArg for CpTaskMisc {
+    const NR: u32 = 0x04;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_TASK_MISC2 encodes size_of::<CpTaskMisc2>().
-unsafe impl CpArg for CpTaskMisc2 {
-    const REQUEST: u32 = GET_TASK_MISC2;
+impl CpArg for CpTaskMisc2 {
+    const NR: u32 = 0x05;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
 }
 
-// SAFETY: as for CpVersion; GET_POSIX_TIMERS encodes size_of::<CpPosixTimers>().
-unsafe impl CpArg for CpPosixTimers {
-    const REQUEST: u32 = GET_POSIX_TIMERS;
+impl CpArg for CpPosixTimers {
+    const NR: u32 = 0x06;
     fn header_mut(&mut self) -> &mut CpHeader {
         &mut self.hdr
     }
@@ -648,8 +637,9 @@ mod tests {
 
     #[test]
     fn no_struct_has_hidden_padding() {
-        // The sum of the field sizes equals the struct size: no padding byte the kernel
-        // could leave uninitialised, which CpArg's safety contract needs.
+        // The sum of the field sizes equals the struct size: no padding byte the kernel could
+        // leave uninitialised. The Pod derive already refuses padding at compile time; this
+        // keeps the layout table, which the C comparison below reads, honest as well.
         fn sum(prefix: &str) -> usize {
             layout_table()
                 .lines()
