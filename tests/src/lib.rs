@@ -10,6 +10,8 @@
 //! code, and a panic message that names the step, the PID and the tool output is what a developer
 //! needs.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -989,7 +991,9 @@ pub fn pids_with_comm(comm: &str) -> Vec<u32> {
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             alive(*pid)
-                && fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+                && psnc_proc::ProcDir::new(*pid as i32)
+                    .comm()
+                    .is_ok_and(|c| c.trim() == comm)
         })
         .collect()
 }

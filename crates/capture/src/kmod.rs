@@ -11,7 +11,7 @@
 //! The module answers only the thread that ptrace-attached the target, while the target sits in
 //! a ptrace stop: capture calls this from the thread that froze it, before anything resumes it.
 
-use psnc_format::model::{Arch, SigAction, SigAltStack};
+use psnc_format::model::Arch;
 use psnc_ptrace::kmod::{uapi, KmodDevice, ModuleVersion};
 
 use crate::error::{CaptureError, Result};
@@ -42,15 +42,7 @@ pub fn kmod_state(
 
     let actions = dev
         .sigactions(leader)
-        .map_err(err(leader, "reading the handlers from /dev/checkpoint"))?
-        .into_iter()
-        .map(|a| SigAction {
-            handler: a.handler,
-            flags: a.flags,
-            restorer: a.restorer,
-            mask: a.mask,
-        })
-        .collect();
+        .map_err(err(leader, "reading the handlers from /dev/checkpoint"))?;
     let itimers = dev
         .itimers(leader)
         .map_err(err(
@@ -96,11 +88,7 @@ pub fn kmod_state(
             Arch::X86_64 => None,
         };
         threads.push(KernelThreadState {
-            sigaltstack: SigAltStack {
-                sp: ss.sp,
-                flags: ss.flags as u32,
-                size: ss.size,
-            },
+            sigaltstack: ss,
             clear_child_tid,
             compat_robust_list,
         });

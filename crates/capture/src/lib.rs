@@ -62,6 +62,8 @@
 //! (the tool's own termination signals), [`procfs`] (the `/proc/PID` parsers), [`host`] (the
 //! host identity), [`error`].
 
+#![forbid(unsafe_code)]
+
 pub mod creds;
 pub mod error;
 pub mod fds;

@@ -2,6 +2,8 @@
 //!
 //! Thin: parses arguments, calls [`psnc_capture::capture`], prints the summary or the error.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

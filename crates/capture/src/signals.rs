@@ -8,12 +8,11 @@
 //! [`crate::timers`]. Per-thread signal state (mask, private queue, sigaltstack) lives in
 //! [`crate::threads`].
 
-use psnc_format::model::{ProcessSignals, SigAction};
+use psnc_format::model::{ProcessSignals, SigAction, SigInfo};
 use psnc_ptrace::{RemoteSyscaller, Tracee};
 
 use crate::error::Result;
 use crate::stop::trace_error;
-use crate::threads::model_siginfo;
 use crate::timers::KernelTimerState;
 
 /// The kernel-only signal state of the process: what `rt_sigaction` reports in the target, from
@@ -29,15 +28,7 @@ pub fn remote_signal_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<Ker
     let tid = sc.tracee().tid();
     let actions = sc
         .get_all_sigactions()
-        .map_err(|e| trace_error(pid, tid, "rt_sigaction", e))?
-        .into_iter()
-        .map(|a| SigAction {
-            handler: a.handler,
-            flags: a.flags,
-            restorer: a.restorer,
-            mask: a.mask,
-        })
-        .collect();
+        .map_err(|e| trace_error(pid, tid, "rt_sigaction", e))?;
     Ok(KernelSignalState { actions })
 }
 
@@ -54,7 +45,7 @@ pub fn collect(
         .map_err(|e| trace_error(pid, leader.tid(), "PTRACE_PEEKSIGINFO (shared)", e))?;
     Ok(ProcessSignals {
         actions: remote.actions,
-        shared_pending: shared.iter().map(model_siginfo).collect(),
+        shared_pending: shared.iter().map(SigInfo::from).collect(),
         itimers: timers.itimers,
         posix_timers: timers.posix_timers,
     })

@@ -9,9 +9,7 @@
 //! i386), which becomes the process's [`Arch`] ([`process_arch`]). Model type: [`Thread`] in
 //! `psnc_format::model`.
 
-use psnc_format::model::{
-    Arch, Regs, Rseq, SigAltStack, SigInfo, SyscallRestart, Thread, UserDesc,
-};
+use psnc_format::model::{Arch, Regs, SigAltStack, SigInfo, SyscallRestart, Thread, UserDesc};
 use psnc_ptrace::arch::{i386, restart, x86_64};
 use psnc_ptrace::{RemoteSyscaller, Tracee};
 
@@ -89,31 +87,6 @@ pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
     }
 }
 
-/// Converts the ptrace crate's registers into the model's (the same layouts).
-pub fn model_regs(r: psnc_ptrace::Regs) -> Regs {
-    match r {
-        psnc_ptrace::Regs::X86_64(v) => Regs::X86_64(v),
-        psnc_ptrace::Regs::I386(v) => Regs::I386(v),
-    }
-}
-
-/// The model's architecture of a ptrace-crate mode.
-pub fn model_arch(a: psnc_ptrace::Arch) -> Arch {
-    match a {
-        psnc_ptrace::Arch::X86_64 => Arch::X86_64,
-        psnc_ptrace::Arch::I386 => Arch::I386,
-    }
-}
-
-/// Converts a ptrace siginfo into the model's.
-pub fn model_siginfo(s: &psnc_ptrace::SigInfo) -> SigInfo {
-    SigInfo {
-        signo: s.signo() as u32,
-        code: s.code(),
-        raw: s.0.to_vec(),
-    }
-}
-
 /// What only the thread itself can report (or the module), from either source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelThreadState {
@@ -138,11 +111,7 @@ pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<Ker
         psnc_ptrace::Arch::X86_64 => None,
     };
     Ok(KernelThreadState {
-        sigaltstack: SigAltStack {
-            sp: ss.sp,
-            flags: ss.flags as u32,
-            size: ss.size,
-        },
+        sigaltstack: ss,
         clear_child_tid,
         compat_robust_list,
     })
@@ -167,7 +136,7 @@ pub fn process_arch(frozen: &mut Frozen) -> Result<Arch> {
             });
         }
     }
-    Ok(model_arch(arch.unwrap_or(psnc_ptrace::Arch::X86_64)))
+    Ok(arch.unwrap_or(Arch::X86_64))
 }
 
 /// Reads the state of every stopped thread of `frozen`; `kernel` is their kernel-only state, in
@@ -196,30 +165,22 @@ pub fn capture_thread(
     let tid = t.tid();
     let err = |what: &'static str| move |e| trace_error(pid, tid, what, e);
 
-    let mut regs = model_regs(
-        t.get_regs()
-            .map_err(err("reading registers (NT_PRSTATUS)"))?,
-    );
+    let mut regs = t
+        .get_regs()
+        .map_err(err("reading registers (NT_PRSTATUS)"))?;
     let xsave = t
         .get_xstate()
         .map_err(err("reading the XSAVE area (NT_X86_XSTATE)"))?;
     let sigmask = t.get_sigmask().map_err(err("PTRACE_GETSIGMASK"))?;
-    let mut pending: Vec<SigInfo> = t.held_signals().iter().map(model_siginfo).collect();
+    let mut pending: Vec<SigInfo> = t.held_signals().iter().map(SigInfo::from).collect();
     pending.extend(
         t.peek_siginfo(false)
             .map_err(err("PTRACE_PEEKSIGINFO"))?
             .iter()
-            .map(model_siginfo),
+            .map(SigInfo::from),
     );
-    let rseq = t
-        .get_rseq_configuration()
-        .map_err(err("PTRACE_GET_RSEQ_CONFIGURATION"))?;
-    let rseq = (rseq.rseq_abi_pointer != 0).then_some(Rseq {
-        addr: rseq.rseq_abi_pointer,
-        len: rseq.rseq_abi_size,
-        sig: rseq.signature,
-        flags: rseq.flags,
-    });
+    let rseq = t.get_rseq().map_err(err("PTRACE_GET_RSEQ_CONFIGURATION"))?;
+    let rseq = (rseq.addr != 0).then_some(rseq);
 
     let (fs_base, gs_base, tls) = match &regs {
         Regs::X86_64(r) => (r[x86_64::FS_BASE], r[x86_64::GS_BASE], Vec::new()),

@@ -1,7 +1,7 @@
 //! The in-memory model of a checkpoint: what a checkpoint *is*, independent of how it is stored.
 //!
 //! Capture fills a [`Checkpoint`]; restore and imgtool read one. Nothing here knows about bytes on
-//! disk: the `raw` module converts to and from the frozen, per-section-version on-disk structs of
+//! disk: the `sections` module converts to and from the frozen, per-section-version on-disk structs of
 //! either layout class. Every address, size and file offset is a `u64` here; the 32-bit layout class
 //! narrows them on write and names the first field that does not fit.
 //!

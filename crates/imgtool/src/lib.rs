@@ -18,6 +18,8 @@
 //! Exit statuses are the scheme of all three tools ([`psnc_cli::Exit`]); [`Error::exit_status`]
 //! maps each error to one, and the binary documents them in its `--help`.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 

@@ -2,6 +2,8 @@
 //!
 //! Argument parsing and output only; the work is in the `psnc_imgtool` library.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

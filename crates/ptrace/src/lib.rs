@@ -32,6 +32,9 @@
 //! # let _ = (regs, brk); Ok(()) }
 //! ```
 
+// The one crate of the workspace allowed to hold unsafe code (the workspace denies it).
+#![allow(unsafe_code)]
+
 pub mod arch;
 pub mod error;
 pub mod kmod;
@@ -53,11 +56,4 @@ pub use psnc_abi::{
     UserDesc, XstateMasks,
 };
 pub use remote::{find_syscall_insn, RemoteSyscaller};
-pub use tracee::{kill_all, OnSignal, RseqConfig, Stop, Tracee};
-
-// TODO(issue 8): remove these two aliases after the module split lands. Capture and restore
-// still build and read the kernel's siginfo as `psnc_ptrace::SigInfo(bytes)` / `.0`, and restore
-// builds `psnc_ptrace::SigAltStack` with `int` flags; once they name `KernelSigInfo` and
-// `psnc_abi::SigAltStack`, `psnc_ptrace::SigInfo` would wrongly suggest the model's type.
-pub use psnc_abi::KernelSigInfo as SigInfo;
-pub use remote::SigAltStackI32 as SigAltStack;
+pub use tracee::{kill_all, OnSignal, Stop, Tracee};

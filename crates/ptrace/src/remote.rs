@@ -236,31 +236,6 @@ pub fn find_syscall_insn(pid: i32, arch: Arch) -> Result<u64> {
     Err(PtraceError::NoSyscallInsn { pid, arch })
 }
 
-/// The shape `psnc_ptrace::SigAltStack` had before psnc-abi, with the kernel's `int` flags.
-///
-/// TODO(issue 8): remove after the module split lands. Restore's task.rs still builds this
-/// (`flags: ... as i32`); [`RemoteSyscaller::set_sigaltstack`] takes it as well as
-/// [`SigAltStack`], the type every other method returns and the image stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SigAltStackI32 {
-    /// `ss_sp`.
-    pub sp: u64,
-    /// `ss_flags`.
-    pub flags: i32,
-    /// `ss_size`.
-    pub size: u64,
-}
-
-impl From<SigAltStackI32> for SigAltStack {
-    fn from(s: SigAltStackI32) -> SigAltStack {
-        SigAltStack {
-            sp: s.sp,
-            flags: s.flags as u32,
-            size: s.size,
-        }
-    }
-}
-
 /// A scratch area in the target for syscalls that take pointers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Scratch {
@@ -567,11 +542,7 @@ impl<'t> RemoteSyscaller<'t> {
 
     /// Sets the alternate signal stack (`sigaltstack(&ss, NULL)`); EPERM while the thread runs
     /// on the current one, so restore sets it before the final registers.
-    ///
-    /// TODO(issue 8): take `&SigAltStack` only once restore no longer builds a
-    /// [`SigAltStackI32`].
-    pub fn set_sigaltstack<S: Copy + Into<SigAltStack>>(&mut self, ss: &S) -> Result<()> {
-        let ss: SigAltStack = (*ss).into();
+    pub fn set_sigaltstack(&mut self, ss: &SigAltStack) -> Result<()> {
         let (addr, _) = self.scratch()?;
         self.mem.write_at(addr, &ss.to_bytes(self.arch))?;
         self.syscall(Sysno::Sigaltstack, &[addr, 0]).map(drop)

@@ -72,35 +72,6 @@ pub enum OnSignal {
     Hold,
 }
 
-/// The rseq registration of a thread with the field names of `struct
-/// ptrace_rseq_configuration`.
-///
-/// TODO(issue 8): remove after the module split lands. Capture still reads these field names
-/// from [`Tracee::get_rseq_configuration`]; the registration itself is [`Rseq`]
-/// ([`Tracee::get_rseq`]), which the image stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RseqConfig {
-    /// Address of the thread's `struct rseq`, 0 when none is registered.
-    pub rseq_abi_pointer: u64,
-    /// Its registered size.
-    pub rseq_abi_size: u32,
-    /// The abort signature.
-    pub signature: u32,
-    /// Registration flags.
-    pub flags: u32,
-}
-
-impl From<Rseq> for RseqConfig {
-    fn from(r: Rseq) -> RseqConfig {
-        RseqConfig {
-            rseq_abi_pointer: r.addr,
-            rseq_abi_size: r.len,
-            signature: r.sig,
-            flags: r.flags,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Running,
@@ -818,13 +789,6 @@ impl Tracee {
             )
         }?;
         Ok(Rseq::from_ptrace_config(&raw))
-    }
-
-    /// [`Tracee::get_rseq`] with the kernel struct's field names.
-    ///
-    /// TODO(issue 8): remove with [`RseqConfig`] after the module split lands.
-    pub fn get_rseq_configuration(&self) -> Result<RseqConfig> {
-        self.get_rseq().map(RseqConfig::from)
     }
 
     /// The message of the last `PTRACE_EVENT_*` stop (`PTRACE_GETEVENTMSG`), e.g. a new TID.

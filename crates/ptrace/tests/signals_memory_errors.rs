@@ -1,5 +1,8 @@
 //! Held signals, memory access both ways, the small syscall wrappers, and the exact errors.
 
+// Tests of psnc-ptrace, the one crate allowed unsafe code: raw calls that set up a target's state.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::os::fd::AsFd;
@@ -138,7 +141,7 @@ fn requeue_keeps_siginfo(a: Arch) {
     chld[24..28].copy_from_slice(&7i32.to_ne_bytes());
     chld[32..40].copy_from_slice(&11i64.to_ne_bytes());
     chld[40..48].copy_from_slice(&12i64.to_ne_bytes());
-    let chld = psnc_ptrace::SigInfo(chld);
+    let chld = psnc_ptrace::KernelSigInfo(chld);
     {
         let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");
         sc.rt_tgsigqueueinfo(pid, pid, &rt).expect("requeue rt");

@@ -1,5 +1,8 @@
 //! Creating tasks: clone3 with a chosen PID, and the held child that execs from a memfd.
 
+// Tests of psnc-ptrace, the one crate allowed unsafe code: raw calls that set up a target's state.
+#![allow(unsafe_code)]
+
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::AsFd;

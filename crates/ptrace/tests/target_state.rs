@@ -88,11 +88,8 @@ fn read_state_and_resume(a: Arch) -> bool {
     assert_eq!(shared[0].signo(), rtmin1);
     assert_eq!(shared[0].code(), libc::SI_QUEUE);
 
-    let rseq = t.get_rseq_configuration().expect("rseq");
-    assert!(
-        rseq.rseq_abi_pointer != 0 && rseq.rseq_abi_size >= 32,
-        "{rseq:?}"
-    );
+    let rseq = t.get_rseq().expect("rseq");
+    assert!(rseq.addr != 0 && rseq.len >= 32, "{rseq:?}");
 
     {
         let mut sc = RemoteSyscaller::find(&mut t).expect("syscaller");

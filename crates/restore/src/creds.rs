@@ -10,7 +10,7 @@ use psnc_format::model::{Creds, Process};
 use psnc_ptrace::Sysno;
 
 use crate::error::Result;
-use crate::remote::{Extra, Task};
+use crate::remote::Task;
 
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_PDEATHSIG: u64 = 1;
@@ -25,10 +25,7 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// The highest capability number this kernel knows.
 fn cap_last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    psnc_proc::system::cap_last_cap().unwrap_or(40)
 }
 
 /// Whether the task already holds credentials `c`, so that [`restore_creds`] would change
@@ -37,37 +34,23 @@ fn cap_last_cap() -> u32 {
 /// exec; skipping saves about ten remote calls per thread. Reads the leader's ids, groups and
 /// capability sets from `/proc/PID/status` and its securebits with one remote `prctl`.
 pub fn creds_in_place(task: &mut Task, c: &Creds) -> Result<bool> {
-    let path = format!("/proc/{}/status", task.pid);
-    let Ok(status) = std::fs::read_to_string(&path) else {
+    let Ok(status) = psnc_proc::ProcDir::new(task.pid).status() else {
         return Ok(false);
     };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
-    };
-    let ids = |name: &str| -> Option<Vec<u32>> {
-        field(name)?
-            .split_whitespace()
-            .map(|v| v.parse().ok())
-            .collect()
-    };
-    let cap = |name: &str| field(name).and_then(|v| u64::from_str_radix(v, 16).ok());
     let mut groups = c.groups.clone();
     groups.sort_unstable();
     groups.dedup();
-    let mut have_groups = ids("Groups").unwrap_or_default();
+    let mut have_groups = status.groups.clone();
     have_groups.sort_unstable();
     have_groups.dedup();
-    let same = ids("Uid").as_deref() == Some(&c.uids[..])
-        && ids("Gid").as_deref() == Some(&c.gids[..])
+    let same = status.uids == c.uids
+        && status.gids == c.gids
         && have_groups == groups
-        && cap("CapInh") == Some(c.cap_inh)
-        && cap("CapPrm") == Some(c.cap_prm)
-        && cap("CapEff") == Some(c.cap_eff)
-        && cap("CapBnd") == Some(c.cap_bnd)
-        && cap("CapAmb") == Some(c.cap_amb);
+        && status.cap_inh == c.cap_inh
+        && status.cap_prm == c.cap_prm
+        && status.cap_eff == c.cap_eff
+        && status.cap_bnd == c.cap_bnd
+        && status.cap_amb == c.cap_amb;
     if !same {
         return Ok(false);
     }
@@ -87,19 +70,19 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
     let step = "setting the supplementary groups";
     let groups: Vec<u8> = c.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
     let addr = task.put(step, 0, &groups)?;
-    task.call(step, Extra::Setgroups, &[c.groups.len() as u64, addr])?;
+    task.call(step, Sysno::Setgroups, &[c.groups.len() as u64, addr])?;
     task.call(
         "keeping capabilities across the id change",
         Sysno::Prctl,
         &[PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP],
     )?;
     let [rg, eg, sg, fg] = c.gids.map(u64::from);
-    task.call("setting the gids", Extra::Setresgid, &[rg, eg, sg])?;
+    task.call("setting the gids", Sysno::Setresgid, &[rg, eg, sg])?;
     // setfs[ug]id return the old value and report no error.
-    task.call_raw("setting the fsgid", Extra::Setfsgid, &[fg])?;
+    task.call_raw("setting the fsgid", Sysno::Setfsgid, &[fg])?;
     let [ru, eu, su, fu] = c.uids.map(u64::from);
-    task.call("setting the uids", Extra::Setresuid, &[ru, eu, su])?;
-    task.call_raw("setting the fsuid", Extra::Setfsuid, &[fu])?;
+    task.call("setting the uids", Sysno::Setresuid, &[ru, eu, su])?;
+    task.call_raw("setting the fsuid", Sysno::Setfsuid, &[fu])?;
     task.call(
         "setting the securebits",
         Sysno::Prctl,
@@ -124,7 +107,7 @@ pub fn restore_creds(task: &mut Task, c: &Creds) -> Result<()> {
         }
     }
     let hdr = task.put(step, 0, &b)?;
-    task.call(step, Extra::Capset, &[hdr, hdr + 8])?;
+    task.call(step, Sysno::Capset, &[hdr, hdr + 8])?;
     task.call(
         "clearing the ambient set",
         Sysno::Prctl,

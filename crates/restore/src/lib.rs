@@ -71,6 +71,8 @@
 //!   change resets;
 //! - the scratch area is unmapped by the very last remote call.
 
+#![forbid(unsafe_code)]
+
 pub mod checks;
 pub mod cpu;
 pub mod creds;
@@ -348,7 +350,7 @@ fn rebuild(
         use std::os::fd::AsRawFd;
         let fd = task.call(
             "taking over the executable",
-            remote::Extra::PidfdGetfd,
+            Sysno::PidfdGetfd,
             &[pidfd, exe.as_raw_fd() as u64, 0],
         )?;
         memory::set_mm(task, p, Some(fd))?;

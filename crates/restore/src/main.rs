@@ -3,6 +3,8 @@
 //! Thin: argument parsing, the foreground wait, messages and exit codes. The work is
 //! `psnc_restore::restore`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};

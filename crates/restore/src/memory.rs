@@ -41,7 +41,7 @@ use crate::fds::open_with_flags;
 use crate::files::Replicas;
 use crate::maps::MapEntry;
 use crate::placement::Region;
-use crate::remote::{Extra, Task};
+use crate::remote::Task;
 use crate::vdso::VdsoGroup;
 use crate::LocalFiles;
 
@@ -154,7 +154,7 @@ impl Transferred {
         }
         let r = task.call(
             &format!("taking over the file of {what}"),
-            Extra::PidfdGetfd,
+            Sysno::PidfdGetfd,
             &[pidfd, local as u64, 0],
         )?;
         self.by_local.insert(local, r);
@@ -396,7 +396,7 @@ pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
         }
         if v.vm_flags & vm_flags::LOCKONFAULT != 0 {
             let step = format!("mlock2(MLOCK_ONFAULT) on {:#x}-{:#x}", v.start, v.end);
-            task.call(&step, Extra::Mlock2, &[v.start, len, 1])?;
+            task.call(&step, Sysno::Mlock2, &[v.start, len, 1])?;
         } else if v.vm_flags & vm_flags::LOCKED != 0 {
             task.call(
                 &format!("mlock on {:#x}-{:#x}", v.start, v.end),

@@ -16,7 +16,7 @@ use psnc_ptrace::Sysno;
 
 use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
-use crate::remote::{Extra, Task};
+use crate::remote::Task;
 use crate::threads::u64_at;
 use crate::LocalFiles;
 
@@ -31,7 +31,7 @@ const RLIMIT_NOFILE: u64 = 7;
 pub fn close_inherited(task: &mut Task) -> Result<()> {
     task.call(
         "closing the fds the stub inherited",
-        Extra::CloseRange,
+        Sysno::CloseRange,
         &[0, u64::from(u32::MAX), 0],
     )?;
     Ok(())
@@ -57,7 +57,7 @@ pub fn open_pidfd(task: &mut Task, p: &Process) -> Result<u64> {
 
     let me = std::process::id();
     let step = "opening a pidfd of the restore tool in the task";
-    let fd = task.call(step, Extra::PidfdOpen, &[u64::from(me), 0])?;
+    let fd = task.call(step, Sysno::PidfdOpen, &[u64::from(me), 0])?;
     let low = p
         .fds
         .iter()
@@ -91,14 +91,14 @@ pub fn set_cwd(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> 
     if p.root != "/" && !p.root.is_empty() {
         let step = format!("chroot to {}", p.root);
         let path = task.put_str(&step, 0, &p.root)?;
-        task.call(&step, Extra::Chroot, &[path])?;
+        task.call(&step, Sysno::Chroot, &[path])?;
     }
     let Some(cwd) = &local.cwd else { return Ok(()) };
     use std::os::fd::AsRawFd;
     let step = format!("entering the working directory {}", p.cwd);
     let fd = task.call(
         &step,
-        Extra::PidfdGetfd,
+        Sysno::PidfdGetfd,
         &[pidfd, cwd.as_raw_fd() as u64, 0],
     )?;
     task.call(&step, Sysno::Fchdir, &[fd])?;

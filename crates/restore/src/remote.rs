@@ -6,27 +6,10 @@
 //! The calls are numbered by [`Sysno`], psnc-abi's one table for both modes, restore-only calls
 //! such as `pidfd_getfd`, `setresuid` and `capset` included.
 
-use psnc_abi::{Arch, Regs, Sysno};
+use psnc_abi::{Arch, Sysno};
 use psnc_ptrace::{ProcMem, PtraceError, RemoteSyscaller, Tracee};
 
 use crate::error::{RestoreError, Result};
-
-// TODO(issue 8): remove the shim after the module split lands. The other files of this crate
-// still name restore-only calls `Extra::...` and convert modes and registers with
-// `ptrace_arch`/`ptrace_regs`; all three are psnc-abi's types now, so the shim is the identity.
-/// The former table of restore-only calls, now part of [`Sysno`].
-pub use psnc_abi::Sysno as Extra;
-
-/// The mode of a model process as the ptrace crate takes it: the same type since psnc-abi.
-pub fn ptrace_arch(a: Arch) -> Arch {
-    a
-}
-
-/// The registers of a model thread as the ptrace crate takes them: the same type since
-/// psnc-abi.
-pub fn ptrace_regs(r: &Regs) -> Regs {
-    *r
-}
 
 /// The traced task being rebuilt.
 #[derive(Debug)]

@@ -9,10 +9,10 @@
 //! also live in `ProcessSignals`, are [`crate::timers`].
 
 use psnc_format::model::Process;
-use psnc_ptrace::SigAction;
+use psnc_ptrace::{KernelSigInfo, SigAction, Sysno};
 
 use crate::error::Result;
-use crate::remote::{Extra, Task};
+use crate::remote::Task;
 
 /// The signal handlers of the image, and the default for every signal it does not list.
 pub fn restore_handlers(task: &mut Task, p: &Process) -> Result<()> {
@@ -48,7 +48,7 @@ pub fn restore_handlers(task: &mut Task, p: &Process) -> Result<()> {
 pub fn queue_shared_pending(task: &mut Task, p: &Process) -> Result<()> {
     for s in &p.signals.shared_pending {
         let step = format!("queueing process-wide signal {}", s.signo);
-        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
+        let info = KernelSigInfo::from(s);
         let info = match task.arch {
             psnc_ptrace::Arch::X86_64 => info,
             psnc_ptrace::Arch::I386 => psnc_ptrace::siginfo::to_compat(&info),
@@ -56,17 +56,9 @@ pub fn queue_shared_pending(task: &mut Task, p: &Process) -> Result<()> {
         let addr = task.put(&step, 0, &info.0)?;
         task.call(
             &step,
-            Extra::RtSigqueueinfo,
+            Sysno::RtSigqueueinfo,
             &[u64::from(p.pid), u64::from(s.signo), addr],
         )?;
     }
     Ok(())
-}
-
-/// A siginfo as the kernel takes it: the stored bytes, zero-padded or cut to 128.
-pub(crate) fn siginfo_bytes(raw: &[u8]) -> [u8; 128] {
-    let mut b = [0u8; 128];
-    let n = raw.len().min(128);
-    b[..n].copy_from_slice(&raw[..n]);
-    b
 }

@@ -16,7 +16,7 @@ use psnc_ptrace::{Options, ProcMem, PtraceError, Stop, Tracee};
 
 use crate::error::{RestoreError, Result};
 use crate::placement::{Region, SCRATCH_SIZE};
-use crate::remote::{ptrace_arch, Task};
+use crate::remote::Task;
 use crate::stub::Stub;
 
 /// Every signal but SIGKILL and SIGSTOP (which cannot be blocked): the mask the task runs the
@@ -100,7 +100,7 @@ pub fn start_stub(
     let mut task = Task {
         pid: child,
         tracee,
-        arch: ptrace_arch(arch),
+        arch,
         insn: stub.syscall_addr,
         mem,
         scratch: (0, 0),
@@ -134,7 +134,7 @@ fn check_first_stop(tracee: &mut Tracee, stub: &Stub, arch: Arch) -> Result<()> 
             stub.entry + 1
         )));
     }
-    if regs.arch() != ptrace_arch(arch) {
+    if regs.arch() != arch {
         return Err(stub_err(format!(
             "the stub runs {:?} code, expected {arch:?}",
             regs.arch()

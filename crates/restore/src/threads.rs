@@ -26,12 +26,11 @@
 //! Everything else it shares with the leader (memory, files, handlers, credentials).
 
 use psnc_format::model::Thread;
-use psnc_ptrace::{Options, SigAltStack, Stop, Sysno, Tracee, UserDesc};
+use psnc_ptrace::{KernelSigInfo, Options, Stop, Sysno, Tracee, UserDesc};
 
 use crate::error::{RestoreError, Result};
 use crate::process::PR_SET_NAME;
-use crate::remote::{ptrace_regs, Task};
-use crate::signals::siginfo_bytes;
+use crate::remote::Task;
 use crate::stub::Stub;
 
 /// `clone3` flags of a thread, as glibc's `pthread_create` uses them (without the TID and TLS
@@ -172,13 +171,8 @@ pub fn restore_thread_state(task: &mut Task, t: &Thread) -> Result<()> {
     }
     let ss = &t.sigaltstack;
     if ss.sp != 0 || ss.size != 0 || ss.flags & libc::SS_DISABLE as u32 == 0 {
-        let alt = SigAltStack {
-            sp: ss.sp,
-            flags: ss.flags as i32,
-            size: ss.size,
-        };
         task.with_syscaller(&format!("thread {}: setting sigaltstack", t.tid), |sc| {
-            sc.set_sigaltstack(&alt)
+            sc.set_sigaltstack(ss)
         })?;
     }
     if let Some(r) = t.rseq.filter(|r| r.addr != 0) {
@@ -210,7 +204,7 @@ pub fn restore_thread_state(task: &mut Task, t: &Thread) -> Result<()> {
 pub fn queue_thread_signals(task: &mut Task, pid: u32, t: &Thread) -> Result<()> {
     for s in &t.pending {
         let step = format!("thread {}: queueing signal {}", t.tid, s.signo);
-        let info = psnc_ptrace::SigInfo(siginfo_bytes(&s.raw));
+        let info = KernelSigInfo::from(s);
         task.with_syscaller(&step, |sc| {
             sc.rt_tgsigqueueinfo(pid as i32, t.tid as i32, &info)
         })?;
@@ -248,7 +242,7 @@ pub fn finish_thread(task: &mut Task, t: &Thread, xsave: Option<&[u8]>) -> Resul
                 d.entry_number
             )))?;
     }
-    let regs = ptrace_regs(&t.regs);
+    let regs = t.regs;
     task.tracee
         .set_regs(&regs)
         .map_err(task.step_err(format!("thread {tid}: setting the registers")))?;

@@ -41,7 +41,7 @@ use psnc_ptrace::Sysno;
 use crate::checks::FdSource;
 use crate::error::{RestoreError, Result};
 use crate::files::Replicas;
-use crate::remote::{Extra, Task};
+use crate::remote::Task;
 use crate::LocalFiles;
 
 const F_SETFD: u64 = 2;
@@ -182,7 +182,7 @@ fn install_fd(task: &mut Task, f: &Fd, ours: i32, pidfd: u64) -> Result<()> {
     let step = format!("installing fd {}", f.fd);
     task.log(|| format!("{step} from our fd {ours}"));
     // pidfd_getfd gives a close-on-exec fd at the lowest free number.
-    let tmp = task.call(&step, Extra::PidfdGetfd, &[pidfd, ours as u64, 0])?;
+    let tmp = task.call(&step, Sysno::PidfdGetfd, &[pidfd, ours as u64, 0])?;
     let target = f.fd as u64;
     if tmp == target {
         if !f.cloexec {
