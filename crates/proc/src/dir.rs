@@ -38,10 +38,60 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&read_all(path)?).into_owned())
 }
 
+/// Lists the numeric entries of a directory (`/proc`, `task`, `fd`), sorted.
+pub(crate) fn list_numeric_in(path: &Path) -> Result<Vec<i32>> {
+    let mut out = Vec::new();
+    let dir = fs::read_dir(path).map_err(|source| ProcError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for entry in dir {
+        let entry = entry.map_err(|source| ProcError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Parses `/proc/PID/personality`: the persona as hex.
 pub fn parse_personality(text: &str) -> std::result::Result<u32, ParseError> {
     u32::from_str_radix(text.trim(), 16)
         .map_err(|_| ParseError::field(format!("not hex: {text:?}")))
+}
+
+/// Parses `/proc/PID/task/TID/children`: the PIDs of the thread's children, space-separated, in
+/// the kernel's order (empty when it has none).
+pub fn parse_children(text: &str) -> std::result::Result<Vec<i32>, ParseError> {
+    text.split_ascii_whitespace()
+        .map(|s| {
+            s.parse::<i32>()
+                .map_err(|_| ParseError::field(format!("not a PID: {s:?}")))
+        })
+        .collect()
+}
+
+/// Parses `/proc/PID/syscall` (`fs/proc/base.c: proc_pid_syscall`) down to its first field: the
+/// number of the system call the task is blocked in, `Some(-1)` when it is blocked outside one
+/// (`-1 SP PC`), `None` when it is running (`running`). The arguments, stack and instruction
+/// pointers that follow are not parsed.
+pub fn parse_syscall_nr(text: &str) -> std::result::Result<Option<i64>, ParseError> {
+    let first = text.split_ascii_whitespace().next().unwrap_or("");
+    if first == "running" {
+        return Ok(None);
+    }
+    first
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ParseError::field(format!("not a syscall number: {text:?}")))
 }
 
 /// The `/proc/PID` directory of one process (or `/proc/PID/task/TID` of one thread).
@@ -110,27 +160,7 @@ impl ProcDir {
 
     /// The numeric entries of a directory (`task`, `fd`), sorted.
     pub fn list_numeric(&self, name: &str) -> Result<Vec<i32>> {
-        let path = self.path(name);
-        let mut out = Vec::new();
-        let dir = fs::read_dir(&path).map_err(|source| ProcError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        for entry in dir {
-            let entry = entry.map_err(|source| ProcError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            if let Some(n) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            {
-                out.push(n);
-            }
-        }
-        out.sort_unstable();
-        Ok(out)
+        list_numeric_in(&self.path(name))
     }
 
     /// Reads a file and parses it, naming the file in a parse error.
@@ -152,6 +182,11 @@ impl ProcDir {
     /// `stat`.
     pub fn stat(&self) -> Result<Stat> {
         self.parsed("stat", parse_stat)
+    }
+
+    /// The scheduler state letter (`R`, `S`, `D`, `T`, `t`, `Z`, ...), field 3 of `stat`.
+    pub fn state(&self) -> Result<char> {
+        Ok(self.stat()?.state)
     }
 
     /// `status`.
@@ -189,6 +224,18 @@ impl ProcDir {
     /// `personality` (readable only by a tracer or the owner with ptrace access).
     pub fn personality(&self) -> Result<u32> {
         self.parsed("personality", parse_personality)
+    }
+
+    /// `children` of a task directory ([`ProcDir::task`]): the PIDs of that thread's children
+    /// (the file exists only with `CONFIG_PROC_CHILDREN`).
+    pub fn children(&self) -> Result<Vec<i32>> {
+        self.parsed("children", parse_children)
+    }
+
+    /// The system call the task is blocked in, from `syscall` (see [`parse_syscall_nr`]; readable
+    /// only with ptrace access to the task).
+    pub fn syscall_nr(&self) -> Result<Option<i64>> {
+        self.parsed("syscall", parse_syscall_nr)
     }
 
     /// `fdinfo/FD`.
@@ -238,6 +285,58 @@ mod tests {
     }
 
     #[test]
+    fn children() {
+        assert_eq!(parse_children(""), Ok(vec![]));
+        assert_eq!(parse_children("2939 \n"), Ok(vec![2939]));
+        assert_eq!(parse_children("12 7 300 "), Ok(vec![12, 7, 300]));
+        assert_eq!(
+            parse_children("12 x ").unwrap_err().to_string(),
+            "not a PID: \"x\""
+        );
+    }
+
+    #[test]
+    fn syscall_nr() {
+        let blocked = "230 0x0 0x0 0x7ffd5e0c1b20 0x7ffd5e0c1b20 0x0 0x0 0x7ffd5e0c1b08 \
+                       0x7f80f1ee57fa\n";
+        assert_eq!(parse_syscall_nr(blocked), Ok(Some(230)));
+        assert_eq!(
+            parse_syscall_nr("-1 0x7ffd5e0c1b08 0x401000\n"),
+            Ok(Some(-1))
+        );
+        assert_eq!(parse_syscall_nr("running\n"), Ok(None));
+        assert_eq!(
+            parse_syscall_nr("").unwrap_err().to_string(),
+            "not a syscall number: \"\""
+        );
+    }
+
+    #[test]
+    fn own_children_and_syscall() {
+        let me = ProcDir::current();
+        // A thread of the test harness may end between the listing and the read.
+        let all = |me: &ProcDir| -> Vec<i32> {
+            me.list_numeric("task")
+                .unwrap()
+                .into_iter()
+                .flat_map(|t| me.task(t).children().unwrap_or_default())
+                .collect()
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let listed = all(&me);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(listed.contains(&(child.id() as i32)), "{listed:?}");
+        assert!(!all(&me).contains(&(child.id() as i32)));
+        // The reading thread sees itself in read(2); another thread is blocked or running.
+        let nr = me.syscall_nr().unwrap();
+        assert!(!matches!(nr, Some(n) if n < -1), "{nr:?}");
+    }
+
+    #[test]
     fn errors_name_the_file() {
         // PID 0 never has a /proc directory.
         let d = ProcDir::new(0);
@@ -271,6 +370,7 @@ mod tests {
         let tasks = me.list_numeric("task").unwrap();
         assert!(tasks.contains(&me.pid()));
         // Each task directory parses too.
+        assert!("RSD".contains(me.state().unwrap()));
         let t = me.task(me.pid());
         assert_eq!(t.stat().unwrap().pid, me.pid());
         assert_eq!(t.status().unwrap().tgid, me.pid());

@@ -25,6 +25,9 @@
 //!  /proc/PID/fdinfo/FD        fdinfo     own           not in procfs-core (epoll tfd: lines too)
 //!  /proc/PID/timers           timers     own           not in procfs-core
 //!  /proc/PID/personality      dir        own           one hex number
+//!  /proc/PID/task/TID/children dir       own           not in procfs-core; PIDs
+//!  /proc/PID/syscall          dir        own           not in procfs-core; first field only
+//!  /proc (the PIDs)           system     own           directory listing
 //!  /proc/PID/pagemap          pagemap    procfs-core   entry bits (MemoryPageFlags, PageInfo)
 //!  /proc/cpuinfo              cpuinfo    procfs-core   CpuInfo, processor 0
 //!  /proc/sys/kernel/cap_last_cap system  own           one decimal number
@@ -49,7 +52,7 @@ pub mod timers;
 mod procfs_core_gaps;
 
 pub use cpuinfo::CpuInfo;
-pub use dir::{parse_personality, ProcDir};
+pub use dir::{parse_children, parse_personality, parse_syscall_nr, ProcDir};
 pub use error::{ParseError, ProcError, Result};
 pub use fdinfo::{EpollTfd, FdInfo};
 pub use limits::Limit;

@@ -3,6 +3,12 @@
 use crate::cpuinfo::{parse_cpuinfo, CpuInfo};
 use crate::error::{ParseError, Result};
 
+/// The PIDs in `/proc`, sorted: every process of this PID namespace (thread-group leaders; a
+/// thread's TID is not listed, though `/proc/TID` can be opened).
+pub fn pids() -> Result<Vec<i32>> {
+    crate::dir::list_numeric_in("/proc".as_ref())
+}
+
 /// Reads and parses `/proc/cpuinfo`.
 pub fn cpuinfo() -> Result<CpuInfo> {
     let path = "/proc/cpuinfo";
@@ -35,6 +41,14 @@ mod tests {
             parse_decimal("x\n").unwrap_err().to_string(),
             "not a number: \"x\\n\""
         );
+    }
+
+    #[test]
+    fn own_pid_is_listed() {
+        let pids = pids().unwrap();
+        assert!(pids.contains(&(std::process::id() as i32)));
+        assert!(pids.contains(&1));
+        assert!(pids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
