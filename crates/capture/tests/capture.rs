@@ -13,6 +13,7 @@ use common::*;
 use psnc_capture::{capture, CaptureError, Options, Output};
 use psnc_format::model::{vm_flags, Arch, FdKind, Regs, SyscallRestart, VmaKind};
 use psnc_format::{Image, LayoutClass};
+use psnc_proc::ProcDir;
 use psnc_ptrace::arch::x86_64 as r;
 
 fn opts(path: &std::path::Path) -> Options {
@@ -46,8 +47,8 @@ fn sleep_is_captured_and_keeps_sleeping() {
     assert!(!summary.killed);
     assert_eq!(summary.image_bytes, fs::metadata(&img_path).unwrap().len());
     t.assert_running_untouched();
-    let st = fs::read_to_string(format!("/proc/{}/stat", t.pid())).unwrap();
-    assert!(st.contains(") S "), "sleep is not sleeping: {st}");
+    let st = ProcDir::new(t.pid()).stat().unwrap();
+    assert_eq!(st.state, 'S', "sleep is not sleeping: {st:?}");
 
     let img = Image::open(&img_path).unwrap();
     img.verify_data().unwrap();
@@ -67,12 +68,12 @@ fn sleep_is_captured_and_keeps_sleeping() {
     // Every VMA of /proc/PID/maps, in order, with its protections.
     let live = maps(t.pid());
     let got: Vec<(u64, u64)> = p.vmas.iter().map(|v| (v.start, v.end)).collect();
-    let want: Vec<(u64, u64)> = live.iter().map(|m| (m.0, m.1)).collect();
+    let want: Vec<(u64, u64)> = live.iter().map(|m| (m.start, m.end)).collect();
     assert_eq!(got, want);
     for (v, m) in p.vmas.iter().zip(&live) {
-        assert_eq!(v.prot & libc::PROT_READ as u32 != 0, m.2.starts_with('r'));
-        assert_eq!(v.prot & libc::PROT_WRITE as u32 != 0, &m.2[1..2] == "w");
-        assert_eq!(v.shared, m.2.ends_with('s'));
+        assert_eq!(v.prot & libc::PROT_READ as u32 != 0, m.read);
+        assert_eq!(v.prot & libc::PROT_WRITE as u32 != 0, m.write);
+        assert_eq!(v.shared, m.shared);
     }
     // The kernel's own mappings: vdso stored whole, vvar/vsyscall not at all.
     let vdso = p
@@ -351,7 +352,7 @@ fn kill_kills_only_after_the_image_is_written() {
             .ok()
             .and_then(|s| s.trim().parse().ok())
         {
-            if fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep") {
+            if ProcDir::new(p).comm().is_ok_and(|c| c == "sleep") {
                 break p;
             }
         }
@@ -463,10 +464,7 @@ fn zombie_is_refused() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id() as i32;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap()
-        .contains(") Z ")
-    {
+    while ProcDir::new(pid).state().unwrap() != 'Z' {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -556,13 +554,9 @@ fn seccomp_filter_is_refused() {
 }
 
 /// `SigPnd`, `ShdPnd` and `SigBlk` of a live process.
-fn signal_lines(pid: i32) -> Vec<String> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("SigPnd") || l.starts_with("ShdPnd") || l.starts_with("SigBlk"))
-        .map(str::to_string)
-        .collect()
+fn signal_lines(pid: i32) -> [u64; 3] {
+    let s = ProcDir::new(pid).status().unwrap();
+    [s.sig_pnd, s.shd_pnd, s.sig_blk]
 }
 
 #[test]
@@ -748,16 +742,16 @@ fn every_thread_is_seized_and_captured_leader_first() {
     let summary = capture(t.pid(), &opts(&img_path)).unwrap();
     assert_eq!(summary.threads, 4);
     t.assert_running_untouched();
-    let tasks: Vec<u32> = fs::read_dir(format!("/proc/{}/task", t.pid()))
+    let proc_dir = ProcDir::new(t.pid());
+    let tasks: Vec<u32> = proc_dir
+        .list_numeric("task")
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .into_iter()
+        .map(|tid| tid as u32)
         .collect();
     for tid in &tasks {
-        let status = fs::read_to_string(format!("/proc/{}/task/{tid}/status", t.pid())).unwrap();
-        assert!(
-            status.contains("TracerPid:\t0\n"),
-            "thread {tid} still traced"
-        );
+        let status = proc_dir.task(*tid as i32).status().unwrap();
+        assert_eq!(status.tracer_pid, 0, "thread {tid} still traced");
     }
     let img = Image::open(&img_path).unwrap();
     let p = &img.checkpoint().processes[0];
@@ -828,18 +822,10 @@ fn a_stopped_process_stays_stopped() {
     let mut t = Target::start_plain("sleep", &["1000"]);
     let pid = nix::unistd::Pid::from_raw(t.pid());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
-    let state = || {
-        let s = fs::read_to_string(format!("/proc/{}/stat", t.pid())).unwrap();
-        s.rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let proc_dir = ProcDir::new(t.pid());
+    let state = || proc_dir.state().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while state() != "T" {
+    while state() != 'T' {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -853,11 +839,11 @@ fn a_stopped_process_stays_stopped() {
 
     let dir = tempfile::tempdir().unwrap();
     capture(t.pid(), &opts(&dir.path().join("st.img"))).unwrap();
-    assert_eq!(state(), "T", "the job-control stop was lost");
+    assert_eq!(state(), 'T', "the job-control stop was lost");
     // No new stop or continue event reached the parent.
     assert_eq!(waitpid(pid, Some(flags)).unwrap(), WaitStatus::StillAlive);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-    while state() != "S" {
+    while state() != 'S' {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use psnc_format::model::Process;
 use psnc_format::Image;
+use psnc_proc::{MapsEntry, ProcDir};
 
 /// Builds the C target `name` (tests/targets/NAME.c) once per test binary; returns its path.
 pub fn target(name: &str) -> PathBuf {
@@ -76,11 +77,11 @@ impl Target {
         };
         // Wait until it has exec'd and settled into its sleep.
         let deadline = Instant::now() + Duration::from_secs(10);
+        let proc_dir = ProcDir::new(t.pid());
         while Instant::now() < deadline {
-            let st = fs::read_to_string(format!("/proc/{}/stat", t.pid())).unwrap_or_default();
-            let comm_ok = fs::read_to_string(format!("/proc/{}/comm", t.pid()))
-                .is_ok_and(|c| c.trim() == exe);
-            if comm_ok && st.contains(") S ") {
+            let sleeping = proc_dir.state().is_ok_and(|s| s == 'S');
+            let comm_ok = proc_dir.comm().is_ok_and(|c| c == exe);
+            if comm_ok && sleeping {
                 return t;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -136,19 +137,11 @@ impl Target {
     /// reporting its memory intact.
     pub fn assert_running_untouched(&self) {
         let pid = self.pid();
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("target is gone");
-        let tracer = status
-            .lines()
-            .find_map(|l| l.strip_prefix("TracerPid:"))
-            .map(str::trim);
-        assert_eq!(tracer, Some("0"), "target still traced:\n{status}");
-        let state = status
-            .lines()
-            .find_map(|l| l.strip_prefix("State:"))
-            .unwrap_or("")
-            .trim();
+        let status = ProcDir::new(pid).status().expect("target is gone");
+        assert_eq!(status.tracer_pid, 0, "target still traced:\n{status:?}");
+        let state = status.state;
         assert!(
-            !state.starts_with('Z') && !state.starts_with('t') && !state.starts_with('T'),
+            state != 'Z' && state != 't' && state != 'T',
             "state {state}"
         );
         if self.output().contains("count ") {
@@ -209,22 +202,9 @@ pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `/proc/PID/maps` as (start, end, perms).
-pub fn maps(pid: i32) -> Vec<(u64, u64, String)> {
-    fs::read_to_string(format!("/proc/{pid}/maps"))
-        .expect("maps")
-        .lines()
-        .map(|l| {
-            let mut f = l.split_whitespace();
-            let (s, e) = f.next().and_then(|r| r.split_once('-')).expect("range");
-            let perms = f.next().expect("perms").to_string();
-            (
-                u64::from_str_radix(s, 16).expect("hex"),
-                u64::from_str_radix(e, 16).expect("hex"),
-                perms,
-            )
-        })
-        .collect()
+/// `/proc/PID/maps`, every line.
+pub fn maps(pid: i32) -> Vec<MapsEntry> {
+    ProcDir::new(pid).maps().expect("maps")
 }
 
 /// Reads `len` bytes of the live target at `addr` through /proc/PID/mem.
