@@ -2,6 +2,7 @@
 
 use std::process::{Child, Command};
 
+use psnc_proc::ProcDir;
 use psnc_ptrace::{arch::x86_64 as r, OnSignal, Options, Regs, RemoteSyscaller, Stop, Tracee};
 
 struct Killed(Child);
@@ -52,18 +53,19 @@ fn seize_stop_remote_getpid_brk_mmap_restore_regs() {
             0,
         )
         .expect("mmap");
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let maps = ProcDir::new(pid).maps().expect("maps");
     assert!(
-        maps.contains(&format!("{addr:x}-{:x} rw-p", addr + 8192)),
-        "{maps}"
+        maps.iter()
+            .any(|m| m.start == addr && m.end == addr + 8192 && m.perms() == "rw-p"),
+        "{maps:#?}"
     );
     sc.mem().write_at(addr, b"hello").expect("write");
     let mut buf = [0u8; 5];
     psnc_ptrace::vm_read_exact(pid, addr, &mut buf).expect("vm_read");
     assert_eq!(&buf, b"hello");
     sc.munmap(addr, 8192).expect("munmap");
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    assert!(!maps.contains(&format!("{addr:x}-")), "{maps}");
+    let maps = ProcDir::new(pid).maps().expect("maps");
+    assert!(!maps.iter().any(|m| m.start == addr), "{maps:#?}");
     sc.finish().expect("finish");
 
     let after = t.get_regs().expect("regs");
@@ -71,6 +73,6 @@ fn seize_stop_remote_getpid_brk_mmap_restore_regs() {
     t.detach().expect("detach");
     // Still sleeping, not dead.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    assert!(stat.contains(") S "), "{stat}");
+    let stat = ProcDir::new(pid).stat().expect("stat");
+    assert_eq!(stat.state, 'S', "{stat:?}");
 }

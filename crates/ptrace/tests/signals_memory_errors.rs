@@ -459,6 +459,6 @@ fn kill_ends_the_target() {
     t.stop(OnSignal::Deliver).expect("stop");
     t.kill().expect("kill");
     // We are its parent too, so kill() reaped it.
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!psnc_proc::ProcDir::new(pid).exists());
     drop(tgt);
 }

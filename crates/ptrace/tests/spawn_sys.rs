@@ -29,7 +29,7 @@ fn free_pid() -> i32 {
     // Away from where the kernel hands out PIDs next, wrapping at pid_max.
     (last + 1000..max)
         .chain(1000..last)
-        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .find(|p| !psnc_proc::ProcDir::new(*p).exists())
         .expect("a free pid")
 }
 

@@ -11,18 +11,9 @@ use psnc_ptrace::{Arch, OnSignal, Options, RemoteSyscaller, Stop, Sysno, Tracee}
 const SLEEP_MS: u64 = 1500;
 
 fn tids(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+    psnc_proc::ProcDir::new(pid)
+        .list_numeric("task")
         .expect("task dir")
-        .map(|e| {
-            e.expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .parse()
-                .expect("tid")
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// Seize all threads, stop them (interrupt all first, then wait), inject gettid in each through
@@ -189,6 +180,6 @@ fn kill_all_reaps_every_thread() {
     }
     psnc_ptrace::kill_all(ts).expect("kill_all");
     // We are also the parent, so the tracer's wait reaped the leader.
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!psnc_proc::ProcDir::new(pid).exists());
     let _ = child.wait();
 }

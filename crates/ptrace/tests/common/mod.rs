@@ -134,12 +134,9 @@ impl Drop for Target {
 
 /// Waits (up to 5 s) until /proc/PID/stat shows `state`.
 pub fn wait_state(pid: i32, state: char) {
+    let proc_dir = psnc_proc::ProcDir::new(pid);
     for _ in 0..500 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let st = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.trim_start().chars().next());
-        if st == Some(state) {
+        if proc_dir.state().ok() == Some(state) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
