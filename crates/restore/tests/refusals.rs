@@ -7,6 +7,7 @@
 
 use psnc_format::model::*;
 use psnc_format::{FormatError, Image, ImageWriter, LayoutClass};
+use psnc_proc::ProcDir;
 use psnc_restore::{restore, InheritFd, InheritTarget, Options, RestoreError};
 
 /// A PID that no process uses now (high, below pid_max).
@@ -17,17 +18,16 @@ fn free_pid() -> u32 {
         .unwrap_or(32768);
     (max / 2..max)
         .rev()
-        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .find(|p| !ProcDir::new(*p as i32).exists())
         .unwrap()
 }
 
 /// Every child of every thread of this test process.
-fn our_children() -> Vec<String> {
+fn our_children() -> Vec<i32> {
+    let me = ProcDir::current();
     let mut out = Vec::new();
-    for t in std::fs::read_dir("/proc/self/task").unwrap() {
-        let path = t.unwrap().path().join("children");
-        let s = std::fs::read_to_string(path).unwrap_or_default();
-        out.extend(s.split_whitespace().map(str::to_owned));
+    for t in me.list_numeric("task").unwrap() {
+        out.extend(me.task(t).children().unwrap_or_default());
     }
     out
 }
@@ -111,7 +111,7 @@ fn flipped_page_byte_is_refused_before_anything_is_created() {
         "{err:?}"
     );
     assert!(err.is_refusal());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!ProcDir::new(pid as i32).exists());
     assert!(our_children().is_empty());
 }
 
@@ -120,10 +120,7 @@ fn pid_in_use_is_refused_naming_the_holder() {
     let me = std::process::id();
     let image = Image::from_vec(synthetic(me, &[], true)).unwrap();
     let err = restore(&image, &Options::default()).unwrap_err();
-    let comm = std::fs::read_to_string("/proc/self/comm")
-        .unwrap()
-        .trim_end()
-        .to_string();
+    let comm = ProcDir::current().comm().unwrap();
     assert!(
         matches!(&err, RestoreError::PidInUse { pid, comm: c } if *pid == me && *c == comm),
         "{err:?}"
@@ -158,7 +155,7 @@ fn missing_cpu_feature_is_refused_with_its_name() {
         "{err:?}"
     );
     assert!(err.to_string().contains(missing));
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(!ProcDir::new(pid as i32).exists());
     assert!(our_children().is_empty());
 }
 

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use psnc_format::Image;
+use psnc_proc::ProcDir;
 use psnc_restore::{restore, Options};
 
 fn build_target(dir: &Path) -> PathBuf {
@@ -49,7 +50,7 @@ fn reap(child: &mut std::process::Child) {
     let _ = child.wait();
     let pid = child.id();
     wait_for("the original to be gone", || {
-        !Path::new(&format!("/proc/{pid}")).exists()
+        !ProcDir::new(pid as i32).exists()
     });
 }
 
@@ -122,11 +123,12 @@ fn round_trip(dir: &Path, exe: &Path) {
     });
     let exe_link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe_link, exe);
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    assert!(!maps.contains("psnc-stub"), "{maps}");
+    let maps = ProcDir::new(pid as i32).maps().unwrap();
+    let mapped = |name: &str| maps.iter().any(|m| m.path.contains(name));
+    assert!(!mapped("psnc-stub"), "{maps:#?}");
     assert!(
-        maps.contains("[heap]") && maps.contains("[stack]") && maps.contains("[vdso]"),
-        "{maps}"
+        mapped("[heap]") && mapped("[stack]") && mapped("[vdso]"),
+        "{maps:#?}"
     );
 
     let p = Pid::from_raw(pid as i32);
@@ -184,10 +186,8 @@ fn leave_stopped_then_continue() {
     let restored = restore(&image, &opts).unwrap();
     let guard = KillOnDrop(restored.pid as i32);
     assert!(restored.stopped);
-    let state = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        stat.rsplit_once(") ").unwrap().1.chars().next().unwrap()
-    };
+    let proc_dir = ProcDir::new(pid as i32);
+    let state = || proc_dir.state().unwrap();
     // Detaching from the group-stop wakes the task for a moment before it stops again.
     wait_for("the restored process to be stopped", || state() == 'T');
     std::thread::sleep(Duration::from_millis(100));
@@ -285,7 +285,7 @@ fn failed_step_kills_the_half_built_process() {
     );
     assert!(!err.is_refusal());
     assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
+        !ProcDir::new(pid as i32).exists(),
         "the half-built process is gone"
     );
 }

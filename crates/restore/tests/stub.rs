@@ -116,18 +116,19 @@ fn spawned_stub_stops_at_int3_in_both_modes() {
             Arch::I386 => psnc_ptrace::Arch::I386,
         };
         assert_eq!(regs.arch(), want);
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", task.pid)).unwrap();
-        let code = format!("{:x}-{:x} r-xp", BASE, BASE + 0x1000);
+        let proc_dir = psnc_proc::ProcDir::new(task.pid);
+        let maps = proc_dir.maps().unwrap();
         assert!(
-            maps.lines()
-                .any(|l| l.starts_with(&code) && l.contains("/memfd:psnc-stub")),
-            "{maps}"
+            maps.iter().any(|m| m.start == BASE
+                && m.end == BASE + 0x1000
+                && m.perms() == "r-xp"
+                && m.path.contains("/memfd:psnc-stub")),
+            "{maps:#?}"
         );
-        let scratch = format!("{:x}-", region.scratch());
         assert!(
-            maps.lines()
-                .any(|l| l.starts_with(&scratch) && l.contains("rw-p")),
-            "{maps}"
+            maps.iter()
+                .any(|m| m.start == region.scratch() && m.perms() == "rw-p"),
+            "{maps:#?}"
         );
         // A remote call through the stub's own instruction works in this mode.
         let pid = task
@@ -135,16 +136,13 @@ fn spawned_stub_stops_at_int3_in_both_modes() {
             .unwrap();
         assert_eq!(pid, task.pid as u64);
         // It runs with ADDR_NO_RANDOMIZE and in a new session.
-        let pers = std::fs::read_to_string(format!("/proc/{}/personality", task.pid)).unwrap();
         assert_eq!(
-            u32::from_str_radix(pers.trim(), 16).unwrap() & libc::ADDR_NO_RANDOMIZE as u32,
+            proc_dir.personality().unwrap() & libc::ADDR_NO_RANDOMIZE as u32,
             libc::ADDR_NO_RANDOMIZE as u32
         );
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", task.pid)).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-        assert_eq!(fields[3], task.pid.to_string(), "session id is its PID");
-        let pid = task.pid;
+        let stat = proc_dir.stat().unwrap();
+        assert_eq!(stat.session, task.pid, "session id is its PID");
         task.kill();
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!proc_dir.exists());
     }
 }
