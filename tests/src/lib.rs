@@ -51,14 +51,10 @@ const TARGETS: &[(&str, &[&str])] = &[
 pub fn close_inherited_fds() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .filter(|fd| *fd > 2)
-                    .collect()
-            })
+        let fds = psnc_proc::ProcDir::current()
+            .list_numeric("fd")
             .unwrap_or_default();
-        for fd in fds {
+        for fd in fds.into_iter().filter(|fd| *fd > 2) {
             use nix::fcntl::{fcntl, FcntlArg, FdFlag};
             if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFD) {
                 let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
@@ -978,17 +974,18 @@ pub fn cpu_has(flag: &str) -> bool {
 
 /// Whether the harness runs as root (most tests need it: ptrace of any process, clone3 set_tid).
 pub fn is_root() -> bool {
-    status_field(std::process::id(), "Uid")
-        .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        .unwrap_or(false)
+    psnc_proc::ProcDir::current()
+        .status()
+        .is_ok_and(|s| s.uids[1] == 0)
 }
 
 /// PIDs of every live process whose comm is `comm`.
 pub fn pids_with_comm(comm: &str) -> Vec<u32> {
-    let Ok(rd) = fs::read_dir("/proc") else {
+    let Ok(pids) = psnc_proc::system::pids() else {
         return Vec::new();
     };
-    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    pids.into_iter()
+        .map(|pid| pid as u32)
         .filter(|pid| {
             alive(*pid)
                 && psnc_proc::ProcDir::new(*pid as i32)

@@ -48,8 +48,8 @@ fn pid_that_does_not_exist() {
 #[test]
 fn kernel_thread() {
     let dir = psnc_tests::WorkDir::new("kthread");
-    let comm = std::fs::read_to_string("/proc/2/comm").unwrap_or_default();
-    assert_eq!(comm.trim(), "kthreadd", "PID 2 is not kthreadd here");
+    let comm = psnc_proc::ProcDir::new(2).comm().unwrap_or_default();
+    assert_eq!(comm, "kthreadd", "PID 2 is not kthreadd here");
     let image = dir.join("image");
     let r = capture(2, &image, &[]);
     r.assert_status(69);

@@ -89,12 +89,12 @@ fn sleep_1000_keeps_sleeping() {
     assert_running_untraced(pid);
     assert_eq!(proc_state(pid), Some('S'), "not sleeping");
     // In clock_nanosleep (230) or nanosleep (35), not anywhere else.
-    let sc = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-    let nr = sc.split_whitespace().next().unwrap_or("");
+    let proc_dir = psnc_proc::ProcDir::new(pid as i32);
+    let sc = proc_dir.syscall_nr();
     assert!(
-        nr == "230" || nr == "35",
+        matches!(sc, Ok(Some(230 | 35))),
         "sleep is in syscall {sc:?}, not a sleep"
     );
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "sleep");
+    let comm = proc_dir.comm().unwrap_or_default();
+    assert_eq!(comm, "sleep");
 }

@@ -140,31 +140,35 @@ fn thread_in_epoll_wait_i386() {
     }
 }
 
-/// The uids, gids and capability sets of every thread of `pid`, from `/proc`.
-fn thread_creds(pid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/task")).expect("read the task dir") {
-        let e = e.expect("task entry");
-        let tid: u32 = e
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse().ok())
-            .expect("a TID");
-        let status = std::fs::read_to_string(e.path().join("status")).expect("read status");
-        let creds: Vec<&str> = status
-            .lines()
-            .filter(|l| {
-                [
-                    "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapAmb:",
-                ]
-                .iter()
-                .any(|k| l.starts_with(k))
-            })
-            .collect();
-        out.push((tid, creds.join(" | ")));
-    }
-    out.sort();
-    out
+/// The credentials of one thread, from its `status`.
+#[derive(Debug, PartialEq, Eq)]
+struct Creds {
+    /// Real, effective, saved, filesystem.
+    uids: [u32; 4],
+    /// Real, effective, saved, filesystem.
+    gids: [u32; 4],
+    groups: Vec<u32>,
+    /// Inheritable, permitted, effective, ambient.
+    caps: [u64; 4],
+}
+
+/// The uids, gids and capability sets of every thread of `pid`, from `/proc`, by TID.
+fn thread_creds(pid: u32) -> Vec<(u32, Creds)> {
+    let proc_dir = psnc_proc::ProcDir::new(pid as i32);
+    let tids = proc_dir.list_numeric("task").expect("read the task dir");
+    tids.into_iter()
+        .map(|tid| {
+            let s = proc_dir.task(tid).status().expect("read status");
+            let caps = [s.cap_inh, s.cap_prm, s.cap_eff, s.cap_amb];
+            let creds = Creds {
+                uids: s.uids,
+                gids: s.gids,
+                groups: s.groups,
+                caps,
+            };
+            (tid as u32, creds)
+        })
+        .collect()
 }
 
 /// A multithreaded process of another user: restore (as root) gives every thread the image's
@@ -177,7 +181,7 @@ fn threads_of_another_user() {
         .start();
     let before = thread_creds(t.pid());
     assert!(
-        before.iter().all(|(_, c)| c.contains("Uid:\t65534\t65534")),
+        before.iter().all(|(_, c)| c.uids[..2] == [65534, 65534]),
         "the target does not run as nobody: {before:?}"
     );
     let log = checkpoint_restore_verbose(&mut t);
