@@ -40,10 +40,19 @@ kabi=${PSNC_KMOD_KABI:-6.1.0-56}
 cache=${PSNC_KMOD_CACHE:-/var/cache/psnc-kmod}
 guest_timeout=${PSNC_KMOD_GUEST_TIMEOUT:-420}
 accel=${PSNC_KMOD_ACCEL:-auto}
-# TCG's "max" CPU without PKU, which these hosts lack: so the guest's instruction-set flags are a
+# TCG's "max" CPU without PKU and without the instruction-set flags TCG emulates but this host
+# lacks (on an Intel host TCG still offers AMD's mmxext and sse4a): so the guest's flags are a
 # subset of the host's, and the host refuses a guest image for its vdso, the check after the
 # CPU's (the guest still lacks the host's AVX-512, so the other direction fails on the CPU).
-tcg_cpu=${PSNC_KMOD_TCG_CPU:-max,pku=off}
+default_tcg_cpu() {
+	local cpu="max,pku=off" host_flags f
+	host_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+	for f in mmxext sse4a 3dnowprefetch xop fma4 tbm clzero; do
+		case "$host_flags" in *" $f "*) ;; *) cpu="$cpu,-$f" ;; esac
+	done
+	echo "$cpu"
+}
+tcg_cpu=${PSNC_KMOD_TCG_CPU:-$(default_tcg_cpu)}
 cargo_target=${PSNC_KMOD_CARGO_TARGET_DIR:-$repo/target/kmod-static}
 
 t_start=$(date +%s)
