@@ -42,6 +42,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("threads", &["-pthread"]),
     ("churn", &["-pthread"]),
     ("unsupported", &[]),
+    ("external", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

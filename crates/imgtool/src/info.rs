@@ -1,10 +1,10 @@
 //! `info`: a one-screen summary of an image and its process tree.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use prettytable::{format, row, Table};
 use psnc_format::layout::HEADER_FLAG_STREAMED;
-use psnc_format::model::{Arch, Process};
+use psnc_format::model::{Arch, FdKind, Process};
 use psnc_format::{Image, SectionKind};
 use serde::Serialize;
 
@@ -27,7 +27,85 @@ pub struct Info {
     pub files: Vec<FileInfo>,
     /// The process tree, parents before children, with each process's depth.
     pub tree: Vec<ProcessInfo>,
+    /// The fds whose other end was outside the image, and what restore does with them.
+    pub external_fds: Vec<ExternalFdInfo>,
 }
+
+/// An fd whose other end was held by no process of the image: a pipe or FIFO the process
+/// inherited from whoever started it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalFdInfo {
+    /// The process.
+    pub pid: u32,
+    /// The fd.
+    pub fd: i32,
+    /// `pipe:[INO]`, or the FIFO's path.
+    pub resource: String,
+    /// `pipe` or `fifo`.
+    pub kind: String,
+    /// `read` or `write`.
+    pub end: String,
+    /// Bytes buffered in it at capture (all fds of the pipe together).
+    pub buffered: usize,
+    /// What psnc-restore does with it.
+    pub restore: String,
+}
+
+/// The external fds of `p`, in fd order. A pipe is external when capture marked it so; a FIFO
+/// when the process holds only its read or only its write end (no fd is `O_RDWR`).
+pub fn external_fds(p: &Process) -> Vec<ExternalFdInfo> {
+    let write = |flags: u32| flags & O_ACCMODE == O_WRONLY;
+    let rdwr = |flags: u32| flags & O_ACCMODE == O_RDWR;
+    // FIFO path -> (read end held, write end held); pipe or FIFO -> buffered bytes.
+    let mut fifo_ends: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    let mut buffered: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &p.fds {
+        match &f.kind {
+            FdKind::Fifo { path, buffered: b } => {
+                let e = fifo_ends.entry(path.as_str()).or_default();
+                e.0 |= !write(f.flags);
+                e.1 |= write(f.flags) || rdwr(f.flags);
+                *buffered.entry(path.clone()).or_default() += b.len();
+            }
+            FdKind::Pipe(pe) => {
+                *buffered.entry(format!("pipe:[{}]", pe.ino)).or_default() += pe.buffered.len();
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for f in &p.fds {
+        let (resource, kind, write_end) = match &f.kind {
+            FdKind::Pipe(pe) if pe.external => (format!("pipe:[{}]", pe.ino), "pipe", pe.write_end),
+            FdKind::Fifo { path, .. } => match fifo_ends.get(path.as_str()) {
+                Some((true, true)) | None => continue,
+                Some(_) => (path.clone(), "fifo", write(f.flags)),
+            },
+            _ => continue,
+        };
+        let restore = match (kind, write_end) {
+            ("pipe", false) => "new pipe holding the bytes, then EOF; or --inherit-fd",
+            ("pipe", true) => "new pipe without a reader (EPIPE); or --inherit-fd",
+            (_, false) => "reopened by path holding the bytes; EOF until a writer opens it",
+            (_, true) => "reopened by path; EPIPE until a reader opens it",
+        };
+        out.push(ExternalFdInfo {
+            pid: p.pid,
+            fd: f.fd,
+            buffered: buffered.get(&resource).copied().unwrap_or(0),
+            resource,
+            kind: kind.into(),
+            end: if write_end { "write" } else { "read" }.into(),
+            restore: restore.into(),
+        });
+    }
+    out
+}
+
+/// The access-mode bits of open flags (the same on every Linux architecture).
+const O_ACCMODE: u32 = 3;
+const O_WRONLY: u32 = 1;
+const O_RDWR: u32 = 2;
 
 /// Format and layout of the image.
 #[derive(Debug, Clone, Serialize)]
@@ -281,6 +359,7 @@ pub fn info(img: &Image, image: &str) -> Info {
                 cmdline: split_cmdline(&p.cmdline),
             })
             .collect(),
+        external_fds: procs.iter().flat_map(external_fds).collect(),
     }
 }
 
@@ -413,6 +492,17 @@ impl Info {
         out.push_str("\nprocess tree:\n");
         out.push_str(&tree.to_string());
 
+        if !self.external_fds.is_empty() {
+            let mut ext = Table::new();
+            ext.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            ext.set_titles(row!["PID", "FD", "RESOURCE", "END", "BUFFERED", "RESTORE"]);
+            for e in &self.external_fds {
+                ext.add_row(row![e.pid, e.fd, e.resource, e.end, e.buffered, e.restore]);
+            }
+            out.push_str("\nfds whose other end was outside the image:\n");
+            out.push_str(&ext.to_string());
+        }
+
         if !self.files.is_empty() {
             let mut files = Table::new();
             files.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
@@ -441,6 +531,60 @@ mod tests {
         assert_eq!(split_cmdline(b"example\0--count\0"), ["example", "--count"]);
         assert!(split_cmdline(b"").is_empty());
         assert_eq!(quote_args(&["a b".into(), "c".into()]), "'a b' c");
+    }
+
+    #[test]
+    fn external_fds_are_outside_pipes_and_half_held_fifos() {
+        use psnc_format::model::{Fd, PipeEnd};
+        let fd = |fd: i32, flags: u32, kind: FdKind| Fd {
+            fd,
+            flags,
+            cloexec: false,
+            pos: 0,
+            kind,
+        };
+        let pipe = |ino, write_end, external, n: usize| {
+            FdKind::Pipe(PipeEnd {
+                ino,
+                write_end,
+                external,
+                buffered: vec![0; n],
+                capacity: 65536,
+            })
+        };
+        let fifo = |path: &str, n: usize| FdKind::Fifo {
+            path: path.into(),
+            buffered: vec![0; n],
+        };
+        let p = Process {
+            pid: 7,
+            fds: vec![
+                fd(0, 0, pipe(10, false, true, 12)),
+                fd(1, 1, pipe(11, true, true, 5)),
+                fd(2, 1, pipe(11, true, true, 0)),
+                fd(3, 0, pipe(12, false, false, 3)),
+                fd(4, 1, pipe(12, true, false, 0)),
+                fd(5, 0, fifo("/run/in", 4)),
+                fd(6, 2, fifo("/run/both", 0)),
+                fd(7, 0, fifo("/run/pair", 0)),
+                fd(8, 1, fifo("/run/pair", 0)),
+            ],
+            ..Default::default()
+        };
+        let got: Vec<(i32, String, String, usize)> = external_fds(&p)
+            .into_iter()
+            .map(|e| (e.fd, e.resource, e.end, e.buffered))
+            .collect();
+        let want = |fd, r: &str, e: &str, n| (fd, r.to_string(), e.to_string(), n);
+        assert_eq!(
+            got,
+            [
+                want(0, "pipe:[10]", "read", 12),
+                want(1, "pipe:[11]", "write", 5),
+                want(2, "pipe:[11]", "write", 5),
+                want(5, "/run/in", "read", 4),
+            ]
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::fds::tty;
 use crate::placement::{choose_region, Region, REGION_SIZE};
 use crate::stub::Stub;
 use crate::vdso::{self, VdsoGroup};
-use crate::{InheritFd, InheritTarget, Options, StdioMode};
+use crate::{ExternalMode, InheritFd, InheritTarget, Options, StdioMode};
 
 /// Where the contents of a file come from at restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,112 @@ pub struct Plan {
     pub fds: Vec<FdSource>,
     /// The image's vdso group, if it had a vdso.
     pub vdso: Option<VdsoGroup>,
+    /// The fds whose other end was outside the image and that come back connected to nothing
+    /// (no `--inherit-fd` for them), in fd order; the restore says so once it succeeded.
+    pub external: Vec<ExternalFd>,
+}
+
+/// Which end of a pipe or FIFO an fd held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeSide {
+    /// Opened for reading.
+    Read,
+    /// Opened for writing.
+    Write,
+}
+
+/// What a write to a pipe without readers raises, by the process's SIGPIPE action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigpipeAction {
+    /// SIG_DFL: the signal kills the process.
+    Kills,
+    /// SIG_IGN: only the EPIPE error.
+    Ignored,
+    /// A handler runs.
+    Handled,
+}
+
+impl SigpipeAction {
+    /// The action of `p` for SIGPIPE (the image's signal table; a missing entry is SIG_DFL).
+    pub fn of(p: &Process) -> SigpipeAction {
+        match p
+            .signals
+            .actions
+            .get(libc::SIGPIPE as usize - 1)
+            .map_or(0, |a| a.handler)
+        {
+            0 => SigpipeAction::Kills,
+            1 => SigpipeAction::Ignored,
+            _ => SigpipeAction::Handled,
+        }
+    }
+}
+
+/// An fd whose other end was outside the image (a pipe or FIFO the process inherited), restored
+/// connected to nothing. Its `Display` is the line the restore prints for it: the fd, what it
+/// was, what the process will see, and the `--inherit-fd` that would reconnect it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalFd {
+    /// The image's fd number.
+    pub fd: i32,
+    /// `pipe:[INO]`, or the FIFO's path.
+    pub resource: String,
+    /// Whether it is a FIFO (reopened by path) rather than a pipe (recreated).
+    pub fifo: bool,
+    /// The end the process held.
+    pub side: PipeSide,
+    /// Bytes buffered in the pipe or FIFO at capture.
+    pub buffered: usize,
+    /// What a write without readers raises (meaningful for a write end).
+    pub sigpipe: SigpipeAction,
+}
+
+impl std::fmt::Display for ExternalFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (end, peer) = match self.side {
+            PipeSide::Read => ("read end", "writer"),
+            PipeSide::Write => ("write end", "reader"),
+        };
+        let what = if self.fifo { "FIFO " } else { "" };
+        write!(
+            f,
+            "fd {}: {what}{} ({end}, {} buffered bytes) had its {peer} outside the image; ",
+            self.fd, self.resource, self.buffered
+        )?;
+        let then = if self.fifo {
+            "reopened by path holding those bytes"
+        } else {
+            "restored as a new pipe holding those bytes, its other end closed"
+        };
+        let unless = if self.fifo {
+            " while no process has the path open for writing"
+        } else {
+            ""
+        };
+        match self.side {
+            PipeSide::Read => write!(f, "{then}: reads see them, then EOF{unless}")?,
+            PipeSide::Write => {
+                let unless = if self.fifo {
+                    " while no process has the path open for reading"
+                } else {
+                    ""
+                };
+                let sig = match self.sigpipe {
+                    SigpipeAction::Kills => {
+                        " and raise SIGPIPE, which kills the process (its action is the default)"
+                    }
+                    SigpipeAction::Ignored => " (the process ignores SIGPIPE)",
+                    SigpipeAction::Handled => " and raise SIGPIPE, which runs its handler",
+                };
+                write!(f, "{then}: writes fail with EPIPE{sig}{unless}")?;
+            }
+        }
+        write!(
+            f,
+            "; to reconnect it, restore with --inherit-fd fd[N]:{}",
+            self.resource
+        )
+    }
 }
 
 impl Plan {
@@ -97,7 +203,7 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
         .iter()
         .map(|v| resolve_vma(ckpt, v))
         .collect::<Result<Vec<_>>>()?;
-    let fds = plan_fds(ckpt, p, opts)?;
+    let (fds, external) = plan_fds(ckpt, p, opts)?;
     check_pid_free(p.pid)?;
     for t in p.threads.iter().skip(1) {
         check_pid_free(t.tid)?;
@@ -114,6 +220,7 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
         vma_files,
         fds,
         vdso,
+        external,
     })
 }
 
@@ -336,7 +443,62 @@ fn inherited_for(fd: i32, kind: &FdKind, inherit: &[InheritFd]) -> Option<i32> {
     })
 }
 
-fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSource>> {
+/// The side of a pipe or FIFO fd with status flags `flags`, or `None` when it holds both (a FIFO
+/// opened `O_RDWR`).
+fn pipe_side(flags: u32, write_end: bool) -> Option<PipeSide> {
+    match flags & libc::O_ACCMODE as u32 {
+        a if a == libc::O_RDWR as u32 => None,
+        _ if write_end => Some(PipeSide::Write),
+        a if a == libc::O_WRONLY as u32 => Some(PipeSide::Write),
+        _ => Some(PipeSide::Read),
+    }
+}
+
+/// The FIFOs (by path) of which `p` holds only one end: their other end was outside the image.
+/// An `O_RDWR` fd holds both.
+pub fn external_fifos(p: &Process) -> BTreeMap<String, PipeSide> {
+    let mut ends: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for f in &p.fds {
+        if let FdKind::Fifo { path, .. } = &f.kind {
+            let e = ends.entry(path.as_str()).or_default();
+            match pipe_side(f.flags, false) {
+                Some(PipeSide::Read) => e.0 = true,
+                Some(PipeSide::Write) => e.1 = true,
+                None => *e = (true, true),
+            }
+        }
+    }
+    ends.into_iter()
+        .filter_map(|(path, (r, w))| match (r, w) {
+            (true, false) => Some((path.to_string(), PipeSide::Read)),
+            (false, true) => Some((path.to_string(), PipeSide::Write)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The bytes buffered in each pipe (by inode) and FIFO (by path) of `p`: capture stores them
+/// with one fd of the pipe only.
+fn buffered_bytes(p: &Process) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &p.fds {
+        let n = match &f.kind {
+            FdKind::Pipe(pe) => pe.buffered.len(),
+            FdKind::Fifo { buffered, .. } => buffered.len(),
+            _ => continue,
+        };
+        if let Some(name) = resource_name(&f.kind) {
+            *out.entry(name).or_default() += n;
+        }
+    }
+    out
+}
+
+fn plan_fds(
+    ckpt: &Checkpoint,
+    p: &Process,
+    opts: &Options,
+) -> Result<(Vec<FdSource>, Vec<ExternalFd>)> {
     for i in &opts.inherit_fds {
         let used = p
             .fds
@@ -358,6 +520,10 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
         }
     }
     let mut out = Vec::with_capacity(p.fds.len());
+    let mut external = Vec::new();
+    let buffered = buffered_bytes(p);
+    let fifos = external_fifos(p);
+    let sigpipe = SigpipeAction::of(p);
     let mut pipes: BTreeMap<u64, usize> = BTreeMap::new();
     for f in &p.fds {
         if let Some(ours) = inherited_for(f.fd, &f.kind, &opts.inherit_fds) {
@@ -396,6 +562,16 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
             FdKind::Directory { path }
             | FdKind::CharDevice { path, .. }
             | FdKind::Fifo { path, .. } => {
+                if let (FdKind::Fifo { .. }, Some(side)) = (&f.kind, fifos.get(path)) {
+                    external.push(ExternalFd {
+                        fd: f.fd,
+                        resource: path.clone(),
+                        fifo: true,
+                        side: *side,
+                        buffered: buffered.get(path).copied().unwrap_or(0),
+                        sigpipe,
+                    });
+                }
                 if let Err(e) = std::fs::metadata(path) {
                     return Err(RestoreError::MissingFile {
                         path: path.clone(),
@@ -414,13 +590,29 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
             },
             FdKind::Pipe(pe) => {
                 if pe.external {
-                    return Err(unsupported(
-                        &format!("pipe:[{}], whose other end was outside the image", pe.ino),
-                        &format!(
-                            "; hand it one with --inherit-fd fd[N]:pipe:[{}] (or fd[N]:fd:{})",
-                            pe.ino, f.fd
-                        ),
-                    ));
+                    let resource = format!("pipe:[{}]", pe.ino);
+                    let side = pipe_side(f.flags, pe.write_end).unwrap_or(PipeSide::Read);
+                    let buffered = buffered.get(&resource).copied().unwrap_or(0);
+                    if opts.external == ExternalMode::Refuse {
+                        return Err(RestoreError::ExternalFd {
+                            fd: f.fd,
+                            resource,
+                            end: match side {
+                                PipeSide::Read => "read end",
+                                PipeSide::Write => "write end",
+                            }
+                            .into(),
+                            buffered,
+                        });
+                    }
+                    external.push(ExternalFd {
+                        fd: f.fd,
+                        resource,
+                        fifo: false,
+                        side,
+                        buffered,
+                        sigpipe,
+                    });
                 }
                 pipes.entry(pe.ino).or_insert(out.len());
                 FdSource::Pipe(pe.clone())
@@ -449,7 +641,7 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
         };
         out.push(src);
     }
-    Ok(out)
+    Ok((out, external))
 }
 
 /// How long a PID held by a zombie (a killed process its parent has not reaped yet, typically
@@ -483,4 +675,83 @@ pub fn check_pid_free(pid: u32) -> Result<()> {
         comm.push_str(", a zombie its parent has not reaped");
     }
     Err(RestoreError::PidInUse { pid, comm })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psnc_format::model::Fd;
+
+    fn line(fifo: bool, side: PipeSide, sigpipe: SigpipeAction) -> String {
+        let resource = if fifo { "/run/f" } else { "pipe:[1234]" };
+        ExternalFd {
+            fd: 1,
+            resource: resource.into(),
+            fifo,
+            side,
+            buffered: 12,
+            sigpipe,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn external_fd_lines_say_what_the_process_sees() {
+        assert_eq!(
+            line(false, PipeSide::Read, SigpipeAction::Kills),
+            "fd 1: pipe:[1234] (read end, 12 buffered bytes) had its writer outside the image; \
+             restored as a new pipe holding those bytes, its other end closed: reads see them, \
+             then EOF; to reconnect it, restore with --inherit-fd fd[N]:pipe:[1234]"
+        );
+        assert_eq!(
+            line(false, PipeSide::Write, SigpipeAction::Kills),
+            "fd 1: pipe:[1234] (write end, 12 buffered bytes) had its reader outside the image; \
+             restored as a new pipe holding those bytes, its other end closed: writes fail with \
+             EPIPE and raise SIGPIPE, which kills the process (its action is the default); to \
+             reconnect it, restore with --inherit-fd fd[N]:pipe:[1234]"
+        );
+        assert!(line(false, PipeSide::Write, SigpipeAction::Ignored)
+            .contains("writes fail with EPIPE (the process ignores SIGPIPE); "));
+        assert!(line(false, PipeSide::Write, SigpipeAction::Handled)
+            .contains("writes fail with EPIPE and raise SIGPIPE, which runs its handler; "));
+        assert_eq!(
+            line(true, PipeSide::Read, SigpipeAction::Kills),
+            "fd 1: FIFO /run/f (read end, 12 buffered bytes) had its writer outside the image; \
+             reopened by path holding those bytes: reads see them, then EOF while no process \
+             has the path open for writing; to reconnect it, restore with --inherit-fd \
+             fd[N]:/run/f"
+        );
+    }
+
+    #[test]
+    fn fifos_held_by_one_end_are_external() {
+        let fifo = |fd: i32, flags: i32, path: &str| Fd {
+            fd,
+            flags: flags as u32,
+            cloexec: false,
+            pos: 0,
+            kind: FdKind::Fifo {
+                path: path.into(),
+                buffered: Vec::new(),
+            },
+        };
+        let p = Process {
+            fds: vec![
+                fifo(3, libc::O_RDONLY, "/a"),
+                fifo(4, libc::O_WRONLY, "/a"),
+                fifo(5, libc::O_WRONLY | libc::O_NONBLOCK, "/b"),
+                fifo(6, libc::O_RDWR, "/c"),
+                fifo(7, libc::O_RDONLY, "/d"),
+            ],
+            ..Default::default()
+        };
+        let got: Vec<(String, PipeSide)> = external_fifos(&p).into_iter().collect();
+        assert_eq!(
+            got,
+            [
+                ("/b".to_string(), PipeSide::Write),
+                ("/d".to_string(), PipeSide::Read)
+            ]
+        );
+    }
 }

@@ -133,6 +133,24 @@ pub enum RestoreError {
         hint: String,
     },
 
+    /// A pipe whose other end was outside the image, refused because of `--external=refuse`.
+    #[error(
+        "fd {fd} is {resource} ({end}), whose other end was outside the image, and \
+         --external=refuse is given; hand it one with --inherit-fd fd[N]:{resource} (or \
+         fd[N]:fd:{fd}), or restore without --external=refuse to get a new pipe holding its \
+         {buffered} buffered bytes"
+    )]
+    ExternalFd {
+        /// The descriptor.
+        fd: i32,
+        /// Its resource, as `/proc/PID/fd` showed it: `pipe:[INO]`.
+        resource: String,
+        /// `read end` or `write end`.
+        end: String,
+        /// Bytes buffered in the pipe at capture.
+        buffered: usize,
+    },
+
     /// A VMA restore cannot recreate.
     #[error("mapping {start:#x}-{end:#x} ({what}) cannot be restored yet")]
     UnsupportedVma {
@@ -230,6 +248,7 @@ impl RestoreError {
             | RestoreError::PidInUse { .. }
             | RestoreError::NoRoom { .. }
             | RestoreError::UnsupportedFd { .. }
+            | RestoreError::ExternalFd { .. }
             | RestoreError::UnsupportedVma { .. } => Exit::Refused,
             RestoreError::NotPermitted { .. } => Exit::NoPermission,
             RestoreError::InheritFd { .. } => Exit::Usage,

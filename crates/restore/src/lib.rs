@@ -49,6 +49,25 @@
 //! - Open file descriptions shared between several fds (through dup or fork) become one per fd,
 //!   except for pipes; offsets of such fds no longer move together.
 //!
+//! # Fds whose other end was outside the image
+//!
+//! A process inherits fds from whoever started it: stdin a pipe from a shell pipeline, stdout a
+//! pipe to a logger, a FIFO a supervisor opened. Capture records such a pipe as external, with
+//! the bytes buffered in it. Without a flag (`--external=recreate`, the default) restore does what
+//! CRIU does for a pipe whose peer is not in the tree: it creates a new pipe holding those bytes,
+//! gives the process its end and closes the other, and prints one line per such fd on stderr
+//! ([`checks::ExternalFd`]): the fd, its resource, the end and the buffered byte count, what the
+//! process will see (a read end: the bytes, then EOF; a write end: EPIPE, and SIGPIPE unless the
+//! process ignores it), and the `--inherit-fd fd[N]:pipe:[INO]` that would reconnect it.
+//! - `--inherit-fd` takes precedence: the tool's fd is handed over as it is, and the bytes that
+//!   were buffered at capture are not put into it (as in CRIU: the new peer owns that pipe).
+//! - `--external=refuse` refuses such a pipe before anything is created
+//!   ([`RestoreError::ExternalFd`]).
+//! - A FIFO is reopened by its path in either mode, without blocking on a missing peer (a
+//!   read-write keeper is open meanwhile, as in CRIU's `fifo.c`); its bytes are put back unless
+//!   the FIFO still holds bytes (an outside peer kept it open, so they are still there). When
+//!   the process held only one of its ends, the same kind of line is printed.
+//!
 //! # Order of the rebuild
 //!
 //! `rebuild` calls the modules in one fixed order: clear the stub and place the vdso
@@ -172,6 +191,22 @@ impl InheritFd {
     }
 }
 
+/// What the restore does with an fd whose other end was outside the image (a pipe or FIFO the
+/// process inherited from whoever started it) and that no `--inherit-fd` hands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExternalMode {
+    /// Recreate it, as CRIU does for a pipe whose peer is not in the tree: a new pipe holding
+    /// the buffered bytes whose other end is closed (a FIFO is reopened by its path), and one
+    /// line per such fd on stderr ([`checks::ExternalFd`]) saying what the process will see and
+    /// which `--inherit-fd` would reconnect it.
+    #[default]
+    Recreate,
+    /// Refuse the image before creating anything, naming the fd, its resource and the
+    /// `--inherit-fd` that would satisfy it ([`RestoreError::ExternalFd`]). FIFOs are reopened by
+    /// path either way.
+    Refuse,
+}
+
 /// How to restore.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -183,6 +218,9 @@ pub struct Options {
     pub stdio: StdioMode,
     /// Resources handed in from outside.
     pub inherit_fds: Vec<InheritFd>,
+    /// What fds whose other end was outside the image become when no `inherit_fds` entry
+    /// matches them.
+    pub external: ExternalMode,
     /// Restore the parent-death signal (only meaningful while the restore tool stays the parent).
     pub keep_pdeathsig: bool,
     /// Log each step on stderr.
@@ -233,7 +271,14 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
         .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves));
     match rebuilt {
-        Ok(_) => release(task, others, p, opts),
+        Ok(_) => {
+            let restored = release(task, others, p, opts)?;
+            // Said once the process exists: what each fd reconnected to nothing will see.
+            for e in &plan.external {
+                eprintln!("psnc-restore: {e}");
+            }
+            Ok(restored)
+        }
         Err(e) => {
             task.log(|| format!("failed: {e}; killing the half-built process"));
             task.kill();

@@ -13,7 +13,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use psnc_cli::{exit, Exit};
 use psnc_format::Image;
-use psnc_restore::{restore, InheritFd, Options, RestoreError, StdioMode};
+use psnc_restore::{restore, ExternalMode, InheritFd, Options, RestoreError, StdioMode};
 
 /// Every status psnc-restore itself can exit with; with --foreground the restored program's own
 /// status follows (the sysexits numbers keep the two apart).
@@ -33,8 +33,17 @@ Without --foreground the restored process runs on its own and its PID is printed
 
 --inherit-fd fd[N]:RES gives the restored process this tool's fd N in place of RES: either
 `fd:M` (the image's fd M) or a resource name as the original's /proc/PID/fd links showed it,
-e.g. `pipe:[1234]`, or a path. Needed for pipes and sockets whose other end was outside the
-image; the refusal without it names the fd and its resource.";
+e.g. `pipe:[1234]`, or a path. Needed for sockets whose other end was outside the image; the
+refusal without it names the fd and its resource.
+
+Pipes whose other end was outside the image (stdin from a shell pipeline, stdout to a logger):
+with --external=recreate (the default) each becomes a new pipe holding the bytes buffered in it
+at capture, its other end closed: reads see those bytes, then EOF; writes fail with EPIPE (and
+raise SIGPIPE unless the process ignores it). One line per such fd on stderr says so and gives
+the --inherit-fd fd[N]:pipe:[1234] that would reconnect it; --inherit-fd always takes precedence
+(the bytes buffered at capture are then not put into the handed-in pipe). --external=refuse
+refuses the image instead, before creating anything. FIFOs are reopened by path in both modes,
+never blocking on a missing peer.";
 
 fn after_help() -> String {
     let statuses = exit::help(
@@ -62,6 +71,10 @@ struct Cli {
     /// Hand a resource in from outside: fd[N]:fd:M or fd[N]:RESOURCE (repeatable).
     #[arg(long = "inherit-fd", value_name = "fd[N]:RES")]
     inherit_fd: Vec<String>,
+    /// Pipes whose other end was outside the image, without --inherit-fd: recreate them
+    /// (holding their buffered bytes, other end closed) or refuse the image.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ExternalArg::Recreate)]
+    external: ExternalArg,
     /// Stay in this shell's session and job; reopen terminals by path.
     #[arg(long)]
     shell_job: bool,
@@ -79,6 +92,14 @@ enum StdioArg {
     Inherit,
     /// /dev/null.
     Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExternalArg {
+    /// A new pipe holding the buffered bytes, its other end closed; one line each on stderr.
+    Recreate,
+    /// Refuse the image before creating anything.
+    Refuse,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +127,10 @@ fn main() -> ExitCode {
             StdioArg::Null => StdioMode::Null,
         },
         inherit_fds,
+        external: match cli.external {
+            ExternalArg::Recreate => ExternalMode::Recreate,
+            ExternalArg::Refuse => ExternalMode::Refuse,
+        },
         keep_pdeathsig: cli.foreground,
         verbose: cli.verbose,
     };

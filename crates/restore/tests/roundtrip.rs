@@ -169,10 +169,14 @@ fn leave_stopped_then_continue() {
     let at_capture = counter(dir.path());
 
     let image = Image::open(&image_path).unwrap();
-    // Refused unless the pipe is handed in.
-    let err = restore(&image, &Options::default()).unwrap_err();
+    // With `ExternalMode::Refuse`, refused unless the pipe is handed in.
+    let strict = Options {
+        external: psnc_restore::ExternalMode::Refuse,
+        ..Options::default()
+    };
+    let err = restore(&image, &strict).unwrap_err();
     assert!(
-        matches!(err, psnc_restore::RestoreError::UnsupportedFd { fd: 2, .. }),
+        matches!(&err, psnc_restore::RestoreError::ExternalFd { fd: 2, end, .. } if end == "write end"),
         "{err:?}"
     );
     use std::os::fd::AsRawFd;
@@ -181,7 +185,8 @@ fn leave_stopped_then_continue() {
         inherit_fds: vec![
             psnc_restore::InheritFd::parse(&format!("fd[{}]:fd:2", wr.as_raw_fd())).unwrap(),
         ],
-        ..Options::default()
+        // --inherit-fd satisfies the strict mode.
+        ..strict
     };
     let restored = restore(&image, &opts).unwrap();
     let guard = KillOnDrop(restored.pid as i32);

@@ -2,9 +2,14 @@
 //!
 //! Model: [`psnc_format::model::FdKind::Pipe`] and its [`PipeEnd`]. The fds of one pipe inode
 //! share one pipe, created on first use; its buffered bytes are put back once. The ends become
-//! fds of the task like any other prepared file (see [`crate::fds`]). A pipe whose other end was
-//! outside the image is not recreated: the checks plan the restore tool's `--inherit-fd` in its
-//! place, which the fd dispatch hands over as it is.
+//! fds of the task like any other prepared file (see [`crate::fds`]).
+//!
+//! A pipe whose other end was outside the image (`PipeEnd::external`) is recreated the same way,
+//! as CRIU does for a pipe whose peer is not in the tree: both ends are created here, the bytes
+//! put back, and only the process's end is handed over, so the other end closes with the tool's
+//! copy once the fds are prepared. A read end then yields the buffered bytes, then EOF; a write
+//! end gets EPIPE. An `--inherit-fd` for it (planned by the checks) takes precedence: the tool's
+//! descriptor is handed over as it is, without the bytes buffered at capture.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
