@@ -441,8 +441,9 @@ fn plan_fds(ckpt: &Checkpoint, p: &Process, opts: &Options) -> Result<Vec<FdSour
                 }
                 FdSource::Epoll
             }
-            FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
+            FdKind::TimerFd(_) => return Err(unsupported("a timerfd", "")),
             FdKind::SignalFd { .. } => return Err(unsupported("a signalfd", "")),
+            FdKind::Inotify { .. } => return Err(unsupported("an inotify instance", "")),
             FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),
             FdKind::Other { link } => return Err(unsupported(&format!("`{link}`"), "")),
         };
