@@ -218,6 +218,16 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         plan.region.base
     ));
     let local = prepare(image, &plan)?;
+    for f in &p.fds {
+        if let psnc_format::model::FdKind::Inotify { watches } = &f.kind {
+            log(format!(
+                "inotify fd {}: {} watches restored with their wd numbers; events queued at \
+                 capture are not kept",
+                f.fd,
+                watches.len()
+            ));
+        }
+    }
     log(format!("starting the stub as PID {}", p.pid));
     let (mut task, stub) = spawn::start_stub(
         Some(p.pid),
