@@ -40,8 +40,8 @@ pub fn create(pid: u32, f: &Fd) -> Result<OwnedFd> {
     for w in sorted {
         let refuse = |why: String| RestoreError::UnsupportedFd {
             fd: f.fd,
-            kind: format!("an inotify instance whose watch {} on {}", w.wd, w.path),
-            hint: format!(" cannot be restored: {why}"),
+            kind: "an inotify instance".into(),
+            hint: format!("; its watch {} on {} cannot come back: {why}", w.wd, w.path),
         };
         if w.wd < next || w.wd - next > MAX_WD_GAP {
             return Err(refuse(format!(
@@ -93,4 +93,73 @@ fn drain(fd: &OwnedFd) {
     let mut file = std::fs::File::from(fd.try_clone().expect("dup of an inotify fd"));
     let mut buf = [0u8; 4096];
     while matches!(file.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn inotify_fd(watches: Vec<InotifyWatch>) -> Fd {
+        Fd {
+            fd: 9,
+            flags: libc::O_NONBLOCK as u32,
+            cloexec: false,
+            pos: 0,
+            kind: FdKind::Inotify { watches },
+        }
+    }
+
+    fn watch(wd: i32, path: &std::path::Path) -> InotifyWatch {
+        InotifyWatch {
+            wd,
+            mask: libc::IN_MODIFY,
+            path: path.to_str().expect("UTF-8").into(),
+            ..InotifyWatch::default()
+        }
+    }
+
+    #[test]
+    fn watches_come_back_with_their_wds_across_gaps_and_nothing_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"").unwrap();
+        std::fs::write(&b, b"").unwrap();
+        let fd = create(1, &inotify_fd(vec![watch(5, &b), watch(2, &a)])).unwrap();
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+        let wds: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("inotify wd:"))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(wds.len(), 2, "{info}");
+        assert!(wds.contains(&"2") && wds.contains(&"5"), "{info}");
+        // No IN_IGNORED of the skipped numbers is left for the program.
+        let mut buf = [0u8; 256];
+        let n = nix::unistd::read(fd.as_raw_fd(), &mut buf);
+        assert_eq!(n, Err(nix::errno::Errno::EAGAIN));
+        // The next wd follows the highest restored one.
+        let c = CString::new(dir.path().to_str().unwrap()).unwrap();
+        let next = psnc_ptrace::sys::inotify_add_watch(fd.as_fd(), &c, libc::IN_CREATE).unwrap();
+        assert_eq!(next, 6);
+    }
+
+    #[test]
+    fn a_wd_that_cannot_be_reproduced_is_refused_naming_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"").unwrap();
+        // Two watches on one inode: the kernel merges them into the first wd.
+        let err = create(1, &inotify_fd(vec![watch(1, &a), watch(2, &a)])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "fd 9 is an inotify instance, which restore cannot recreate yet; its watch 2 on \
+                 {} cannot come back: the kernel gave watch descriptor 1",
+                a.display()
+            )),
+            "{msg}"
+        );
+    }
 }
