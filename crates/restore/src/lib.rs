@@ -28,7 +28,8 @@
 //! | [`creds`]   | credentials, and dumpable and pdeathsig, which a credential change resets |
 //! | [`process`] | cwd and root, umask, personality, name, rlimits, prctl flags, the pidfd   |
 //! | [`files`]   | the stored files: replicas of deleted or changed files, the exe           |
-//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll              |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,    |
+//! |             | timerfd, signalfd, inotify                                                |
 //!
 //! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
 //! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
@@ -48,6 +49,9 @@
 //!   background mode its exit would fire the signal).
 //! - Open file descriptions shared between several fds (through dup or fork) become one per fd,
 //!   except for pipes; offsets of such fds no longer move together.
+//! - An inotify instance comes back with its watches and their wd numbers but an empty queue:
+//!   the events queued at capture are lost (`-v` says so). A relative timerfd, like an interval
+//!   timer, resumes with the time it had left; an absolute one keeps its expiry.
 //!
 //! # Order of the rebuild
 //!

@@ -5,8 +5,11 @@
 //! the restore creates it, shortly before the process resumes), an absolute one with its
 //! absolute expiry on its clock (if that is past, it fires at once and, when periodic, counts
 //! the periods missed). The expirations counted but not read at capture are then put back with
-//! `TFD_IOC_SET_TICKS`, so the program's next read sees them (added to any new ones only
-//! through the ioctl's overwrite: the ticks are set after arming, before anything can expire).
+//! `TFD_IOC_SET_TICKS` (which overwrites the count, so it runs right after arming, which reset
+//! it), and the program's next read sees them. Not kept: the canceled state of a
+//! `TFD_TIMER_CANCEL_ON_SET` timer whose clock was set before the capture but not yet read
+//! (`ECANCELED`), and for a relative timer the time between its creation here and the moment the
+//! process resumes, which it counts down too.
 
 use std::os::fd::{AsFd, OwnedFd};
 
