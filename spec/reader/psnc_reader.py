@@ -51,11 +51,12 @@ KINDS = {
     10: ("signals", 1, "postcard"),
     11: ("chunk-digests", 1, "postcard"),
     12: ("epoll", 1, "postcard"),  # format 1.1
+    13: ("event-fds", 1, "postcard"),  # format 1.2
 }
 KIND_NUMBER = {name: number for number, (name, _, _) in KINDS.items()}
-# Kinds 1..10 appear exactly once in a 1.x image; epoll at most once, chunk-digests once per
-# chunked section.
-OPTIONAL = ("chunk-digests", "epoll")
+# Kinds 1..10 appear exactly once in a 1.x image; epoll and event-fds at most once, chunk-digests
+# once per chunked section.
+OPTIONAL = ("chunk-digests", "epoll", "event-fds")
 REQUIRED = [n for n in KINDS if KINDS[n][0] not in OPTIONAL]
 
 
@@ -325,6 +326,7 @@ SCHEMA["FdKindV1"] = (
         ("SignalFd", [("mask", "u64")]),
         ("MemFd", [("name", "string")]),
         ("Other", [("link", "string")]),
+        ("Inotify", None),  # format 1.2
     ],
 )
 SCHEMA["FdV1"] = st(
@@ -352,6 +354,20 @@ SCHEMA["SignalsV1"] = st(
 )
 SCHEMA["EpollWatchV1"] = st(("tfd", "i32"), ("events", "u32"), ("data", "u64"))
 SCHEMA["EpollV1"] = st(("pid", "u32"), ("fd", "i32"), ("watches", ("vec", "EpollWatchV1")))
+SCHEMA["InotifyWatchV1"] = st(("wd", "i32"), ("mask", "u32"), ("path", "string"), ("ino", "u64"), ("dev", "u64"))
+SCHEMA["EventFdStateV1"] = (
+    "enum",
+    [
+        ("EventFd", [("count", "u64"), ("semaphore", "bool")]),
+        (
+            "TimerFd",
+            [("clockid", "i32"), ("settime_flags", "u32"), ("ticks", "u64"), ("value_ns", "u64"), ("interval_ns", "u64")],
+        ),
+        ("SignalFd", [("mask", "u64")]),
+        ("Inotify", [("watches", ("vec", "InotifyWatchV1"))]),
+    ],
+)
+SCHEMA["EventFdV1"] = st(("pid", "u32"), ("fd", "i32"), ("state", "EventFdStateV1"))
 SCHEMA["ChunkDigestsV1"] = st(("section_kind", "u32"), ("chunk_size", "u32"), ("digests", ("vec", "sha256")))
 
 # Body of each postcard section, version 1.
@@ -365,6 +381,7 @@ SECTION_BODY = {
     "signals": ("vec", "SignalsV1"),
     "chunk-digests": "ChunkDigestsV1",
     "epoll": ("vec", "EpollV1"),
+    "event-fds": ("vec", "EventFdV1"),
 }
 
 
@@ -573,8 +590,9 @@ def read_image(data):
         count = sum(1 for e in entries if e["kind"] == number)
         if count != 1:
             raise ImageError("section %s appears %d times; a 1.x image has exactly one" % (kind_name(number), count))
-    if sum(1 for e in entries if e["kind"] == KIND_NUMBER["epoll"]) > 1:
-        raise ImageError("section epoll appears more than once")
+    for name in ("epoll", "event-fds"):
+        if sum(1 for e in entries if e["kind"] == KIND_NUMBER[name]) > 1:
+            raise ImageError("section %s appears more than once" % name)
 
     # Every section's digest, known or not: the flags alone say how to compute it.
     for e in entries:
@@ -702,6 +720,19 @@ def check_model(d, bodies):
         if key in seen:
             raise ImageError("the epoll section has two records for pid %d fd %d" % key)
         seen.add(key)
+    # §8.14: every event fd has exactly one event-fds record, of its own kind.
+    event_kinds = {(f["pid"], f["fd"]): f["kind"]["variant"] for f in d["fds"]}
+    seen = set()
+    for r in d.get("event-fds", []):
+        key = (r["pid"], r["fd"])
+        if key in seen:
+            raise ImageError("the event-fds section has two records for pid %d fd %d" % key)
+        if event_kinds.get(key) != r["state"]["variant"]:
+            raise ImageError("the event-fds section has a %s record for pid %d fd %d, which is not one" % ((r["state"]["variant"],) + key))
+        seen.add(key)
+    for key, kind in event_kinds.items():
+        if kind in ("EventFd", "TimerFd", "SignalFd", "Inotify") and key not in seen:
+            raise ImageError("fd %d of pid %d is an eventfd, timerfd, signalfd or inotify fd without its event-fds record" % (key[1], key[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,6 +806,9 @@ def summary(img):
             if f["kind"] == "Epoll":
                 recs = [r for r in d.get("epoll", []) if (r["pid"], r["fd"]) == (pid, f["fd"])]
                 f["watches"] = recs[0]["watches"] if recs else []
+            recs = [r for r in d.get("event-fds", []) if (r["pid"], r["fd"]) == (pid, f["fd"])]
+            if recs:
+                f["state"] = {k: v for k, v in recs[0]["state"].items() if k != "variant"}
         sig = [s for s in d["signals"] if s["pid"] == pid]
         procs.append(
             {
@@ -887,6 +921,11 @@ def print_summary(s, out):
                 "  epoll fd %d watches: %s\n"
                 % (f["fd"], ", ".join("fd %d events %#x data %#x" % (x["tfd"], x["events"], x["data"]) for x in f["watches"]) or "none")
             )
+        for f in (f for f in p["fds"] if "state" in f):
+            st_ = f["state"]
+            if f["kind"] == "Inotify":
+                st_ = {"watches": ", ".join("wd %d mask %#x %s" % (x["wd"], x["mask"], x["path"]) for x in st_["watches"]) or "none"}
+            w("  %s fd %d: %s\n" % (f["kind"].lower(), f["fd"], ", ".join("%s %s" % kv for kv in st_.items())))
         w("  handled signals: %s\n" % ", ".join(str(n) for n in p["handled_signals"]))
     w("%d stored files:\n" % len(s["files"]))
     for f in s["files"]:

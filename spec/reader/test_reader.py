@@ -61,10 +61,10 @@ class ExampleImages(unittest.TestCase):
                 out = run_cli(os.path.join(EXAMPLES, name), "--json")
                 self.assertEqual(out.returncode, 0, out.stderr)
                 s = json.loads(out.stdout)
-                self.assertEqual(s["format_version"], "1.1")
+                self.assertEqual(s["format_version"], "1.2")
                 self.assertEqual(s["layout_class"], bits)
                 self.assertTrue(s["streamed"])
-                self.assertEqual(len(s["sections"]), 13)
+                self.assertEqual(len(s["sections"]), 14)
                 self.assertTrue(all(e["digest_ok"] for e in s["sections"]))
                 self.assertEqual(s["identity"]["created"], "2026-01-01T00:00:00Z")
                 self.assertEqual(len(s["processes"]), 1)
@@ -81,7 +81,7 @@ class ExampleImages(unittest.TestCase):
                 self.assertEqual(t["tid"], 42)
                 self.assertEqual(t["regs"][ip_name], ip)
                 self.assertEqual(t["restart"], {"variant": "Reissue", "nr": 35, "code": -516})
-                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6, 7])
+                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
                 self.assertEqual(p["fds"][6]["kind"], "Epoll")
                 self.assertEqual(
                     p["fds"][6]["watches"],
@@ -184,6 +184,7 @@ class ExampleImages(unittest.TestCase):
         versions = [v for v in versions if v.startswith("v")]
         self.assertIn("v1.0", versions)
         self.assertIn("v1.1", versions)
+        self.assertIn("v1.2", versions)
         for v in versions:
             for name, (bits, _, vma0, _, _) in EXPECTED.items():
                 with self.subTest(version=v, image=name):
@@ -232,11 +233,11 @@ class Corruption(unittest.TestCase):
         self.assertRefused(b"\x7fELF" + data[4:], "not a psnc-cr image")
         newer = bytearray(data)
         newer[8:10] = struct.pack("<H", 2)
-        self.assertRefused(bytes(newer), r"version 2\.1 is not supported: this reader supports major version 1")
+        self.assertRefused(bytes(newer), r"version 2\.2 is not supported: this reader supports major version 1")
 
     def test_unknown_sections_critical_refused_ancillary_skipped(self):
         data = load("example-32.psnc")
-        at = table_entry_offset(data, 11)  # the second chunk-digests section
+        at = table_entry_offset(data, 12)  # the first chunk-digests section
         for flags, refused in ((r.SECTION_CRITICAL, True), (r.SECTION_SAFE_TO_COPY, False), (0, False)):
             with self.subTest(flags=flags):
                 bad = bytearray(data)
@@ -246,8 +247,8 @@ class Corruption(unittest.TestCase):
                     self.assertRefused(bad, "unknown critical kind 0x7777")
                 else:
                     img = r.read_image(bad)
-                    self.assertEqual(img["sections"][11]["status"], "unknown, skipped")
-                    self.assertTrue(img["sections"][11]["digest_ok"])
+                    self.assertEqual(img["sections"][12]["status"], "unknown, skipped")
+                    self.assertTrue(img["sections"][12]["digest_ok"])
 
     def test_newer_section_version_critical_refused(self):
         data = load("example-64.psnc")
@@ -259,7 +260,7 @@ class Corruption(unittest.TestCase):
     def test_a_newer_minor_with_only_ancillary_unknowns_is_accepted(self):
         data = bytearray(load("example-64.psnc"))
         data[10:12] = struct.pack("<H", 7)
-        at = table_entry_offset(data, 11)  # the first chunk-digests section
+        at = table_entry_offset(data, 12)  # the first chunk-digests section
         data[at : at + 8] = struct.pack("<IHH", 0x7778, 3, r.SECTION_SAFE_TO_COPY)
         img = r.read_image(reseal(data))
         self.assertEqual(img["header"]["minor"], 7)
@@ -274,6 +275,55 @@ class Corruption(unittest.TestCase):
             self.assertRefused(data, "section 10 has unknown critical kind 0xc")
         finally:
             r.KINDS[12] = saved
+
+    def test_a_reader_without_section_13_refuses_an_image_with_event_fds(self):
+        # What a 1.1 reader does with a 1.2 image that has event fds (§12): the event-fds
+        # section is critical and unknown to it.
+        data = load("example-64.psnc")
+        saved = r.KINDS.pop(13)
+        try:
+            self.assertRefused(data, "section 11 has unknown critical kind 0xd")
+        finally:
+            r.KINDS[13] = saved
+
+    def test_event_fd_records_must_match_their_fds(self):
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        states = [(x["fd"], x["state"]) for x in d["event-fds"]]
+        self.assertEqual(
+            states,
+            [
+                (8, {"variant": "EventFd", "count": 5, "semaphore": True}),
+                (
+                    9,
+                    {
+                        "variant": "TimerFd",
+                        "clockid": 0,
+                        "settime_flags": 3,
+                        "ticks": 1,
+                        "value_ns": 1767225700000000000,
+                        "interval_ns": 0,
+                    },
+                ),
+                (10, {"variant": "SignalFd", "mask": 0x800000200}),
+                (
+                    11,
+                    {
+                        "variant": "Inotify",
+                        "watches": [
+                            {"wd": 1, "mask": 0x100, "path": "/home/example", "ino": 0x2A3, "dev": 0xFE00},
+                            {"wd": 3, "mask": 0x2, "path": "/tmp/example.log", "ino": 0x2A4, "dev": 0xFE00},
+                        ],
+                    },
+                ),
+            ],
+        )
+        d["event-fds"][2]["fd"] = 4
+        with self.assertRaisesRegex(r.ImageError, "a SignalFd record for pid 42 fd 4, which is not one"):
+            r.check_model(d, img["bodies"])
+        del d["event-fds"][2]
+        with self.assertRaisesRegex(r.ImageError, "fd 10 of pid 42 is an eventfd, timerfd, signalfd or inotify fd without"):
+            r.check_model(d, img["bodies"])
 
     def test_an_epoll_record_for_a_fd_that_is_not_epoll_is_refused(self):
         img = r.read_image(load("example-32.psnc"))

@@ -43,6 +43,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("churn", &["-pthread"]),
     ("unsupported", &[]),
     ("external", &[]),
+    ("eventfds", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.
@@ -1221,6 +1222,32 @@ pub mod cases {
         name: "regs",
         args: &["avx512"],
         expect: &["avx512"],
+    };
+    /// Eventfds, timerfds, a signalfd and an inotify instance in an epoll event loop (issue 9).
+    pub const EVENTFDS: Case = Case {
+        name: "eventfds",
+        args: &[],
+        expect: &[
+            "eventfd_semaphore",
+            "eventfd_nonblock",
+            "eventfd_semaphore_flag",
+            "eventfd_counter",
+            "timerfd_ticks_kept",
+            "timerfd_periodic",
+            "timerfd_absolute",
+            "timerfd_relative",
+            "timerfd_cancel_on_set",
+            "timerfd_nonblock",
+            "timerfd_boottime",
+            "timerfd_unread_tick",
+            "signalfd_flags",
+            "signalfd",
+            "inotify_setup",
+            "inotify_dir",
+            "inotify_file",
+            "inotify_next_wd",
+            "inotify_nonblock",
+        ],
     };
     /// Every thread feature at once.
     pub const THREADS: Case = Case {

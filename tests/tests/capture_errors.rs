@@ -188,9 +188,40 @@ fn socket_refused() {
     refused("socket", "fd 5");
 }
 
+/// An anonymous-inode kind capture does not support: refused with the exact message naming the
+/// PID, the fd, the kind and the link.
+fn anon_refused(mode: &str, kind: &str, link: &str) {
+    let mut t = Spawn::new("unsupported").args(&[mode]).start();
+    let image = t.dir.join("image");
+    let r = t.capture(&image, &[]);
+    r.assert_failed();
+    let want = format!(
+        "PID {}: fd 5 is {kind} ({link}), which psnc-capture does not support yet",
+        t.pid()
+    );
+    assert!(r.stderr.contains(&want), "want {want:?}:\n{r}");
+    assert_no_image(&image);
+    assert_untouched(&mut t, &[mode]);
+}
+
 #[test]
-fn eventfd_refused() {
-    refused("eventfd", "fd 5");
+fn io_uring_refused() {
+    anon_refused("io_uring", "an io_uring instance", "anon_inode:[io_uring]");
+}
+
+#[test]
+fn perf_event_refused() {
+    anon_refused("perf_event", "a perf_event fd", "anon_inode:[perf_event]");
+}
+
+#[test]
+fn userfaultfd_refused() {
+    anon_refused("userfaultfd", "a userfaultfd", "anon_inode:[userfaultfd]");
+}
+
+#[test]
+fn fanotify_refused() {
+    anon_refused("fanotify", "a fanotify instance", "anon_inode:[fanotify]");
 }
 
 #[test]

@@ -88,7 +88,16 @@ fn withlib() {
 
 #[test]
 fn unsupported() {
-    for mode in ["socket", "eventfd", "memfd", "shm", "seccomp"] {
+    for mode in [
+        "socket",
+        "io_uring",
+        "perf_event",
+        "userfaultfd",
+        "fanotify",
+        "memfd",
+        "shm",
+        "seccomp",
+    ] {
         let mut t = psnc_tests::Spawn::new("unsupported").args(&[mode]).start();
         t.verify().assert_passed(&[mode]);
     }

@@ -19,8 +19,8 @@
 //!  procfs           stat, status (seccomp checked again)
 //!  files            the executable into the catalog of stored files
 //!  memory           maps + smaps: classify VMAs, file mappings into the catalog
-//!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll), peek pipe and
-//!                   FIFO buffers
+//!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll, eventfd,
+//!                   timerfd, signalfd, inotify), peek pipe and FIFO buffers
 //!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs
 //!  files            deleted files hashed and stored (target still stopped)
 //!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
@@ -55,7 +55,8 @@
 //! | [`creds`]   | credentials: uids, gids, groups, capabilities, securebits                   |
 //! | [`process`] | ids, cwd, root, umask, personality, rlimits, prctl flags, comm/cmdline/auxv |
 //! | [`files`]   | the stored-file catalog: identities, hashes, stored contents                |
-//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll                |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,      |
+//! |             | timerfd, signalfd, inotify                                                  |
 //!
 //! And the machinery around them: [`source`] (where the kernel-only state comes from) with
 //! [`kmod`] (the `/dev/checkpoint` side of it), [`stop`] (seize, park, thaw), [`interrupt`]

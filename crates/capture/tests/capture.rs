@@ -514,11 +514,11 @@ fn socket_fd_is_refused_by_number() {
 }
 
 #[test]
-fn eventfd_is_refused() {
-    let (err, t) = refused("eventfd");
+fn io_uring_is_refused() {
+    let (err, t) = refused("io_uring");
     let fd = ready_value(&t);
     assert!(
-        matches!(&err, CaptureError::Unsupported { what, kind, .. } if *what == format!("fd {fd}") && kind == "an eventfd (anon_inode:[eventfd])"),
+        matches!(&err, CaptureError::Unsupported { what, kind, .. } if *what == format!("fd {fd}") && kind == "an io_uring instance (anon_inode:[io_uring])"),
         "{err:?}"
     );
 }

@@ -376,6 +376,65 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
                         ],
                     },
                 },
+                // Section 13 (format 1.2): an eventfd in semaphore mode, an absolute
+                // CLOCK_REALTIME timer with TFD_TIMER_CANCEL_ON_SET and one unread expiry, a
+                // signalfd for SIGUSR1 and SIGRTMIN+2, an inotify instance with two watches.
+                Fd {
+                    fd: 8,
+                    flags: 0o4002,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::EventFd {
+                        count: 5,
+                        semaphore: true,
+                    },
+                },
+                Fd {
+                    fd: 9,
+                    flags: 2,
+                    cloexec: true,
+                    pos: 0,
+                    kind: FdKind::TimerFd(TimerFdState {
+                        clockid: 0,
+                        settime_flags: 3,
+                        ticks: 1,
+                        value_ns: 1_767_225_700_000_000_000,
+                        interval_ns: 0,
+                    }),
+                },
+                Fd {
+                    fd: 10,
+                    flags: 0o4002,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::SignalFd {
+                        mask: 0x8_0000_0200,
+                    },
+                },
+                Fd {
+                    fd: 11,
+                    flags: 0o4000,
+                    cloexec: false,
+                    pos: 0,
+                    kind: FdKind::Inotify {
+                        watches: vec![
+                            InotifyWatch {
+                                wd: 1,
+                                mask: 0x100,
+                                path: "/home/example".into(),
+                                ino: 0x2a3,
+                                dev: 0xfe00,
+                            },
+                            InotifyWatch {
+                                wd: 3,
+                                mask: 0x2,
+                                path: "/tmp/example.log".into(),
+                                ino: 0x2a4,
+                                dev: 0xfe00,
+                            },
+                        ],
+                    },
+                },
             ],
             signals: ProcessSignals {
                 actions,

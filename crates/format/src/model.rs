@@ -440,10 +440,12 @@ pub enum FdKind {
         /// Inode number of the socket.
         ino: u64,
     },
-    /// An eventfd (not yet supported by capture).
+    /// An eventfd (format 1.2: its `semaphore` flag is in the `event-fds` section).
     EventFd {
         /// Counter value.
         count: u64,
+        /// Created with `EFD_SEMAPHORE`: each read takes 1 from the counter.
+        semaphore: bool,
     },
     /// An epoll instance and its interest list. Restore creates it after every other fd of the
     /// process exists, then re-adds each watch; the watched fds are fds of the same process.
@@ -451,11 +453,12 @@ pub enum FdKind {
         /// The interest list, in `/proc/PID/fdinfo` order.
         watches: Vec<EpollWatch>,
     },
-    /// A timerfd (not yet supported by capture).
-    TimerFd,
-    /// A signalfd (not yet supported by capture).
+    /// A timerfd with its clock and setting (format 1.2: the state is in the `event-fds`
+    /// section).
+    TimerFd(TimerFdState),
+    /// A signalfd (format 1.2: restored from its `event-fds` record).
     SignalFd {
-        /// The signal mask.
+        /// The signal mask: bit `n - 1` for signal `n`.
         mask: u64,
     },
     /// A memfd (not yet supported by capture).
@@ -463,11 +466,49 @@ pub enum FdKind {
         /// Its name.
         name: String,
     },
+    /// An inotify instance and its watches (format 1.2, `event-fds` section). Queued events
+    /// are not kept.
+    Inotify {
+        /// The watches, in increasing wd order.
+        watches: Vec<InotifyWatch>,
+    },
     /// Anything else: kept for inspection, refused by restore.
     Other {
         /// The `/proc/PID/fd/N` link target.
         link: String,
     },
+}
+
+/// The state of a timerfd (`timerfd_gettime` and `/proc/PID/fdinfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimerFdState {
+    /// The clock (`CLOCK_REALTIME` 0, `CLOCK_MONOTONIC` 1, `CLOCK_BOOTTIME` 7,
+    /// `CLOCK_REALTIME_ALARM` 8, `CLOCK_BOOTTIME_ALARM` 9).
+    pub clockid: i32,
+    /// The `timerfd_settime` flags: `TFD_TIMER_ABSTIME` 1, `TFD_TIMER_CANCEL_ON_SET` 2.
+    pub settime_flags: u32,
+    /// Expirations counted but not yet read.
+    pub ticks: u64,
+    /// Next expiry in nanoseconds: for a relative timer the time left at capture, for an
+    /// absolute one (`TFD_TIMER_ABSTIME`) the expiry on `clockid`. 0: disarmed.
+    pub value_ns: u64,
+    /// The period in nanoseconds; 0 for a one-shot timer.
+    pub interval_ns: u64,
+}
+
+/// One watch of an inotify instance (`inotify_add_watch(path, mask)` that returned `wd`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InotifyWatch {
+    /// The watch descriptor, which programs keep: restore reproduces it.
+    pub wd: i32,
+    /// The event mask and flags (`IN_MODIFY`, `IN_ONESHOT`, ...) as fdinfo reports them.
+    pub mask: u32,
+    /// The watched inode's path at capture, resolved from its file handle.
+    pub path: String,
+    /// The watched inode number.
+    pub ino: u64,
+    /// Its superblock's device (`st_dev` encoding, `makedev(major, minor)`).
+    pub dev: u64,
 }
 
 /// One watch of an epoll instance (`EPOLL_CTL_ADD` of `tfd` with `events` and `data`).

@@ -20,11 +20,20 @@ fn both() -> [(Arch, LayoutClass); 3] {
     ]
 }
 
+/// The example without its epoll fd, and without its event fds (format 1.2), so that it holds
+/// only 1.0 kinds.
 fn without_epoll(arch: Arch) -> Checkpoint {
     let mut ck = example_checkpoint(arch);
-    ck.processes[0]
-        .fds
-        .retain(|f| !matches!(f.kind, FdKind::Epoll { .. }));
+    ck.processes[0].fds.retain(|f| {
+        !matches!(
+            f.kind,
+            FdKind::Epoll { .. }
+                | FdKind::EventFd { .. }
+                | FdKind::TimerFd(_)
+                | FdKind::SignalFd { .. }
+                | FdKind::Inotify { .. }
+        )
+    });
     ck
 }
 
@@ -39,7 +48,7 @@ fn epoll_watches_round_trip_in_every_class() {
         // A second epoll fd with no watches, and one watching the first epoll fd.
         let fds = &mut ck.processes[0].fds;
         fds.push(Fd {
-            fd: 9,
+            fd: 20,
             flags: 2,
             cloexec: false,
             pos: 0,
@@ -48,7 +57,7 @@ fn epoll_watches_round_trip_in_every_class() {
             },
         });
         fds.push(Fd {
-            fd: 10,
+            fd: 21,
             flags: 2,
             cloexec: true,
             pos: 0,
@@ -63,7 +72,7 @@ fn epoll_watches_round_trip_in_every_class() {
         let (img, want) = write_with(ck, arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");
         verify_image(&image).expect("verify");
-        assert_eq!(image.version(), (1, 1));
+        assert_eq!(image.version(), (1, FORMAT_MINOR));
         assert_eq!(image.checkpoint(), &want, "{arch:?} {class:?}");
         let got = &image.checkpoint().processes[0].fds;
         let fd7 = got.iter().find(|f| f.fd == 7).expect("fd 7");
@@ -96,7 +105,7 @@ fn epoll_watches_round_trip_in_every_class() {
 
 #[test]
 fn images_without_epoll_fds_have_no_epoll_section() {
-    assert_eq!(FORMAT_MINOR, 1);
+    assert_eq!(FORMAT_MINOR, 2);
     for (arch, class) in both() {
         let (img, want) = write_with(without_epoll(arch), arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");
@@ -149,8 +158,8 @@ fn a_reader_that_does_not_know_section_12_refuses_the_image() {
 fn an_epoll_record_for_a_fd_that_is_not_epoll_is_invalid() {
     let k = SectionKind::Epoll;
     for (arch, class) in both() {
-        // fd 4 is a pipe, fd 8 does not exist.
-        for fd in [4, 8] {
+        // fd 4 is a pipe, fd 30 does not exist.
+        for fd in [4, 30] {
             let body = epoll_body(&[EpollV1 {
                 pid: 42,
                 fd,

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use psnc_format::example::{example_runs, page_pattern, write_example};
-use psnc_format::model::{Arch, EpollWatch, FdKind, Regs, VmaKind};
+use psnc_format::model::{Arch, EpollWatch, FdKind, InotifyWatch, Regs, TimerFdState, VmaKind};
 use psnc_format::verify::verify_image;
 use psnc_format::{FormatError, Image, LayoutClass};
 
@@ -23,7 +23,7 @@ const EXAMPLES: [(&str, Arch, LayoutClass); 2] = [
 ];
 
 /// Every released format version with golden images.
-const GOLDEN_VERSIONS: [&str; 2] = ["v1.0", "v1.1"];
+const GOLDEN_VERSIONS: [&str; 3] = ["v1.0", "v1.1", "v1.2"];
 
 const UPDATE_VAR: &str = "PSNC_UPDATE_EXAMPLES";
 
@@ -123,7 +123,59 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     assert_eq!(pc, base + 0x1000, "{what}: instruction pointer");
     // From 1.1 on the example has an epoll fd (section 12); the 1.0 golden images have none.
     let has_epoll = img.version() >= (1, 1);
-    assert_eq!(p.fds.len(), 6 + usize::from(has_epoll), "{what}");
+    // From 1.2 on it has an eventfd, a timerfd, a signalfd and an inotify fd (section 13).
+    let has_event_fds = img.version() >= (1, 2);
+    assert_eq!(
+        p.fds.len(),
+        6 + usize::from(has_epoll) + 4 * usize::from(has_event_fds),
+        "{what}"
+    );
+    if has_event_fds {
+        let kinds: Vec<&FdKind> = p
+            .fds
+            .iter()
+            .filter(|f| f.fd >= 8)
+            .map(|f| &f.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                &FdKind::EventFd {
+                    count: 5,
+                    semaphore: true
+                },
+                &FdKind::TimerFd(TimerFdState {
+                    clockid: 0,
+                    settime_flags: 3,
+                    ticks: 1,
+                    value_ns: 1_767_225_700_000_000_000,
+                    interval_ns: 0,
+                }),
+                &FdKind::SignalFd {
+                    mask: 0x8_0000_0200
+                },
+                &FdKind::Inotify {
+                    watches: vec![
+                        InotifyWatch {
+                            wd: 1,
+                            mask: 0x100,
+                            path: "/home/example".into(),
+                            ino: 0x2a3,
+                            dev: 0xfe00,
+                        },
+                        InotifyWatch {
+                            wd: 3,
+                            mask: 0x2,
+                            path: "/tmp/example.log".into(),
+                            ino: 0x2a4,
+                            dev: 0xfe00,
+                        },
+                    ]
+                },
+            ],
+            "{what}"
+        );
+    }
     if has_epoll {
         let ep = p
             .fds

@@ -285,8 +285,8 @@ fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
                 ino,
             })
             .boxed(),
-        any::<u64>()
-            .prop_map(|count| FdKind::EventFd { count })
+        (any::<u64>(), any::<bool>())
+            .prop_map(|(count, semaphore)| FdKind::EventFd { count, semaphore })
             .boxed(),
         prop::collection::vec((any::<i32>(), any::<u32>(), any::<u64>()), 0..4)
             .prop_map(|w| FdKind::Epoll {
@@ -296,7 +296,46 @@ fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
                     .collect(),
             })
             .boxed(),
-        Just(FdKind::TimerFd).boxed(),
+        (
+            any::<i32>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(clockid, settime_flags, ticks, value_ns, interval_ns)| {
+                FdKind::TimerFd(TimerFdState {
+                    clockid,
+                    settime_flags,
+                    ticks,
+                    value_ns,
+                    interval_ns,
+                })
+            })
+            .boxed(),
+        prop::collection::vec(
+            (
+                any::<i32>(),
+                any::<u32>(),
+                text(),
+                any::<u64>(),
+                any::<u64>(),
+            ),
+            0..4,
+        )
+        .prop_map(|w| FdKind::Inotify {
+            watches: w
+                .into_iter()
+                .map(|(wd, mask, path, ino, dev)| InotifyWatch {
+                    wd,
+                    mask,
+                    path,
+                    ino,
+                    dev,
+                })
+                .collect(),
+        })
+        .boxed(),
         any::<u64>()
             .prop_map(|mask| FdKind::SignalFd { mask })
             .boxed(),

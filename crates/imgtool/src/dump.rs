@@ -245,6 +245,27 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
                 })
                 .collect()
         }),
+        SectionKind::EventFds => per_proc(&|p| {
+            p.fds
+                .iter()
+                .filter_map(|f| {
+                    let state = match &f.kind {
+                        FdKind::EventFd { count, semaphore } => {
+                            json!({ "eventfd": { "count": count, "semaphore": semaphore } })
+                        }
+                        FdKind::TimerFd(t) => json!({ "timerfd": to_value(t) }),
+                        FdKind::SignalFd { mask } => {
+                            json!({ "signalfd": { "mask": format!("{mask:#x}") } })
+                        }
+                        FdKind::Inotify { watches } => {
+                            json!({ "inotify": { "watches": to_value(watches) } })
+                        }
+                        _ => return None,
+                    };
+                    Some(with_pid(p.pid, json!({ "fd": f.fd, "state": state })))
+                })
+                .collect()
+        }),
         SectionKind::ChunkDigests => Value::Array(
             [SectionKind::PageData, SectionKind::FileData]
                 .into_iter()

@@ -54,7 +54,7 @@ fn info_summarizes_both_classes_as_table_and_json() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
         assert_eq!(v["format"]["layout_class"], bits);
-        assert_eq!(v["format"]["version"], "1.1");
+        assert_eq!(v["format"]["version"], "1.2");
         assert_eq!(v["identity"]["xsave_size"], 832);
         assert_eq!(v["counts"]["processes"], 1);
         assert_eq!(v["counts"]["threads"], 1);
@@ -136,7 +136,7 @@ fn dump_prints_every_section_of_both_classes() {
         let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--json".as_ref()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
-        assert_eq!(v["sections"].as_array().map(Vec::len), Some(13));
+        assert_eq!(v["sections"].as_array().map(Vec::len), Some(14));
         for k in SectionKind::ALL {
             assert!(v.get(k.name()).is_some(), "no {k} in JSON dump");
         }
@@ -156,6 +156,13 @@ fn dump_prints_every_section_of_both_classes() {
             Some(64)
         );
         assert_eq!(v["chunk-digests"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["event-fds"].as_array().map(Vec::len), Some(4));
+        assert_eq!(
+            v["event-fds"][1]["state"]["timerfd"]["settime_flags"], 3,
+            "{}",
+            v["event-fds"]
+        );
+        assert_eq!(v["event-fds"][3]["state"]["inotify"]["watches"][1]["wd"], 3);
     }
 }
 
@@ -574,7 +581,7 @@ fn verify_catches_a_bad_header_table_and_truncation() {
                 b[8] = 9;
                 b
             },
-            "version 9.1 is not supported",
+            "version 9.2 is not supported",
         ),
     ];
     for (bytes, want) in cases {

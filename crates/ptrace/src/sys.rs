@@ -143,3 +143,171 @@ pub unsafe fn clone3_with_set_tid(tid: i32, flags: u64, exit_signal: u64) -> Res
         pid => Ok(Clone3Result::Parent(pid as i32)),
     }
 }
+
+/// A new eventfd with counter 0 (`eventfd2`); `flags` e.g. `libc::EFD_SEMAPHORE`. The initial
+/// value of the syscall is only 32 bits wide: write the counter afterwards.
+pub fn eventfd(flags: i32) -> Result<OwnedFd> {
+    // SAFETY: eventfd2 takes two integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_eventfd2, 0, flags) };
+    owned_fd("eventfd2", 0, r)
+}
+
+/// A new timerfd on clock `clockid` (`timerfd_create`); `flags` e.g. `libc::TFD_CLOEXEC`.
+pub fn timerfd_create(clockid: i32, flags: i32) -> Result<OwnedFd> {
+    // SAFETY: timerfd_create takes two integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_timerfd_create, clockid, flags) };
+    owned_fd("timerfd_create", 0, r)
+}
+
+fn timespec_ns(t: &libc::timespec) -> u64 {
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+}
+
+fn ns_timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Arms (or with `value_ns` 0 disarms) timerfd `fd` (`timerfd_settime`); `flags` e.g.
+/// `libc::TFD_TIMER_ABSTIME`. Resets the count of unread expirations to 0.
+pub fn timerfd_settime(
+    fd: BorrowedFd<'_>,
+    flags: i32,
+    value_ns: u64,
+    interval_ns: u64,
+) -> Result<()> {
+    let new = libc::itimerspec {
+        it_interval: ns_timespec(interval_ns),
+        it_value: ns_timespec(value_ns),
+    };
+    // SAFETY: timerfd_settime reads one itimerspec from `new`, ours, and writes nothing (null
+    // old value).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_timerfd_settime,
+            fd.as_raw_fd(),
+            flags,
+            &new as *const libc::itimerspec,
+            std::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+    check("timerfd_settime", 0, r)?;
+    Ok(())
+}
+
+/// The time to the next expiry and the period of timerfd `fd`, in nanoseconds
+/// (`timerfd_gettime`). For a periodic timer that expired this also counts the expirations
+/// since then into its unread ticks, as a read would, so fdinfo's `ticks` is exact afterwards.
+pub fn timerfd_gettime(fd: BorrowedFd<'_>) -> Result<(u64, u64)> {
+    let mut cur = libc::itimerspec {
+        it_interval: ns_timespec(0),
+        it_value: ns_timespec(0),
+    };
+    // SAFETY: timerfd_gettime writes one itimerspec to `cur`, ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_timerfd_gettime,
+            fd.as_raw_fd(),
+            &mut cur as *mut libc::itimerspec,
+        )
+    };
+    check("timerfd_gettime", 0, r)?;
+    Ok((timespec_ns(&cur.it_value), timespec_ns(&cur.it_interval)))
+}
+
+/// Sets the count of unread expirations of timerfd `fd` (`TFD_IOC_SET_TICKS`, needs
+/// CONFIG_CHECKPOINT_RESTORE); a reader then sees them. Call it after [`timerfd_settime`],
+/// which resets the count.
+pub fn timerfd_set_ticks(fd: BorrowedFd<'_>, ticks: u64) -> Result<()> {
+    // _IOW('T', 0, u64)
+    const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400;
+    // SAFETY: the ioctl reads one u64 from `ticks`, ours.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS, &ticks as *const u64) };
+    check("ioctl(TFD_IOC_SET_TICKS)", 0, libc::c_long::from(r))?;
+    Ok(())
+}
+
+/// A new signalfd for the signals of `mask` (bit `n - 1` for signal `n`, all 64 signals)
+/// (`signalfd4`); `flags` e.g. `libc::SFD_CLOEXEC`.
+pub fn signalfd(mask: u64, flags: i32) -> Result<OwnedFd> {
+    // SAFETY: signalfd4 reads an 8-byte kernel sigset from `mask`, ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &mask as *const u64,
+            std::mem::size_of::<u64>(),
+            flags,
+        )
+    };
+    owned_fd("signalfd4", 0, r)
+}
+
+/// A new inotify instance (`inotify_init1`); `flags` e.g. `libc::IN_CLOEXEC`.
+pub fn inotify_init1(flags: i32) -> Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes an integer and touches no memory of ours.
+    let r = unsafe { libc::inotify_init1(flags) };
+    owned_fd("inotify_init1", 0, libc::c_long::from(r))
+}
+
+/// Adds (or updates) the watch of `path` with `mask` on inotify instance `fd` and returns its
+/// watch descriptor (`inotify_add_watch`).
+pub fn inotify_add_watch(fd: BorrowedFd<'_>, path: &CStr, mask: u32) -> Result<i32> {
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let r = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+    Ok(check("inotify_add_watch", 0, libc::c_long::from(r))? as i32)
+}
+
+/// Removes watch `wd` from inotify instance `fd` (`inotify_rm_watch`); the kernel queues an
+/// `IN_IGNORED` event for it.
+pub fn inotify_rm_watch(fd: BorrowedFd<'_>, wd: i32) -> Result<()> {
+    // SAFETY: inotify_rm_watch takes a descriptor and an integer and touches no memory of ours.
+    let r = unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+    check("inotify_rm_watch", 0, libc::c_long::from(r))?;
+    Ok(())
+}
+
+/// Opens the file that the file handle (`handle_type`, `handle` bytes, as fdinfo of an inotify
+/// or fanotify mark shows them) names on the filesystem of `mount_fd` (`open_by_handle_at`,
+/// needs CAP_DAC_READ_SEARCH); `flags` e.g. `libc::O_PATH`.
+pub fn open_by_handle_at(
+    mount_fd: BorrowedFd<'_>,
+    handle_type: i32,
+    handle: &[u8],
+    flags: i32,
+) -> Result<OwnedFd> {
+    // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[]; }, built in u32
+    // words so it is aligned.
+    let mut buf = vec![0u32; 2 + handle.len().div_ceil(4)];
+    buf[0] = handle.len() as u32;
+    buf[1] = handle_type as u32;
+    let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut raw = bytes;
+    raw[8..8 + handle.len()].copy_from_slice(handle);
+    for (w, c) in buf.iter_mut().zip(raw.chunks_exact(4)) {
+        *w = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    // SAFETY: the kernel reads `handle_bytes` (= handle.len()) bytes of handle after the 8-byte
+    // header of `buf`, which holds them; nothing is written.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_fd.as_raw_fd(),
+            buf.as_ptr(),
+            flags,
+        )
+    };
+    owned_fd("open_by_handle_at", 0, r)
+}
+
+/// The current time of clock `clockid` in nanoseconds (`clock_gettime`); the alarm clocks read
+/// as their base clocks.
+pub fn clock_gettime_ns(clockid: i32) -> Result<u64> {
+    let mut t = ns_timespec(0);
+    // SAFETY: clock_gettime writes one timespec to `t`, ours.
+    let r = unsafe { libc::clock_gettime(clockid, &mut t) };
+    check("clock_gettime", 0, libc::c_long::from(r))?;
+    Ok(timespec_ns(&t))
+}

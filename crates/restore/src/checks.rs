@@ -52,6 +52,9 @@ pub enum FdSource {
     Null,
     /// An epoll instance: created inside the task after every other fd, then given its watches.
     Epoll,
+    /// An eventfd, timerfd, signalfd or inotify instance: created by the restore tool with its
+    /// state.
+    Event,
 }
 
 /// The outcome of the checks: the decisions the rebuild carries out.
@@ -620,7 +623,6 @@ fn plan_fds(
             FdKind::Socket { .. } => {
                 return Err(unsupported("a socket", "; pass it with --inherit-fd"))
             }
-            FdKind::EventFd { .. } => return Err(unsupported("an eventfd", "")),
             FdKind::Epoll { watches } => {
                 // Watches are re-added through the watched fd's number in the task.
                 if let Some(w) = watches
@@ -634,8 +636,10 @@ fn plan_fds(
                 }
                 FdSource::Epoll
             }
-            FdKind::TimerFd => return Err(unsupported("a timerfd", "")),
-            FdKind::SignalFd { .. } => return Err(unsupported("a signalfd", "")),
+            FdKind::EventFd { .. }
+            | FdKind::TimerFd(_)
+            | FdKind::SignalFd { .. }
+            | FdKind::Inotify { .. } => FdSource::Event,
             FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),
             FdKind::Other { link } => return Err(unsupported(&format!("`{link}`"), "")),
         };

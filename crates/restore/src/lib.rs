@@ -28,7 +28,8 @@
 //! | [`creds`]   | credentials, and dumpable and pdeathsig, which a credential change resets |
 //! | [`process`] | cwd and root, umask, personality, name, rlimits, prctl flags, the pidfd   |
 //! | [`files`]   | the stored files: replicas of deleted or changed files, the exe           |
-//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll              |
+//! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,    |
+//! |             | timerfd, signalfd, inotify                                                |
 //!
 //! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
 //! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
@@ -48,6 +49,9 @@
 //!   background mode its exit would fire the signal).
 //! - Open file descriptions shared between several fds (through dup or fork) become one per fd,
 //!   except for pipes; offsets of such fds no longer move together.
+//! - An inotify instance comes back with its watches and their wd numbers but an empty queue:
+//!   the events queued at capture are lost (`-v` says so). A relative timerfd, like an interval
+//!   timer, resumes with the time it had left; an absolute one keeps its expiry.
 //!
 //! # Fds whose other end was outside the image
 //!
@@ -258,6 +262,16 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         plan.region.base
     ));
     let local = prepare(image, &plan)?;
+    for f in &p.fds {
+        if let psnc_format::model::FdKind::Inotify { watches } = &f.kind {
+            log(format!(
+                "inotify fd {}: {} watches restored with their wd numbers; events queued at \
+                 capture are not kept",
+                f.fd,
+                watches.len()
+            ));
+        }
+    }
     log(format!("starting the stub as PID {}", p.pid));
     let (mut task, stub) = spawn::start_stub(
         Some(p.pid),

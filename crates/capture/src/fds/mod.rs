@@ -9,19 +9,28 @@
 //!  pipe      pipes: both ends, buffered bytes, capacity
 //!  fifo      FIFOs: path, buffered bytes
 //!  epoll     epoll instances and their watches
+//!  eventfd   eventfds: counter, EFD_SEMAPHORE
+//!  timerfd   timerfds: clock, flags, unread expirations, next expiry, period
+//!  signalfd  signalfds: the mask
+//!  inotify   inotify instances: every watch with its wd, mask and resolved path
 //! ```
 //!
 //! Everything comes from procfs (`/proc/PID/fd`, the `fd/N` links, `fdinfo/N`, `stat` of the
 //! file) except the bytes buffered in pipes and FIFOs, which are copied from a duplicate of the
-//! target's fd ([`pipe::TeePipePeek`]). The model type is [`Fd`] with its [`FdKind`] in
+//! target's fd ([`pipe::TeePipePeek`]), and a timerfd's time, asked through a duplicate too. The model type is [`Fd`] with its [`FdKind`] in
 //! `psnc_format::model`; a regular file's [`FileRef`](psnc_format::model::FileRef) comes from
-//! the [`FileCatalog`]. Every other kind (sockets, eventfds, memfds, ...) is refused with a
-//! message naming the fd and its kind.
+//! the [`FileCatalog`]. Every other kind (sockets, memfds, fanotify, io_uring, perf_event, bpf,
+//! userfaultfd, any other anonymous inode, ...) is refused with a message naming the PID, the
+//! fd and its kind with its link.
 
 pub mod epoll;
+pub mod eventfd;
 pub mod fifo;
+pub mod inotify;
 pub mod pipe;
 pub mod regular;
+pub mod signalfd;
+pub mod timerfd;
 pub mod tty;
 
 use std::fs;
@@ -50,6 +59,18 @@ fn special_kind(link: &str) -> Option<String> {
         "an inotify instance"
     } else if link == "anon_inode:[fanotify]" {
         "a fanotify instance"
+    } else if link == "anon_inode:[io_uring]" {
+        "an io_uring instance"
+    } else if link == "anon_inode:[perf_event]" {
+        "a perf_event fd"
+    } else if link == "anon_inode:[userfaultfd]" {
+        "a userfaultfd"
+    } else if link == "anon_inode:bpf-map" {
+        "a bpf map"
+    } else if link == "anon_inode:bpf-prog" {
+        "a bpf program"
+    } else if link == "anon_inode:bpf_link" {
+        "a bpf link"
     } else if link == "anon_inode:[pidfd]" || link.starts_with("pidfd:") {
         "a pidfd"
     } else if link.starts_with("anon_inode:") {
@@ -124,6 +145,14 @@ fn classify_fd(
     if link == "anon_inode:[eventpoll]" {
         return Ok(mk(epoll::classify(proc_dir, fd)?));
     }
+    let fdinfo_err = |d: String| CaptureError::parse(proc_dir.path(&format!("fdinfo/{fd}")), d);
+    match link {
+        "anon_inode:[eventfd]" => return Ok(mk(eventfd::classify(info).map_err(fdinfo_err)?)),
+        "anon_inode:[signalfd]" => return Ok(mk(signalfd::classify(info).map_err(fdinfo_err)?)),
+        "anon_inode:[timerfd]" => return Ok(mk(timerfd::classify(proc_dir, fd)?)),
+        "anon_inode:inotify" => return Ok(mk(inotify::classify(proc_dir, fd, link)?)),
+        _ => {}
+    }
     if let Some(kind) = special_kind(link) {
         return Err(unsupported(pid, fd, kind));
     }
@@ -192,6 +221,19 @@ mod tests {
             special_kind("net:[4026531840]").unwrap(),
             "a namespace or other kernel object (net:[4026531840])"
         );
+        for (link, kind) in [
+            ("anon_inode:[io_uring]", "an io_uring instance"),
+            ("anon_inode:[perf_event]", "a perf_event fd"),
+            ("anon_inode:[userfaultfd]", "a userfaultfd"),
+            ("anon_inode:[fanotify]", "a fanotify instance"),
+            ("anon_inode:bpf-map", "a bpf map"),
+            ("anon_inode:bpf-prog", "a bpf program"),
+            ("anon_inode:bpf_link", "a bpf link"),
+            ("anon_inode:[pidfd]", "a pidfd"),
+            ("anon_inode:[kvm-vm]", "an anonymous-inode file"),
+        ] {
+            assert_eq!(special_kind(link).unwrap(), format!("{kind} ({link})"));
+        }
         assert_eq!(special_kind("/tmp/a:[b]"), None);
         assert_eq!(special_kind("/dev/null"), None);
     }

@@ -1,12 +1,12 @@
 /* Capture-side test target: holds one resource capture refuses, chosen by argv[1]:
- * socket, eventfd, shm (shared anonymous mapping), memfd, seccomp (filter mode).
+ * socket, io_uring, shm (shared anonymous mapping), memfd, seccomp (filter mode).
  * Prints "ready <fd or address>" and sleeps. */
 #define _GNU_SOURCE
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <linux/io_uring.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,8 +21,10 @@ int main(int argc, char **argv) {
 		int sv[2];
 		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 		printf("ready %d\n", sv[0]);
-	} else if (!strcmp(mode, "eventfd")) {
-		printf("ready %d\n", eventfd(3, 0));
+	} else if (!strcmp(mode, "io_uring")) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof(p));
+		printf("ready %ld\n", syscall(SYS_io_uring_setup, 4, &p));
 	} else if (!strcmp(mode, "shm")) {
 		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		*(char *)p = 1;

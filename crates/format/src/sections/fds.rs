@@ -1,6 +1,7 @@
 //! Section kind 9, `fds` (FORMAT.md §8.9): the frozen `FdV1` with its `FdKindV1` and
 //! `PipeEndV1`, version 1, and their model conversions. An epoll fd's watches are not here but in
-//! the `epoll` section (`epoll.rs`), because `FdKindV1` is frozen.
+//! the `epoll` section (`epoll.rs`), and the state of eventfds, timerfds, signalfds and inotify
+//! instances in the `event-fds` section (`event_fds.rs`), because `FdKindV1` is frozen.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,8 @@ pub enum FdKindV1 {
     Other {
         link: String,
     },
+    /// Format 1.2: an inotify instance; its watches are in the `event-fds` section.
+    Inotify,
 }
 
 /// An open file descriptor, version 1.
@@ -108,10 +111,13 @@ impl FdV1 {
                 sock_type: *sock_type,
                 ino: *ino,
             },
-            K::EventFd { count } => FdKindV1::EventFd { count: *count },
+            // The semaphore flag, timer state and inotify watches go to the event-fds section
+            // (format 1.2): FdKindV1 is frozen.
+            K::EventFd { count, .. } => FdKindV1::EventFd { count: *count },
             // The watches go to the epoll section (format 1.1): FdKindV1 is frozen.
             K::Epoll { .. } => FdKindV1::Epoll,
-            K::TimerFd => FdKindV1::TimerFd,
+            K::TimerFd(_) => FdKindV1::TimerFd,
+            K::Inotify { .. } => FdKindV1::Inotify,
             K::SignalFd { mask } => FdKindV1::SignalFd { mask: *mask },
             K::MemFd { name } => FdKindV1::MemFd { name: name.clone() },
             K::Other { link } => FdKindV1::Other { link: link.clone() },
@@ -150,12 +156,20 @@ impl FdV1 {
                 sock_type,
                 ino,
             },
-            FdKindV1::EventFd { count } => K::EventFd { count },
+            // The state of event fds is filled from the event-fds section by `decode_metadata`,
+            // which refuses an event fd without its record.
+            FdKindV1::EventFd { count } => K::EventFd {
+                count,
+                semaphore: false,
+            },
             // Filled from the epoll section by `decode_metadata`.
             FdKindV1::Epoll => K::Epoll {
                 watches: Vec::new(),
             },
-            FdKindV1::TimerFd => K::TimerFd,
+            FdKindV1::TimerFd => K::TimerFd(model::TimerFdState::default()),
+            FdKindV1::Inotify => K::Inotify {
+                watches: Vec::new(),
+            },
             FdKindV1::SignalFd { mask } => K::SignalFd { mask },
             FdKindV1::MemFd { name } => K::MemFd { name },
             FdKindV1::Other { link } => K::Other { link },

@@ -22,6 +22,7 @@
 //! | `signals.rs`       | 10   | §8.10     | `Vec<SignalsV1>`                              |
 //! | `chunk_digests.rs` | 11   | §8.11     | `ChunkDigestsV1`                              |
 //! | `epoll.rs`         | 12   | §8.13     | `Vec<EpollV1>`                                |
+//! | `event_fds.rs`     | 13   | §8.14     | `Vec<EventFdV1>`                              |
 //! | `shared.rs`        | —    | §8.12     | `FileRefV1`, `FileIdentityV1`, `SigInfoV1`    |
 //! | `codec.rs`         | —    | §6, §7    | postcard and class-width helpers              |
 //!
@@ -38,6 +39,7 @@ use crate::model;
 mod chunk_digests;
 mod codec;
 mod epoll;
+mod event_fds;
 mod fds;
 mod files;
 mod identity;
@@ -52,6 +54,7 @@ pub use chunk_digests::ChunkDigestsV1;
 pub use codec::postcard_dec;
 use codec::postcard_enc;
 pub use epoll::{EpollV1, EpollWatchV1};
+pub use event_fds::{EventFdStateV1, EventFdV1, InotifyWatchV1};
 pub use fds::{FdKindV1, FdV1, PipeEndV1};
 pub use files::StoredFileV1;
 pub use identity::{HostV1, IdentityV1};
@@ -91,11 +94,15 @@ pub enum SectionKind {
     /// process has an epoll fd, so images without one stay readable by 1.0 readers; critical,
     /// because an epoll fd restored without its watches would never wake its waiters.
     Epoll,
+    /// `Vec<EventFdV1>`: the state of eventfds, timerfds, signalfds and inotify instances
+    /// (format 1.2). Written only when some process has one, so images without one stay readable
+    /// by 1.1 readers; critical, because a 1.1 reader would restore them without their state.
+    EventFds,
 }
 
 impl SectionKind {
     /// Every kind, in the order a writer emits them.
-    pub const ALL: [SectionKind; 12] = [
+    pub const ALL: [SectionKind; 13] = [
         SectionKind::PageData,
         SectionKind::FileData,
         SectionKind::Identity,
@@ -107,6 +114,7 @@ impl SectionKind {
         SectionKind::Fds,
         SectionKind::Signals,
         SectionKind::Epoll,
+        SectionKind::EventFds,
         SectionKind::ChunkDigests,
     ];
 
@@ -125,6 +133,7 @@ impl SectionKind {
             SectionKind::Signals => 10,
             SectionKind::ChunkDigests => 11,
             SectionKind::Epoll => 12,
+            SectionKind::EventFds => 13,
         }
     }
 
@@ -148,6 +157,7 @@ impl SectionKind {
             SectionKind::Signals => "signals",
             SectionKind::ChunkDigests => "chunk-digests",
             SectionKind::Epoll => "epoll",
+            SectionKind::EventFds => "event-fds",
         }
     }
 
@@ -181,7 +191,10 @@ impl SectionKind {
     /// Whether the section must appear exactly once in a 1.x image. The others appear at most
     /// once (chunk-digests once per chunked section).
     pub fn required(self) -> bool {
-        !matches!(self, SectionKind::ChunkDigests | SectionKind::Epoll)
+        !matches!(
+            self,
+            SectionKind::ChunkDigests | SectionKind::Epoll | SectionKind::EventFds
+        )
     }
 }
 
@@ -210,6 +223,7 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     let mut fds = Vec::new();
     let mut signals = Vec::new();
     let mut epolls = Vec::new();
+    let mut event_fds = Vec::new();
     let mut index = Vec::new();
     for p in &ck.processes {
         processes.push(ProcessV1::<C>::from_model(p)?);
@@ -224,6 +238,7 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
             if let model::FdKind::Epoll { watches } = &f.kind {
                 epolls.push(EpollV1::from_model(p.pid, f.fd, watches));
             }
+            event_fds.extend(EventFdV1::from_model(p.pid, f));
         }
         signals.push(SignalsV1::<C>::from_model(p.pid, &p.signals)?);
         page_index::encode_runs::<C>(p.pid, &p.pages, &mut index)?;
@@ -245,6 +260,10 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     // Only when needed: an image without epoll fds stays a valid 1.0 image for older readers.
     if !epolls.is_empty() {
         sections.push(postcard_enc(SectionKind::Epoll, &epolls)?);
+    }
+    // Likewise: an image without event fds stays a valid 1.1 image.
+    if !event_fds.is_empty() {
+        sections.push(postcard_enc(SectionKind::EventFds, &event_fds)?);
     }
     Ok(EncodedMetadata { sections })
 }
@@ -331,6 +350,11 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         let epolls: Vec<EpollV1> = postcard_dec(SectionKind::Epoll, o, b)?;
         epoll::attach(&mut processes, epolls)?;
     }
+    let records: Vec<EventFdV1> = match m.get_optional(SectionKind::EventFds)? {
+        Some((o, b)) => postcard_dec(SectionKind::EventFds, o, b)?,
+        None => Vec::new(),
+    };
+    event_fds::attach(&mut processes, records)?;
     let (o, b) = m.get(SectionKind::Signals)?;
     let sigs: Vec<SignalsV1<C>> = postcard_dec(SectionKind::Signals, o, b)?;
     for s in sigs {

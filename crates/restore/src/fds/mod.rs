@@ -7,8 +7,9 @@
 //! The task then takes each one with a remote `pidfd_getfd` on the tool (same open file
 //! description, so offset and status flags come along) and `dup3`s it to its number
 //! ([`install_fds`]). Opening here rather than remotely keeps errors local and named, and lets
-//! one open description serve several fds and mappings of the same file. Only epoll instances
-//! are created inside the task.
+//! one open description serve several fds and mappings of the same file. Eventfds, timerfds,
+//! signalfds and inotify instances are created by the tool too, with their state (none of them
+//! is tied to the process that made it). Only epoll instances are created inside the task.
 //!
 //! Model: [`psnc_format::model::Fd`] (number, flags, close-on-exec, offset) and its
 //! [`psnc_format::model::FdKind`]; how each fd comes back was decided by the checks
@@ -21,14 +22,22 @@
 //! | `Pipe`                                                | [`pipe`]    |
 //! | `Fifo`                                                | [`fifo`]    |
 //! | `Epoll`                                               | [`epoll`]   |
+//! | `EventFd`                                             | [`eventfd`] |
+//! | `TimerFd`                                             | [`timerfd`] |
+//! | `SignalFd`                                            | [`signalfd`]|
+//! | `Inotify`                                             | [`inotify`] |
 //!
 //! An fd handed in with `--inherit-fd` (any kind) is the restore tool's own descriptor, taken
 //! over as it is.
 
 pub mod epoll;
+pub mod eventfd;
 pub mod fifo;
+pub mod inotify;
 pub mod pipe;
 pub mod regular;
+pub mod signalfd;
+pub mod timerfd;
 pub mod tty;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -126,13 +135,14 @@ pub fn prepare(p: &Process, sources: &[FdSource], replicas: &mut Replicas) -> Re
     let mut pipes = pipe::Pipes::default();
     let mut fds = Vec::with_capacity(p.fds.len());
     for (f, src) in p.fds.iter().zip(sources) {
-        fds.push(prepare_fd(f, src, replicas, &mut pipes)?);
+        fds.push(prepare_fd(p.pid, f, src, replicas, &mut pipes)?);
     }
     Ok(fds)
 }
 
 /// One fd, by the module of its kind.
 fn prepare_fd(
+    pid: u32,
     f: &Fd,
     src: &FdSource,
     replicas: &mut Replicas,
@@ -151,6 +161,11 @@ fn prepare_fd(
             LocalFd::Owned(regular::open_deleted(f, *id, path, kind, replicas)?)
         }
         (FdSource::Pipe(pe), _) => LocalFd::Owned(pipes.open_end(f, pe)?),
+        (FdSource::Event, FdKind::EventFd { .. }) => LocalFd::Owned(eventfd::create(pid, f)?),
+        (FdSource::Event, FdKind::TimerFd(_)) => LocalFd::Owned(timerfd::create(pid, f)?),
+        (FdSource::Event, FdKind::SignalFd { .. }) => LocalFd::Owned(signalfd::create(pid, f)?),
+        (FdSource::Event, FdKind::Inotify { .. }) => LocalFd::Owned(inotify::create(pid, f)?),
+        (FdSource::Event, kind) => unreachable!("the checks planned {kind:?} as an event fd"),
     })
 }
 
