@@ -38,8 +38,13 @@ const STATUSES: &[Exit] = &[
     after_help = exit::help(STATUSES, &[])
 )]
 struct Args {
-    /// The process to capture.
+    /// The process to capture, with all its descendants (unless --no-children).
     pid: i32,
+
+    /// Capture PID alone, not its descendants. Pipes it shares with them are stored as external
+    /// (like any pipe to a process outside the image), with their buffered bytes.
+    #[arg(long)]
+    no_children: bool,
 
     /// Image file to write (`-` for standard output).
     #[arg(short = 'o', long = "output", value_name = "IMAGE")]
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
     opts.layout = args.layout;
     opts.verbose = args.verbose;
     opts.kmod = args.kmod;
+    opts.children = !args.no_children;
     opts.interrupts = interrupts;
     opts.cmdline = std::env::args().collect();
 
