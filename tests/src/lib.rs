@@ -40,6 +40,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("threads", &["-pthread"]),
     ("churn", &["-pthread"]),
     ("unsupported", &[]),
+    ("tree", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

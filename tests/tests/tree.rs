@@ -1,0 +1,312 @@
+//! Process trees (issue 9): a PID and its descendants captured together and restored with their
+//! PIDs, parents, groups, sessions and the pipes between them; the refusals that leave the whole
+//! tree running.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use psnc_tests::{
+    alive, assert_running_untraced, capture, capture_env, restore, spawn_program, status_field,
+    wait_for, Bits, ProcGuard, Report, RunOpts, Spawn, Target, WorkDir,
+};
+
+/// The PID after `prefix` on a report line (`TREE 123`, `UP A 124`).
+fn pid_after(r: &Report, prefix: &str) -> u32 {
+    r.lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}PID` line in:\n{}", r.lines.join("\n")))
+}
+
+/// The children of `pid` as `/proc/PID/task/PID/children` lists them.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+fn gone(pids: &[u32]) {
+    let left = wait_for(Duration::from_secs(10), || {
+        pids.iter().all(|&p| !alive(p)).then_some(())
+    });
+    assert!(left.is_some(), "some of {pids:?} still run after --kill");
+}
+
+/// The ring of `tree.c`: S (session leader), A (background job) with A2 in its group, B in S's
+/// group, pipes S->A->B->S holding unread bytes. Captured from S with --kill, restored, checked
+/// by every process; all of them ran again within a few milliseconds of each other.
+fn ring(bits: Bits) {
+    let mut t = Spawn::new("tree").args(&["ring"]).bits(bits).start();
+    let r = t.report();
+    let s = pid_after(&r, "TREE ");
+    let kids = [
+        pid_after(&r, "UP A "),
+        pid_after(&r, "UP A2 "),
+        pid_after(&r, "UP B "),
+    ];
+    let image = t.dir.join("image");
+    let run = capture(s, &image, &["--kill", "--json"]);
+    run.assert_ok();
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    assert_eq!(summary["processes"], 4, "{run}");
+    let mut all = vec![s];
+    all.extend(kids);
+    gone(&all);
+    // imgtool reads the tree: verify, and info lists every process under its parent.
+    let imgtool = |args: &[&str]| {
+        let r = psnc_tests::run(&psnc_tests::tool("psnc-imgtool"), args, RunOpts::default());
+        r.assert_ok();
+        r.stdout
+    };
+    let img = image.to_str().expect("utf-8 path");
+    assert!(imgtool(&["verify", img]).contains("4 processes"));
+    let info = imgtool(&["info", img]);
+    for p in &all[1..] {
+        assert!(
+            info.contains(&format!("└─ {p}")),
+            "{p} not in the tree:\n{info}"
+        );
+    }
+
+    let root = restore(&image, &[], RunOpts::default());
+    assert_eq!(root.pid, s);
+    let _guards: Vec<ProcGuard> = kids.iter().map(|&p| ProcGuard::foreign(p)).collect();
+    for &p in &all {
+        assert_running_untraced(p);
+    }
+    // The shape, as the kernel sees it: A and B children of S, A2 of A.
+    let stat = |pid: u32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = text.rsplit_once(") ").expect("stat").1.to_string();
+        let f: Vec<u32> = rest
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (f[0], f[1], f[2])
+    };
+    let (a, a2, b) = (kids[0], kids[1], kids[2]);
+    assert_eq!(stat(a), (s, a, s), "A: ppid, pgid, sid");
+    assert_eq!(stat(a2), (a, a, s), "A2: ppid, pgid, sid");
+    assert_eq!(stat(b), (s, s, s), "B: ppid, pgid, sid");
+    assert_eq!((stat(s).1, stat(s).2), (s, s), "S: pgid, sid");
+
+    let report = t.verify();
+    let mut expect = vec!["S:children_reported".to_string()];
+    for n in ["S", "A", "A2", "B"] {
+        for what in ["pid", "pgid", "sid"] {
+            expect.push(format!("{n}:{what}"));
+        }
+        if n != "S" {
+            expect.push(format!("{n}:ppid"));
+        }
+        if n != "A2" {
+            for what in ["buffered_bytes", "pipe_write", "pipe_read"] {
+                expect.push(format!("{n}:{what}"));
+            }
+        }
+    }
+    let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+    report.assert_passed(&expect);
+
+    // Released together: the moments each process ran again after its longest pause.
+    let resumed: Vec<f64> = report
+        .lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("INFO resumed "))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(resumed.len(), 4, "{:?}", report.lines);
+    let spread = resumed.iter().cloned().fold(f64::MIN, f64::max)
+        - resumed.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(
+        spread < 0.05,
+        "the processes ran again {:.1} ms apart: {:?}",
+        spread * 1e3,
+        report.lines
+    );
+}
+
+#[test]
+fn ring_of_pipes_session_and_groups() {
+    ring(Bits::B64);
+}
+
+#[test]
+fn ring_of_pipes_session_and_groups_i386() {
+    ring(Bits::B32);
+}
+
+/// `--no-children` takes the one process; its pipes to the children become external.
+#[test]
+fn no_children_takes_one_process() {
+    let t = Spawn::new("tree").args(&["ring"]).start();
+    let s = pid_after(&t.report(), "TREE ");
+    let image = t.dir.join("image");
+    let run = capture(s, &image, &["--no-children", "--json"]);
+    run.assert_ok();
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    assert_eq!(summary["processes"], 1, "{run}");
+    let info = psnc_tests::run(
+        &psnc_tests::tool("psnc-imgtool"),
+        &["info", image.to_str().unwrap()],
+        RunOpts::default(),
+    );
+    info.assert_ok();
+    assert!(info.stdout.contains("processes"), "{info}");
+    // The restore of the lone process asks for the pipes' far ends.
+    let r = psnc_tests::restore_run(&image, &[], RunOpts::default());
+    r.assert_status(69);
+    assert!(
+        r.stderr.contains("whose other end was outside the image"),
+        "{r}"
+    );
+    assert_running_untraced(s);
+}
+
+/// Refusals: the exact error, and the whole tree running on untouched.
+/// `min_kids`: the children the target must have before the capture.
+fn refused(
+    mode: &str,
+    args: &[&str],
+    env: &[(&'static str, &str)],
+    min_kids: usize,
+) -> (Target, Vec<u32>, String) {
+    let mut a = vec![mode];
+    a.extend_from_slice(args);
+    let t = Spawn::new("tree").args(&a).start();
+    let root = t.pid();
+    let kids = wait_for(Duration::from_secs(5), || {
+        let k = children(root);
+        (k.len() >= min_kids).then_some(k)
+    })
+    .expect("the target has children");
+    let image = t.dir.join("image");
+    let run = capture_env(root, &image, &["--kill"], env);
+    run.assert_status(69);
+    assert!(!image.exists(), "an image after a failed capture");
+    assert_running_untraced(root);
+    for &k in children(root).iter() {
+        if status_field(k, "State").is_some_and(|s| s.starts_with('Z')) {
+            continue;
+        }
+        assert_running_untraced(k);
+    }
+    (t, kids, run.stderr)
+}
+
+#[test]
+fn zombie_child_is_refused() {
+    let (t, kids, err) = refused("zombie", &[], &[], 1);
+    let msg = format!(
+        "PID {}, a child of PID {}, is a zombie (it exited and PID {} has not reaped it yet)",
+        kids[0],
+        t.pid(),
+        t.pid()
+    );
+    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}
+
+#[test]
+fn unsupported_fd_in_a_child_is_refused() {
+    let (_t, kids, err) = refused("socket", &[], &[], 1);
+    let msg = format!("PID {}: fd 3 is a socket (socket:[", kids[0]);
+    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}
+
+#[test]
+fn file_description_shared_across_fork_is_refused() {
+    let (t, kids, err) = refused("sharedfd", &[], &[], 1);
+    let path = t.report.with_extension("shared");
+    let msg = format!(
+        "PID {} fd 3 and PID {} fd 3 share one open file description of the regular file {}",
+        t.pid(),
+        kids[0],
+        Path::new(&path).display()
+    );
+    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}
+
+/// A tree that forks while it is seized: past the bound, refused; every process runs on.
+#[test]
+fn forking_tree_past_the_bound_is_refused() {
+    let (t, _kids, err) = refused("forker", &["200"], &[("PSNC_TREE_MAX", "3")], 5);
+    let msg = format!(
+        "the process tree of PID {} did not settle: it grew past 3 processes ($PSNC_TREE_MAX)",
+        t.pid()
+    );
+    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}
+
+/// A tree that forks while it is seized, within the bound: captured whole (the processes seized
+/// first can fork no more), and left running.
+#[test]
+fn forking_tree_is_captured_whole() {
+    let t = Spawn::new("tree").args(&["forker", "100"]).start();
+    let root = t.pid();
+    wait_for(Duration::from_secs(5), || {
+        (children(root).len() >= 3).then_some(())
+    })
+    .expect("children");
+    let image = t.dir.join("image");
+    let run = capture(root, &image, &["--json"]);
+    run.assert_ok();
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    let n = summary["processes"].as_u64().expect("processes");
+    assert!(n >= 4, "{run}");
+    assert_running_untraced(root);
+    for k in children(root) {
+        assert_running_untraced(k);
+    }
+    for k in children(root) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(k as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// A real program: a bash pipeline. Every stage keeps working after the restore: the output
+/// file is complete and correct once the pipeline ends.
+#[test]
+fn bash_pipeline() {
+    let dir = WorkDir::new("pipeline");
+    let out = dir.join("out");
+    let script = "seq 1 20000000 | awk '$1 % 1000000 == 0' | cat > \"$1\"";
+    let mut bash = spawn_program(
+        Command::new("bash")
+            .args(["-c", script, "bash"])
+            .arg(&out)
+            .current_dir(dir.path()),
+    );
+    let stages = wait_for(Duration::from_secs(10), || {
+        let k = children(bash.pid);
+        (k.len() == 3).then_some(k)
+    })
+    .expect("three stages");
+    std::thread::sleep(Duration::from_millis(500));
+    let image = dir.join("image");
+    let run = capture(bash.pid, &image, &["--kill", "--json"]);
+    run.assert_ok();
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("json");
+    assert_eq!(summary["processes"], 4, "{run}");
+    assert!(bash.reap(Duration::from_secs(10)).is_some());
+    gone(&stages);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "",
+        "the pipeline finished before the capture; make it longer"
+    );
+    let root = restore(&image, &[], RunOpts::default());
+    let _guards: Vec<ProcGuard> = stages.iter().map(|&p| ProcGuard::foreign(p)).collect();
+    let ended = wait_for(Duration::from_secs(120), || {
+        (!alive(root.pid)).then_some(())
+    });
+    assert!(ended.is_some(), "the restored pipeline did not finish");
+    let expected: String = (1..=20).map(|i| format!("{}\n", i * 1_000_000)).collect();
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), expected);
+}
