@@ -85,7 +85,7 @@ fn ring(bits: Bits) {
             .split_whitespace()
             .skip(1)
             .take(3)
-            .map(|x| x.parse().unwrap())
+            .map(|x| x.parse().expect("a number in stat"))
             .collect();
         (f[0], f[1], f[2])
     };
@@ -309,4 +309,67 @@ fn bash_pipeline() {
     assert!(ended.is_some(), "the restored pipeline did not finish");
     let expected: String = (1..=20).map(|i| format!("{}\n", i * 1_000_000)).collect();
     assert_eq!(std::fs::read_to_string(&out).expect("out"), expected);
+}
+
+/// A real program: python3 `multiprocessing.Pool(2)`: pipes between the pool and its workers,
+/// POSIX semaphores in deleted /dev/shm files mapped shared by all three processes (one replica
+/// per original file, shared by every process that mapped it), worker threads in the parent.
+const POOL: &str = r#"
+import multiprocessing as mp, sys, time
+def work(i):
+    time.sleep(0.02)
+    return i * i
+if __name__ == "__main__":
+    out = sys.argv[1]
+    with mp.Pool(2) as pool:
+        total = 0
+        for i, r in enumerate(pool.imap(work, range(300))):
+            total += r
+            with open(out, "a") as f:
+                f.write(f"{i} {total}\n")
+    with open(out, "a") as f:
+        f.write("END\n")
+"#;
+
+#[test]
+fn python3_multiprocessing_pool() {
+    let dir = WorkDir::new("pool");
+    let out = dir.join("out");
+    let mut py = spawn_program(
+        Command::new("python3")
+            .args(["-c", POOL])
+            .arg(&out)
+            .current_dir(dir.path()),
+    );
+    psnc_tests::wait_ticks(&out, 5, Duration::from_secs(30));
+    let workers = children(py.pid);
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let image = dir.join("image");
+    let run = capture(py.pid, &image, &["--kill", "--json"]);
+    run.assert_ok();
+    assert!(py.reap(Duration::from_secs(10)).is_some());
+    gone(&workers);
+    let before = std::fs::read_to_string(&out).expect("out");
+    assert!(
+        !before.contains("END"),
+        "the pool finished before the capture"
+    );
+    let root = restore(&image, &[], RunOpts::default());
+    let _guards: Vec<ProcGuard> = workers.iter().map(|&p| ProcGuard::foreign(p)).collect();
+    let ended = wait_for(Duration::from_secs(120), || {
+        (!alive(root.pid)).then_some(())
+    });
+    assert!(ended.is_some(), "the restored pool did not finish");
+    let text = std::fs::read_to_string(&out).expect("out");
+    let mut total = 0u64;
+    let mut lines = text.lines();
+    for i in 0..300u64 {
+        total += i * i;
+        assert_eq!(
+            lines.next(),
+            Some(format!("{i} {total}").as_str()),
+            "{text}"
+        );
+    }
+    assert_eq!(lines.next(), Some("END"));
 }
