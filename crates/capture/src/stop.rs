@@ -343,22 +343,47 @@ impl FrozenTree {
                     Ok(f) => tree.procs.push(f),
                     // Exited (and reaped: its parent ignores SIGCHLD) before it was seized.
                     Err(CaptureError::NoSuchProcess { pid }) if pid == child => {}
-                    Err(e) => return Err(e),
+                    // Exiting while it was seized (the kernel refuses to attach to a task in
+                    // its exit): a zombie now, or gone.
+                    Err(e) => match ProcDir::new(child).stat() {
+                        Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
+                            return Err(CaptureError::ZombieInTree {
+                                pid: child,
+                                ppid: parent,
+                            })
+                        }
+                        Err(_) if !ProcDir::new(child).exists() => {}
+                        _ => return Err(e),
+                    },
                 }
             }
         }
-        // Every process is stopped now; its children cannot change any more.
+        // Every process is stopped now; its children cannot change any more. Each one listed
+        // must be in the tree: one that was skipped as gone but is a zombie now (it exited
+        // between its seize and its stop) is refused like any zombie.
+        let frozen: HashSet<i32> = tree.procs.iter().map(|f| f.pid()).collect();
         for f in &tree.procs {
             let tids: Vec<i32> = f.threads.iter().map(|t| t.tid()).collect();
-            let now = crate::tree::children(f.pid(), &tids)?;
-            if let Some(new) = now.iter().find(|c| !seen.contains(c)) {
-                return Err(CaptureError::TreeUnsettled {
-                    pid: root,
-                    why: format!(
-                        "PID {} has a child {new} that appeared after it was stopped",
-                        f.pid()
-                    ),
-                });
+            for c in crate::tree::children(f.pid(), &tids)? {
+                if frozen.contains(&c) {
+                    continue;
+                }
+                let dir = ProcDir::new(c);
+                match dir.stat() {
+                    Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
+                        return Err(CaptureError::ZombieInTree {
+                            pid: c,
+                            ppid: f.pid(),
+                        })
+                    }
+                    Err(_) if !dir.exists() => {}
+                    _ => {
+                        return Err(CaptureError::TreeUnsettled {
+                            pid: root,
+                            why: format!("PID {} has a child {c} that was not seized", f.pid()),
+                        })
+                    }
+                }
             }
         }
         Ok(tree)
