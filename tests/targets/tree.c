@@ -16,6 +16,10 @@
  *   socket   R forks a child that holds a socket (an fd kind capture refuses).
  *   sharedfd R opens a file and forks a child: both hold one open file description.
  *   forker   R forks COUNT children (default 40), one every 5 ms, which idle.
+ *   exiter   R forks children that exit after about a millisecond, reaping each (waitpid),
+ *            forever: a child exits while the tree is being seized.
+ *   outsidegroup  R forks Y (setpgid(0, 0)), Y forks Z, which joins R's group: captured from Y
+ *            ("TREE <Y>"), Z's group leader is outside the image.
  * The children of zombie, socket, sharedfd and forker die with R (PR_SET_PDEATHSIG).
  * Lines of the tree's processes are prefixed with their name: "PASS A:ppid".
  */
@@ -270,6 +274,36 @@ int main(int argc, char **argv)
 			for (;;)
 				nap_ms(1000);
 		}
+	} else if (!strcmp(mode, "exiter")) {
+		report_ready();
+		for (;;) {
+			pid_t c = fork();
+
+			if (c == 0) {
+				nap_ms(1);
+				_exit(0);
+			}
+			waitpid(c, NULL, 0);
+		}
+	} else if (!strcmp(mode, "outsidegroup")) {
+		pid_t r = getpid(), y = fork();
+
+		if (y == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			setpgid(0, 0);
+			if (fork() == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				setpgid(0, r);
+				report("UP Z %d", (int)getpid());
+				for (;;)
+					nap_ms(1000);
+			}
+			for (;;)
+				nap_ms(1000);
+		}
+		while (count_lines("UP Z") < 1)
+			nap_ms(5);
+		report("TREE %d", (int)y);
 	} else if (!strcmp(mode, "forker")) {
 		int count = argc > 3 ? atoi(argv[3]) : 40;
 

@@ -373,3 +373,75 @@ fn python3_multiprocessing_pool() {
     }
     assert_eq!(lines.next(), Some("END"));
 }
+
+/// A child that exits while the tree is seized becomes a zombie (its parent, stopped, cannot
+/// reap it): refused, naming it and its parent, and the tree runs on. Children live about a
+/// millisecond, so some capture hits one; every other attempt captures the tree whole.
+#[test]
+fn child_exiting_during_the_capture_is_refused() {
+    let t = Spawn::new("tree").args(&["exiter"]).start();
+    let root = t.pid();
+    let image = t.dir.join("image");
+    for _ in 0..50 {
+        let run = capture(root, &image, &[]);
+        assert_running_untraced(root);
+        if run.ok() {
+            continue;
+        }
+        run.assert_status(69);
+        assert!(
+            run.stderr
+                .contains(&format!(", a child of PID {root}, is a zombie (it exited")),
+            "{run}"
+        );
+        return;
+    }
+    panic!("no capture of 50 met an exiting child");
+}
+
+/// A process in another PID namespace (the child of `unshare --pid --fork`): refused, naming it.
+#[test]
+fn child_in_another_pid_namespace_is_refused() {
+    let dir = WorkDir::new("pidns");
+    let mut u = spawn_program(Command::new("unshare").args(["--pid", "--fork", "sleep", "1000"]));
+    let child = wait_for(Duration::from_secs(10), || children(u.pid).first().copied())
+        .expect("unshare's child");
+    let image = dir.join("image");
+    let run = capture(u.pid, &image, &[]);
+    run.assert_status(69);
+    assert!(
+        run.stderr
+            .contains(&format!("PID {child} is in another PID namespace (pid:[")),
+        "{run}"
+    );
+    assert_running_untraced(u.pid);
+    assert_running_untraced(child);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    u.kill();
+}
+
+/// A process whose group leader is outside the image: captured, but restore refuses it before
+/// creating anything.
+#[test]
+fn group_leader_outside_the_image_is_refused_at_restore() {
+    let t = Spawn::new("tree").args(&["outsidegroup"]).start();
+    let r = t.report();
+    let (y, z) = (pid_after(&r, "TREE "), pid_after(&r, "UP Z "));
+    let image = t.dir.join("image");
+    capture(y, &image, &["--kill"]).assert_ok();
+    gone(&[y, z]);
+    let run = psnc_tests::restore_run(&image, &[], RunOpts::default());
+    run.assert_status(69);
+    let msg = format!(
+        "cannot restore process {z} in process group {}, whose leader is not in the image",
+        t.pid()
+    );
+    assert!(run.stderr.contains(&msg), "expected {msg:?} in:\n{run}");
+    assert!(
+        !alive(y) && !alive(z),
+        "a refused restore created a process"
+    );
+}
