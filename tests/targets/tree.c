@@ -18,6 +18,8 @@
  *   forker   R forks COUNT children (default 40), one every 5 ms, which idle.
  *   exiter   R forks children that exit after about a millisecond, reaping each (waitpid),
  *            forever: a child exits while the tree is being seized.
+ *   mixed PATH  R forks a child that execs PATH (the other mode's build of this target) in mode
+ *            idle, which only sleeps.
  *   outsidegroup  R forks Y (setpgid(0, 0)), Y forks Z, which joins R's group: captured from Y
  *            ("TREE <Y>"), Z's group leader is outside the image.
  * The children of zombie, socket, sharedfd and forker die with R (PR_SET_PDEATHSIG).
@@ -273,6 +275,17 @@ int main(int argc, char **argv)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			for (;;)
 				nap_ms(1000);
+		}
+	} else if (!strcmp(mode, "idle")) {
+		for (;;)
+			nap_ms(1000);
+	} else if (!strcmp(mode, "mixed")) {
+		if (argc < 4)
+			return 2;
+		if (fork() == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			execl(argv[3], argv[3], report_path, "idle", (char *)NULL);
+			_exit(8);
 		}
 	} else if (!strcmp(mode, "exiter")) {
 		report_ready();

@@ -445,3 +445,18 @@ fn group_leader_outside_the_image_is_refused_at_restore() {
         "a refused restore created a process"
     );
 }
+
+/// A tree mixing modes (an x86_64 process whose child runs i386 code): refused, naming the child.
+#[test]
+fn tree_mixing_modes_is_refused() {
+    let m32 = psnc_tests::target_binary("tree", Bits::B32);
+    let m32 = m32.to_str().expect("utf-8 path").to_string();
+    let (t, kids, err) = refused("mixed", &[&m32], &[], 1);
+    let msg = format!(
+        "PID {}: this descendant of PID {} is an i386 process under an x86_64 root (a tree \
+         mixing modes)",
+        kids[0],
+        t.pid()
+    );
+    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}

@@ -587,10 +587,18 @@ fn collect<W: Write>(
     }
     let arch = arches[0];
     if let Some((f, a)) = procs.iter().zip(&arches).find(|(_, a)| **a != arch) {
+        let name = |a: &Arch| match a {
+            Arch::X86_64 => "an x86_64",
+            Arch::I386 => "an i386",
+        };
         return Err(CaptureError::Unsupported {
             pid: f.pid(),
-            what: format!("a descendant of PID {root}"),
-            kind: format!("a {a:?} process under a {arch:?} root (a tree mixing modes)"),
+            what: format!("this descendant of PID {root}"),
+            kind: format!(
+                "{} process under {} root (a tree mixing modes)",
+                name(a),
+                name(&arch)
+            ),
         });
     }
     let class = match (opts.layout, arch) {
