@@ -32,9 +32,10 @@ const STATUSES: &[Exit] = &[
     version,
     about = "Capture a running process into a self-contained checkpoint image.",
     long_about = "Capture a running, unmodified process into one self-contained checkpoint image.\n\n\
-        The process is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (no SIGSTOP: its parent and \
-        job control see nothing), captured, and released: it keeps running unless --kill is given. \
-        A failed capture leaves it running and unchanged and leaves no file under IMAGE.",
+        The process and its descendants (unless --no-children) are stopped with PTRACE_SEIZE + \
+        PTRACE_INTERRUPT (no SIGSTOP: their parents and job control see nothing), captured, and \
+        released: they keep running unless --kill is given. A failed capture leaves every one of \
+        them running and unchanged and leaves no file under IMAGE.",
     after_help = exit::help(STATUSES, &[])
 )]
 struct Args {

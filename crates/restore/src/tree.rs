@@ -367,3 +367,115 @@ fn release(
         stopped: opts.leave_stopped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psnc_format::model::Arch;
+
+    /// A process with only the ids the tree checks look at.
+    fn p(pid: u32, ppid: u32, pgid: u32, sid: u32) -> Process {
+        Process {
+            pid,
+            ppid,
+            pgid,
+            sid,
+            ..Default::default()
+        }
+    }
+
+    fn check(ps: Vec<Process>) -> Result<()> {
+        let ckpt = Checkpoint {
+            processes: ps,
+            ..Default::default()
+        };
+        check_tree(&ckpt, &Options::default())
+    }
+
+    fn message(r: Result<()>) -> String {
+        r.expect_err("a refusal").to_string()
+    }
+
+    #[test]
+    fn a_session_with_a_background_job_passes() {
+        // The root outside its shell's group and session; S a session leader below it, A a
+        // group leader with member A2, B in S's group, C following the root.
+        check(vec![
+            p(10, 1, 5, 5),
+            p(11, 10, 11, 11),
+            p(12, 11, 12, 11),
+            p(13, 12, 12, 11),
+            p(14, 11, 11, 11),
+            p(15, 10, 5, 5),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn a_parent_after_its_child_is_inconsistent() {
+        let m = message(check(vec![
+            p(10, 1, 10, 10),
+            p(12, 11, 10, 10),
+            p(11, 10, 10, 10),
+        ]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: process 12 comes before its parent 11 in the image, or its \
+             parent is not in it"
+        );
+    }
+
+    #[test]
+    fn a_pid_twice_is_inconsistent() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(10, 10, 10, 10)]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: the image lists process 10 twice"
+        );
+    }
+
+    #[test]
+    fn a_group_whose_leader_is_outside_is_refused() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(11, 10, 7, 10)]));
+        assert_eq!(
+            m,
+            "cannot restore process 11 in process group 7, whose leader is not in the image: \
+             not supported yet"
+        );
+    }
+
+    #[test]
+    fn a_session_neither_own_nor_the_parents_is_refused() {
+        let m = message(check(vec![
+            p(10, 1, 10, 10),
+            p(11, 10, 11, 11),
+            p(12, 11, 10, 10),
+        ]));
+        assert_eq!(
+            m,
+            "cannot restore process 12 in session 10, which is neither its own nor its parent \
+             11's (session 11): its parent changed session after forking it: not supported yet"
+        );
+    }
+
+    #[test]
+    fn a_session_leader_outside_its_own_group_is_inconsistent() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(11, 10, 10, 11)]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: process 11 leads session 11 but is in process group 10"
+        );
+    }
+
+    #[test]
+    fn a_tree_mixing_modes_is_refused() {
+        let mut child = p(11, 10, 10, 10);
+        child.arch = Arch::I386;
+        let m = message(check(vec![p(10, 1, 10, 10), child]));
+        assert_eq!(
+            m,
+            "cannot restore process 11 (I386) in a tree of X86_64 processes (a tree mixing \
+             modes): not supported yet"
+        );
+    }
+}
