@@ -18,6 +18,9 @@
  *   forker   R forks COUNT children (default 40), one every 5 ms, which idle.
  *   exiter   R forks children that exit after about a millisecond, reaping each (waitpid),
  *            forever: a child exits while the tree is being seized.
+ *   fifo     R makes the FIFO REPORT.fifo and forks C, which opens it to read (non-blocking);
+ *            R opens it to write and writes 11 bytes nobody reads before the capture. After go
+ *            C reads them, exactly once ("PASS C:fifo_bytes_once"); R reports DONE after C.
  *   mixed PATH  R forks a child that execs PATH (the other mode's build of this target) in mode
  *            idle, which only sleeps.
  *   outsidegroup  R forks Y (setpgid(0, 0)), Y forks Z, which joins R's group: captured from Y
@@ -276,6 +279,41 @@ int main(int argc, char **argv)
 			for (;;)
 				nap_ms(1000);
 		}
+	} else if (!strcmp(mode, "fifo")) {
+		char path[4200];
+		int w;
+
+		snprintf(path, sizeof(path), "%s.fifo", report_path);
+		if (mkfifo(path, 0600))
+			exit(3);
+		if (fork() == 0) {
+			char buf[64];
+			ssize_t n, more;
+			int r = open(path, O_RDONLY | O_NONBLOCK);
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			name = "C";
+			report("UP C %d", (int)getpid());
+			wait_for_go();
+			memset(buf, 0, sizeof(buf));
+			n = read(r, buf, sizeof(buf) - 1);
+			more = read(r, buf + (n > 0 ? n : 0), 1);
+			check(n == 11 && !strcmp(buf, "fifo-bytes.") && more < 0 && errno == EAGAIN,
+			      "C:fifo_bytes_once", "read %zd bytes \"%s\", then %zd", n, buf, more);
+			report("KID C fails=%d", fail_count);
+			for (;;)
+				nap_ms(1000);
+		}
+		while (count_lines("UP C") < 1)
+			nap_ms(5);
+		w = open(path, O_WRONLY);
+		put(w, "fifo-bytes.");
+		report_ready();
+		wait_for_go();
+		for (int i = 0; i < 1000 && count_lines("KID ") < 1; i++)
+			nap_ms(10);
+		check(count_lines("KID ") == 1, "R:child_reported", "%d of 1", count_lines("KID "));
+		done_and_idle();
 	} else if (!strcmp(mode, "idle")) {
 		for (;;)
 			nap_ms(1000);

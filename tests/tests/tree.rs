@@ -460,3 +460,18 @@ fn tree_mixing_modes_is_refused() {
     );
     assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
 }
+
+/// A FIFO held by two processes of the tree, each with its own open, with bytes in it: restored
+/// once, not once per process.
+#[test]
+fn fifo_between_two_processes_keeps_its_bytes_once() {
+    let mut t = Spawn::new("tree").args(&["fifo"]).start();
+    let c = pid_after(&t.report(), "UP C ");
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    gone(&[c]);
+    t.restore(&image, &[], RunOpts::default());
+    let _child = ProcGuard::foreign(c);
+    t.verify()
+        .assert_passed(&["C:fifo_bytes_once", "R:child_reported"]);
+}

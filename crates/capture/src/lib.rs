@@ -638,6 +638,7 @@ fn collect<W: Write>(
     }
     if processes.len() > 1 {
         tree::link_pipes(&mut processes);
+        tree::link_fifos(&mut processes);
         tree::check_shared_descriptions(&processes)?;
     }
 

@@ -15,7 +15,8 @@
 //! What the processes share:
 //! - pipes: one pipe per inode across the tree ([`link_pipes`]): both ends where they were, the
 //!   buffered bytes stored once (with the first process, at its lowest fd of that pipe), and
-//!   `external` only when no process of the image holds the other end;
+//!   `external` only when no process of the image holds the other end; a FIFO's bytes likewise
+//!   only with the first process that holds it ([`link_fifos`]);
 //! - open file descriptions of regular files, FIFOs and epoll instances shared between processes
 //!   (across fork): restore would give each process its own description (its own offset), so
 //!   capture refuses them ([`check_shared_descriptions`], `kcmp(KCMP_FILE)`), naming both fds;
@@ -114,6 +115,26 @@ pub fn link_pipes(processes: &mut [Process]) {
                     pe.buffered.clear();
                 } else if !mine.contains(&pe.ino) {
                     mine.push(pe.ino);
+                }
+            }
+        }
+        stored.extend(mine);
+    }
+}
+
+/// Keeps the bytes buffered in a FIFO that several processes of the tree hold (a reader and a
+/// writer, each with its own open) only in the first of them: each process's collection copied
+/// them for itself, and restore puts back the bytes of every FIFO fd it reopens.
+pub fn link_fifos(processes: &mut [Process]) {
+    let mut stored: HashSet<String> = HashSet::new();
+    for p in processes.iter_mut() {
+        let mut mine: Vec<String> = Vec::new();
+        for fd in &mut p.fds {
+            if let FdKind::Fifo { path, buffered } = &mut fd.kind {
+                if stored.contains(path.as_str()) {
+                    buffered.clear();
+                } else if !mine.contains(path) {
+                    mine.push(path.clone());
                 }
             }
         }
@@ -231,6 +252,39 @@ mod tests {
         assert!(end(&ps[0], 1).external);
         assert!(end(&ps[1], 1).external);
         assert_eq!(end(&ps[1], 1).buffered, b"zz");
+    }
+
+    #[test]
+    fn a_fifo_across_two_processes_keeps_its_bytes_once() {
+        let fifo = |fd: i32, bytes: &[u8]| Fd {
+            fd,
+            flags: 0,
+            cloexec: false,
+            pos: 0,
+            kind: FdKind::Fifo {
+                path: "/tmp/f".into(),
+                buffered: bytes.to_vec(),
+            },
+        };
+        let mut ps = vec![
+            Process {
+                pid: 10,
+                fds: vec![fifo(3, b"ab")],
+                ..Default::default()
+            },
+            Process {
+                pid: 11,
+                fds: vec![fifo(4, b"ab")],
+                ..Default::default()
+            },
+        ];
+        link_fifos(&mut ps);
+        let bytes = |p: &Process| match &p.fds[0].kind {
+            FdKind::Fifo { buffered, .. } => buffered.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(bytes(&ps[0]), b"ab");
+        assert!(bytes(&ps[1]).is_empty());
     }
 
     #[test]
