@@ -165,6 +165,7 @@ fn no_children_takes_one_process() {
         r.stderr.contains("whose other end was outside the image"),
         "{r}"
     );
+    assert!(!r.stderr.contains(&format!("process {s}: fd")), "{r}");
     assert_running_untraced(s);
 }
 
@@ -474,4 +475,28 @@ fn fifo_between_two_processes_keeps_its_bytes_once() {
     let _child = ProcGuard::foreign(c);
     t.verify()
         .assert_passed(&["C:fifo_bytes_once", "R:child_reported"]);
+}
+
+/// A pipe from outside the tree (the test's, as every process's stdin): the restore refusal
+/// names the process as well as the fd.
+#[test]
+fn external_pipe_in_a_tree_is_refused_naming_the_process() {
+    // Close-on-exec: no target (of this test or another) may inherit the write end.
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let mut t = Spawn::new("tree")
+        .args(&["ring"])
+        .stdin(std::process::Stdio::from(rd))
+        .start();
+    let root = t.pid();
+    let ino = std::fs::read_link(format!("/proc/{root}/fd/0")).expect("fd 0");
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    let r = psnc_tests::restore_run(&image, &[], RunOpts::default());
+    r.assert_status(69);
+    let msg = format!(
+        "process {root}: fd 0 is {}, whose other end was outside the image",
+        ino.display()
+    );
+    assert!(r.stderr.contains(&msg), "expected {msg:?} in:\n{r}");
+    drop(wr);
 }

@@ -108,7 +108,18 @@ pub fn check_tree(image: &Image, opts: &Options) -> Result<Vec<Plan>> {
     crate::tree::check_tree(ckpt, opts)?;
     check_cpu(ckpt)?;
     let mut plans = (0..ckpt.processes.len())
-        .map(|i| plan_process(image, opts, i))
+        .map(|i| {
+            plan_process(image, opts, i).map_err(|e| match e {
+                // The fd, mapping and file refusals name no process.
+                RestoreError::UnsupportedFd { .. }
+                | RestoreError::UnsupportedVma { .. }
+                | RestoreError::MissingFile { .. } => RestoreError::InProcess {
+                    pid: ckpt.processes[i].pid,
+                    source: Box::new(e),
+                },
+                e => e,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut all: Vec<Vma> = ckpt
         .processes
