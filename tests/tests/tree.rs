@@ -39,8 +39,13 @@ fn gone(pids: &[u32]) {
 /// group, pipes S->A->B->S holding unread bytes. Captured from S with --kill, restored, checked
 /// by every process; all of them ran again within a few milliseconds of each other.
 fn ring(bits: Bits) {
+    if !m32_or_skip(bits, "tree ring i386") {
+        return;
+    }
     let mut t = Spawn::new("tree").args(&["ring"]).bits(bits).start();
     let r = t.report();
+    // The originals, should the test fail before the capture kills them (R's guard is `t`).
+    let _originals = ring_guards(&r);
     let s = pid_after(&r, "TREE ");
     let kids = [
         pid_after(&r, "UP A "),
@@ -96,20 +101,7 @@ fn ring(bits: Bits) {
     assert_eq!((stat(s).1, stat(s).2), (s, s), "S: pgid, sid");
 
     let report = t.verify();
-    let mut expect = vec!["S:children_reported".to_string()];
-    for n in ["S", "A", "A2", "B"] {
-        for what in ["pid", "pgid", "sid"] {
-            expect.push(format!("{n}:{what}"));
-        }
-        if n != "S" {
-            expect.push(format!("{n}:ppid"));
-        }
-        if n != "A2" {
-            for what in ["buffered_bytes", "pipe_write", "pipe_read"] {
-                expect.push(format!("{n}:{what}"));
-            }
-        }
-    }
+    let expect = ring_checks();
     let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
     report.assert_passed(&expect);
 
@@ -131,6 +123,49 @@ fn ring(bits: Bits) {
     );
 }
 
+/// Whether `bits` can run here: the i386 build needs gcc-multilib (else a counted skip).
+fn m32_or_skip(bits: Bits, what: &str) -> bool {
+    if bits == Bits::B32 && !psnc_tests::targets().m32 {
+        psnc_testkit::skip(what, psnc_testkit::NO_M32);
+        return false;
+    }
+    true
+}
+
+/// Every PASS line the ring's processes report.
+fn ring_checks() -> Vec<String> {
+    let mut expect = vec!["S:children_reported".to_string()];
+    for n in ["S", "A", "A2", "B"] {
+        for what in ["pid", "pgid", "sid"] {
+            expect.push(format!("{n}:{what}"));
+        }
+        if n != "S" {
+            expect.push(format!("{n}:ppid"));
+        }
+        if n != "A2" {
+            for what in ["buffered_bytes", "pipe_write", "pipe_read"] {
+                expect.push(format!("{n}:{what}"));
+            }
+        }
+    }
+    expect
+}
+
+/// The ring passes its own checks without a checkpoint (the target and the harness are right).
+#[test]
+fn ring_passes_without_a_checkpoint() {
+    for bits in [Bits::B64, Bits::B32] {
+        if !m32_or_skip(bits, "tree ring i386 native") {
+            continue;
+        }
+        let mut t = Spawn::new("tree").args(&["ring"]).bits(bits).start();
+        let _tree = ring_guards(&t.report());
+        let expect = ring_checks();
+        let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+        t.verify().assert_passed(&expect);
+    }
+}
+
 #[test]
 fn ring_of_pipes_session_and_groups() {
     ring(Bits::B64);
@@ -142,9 +177,18 @@ fn ring_of_pipes_session_and_groups_i386() {
 }
 
 /// `--no-children` takes the one process; its pipes to the children become external.
+/// Guards on every process of a `ring` tree (S and its descendants, which outlive R).
+fn ring_guards(r: &Report) -> Vec<ProcGuard> {
+    ["TREE ", "UP A ", "UP A2 ", "UP B "]
+        .iter()
+        .map(|p| ProcGuard::foreign(pid_after(r, p)))
+        .collect()
+}
+
 #[test]
 fn no_children_takes_one_process() {
     let t = Spawn::new("tree").args(&["ring"]).start();
+    let _tree = ring_guards(&t.report());
     let s = pid_after(&t.report(), "TREE ");
     let image = t.dir.join("image");
     let run = capture(s, &image, &["--no-children", "--json"]);
@@ -450,6 +494,9 @@ fn group_leader_outside_the_image_is_refused_at_restore() {
 /// A tree mixing modes (an x86_64 process whose child runs i386 code): refused, naming the child.
 #[test]
 fn tree_mixing_modes_is_refused() {
+    if !m32_or_skip(Bits::B32, "tree mixing modes") {
+        return;
+    }
     let m32 = psnc_tests::target_binary("tree", Bits::B32);
     let m32 = m32.to_str().expect("utf-8 path").to_string();
     let (t, kids, err) = refused("mixed", &[&m32], &[], 1);
@@ -487,6 +534,7 @@ fn external_pipe_in_a_tree_is_refused_naming_the_process() {
         .args(&["ring"])
         .stdin(std::process::Stdio::from(rd))
         .start();
+    let _tree = ring_guards(&t.report());
     let root = t.pid();
     let ino = std::fs::read_link(format!("/proc/{root}/fd/0")).expect("fd 0");
     let image = t.dir.join("image");
