@@ -44,6 +44,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("unsupported", &[]),
     ("external", &[]),
     ("eventfds", &[]),
+    ("tree", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

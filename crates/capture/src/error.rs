@@ -212,6 +212,69 @@ pub enum CaptureError {
         rounds: usize,
     },
 
+    /// A process of the tree is a zombie: it has exited and waits for its parent to reap it.
+    /// Restoring it needs its exit status, which the image does not hold yet.
+    #[error(
+        "PID {pid}, a child of PID {ppid}, is a zombie (it exited and PID {ppid} has not reaped \
+         it yet); psnc-capture cannot restore zombies yet: capture once PID {ppid} has waited \
+         for it, or capture PID {ppid} with --no-children"
+    )]
+    ZombieInTree {
+        /// The zombie.
+        pid: i32,
+        /// Its parent, which has not waited for it.
+        ppid: i32,
+    },
+
+    /// A process lives in another PID namespace than psnc-capture: its PIDs there differ from
+    /// the ones the tool sees, so they could not be restored.
+    #[error(
+        "PID {pid} is in another PID namespace ({theirs}) than psnc-capture ({ours}); run \
+         psnc-capture inside that namespace"
+    )]
+    OtherPidNamespace {
+        /// The process.
+        pid: i32,
+        /// Its namespace (`pid:[INODE]`).
+        theirs: String,
+        /// The tool's.
+        ours: String,
+    },
+
+    /// Two processes of the tree share one open file description (inherited across fork):
+    /// restore would give each its own, so their offset or contents would no longer move
+    /// together.
+    #[error(
+        "PID {pid1} fd {fd1} and PID {pid2} fd {fd2} share one open file description of \
+         {kind} (inherited across fork); psnc-capture does not support file descriptions shared \
+         between processes yet (their offset would no longer be shared after restore): have one \
+         of them reopen the file, or capture one process with --no-children"
+    )]
+    SharedDescription {
+        /// The first process.
+        pid1: i32,
+        /// Its fd.
+        fd1: i32,
+        /// The second process.
+        pid2: i32,
+        /// Its fd.
+        fd2: i32,
+        /// What the file is.
+        kind: String,
+    },
+
+    /// The process tree kept changing while it was seized.
+    #[error(
+        "the process tree of PID {pid} did not settle: {why}; nothing was captured and every \
+         process runs on untouched"
+    )]
+    TreeUnsettled {
+        /// The root of the tree.
+        pid: i32,
+        /// What kept changing.
+        why: String,
+    },
+
     /// `--kmod always`, but `/dev/checkpoint` cannot be used. Checked before the target is
     /// touched.
     #[error(
@@ -283,7 +346,11 @@ impl CaptureError {
             | CaptureError::LayoutTooNarrow { .. }
             | CaptureError::ThreadsUnsettled { .. }
             | CaptureError::KmodUnavailable { .. }
-            | CaptureError::EpollWatchUnreachable { .. } => Exit::Refused,
+            | CaptureError::EpollWatchUnreachable { .. }
+            | CaptureError::ZombieInTree { .. }
+            | CaptureError::OtherPidNamespace { .. }
+            | CaptureError::SharedDescription { .. }
+            | CaptureError::TreeUnsettled { .. } => Exit::Refused,
             CaptureError::PermissionDenied { .. } => Exit::NoPermission,
             CaptureError::Output { .. } => Exit::CannotWrite,
             CaptureError::Format { source, .. } => Exit::writing_image(source),

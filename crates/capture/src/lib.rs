@@ -7,7 +7,9 @@
 //!  preflight        procfs: exists, not a kernel thread / zombie / traced / seccomp filter
 //!  source           --kmod: /dev/checkpoint or remote syscalls (always: fails here without it)
 //!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
-//!  stop::Frozen     PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP)
+//!  stop::FrozenTree PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP) of PID, then of
+//!                   each child its stopped threads list (tree: the checks on each child)
+//!  -- for each process of the tree, root first:
 //!  threads          every thread's mode (x86_64 / i386, process_arch) -> the layout class
 //!  source::collect  kernel state: handlers, itimers, POSIX timer values, brk, prctl gets,
 //!                   securebits, per thread sigaltstack, clear_child_tid; from the module
@@ -22,9 +24,11 @@
 //!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll, eventfd,
 //!                   timerfd, signalfd, inotify), peek pipe and FIFO buffers
 //!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs
-//!  files            deleted files hashed and stored (target still stopped)
 //!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
 //!  creds, memory    uids, gids, groups, caps, securebits; mm fields (stat's, and brk)
+//!  -- then, once:
+//!  tree             pipes joined across the tree; shared file descriptions refused (kcmp)
+//!  files            deleted files hashed and stored (target still stopped)
 //!  release          default: detach, then store the other files through handles opened while
 //!                   stopped, finish + commit; --kill: all of it stopped, commit, then SIGKILL
 //! ```
@@ -57,6 +61,7 @@
 //! | [`files`]   | the stored-file catalog: identities, hashes, stored contents                |
 //! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,      |
 //! |             | timerfd, signalfd, inotify                                                  |
+//! | [`tree`]    | the process tree: which processes, checks on each child, what they share    |
 //!
 //! And the machinery around them: [`source`] (where the kernel-only state comes from) with
 //! [`kmod`] (the `/dev/checkpoint` side of it), [`stop`] (seize, park, thaw), [`interrupt`]
@@ -80,6 +85,7 @@ pub mod source;
 pub mod stop;
 pub mod threads;
 pub mod timers;
+pub mod tree;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -97,7 +103,7 @@ use memory::TargetMemory;
 use procfs::ProcDir;
 pub use source::KmodMode;
 use source::StateSource;
-use stop::Frozen;
+use stop::{Frozen, FrozenTree};
 
 /// Where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +143,9 @@ pub struct Options {
     pub cmdline: Vec<String>,
     /// Whether the kernel-only state comes from `/dev/checkpoint` (`--kmod`).
     pub kmod: KmodMode,
+    /// Capture every descendant too (default); `false` (`--no-children`) takes the one process,
+    /// and pipes it shares with its children become external like any pipe to outside.
+    pub children: bool,
 }
 
 impl Options {
@@ -151,6 +160,7 @@ impl Options {
             interrupts: None,
             cmdline: Vec::new(),
             kmod: KmodMode::Auto,
+            children: true,
         }
     }
 }
@@ -158,8 +168,10 @@ impl Options {
 /// What a capture did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The captured process.
+    /// The captured process (the root of the tree).
     pub pid: i32,
+    /// Processes captured (the root and its descendants).
+    pub processes: usize,
     /// Where the image went (`-` for stdout).
     pub image: PathBuf,
     /// Size of the image in bytes.
@@ -185,8 +197,13 @@ pub struct Summary {
 impl Summary {
     /// The one-line human summary.
     pub fn line(&self) -> String {
+        let tree = if self.processes > 1 {
+            format!(" and {} descendants", self.processes - 1)
+        } else {
+            String::new()
+        };
         format!(
-            "captured PID {} into {}: {} bytes, {} pages, {} threads, {} files stored; target stopped {:.3} ms{}",
+            "captured PID {}{tree} into {}: {} bytes, {} pages, {} threads, {} files stored; target stopped {:.3} ms{}",
             self.pid,
             self.image.display(),
             self.image_bytes,
@@ -202,6 +219,7 @@ impl Summary {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "pid": self.pid,
+            "processes": self.processes,
             "image": self.image.to_string_lossy(),
             "image_bytes": self.image_bytes,
             "pages_stored": self.pages_stored,
@@ -355,11 +373,12 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     };
     check()?;
 
-    let mut frozen = Frozen::freeze(pid)?;
+    let mut frozen = FrozenTree::freeze(pid, opts.children)?;
     log.step(|| {
         format!(
-            "stopped {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT in {} round(s)",
-            frozen.threads().len(),
+            "stopped {} process(es), {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT in {} round(s)",
+            frozen.len(),
+            frozen.threads(),
             frozen.rounds()
         )
     });
@@ -398,6 +417,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         });
         Release::Thawed(s)
     };
+    let processes = c.ckpt.processes.len();
     let written = write_rest(pid, opts, &log, &check, &mut c).and_then(|()| {
         let out_err = |source| CaptureError::Output {
             path: out_name.clone(),
@@ -420,7 +440,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
                 pid,
                 source: Box::new(e),
             })?;
-            log.step(|| format!("killed PID {pid}"));
+            log.step(|| format!("killed PID {pid} ({processes} process(es))"));
             (s, true, n)
         }
         (Release::StillFrozen(frozen), Err(e)) => {
@@ -432,6 +452,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     log.step(|| format!("image complete: {image_bytes} bytes"));
     Ok(Summary {
         pid,
+        processes,
         image: out_name,
         image_bytes,
         pages_stored: c.stats.pages,
@@ -450,7 +471,7 @@ enum Release {
     /// Detached and running on, after being stopped this long.
     Thawed(Duration),
     /// Still stopped (`--kill`: killed once the image is committed).
-    StillFrozen(Frozen),
+    StillFrozen(FrozenTree),
 }
 
 /// Stores the stable files and fills every `FileRef`.
@@ -549,25 +570,44 @@ struct Collected<W: Write> {
     stats: Stats,
 }
 
-/// Everything that needs the target stopped: the model, with the pages and deleted files
-/// streamed into the writer.
+/// Everything that needs the tree stopped: the model of every process, with the pages and
+/// deleted files streamed into one writer.
 fn collect<W: Write>(
-    frozen: &mut Frozen,
+    tree: &mut FrozenTree,
     source: &StateSource,
     opts: &Options,
     log: &Log,
     check: &dyn Fn() -> Result<()>,
     out: W,
 ) -> Result<Collected<W>> {
-    let pid = frozen.pid();
-    let dir = ProcDir::new(pid);
+    let root = tree.root();
+    let procs = tree.processes();
 
     // Modes first: every remote syscall needs the right instruction and numbering.
-    let arch = threads::process_arch(frozen)?;
+    let mut arches = Vec::with_capacity(procs.len());
+    for f in procs.iter_mut() {
+        arches.push(threads::process_arch(f)?);
+    }
+    let arch = arches[0];
+    if let Some((f, a)) = procs.iter().zip(&arches).find(|(_, a)| **a != arch) {
+        let name = |a: &Arch| match a {
+            Arch::X86_64 => "an x86_64",
+            Arch::I386 => "an i386",
+        };
+        return Err(CaptureError::Unsupported {
+            pid: f.pid(),
+            what: format!("this descendant of PID {root}"),
+            kind: format!(
+                "{} process under {} root (a tree mixing modes)",
+                name(a),
+                name(&arch)
+            ),
+        });
+    }
     let class = match (opts.layout, arch) {
         (Some(LayoutClass::Bits32), Arch::X86_64) => {
             return Err(CaptureError::LayoutTooNarrow {
-                pid,
+                pid: root,
                 arch: "x86_64",
             });
         }
@@ -577,74 +617,36 @@ fn collect<W: Write>(
     };
     check()?;
 
-    // The kernel-only state, from the module or from the remote batch: all syscalls run inside
-    // the target, in one place, before anything is read that they could disturb (the scratch
-    // page is gone again before maps is read).
-    let timers = dir.timers()?;
-    let kstate = source.collect(frozen, arch, &timers)?;
-    if kstate.injected {
-        frozen.park()?;
-    }
-    for line in &kstate.provenance {
-        log.step(|| line.clone());
-    }
-    check()?;
-
-    let threads = threads::collect(&dir, frozen, kstate.threads)?;
-    log.step(|| {
-        format!(
-            "{} thread(s): registers, XSAVE, signal state",
-            threads.len()
-        )
-    });
-    let signals = signals::collect(pid, &frozen.threads()[0], kstate.signals, kstate.timers)?;
-
-    let stat = dir.stat()?;
-    let status = dir.status()?;
-    // Checked before the stop too; a filter installed since then is caught here.
-    if status.seccomp == 2 {
-        return Err(CaptureError::SeccompFilter { pid });
-    }
-    let mut catalog = FileCatalog::new();
-    let exe = files::exe_ref(&dir, &mut catalog)?;
-
-    // Memory layout and its refusals, before any byte is copied.
-    let memory::MemoryLayout { vmas, plan_input } = memory::collect_vmas(&dir, &mut catalog)?;
-    log.step(|| format!("{} VMAs", vmas.len()));
-
-    let fds = fds::collect_fds(&dir, &mut catalog, &mut TeePipePeek::new(pid)?)?;
-    log.step(|| format!("{} fds", fds.len()));
-    check()?;
-
-    let plan = memory::plan_pages(&plan_input, &dir.pagemap()?)?;
-    log.step(|| {
-        format!(
-            "page plan: {} pages in {} ranges",
-            plan.pages(),
-            plan.ranges.len()
-        )
-    });
-
     let fmt = |source| CaptureError::Format {
         path: opts.output.display(),
         source,
     };
     let mut writer = ImageWriter::new(out, class).map_err(fmt)?;
-    let mut source = TargetMemory::open(pid)?;
-    let out_path = opts.output.display();
-    let pages = memory::copy_pages(
-        &plan,
-        &mut source,
-        &mut PagesInto {
-            writer: &mut writer,
-            path: &out_path,
-        },
-        &mut || check(),
-    )?;
-    log.step(|| format!("{} pages copied in {} runs", plan.pages(), pages.len()));
+    let mut catalog = FileCatalog::new();
+    let mut stats = Stats::default();
+    let mut processes = Vec::with_capacity(procs.len());
+    for frozen in procs.iter_mut() {
+        let p = collect_process(
+            frozen,
+            arch,
+            source,
+            opts,
+            log,
+            check,
+            &mut writer,
+            &mut catalog,
+            &mut stats,
+        )?;
+        processes.push(p);
+    }
+    if processes.len() > 1 {
+        tree::link_pipes(&mut processes);
+        tree::link_fifos(&mut processes);
+        tree::check_shared_descriptions(&processes)?;
+    }
 
     catalog.store(
-        pid,
+        root,
         FilePhase::Volatile,
         opts.store_files,
         &mut |path, rd| writer.store_file_from(path, &mut &mut *rd).map_err(fmt),
@@ -653,31 +655,9 @@ fn collect<W: Write>(
     log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
 
     let mut host = host::host_identity()?;
-    if let Some(t) = threads.first() {
+    if let Some(t) = processes.first().and_then(|p| p.threads.first()) {
         (host.xsave_features, host.xsave_size) = host::xsave_identity(&t.xsave);
     }
-    // The fields named here come from state read above; `process::collect` (evaluated after
-    // them) reads the process-wide rest from /proc.
-    let process = Process {
-        arch,
-        creds: creds::collect(&status, &kstate.process),
-        exe,
-        mm: memory::mm_fields(&stat, &kstate.process),
-        threads,
-        vmas,
-        pages,
-        fds,
-        signals,
-        ..process::collect(&dir, &stat, &status, &kstate.process)?
-    };
-
-    let stats = Stats {
-        pages: plan.pages(),
-        vmas: process.vmas.len(),
-        threads: process.threads.len(),
-        fds: process.fds.len(),
-        files: 0,
-    };
     let me = ProcDir::new(std::process::id() as i32).status()?;
     let identity = Identity {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -692,11 +672,115 @@ fn collect<W: Write>(
     Ok(Collected {
         ckpt: Checkpoint {
             identity,
-            processes: vec![process],
+            processes,
             files: Vec::new(),
         },
         catalog,
         writer,
         stats,
     })
+}
+
+/// One process of the tree, while it is stopped: its model, with its pages streamed into
+/// `writer` and its files registered in `catalog`; `stats` gets its counts added.
+#[allow(clippy::too_many_arguments)]
+fn collect_process<W: Write>(
+    frozen: &mut Frozen,
+    arch: Arch,
+    source: &StateSource,
+    opts: &Options,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+    writer: &mut ImageWriter<W>,
+    catalog: &mut FileCatalog,
+    stats: &mut Stats,
+) -> Result<Process> {
+    let pid = frozen.pid();
+    let dir = ProcDir::new(pid);
+
+    // The kernel-only state, from the module or from the remote batch: all syscalls run inside
+    // the target, in one place, before anything is read that they could disturb (the scratch
+    // page is gone again before maps is read).
+    let timers = dir.timers()?;
+    let kstate = source.collect(frozen, arch, &timers)?;
+    if kstate.injected {
+        frozen.park()?;
+    }
+    for line in &kstate.provenance {
+        log.step(|| format!("[{pid}] {line}"));
+    }
+    check()?;
+
+    let threads = threads::collect(&dir, frozen, kstate.threads)?;
+    log.step(|| {
+        format!(
+            "[{pid}] {} thread(s): registers, XSAVE, signal state",
+            threads.len()
+        )
+    });
+    let signals = signals::collect(pid, &frozen.threads()[0], kstate.signals, kstate.timers)?;
+
+    let stat = dir.stat()?;
+    let status = dir.status()?;
+    // Checked before the stop too; a filter installed since then is caught here.
+    if status.seccomp == 2 {
+        return Err(CaptureError::SeccompFilter { pid });
+    }
+    let exe = files::exe_ref(&dir, catalog)?;
+
+    // Memory layout and its refusals, before any byte is copied.
+    let memory::MemoryLayout { vmas, plan_input } = memory::collect_vmas(&dir, catalog)?;
+    log.step(|| format!("[{pid}] {} VMAs", vmas.len()));
+
+    let fds = fds::collect_fds(&dir, catalog, &mut TeePipePeek::new(pid)?)?;
+    log.step(|| format!("[{pid}] {} fds", fds.len()));
+    check()?;
+
+    let plan = memory::plan_pages(&plan_input, &dir.pagemap()?)?;
+    log.step(|| {
+        format!(
+            "[{pid}] page plan: {} pages in {} ranges",
+            plan.pages(),
+            plan.ranges.len()
+        )
+    });
+
+    let mut mem = TargetMemory::open(pid)?;
+    let out_path = opts.output.display();
+    let pages = memory::copy_pages(
+        &plan,
+        &mut mem,
+        &mut PagesInto {
+            writer,
+            path: &out_path,
+        },
+        &mut || check(),
+    )?;
+    log.step(|| {
+        format!(
+            "[{pid}] {} pages copied in {} runs",
+            plan.pages(),
+            pages.len()
+        )
+    });
+
+    // The fields named here come from state read above; `process::collect` (evaluated after
+    // them) reads the process-wide rest from /proc.
+    let process = Process {
+        arch,
+        creds: creds::collect(&status, &kstate.process),
+        exe,
+        mm: memory::mm_fields(&stat, &kstate.process),
+        threads,
+        vmas,
+        pages,
+        fds,
+        signals,
+        ..process::collect(&dir, &stat, &status, &kstate.process)?
+    };
+    stats.pages += plan.pages();
+    stats.vmas += process.vmas.len();
+    stats.threads += process.threads.len();
+    stats.fds += process.fds.len();
+    Ok(process)
 }

@@ -34,14 +34,20 @@ const STATUSES: &[Exit] = &[
     version,
     about = "Capture a running process into a self-contained checkpoint image.",
     long_about = "Capture a running, unmodified process into one self-contained checkpoint image.\n\n\
-        The process is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT (no SIGSTOP: its parent and \
-        job control see nothing), captured, and released: it keeps running unless --kill is given. \
-        A failed capture leaves it running and unchanged and leaves no file under IMAGE.",
+        The process and its descendants (unless --no-children) are stopped with PTRACE_SEIZE + \
+        PTRACE_INTERRUPT (no SIGSTOP: their parents and job control see nothing), captured, and \
+        released: they keep running unless --kill is given. A failed capture leaves every one of \
+        them running and unchanged and leaves no file under IMAGE.",
     after_help = exit::help(STATUSES, &[])
 )]
 struct Args {
-    /// The process to capture.
+    /// The process to capture, with all its descendants (unless --no-children).
     pid: i32,
+
+    /// Capture PID alone, not its descendants. Pipes it shares with them are stored as external
+    /// (like any pipe to a process outside the image), with their buffered bytes.
+    #[arg(long)]
+    no_children: bool,
 
     /// Image file to write (`-` for standard output).
     #[arg(short = 'o', long = "output", value_name = "IMAGE")]
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
     opts.layout = args.layout;
     opts.verbose = args.verbose;
     opts.kmod = args.kmod;
+    opts.children = !args.no_children;
     opts.interrupts = interrupts;
     opts.cmdline = std::env::args().collect();
 

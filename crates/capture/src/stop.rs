@@ -277,3 +277,184 @@ impl Frozen {
         }
     }
 }
+
+/// Default bound on the number of processes of one captured tree: a tree that grows past it
+/// while being seized (a fork bomb) is refused with [`CaptureError::TreeUnsettled`].
+pub const DEFAULT_TREE_MAX: usize = 4096;
+
+/// Environment variable that overrides [`DEFAULT_TREE_MAX`] (a positive number), for tests.
+pub const TREE_MAX_ENV: &str = "PSNC_TREE_MAX";
+
+/// The bound on the processes of a tree: `$PSNC_TREE_MAX` when it holds a positive number, else
+/// [`DEFAULT_TREE_MAX`].
+pub fn max_tree_processes() -> usize {
+    std::env::var(TREE_MAX_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_TREE_MAX)
+}
+
+/// Every process of a captured tree, each [`Frozen`]: the root first, parents before children.
+///
+/// Processes are seized parents first: a process whose every thread is stopped can fork no
+/// more, so the children its threads list once it is stopped are all it has; each of them is
+/// seized in turn (a child that exited in between is gone and left out). A last pass lists the
+/// children of every process again and must find nothing new. Dropping the tree (any error)
+/// detaches every process seized so far: a failed capture leaves the whole tree running.
+#[derive(Debug)]
+pub struct FrozenTree {
+    procs: Vec<Frozen>,
+}
+
+impl FrozenTree {
+    /// Seizes `root` and, with `children`, every descendant, as the type doc says.
+    pub fn freeze(root: i32, children: bool) -> Result<FrozenTree> {
+        let mut tree = FrozenTree {
+            procs: vec![Frozen::freeze(root)?],
+        };
+        // Once stopped: /proc/PID/ns needs ptrace access, which the seize just proved.
+        crate::tree::check_namespace(root)?;
+        if !children {
+            return Ok(tree);
+        }
+        let max = max_tree_processes();
+        let mut seen: HashSet<i32> = HashSet::from([root]);
+        let mut next = 0;
+        while next < tree.procs.len() {
+            let parent = tree.procs[next].pid();
+            next += 1;
+            let tids: Vec<i32> = tree.procs[next - 1]
+                .threads
+                .iter()
+                .map(|t| t.tid())
+                .collect();
+            for child in crate::tree::children(parent, &tids)? {
+                if !seen.insert(child) {
+                    continue;
+                }
+                if tree.procs.len() >= max {
+                    return Err(CaptureError::TreeUnsettled {
+                        pid: root,
+                        why: format!("it grew past {max} processes (${TREE_MAX_ENV})"),
+                    });
+                }
+                match crate::tree::admit_child(child, parent).and_then(|()| Frozen::freeze(child)) {
+                    Ok(f) => tree.procs.push(f),
+                    // Exited (and reaped: its parent ignores SIGCHLD) before it was seized.
+                    Err(CaptureError::NoSuchProcess { pid }) if pid == child => {}
+                    // Exiting while it was seized (the kernel refuses to attach to a task in
+                    // its exit): a zombie now, or gone.
+                    Err(e) => match ProcDir::new(child).stat() {
+                        Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
+                            return Err(CaptureError::ZombieInTree {
+                                pid: child,
+                                ppid: parent,
+                            })
+                        }
+                        Err(_) if !ProcDir::new(child).exists() => {}
+                        _ => return Err(e),
+                    },
+                }
+            }
+        }
+        // Every process is stopped now; its children cannot change any more. Each one listed
+        // must be in the tree: one that was skipped as gone but is a zombie now (it exited
+        // between its seize and its stop) is refused like any zombie.
+        let frozen: HashSet<i32> = tree.procs.iter().map(|f| f.pid()).collect();
+        for f in &tree.procs {
+            let tids: Vec<i32> = f.threads.iter().map(|t| t.tid()).collect();
+            for c in crate::tree::children(f.pid(), &tids)? {
+                if frozen.contains(&c) {
+                    continue;
+                }
+                let dir = ProcDir::new(c);
+                match dir.stat() {
+                    Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
+                        return Err(CaptureError::ZombieInTree {
+                            pid: c,
+                            ppid: f.pid(),
+                        })
+                    }
+                    Err(_) if !dir.exists() => {}
+                    _ => {
+                        return Err(CaptureError::TreeUnsettled {
+                            pid: root,
+                            why: format!("PID {} has a child {c} that was not seized", f.pid()),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// The processes, the root first, parents before children.
+    pub fn processes(&mut self) -> &mut [Frozen] {
+        &mut self.procs
+    }
+
+    /// How many processes the tree holds.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Whether the tree is empty (never: it holds at least its root).
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// The root.
+    pub fn root(&self) -> i32 {
+        self.procs[0].pid()
+    }
+
+    /// Total seize rounds of every process.
+    pub fn rounds(&self) -> usize {
+        self.procs.iter().map(|f| f.rounds).sum()
+    }
+
+    /// Threads of every process.
+    pub fn threads(&self) -> usize {
+        self.procs.iter().map(|f| f.threads.len()).sum()
+    }
+
+    /// Detaches every process (children first, so no parent runs while a child is still held);
+    /// returns how long the root was stopped. Every process is detached even if one fails.
+    pub fn thaw(self) -> Result<Duration> {
+        let since = self.procs[0].since;
+        let mut first = None;
+        for f in self.procs.into_iter().rev() {
+            if let Err(e) = f.thaw() {
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(since.elapsed()),
+        }
+    }
+
+    /// Kills every process while still stopped, children first, and waits until the children
+    /// are gone from `/proc` (reaped by whoever inherits them), so that their PIDs are free for
+    /// a restore once this returns. Returns how long the root was stopped.
+    pub fn kill(self) -> Result<Duration> {
+        let since = self.procs[0].since;
+        let children: Vec<i32> = self.procs[1..].iter().map(|f| f.pid()).collect();
+        let mut first = None;
+        for f in self.procs.into_iter().rev() {
+            if let Err(e) = f.kill() {
+                first.get_or_insert(e);
+            }
+        }
+        let stopped = since.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while children.iter().any(|&c| ProcDir::new(c).exists()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(stopped),
+        }
+    }
+}

@@ -56,6 +56,18 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, pid: i32, fd: i32) -> Result<OwnedFd> 
     owned_fd("pidfd_getfd", pid, r)
 }
 
+/// Whether fd `fd1` of process `pid1` and fd `fd2` of process `pid2` are one open file
+/// description (`kcmp(KCMP_FILE)`, CONFIG_CHECKPOINT_RESTORE): a file shared across fork or
+/// dup, whose offset and status flags move together. Needs ptrace access to both processes.
+pub fn kcmp_file(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<bool> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: kcmp with KCMP_FILE takes two pids, a type and two descriptor numbers and touches
+    // no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) };
+    // 0 = equal, 1/2 = ordered unequal, 3 = not comparable.
+    Ok(check("kcmp", pid1, r)? == 0)
+}
+
 /// Copies up to `len` bytes from pipe `fd_in` to pipe `fd_out` without consuming them (`tee`).
 /// With `nonblock`, returns EAGAIN-as-error instead of waiting for data; 0 means the input pipe
 /// is empty (and has no writer).

@@ -197,8 +197,61 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
     image.verify_data()?;
     let ckpt = image.checkpoint();
     let process = check_shape(ckpt)?;
-    let p = &ckpt.processes[process];
     check_cpu(ckpt)?;
+    plan_process(image, opts, process)
+}
+
+/// [`check`] for an image of any number of processes: one plan per process, in the image's
+/// order (the root first, parents before children), all with one restore region, free in every
+/// process (each child is forked from its parent's stub, so it starts with the stub at the
+/// parent's place). The tree itself is checked by [`crate::tree::check_tree`].
+pub fn check_tree(image: &Image, opts: &Options) -> Result<Vec<Plan>> {
+    let ckpt = image.checkpoint();
+    if ckpt.processes.len() <= 1 {
+        return check(image, opts).map(|p| vec![p]);
+    }
+    image.verify_data()?;
+    for p in &ckpt.processes {
+        check_process_shape(p)?;
+    }
+    crate::tree::check_tree(ckpt, opts)?;
+    check_cpu(ckpt)?;
+    let mut plans = (0..ckpt.processes.len())
+        .map(|i| {
+            plan_process(image, opts, i).map_err(|e| match e {
+                // The fd, mapping and file refusals name no process.
+                RestoreError::UnsupportedFd { .. }
+                | RestoreError::ExternalFd { .. }
+                | RestoreError::UnsupportedVma { .. }
+                | RestoreError::MissingFile { .. } => RestoreError::InProcess {
+                    pid: ckpt.processes[i].pid,
+                    source: Box::new(e),
+                },
+                e => e,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut all: Vec<Vma> = ckpt
+        .processes
+        .iter()
+        .flat_map(|p| p.vmas.iter().cloned())
+        .collect();
+    all.sort_by_key(|v| v.start);
+    let limit = Stub::addr_limit(ckpt.processes[0].arch);
+    let region = choose_region(&all, limit).ok_or(RestoreError::NoRoom {
+        size: REGION_SIZE,
+        limit,
+    })?;
+    for plan in &mut plans {
+        plan.region = region;
+    }
+    Ok(plans)
+}
+
+/// The plan of process `process` of the image, with a region of its own.
+fn plan_process(image: &Image, opts: &Options, process: usize) -> Result<Plan> {
+    let ckpt = image.checkpoint();
+    let p = &ckpt.processes[process];
     let vdso = vdso::check_image_vdso(image, p)?;
     let exe = resolve_exe(ckpt, p)?;
     let vma_files = p
@@ -244,7 +297,13 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
             ))
         }
     }
-    let p = &ckpt.processes[0];
+    check_process_shape(&ckpt.processes[0])?;
+    Ok(0)
+}
+
+/// The per-process part of [`check_shape`].
+fn check_process_shape(p: &Process) -> Result<()> {
+    let unsupported = |what: String| Err(RestoreError::Unsupported { what });
     if p.threads.is_empty() {
         return Err(RestoreError::Inconsistent(format!(
             "process {} has no threads",
@@ -322,7 +381,7 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
             )));
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Refuses an image whose code may use instructions this CPU lacks.
@@ -437,7 +496,7 @@ pub fn resource_name(kind: &FdKind) -> Option<String> {
     }
 }
 
-fn inherited_for(fd: i32, kind: &FdKind, inherit: &[InheritFd]) -> Option<i32> {
+pub(crate) fn inherited_for(fd: i32, kind: &FdKind, inherit: &[InheritFd]) -> Option<i32> {
     let name = resource_name(kind);
     inherit.iter().find_map(|i| match &i.target {
         InheritTarget::Fd(n) if *n == fd => Some(i.ours),
@@ -497,7 +556,7 @@ fn buffered_bytes(p: &Process) -> BTreeMap<String, usize> {
     out
 }
 
-fn plan_fds(
+pub(crate) fn plan_fds(
     ckpt: &Checkpoint,
     p: &Process,
     opts: &Options,
@@ -507,7 +566,8 @@ fn plan_fds(
             .fds
             .iter()
             .any(|f| inherited_for(f.fd, &f.kind, std::slice::from_ref(i)).is_some());
-        if !used {
+        // In a tree, an argument may be meant for another process: crate::tree checks them.
+        if !used && ckpt.processes.len() == 1 {
             return Err(RestoreError::InheritFd {
                 arg: i.arg.clone(),
                 why: "no fd of the image matches it (give fd:M for the image's fd M, or the resource \

@@ -218,6 +218,17 @@ pub enum RestoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+
+    /// A refusal about one process of a tree (an fd or mapping number alone would not say
+    /// whose).
+    #[error("process {pid}: {source}")]
+    InProcess {
+        /// The process of the image.
+        pid: u32,
+        /// The refusal.
+        #[source]
+        source: Box<RestoreError>,
+    },
 }
 
 impl RestoreError {
@@ -225,6 +236,9 @@ impl RestoreError {
     /// rebuilding. Local I/O errors count as refusals: the restore tool opens and prepares every
     /// file before the process exists.
     pub fn is_refusal(&self) -> bool {
+        if let RestoreError::InProcess { source, .. } = self {
+            return source.is_refusal();
+        }
         !matches!(
             self,
             RestoreError::Step { .. } | RestoreError::RemoteCall { .. } | RestoreError::Stub { .. }
@@ -238,6 +252,7 @@ impl RestoreError {
         use psnc_cli::Exit;
         match self {
             RestoreError::Image(e) => Exit::reading_image(e),
+            RestoreError::InProcess { source, .. } => source.exit_status(),
             RestoreError::Inconsistent(_) => Exit::BadImage,
             RestoreError::Unsupported { .. }
             | RestoreError::CpuFeatures { .. }

@@ -5,7 +5,9 @@
 //! restored `/proc/PID/fd/N` and `/proc/PID/maps` show `PATH (deleted)` as before) and unlinked at
 //! once; otherwise it is a memfd (`/memfd:NAME (deleted)`). Files whose stored contents stand in
 //! for a changed or missing original (a library replaced by an upgrade) are memfds. One replica is
-//! made per stored file, shared by every fd and mapping that refers to it.
+//! made per stored file and original inode, shared by every fd and mapping (of every process of
+//! the image) that refers to that file: two files the capture stored once because their contents
+//! were equal (two fresh POSIX semaphores in /dev/shm) stay two files.
 //!
 //! Model: [`psnc_format::model::StoredFile`] (the image's `files`, named by
 //! [`psnc_format::model::FileId`] from a [`psnc_format::model::FileRef`]) and `exe` of
@@ -26,11 +28,11 @@ use crate::checks::FileSource;
 use crate::error::Result;
 use crate::fds::{io_err, nix_err, open_with_flags};
 
-/// The replicas of one restore's stored files, one per file.
+/// The replicas of one restore's stored files, one per stored file and original (dev, inode).
 #[derive(Debug)]
 pub struct Replicas<'a> {
     image: &'a Image,
-    replicas: BTreeMap<FileId, Rc<OwnedFd>>,
+    replicas: BTreeMap<(FileId, u64, u64), Rc<OwnedFd>>,
 }
 
 impl<'a> Replicas<'a> {
@@ -42,10 +44,17 @@ impl<'a> Replicas<'a> {
         }
     }
 
-    /// The one replica of stored file `id`: at the path of `deleted` (path, mode) when given and
-    /// free, else a memfd.
-    pub fn replica(&mut self, id: FileId, deleted: Option<(&str, u32)>) -> Result<Rc<OwnedFd>> {
-        if let Some(fd) = self.replicas.get(&id) {
+    /// The one replica of stored file `id` standing in for the file that was `inode` (dev,
+    /// inode at capture): at the path of `deleted` (path, mode) when given and free, else a
+    /// memfd.
+    pub fn replica(
+        &mut self,
+        id: FileId,
+        inode: (u64, u64),
+        deleted: Option<(&str, u32)>,
+    ) -> Result<Rc<OwnedFd>> {
+        let key = (id, inode.0, inode.1);
+        if let Some(fd) = self.replicas.get(&key) {
             return Ok(fd.clone());
         }
         let stored = &self.image.checkpoint().files[id.0 as usize];
@@ -70,7 +79,7 @@ impl<'a> Replicas<'a> {
         file.write_all(bytes)
             .map_err(io_err("writing the stored contents of", &name))?;
         let fd = Rc::new(OwnedFd::from(file));
-        self.replicas.insert(id, fd.clone());
+        self.replicas.insert(key, fd.clone());
         Ok(fd)
     }
 }
@@ -80,7 +89,7 @@ pub fn open_exe(src: &FileSource, p: &Process, replicas: &mut Replicas) -> Resul
     Ok(match src {
         FileSource::Original(path) => open_with_flags(path, libc::O_RDONLY as u32)?,
         FileSource::Stored(id) => replicas
-            .replica(*id, None)?
+            .replica(*id, (p.exe.identity.dev, p.exe.identity.ino), None)?
             .try_clone()
             .map_err(io_err("duplicating", &p.exe.path))?,
     })

@@ -30,6 +30,7 @@
 //! | [`files`]   | the stored files: replicas of deleted or changed files, the exe           |
 //! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,    |
 //! |             | timerfd, signalfd, inotify                                                |
+//! | [`tree`]    | a tree of processes: forks from the parents' stubs, sessions, groups      |
 //!
 //! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
 //! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
@@ -37,8 +38,10 @@
 //!
 //! # Which ids change
 //! - PID and TIDs stay the image's (`clone3` `set_tid`).
-//! - The parent is the restore tool, and once it exits (background mode) the nearest subreaper
-//!   or init: `ppid` changes.
+//! - The root's parent is the restore tool, and once it exits (background mode) the nearest
+//!   subreaper or init: `ppid` changes. Every other process of a tree keeps its parent, group
+//!   and session ([`tree`]); the root's group and session, when they were outside the tree, are
+//!   replaced as below, and the processes that shared them follow the root.
 //! - Session and process group: without `--shell-job` the process gets a new session, so its SID
 //!   and PGID become its PID. That equals the image's ids when the process was its session's
 //!   leader; otherwise they change. With `--shell-job` it joins the restore tool's session and
@@ -112,6 +115,7 @@ pub mod spawn;
 pub mod stub;
 pub mod threads;
 pub mod timers;
+pub mod tree;
 pub mod vdso;
 
 pub use error::{RestoreError, Result};
@@ -250,6 +254,10 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         }
     };
     log("checking the image".into());
+    if image.checkpoint().processes.len() > 1 {
+        let plans = checks::check_tree(image, opts)?;
+        return tree::restore_tree(image, &plans, opts, started);
+    }
     let plan = checks::check(image, opts)?;
     let p = plan.process(image.checkpoint());
     log(format!(
@@ -320,12 +328,23 @@ pub struct LocalFiles {
 /// object, with one replica per stored file shared by all of them ([`files::Replicas`]). The
 /// task takes them over later with `pidfd_getfd` on the tool.
 pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
-    let p = plan.process(image.checkpoint());
     let mut replicas = files::Replicas::new(image);
+    prepare_shared(image, plan, &mut replicas, &mut fds::pipe::Pipes::default())
+}
+
+/// [`prepare`] with the replicas and pipes shared by every process of a tree: a pipe between
+/// two processes is one pipe, its buffered bytes put back once.
+pub fn prepare_shared(
+    image: &Image,
+    plan: &Plan,
+    replicas: &mut files::Replicas<'_>,
+    pipes: &mut fds::pipe::Pipes,
+) -> Result<LocalFiles> {
+    let p = plan.process(image.checkpoint());
     let cwd = process::open_cwd(p)?;
-    let exe = files::open_exe(&plan.exe, p, &mut replicas)?;
-    let vmas = memory::open_mapping_files(p, &plan.vma_files, &mut replicas)?;
-    let fds = fds::prepare(p, &plan.fds, &mut replicas)?;
+    let exe = files::open_exe(&plan.exe, p, replicas)?;
+    let vmas = memory::open_mapping_files(p, &plan.vma_files, replicas)?;
+    let fds = fds::prepare_shared(p, &plan.fds, replicas, pipes)?;
     Ok(LocalFiles {
         fds,
         vmas,
@@ -337,7 +356,7 @@ pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
 /// Everything between the stub's first stop and the final registers: memory, threads, files,
 /// kernel state, in the order of the crate doc's "Order of the rebuild". Returns the XSAVE area
 /// to load into each thread (same order as the image's).
-fn rebuild(
+pub(crate) fn rebuild(
     task: &mut Task,
     stub: &stub::Stub,
     others: &mut Vec<Tracee>,
@@ -455,7 +474,7 @@ fn rebuild(
 }
 
 /// Loads every thread's final registers, XSAVE area, TLS and signal mask (no more remote calls).
-fn finish(
+pub(crate) fn finish(
     task: &mut Task,
     others: &mut [Tracee],
     p: &psnc_format::model::Process,

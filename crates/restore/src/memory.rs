@@ -190,7 +190,11 @@ pub fn open_mapping_files(
                     .as_ref()
                     .filter(|f| f.deleted)
                     .map(|f| (f.path.as_str(), f.identity.mode));
-                Some(replicas.replica(*id, deleted)?)
+                let inode = v
+                    .file
+                    .as_ref()
+                    .map_or((0, 0), |f| (f.identity.dev, f.identity.ino));
+                Some(replicas.replica(*id, inode, deleted)?)
             }
         };
         vmas.push(fd);

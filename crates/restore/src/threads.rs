@@ -54,11 +54,33 @@ const XSAVE_FIXED_END: usize = 576 + 256;
 
 /// Creates thread `tid` in the task's process and returns it seized and stopped.
 pub fn create_thread(task: &mut Task, stub: &Stub, tid: u32) -> Result<Tracee> {
-    let step = format!("creating thread {tid}");
+    clone_seized(
+        task,
+        stub,
+        THREAD_FLAGS,
+        0,
+        tid,
+        format!("creating thread {tid}"),
+    )
+}
+
+/// Runs `clone3` with `flags`, `exit_signal` and `set_tid` = `tid` from the stub's clone
+/// instruction in the task, and returns the new task seized and in an interrupt stop (it waits
+/// in the stub's pause loop until then). A thread with [`THREAD_FLAGS`]; a child process
+/// (a copy of the stub, [`crate::tree`]) with no flags and `SIGCHLD`.
+pub(crate) fn clone_seized(
+    task: &mut Task,
+    stub: &Stub,
+    flags: u64,
+    exit_signal: u64,
+    tid: u32,
+    step: String,
+) -> Result<Tracee> {
     let tid_addr = task.scratch.0 + ARGS_OFFSET + 128;
     task.put(&step, ARGS_OFFSET + 128, &tid.to_le_bytes())?;
     let mut args = [0u64; 11];
-    args[0] = THREAD_FLAGS;
+    args[0] = flags;
+    args[4] = exit_signal;
     args[8] = tid_addr; // set_tid
     args[9] = 1; // set_tid_size
     let bytes: Vec<u8> = args.iter().flat_map(|v| v.to_le_bytes()).collect();

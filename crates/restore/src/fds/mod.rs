@@ -132,10 +132,20 @@ pub(crate) fn set_status_flags(fd: &OwnedFd, flags: u32, what: &str) -> Result<(
 
 /// Prepares every fd of `p` in the restore tool, each as `sources` (the plan, same index) says.
 pub fn prepare(p: &Process, sources: &[FdSource], replicas: &mut Replicas) -> Result<Vec<LocalFd>> {
-    let mut pipes = pipe::Pipes::default();
+    prepare_shared(p, sources, replicas, &mut pipe::Pipes::default())
+}
+
+/// [`prepare`] with the pipes of the whole tree: fds of one pipe inode in several processes
+/// get ends of one pipe.
+pub fn prepare_shared(
+    p: &Process,
+    sources: &[FdSource],
+    replicas: &mut Replicas,
+    pipes: &mut pipe::Pipes,
+) -> Result<Vec<LocalFd>> {
     let mut fds = Vec::with_capacity(p.fds.len());
     for (f, src) in p.fds.iter().zip(sources) {
-        fds.push(prepare_fd(p.pid, f, src, replicas, &mut pipes)?);
+        fds.push(prepare_fd(p.pid, f, src, replicas, pipes)?);
     }
     Ok(fds)
 }

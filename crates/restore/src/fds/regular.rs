@@ -37,11 +37,11 @@ pub fn open_deleted(
     replicas: &mut Replicas,
 ) -> Result<OwnedFd> {
     let what = format!("fd {}", f.fd);
-    let mode = match kind {
-        FdKind::Regular(r) => r.identity.mode,
-        _ => 0o600,
+    let (mode, inode) = match kind {
+        FdKind::Regular(r) => (r.identity.mode, (r.identity.dev, r.identity.ino)),
+        _ => (0o600, (0, 0)),
     };
-    let replica = replicas.replica(id, Some((path, mode)))?;
+    let replica = replicas.replica(id, inode, Some((path, mode)))?;
     // A description of its own, with this fd's flags and offset.
     let link = format!("/proc/self/fd/{}", replica.as_raw_fd());
     let fd = open_with_flags(Path::new(&link), f.flags)?;

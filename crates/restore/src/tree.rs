@@ -1,0 +1,491 @@
+//! Process trees: every process of the image back with its PID, its parent, its process group
+//! and its session, the pipes between them shared, and the whole tree released together.
+//!
+//! ```text
+//!  check_tree ─► prepare (one pipe per inode) ─► root stub ─► fork each child from its parent's
+//!  stub (clone3 set_tid, SIGCHLD; setsid at once for a session leader) ─► process groups
+//!  (leaders, then members) ─► rebuild + finish every process ─► close the tool's ends ─► release
+//! ```
+//!
+//! A child must be forked by its restored parent, so every process is created while all of them
+//! are still stubs: the parent's stub runs `clone3` without `CLONE_VM`/`CLONE_THREAD`, with the
+//! child's PID in `set_tid` and `SIGCHLD` as exit signal, from the stub's clone instruction. The
+//! child, a copy of the stub (code, scratch area, all signals blocked, not single-stepped), runs on
+//! into the stub's pause loop, where the restore seizes it and from then on drives it like any
+//! task. That is why one restore region serves the whole tree ([`crate::checks::check_tree`]).
+//!
+//! Sessions and groups, in an order the kernel accepts: a session leader calls `setsid` right
+//! after it is forked, before it forks its own children (which must be born into its session);
+//! once every process exists, group leaders call `setpgid(0, 0)`, then members join their group.
+//! The root's own group and session may lie outside the tree (the shell that started it): the
+//! root then gets what a single process gets (a new session, or the restore tool's with
+//! `--shell-job`), and the processes that shared them with the root follow it. A group or
+//! session of any other process whose leader is not in the image is refused.
+//!
+//! Release: the root as a single process is released (a job-control stop cycle for a
+//! multithreaded root, see [`crate::release_through_group_stop`]); every other process is
+//! detached in the same tight loop, right before the root, without a stop cycle: a group stop of a
+//! child would be reported to its (restored) parent as `CLD_STOPPED`/`CLD_CONTINUED`, which a
+//! shell takes for a stopped job. With `--leave-stopped` every process is left in a job-control
+//! stop.
+
+use std::collections::BTreeMap;
+
+use psnc_format::model::{Checkpoint, Process};
+use psnc_format::Image;
+use psnc_ptrace::{ProcMem, Stop, Sysno, Tracee};
+
+use crate::checks::{inherited_for, Plan};
+use crate::error::{RestoreError, Result};
+use crate::remote::Task;
+use crate::stub::Stub;
+use crate::{fds, files, spawn, Options, Restored};
+
+/// Refuses trees the restore cannot rebuild: a process whose parent is not before it in the
+/// image, two processes with one PID, mixed modes, sessions and groups whose leader is not in the
+/// image (the root's own apart), and `--inherit-fd` arguments no process uses.
+pub fn check_tree(ckpt: &Checkpoint, opts: &Options) -> Result<()> {
+    let ps = &ckpt.processes;
+    let root = &ps[0];
+    let mut index: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, p) in ps.iter().enumerate() {
+        if index.insert(p.pid, i).is_some() {
+            return Err(RestoreError::Inconsistent(format!(
+                "the image lists process {} twice",
+                p.pid
+            )));
+        }
+        if i > 0 && !index.get(&p.ppid).is_some_and(|&j| j < i) {
+            return Err(RestoreError::Inconsistent(format!(
+                "process {} comes before its parent {} in the image, or its parent is not in it",
+                p.pid, p.ppid
+            )));
+        }
+        if p.arch != root.arch {
+            return Err(RestoreError::Unsupported {
+                what: format!(
+                    "process {} ({:?}) in a tree of {:?} processes (a tree mixing modes)",
+                    p.pid, p.arch, root.arch
+                ),
+            });
+        }
+    }
+    for p in &ps[1..] {
+        let parent = &ps[index[&p.ppid]];
+        if p.sid == p.pid {
+            if p.pgid != p.pid {
+                return Err(RestoreError::Inconsistent(format!(
+                    "process {} leads session {} but is in process group {}",
+                    p.pid, p.sid, p.pgid
+                )));
+            }
+        } else if p.sid != parent.sid {
+            return Err(RestoreError::Unsupported {
+                what: format!(
+                    "process {} in session {}, which is neither its own nor its parent {}'s \
+                     (session {}): its parent changed session after forking it",
+                    p.pid, p.sid, p.ppid, parent.sid
+                ),
+            });
+        }
+        let follows_root = p.pgid == root.pgid && p.sid == root.sid;
+        let leader = index.get(&p.pgid).map(|&j| &ps[j]);
+        let led = leader.is_some_and(|l| l.pgid == l.pid && l.sid == p.sid);
+        if !(follows_root || led) {
+            return Err(RestoreError::Unsupported {
+                what: format!(
+                    "process {} in process group {}, whose leader is not in the image",
+                    p.pid, p.pgid
+                ),
+            });
+        }
+    }
+    for i in &opts.inherit_fds {
+        let used = ps.iter().any(|p| {
+            p.fds
+                .iter()
+                .any(|f| inherited_for(f.fd, &f.kind, std::slice::from_ref(i)).is_some())
+        });
+        if !used {
+            return Err(RestoreError::InheritFd {
+                arg: i.arg.clone(),
+                why: "no fd of any process of the image matches it (give fd:M for the image's \
+                      fd M, or the resource as the original's /proc/PID/fd link showed it, e.g. \
+                      pipe:[1234])"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Restores the tree of `image` as `plans` (one per process, from
+/// [`crate::checks::check_tree`]) say. A failure kills every process created so far.
+pub fn restore_tree(
+    image: &Image,
+    plans: &[Plan],
+    opts: &Options,
+    started: std::time::Instant,
+) -> Result<Restored> {
+    let ckpt = image.checkpoint();
+    let ps = &ckpt.processes;
+    let mut replicas = files::Replicas::new(image);
+    let mut pipes = fds::pipe::Pipes::default();
+    let mut locals = Vec::with_capacity(plans.len());
+    for plan in plans {
+        locals.push(crate::prepare_shared(
+            image,
+            plan,
+            &mut replicas,
+            &mut pipes,
+        )?);
+    }
+    // Only the taken-over ends may keep a pipe open once the tree runs.
+    drop(pipes);
+
+    let root = &ps[0];
+    let (mut root_task, stub) = spawn::start_stub(
+        Some(root.pid),
+        root.arch,
+        plans[0].region,
+        !opts.shell_job,
+        opts.verbose,
+    )?;
+    root_task.started = started;
+    let mut tasks: Vec<Task> = vec![root_task];
+    let built = build(&mut tasks, &stub, image, plans, &locals, opts);
+    drop(locals);
+    drop(replicas);
+    match built {
+        Ok(others) => {
+            let restored = release(tasks, others, ps, opts)?;
+            // Said once the tree exists, as for one process: what each fd reconnected to
+            // nothing will see.
+            for (plan, p) in plans.iter().zip(ps) {
+                for e in &plan.external {
+                    eprintln!("psnc-restore: process {}: {e}", p.pid);
+                }
+            }
+            Ok(restored)
+        }
+        Err(e) => {
+            if let Some(t) = tasks.first() {
+                t.log(|| format!("failed: {e}; killing the half-built tree"));
+            }
+            for t in tasks.into_iter().rev() {
+                t.kill();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Creates every child (from its parent's stub), sets sessions and groups, then rebuilds and
+/// finishes every process. Returns the other threads of each process (same order as `tasks`).
+fn build(
+    tasks: &mut Vec<Task>,
+    stub: &Stub,
+    image: &Image,
+    plans: &[Plan],
+    locals: &[crate::LocalFiles],
+    opts: &Options,
+) -> Result<Vec<Vec<Tracee>>> {
+    let ps = &image.checkpoint().processes;
+    let index: BTreeMap<u32, usize> = ps.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
+    // The process group each task is in now (a child starts in its parent's).
+    let root_pgid = current_pgid(ps[0].pid)?;
+    let mut pgids = vec![root_pgid];
+    for p in &ps[1..] {
+        let parent = index[&p.ppid];
+        let child = fork_child(&mut tasks[parent], stub, p.pid)?;
+        tasks.push(child);
+        let task = tasks
+            .last_mut()
+            .ok_or_else(|| RestoreError::Inconsistent(format!("process {} vanished", p.pid)))?;
+        if p.sid == p.pid {
+            task.call("starting its session", Sysno::Setsid, &[])?;
+            pgids.push(p.pid);
+        } else {
+            pgids.push(pgids[parent]);
+        }
+    }
+    // Group leaders first, so that every member's group exists when it joins.
+    let wanted: Vec<u32> = ps
+        .iter()
+        .map(|p| {
+            if p.pgid == ps[0].pgid && p.sid == ps[0].sid {
+                root_pgid
+            } else {
+                p.pgid
+            }
+        })
+        .collect();
+    for leaders in [true, false] {
+        for (i, p) in ps.iter().enumerate().skip(1) {
+            if (wanted[i] == p.pid) != leaders || pgids[i] == wanted[i] {
+                continue;
+            }
+            let target = if leaders { 0 } else { u64::from(wanted[i]) };
+            tasks[i].call("joining its process group", Sysno::Setpgid, &[0, target])?;
+            pgids[i] = wanted[i];
+        }
+    }
+
+    // Children keep their parent-death signal: their parent is their restored parent.
+    let child_opts = Options {
+        keep_pdeathsig: true,
+        ..opts.clone()
+    };
+    let mut others_all = Vec::with_capacity(ps.len());
+    for (i, task) in tasks.iter_mut().enumerate() {
+        let o = if i == 0 { opts } else { &child_opts };
+        let mut others = Vec::new();
+        let xsaves = crate::rebuild(task, stub, &mut others, image, &plans[i], &locals[i], o)?;
+        crate::finish(task, &mut others, &ps[i], &xsaves)?;
+        others_all.push(others);
+    }
+    Ok(others_all)
+}
+
+/// The process group of `pid` now, from `/proc/PID/stat`.
+fn current_pgid(pid: u32) -> Result<u32> {
+    let stat = psnc_proc::ProcDir::new(pid as i32)
+        .stat()
+        .map_err(|e| RestoreError::Io {
+            what: "reading".into(),
+            path: e.path().display().to_string(),
+            source: e.into(),
+        })?;
+    Ok(stat.pgrp as u32)
+}
+
+/// Forks child `pid` from the stub of `parent` (a plain fork child: no flags, SIGCHLD) and
+/// returns it as a task, seized and stopped in the stub's pause loop.
+fn fork_child(parent: &mut Task, stub: &Stub, pid: u32) -> Result<Task> {
+    let step = format!("forking child {pid}");
+    let tracee =
+        crate::threads::clone_seized(parent, stub, 0, libc::SIGCHLD as u64, pid, step.clone())?;
+    let mem = match ProcMem::open(pid as i32, true) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tracee.kill();
+            return Err(RestoreError::Step {
+                pid,
+                step,
+                source: e,
+            });
+        }
+    };
+    Ok(Task {
+        pid: pid as i32,
+        tracee,
+        arch: parent.arch,
+        insn: stub.syscall_addr,
+        mem,
+        scratch: parent.scratch,
+        verbose: parent.verbose,
+        started: parent.started,
+    })
+}
+
+/// Puts a task that holds its final state into a job-control stop without running it: SIGSTOP in
+/// place of its pending step trap.
+fn enter_group_stop(task: &mut Task) -> Result<()> {
+    let pid = task.pid as u32;
+    let err = |source| RestoreError::Step {
+        pid,
+        step: "stopping the restored process".into(),
+        source,
+    };
+    task.tracee.cont(libc::SIGSTOP).map_err(err)?;
+    loop {
+        match task.tracee.wait_stop().map_err(err)? {
+            Stop::Group(_) => return Ok(()),
+            Stop::Signal(sig) => task.tracee.cont(sig).map_err(err)?,
+            _ => task.tracee.cont(0).map_err(err)?,
+        }
+    }
+}
+
+/// Lets the whole tree go, as the module doc says.
+fn release(
+    tasks: Vec<Task>,
+    others: Vec<Vec<Tracee>>,
+    ps: &[Process],
+    opts: &Options,
+) -> Result<Restored> {
+    let root = ps[0].pid;
+    let root_cycle = !opts.leave_stopped && crate::release_through_group_stop(&ps[0]);
+    let mut tasks = tasks;
+    for (i, task) in tasks.iter_mut().enumerate() {
+        if opts.leave_stopped || (i == 0 && root_cycle) {
+            enter_group_stop(task)?;
+        }
+    }
+    let verbose = tasks[0].verbose;
+    let restore_started = tasks[0].started;
+    let started = std::time::Instant::now();
+    // Nothing but PTRACE_DETACH in this loop, children first and the root last. A thread whose
+    // detach fails is detached again when its Tracee drops; the others are released all the same.
+    let mut failed = None;
+    let mut threads = 0;
+    for (task, others) in tasks.into_iter().zip(others).rev() {
+        let pid = task.pid as u32;
+        threads += others.len() + 1;
+        for t in others.into_iter().chain(std::iter::once(task.tracee)) {
+            if let Err(e) = t.detach() {
+                failed.get_or_insert((pid, e));
+            }
+        }
+    }
+    let detached = started.elapsed();
+    if root_cycle {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(root as i32),
+            nix::sys::signal::Signal::SIGCONT,
+        )
+        .map_err(|errno| RestoreError::RemoteCall {
+            pid: root,
+            step: "releasing the threads together".into(),
+            call: "kill(SIGCONT)",
+            errno,
+        })?;
+    }
+    if verbose {
+        eprintln!(
+            "psnc-restore: {:8.3}s [{root}] released {} process(es), {threads} thread(s): \
+             detached in {:.3} ms{}",
+            restore_started.elapsed().as_secs_f64(),
+            ps.len(),
+            detached.as_secs_f64() * 1e3,
+            if opts.leave_stopped {
+                ", left in job-control stops"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some((pid, e)) = failed {
+        return Err(RestoreError::Step {
+            pid,
+            step: "detaching from the restored process".into(),
+            source: e,
+        });
+    }
+    Ok(Restored {
+        pid: root,
+        stopped: opts.leave_stopped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psnc_format::model::Arch;
+
+    /// A process with only the ids the tree checks look at.
+    fn p(pid: u32, ppid: u32, pgid: u32, sid: u32) -> Process {
+        Process {
+            pid,
+            ppid,
+            pgid,
+            sid,
+            ..Default::default()
+        }
+    }
+
+    fn check(ps: Vec<Process>) -> Result<()> {
+        let ckpt = Checkpoint {
+            processes: ps,
+            ..Default::default()
+        };
+        check_tree(&ckpt, &Options::default())
+    }
+
+    fn message(r: Result<()>) -> String {
+        r.expect_err("a refusal").to_string()
+    }
+
+    #[test]
+    fn a_session_with_a_background_job_passes() {
+        // The root outside its shell's group and session; S a session leader below it, A a
+        // group leader with member A2, B in S's group, C following the root.
+        check(vec![
+            p(10, 1, 5, 5),
+            p(11, 10, 11, 11),
+            p(12, 11, 12, 11),
+            p(13, 12, 12, 11),
+            p(14, 11, 11, 11),
+            p(15, 10, 5, 5),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn a_parent_after_its_child_is_inconsistent() {
+        let m = message(check(vec![
+            p(10, 1, 10, 10),
+            p(12, 11, 10, 10),
+            p(11, 10, 10, 10),
+        ]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: process 12 comes before its parent 11 in the image, or its \
+             parent is not in it"
+        );
+    }
+
+    #[test]
+    fn a_pid_twice_is_inconsistent() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(10, 10, 10, 10)]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: the image lists process 10 twice"
+        );
+    }
+
+    #[test]
+    fn a_group_whose_leader_is_outside_is_refused() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(11, 10, 7, 10)]));
+        assert_eq!(
+            m,
+            "cannot restore process 11 in process group 7, whose leader is not in the image: \
+             not supported yet"
+        );
+    }
+
+    #[test]
+    fn a_session_neither_own_nor_the_parents_is_refused() {
+        let m = message(check(vec![
+            p(10, 1, 10, 10),
+            p(11, 10, 11, 11),
+            p(12, 11, 10, 10),
+        ]));
+        assert_eq!(
+            m,
+            "cannot restore process 12 in session 10, which is neither its own nor its parent \
+             11's (session 11): its parent changed session after forking it: not supported yet"
+        );
+    }
+
+    #[test]
+    fn a_session_leader_outside_its_own_group_is_inconsistent() {
+        let m = message(check(vec![p(10, 1, 10, 10), p(11, 10, 10, 11)]));
+        assert_eq!(
+            m,
+            "the image is inconsistent: process 11 leads session 11 but is in process group 10"
+        );
+    }
+
+    #[test]
+    fn a_tree_mixing_modes_is_refused() {
+        let mut child = p(11, 10, 10, 10);
+        child.arch = Arch::I386;
+        let m = message(check(vec![p(10, 1, 10, 10), child]));
+        assert_eq!(
+            m,
+            "cannot restore process 11 (I386) in a tree of X86_64 processes (a tree mixing \
+             modes): not supported yet"
+        );
+    }
+}
