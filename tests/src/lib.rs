@@ -970,6 +970,34 @@ pub fn wait_ticks(path: &Path, n: usize, timeout: Duration) -> Vec<u64> {
     })
 }
 
+/// Runs a python3 `script` that appends "TICK VALUE..." lines to the log file named by its first
+/// argument, captures it with `--kill` after 5 lines, restores it, waits for 10 more lines and
+/// checks that the ticks go on without a gap or restart and that the restored process kept its
+/// PID. Returns every line's numbers, for the caller's check of the values the state produced.
+pub fn python_log_roundtrip(name: &str, script: &str) -> Vec<Vec<u64>> {
+    let dir = WorkDir::new(name);
+    let log = dir.join("log");
+    let mut p = spawn_program(Command::new("python3").args(["-c", script]).arg(&log));
+    wait_ticks(&log, 5, Duration::from_secs(20));
+    let image = dir.join("image");
+    capture_kill(&mut p, &image);
+    let before = read_ticks(&log).len();
+    let r = restore(&image, &[], RunOpts::default());
+    assert_eq!(r.pid, p.pid, "restored with another PID");
+    let ticks = wait_ticks(&log, before + 10, Duration::from_secs(20));
+    assert_consecutive(&ticks);
+    fs::read_to_string(&log)
+        .expect("read log")
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
 /// Whether a CPU flag (from `/proc/cpuinfo`) is present.
 pub fn cpu_has(flag: &str) -> bool {
     psnc_proc::system::cpuinfo().is_ok_and(|c| c.has(flag))

@@ -5,14 +5,11 @@
 //! The refusals of the other anonymous-inode kinds are in capture_errors.rs.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use psnc_format::model::{FdKind, InotifyWatch};
 use psnc_format::Image;
 use psnc_tests::{
-    assert_consecutive, capture_kill, cases, read_ticks, restore, restore_run, spawn_program,
-    targets, wait_ticks, Bits, ProcGuard, RunOpts, Spawn, Target, WorkDir,
+    cases, python_log_roundtrip, restore_run, targets, Bits, ProcGuard, RunOpts, Spawn, Target,
 };
 
 /// Captures with `--kill`, checks what the image recorded, restores with `-v`, returns the log.
@@ -160,28 +157,13 @@ while True:
 
 #[test]
 fn python3_eventfd_selector() {
-    let dir = WorkDir::new("py-eventfd");
-    let log = dir.join("log");
-    let mut p = spawn_program(Command::new("python3").args(["-c", PY_EVENTFD]).arg(&log));
-    wait_ticks(&log, 5, Duration::from_secs(20));
-    let image = dir.join("image");
-    capture_kill(&mut p, &image);
-    let before = read_ticks(&log).len();
-    let r = restore(&image, &[], RunOpts::default());
-    assert_eq!(r.pid, p.pid, "restored with another PID");
-    let ticks = wait_ticks(&log, before + 10, Duration::from_secs(20));
-    assert_consecutive(&ticks);
-    for line in std::fs::read_to_string(&log).expect("read log").lines() {
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
+    for f in python_log_roundtrip("py-eventfd", PY_EVENTFD) {
         let (i, total) = (f[0], f[1]);
         let want = if i % 2 == 0 {
             i * (i + 1) / 2
         } else {
             (i - 1) * i / 2
         };
-        assert_eq!(total, want, "eventfd counter lost at tick {i}: {line}");
+        assert_eq!(total, want, "eventfd counter lost at tick {i}: {f:?}");
     }
 }

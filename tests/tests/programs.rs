@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use psnc_tests::{
-    assert_consecutive, assert_running_untraced, capture_kill, proc_state, read_ticks, restore,
-    spawn_program, wait_for, wait_ticks, RunOpts, WorkDir,
+    assert_consecutive, assert_running_untraced, capture_kill, proc_state, python_log_roundtrip,
+    read_ticks, restore, spawn_program, wait_for, wait_ticks, RunOpts, WorkDir,
 };
 
 /// Each tick: the counter and the sum of squares kept in a growing list.
@@ -25,27 +25,12 @@ while True:
 
 #[test]
 fn python3_loop_with_state() {
-    let dir = WorkDir::new("python");
-    let log = dir.join("log");
-    let mut p = spawn_program(Command::new("python3").args(["-c", PY_LOOP]).arg(&log));
-    wait_ticks(&log, 5, Duration::from_secs(20));
-    let image = dir.join("image");
-    capture_kill(&mut p, &image);
-    let before = read_ticks(&log).len();
-    let r = restore(&image, &[], RunOpts::default());
-    assert_eq!(r.pid, p.pid, "restored with another PID");
-    let ticks = wait_ticks(&log, before + 10, Duration::from_secs(20));
-    assert_consecutive(&ticks);
-    for line in std::fs::read_to_string(&log).expect("read log").lines() {
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
+    for f in python_log_roundtrip("python", PY_LOOP) {
         let i = f[0];
         assert_eq!(
             f[1],
             i * (i + 1) * (2 * i + 1) / 6,
-            "state lost at tick {i}: {line}"
+            "state lost at tick {i}: {f:?}"
         );
     }
 }
