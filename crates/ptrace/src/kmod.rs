@@ -204,10 +204,10 @@ impl KmodDevice {
     fn call<T: CpArg>(&self, op: &'static str, tid: i32) -> Result<T> {
         let mut arg = T::for_tid(tid);
         let buf: &mut [u8] = bytemuck::bytes_of_mut(&mut arg);
-        // SAFETY: `buf` is all of `arg` (alive across the call), exactly the size T::REQUEST
-        // encodes (CpArg computes it from size_of::<T>()), so the kernel reads and writes only
-        // inside it; T is Pod, so whatever bytes it writes form a valid T. The fd stays open as
-        // long as `self`.
+        // `buf` is all of `arg` (alive across the call), exactly the size T::REQUEST encodes
+        // (CpArg computes it from size_of::<T>()).
+        // SAFETY: the kernel reads and writes only inside `buf`; T is Pod, so whatever bytes it
+        // writes form a valid T; the fd stays open as long as `self`.
         let r = unsafe { libc::ioctl(self.file.as_raw_fd(), T::REQUEST as _, buf.as_mut_ptr()) };
         if r < 0 {
             return Err(PtraceError::Kmod {
