@@ -15,6 +15,11 @@ and prints ratios: capture speed / limit speed (the goal is >= 0.8), restore lik
 time / CRIU's. Writing into fresh memory is slow and noisy on VMs: compare only within one run.
 The restored target checks its memory afterwards; a wrong restore is reported, not timed as fine.
 
+With --tree 1,10,100 the target is bench/tree.c: a root and that many processes minus one children,
+each with the given memory of its own (rows per process count and size; psnc and CRIU capture
+the whole tree; the column "stop ms/proc" is the stop time per process). Memory shared between
+the processes is not in it yet (issue 9: shared memory is refused at capture for now).
+
 With --threads 1,16,256 the target is bench/threads.c instead: that many threads (main included),
 each waking every 10 ms, and the same memory; rows per thread count and size, and two more
 columns: the spread of the moments the restored threads resumed (ours and CRIU's), and the stop
@@ -22,6 +27,7 @@ time per thread.
 
 Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
               bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
+              bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs
 """
 
 import argparse
@@ -58,6 +64,8 @@ def build(args):
     sh(["cc", "-O2", "-pthread", "-I", ROOT / "tests/targets", "-o", helpers / "threads",
         ROOT / "bench/threads.c"])
     sh(["cc", "-O2", "-o", helpers / "limit", ROOT / "bench/limit.c"])
+    sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "tree",
+        ROOT / "bench/tree.c"])
     return tools, helpers
 
 
@@ -79,12 +87,16 @@ def find_criu(arg):
 
 class Target:
     """The memory target holding SIZE MiB of non-zero memory (tests/targets/memory.c fill), or
-    with THREADS threads the threads target (bench/threads.c) with the same memory."""
+    with THREADS threads the threads target (bench/threads.c) with the same memory, or with
+    PROCS processes the tree target (bench/tree.c), each process with that memory."""
 
-    def __init__(self, helpers, mib, workdir, threads=None):
+    def __init__(self, helpers, mib, workdir, threads=None, procs=None):
         self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
         self.report = self.dir / "report"
-        if threads is None:
+        self.procs = procs
+        if procs is not None:
+            argv = [helpers / "tree", self.report, str(procs), str(mib)]
+        elif threads is None:
             argv = [helpers / "memory", self.report, "fill", str(mib)]
         else:
             argv = [helpers / "threads", self.report, str(threads), str(mib)]
@@ -95,6 +107,10 @@ class Target:
         self.pid = self.proc.pid
         self.addr = self.len = None
         self.wait_line(f"READY {self.pid}", 600)
+        self.tree_pids = [self.pid]
+        if procs is not None:
+            kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+            self.tree_pids += [int(k) for k in kids]
         for line in self.lines():
             if line.startswith("INFO fill "):
                 a, n = line.split()[2:4]
@@ -121,13 +137,34 @@ class Target:
         self.wait_line("DONE", 600)
         lines = self.lines()
         ok = "PASS fill" in lines and not any(l.startswith("FAIL") for l in lines)
+        if self.procs is not None:
+            passed = sum(1 for l in lines if l.startswith("PASS fill "))
+            ok = passed == self.procs and not any(l.startswith("FAIL") for l in lines)
         self.spread_s = None
         for line in lines:
             if line.startswith("INFO spread_us "):
                 self.spread_s = float(line.split()[2]) / 1e6
         (self.dir / "report.go").unlink()
-        kill(pid)
+        self.kill_tree(pid)
         return ok
+
+    def kill_tree(self, pid):
+        """Kills the (restored) target; the tree target's whole process group (its root leads
+        it, before and after a restore)."""
+        if self.procs is not None:
+            try:
+                os.killpg(pid, 9)
+            except ProcessLookupError:
+                pass
+        kill(pid)
+
+    def wait_gone(self):
+        """Waits until every process of the captured target is gone (a killed tree's children
+        are reaped by init, not at once), so that a restore finds its PIDs free."""
+        end = time.monotonic() + 30
+        while time.monotonic() < end and any(Path(f"/proc/{p}").exists()
+                                             for p in self.tree_pids):
+            time.sleep(0.01)
 
     def reap(self):
         try:
@@ -137,7 +174,7 @@ class Target:
             self.proc.wait()
 
     def close(self):
-        kill(self.pid)
+        self.kill_tree(self.pid)
         self.reap()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -171,16 +208,16 @@ def drop_file(path):
         pass
 
 
-def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None):
-    res = {"size_mib": mib, "dest": dest, "threads": threads}
-    bench_ours(res, tools, helpers, mib, dest_dir, threads)
+def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None, procs=None):
+    res = {"size_mib": mib, "dest": dest, "threads": threads, "procs": procs}
+    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs)
     if criu:
-        bench_criu(res, criu, helpers, mib, dest_dir, threads)
+        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs)
     return res
 
 
-def bench_ours(res, tools, helpers, mib, dest_dir, threads=None):
-    t = Target(helpers, mib, dest_dir, threads)
+def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None):
+    t = Target(helpers, mib, dest_dir, threads, procs)
     try:
         # The physical limits, with this very target's memory (none without memory).
         if t.len:
@@ -199,6 +236,7 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None):
             res["error"] = f"capture: {r.stderr.strip()[-300:]}"
             return
         t.reap()
+        t.wait_gone()
         res["capture_s"] = secs
         try:
             summary = json.loads(r.stdout.strip().splitlines()[-1])
@@ -222,8 +260,8 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None):
         t.close()
 
 
-def bench_criu(res, criu, helpers, mib, dest_dir, threads=None):
-    t = Target(helpers, mib, dest_dir, threads)
+def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None):
+    t = Target(helpers, mib, dest_dir, threads, procs)
     cdir = dest_dir / "criu"
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir()
@@ -233,6 +271,7 @@ def bench_criu(res, criu, helpers, mib, dest_dir, threads=None):
             res["criu_error"] = "dump failed: " + tail_log(cdir / "dump.log")
             return
         t.reap()
+        t.wait_gone()
         res["criu_dump_s"] = secs
         res["criu_image_bytes"] = sum(f.stat().st_size for f in cdir.iterdir())
         secs, r = timed([criu, "restore", "-d", "-D", cdir, "-o", "restore.log"])
@@ -272,7 +311,11 @@ def fmt_row(r):
         {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
         {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
     ]
-    if r.get("threads") is not None:
+    if r.get("procs") is not None:
+        per = None if r.get("stopped_s") is None else r["stopped_s"] * 1e3 / r["procs"]
+        cells[1:1] = [str(r["procs"])]
+        cells += ["-" if per is None else f"{per:.3f}"]
+    elif r.get("threads") is not None:
         per = None if r.get("stopped_s") is None else r["stopped_s"] * 1e3 / r["threads"]
         cells[1:1] = [str(r["threads"])]
         cells += ["-" if per is None else f"{per:.3f}",
@@ -288,7 +331,9 @@ HEAD = ["memory", "to", "capture s", "stopped s", "image bytes", "limit s", "cap
 
 def print_table(rows):
     head = HEAD
-    if rows and rows[0].get("threads") is not None:
+    if rows and rows[0].get("procs") is not None:
+        head = HEAD[:1] + ["procs"] + HEAD[1:] + ["stop ms/proc"]
+    elif rows and rows[0].get("threads") is not None:
         head = HEAD[:1] + ["threads"] + HEAD[1:] + ["stop ms/thr", "spread ms", "criu spread"]
     cells = [head] + [fmt_row(r) for r in rows]
     widths = [max(len(str(c[i])) for c in cells) for i in range(len(head))]
@@ -298,10 +343,12 @@ def print_table(rows):
         for k in ("error", "criu_error"):
             if k in r:
                 thr = "" if r.get("threads") is None else f", {r['threads']} threads"
+                if r.get("procs") is not None:
+                    thr = f", {r['procs']} processes"
                 print(f"{r['size_mib']} MiB{thr} to {r['dest']}: {k}: {r[k]}")
     print("cap/limit and rst/limit: the limit's time over ours (1.0 = as fast as the limit; "
           "the goal for capture is >= 0.8). ours/criu: our time over CRIU's (< 1 = faster).")
-    if head is not HEAD:
+    if head is not HEAD and rows[0].get("threads") is not None:
         print("stop ms/thr: stopped s / threads. spread ms: max - min of the moments the restored "
               "threads resumed (release + scheduler noise; 2 CPUs).")
 
@@ -316,6 +363,8 @@ def main():
     p.add_argument("--tools-dir", default=None, help="where psnc-capture/psnc-restore are")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument("--tree", default=None,
+                   help="process counts, comma-separated: use the tree target (bench/tree.c)")
     p.add_argument("--threads", default=None,
                    help="thread counts, comma-separated: use the threads target (bench/threads.c)")
     args = p.parse_args()
@@ -334,7 +383,8 @@ def main():
                     base = Path(args.tmpfs)
                 else:
                     base = Path(tempfile.mkdtemp(prefix="psnc-bench-tmpfs-"))
-                    need = 2 * max(sizes) * MIB + 512 * MIB
+                    per = max(int(x) for x in args.tree.split(",")) if args.tree else 1
+                    need = 2 * max(sizes) * per * MIB + 512 * MIB
                     sh(["mount", "-t", "tmpfs", "-o", f"size={need}", "psnc-bench", base])
                     mounted = base
             else:
@@ -342,6 +392,13 @@ def main():
             dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
             try:
                 for mib in sizes:
+                    if args.tree is not None:
+                        for n in [int(x) for x in args.tree.split(",")]:
+                            print(f"... {n} processes, {mib} MiB each to {dest} ({dest_dir})",
+                                  flush=True)
+                            rows.append(bench_one(args, tools, helpers, criu, mib, dest,
+                                                  dest_dir, procs=n))
+                        continue
                     if args.threads is None:
                         print(f"... {mib} MiB to {dest} ({dest_dir})", flush=True)
                         rows.append(bench_one(args, tools, helpers, criu, mib, dest, dest_dir))
