@@ -5,8 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use psnc_tests::{
-    assert_consecutive, assert_running_untraced, capture_kill, proc_state, python_log_roundtrip,
-    read_ticks, restore, spawn_program, wait_for, wait_ticks, RunOpts, WorkDir,
+    assert_consecutive, assert_running_untraced, capture, capture_kill, proc_state,
+    python_log_roundtrip, read_ticks, restore, spawn_program, wait_for, wait_ticks, RunOpts,
+    WorkDir,
 };
 
 /// Each tick: the counter and the sum of squares kept in a growing list.
@@ -82,4 +83,48 @@ fn sleep_1000_keeps_sleeping() {
     );
     let comm = proc_dir.comm().unwrap_or_default();
     assert_eq!(comm, "sleep");
+}
+
+/// `sleep` started as `sleep 1000 >LOG 2>&1`, the usual redirect: fds 1 and 2 share one open
+/// file description, which restore cannot share yet. Capture says so (a warning naming both
+/// fds, also in `--json`) instead of restoring them silently apart; a process without such
+/// sharing gets no warning.
+#[test]
+fn redirect_shared_by_two_fds_is_warned_about() {
+    let dir = WorkDir::new("redirect");
+    let log = dir.join("log");
+    let mut p = spawn_program(
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec sleep 1000 >\"$0\" 2>&1")
+            .arg(&log),
+    );
+    let pid = p.pid;
+    wait_for(Duration::from_secs(5), || {
+        let comm = psnc_proc::ProcDir::new(pid as i32)
+            .comm()
+            .unwrap_or_default();
+        (comm == "sleep" && proc_state(pid) == Some('S')).then_some(())
+    })
+    .expect("sleep is not sleeping");
+    let image = dir.join("image");
+    let r = capture(pid, &image, &["--json"]);
+    r.assert_ok();
+    let want = format!(
+        "psnc-capture: warning: PID {pid}: fds 1 and 2 share one open file description of the \
+         regular file {}; restore gives each fd its own description",
+        log.display()
+    );
+    assert!(r.stderr.contains(&want), "expected {want:?} in:\n{r}");
+    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let warnings = summary["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{r}");
+    assert_running_untraced(pid);
+    p.kill();
+
+    let mut q = spawn_program(Command::new("sleep").arg("1000"));
+    let r = capture(q.pid, &dir.join("image2"), &["--json"]);
+    r.assert_ok();
+    assert!(!r.stderr.contains("warning"), "{r}");
+    q.kill();
 }

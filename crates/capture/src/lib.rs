@@ -192,6 +192,9 @@ pub struct Summary {
     pub total: Duration,
     /// Whether the target was killed after the image was written (`--kill`).
     pub killed: bool,
+    /// What the image will not bring back exactly, one sentence each (e.g. two fds of one
+    /// process sharing a file description): the binary prints each as a warning.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -230,6 +233,7 @@ impl Summary {
             "stopped_ms": self.stopped.as_secs_f64() * 1e3,
             "total_ms": self.total.as_secs_f64() * 1e3,
             "killed": self.killed,
+            "warnings": self.warnings,
         })
     }
 }
@@ -463,6 +467,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         stopped,
         total: log.start.elapsed(),
         killed,
+        warnings: c.warnings,
     })
 }
 
@@ -568,6 +573,8 @@ struct Collected<W: Write> {
     /// The writer, past the page runs and the deleted files.
     writer: ImageWriter<W>,
     stats: Stats,
+    /// What the image will not bring back exactly ([`Summary::warnings`]).
+    warnings: Vec<String>,
 }
 
 /// Everything that needs the tree stopped: the model of every process, with the pages and
@@ -642,8 +649,8 @@ fn collect<W: Write>(
     if processes.len() > 1 {
         tree::link_pipes(&mut processes);
         tree::link_fifos(&mut processes);
-        tree::check_shared_descriptions(&processes)?;
     }
+    let warnings = tree::check_shared_descriptions(&processes)?;
 
     catalog.store(
         root,
@@ -678,6 +685,7 @@ fn collect<W: Write>(
         catalog,
         writer,
         stats,
+        warnings,
     })
 }
 

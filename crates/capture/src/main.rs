@@ -125,6 +125,9 @@ fn main() -> ExitCode {
 
     match capture(args.pid, &opts) {
         Ok(summary) => {
+            for w in &summary.warnings {
+                eprintln!("psnc-capture: warning: {w}");
+            }
             if args.json {
                 let json = summary.to_json().to_string();
                 if to_stdout {

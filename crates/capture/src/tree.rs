@@ -20,6 +20,8 @@
 //! - open file descriptions of regular files, FIFOs and epoll instances shared between processes
 //!   (across fork): restore would give each process its own description (its own offset), so
 //!   capture refuses them ([`check_shared_descriptions`], `kcmp(KCMP_FILE)`), naming both fds;
+//!   two fds of one process sharing a regular file's or FIFO's description (`2>&1`) are
+//!   restored apart too, which capture reports as a warning rather than a refusal;
 //! - shared anonymous memory is refused in any process already ([`crate::memory`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -162,7 +164,13 @@ fn sharing_key(kind: &FdKind) -> Option<String> {
 /// the tree share, as after a fork: restore would open one description per process, so the
 /// offset (or the FIFO's bytes, or the epoll's watches) would no longer be shared — silently
 /// wrong. `kcmp(KCMP_FILE)` tells one description from two opens of the same file.
-pub fn check_shared_descriptions(processes: &[Process]) -> Result<()> {
+///
+/// Within one process a shared description (`dup`, `2>&1` onto a log file) cannot be restored
+/// shared yet either, but refusing it would refuse most redirected programs: it is returned as
+/// a warning for the capture to print instead (regular files and FIFOs, where the shared offset
+/// or byte stream is what matters; pipe ends are restored shared already).
+pub fn check_shared_descriptions(processes: &[Process]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
     let mut by_key: BTreeMap<String, Vec<(i32, i32, &FdKind)>> = BTreeMap::new();
     for p in processes {
         for fd in &p.fds {
@@ -177,12 +185,21 @@ pub fn check_shared_descriptions(processes: &[Process]) -> Result<()> {
     for fds in by_key.values() {
         for (i, &(pid1, fd1, kind)) in fds.iter().enumerate() {
             for &(pid2, fd2, _) in &fds[i + 1..] {
-                if pid1 == pid2 {
+                let within = pid1 == pid2;
+                if within && !matches!(kind, FdKind::Regular(_) | FdKind::Fifo { .. }) {
                     continue;
                 }
                 let same = psnc_ptrace::sys::kcmp_file(pid1, fd1, pid2, fd2)
                     .map_err(|e| crate::stop::trace_error(pid1, pid1, "kcmp(KCMP_FILE)", e))?;
-                if same {
+                if same && within {
+                    warnings.push(format!(
+                        "PID {pid1}: fds {fd1} and {fd2} share one open file description of {}; \
+                         restore gives each fd its own description, so their offsets and status \
+                         flags will no longer move together (shared descriptions are not \
+                         restored yet)",
+                        describe(kind)
+                    ));
+                } else if same {
                     return Err(CaptureError::SharedDescription {
                         pid1,
                         fd1,
@@ -194,7 +211,7 @@ pub fn check_shared_descriptions(processes: &[Process]) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// What a shared description is, for the refusal.
