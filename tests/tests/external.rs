@@ -107,21 +107,25 @@ fn gone_line_write(res: &str) -> String {
     )
 }
 
+/// What the `eof` mode checks: the fds and their modes, the buffered bytes in both directions,
+/// then EOF on stdin and EPIPE on stdout.
+const EOF_CHECKS: &[&str] = &[
+    "fd_kinds",
+    "fd_modes",
+    "in_buffered",
+    "in_eof",
+    "in_bytes",
+    "out_buffered",
+    "out_epipe",
+];
+
 /// Without a checkpoint: the target's own checks hold once both peers are gone.
 #[test]
 fn pipes_native_selfcheck() {
     for bits in bits_to_test() {
         let (mut t, w, r) = start_pipes("eof", bits);
         drop((w, r));
-        t.verify().assert_passed(&[
-            "fd_kinds",
-            "fd_modes",
-            "in_buffered",
-            "in_eof",
-            "in_bytes",
-            "out_buffered",
-            "out_epipe",
-        ]);
+        t.verify().assert_passed(EOF_CHECKS);
     }
 }
 
@@ -179,15 +183,7 @@ fn pipes_without_flags_get_their_bytes_then_eof() {
             format!("{}\n{}\n", gone_line_read(&stdin), gone_line_write(&stdout)),
             "{r}"
         );
-        t.verify().assert_passed(&[
-            "fd_kinds",
-            "fd_modes",
-            "in_buffered",
-            "in_eof",
-            "in_bytes",
-            "out_buffered",
-            "out_epipe",
-        ]);
+        t.verify().assert_passed(EOF_CHECKS);
     }
 }
 
@@ -356,15 +352,7 @@ fn fifos_with_gone_peers() {
         let r = restore_run(&image, &[], RunOpts::default());
         adopt(&mut t, &r);
         assert_eq!(r.stderr, fifo_lines(fds, &fin, &fout), "{r}");
-        t.verify().assert_passed(&[
-            "fd_kinds",
-            "fd_modes",
-            "in_buffered",
-            "in_eof",
-            "in_bytes",
-            "out_buffered",
-            "out_epipe",
-        ]);
+        t.verify().assert_passed(EOF_CHECKS);
     }
 }
 
