@@ -684,6 +684,18 @@ pub struct Target {
     pub dir: WorkDir,
 }
 
+/// A target's descendants die with the test too: a tree target whose root was killed (or a
+/// failed test's) would otherwise leave its children running, reparented to init. The private
+/// binary's unique name finds every one of them, original or restored.
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.proc.kill();
+        for pid in pids_with_comm(&comm_of(&self.exe)) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
 /// How to start a target.
 #[derive(Debug)]
 pub struct Spawn<'a> {
