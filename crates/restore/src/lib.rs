@@ -34,7 +34,8 @@
 //!
 //! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
 //! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
-//! to rebuild), [`remote`] (driving it with remote calls), [`maps`], [`error`].
+//! to rebuild), [`remote`] (driving it with remote calls), [`error`]; `/proc` is read through
+//! `psnc_proc`.
 //!
 //! # Which ids change
 //! - PID and TIDs stay the image's (`clone3` `set_tid`).
@@ -105,7 +106,6 @@ pub mod creds;
 pub mod error;
 pub mod fds;
 pub mod files;
-pub mod maps;
 pub mod memory;
 pub mod placement;
 pub mod process;

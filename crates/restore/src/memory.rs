@@ -39,11 +39,11 @@ use crate::checks::FileSource;
 use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
 use crate::files::Replicas;
-use crate::maps::MapEntry;
 use crate::placement::Region;
 use crate::remote::Task;
 use crate::vdso::VdsoGroup;
 use crate::LocalFiles;
+use psnc_proc::MapsEntry;
 
 /// `VM_ACCOUNT` (smaps `ac`) as a [`vm_flags`] bit, when the capture records it.
 pub const ACCOUNT: u32 = vm_flags::ACCOUNT;
@@ -91,10 +91,13 @@ pub fn is_special(v: &Vma) -> bool {
 }
 
 /// Reads the task's maps.
-pub fn task_maps(task: &Task) -> Result<Vec<MapEntry>> {
-    crate::maps::read(&task.pid.to_string()).map_err(|e| RestoreError::Stub {
-        pid: task.pid as u32,
-        why: format!("reading /proc/{}/maps: {e}", task.pid),
+pub fn task_maps(task: &Task) -> Result<Vec<MapsEntry>> {
+    psnc_proc::ProcDir::new(task.pid).maps_lossy().map_err(|e| {
+        let e = std::io::Error::from(e);
+        RestoreError::Stub {
+            pid: task.pid as u32,
+            why: format!("reading /proc/{}/maps: {e}", task.pid),
+        }
     })
 }
 
@@ -107,13 +110,13 @@ pub fn clear_stub(task: &mut Task, region: Region) -> Result<Option<VdsoGroup>> 
         let in_group = group
             .as_ref()
             .is_some_and(|g| g.members.iter().any(|x| x.start == m.start));
-        if m.name == "[vsyscall]" || in_group {
+        if m.path == "[vsyscall]" || in_group {
             if region.overlaps(m.start, m.end) {
                 return Err(RestoreError::Stub {
                     pid: task.pid as u32,
                     why: format!(
                         "the kernel put {} at {:#x}, inside the restore's region",
-                        m.name, m.start
+                        m.path, m.start
                     ),
                 });
             }
@@ -125,16 +128,16 @@ pub fn clear_stub(task: &mut Task, region: Region) -> Result<Option<VdsoGroup>> 
         task.log(|| {
             format!(
                 "unmapping stub mapping {:#x}-{:#x} {}",
-                m.start, m.end, m.name
+                m.start, m.end, m.path
             )
         });
         task.call(
             &format!(
                 "unmapping stub mapping {:#x}-{:#x} {}",
-                m.start, m.end, m.name
+                m.start, m.end, m.path
             ),
             Sysno::Munmap,
-            &[m.start, m.len()],
+            &[m.start, m.end - m.start],
         )?;
     }
     Ok(group)

@@ -24,9 +24,9 @@ use psnc_format::Image;
 use psnc_ptrace::Sysno;
 
 use crate::error::{RestoreError, Result};
-use crate::maps::MapEntry;
 use crate::placement::{Region, PARK_SIZE};
 use crate::remote::Task;
+use psnc_proc::MapsEntry;
 
 /// One member of a vdso group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +83,12 @@ impl VdsoGroup {
     }
 
     /// The group in a parsed `/proc/PID/maps`, `None` when the task has no vdso.
-    pub fn from_maps(maps: &[MapEntry]) -> Option<VdsoGroup> {
+    pub fn from_maps(maps: &[MapsEntry]) -> Option<VdsoGroup> {
         let members = maps
             .iter()
             .filter_map(|m| {
                 Some(Member {
-                    name: member_name(&m.name)?,
+                    name: member_name(&m.path)?,
                     start: m.start,
                     end: m.end,
                 })
@@ -186,15 +186,14 @@ pub fn stored_vdso_bytes(image: &Image, p: &Process, group: &VdsoGroup) -> Resul
 }
 
 /// The restore tool's own `/proc/self/maps`.
-fn own_maps() -> Result<Vec<MapEntry>> {
-    let maps = psnc_proc::ProcDir::current()
+fn own_maps() -> Result<Vec<MapsEntry>> {
+    psnc_proc::ProcDir::current()
         .maps_lossy()
         .map_err(|e| RestoreError::Io {
             what: "reading".into(),
             path: e.path().display().to_string(),
             source: e.into(),
-        })?;
-    Ok(maps.into_iter().map(MapEntry::from).collect())
+        })
 }
 
 /// Reads `[start, end)` of the restore tool's own address space through `/proc/self/mem`.
