@@ -17,17 +17,27 @@ The restored target checks its memory afterwards; a wrong restore is reported, n
 
 With --tree 1,10,100 the target is bench/tree.c: a root and that many processes minus one children,
 each with the given memory of its own (rows per process count and size; psnc and CRIU capture
-the whole tree; the column "stop ms/proc" is the stop time per process). Memory shared between
-the processes is not in it yet (issue 9: shared memory is refused at capture for now).
+the whole tree; the column "stop ms/proc" is the stop time per process). With --shared-mib S
+the tree also shares one S MiB region of MAP_SHARED|MAP_ANONYMOUS memory that the root fills
+before it forks; every restored process checks it and the children check that they still share
+it with the root (a restore that copies it per process fails). Shared memory is stored once:
+compare the image sizes of 1, 10 and 100 processes.
 
 With --threads 1,16,256 the target is bench/threads.c instead: that many threads (main included),
 each waking every 10 ms, and the same memory; rows per thread count and size, and two more
 columns: the spread of the moments the restored threads resumed (ours and CRIU's), and the stop
 time per thread.
 
+With --sockets unix:10000,tcp:1000 the target is bench/sockets.c: one process holding that many
+idle AF_UNIX socketpairs, or established TCP connections over 127.0.0.1 (both ends in the
+process; psnc and CRIU get --tcp-established), each with bytes queued both ways; rows per
+kind and count (--sizes is ignored). The restored target reads every queue back and exchanges
+one more message on every connection.
+
 Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
               bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
-              bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs
+              bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs [--shared-mib 256]
+              bench/bench.py --sockets unix:1000,unix:10000,tcp:1000 --dests tmpfs
 """
 
 import argparse
@@ -66,6 +76,8 @@ def build(args):
     sh(["cc", "-O2", "-o", helpers / "limit", ROOT / "bench/limit.c"])
     sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "tree",
         ROOT / "bench/tree.c"])
+    sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "sockets",
+        ROOT / "bench/sockets.c"])
     return tools, helpers
 
 
@@ -90,12 +102,15 @@ class Target:
     with THREADS threads the threads target (bench/threads.c) with the same memory, or with
     PROCS processes the tree target (bench/tree.c), each process with that memory."""
 
-    def __init__(self, helpers, mib, workdir, threads=None, procs=None):
+    def __init__(self, helpers, mib, workdir, threads=None, procs=None, sockets=None):
         self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
         self.report = self.dir / "report"
         self.procs = procs
-        if procs is not None:
-            argv = [helpers / "tree", self.report, str(procs), str(mib)]
+        self.sockets = sockets
+        if sockets is not None:
+            argv = [helpers / "sockets", self.report, sockets[0], str(sockets[1])]
+        elif procs is not None:
+            argv = [helpers / "tree", self.report, str(procs), str(mib), str(SHARED_MIB)]
         elif threads is None:
             argv = [helpers / "memory", self.report, "fill", str(mib)]
         else:
@@ -137,6 +152,8 @@ class Target:
         self.wait_line("DONE", 600)
         lines = self.lines()
         ok = "PASS fill" in lines and not any(l.startswith("FAIL") for l in lines)
+        if self.sockets is not None:
+            ok = "PASS sockets" in lines and not any(l.startswith("FAIL") for l in lines)
         if self.procs is not None:
             passed = sum(1 for l in lines if l.startswith("PASS fill "))
             ok = passed == self.procs and not any(l.startswith("FAIL") for l in lines)
@@ -208,16 +225,23 @@ def drop_file(path):
         pass
 
 
-def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None, procs=None):
-    res = {"size_mib": mib, "dest": dest, "threads": threads, "procs": procs}
-    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs)
+def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None, procs=None,
+              sockets=None):
+    res = {"size_mib": mib, "dest": dest, "threads": threads, "procs": procs,
+           "sockets": None if sockets is None else f"{sockets[1]} {sockets[0]}"}
+    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs, sockets)
     if criu:
-        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs)
+        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs, sockets)
     return res
 
 
-def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None):
-    t = Target(helpers, mib, dest_dir, threads, procs)
+def tcp_flags(sockets):
+    """The flags both tools need for the target's connections."""
+    return ["--tcp-established"] if sockets and sockets[0] == "tcp" else []
+
+
+def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, sockets=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets)
     try:
         # The physical limits, with this very target's memory (none without memory).
         if t.len:
@@ -231,7 +255,8 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None):
             drop_file(limit_file)
 
         image = dest_dir / "image"
-        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", image, "--json", "--kill"])
+        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", image, "--json", "--kill"]
+                        + tcp_flags(sockets))
         if r.returncode != 0:
             res["error"] = f"capture: {r.stderr.strip()[-300:]}"
             return
@@ -260,13 +285,14 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None):
         t.close()
 
 
-def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None):
-    t = Target(helpers, mib, dest_dir, threads, procs)
+def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None, sockets=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets)
     cdir = dest_dir / "criu"
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir()
     try:
-        secs, r = timed([criu, "dump", "-t", str(t.pid), "-D", cdir, "-o", "dump.log"])
+        secs, r = timed([criu, "dump", "-t", str(t.pid), "-D", cdir, "-o", "dump.log"]
+                        + tcp_flags(sockets))
         if r.returncode != 0:
             res["criu_error"] = "dump failed: " + tail_log(cdir / "dump.log")
             return
@@ -274,7 +300,8 @@ def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None):
         t.wait_gone()
         res["criu_dump_s"] = secs
         res["criu_image_bytes"] = sum(f.stat().st_size for f in cdir.iterdir())
-        secs, r = timed([criu, "restore", "-d", "-D", cdir, "-o", "restore.log"])
+        secs, r = timed([criu, "restore", "-d", "-D", cdir, "-o", "restore.log"]
+                        + tcp_flags(sockets))
         if r.returncode != 0:
             res["criu_error"] = "restore failed: " + tail_log(cdir / "restore.log")
             return
@@ -311,7 +338,9 @@ def fmt_row(r):
         {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
         {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
     ]
-    if r.get("procs") is not None:
+    if r.get("sockets") is not None:
+        cells[0] = r["sockets"]
+    elif r.get("procs") is not None:
         per = None if r.get("stopped_s") is None else r["stopped_s"] * 1e3 / r["procs"]
         cells[1:1] = [str(r["procs"])]
         cells += ["-" if per is None else f"{per:.3f}"]
@@ -329,9 +358,15 @@ HEAD = ["memory", "to", "capture s", "stopped s", "image bytes", "limit s", "cap
         "ours/criu", "check", "criu check"]
 
 
+# MiB of MAP_SHARED anonymous memory the tree target shares between all its processes.
+SHARED_MIB = 0
+
+
 def print_table(rows):
     head = HEAD
-    if rows and rows[0].get("procs") is not None:
+    if rows and rows[0].get("sockets") is not None:
+        head = ["sockets"] + HEAD[1:]
+    elif rows and rows[0].get("procs") is not None:
         head = HEAD[:1] + ["procs"] + HEAD[1:] + ["stop ms/proc"]
     elif rows and rows[0].get("threads") is not None:
         head = HEAD[:1] + ["threads"] + HEAD[1:] + ["stop ms/thr", "spread ms", "criu spread"]
@@ -343,11 +378,16 @@ def print_table(rows):
         for k in ("error", "criu_error"):
             if k in r:
                 thr = "" if r.get("threads") is None else f", {r['threads']} threads"
+                if r.get("sockets") is not None:
+                    thr = f", {r['sockets']}"
                 if r.get("procs") is not None:
                     thr = f", {r['procs']} processes"
                 print(f"{r['size_mib']} MiB{thr} to {r['dest']}: {k}: {r[k]}")
     print("cap/limit and rst/limit: the limit's time over ours (1.0 = as fast as the limit; "
           "the goal for capture is >= 0.8). ours/criu: our time over CRIU's (< 1 = faster).")
+    if head is not HEAD and rows[0].get("procs") is not None and SHARED_MIB:
+        print(f"every tree also shares {SHARED_MIB} MiB of MAP_SHARED anonymous memory "
+              "(stored once: it is in every image size once, not per process).")
     if head is not HEAD and rows[0].get("threads") is not None:
         print("stop ms/thr: stopped s / threads. spread ms: max - min of the moments the restored "
               "threads resumed (release + scheduler noise; 2 CPUs).")
@@ -365,9 +405,15 @@ def main():
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--tree", default=None,
                    help="process counts, comma-separated: use the tree target (bench/tree.c)")
+    p.add_argument("--shared-mib", type=int, default=0,
+                   help="with --tree: MiB of MAP_SHARED anonymous memory the tree shares")
+    p.add_argument("--sockets", default=None,
+                   help="KIND:COUNT, comma-separated (unix:10000,tcp:1000): the sockets target")
     p.add_argument("--threads", default=None,
                    help="thread counts, comma-separated: use the threads target (bench/threads.c)")
     args = p.parse_args()
+    global SHARED_MIB
+    SHARED_MIB = args.shared_mib
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (ptrace of the target, same-PID restore, tmpfs mount)")
     tools, helpers = build(args)
@@ -384,13 +430,21 @@ def main():
                 else:
                     base = Path(tempfile.mkdtemp(prefix="psnc-bench-tmpfs-"))
                     per = max(int(x) for x in args.tree.split(",")) if args.tree else 1
-                    need = 2 * max(sizes) * per * MIB + 512 * MIB
+                    need = 2 * (max(sizes) * per + args.shared_mib) * MIB + 512 * MIB
                     sh(["mount", "-t", "tmpfs", "-o", f"size={need}", "psnc-bench", base])
                     mounted = base
             else:
                 base = Path(args.disk)
             dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
             try:
+                if args.sockets is not None:
+                    for spec in args.sockets.split(","):
+                        kind, _, count = spec.partition(":")
+                        print(f"... {count} {kind} connections to {dest} ({dest_dir})",
+                              flush=True)
+                        rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
+                                              sockets=(kind, int(count))))
+                    sizes = []
                 for mib in sizes:
                     if args.tree is not None:
                         for n in [int(x) for x in args.tree.split(",")]:

@@ -1,13 +1,16 @@
 /*
  * tree: the process-tree benchmark target of issue 9: a root and NPROCS-1 children (flat), each
- * holding MIB MiB of non-zero private anonymous memory of its own pattern. Same protocol as the
- * test targets (tests/README.md).
+ * holding MIB MiB of non-zero private anonymous memory of its own pattern, and all of them
+ * mapping one SHARED_MIB MiB region of MAP_SHARED|MAP_ANONYMOUS memory that the root fills
+ * before it forks. Same protocol as the test targets (tests/README.md).
  *
- *   tree REPORT NPROCS MIB
+ *   tree REPORT NPROCS MIB [SHARED_MIB]
  *
  * Each child appends "UP <index>" once its memory is filled; the root reports READY when all
  * are up. After the go file every process checks its own memory and appends
- * "PASS fill <index>" or "FAIL fill <index>: ..."; the root reports DONE once every process has
+ * "PASS fill <index>" or "FAIL fill <index>: ..." (the shared region is checked by every
+ * process: a restore that gave each process its own copy still passes this check, so the root
+ * then also writes one word that each child must see: "PASS shared <index>"); the root reports DONE once every process has
  * reported. The root is a session and group leader (the harness starts it with setsid), so the
  * harness ends the whole tree with one kill of the group, before and after a restore.
  * Build: cc -O2 -I tests/targets -o tree bench/tree.c
@@ -50,6 +53,11 @@ static int count_lines(const char *prefix)
 	return n;
 }
 
+/* The shared region (NULL without one) and its length in words; the last word is the flag the
+ * root sets after restore to show that the processes still share one object. */
+static volatile uint64_t *shared;
+static size_t shared_words;
+
 /* Fills, waits for go, checks, reports; never returns. */
 static void run(int index, size_t words, int root, int nprocs)
 {
@@ -75,12 +83,33 @@ static void run(int index, size_t words, int root, int nprocs)
 	for (i = 0; i < words; i++)
 		if (mem[i] != word(i, (uint64_t)index))
 			break;
-	if (i == words)
-		report("PASS fill %d", index);
-	else
+	if (i < words) {
 		report("FAIL fill %d: word %zu differs", index, i);
+	} else {
+		for (i = 0; i + 1 < shared_words; i++)
+			if (shared[i] != word(i, 0xfffff))
+				break;
+		if (i + 1 < shared_words)
+			report("FAIL fill %d: shared word %zu differs", index, i);
+		else
+			report("PASS fill %d", index);
+	}
+	if (shared) {
+		if (root) {
+			shared[shared_words - 1] = 1;
+		} else {
+			for (i = 0; i < 2000 && shared[shared_words - 1] != 1; i++)
+				nap_ms(5);
+			if (shared[shared_words - 1] == 1)
+				report("PASS shared %d", index);
+			else
+				report("FAIL shared %d: the root's write is not seen", index);
+		}
+	}
 	if (root) {
-		while (count_lines("PASS fill ") + count_lines("FAIL fill ") < nprocs)
+		while (count_lines("PASS fill ") + count_lines("FAIL fill ") < nprocs ||
+		       (shared && count_lines("PASS shared ") + count_lines("FAIL shared ") <
+					  nprocs - 1))
 			nap_ms(5);
 		report("DONE");
 	}
@@ -92,10 +121,21 @@ int main(int argc, char **argv)
 {
 	int n = argc > 2 ? atoi(argv[2]) : 1;
 	size_t mib = argc > 3 ? (size_t)atol(argv[3]) : 0;
+	size_t shared_mib = argc > 4 ? (size_t)atol(argv[4]) : 0;
 
 	target_init(argc, argv);
 	if (n < 1 || n > 4096)
 		return 2;
+	if (shared_mib) {
+		shared_words = shared_mib << 17;
+		shared = mmap(NULL, shared_words * 8, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (shared == MAP_FAILED)
+			return 4;
+		for (size_t i = 0; i + 1 < shared_words; i++)
+			shared[i] = word(i, 0xfffff);
+		shared[shared_words - 1] = 0;
+	}
 	for (int k = 1; k < n; k++) {
 		pid_t c = fork();
 

@@ -62,6 +62,18 @@ for h in unistd_32.h unistd_64.h; do
 		{ missing+=(linux-libc-dev); break; }
 done
 have python3 || missing+=(python3)
+have tmux || missing+=(tmux)
+have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# nft: psnc-capture --tcp-established locks the connections with it (the tcp_established tests).
+have nft || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# PostgreSQL for the servers test; no cluster of its own started by the package's postinst.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! have psql; then
+	missing+=(postgresql postgresql-client)
+	if [ "$(id -u)" = 0 ] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common
+		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+	fi
+fi
 have setpriv || missing+=(util-linux)
 have mount || missing+=(mount)
 have bash || missing+=(bash)
@@ -69,7 +81,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	note "installing: ${missing[*]}"
 	if [ "$(id -u)" = 0 ]; then
 		export DEBIAN_FRONTEND=noninteractive
-		apt_get update -q && apt_get install -y -q --no-install-recommends "${missing[@]}" \
+		apt_get update -q && apt_get install -y -q --no-install-recommends \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" \
 			|| { echo "apt-get install failed" >&2; failed+=("apt-get install ${missing[*]}"); }
 	else
 		echo "not root: install ${missing[*]} by hand (the tests that need them will fail)" >&2

@@ -52,11 +52,33 @@ KINDS = {
     11: ("chunk-digests", 1, "postcard"),
     12: ("epoll", 1, "postcard"),  # format 1.1
     13: ("event-fds", 1, "postcard"),  # format 1.2
+    14: ("fd-shares", 1, "postcard"),  # format 1.3
+    15: ("shared-memory", 1, "postcard"),  # format 1.3
+    16: ("zombies", 1, "postcard"),  # format 1.3
+    17: ("aio", 1, "postcard"),  # format 1.3
+    18: ("inet-sockets", 1, "postcard"),  # format 1.3
+    19: ("unix-sockets", 1, "postcard"),  # format 1.3
+    20: ("ttys", 1, "postcard"),  # format 1.3
+    22: ("sysv-shm", 1, "postcard"),  # format 1.3
+    23: ("unix-peers", 1, "postcard"),  # format 1.3
 }
 KIND_NUMBER = {name: number for number, (name, _, _) in KINDS.items()}
-# Kinds 1..10 appear exactly once in a 1.x image; epoll and event-fds at most once, chunk-digests
-# once per chunked section.
-OPTIONAL = ("chunk-digests", "epoll", "event-fds")
+# Kinds 1..10 appear exactly once in a 1.x image; the kinds of 1.1 and later at most once (each
+# only when needed), chunk-digests once per chunked section.
+AT_MOST_ONCE = (
+    "epoll",
+    "event-fds",
+    "fd-shares",
+    "shared-memory",
+    "zombies",
+    "aio",
+    "inet-sockets",
+    "unix-sockets",
+    "ttys",
+    "sysv-shm",
+    "unix-peers",
+)
+OPTIONAL = ("chunk-digests",) + AT_MOST_ONCE
 REQUIRED = [n for n in KINDS if KINDS[n][0] not in OPTIONAL]
 
 
@@ -327,6 +349,20 @@ SCHEMA["FdKindV1"] = (
         ("MemFd", [("name", "string")]),
         ("Other", [("link", "string")]),
         ("Inotify", None),  # format 1.2
+        ("MemFdObject", [("object", "u32"), ("size", "u64")]),  # format 1.3
+        ("PtyMaster", [("index", "u32")]),  # format 1.3
+        (
+            "Netlink",
+            [
+                ("sock_type", "u32"),
+                ("protocol", "u32"),
+                ("ino", "u64"),
+                ("portid", "u32"),
+                ("groups", ("vec", "u32")),
+                ("dst_portid", "u32"),
+                ("dst_group", "u32"),
+            ],
+        ),  # format 1.3
     ],
 )
 SCHEMA["FdV1"] = st(
@@ -368,6 +404,112 @@ SCHEMA["EventFdStateV1"] = (
     ],
 )
 SCHEMA["EventFdV1"] = st(("pid", "u32"), ("fd", "i32"), ("state", "EventFdStateV1"))
+SCHEMA["FdRefV1"] = st(("pid", "u32"), ("fd", "i32"))
+SCHEMA["FdShareV1"] = st(("fds", ("vec", "FdRefV1")))
+SCHEMA["ExitStatusV1"] = ("enum", [("Exited", [("code", "u32")]), ("Killed", [("signal", "u32"), ("core", "bool")])])
+SCHEMA["ZombieV1"] = st(("pid", "u32"), ("ppid", "u32"), ("pgid", "u32"), ("sid", "u32"), ("status", "ExitStatusV1"))
+SCHEMA["AioContextV1"] = st(
+    ("pid", "u32"),
+    ("ring", "word"),
+    ("ring_len", "word"),
+    ("nr_events", "u32"),
+    ("head", "u32"),
+    ("tail", "u32"),
+    ("events", "bytes"),
+)
+SCHEMA["SharedMemoryKindV1"] = ("enum", [("Anonymous", None), ("Memfd", [("name", "string"), ("seals", "u32")])])
+SCHEMA["SharedPageRunV1"] = st(("offset", "u64"), ("pages", "u64"), ("data_offset", "word"))
+SCHEMA["SharedMappingV1"] = st(("pid", "u32"), ("start", "word"))
+SCHEMA["SysvAttachV1"] = st(("pid", "u32"), ("start", "word"), ("read_only", "bool"))
+SCHEMA["UnixPeerV1"] = st(
+    ("ino", "u64"),
+    ("peer_ino", "u64"),
+    ("name", "bytes"),
+)
+SCHEMA["SysvShmV1"] = st(
+    ("key", "i32"),
+    ("shmid", "i32"),
+    ("mode", "u32"),
+    ("uid", "u32"),
+    ("gid", "u32"),
+    ("cuid", "u32"),
+    ("cgid", "u32"),
+    ("size", "u64"),
+    ("removed", "bool"),
+    ("locked", "bool"),
+    ("pages", ("vec", "SharedPageRunV1")),
+    ("attachments", ("vec", "SysvAttachV1")),
+)
+SCHEMA["SharedMemoryV1"] = st(
+    ("kind", "SharedMemoryKindV1"),
+    ("dev", "u64"),
+    ("ino", "u64"),
+    ("size", "u64"),
+    ("pages", ("vec", "SharedPageRunV1")),
+    ("mappings", ("vec", "SharedMappingV1")),
+)
+SCHEMA["InetStateV1"] = ("enum", [("Closed", None), ("Bound", None), ("Listening", None), ("Connected", None), ("Established", None), ("Shut", None)])
+SCHEMA["TcpRepairV1"] = st(
+    ("snd_seq", "u32"),
+    ("rcv_seq", "u32"),
+    ("send_queue", "bytes"),
+    ("unsent", "u32"),
+    ("recv_queue", "bytes"),
+    ("mss", "u32"),
+    ("tcp_options", "u8"),
+    ("snd_wscale", "u8"),
+    ("rcv_wscale", "u8"),
+    ("timestamp", "u32"),
+    ("snd_wl1", "u32"),
+    ("snd_wnd", "u32"),
+    ("max_window", "u32"),
+    ("rcv_wnd", "u32"),
+    ("rcv_wup", "u32"),
+)
+SCHEMA["SockOptionV1"] = st(("level", "i32"), ("name", "i32"), ("value", "i32"))
+SCHEMA["InetSocketV1"] = st(
+    ("pid", "u32"),
+    ("fd", "i32"),
+    ("family", "u32"),
+    ("sock_type", "u32"),
+    ("protocol", "u32"),
+    ("state", "InetStateV1"),
+    ("local_addr", "bytes"),
+    ("local_port", "u16"),
+    ("peer_addr", "bytes"),
+    ("peer_port", "u16"),
+    ("backlog", "u32"),
+    ("options", ("vec", "SockOptionV1")),
+    ("tcp", ("option", "TcpRepairV1")),
+)
+SCHEMA["PtyV1"] = st(
+    ("index", "u32"),
+    ("locked", "bool"),
+    ("packet", "bool"),
+    ("termios", "bytes"),
+    ("winsize", "bytes"),
+    ("masters", ("vec", "FdRefV1")),
+    ("slaves", ("vec", "FdRefV1")),
+    ("session", "u32"),
+    ("foreground", "u32"),
+)
+SCHEMA["UnixSocketFileV1"] = st(("mode", "u32"), ("uid", "u32"), ("gid", "u32"))
+SCHEMA["UnixSocketV1"] = st(
+    ("pid", "u32"),
+    ("fd", "i32"),
+    ("ino", "u64"),
+    ("sock_type", "u32"),
+    ("state", "u8"),
+    ("peer_ino", "u64"),
+    ("name", "bytes"),
+    ("file", ("option", "UnixSocketFileV1")),
+    ("backlog", "u32"),
+    ("shutdown", "u8"),
+    ("passcred", "bool"),
+    ("rcvbuf", "u32"),
+    ("sndbuf", "u32"),
+    ("queued", ("vec", "bytes")),
+)
 SCHEMA["ChunkDigestsV1"] = st(("section_kind", "u32"), ("chunk_size", "u32"), ("digests", ("vec", "sha256")))
 
 # Body of each postcard section, version 1.
@@ -382,6 +524,15 @@ SECTION_BODY = {
     "chunk-digests": "ChunkDigestsV1",
     "epoll": ("vec", "EpollV1"),
     "event-fds": ("vec", "EventFdV1"),
+    "fd-shares": ("vec", "FdShareV1"),
+    "zombies": ("vec", "ZombieV1"),
+    "aio": ("vec", "AioContextV1"),
+    "shared-memory": ("vec", "SharedMemoryV1"),
+    "inet-sockets": ("vec", "InetSocketV1"),
+    "ttys": ("vec", "PtyV1"),
+    "unix-sockets": ("vec", "UnixSocketV1"),
+    "sysv-shm": ("vec", "SysvShmV1"),
+    "unix-peers": ("vec", "UnixPeerV1"),
 }
 
 
@@ -590,7 +741,7 @@ def read_image(data):
         count = sum(1 for e in entries if e["kind"] == number)
         if count != 1:
             raise ImageError("section %s appears %d times; a 1.x image has exactly one" % (kind_name(number), count))
-    for name in ("epoll", "event-fds"):
+    for name in AT_MOST_ONCE:
         if sum(1 for e in entries if e["kind"] == KIND_NUMBER[name]) > 1:
             raise ImageError("section %s appears more than once" % name)
 
@@ -733,6 +884,184 @@ def check_model(d, bodies):
     for key, kind in event_kinds.items():
         if kind in ("EventFd", "TimerFd", "SignalFd", "Inotify") and key not in seen:
             raise ImageError("fd %d of pid %d is an eventfd, timerfd, signalfd or inotify fd without its event-fds record" % (key[1], key[0]))
+    # §8.19: every IPv4/IPv6 socket has exactly one inet-sockets record, of its family and type.
+    sockets = {(f["pid"], f["fd"]): f["kind"] for f in d["fds"] if f["kind"]["variant"] == "Socket"}
+    seen = set()
+    for r in d.get("inet-sockets", []):
+        key = (r["pid"], r["fd"])
+        what = "the inet-sockets record of pid %d fd %d" % key
+        if key in seen:
+            raise ImageError("%s appears twice" % what)
+        seen.add(key)
+        if r["family"] not in (2, 10):
+            raise ImageError("%s has family %d, not AF_INET or AF_INET6" % (what, r["family"]))
+        alen = 4 if r["family"] == 2 else 16
+        if len(r["local_addr"]) != alen or len(r["peer_addr"]) not in (0, alen):
+            raise ImageError("%s has an address of the wrong length for its family" % what)
+        k = sockets.get(key)
+        if k is None:
+            raise ImageError("%s names an fd that is not a socket" % what)
+        if (k["family"], k["sock_type"]) != (r["family"], r["sock_type"]):
+            raise ImageError("%s has another family or type than its fd" % what)
+    for key, k in sockets.items():
+        if k["family"] in (2, 10) and key not in seen:
+            raise ImageError("fd %d of pid %d is an IPv4/IPv6 socket without its inet-sockets record" % (key[1], key[0]))
+    # §8.15: each fd-shares group is two or more fds of the image, each in one group only, of one
+    # kind, flags and offset (one open file description).
+    fds_by_key = {(f["pid"], f["fd"]): f for f in d["fds"]}
+    seen = set()
+    for i, g in enumerate(d.get("fd-shares", [])):
+        if len(g["fds"]) < 2:
+            raise ImageError("fd-shares group %d has %d fd(s); a group has two or more" % (i, len(g["fds"])))
+        first = None
+        for m in g["fds"]:
+            key = (m["pid"], m["fd"])
+            if key in seen:
+                raise ImageError("fd %d of pid %d is in the fd-shares section twice" % (key[1], key[0]))
+            seen.add(key)
+            f = fds_by_key.get(key)
+            if f is None:
+                raise ImageError("fd-shares group %d names fd %d of pid %d, which is not in the image" % (i, key[1], key[0]))
+            if first is None:
+                first = (key, f)
+            elif (f["kind"]["variant"], f["flags"], f["pos"]) != (first[1]["kind"]["variant"], first[1]["flags"], first[1]["pos"]):
+                raise ImageError(
+                    "fd-shares group %d: fd %d of pid %d and fd %d of pid %d differ in kind, flags or offset, so they cannot be one open file description"
+                    % (i, first[0][1], first[0][0], key[1], key[0])
+                )
+    # §8.17: a zombie's parent is a process of the image; its pid is nobody else's.
+    zpids = set()
+    for z in d.get("zombies", []):
+        if z["pid"] in pids or z["pid"] in zpids:
+            raise ImageError("the image lists pid %d twice (as a zombie and a process, or as two zombies)" % z["pid"])
+        zpids.add(z["pid"])
+        if z["ppid"] not in pids:
+            raise ImageError("zombie %d has parent %d, which is not a process of the image" % (z["pid"], z["ppid"]))
+        st_ = z["status"]
+        if st_["variant"] == "Exited" and st_["code"] > 255:
+            raise ImageError("zombie %d has exit code %d, which no process can end with" % (z["pid"], st_["code"]))
+        if st_["variant"] == "Killed" and not 1 <= st_["signal"] <= 64:
+            raise ImageError("zombie %d has signal %d, which no process can end with" % (z["pid"], st_["signal"]))
+    # §8.18: every AIO context is consistent in itself and overlaps no other mapping of its process.
+    pids = {p["pid"] for p in d["processes"]}
+    for a in d.get("aio", []):
+        pid, ring, length, nr, head, tail = (a[k] for k in ("pid", "ring", "ring_len", "nr_events", "head", "tail"))
+        what = "AIO context %#x of pid %d" % (ring, pid)
+        if pid not in pids:
+            raise ImageError("%s: pid %d is not in the image" % (what, pid))
+        if ring % PAGE_SIZE or length == 0 or length % PAGE_SIZE:
+            raise ImageError("%s: the ring %#x+%#x is not whole pages" % (what, ring, length))
+        if nr != (length - 32) // 32:
+            raise ImageError("%s: %d event slots do not fill a %d-byte ring" % (what, nr, length))
+        if head >= nr or tail >= nr:
+            raise ImageError("%s: head %d or tail %d is not below nr_events %d" % (what, head, tail, nr))
+        if len(a["events"]) != 32 * ((tail - head) % nr):
+            raise ImageError("%s: %d bytes of events for the slots from head %d to tail %d" % (what, len(a["events"]), head, tail))
+        others = [(v["start"], v["end"]) for v in d["vmas"] if v["pid"] == pid]
+        others += [(o["ring"], o["ring"] + o["ring_len"]) for o in d["aio"] if o["pid"] == pid and o is not a]
+        if any(s < ring + length and ring < e for s, e in others):
+            raise ImageError("%s overlaps another mapping of its process" % what)
+    # §8.16: a shared anonymous vma is mapped by at most one object; runs inside the object and
+    # inside the page data.
+    shared_vmas = {(v["pid"], v["start"]) for v in d["vmas"] if v["shared"] and v["kind"]["variant"] == "Anonymous"}
+    seen = set()
+    for i, o in enumerate(d.get("shared-memory", [])):
+        if o["size"] % PAGE_SIZE:
+            raise ImageError("shared memory object %d has a size of %d bytes, not a multiple of 4096" % (i, o["size"]))
+        prev = 0
+        for r in o["pages"]:
+            end = r["offset"] + r["pages"] * PAGE_SIZE
+            if r["pages"] == 0 or r["offset"] % PAGE_SIZE or r["offset"] < prev or end > o["size"]:
+                raise ImageError("page run %#x of shared memory object %d is empty, unaligned, overlapping or outside it" % (r["offset"], i))
+            prev = end
+            data_end = r["data_offset"] + r["pages"] * PAGE_SIZE
+            if r["data_offset"] % PAGE_SIZE or data_end > len(page_data):
+                raise ImageError("page run %#x of shared memory object %d: bytes %#x..%#x outside the page data" % (r["offset"], i, r["data_offset"], data_end))
+        for m in o["mappings"]:
+            key = (m["pid"], m["start"])
+            if key not in shared_vmas:
+                raise ImageError("shared memory object %d is mapped at %#x of pid %d, which is not a shared anonymous vma" % (i, m["start"], m["pid"]))
+            if key in seen:
+                raise ImageError("the vma %#x of pid %d maps two shared memory objects" % (m["start"], m["pid"]))
+            seen.add(key)
+    # §8.9: a memfd fd names a memfd object whose size is its own rounded up to a page.
+    objects = d.get("shared-memory", [])
+    for f in d["fds"]:
+        if f["kind"]["variant"] != "MemFdObject":
+            continue
+        k, at = f["kind"], "the memfd fd %d of pid %d" % (f["fd"], f["pid"])
+        if k["object"] >= len(objects):
+            raise ImageError("%s names shared memory object %d, but the image has %d" % (at, k["object"], len(objects)))
+        o = objects[k["object"]]
+        if o["kind"]["variant"] != "Memfd":
+            raise ImageError("%s names shared memory object %d, which is not a memfd" % (at, k["object"]))
+        if (k["size"] + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE != o["size"]:
+            raise ImageError("%s has a size of %d bytes, which does not round up to the size %#x of its shared memory object %d" % (at, k["size"], o["size"], k["object"]))
+    # §8.21: every pty pair names its own fds: masters of its index, slaves of device 136:index.
+    kinds = {(f["pid"], f["fd"]): f["kind"] for f in d["fds"]}
+    seen = set()
+    for t in d.get("ttys", []):
+        what = "pty %d" % t["index"]
+        if t["index"] in seen:
+            raise ImageError("%s: two records" % what)
+        seen.add(t["index"])
+        if len(t["termios"]) != 36 or len(t["winsize"]) != 8:
+            raise ImageError("%s: %d termios bytes and %d winsize bytes (36 and 8 expected)" % (what, len(t["termios"]), len(t["winsize"])))
+        if not t["masters"]:
+            raise ImageError("%s: no master fd" % what)
+        for m in t["masters"]:
+            k = kinds.get((m["pid"], m["fd"]))
+            if not k or k["variant"] != "PtyMaster" or k["index"] != t["index"]:
+                raise ImageError("%s: fd %d of pid %d is not its master in the fds section" % (what, m["fd"], m["pid"]))
+        for m in t["slaves"]:
+            k = kinds.get((m["pid"], m["fd"]))
+            if not k or k["variant"] != "Tty" or k["rdev"] != pts_rdev(t["index"]):
+                raise ImageError("%s: fd %d of pid %d is not its slave in the fds section" % (what, m["fd"], m["pid"]))
+        if t["session"] and not any(p["pid"] == t["session"] == p["sid"] for p in d["processes"]):
+            raise ImageError("%s: session %d is not a session leader of the image" % (what, t["session"]))
+    for (pid, fd), k in kinds.items():
+        if k["variant"] == "PtyMaster" and not any(
+            t["index"] == k["index"] and {"pid": pid, "fd": fd} in t["masters"] for t in d.get("ttys", [])
+        ):
+            raise ImageError("fd %d of pid %d is the master of pty %d, which has no record in the ttys section" % (fd, pid, k["index"]))
+    # §8.20: every AF_UNIX socket fd has exactly one unix-sockets record, with its inode and type,
+    # and a connected socket's peer is a socket of the image connected back to it.
+    unix_fds = {(f["pid"], f["fd"]): f["kind"] for f in d["fds"] if f["kind"]["variant"] == "Socket" and f["kind"]["family"] == 1}
+    seen = {}
+    for u in d.get("unix-sockets", []):
+        key = (u["pid"], u["fd"])
+        if key in seen:
+            raise ImageError("the unix-sockets record of pid %d fd %d appears twice" % key)
+        k = unix_fds.get(key)
+        if k is None:
+            raise ImageError("the unix-sockets record of pid %d fd %d is for an fd that is not a unix socket" % key)
+        if (k["ino"], k["sock_type"]) != (u["ino"], u["sock_type"]):
+            raise ImageError("the unix-sockets record of pid %d fd %d disagrees with its fd's inode or type" % key)
+        seen[key] = u
+    for key in unix_fds:
+        if key not in seen:
+            raise ImageError("fd %d of pid %d is a unix socket without its unix-sockets record" % (key[1], key[0]))
+    peers = {u["ino"]: u["peer_ino"] for u in seen.values()}
+    # §8.23: a socket whose peer is outside the image has one unix-peers record, and only then
+    # may its peer be no socket of the image.
+    outside = set()
+    for r in d.get("unix-peers", []):
+        if r["ino"] in outside:
+            raise ImageError("the unix-peers record of socket:[%d] appears twice" % r["ino"])
+        if not r["peer_ino"] or peers.get(r["ino"]) != r["peer_ino"]:
+            raise ImageError("the unix-peers record of socket:[%d] names no unix socket of the image connected to socket:[%d]" % (r["ino"], r["peer_ino"]))
+        if r["peer_ino"] in peers:
+            raise ImageError("the unix-peers record of socket:[%d] says its peer socket:[%d] is outside the image, but it is a socket of the image" % (r["ino"], r["peer_ino"]))
+        outside.add(r["ino"])
+    for ino, peer in peers.items():
+        if peer and ino not in outside and peers.get(peer) != ino:
+            raise ImageError("unix socket socket:[%d] is connected to socket:[%d], which is not a unix socket of the image connected back to it" % (ino, peer))
+
+
+def pts_rdev(index):
+    """The st_rdev of /dev/pts/INDEX: makedev(136, INDEX) (§8.21)."""
+    major = 136
+    return ((major & 0xFFF) << 8) | ((major & ~0xFFF) << 32) | (index & 0xFF) | ((index & ~0xFF) << 12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,6 +1131,9 @@ def summary(img):
             for f in d["fds"]
             if f["pid"] == pid
         ]
+        for f, raw in zip(fds, [f for f in d["fds"] if f["pid"] == pid]):
+            if f["kind"] == "MemFdObject":
+                f["object"], f["size"] = raw["kind"]["object"], raw["kind"]["size"]
         for f in fds:
             if f["kind"] == "Epoll":
                 recs = [r for r in d.get("epoll", []) if (r["pid"], r["fd"]) == (pid, f["fd"])]
@@ -829,6 +1161,11 @@ def summary(img):
                 "page_runs": runs,
                 "stored_pages": sum(r["pages"] for r in runs),
                 "fds": fds,
+                "aio": [
+                    {k: a[k] for k in ("ring", "ring_len", "nr_events", "head", "tail")} | {"completed_events": len(a["events"]) // 32}
+                    for a in d.get("aio", [])
+                    if a["pid"] == pid
+                ],
                 "handled_signals": [i + 1 for s in sig for i, a in enumerate(s["actions"]) if a["handler"] > 1],
             }
         )
@@ -864,11 +1201,47 @@ def summary(img):
             "capture_cmdline": ident["capture_cmdline"],
         },
         "processes": procs,
+        "fd_shares": [[{"pid": m["pid"], "fd": m["fd"]} for m in g["fds"]] for g in d.get("fd-shares", [])],
+        "zombies": [
+            {"pid": z["pid"], "ppid": z["ppid"], "pgid": z["pgid"], "sid": z["sid"], "status": exit_status(z["status"])}
+            for z in d.get("zombies", [])
+        ],
+        "ptys": [
+            {
+                "index": t["index"],
+                "rows_cols": struct.unpack("<HH", t["winsize"][:4]),
+                "masters": [(m["pid"], m["fd"]) for m in t["masters"]],
+                "slaves": [(m["pid"], m["fd"]) for m in t["slaves"]],
+                "session": t["session"],
+                "foreground": t["foreground"],
+            }
+            for t in d.get("ttys", [])
+        ],
         "files": [
             {"index": i, "path": f["path"], "size": f["size"], "data_offset": f["data_offset"], "sha256": f["sha256"].hex()}
             for i, f in enumerate(d["files"])
         ],
+        "shared_memory": [
+            {
+                "index": i,
+                "kind": o["kind"]["variant"],
+                "dev": o["dev"],
+                "ino": o["ino"],
+                "size": o["size"],
+                "pages": sum(r["pages"] for r in o["pages"]),
+                "runs": [{"offset": r["offset"], "pages": r["pages"], "data_offset": r["data_offset"]} for r in o["pages"]],
+                "mappings": [{"pid": m["pid"], "start": m["start"]} for m in o["mappings"]],
+            }
+            for i, o in enumerate(d.get("shared-memory", []))
+        ],
     }
+
+
+def exit_status(st_):
+    """An ExitStatusV1 (§8.17) as imgtool prints it: `exit 7`, `killed by signal 15 (core dumped)`."""
+    if st_["variant"] == "Exited":
+        return "exit %d" % st_["code"]
+    return "killed by signal %d%s" % (st_["signal"], " (core dumped)" if st_["core"] else "")
 
 
 def flag_names(flags):
@@ -927,6 +1300,28 @@ def print_summary(s, out):
                 st_ = {"watches": ", ".join("wd %d mask %#x %s" % (x["wd"], x["mask"], x["path"]) for x in st_["watches"]) or "none"}
             w("  %s fd %d: %s\n" % (f["kind"].lower(), f["fd"], ", ".join("%s %s" % kv for kv in st_.items())))
         w("  handled signals: %s\n" % ", ".join(str(n) for n in p["handled_signals"]))
+    for g in s["fd_shares"]:
+        w("one open file description: %s\n" % ", ".join("pid %d fd %d" % (m["pid"], m["fd"]) for m in g))
+    for z in s["zombies"]:
+        w("zombie %d <defunct> ppid %d pgid %d sid %d, %s\n" % (z["pid"], z["ppid"], z["pgid"], z["sid"], z["status"]))
+    for o in s["shared_memory"]:
+        w(
+            "shared memory object %d (%s): %d bytes, %d pages stored, mapped by %s\n"
+            % (o["index"], o["kind"], o["size"], o["pages"], ", ".join("pid %d at %#x" % (m["pid"], m["start"]) for m in o["mappings"]))
+        )
+    for t in s["ptys"]:
+        w(
+            "pty %d %dx%d masters %s slaves %s session %d foreground %d\n"
+            % (
+                t["index"],
+                t["rows_cols"][0],
+                t["rows_cols"][1],
+                ", ".join("pid %d fd %d" % m for m in t["masters"]) or "none",
+                ", ".join("pid %d fd %d" % m for m in t["slaves"]) or "none",
+                t["session"],
+                t["foreground"],
+            )
+        )
     w("%d stored files:\n" % len(s["files"]))
     for f in s["files"]:
         w("  %d %s %d bytes at file-data %#x sha256 %s\n" % (f["index"], f["path"], f["size"], f["data_offset"], f["sha256"][:16]))

@@ -4,6 +4,7 @@ Run from the repository root: python3 -m unittest discover -s spec/reader -v
 """
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -61,10 +62,10 @@ class ExampleImages(unittest.TestCase):
                 out = run_cli(os.path.join(EXAMPLES, name), "--json")
                 self.assertEqual(out.returncode, 0, out.stderr)
                 s = json.loads(out.stdout)
-                self.assertEqual(s["format_version"], "1.2")
+                self.assertEqual(s["format_version"], "1.3")
                 self.assertEqual(s["layout_class"], bits)
                 self.assertTrue(s["streamed"])
-                self.assertEqual(len(s["sections"]), 14)
+                self.assertEqual(len(s["sections"]), 15)
                 self.assertTrue(all(e["digest_ok"] for e in s["sections"]))
                 self.assertEqual(s["identity"]["created"], "2026-01-01T00:00:00Z")
                 self.assertEqual(len(s["processes"]), 1)
@@ -81,7 +82,10 @@ class ExampleImages(unittest.TestCase):
                 self.assertEqual(t["tid"], 42)
                 self.assertEqual(t["regs"][ip_name], ip)
                 self.assertEqual(t["restart"], {"variant": "Reissue", "nr": 35, "code": -516})
-                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+                self.assertEqual([f["fd"] for f in p["fds"]], [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+                # fd 12 is a dup of fd 3: one open file description (§8.15).
+                self.assertEqual(s["fd_shares"], [[{"pid": 42, "fd": 3}, {"pid": 42, "fd": 12}]])
+                self.assertEqual((p["fds"][11]["pos"], p["fds"][11]["flags"]), (p["fds"][2]["pos"], p["fds"][2]["flags"]))
                 self.assertEqual(p["fds"][6]["kind"], "Epoll")
                 self.assertEqual(
                     p["fds"][6]["watches"],
@@ -185,6 +189,7 @@ class ExampleImages(unittest.TestCase):
         self.assertIn("v1.0", versions)
         self.assertIn("v1.1", versions)
         self.assertIn("v1.2", versions)
+        self.assertIn("v1.3", versions)
         for v in versions:
             for name, (bits, _, vma0, _, _) in EXPECTED.items():
                 with self.subTest(version=v, image=name):
@@ -233,7 +238,7 @@ class Corruption(unittest.TestCase):
         self.assertRefused(b"\x7fELF" + data[4:], "not a psnc-cr image")
         newer = bytearray(data)
         newer[8:10] = struct.pack("<H", 2)
-        self.assertRefused(bytes(newer), r"version 2\.2 is not supported: this reader supports major version 1")
+        self.assertRefused(bytes(newer), r"version 2\.3 is not supported: this reader supports major version 1")
 
     def test_unknown_sections_critical_refused_ancillary_skipped(self):
         data = load("example-32.psnc")
@@ -286,6 +291,31 @@ class Corruption(unittest.TestCase):
         finally:
             r.KINDS[13] = saved
 
+    def test_a_reader_without_section_14_refuses_an_image_with_shared_descriptions(self):
+        # What a 1.2 reader does with a 1.3 image where fds share a description (§12): the
+        # fd-shares section is critical and unknown to it.
+        data = load("example-64.psnc")
+        saved = r.KINDS.pop(14)
+        try:
+            self.assertRefused(data, "section 12 has unknown critical kind 0xe")
+        finally:
+            r.KINDS[14] = saved
+
+    def test_fd_share_groups_must_be_one_description(self):
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        self.assertEqual(d["fd-shares"], [{"fds": [{"pid": 42, "fd": 3}, {"pid": 42, "fd": 12}]}])
+        for groups, msg in [
+            ([[(42, 3)]], "fd-shares group 0 has 1 fd"),
+            ([[(42, 3), (42, 30)]], "fd-shares group 0 names fd 30 of pid 42, which is not in the image"),
+            ([[(42, 3), (42, 12)], [(42, 12), (42, 4)]], "fd 12 of pid 42 is in the fd-shares section twice"),
+            ([[(42, 4), (42, 5)]], "fd-shares group 0: fd 4 of pid 42 and fd 5 of pid 42 differ"),
+        ]:
+            with self.subTest(groups=groups):
+                d["fd-shares"] = [{"fds": [{"pid": p, "fd": f} for p, f in g]} for g in groups]
+                with self.assertRaisesRegex(r.ImageError, msg):
+                    r.check_model(d, img["bodies"])
+
     def test_event_fd_records_must_match_their_fds(self):
         img = r.read_image(load("example-32.psnc"))
         d = img["decoded"]
@@ -323,6 +353,229 @@ class Corruption(unittest.TestCase):
             r.check_model(d, img["bodies"])
         del d["event-fds"][2]
         with self.assertRaisesRegex(r.ImageError, "fd 10 of pid 42 is an eventfd, timerfd, signalfd or inotify fd without"):
+            r.check_model(d, img["bodies"])
+
+    # Two zombies of pid 42 (§8.17): 43 exited with 7, 44 killed by SIGTERM with a core. The
+    # format crate's tests/zombies.rs checks that the Rust writer encodes them to these bytes.
+    ZOMBIES_BODY = bytes([2, 43, 42, 43, 42, 0, 7, 44, 42, 42, 42, 1, 15, 1])
+
+    def test_zombies_decode_and_must_fit_the_tree(self):
+        img = r.read_image(load("example-64.psnc"))
+        d = img["decoded"]
+        d["zombies"] = r.decode_postcard(self.ZOMBIES_BODY, "zombies", 0, 8)
+        self.assertEqual(
+            d["zombies"],
+            [
+                {"pid": 43, "ppid": 42, "pgid": 43, "sid": 42, "status": {"variant": "Exited", "code": 7}},
+                {"pid": 44, "ppid": 42, "pgid": 42, "sid": 42, "status": {"variant": "Killed", "signal": 15, "core": True}},
+            ],
+        )
+        r.check_model(d, img["bodies"])
+        s = r.summary(img)
+        self.assertEqual([z["status"] for z in s["zombies"]], ["exit 7", "killed by signal 15 (core dumped)"])
+        out = io.StringIO()
+        r.print_summary(s, out)
+        self.assertIn("zombie 44 <defunct> ppid 42 pgid 42 sid 42, killed by signal 15 (core dumped)\n", out.getvalue())
+        d["zombies"][0]["ppid"] = 7
+        with self.assertRaisesRegex(r.ImageError, "zombie 43 has parent 7, which is not a process of the image"):
+            r.check_model(d, img["bodies"])
+        d["zombies"][0].update(ppid=42, pid=42)
+        with self.assertRaisesRegex(r.ImageError, "lists pid 42 twice"):
+            r.check_model(d, img["bodies"])
+        d["zombies"][0].update(pid=43, status={"variant": "Killed", "signal": 65, "core": False})
+        with self.assertRaisesRegex(r.ImageError, "zombie 43 has signal 65, which no process can end with"):
+            r.check_model(d, img["bodies"])
+        # An unknown variant index is refused, not guessed.
+        with self.assertRaisesRegex(r.ImageError, "zombies"):
+            r.decode_postcard(bytes([1, 43, 42, 43, 42, 2, 7]), "zombies", 0, 8)
+
+    def test_sysv_shm_records_decode(self):
+        # No example image has a System V segment (§14): the body is written by hand from §8.22.
+        def varint(n):
+            out = b""
+            while True:
+                out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+                n >>= 7
+                if not n:
+                    return out
+
+        def zigzag(n):
+            return varint((n << 1) ^ (n >> 31))
+
+        for word, fmt in ((4, "<I"), (8, "<Q")):
+            body = varint(1) + zigzag(0x1234) + zigzag(65537) + varint(0o600)
+            body += varint(1000) + varint(1000) + varint(0) + varint(0) + varint(10000)
+            body += b"\x01\x00"
+            body += varint(1) + varint(0) + varint(2) + struct.pack(fmt, 8192)
+            body += varint(1) + varint(42) + struct.pack(fmt, 0x70000000) + b"\x01"
+            got = r.decode_postcard(body, "sysv-shm", 0, word)
+            self.assertEqual(
+                got,
+                [
+                    {
+                        "key": 0x1234, "shmid": 65537, "mode": 0o600, "uid": 1000, "gid": 1000,
+                        "cuid": 0, "cgid": 0, "size": 10000, "removed": True, "locked": False,
+                        "pages": [{"offset": 0, "pages": 2, "data_offset": 8192}],
+                        "attachments": [{"pid": 42, "start": 0x70000000, "read_only": True}],
+                    }
+                ],
+            )
+            self.assertEqual(r.KIND_NUMBER["sysv-shm"], 22)
+
+    def test_aio_records_decode_and_must_be_consistent(self):
+        # No example image has an AIO context (§14), so the body is written here by hand from
+        # §8.18: pid, ring and ring_len (class width), nr_events, head, tail (varints), events.
+        def varint(n):
+            out = b""
+            while True:
+                out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+                n >>= 7
+                if not n:
+                    return out
+
+        events = bytes(range(64))
+        for word, fmt in ((4, "<I"), (8, "<Q")):
+            body = varint(1) + varint(42) + struct.pack(fmt, 0x60000000) + struct.pack(fmt, 4096)
+            body += varint(127) + varint(126) + varint(1) + varint(len(events)) + events
+            got = r.decode_postcard(body, "aio", 0, word)
+            self.assertEqual(
+                got,
+                [{"pid": 42, "ring": 0x60000000, "ring_len": 4096, "nr_events": 127, "head": 126, "tail": 1, "events": events}],
+            )
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        d["aio"] = got
+        r.check_model(d, img["bodies"])
+        vma = d["vmas"][0]["start"]
+        for change, message in (
+            ({"ring_len": 4000}, "the ring 0x60000000\\+0xfa0 is not whole pages"),
+            ({"nr_events": 128}, "128 event slots do not fill a 4096-byte ring"),
+            ({"tail": 127}, "head 126 or tail 127 is not below nr_events 127"),
+            ({"head": 0}, "64 bytes of events for the slots from head 0 to tail 1"),
+            ({"ring": vma}, "AIO context %#x of pid 42 overlaps another mapping" % vma),
+        ):
+            d["aio"] = [dict(got[0], **change)]
+            with self.assertRaisesRegex(r.ImageError, message):
+                r.check_model(d, img["bodies"])
+
+    def test_inet_socket_records_decode_and_must_match_their_fds(self):
+        # No example image has a socket (§14), so the body is written here by hand from §8.19:
+        # pid, fd (zigzag), family, sock_type, protocol, state, local addr and port, peer addr
+        # and port, backlog, options (level, name, value: zigzag).
+        def varint(n):
+            out = b""
+            while True:
+                out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+                n >>= 7
+                if not n:
+                    return out
+
+        body = varint(1) + varint(42) + varint(20 * 2) + varint(2) + varint(1) + varint(6) + varint(2)
+        body += varint(4) + bytes([127, 0, 0, 1]) + varint(8080) + varint(0) + varint(0) + varint(13)
+        body += varint(1) + varint(1 * 2) + varint(2 * 2) + varint(1 * 2) + varint(0)
+        got = r.decode_postcard(body, "inet-sockets", 0, 4)
+        self.assertEqual(
+            got,
+            [
+                {
+                    "pid": 42, "fd": 20, "family": 2, "sock_type": 1, "protocol": 6,
+                    "state": {"variant": "Listening"}, "local_addr": bytes([127, 0, 0, 1]),
+                    "local_port": 8080, "peer_addr": b"", "peer_port": 0, "backlog": 13,
+                    "options": [{"level": 1, "name": 2, "value": 1}], "tcp": None,
+                }
+            ],
+        )
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        sock = {"pid": 42, "fd": 20, "flags": 2, "cloexec": False, "pos": 0,
+                "kind": {"variant": "Socket", "family": 2, "sock_type": 1, "ino": 5}}
+        d["fds"].append(sock)
+        with self.assertRaisesRegex(r.ImageError, "fd 20 of pid 42 is an IPv4/IPv6 socket without its inet-sockets record"):
+            r.check_model(d, img["bodies"])
+        d["inet-sockets"] = got
+        r.check_model(d, img["bodies"])
+        for change, message in (
+            ({"local_addr": bytes(16)}, "has an address of the wrong length for its family"),
+            ({"sock_type": 2}, "has another family or type than its fd"),
+            ({"fd": 3}, "pid 42 fd 3 names an fd that is not a socket"),
+        ):
+            d["inet-sockets"] = [dict(got[0], **change)]
+            with self.assertRaisesRegex(r.ImageError, message):
+                r.check_model(d, img["bodies"])
+        d["inet-sockets"] = got * 2
+        with self.assertRaisesRegex(r.ImageError, "appears twice"):
+            r.check_model(d, img["bodies"])
+
+    # One pty pair (§8.21): index 3, unlocked, not in packet mode, termios bytes 0..35, a 37x101
+    # window, master pid 42 fd 5, slave pid 42 fd 0, session 42 with foreground group 42. The
+    # format crate's sections/ttys.rs checks that the Rust writer encodes it to these bytes.
+    TTYS_BODY = bytes([1, 3, 0, 0, 36] + list(range(36)) + [8, 37, 0, 101, 0, 0, 0, 0, 0, 1, 42, 10, 1, 42, 0, 42, 42])
+
+    def test_ttys_decode_and_must_name_their_fds(self):
+        img = r.read_image(load("example-64.psnc"))
+        d = img["decoded"]
+        d["ttys"] = r.decode_postcard(self.TTYS_BODY, "ttys", 0, 8)
+        self.assertEqual(
+            d["ttys"],
+            [
+                {
+                    "index": 3,
+                    "locked": False,
+                    "packet": False,
+                    "termios": bytes(range(36)),
+                    "winsize": bytes([37, 0, 101, 0, 0, 0, 0, 0]),
+                    "masters": [{"pid": 42, "fd": 5}],
+                    "slaves": [{"pid": 42, "fd": 0}],
+                    "session": 42,
+                    "foreground": 42,
+                }
+            ],
+        )
+        d["processes"][0]["sid"] = 42
+        d["fds"] = [f for f in d["fds"] if (f["pid"], f["fd"]) not in ((42, 0), (42, 5))]
+        slave = {"pid": 42, "fd": 0, "flags": 2, "cloexec": False, "pos": 0}
+        d["fds"].append(dict(slave, kind={"variant": "Tty", "path": "/dev/pts/3", "rdev": os.makedev(136, 3)}))
+        d["fds"].append(dict(slave, fd=5, kind={"variant": "PtyMaster", "index": 3}))
+        r.check_model(d, img["bodies"])
+        out = io.StringIO()
+        r.print_summary(r.summary(img), out)
+        self.assertIn("pty 3 37x101 masters pid 42 fd 5 slaves pid 42 fd 0 session 42 foreground 42\n", out.getvalue())
+        t = d["ttys"][0]
+        for change, message in (
+            ({"winsize": b"\0"}, "pty 3: 36 termios bytes and 1 winsize bytes"),
+            ({"masters": []}, "pty 3: no master fd"),
+            ({"masters": [{"pid": 42, "fd": 0}]}, "pty 3: fd 0 of pid 42 is not its master"),
+            ({"slaves": [{"pid": 42, "fd": 5}]}, "pty 3: fd 5 of pid 42 is not its slave"),
+            ({"session": 7}, "pty 3: session 7 is not a session leader of the image"),
+        ):
+            d["ttys"] = [dict(t, **change)]
+            with self.assertRaisesRegex(r.ImageError, message):
+                r.check_model(d, img["bodies"])
+        d["ttys"] = []
+        with self.assertRaisesRegex(r.ImageError, "fd 5 of pid 42 is the master of pty 3, which has no record"):
+            r.check_model(d, img["bodies"])
+
+    def test_unix_socket_records_decode_and_must_match_their_fds(self):
+        # No example image has a socket (§14), so the body is written here by hand from §8.20:
+        # pid, fd (zigzag), ino, sock_type, state, peer_ino, name, file (option), backlog,
+        # shutdown, passcred, rcvbuf, sndbuf, queued (vec of bytes); every integer a varint.
+        body = bytes([1, 42, 2 * 20, 100, 5, 1, 101, 0, 0, 0, 2, 0, 0, 0, 2, 3]) + b"one" + bytes([5]) + b"three"
+        got = r.decode_postcard(body, "unix-sockets", 0, 4)
+        self.assertEqual(got[0]["queued"], [b"one", b"three"])
+        self.assertEqual((got[0]["fd"], got[0]["ino"], got[0]["peer_ino"], got[0]["shutdown"]), (20, 100, 101, 2))
+        img = r.read_image(load("example-32.psnc"))
+        d = img["decoded"]
+        sock = lambda fd, ino: {"pid": 42, "fd": fd, "flags": 2, "cloexec": False, "pos": 0, "kind": {"variant": "Socket", "family": 1, "sock_type": 5, "ino": ino}}  # noqa: E731
+        d["fds"] += [sock(20, 100), sock(21, 101)]
+        with self.assertRaisesRegex(r.ImageError, "fd 20 of pid 42 is a unix socket without its unix-sockets record"):
+            r.check_model(d, img["bodies"])
+        d["unix-sockets"] = got + [dict(got[0], fd=21, ino=101, peer_ino=100)]
+        r.check_model(d, img["bodies"])
+        d["unix-sockets"][1]["peer_ino"] = 0
+        with self.assertRaisesRegex(r.ImageError, "socket:\\[100\\] is connected to socket:\\[101\\], which is not"):
+            r.check_model(d, img["bodies"])
+        d["unix-sockets"][1].update(peer_ino=100, ino=7)
+        with self.assertRaisesRegex(r.ImageError, "pid 42 fd 21 disagrees with its fd's inode or type"):
             r.check_model(d, img["bodies"])
 
     def test_an_epoll_record_for_a_fd_that_is_not_epoll_is_refused(self):

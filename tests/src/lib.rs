@@ -45,6 +45,15 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("external", &[]),
     ("eventfds", &[]),
     ("tree", &[]),
+    ("sharedfd", &[]),
+    ("zombie", &["-pthread"]),
+    ("aio", &[]),
+    ("shm", &["-pthread"]),
+    ("inet", &[]),
+    ("memfd", &[]),
+    ("pty", &[]),
+    ("unixsock", &[]),
+    ("netlink", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.
@@ -301,6 +310,15 @@ pub fn status_field(pid: u32, field: &str) -> Option<String> {
         .status_field(field)
         .ok()
         .flatten()
+}
+
+/// The children of `pid`'s main thread, as `/proc/PID/task/PID/children` lists them.
+pub fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 /// Whether the process exists and is not a zombie.
@@ -579,14 +597,17 @@ pub fn restore_run(image: &Path, args: &[&str], opts: RunOpts) -> ToolRun {
 pub fn restore(image: &Path, args: &[&str], opts: RunOpts) -> ProcGuard {
     let r = restore_run(image, args, opts);
     r.assert_ok();
-    let pid: u32 = r
-        .stdout
+    ProcGuard::foreign(restored_pid(&r))
+}
+
+/// The PID a successful `psnc-restore` printed last on stdout.
+fn restored_pid(r: &ToolRun) -> u32 {
+    r.stdout
         .trim()
         .lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("psnc-restore printed no PID on stdout:\n{r}"));
-    ProcGuard::foreign(pid)
+        .unwrap_or_else(|| panic!("psnc-restore printed no PID on stdout:\n{r}"))
 }
 
 /// The lines a target appended to its report file.
@@ -594,6 +615,16 @@ pub fn restore(image: &Path, args: &[&str], opts: RunOpts) -> ProcGuard {
 pub struct Report {
     /// Every line, in order.
     pub lines: Vec<String>,
+}
+
+/// Whether a test of `bits` can run: false for i386 without gcc-multilib, after counting an
+/// honest skip of `what`.
+pub fn m32_or_skip(bits: Bits, what: &str) -> bool {
+    if bits == Bits::B32 && !targets().m32 {
+        psnc_testkit::skip(what, psnc_testkit::NO_M32);
+        return false;
+    }
+    true
 }
 
 impl Report {
@@ -620,6 +651,15 @@ impl Report {
             .filter(|l| l.starts_with("FAIL "))
             .map(String::as_str)
             .collect()
+    }
+
+    /// The PID after `prefix` on the first line that starts with it (`UP C 124`); panics with
+    /// the report when there is none.
+    pub fn pid_after(&self, prefix: &str) -> u32 {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}PID` line in:\n{}", self.lines.join("\n")))
     }
 
     /// Whether the target reported DONE.
@@ -852,7 +892,11 @@ impl Target {
         match found {
             Some(true) => {}
             Some(false) => panic!("target {pid} died before READY:\n{:?}", self.report()),
-            None => panic!("target {pid} not READY after {READY_TIMEOUT:?}"),
+            None => panic!(
+                "target {pid} not READY after {READY_TIMEOUT:?}:\n{:?}\n{}",
+                self.report(),
+                describe_tree(pid)
+            ),
         }
     }
 
@@ -882,10 +926,18 @@ impl Target {
     /// Restores `image` and makes the restored process this target's process. Asserts the
     /// restored PID is the original one (restore keeps PIDs).
     pub fn restore(&mut self, image: &Path, args: &[&str], opts: RunOpts) {
+        self.restore_with_output(image, args, opts);
+    }
+
+    /// [`Target::restore`], returning the tool's run (for what it printed).
+    pub fn restore_with_output(&mut self, image: &Path, args: &[&str], opts: RunOpts) -> ToolRun {
         let old = self.proc.pid;
-        let g = restore(image, args, opts);
-        assert_eq!(g.pid, old, "the restored process has another PID");
-        self.proc = g;
+        let r = restore_run(image, args, opts);
+        r.assert_ok();
+        let pid = restored_pid(&r);
+        assert_eq!(pid, old, "the restored process has another PID");
+        self.proc = ProcGuard::foreign(pid);
+        r
     }
 
     /// The usual cycle: capture with `--kill` to `<dir>/image`, restore. Returns the image path.
@@ -1042,6 +1094,34 @@ pub fn pids_with_comm(comm: &str) -> Vec<u32> {
 pub fn comm_of(exe: &Path) -> String {
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.chars().take(15).collect()
+}
+
+/// `pid` and its descendants, one line each with state and wait channel (`/proc`), for the
+/// message of a test that timed out waiting for them.
+pub fn describe_tree(pid: u32) -> String {
+    let mut out = String::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let read = |f: &str| fs::read_to_string(format!("/proc/{p}/{f}")).unwrap_or_default();
+        let state = read("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "gone".into());
+        out.push_str(&format!("  pid {p}: {state}, wchan {}\n", read("wchan")));
+        for task in fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let kids = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
 }
 
 /// A tmpfs mounted for one test (e.g. a small one to fill up), unmounted on drop.
@@ -1340,6 +1420,64 @@ pub mod cases {
         args: &["4"],
         expect: &["churn_alive", "churn_tid_main"],
     };
+    /// A pty pair inside the tree: the parent holds the master, its child leads a session with
+    /// the slave as controlling terminal and echoes lines uppercased.
+    pub const PTY: Case = Case {
+        name: "pty",
+        args: &[],
+        expect: &[
+            "pty_termios",
+            "pty_winsize",
+            "pty_locked_packet",
+            "pty_echo_through_master",
+            "pty_child_session_leader",
+            "pty_dev_tty_opens",
+            "pty_foreground_group",
+            "pty_member_dev_tty",
+            "pty_child_checked",
+        ],
+    };
+    /// Two zombie children (an exit code, a signal) reaped by PID after the checkpoint, and a
+    /// live one.
+    pub const ZOMBIE_CHILDREN: Case = Case {
+        name: "zombie",
+        args: &["children"],
+        expect: &[
+            "no_new_sigchld",
+            "zombie_exit_status",
+            "zombie_killed_status",
+            "live_child_runs",
+            "live_child_is_ours",
+            "no_other_child",
+        ],
+    };
+    /// The same with SIGCHLD blocked: it stays pending across the checkpoint.
+    pub const ZOMBIE_BLOCKED: Case = Case {
+        name: "zombie",
+        args: &["blocked"],
+        expect: &[
+            "no_new_sigchld",
+            "sigchld_pending",
+            "zombie_exit_status",
+            "zombie_killed_status",
+            "live_child_runs",
+            "live_child_is_ours",
+            "no_other_child",
+            "sigchld_delivered",
+        ],
+    };
+    /// A zombie group leader with a live member, and a zombie session leader.
+    pub const ZOMBIE_LEADER: Case = Case {
+        name: "zombie",
+        args: &["leader"],
+        expect: &[
+            "member_in_zombie_group",
+            "zombie_group_exists",
+            "zombie_leader_status",
+            "zombie_session_leader_status",
+            "group_outlives_its_leader",
+        ],
+    };
 }
 
 /// Runs a case without any checkpoint: the target's own checks must pass natively, or a failure
@@ -1373,6 +1511,22 @@ pub fn spawn_program(cmd: &mut Command) -> ProcGuard {
         cmd.spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
     )
+}
+
+/// Runs a helper program (stdin from /dev/null) to its end and returns its standard output;
+/// panics with its standard error unless it exits 0.
+pub fn output_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Captures `proc` with `--kill` into `image`, asserts success, reaps the original.

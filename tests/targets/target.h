@@ -100,6 +100,22 @@ static __attribute__((unused)) void target_init(int argc, char **argv)
 	snprintf(go_path, sizeof(go_path), "%s.go", report_path);
 }
 
+/* How many lines of the report file start with `prefix` (the lines other processes of a
+ * multi-process target appended). Not async-signal-safe (stdio). */
+static __attribute__((unused)) int report_count(const char *prefix)
+{
+	FILE *f = fopen(report_path, "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strncmp(line, prefix, strlen(prefix)) == 0;
+	fclose(f);
+	return n;
+}
+
 static __attribute__((unused)) void report_ready(void)
 {
 	report("READY %d", (int)getpid());

@@ -13,7 +13,7 @@
  *            again after the longest pause it saw ("INFO resumed NAME SECONDS", monotonic).
  *            Each child reports "KID NAME fails=N"; S reports DONE once all three have.
  *   zombie   R forks a child that exits at once and never reaps it.
- *   socket   R forks a child that holds a socket (an fd kind capture refuses).
+ *   socket   R forks a child that holds an AF_PACKET socket (an fd kind capture refuses).
  *   sharedfd R opens a file and forks a child: both hold one open file description.
  *   sharedevfd R creates an eventfd (counter 5) and forks a child: both hold the one eventfd.
  *   forker   R forks COUNT children (default 40), one every 5 ms, which idle.
@@ -137,20 +137,6 @@ __attribute__((noreturn)) static void child_loop(void)
 		nap_ms(1000);
 }
 
-static int count_lines(const char *prefix)
-{
-	FILE *f = fopen(report_path, "r");
-	char line[512];
-	int n = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n += strncmp(line, prefix, strlen(prefix)) == 0;
-	fclose(f);
-	return n;
-}
-
 /* Makes `fd` hold `msg` unread. */
 static void put(int fd, const char *msg)
 {
@@ -215,7 +201,7 @@ __attribute__((noreturn)) static void session_leader(void)
 	put(out_fd, "pre-from-S.");
 	snprintf(pre_msg, sizeof(pre_msg), "pre-from-B.");
 	record_ids();
-	while (count_lines("UP ") < 3)
+	while (report_count("UP ") < 3)
 		nap_ms(5);
 	/* A2 must be in A's group before the capture. */
 	report("TREE %d", (int)getpid());
@@ -226,10 +212,10 @@ __attribute__((noreturn)) static void session_leader(void)
 		}
 	}
 	verify_self();
-	for (int i = 0; i < 1000 && count_lines("KID ") < 3; i++)
+	for (int i = 0; i < 1000 && report_count("KID ") < 3; i++)
 		nap_ms(10);
-	check(count_lines("KID ") == 3, "S:children_reported", "%d of 3 children reported",
-	      count_lines("KID "));
+	check(report_count("KID ") == 3, "S:children_reported", "%d of 3 children reported",
+	      report_count("KID "));
 	done_and_idle();
 }
 
@@ -255,7 +241,7 @@ int main(int argc, char **argv)
 		s = fork();
 		if (s == 0)
 			session_leader();
-		while (count_lines("TREE ") < 1)
+		while (report_count("TREE ") < 1)
 			nap_ms(5);
 		report_ready();
 		for (;;)
@@ -268,7 +254,7 @@ int main(int argc, char **argv)
 		nap_ms(50);
 	} else if (!strcmp(mode, "socket")) {
 		if (fork() == 0) {
-			int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+			int s = socket(AF_PACKET, SOCK_DGRAM, 0);
 
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 
@@ -322,15 +308,15 @@ int main(int argc, char **argv)
 			for (;;)
 				nap_ms(1000);
 		}
-		while (count_lines("UP C") < 1)
+		while (report_count("UP C") < 1)
 			nap_ms(5);
 		w = open(path, O_WRONLY);
 		put(w, "fifo-bytes.");
 		report_ready();
 		wait_for_go();
-		for (int i = 0; i < 1000 && count_lines("KID ") < 1; i++)
+		for (int i = 0; i < 1000 && report_count("KID ") < 1; i++)
 			nap_ms(10);
-		check(count_lines("KID ") == 1, "R:child_reported", "%d of 1", count_lines("KID "));
+		check(report_count("KID ") == 1, "R:child_reported", "%d of 1", report_count("KID "));
 		done_and_idle();
 	} else if (!strcmp(mode, "idle")) {
 		for (;;)
@@ -370,7 +356,7 @@ int main(int argc, char **argv)
 			for (;;)
 				nap_ms(1000);
 		}
-		while (count_lines("UP Z") < 1)
+		while (report_count("UP Z") < 1)
 			nap_ms(5);
 		report("TREE %d", (int)y);
 	} else if (!strcmp(mode, "forker")) {

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use psnc_tests::{
-    assert_running_untraced, capture, cases, run, status_field, tool, wait_for, RunOpts, Spawn,
-    Target, Tmpfs, ToolRun,
+    assert_running_untraced, capture, cases, m32_or_skip, run, status_field, tool, wait_for, Bits,
+    RunOpts, Spawn, Target, Tmpfs, ToolRun,
 };
 
 fn assert_no_image(image: &Path) {
@@ -188,6 +188,50 @@ fn socket_refused() {
     refused("socket", "fd 5");
 }
 
+/// A socket of a family, type or protocol no section describes: refused with the exact message
+/// naming the PID, the fd and the socket by family, type and protocol names.
+/// 64-bit and i386.
+fn socket_refused_by_name(mode: &str, kind: &str) {
+    for bits in [Bits::B64, Bits::B32] {
+        if !m32_or_skip(bits, mode) {
+            continue;
+        }
+        let mut t = Spawn::new("unsupported").bits(bits).args(&[mode]).start();
+        let image = t.dir.join("image");
+        let r = t.capture(&image, &[]);
+        r.assert_status(69);
+        let want = format!(
+            "PID {}: fd 5 is {kind}: not supported; close it in the process or leave the \
+             process out of the capture",
+            t.pid()
+        );
+        assert!(r.stderr.contains(&want), "{bits:?}: want {want:?}:\n{r}");
+        assert_no_image(&image);
+        assert_untouched(&mut t, &[mode]);
+    }
+}
+
+#[test]
+fn packet_socket_refused_by_name() {
+    socket_refused_by_name("packet", "a packet socket (AF_PACKET, SOCK_RAW)");
+}
+
+#[test]
+fn raw_ipv4_socket_refused_by_name() {
+    socket_refused_by_name(
+        "raw4",
+        "an IPv4 socket (AF_INET, SOCK_RAW, protocol IPPROTO_ICMP)",
+    );
+}
+
+#[test]
+fn raw_ipv6_socket_refused_by_name() {
+    socket_refused_by_name(
+        "raw6",
+        "an IPv6 socket (AF_INET6, SOCK_RAW, protocol IPPROTO_ICMPV6)",
+    );
+}
+
 /// An anonymous-inode kind capture does not support: refused with the exact message naming the
 /// PID, the fd, the kind and the link.
 fn anon_refused(mode: &str, kind: &str, link: &str) {
@@ -224,14 +268,22 @@ fn fanotify_refused() {
     anon_refused("fanotify", "a fanotify instance", "anon_inode:[fanotify]");
 }
 
+/// A memfd fd is captured (memfd_fds.rs), but not one on hugetlbfs.
 #[test]
-fn memfd_refused() {
-    refused("memfd", "fd 5");
+fn hugetlb_memfd_refused() {
+    refused(
+        "memfd",
+        "fd 5 is a memfd on hugetlbfs (MFD_HUGETLB, /memfd:psnc-test (deleted)), which \
+         psnc-capture does not support yet",
+    );
 }
 
 #[test]
-fn shared_anonymous_mapping_refused() {
-    refused("shm", "/dev/zero");
+fn sysv_shared_memory_of_another_ipc_namespace_refused() {
+    refused(
+        "sysv",
+        "attaches System V shared memory of another IPC namespace",
+    );
 }
 
 #[test]

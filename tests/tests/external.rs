@@ -270,8 +270,9 @@ fn pipes_refused_with_external_refuse() {
             format!(
                 "psnc-restore: fd 0 is {stdin} (read end), whose other end was outside the image, \
                  and --external=refuse is given; hand it one with --inherit-fd fd[N]:{stdin} (or \
-                 fd[N]:fd:0), or restore without --external=refuse to get a new pipe holding its \
-                 {} buffered bytes\n",
+                 fd[N]:fd:0), or restore without --external=refuse to have it recreated holding its \
+                 {} buffered bytes (a unix socket whose peer had a name is connected to that name \
+                 again)\n",
                 IN_BYTES.len()
             ),
             "{r}"

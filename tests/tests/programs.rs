@@ -86,17 +86,16 @@ fn sleep_1000_keeps_sleeping() {
 }
 
 /// `sleep` started as `sleep 1000 >LOG 2>&1`, the usual redirect: fds 1 and 2 share one open
-/// file description, which restore cannot share yet. Capture says so (a warning naming both
-/// fds, also in `--json`) instead of restoring them silently apart; a process without such
-/// sharing gets no warning.
+/// file description (format 1.3 records it), and the restored sleep has them as one again, at
+/// the offset the shell's `echo` left, with no warning from capture.
 #[test]
-fn redirect_shared_by_two_fds_is_warned_about() {
+fn redirect_shared_by_two_fds_stays_shared() {
     let dir = WorkDir::new("redirect");
     let log = dir.join("log");
     let mut p = spawn_program(
         Command::new("sh")
             .arg("-c")
-            .arg("exec sleep 1000 >\"$0\" 2>&1")
+            .arg("exec >\"$0\" 2>&1; echo started; exec sleep 1000")
             .arg(&log),
     );
     let pid = p.pid;
@@ -108,23 +107,87 @@ fn redirect_shared_by_two_fds_is_warned_about() {
     })
     .expect("sleep is not sleeping");
     let image = dir.join("image");
-    let r = capture(pid, &image, &["--json"]);
-    r.assert_ok();
-    let want = format!(
-        "psnc-capture: warning: PID {pid}: fds 1 and 2 share one open file description of the \
-         regular file {}; restore gives each fd its own description",
-        log.display()
-    );
-    assert!(r.stderr.contains(&want), "expected {want:?} in:\n{r}");
-    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    let warnings = summary["warnings"].as_array().expect("warnings");
-    assert_eq!(warnings.len(), 1, "{r}");
-    assert_running_untraced(pid);
-    p.kill();
-
-    let mut q = spawn_program(Command::new("sleep").arg("1000"));
-    let r = capture(q.pid, &dir.join("image2"), &["--json"]);
+    let r = capture(pid, &image, &["--kill", "--json"]);
     r.assert_ok();
     assert!(!r.stderr.contains("warning"), "{r}");
-    q.kill();
+    let summary: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{r}");
+    assert!(p.reap(Duration::from_secs(10)).is_some());
+    let img = psnc_format::Image::open(&image).expect("image");
+    let fds: Vec<(u32, i32)> = img.checkpoint().fd_shares[0]
+        .fds
+        .iter()
+        .map(|f| (f.pid, f.fd))
+        .collect();
+    assert_eq!(fds, [(pid, 1), (pid, 2)]);
+    let restored = restore(&image, &[], RunOpts::default());
+    assert_eq!(restored.pid, pid);
+    assert!(psnc_ptrace::sys::kcmp_file(pid as i32, 1, pid as i32, 2).expect("kcmp"));
+    // One offset: where the shell's `echo started` left it, the same through both fds.
+    for fd in [1, 2] {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+        assert!(info.starts_with("pos:\t8\n"), "fd {fd}: {info}");
+    }
+}
+
+/// The shell's redirect handed to a program of either word size: `sh -c 'exec >LOG 2>&1; echo
+/// started; exec counter REPORT'` leaves fds 1 and 2 of the counter (x86_64 or i386) one open
+/// file description; the image groups them and the restored counter has them as one again, at
+/// the offset the shell's `echo` left, ticking on without a gap.
+fn redirect_into(bits: psnc_tests::Bits) {
+    if !psnc_tests::m32_or_skip(bits, "shell redirect into an i386 program") {
+        return;
+    }
+    let dir = WorkDir::new("redirect-exec");
+    let log = dir.join("log");
+    let report = dir.join("report");
+    let counter = psnc_tests::target_binary("counter", bits);
+    let mut p = spawn_program(
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec >\"$0\" 2>&1; echo started; exec \"$1\" \"$2\"")
+            .arg(&log)
+            .arg(&counter)
+            .arg(&report),
+    );
+    let pid = p.pid;
+    wait_for(Duration::from_secs(30), || {
+        psnc_tests::Report::read(&report)
+            .lines
+            .iter()
+            .any(|l| l.starts_with("READY "))
+            .then_some(())
+    })
+    .expect("the counter did not report READY");
+    let ticks = report.with_extension("ticks");
+    wait_ticks(&ticks, 2, Duration::from_secs(10));
+    let image = dir.join("image");
+    capture_kill(&mut p, &image);
+    let img = psnc_format::Image::open(&image).expect("image");
+    let fds: Vec<(u32, i32)> = img.checkpoint().fd_shares[0]
+        .fds
+        .iter()
+        .map(|f| (f.pid, f.fd))
+        .collect();
+    assert_eq!(fds, [(pid, 1), (pid, 2)]);
+    let before = read_ticks(&ticks).len();
+    let restored = restore(&image, &[], RunOpts::default());
+    assert_eq!(restored.pid, pid);
+    assert!(psnc_ptrace::sys::kcmp_file(pid as i32, 1, pid as i32, 2).expect("kcmp"));
+    for fd in [1, 2] {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+        assert!(info.starts_with("pos:\t8\n"), "fd {fd}: {info}");
+    }
+    let after = wait_ticks(&ticks, before + 5, Duration::from_secs(20));
+    assert_consecutive(&after);
+}
+
+#[test]
+fn shell_redirect_into_a_program_stays_shared_x86_64() {
+    redirect_into(psnc_tests::Bits::B64);
+}
+
+#[test]
+fn shell_redirect_into_a_program_stays_shared_i386() {
+    redirect_into(psnc_tests::Bits::B32);
 }

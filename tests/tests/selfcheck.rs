@@ -95,10 +95,53 @@ fn unsupported() {
         "userfaultfd",
         "fanotify",
         "memfd",
-        "shm",
+        "sysv",
         "seccomp",
     ] {
         let mut t = psnc_tests::Spawn::new("unsupported").args(&[mode]).start();
         t.verify().assert_passed(&[mode]);
+    }
+}
+
+#[test]
+fn zombie() {
+    for case in [
+        &cases::ZOMBIE_CHILDREN,
+        &cases::ZOMBIE_BLOCKED,
+        &cases::ZOMBIE_LEADER,
+    ] {
+        both(case);
+    }
+}
+
+#[test]
+fn shm() {
+    for (args, passes) in [
+        (
+            &["counter"][..],
+            &["P:counter_is_sum", "C1:sees_the_others", "P:children_done"][..],
+        ),
+        (
+            &["big", "1"][..],
+            &["P:pattern", "C:pattern", "P:sees_child_write"][..],
+        ),
+        (
+            &["orphan"][..],
+            &["orphan:contents", "orphan:new_mapping"][..],
+        ),
+    ] {
+        let mut t = psnc_tests::Spawn::new("shm").args(args).start();
+        t.verify().assert_passed(passes);
+    }
+}
+
+#[test]
+fn memfd() {
+    for (mode, pass) in [
+        ("mapped", "mapped:one_file"),
+        ("unmapped", "unmapped:contents"),
+    ] {
+        let mut t = psnc_tests::Spawn::new("memfd").args(&[mode]).start();
+        t.verify().assert_passed(&[pass]);
     }
 }

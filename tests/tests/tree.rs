@@ -7,26 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use psnc_tests::{
-    alive, assert_running_untraced, capture, capture_env, restore, spawn_program, status_field,
-    wait_for, Bits, ProcGuard, Report, RunOpts, Spawn, Target, WorkDir,
+    alive, assert_running_untraced, capture, capture_env, children, restore, spawn_program,
+    status_field, wait_for, Bits, ProcGuard, Report, RunOpts, Spawn, Target, WorkDir,
 };
-
-/// The PID after `prefix` on a report line (`TREE 123`, `UP A 124`).
-fn pid_after(r: &Report, prefix: &str) -> u32 {
-    r.lines
-        .iter()
-        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `{prefix}PID` line in:\n{}", r.lines.join("\n")))
-}
-
-/// The children of `pid` as `/proc/PID/task/PID/children` lists them.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect()
-}
 
 fn gone(pids: &[u32]) {
     let left = wait_for(Duration::from_secs(10), || {
@@ -39,18 +22,18 @@ fn gone(pids: &[u32]) {
 /// group, pipes S->A->B->S holding unread bytes. Captured from S with --kill, restored, checked
 /// by every process; all of them ran again within a few milliseconds of each other.
 fn ring(bits: Bits) {
-    if !m32_or_skip(bits, "tree ring i386") {
+    if !psnc_tests::m32_or_skip(bits, "tree ring i386") {
         return;
     }
     let mut t = Spawn::new("tree").args(&["ring"]).bits(bits).start();
     let r = t.report();
     // The originals, should the test fail before the capture kills them (R's guard is `t`).
     let _originals = ring_guards(&r);
-    let s = pid_after(&r, "TREE ");
+    let s = r.pid_after("TREE ");
     let kids = [
-        pid_after(&r, "UP A "),
-        pid_after(&r, "UP A2 "),
-        pid_after(&r, "UP B "),
+        r.pid_after("UP A "),
+        r.pid_after("UP A2 "),
+        r.pid_after("UP B "),
     ];
     let image = t.dir.join("image");
     let run = capture(s, &image, &["--kill", "--json"]);
@@ -123,15 +106,6 @@ fn ring(bits: Bits) {
     );
 }
 
-/// Whether `bits` can run here: the i386 build needs gcc-multilib (else a counted skip).
-fn m32_or_skip(bits: Bits, what: &str) -> bool {
-    if bits == Bits::B32 && !psnc_tests::targets().m32 {
-        psnc_testkit::skip(what, psnc_testkit::NO_M32);
-        return false;
-    }
-    true
-}
-
 /// Every PASS line the ring's processes report.
 fn ring_checks() -> Vec<String> {
     let mut expect = vec!["S:children_reported".to_string()];
@@ -155,7 +129,7 @@ fn ring_checks() -> Vec<String> {
 #[test]
 fn ring_passes_without_a_checkpoint() {
     for bits in [Bits::B64, Bits::B32] {
-        if !m32_or_skip(bits, "tree ring i386 native") {
+        if !psnc_tests::m32_or_skip(bits, "tree ring i386 native") {
             continue;
         }
         let mut t = Spawn::new("tree").args(&["ring"]).bits(bits).start();
@@ -181,7 +155,7 @@ fn ring_of_pipes_session_and_groups_i386() {
 fn ring_guards(r: &Report) -> Vec<ProcGuard> {
     ["TREE ", "UP A ", "UP A2 ", "UP B "]
         .iter()
-        .map(|p| ProcGuard::foreign(pid_after(r, p)))
+        .map(|p| ProcGuard::foreign(r.pid_after(p)))
         .collect()
 }
 
@@ -189,7 +163,7 @@ fn ring_guards(r: &Report) -> Vec<ProcGuard> {
 fn no_children_takes_one_process() {
     let t = Spawn::new("tree").args(&["ring"]).start();
     let _tree = ring_guards(&t.report());
-    let s = pid_after(&t.report(), "TREE ");
+    let s = t.report().pid_after("TREE ");
     let image = t.dir.join("image");
     let run = capture(s, &image, &["--no-children", "--json"]);
     run.assert_ok();
@@ -245,49 +219,86 @@ fn refused(
     (t, kids, run.stderr)
 }
 
+/// The zombies an image holds.
+fn zombies_of(image: &Path) -> Vec<psnc_format::model::Zombie> {
+    let bytes = std::fs::read(image).expect("the image");
+    let img = psnc_format::Image::from_vec(bytes).expect("a valid image");
+    img.checkpoint().zombies.clone()
+}
+
+/// An unreaped child is no refusal any more: the image holds it as a zombie with its status
+/// (tests/zombies.rs restores such trees).
 #[test]
-fn zombie_child_is_refused() {
-    let (t, kids, err) = refused("zombie", &[], &[], 1);
-    let msg = format!(
-        "PID {}, a child of PID {}, is a zombie (it exited and PID {} has not reaped it yet)",
-        kids[0],
-        t.pid(),
-        t.pid()
-    );
-    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+fn zombie_child_is_captured_as_a_zombie() {
+    let t = Spawn::new("tree").args(&["zombie"]).start();
+    let root = t.pid();
+    let kid = wait_for(Duration::from_secs(5), || {
+        children(root)
+            .into_iter()
+            .find(|&k| status_field(k, "State").is_some_and(|s| s.starts_with('Z')))
+    })
+    .expect("a zombie child");
+    let image = t.dir.join("image");
+    capture(root, &image, &[]).assert_ok();
+    assert_running_untraced(root);
+    let z = zombies_of(&image);
+    assert_eq!(z.len(), 1, "{z:?}");
+    assert_eq!((z[0].pid, z[0].ppid), (kid, root));
+    assert_eq!(z[0].status, psnc_format::model::ExitStatus::Exited(7));
 }
 
 #[test]
 fn unsupported_fd_in_a_child_is_refused() {
     let (_t, kids, err) = refused("socket", &[], &[], 1);
-    let msg = format!("PID {}: fd 3 is a socket (socket:[", kids[0]);
-    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
-}
-
-#[test]
-fn file_description_shared_across_fork_is_refused() {
-    let (t, kids, err) = refused("sharedfd", &[], &[], 1);
-    let path = t.report.with_extension("shared");
     let msg = format!(
-        "PID {} fd 3 and PID {} fd 3 share one open file description of the regular file {}",
-        t.pid(),
-        kids[0],
-        Path::new(&path).display()
-    );
-    assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
-}
-
-/// An eventfd inherited over fork: one counter for both processes, which two eventfds would not
-/// be; refused, naming both fds.
-#[test]
-fn eventfd_shared_across_fork_is_refused() {
-    let (t, kids, err) = refused("sharedevfd", &[], &[], 1);
-    let msg = format!(
-        "PID {} fd 3 and PID {} fd 3 share one open file description of an eventfd",
-        t.pid(),
+        "PID {}: fd 3 is a packet socket (AF_PACKET, SOCK_DGRAM)",
         kids[0]
     );
     assert!(err.contains(&msg), "expected {msg:?} in:\n{err}");
+}
+
+/// Captures the tree of `mode` (a parent R and one child C), restores it, and asserts that fd 3
+/// of R and of C are one open file description again; returns R's fdinfo of fd 3.
+fn restored_shared(mode: &str) -> String {
+    let mut t = Spawn::new("tree").args(&[mode]).start();
+    let r = t.pid();
+    let kids = wait_for(Duration::from_secs(5), || {
+        let k = children(r);
+        (!k.is_empty()).then_some(k)
+    })
+    .expect("the target has a child");
+    let image = t.dir.join("image");
+    let run = t.capture_kill(&image);
+    assert!(!run.stderr.contains("share"), "{run}");
+    gone(&kids);
+    t.restore(&image, &[], RunOpts::default());
+    let _child = ProcGuard::foreign(kids[0]);
+    let same = psnc_ptrace::sys::kcmp_file(r as i32, 3, kids[0] as i32, 3).expect("kcmp");
+    assert!(
+        same,
+        "fd 3 of PID {r} and PID {} are two descriptions",
+        kids[0]
+    );
+    std::fs::read_to_string(format!("/proc/{r}/fdinfo/3")).expect("fdinfo")
+}
+
+/// A regular file opened before a fork (format 1.3: one description, one offset): restored as
+/// one description, at its offset.
+#[test]
+fn file_description_shared_across_fork_is_restored_shared() {
+    let info = restored_shared("sharedfd");
+    assert!(info.starts_with("pos:\t1\n"), "{info}");
+}
+
+/// An eventfd inherited over fork: one counter for both processes, restored as one eventfd.
+#[test]
+fn eventfd_shared_across_fork_is_restored_shared() {
+    let info = restored_shared("sharedevfd");
+    let count = info
+        .lines()
+        .find_map(|l| l.strip_prefix("eventfd-count:"))
+        .map(str::trim);
+    assert_eq!(count, Some("5"), "{info}");
 }
 
 /// A tree that forks while it is seized: past the bound, refused; every process runs on.
@@ -434,25 +445,21 @@ fn python3_multiprocessing_pool() {
 }
 
 /// A child that exits while the tree is seized becomes a zombie (its parent, stopped, cannot
-/// reap it): refused, naming it and its parent, and the tree runs on. Children live about a
-/// millisecond, so some capture hits one; every other attempt captures the tree whole.
+/// reap it): the capture records it as one, with its status, and the tree runs on (the parent
+/// reaps it after the detach). Children live about a millisecond, so some capture hits one.
 #[test]
-fn child_exiting_during_the_capture_is_refused() {
+fn child_exiting_during_the_capture_is_captured_as_a_zombie() {
     let t = Spawn::new("tree").args(&["exiter"]).start();
     let root = t.pid();
     let image = t.dir.join("image");
     for _ in 0..50 {
         let run = capture(root, &image, &[]);
         assert_running_untraced(root);
-        if run.ok() {
-            continue;
-        }
-        run.assert_status(69);
-        assert!(
-            run.stderr
-                .contains(&format!(", a child of PID {root}, is a zombie (it exited")),
-            "{run}"
-        );
+        run.assert_ok();
+        let z = zombies_of(&image);
+        let Some(z) = z.first() else { continue };
+        assert_eq!(z.ppid, root, "{z:?}");
+        assert_eq!(z.status, psnc_format::model::ExitStatus::Exited(0));
         return;
     }
     panic!("no capture of 50 met an exiting child");
@@ -488,7 +495,7 @@ fn child_in_another_pid_namespace_is_refused() {
 fn group_leader_outside_the_image_is_refused_at_restore() {
     let t = Spawn::new("tree").args(&["outsidegroup"]).start();
     let r = t.report();
-    let (y, z) = (pid_after(&r, "TREE "), pid_after(&r, "UP Z "));
+    let (y, z) = (r.pid_after("TREE "), r.pid_after("UP Z "));
     let image = t.dir.join("image");
     capture(y, &image, &["--kill"]).assert_ok();
     gone(&[y, z]);
@@ -508,7 +515,7 @@ fn group_leader_outside_the_image_is_refused_at_restore() {
 /// A tree mixing modes (an x86_64 process whose child runs i386 code): refused, naming the child.
 #[test]
 fn tree_mixing_modes_is_refused() {
-    if !m32_or_skip(Bits::B32, "tree mixing modes") {
+    if !psnc_tests::m32_or_skip(Bits::B32, "tree mixing modes") {
         return;
     }
     let m32 = psnc_tests::target_binary("tree", Bits::B32);
@@ -528,7 +535,7 @@ fn tree_mixing_modes_is_refused() {
 #[test]
 fn fifo_between_two_processes_keeps_its_bytes_once() {
     let mut t = Spawn::new("tree").args(&["fifo"]).start();
-    let c = pid_after(&t.report(), "UP C ");
+    let c = t.report().pid_after("UP C ");
     let image = t.dir.join("image");
     t.capture_kill(&image);
     gone(&[c]);

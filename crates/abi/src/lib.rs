@@ -9,6 +9,8 @@
 //!
 //! | module      | what                                                                      |
 //! |-------------|---------------------------------------------------------------------------|
+//! | [`aio`]     | the AIO ring header [`aio::AioRingHeader`] and [`aio::Iocb`] (`io_setup`, |
+//! |             | `io_submit`)                                                              |
 //! | [`arch`]    | [`Arch`]: the two modes, their code selectors, NT_PRSTATUS sizes, syscall |
 //! |             | instruction and word size                                                 |
 //! | [`regs`]    | [`Regs`] with its index modules, the syscall-restart codes, XSAVE masks   |
@@ -20,6 +22,7 @@
 //! | [`timer`]   | interval and POSIX timers: [`ITimer`], [`PosixTimer`], and the syscall    |
 //! |             | structs [`ITimerVal`], [`ITimerSpec`]                                     |
 //! | [`rseq`]    | [`Rseq`]: a thread's rseq registration                                    |
+//! | [`socket`]  | socket families, types and protocols by name, for messages                |
 //! | [`tls`]     | [`UserDesc`]: an i386 GDT TLS entry                                       |
 //!
 //! Where a kernel struct's layout differs between the modes, its type has `to_bytes(arch)` and
@@ -30,12 +33,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aio;
 pub mod arch;
 mod bytes;
 pub mod regs;
 pub mod rseq;
 pub mod siginfo;
 pub mod signal;
+pub mod socket;
 pub mod sysno;
 pub mod timer;
 pub mod tls;

@@ -93,6 +93,16 @@ sysno_table! {
     Mprotect = SYS_mprotect, 125, "mprotect";
     /// `mremap`.
     Mremap = SYS_mremap, 163, "mremap";
+    /// `shmat` (i386: its own number since Linux 5.1, beside the `ipc` multiplexer).
+    Shmat = SYS_shmat, 397, "shmat";
+    /// `shmdt` (i386: its own number since Linux 5.1).
+    Shmdt = SYS_shmdt, 398, "shmdt";
+    /// `io_setup`.
+    IoSetup = SYS_io_setup, 245, "io_setup";
+    /// `io_destroy`.
+    IoDestroy = SYS_io_destroy, 246, "io_destroy";
+    /// `io_submit`.
+    IoSubmit = SYS_io_submit, 248, "io_submit";
     /// `madvise`.
     Madvise = SYS_madvise, 219, "madvise";
     /// `mlock`.

@@ -61,6 +61,21 @@ pub enum CaptureError {
         what: String,
     },
 
+    /// `TCP_REPAIR` refused: the capturing user lacks `CAP_NET_ADMIN`.
+    #[error(
+        "PID {pid}: fd {fd} is the TCP connection {conn}; --tcp-established puts it in repair \
+         mode (TCP_REPAIR), which needs CAP_NET_ADMIN: run psnc-capture as root, or use \
+         --tcp-close"
+    )]
+    TcpRepairDenied {
+        /// The PID.
+        pid: i32,
+        /// The fd.
+        fd: i32,
+        /// `local -> peer`.
+        conn: String,
+    },
+
     /// Another tracer (a debugger, strace, another psnc-capture) holds the process.
     #[error("PID {pid} is already traced by PID {tracer}; detach that tracer first")]
     AlreadyTraced {
@@ -98,6 +113,53 @@ pub enum CaptureError {
         what: String,
         /// Its kind: `"a socket (socket:[1234])"`, `"shared anonymous memory"`, ...
         kind: String,
+    },
+
+    /// A socket of a family, type or protocol no section of the image describes (a packet
+    /// socket, a raw IP socket, netlink, vsock, ...); restore could not make it again.
+    #[error(
+        "PID {pid}: fd {fd} is {kind}: not supported; close it in the process or leave the \
+         process out of the capture"
+    )]
+    UnsupportedSocket {
+        /// The PID.
+        pid: i32,
+        /// The fd.
+        fd: i32,
+        /// The socket by family, type and protocol names:
+        /// `"a packet socket (AF_PACKET, SOCK_RAW, protocol ETH_P_ALL)"`.
+        kind: String,
+    },
+
+    /// An AIO ring that does not look as the kernel lays one out.
+    #[error(
+        "PID {pid}: AIO context {ctx:#x}: the ring is not as the kernel lays it out ({why}); \
+         psnc-capture cannot tell what it holds"
+    )]
+    AioRing {
+        /// The PID.
+        pid: i32,
+        /// The context id (the ring's address).
+        ctx: u64,
+        /// The first field that is wrong, with its value.
+        why: String,
+    },
+
+    /// An AIO request completed while the process was stopped: it had requests in flight.
+    #[error(
+        "PID {pid}: AIO context {ctx:#x} has requests in flight (an event completed while the \
+         process was stopped: ring tail {before} -> {after}), which psnc-capture cannot capture; \
+         capture it again once its requests have completed"
+    )]
+    AioInFlight {
+        /// The PID.
+        pid: i32,
+        /// The context id (the ring's address).
+        ctx: u64,
+        /// The ring's tail when its events were read.
+        before: u32,
+        /// The ring's tail at the end of the process's capture.
+        after: u32,
     },
 
     /// The process runs under a seccomp filter, which capture cannot read back and restore yet.
@@ -212,17 +274,19 @@ pub enum CaptureError {
         rounds: usize,
     },
 
-    /// A process of the tree is a zombie: it has exited and waits for its parent to reap it.
-    /// Restoring it needs its exit status, which the image does not hold yet.
+    /// A child of the tree whose thread-group leader has exited while other threads of it
+    /// remain (it is exiting, or its main thread called `pthread_exit`): `/proc` shows it as a
+    /// zombie, but it is not one, and its leader cannot be seized.
     #[error(
-        "PID {pid}, a child of PID {ppid}, is a zombie (it exited and PID {ppid} has not reaped \
-         it yet); psnc-capture cannot restore zombies yet: capture once PID {ppid} has waited \
-         for it, or capture PID {ppid} with --no-children"
+        "PID {pid}, a child of PID {ppid}, shows as a zombie but still has other threads (its \
+         main thread exited while they run, or it is still exiting); psnc-capture cannot \
+         capture such a process: capture again once it has exited, or capture PID {ppid} with \
+         --no-children"
     )]
     ZombieInTree {
-        /// The zombie.
+        /// The process whose leader is a zombie.
         pid: i32,
-        /// Its parent, which has not waited for it.
+        /// Its parent.
         ppid: i32,
     },
 
@@ -241,26 +305,19 @@ pub enum CaptureError {
         ours: String,
     },
 
-    /// Two processes of the tree share one open file description (inherited across fork):
-    /// restore would give each its own, so their offset or contents would no longer move
-    /// together.
+    /// The process attaches System V shared memory of another IPC namespace than the tool's: a
+    /// segment identifier means nothing outside its namespace.
     #[error(
-        "PID {pid1} fd {fd1} and PID {pid2} fd {fd2} share one open file description of \
-         {kind} (inherited across fork); psnc-capture does not support file descriptions shared \
-         between processes yet (their offset would no longer be shared after restore): have one \
-         of them reopen the file, or capture one process with --no-children"
+        "PID {pid} attaches System V shared memory of another IPC namespace ({theirs}) than \
+         psnc-capture's ({ours}); run psnc-capture inside it (nsenter --ipc --target {pid})"
     )]
-    SharedDescription {
-        /// The first process.
-        pid1: i32,
-        /// Its fd.
-        fd1: i32,
-        /// The second process.
-        pid2: i32,
-        /// Its fd.
-        fd2: i32,
-        /// What the file is.
-        kind: String,
+    OtherIpcNamespace {
+        /// The process.
+        pid: i32,
+        /// Its namespace (`ipc:[INODE]`).
+        theirs: String,
+        /// The tool's.
+        ours: String,
     },
 
     /// The process tree kept changing while it was seized.
@@ -304,6 +361,47 @@ pub enum CaptureError {
         /// What is wrong with it.
         why: String,
     },
+
+    /// A process's controlling terminal is a pty pair of the image that restore could not make
+    /// its controlling terminal again: only a session leader of the image can take it, through
+    /// an fd on its slave.
+    #[error(
+        "PID {pid}: its controlling terminal is the pty /dev/pts/{index} of the image, but \
+         {why}; restore could not make it its controlling terminal again"
+    )]
+    ControllingTty {
+        /// The PID.
+        pid: i32,
+        /// The pair's index.
+        index: u32,
+        /// What is missing.
+        why: String,
+    },
+
+    /// An epoll instance shared by several processes watches a file that restore could not add
+    /// again: restore adds a shared instance's watch in the first process of the group (image
+    /// order) that has an fd with the watch's number, and there that fd is closed or another
+    /// file (the watch was added by another process, through an fd of its own).
+    #[error(
+        "PID {pid1} fd {fd1} and PID {pid2} fd {fd2} share an epoll instance that watches fd \
+         {tfd}, but {why}; restore could not re-add the watch. Have the program remove the watch \
+         (EPOLL_CTL_DEL) before closing or reusing the fd, or give every process the watched fd \
+         at the same number"
+    )]
+    SharedEpollWatchUnreachable {
+        /// The first process holding the instance.
+        pid1: i32,
+        /// Its epoll fd.
+        fd1: i32,
+        /// Another process holding it (the one restore would add the watch from, if any).
+        pid2: i32,
+        /// Its epoll fd.
+        fd2: i32,
+        /// The watched fd number as the kernel recorded it at EPOLL_CTL_ADD.
+        tfd: i32,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl CaptureError {
@@ -342,16 +440,23 @@ impl CaptureError {
             | CaptureError::SelfCapture { .. }
             | CaptureError::AlreadyTraced { .. }
             | CaptureError::Unsupported { .. }
+            | CaptureError::UnsupportedSocket { .. }
             | CaptureError::SeccompFilter { .. }
+            | CaptureError::AioRing { .. }
+            | CaptureError::AioInFlight { .. }
             | CaptureError::LayoutTooNarrow { .. }
             | CaptureError::ThreadsUnsettled { .. }
             | CaptureError::KmodUnavailable { .. }
             | CaptureError::EpollWatchUnreachable { .. }
+            | CaptureError::ControllingTty { .. }
+            | CaptureError::SharedEpollWatchUnreachable { .. }
             | CaptureError::ZombieInTree { .. }
             | CaptureError::OtherPidNamespace { .. }
-            | CaptureError::SharedDescription { .. }
+            | CaptureError::OtherIpcNamespace { .. }
             | CaptureError::TreeUnsettled { .. } => Exit::Refused,
-            CaptureError::PermissionDenied { .. } => Exit::NoPermission,
+            CaptureError::PermissionDenied { .. } | CaptureError::TcpRepairDenied { .. } => {
+                Exit::NoPermission
+            }
             CaptureError::Output { .. } => Exit::CannotWrite,
             CaptureError::Format { source, .. } => Exit::writing_image(source),
             CaptureError::Proc { .. }

@@ -27,7 +27,8 @@
 //!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
 //!  creds, memory    uids, gids, groups, caps, securebits; mm fields (stat's, and brk)
 //!  -- then, once:
-//!  tree             pipes joined across the tree; shared file descriptions refused (kcmp)
+//!  tree             pipes joined across the tree
+//!  fds::shares      every fd grouped by open file description (kcmp), for fd-shares
 //!  files            deleted files hashed and stored (target still stopped)
 //!  release          default: detach, then store the other files through handles opened while
 //!                   stopped, finish + commit; --kill: all of it stopped, commit, then SIGKILL
@@ -54,14 +55,16 @@
 //! |-------------|-----------------------------------------------------------------------------|
 //! | [`threads`] | each thread: registers, syscall restart, XSAVE, TLS, mask, queue, rseq, ... |
 //! | [`memory`]  | VMAs, pages, the mm fields (the `PR_SET_MM_MAP` values)                     |
+//! | [`shared_memory`] | shared anonymous memory objects, stored once for all their mappings   |
 //! | [`signals`] | signal handlers, the process-wide pending queue                             |
 //! | [`timers`]  | interval timers, POSIX timers                                               |
 //! | [`creds`]   | credentials: uids, gids, groups, capabilities, securebits                   |
 //! | [`process`] | ids, cwd, root, umask, personality, rlimits, prctl flags, comm/cmdline/auxv |
 //! | [`files`]   | the stored-file catalog: identities, hashes, stored contents                |
 //! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,      |
-//! |             | timerfd, signalfd, inotify                                                  |
+//! |             | timerfd, signalfd, inotify; `shares`: descriptions shared by several fds    |
 //! | [`tree`]    | the process tree: which processes, checks on each child, what they share    |
+//! | [`zombies`] | children that exited unreaped: ids and exit status (`/proc/PID/stat` 52)    |
 //!
 //! And the machinery around them: [`source`] (where the kernel-only state comes from) with
 //! [`kmod`] (the `/dev/checkpoint` side of it), [`stop`] (seize, park, thaw), [`interrupt`]
@@ -70,6 +73,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aio;
 pub mod creds;
 pub mod error;
 pub mod fds;
@@ -80,12 +84,15 @@ pub mod kmod;
 pub mod memory;
 pub mod process;
 pub mod procfs;
+pub mod shared_memory;
 pub mod signals;
 pub mod source;
 pub mod stop;
+pub mod sysv_shm;
 pub mod threads;
 pub mod timers;
 pub mod tree;
+pub mod zombies;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -146,6 +153,8 @@ pub struct Options {
     /// Capture every descendant too (default); `false` (`--no-children`) takes the one process,
     /// and pipes it shares with its children become external like any pipe to outside.
     pub children: bool,
+    /// What to do with established TCP connections (`--tcp-established`, `--tcp-close`).
+    pub tcp: fds::tcp::TcpMode,
 }
 
 impl Options {
@@ -161,6 +170,7 @@ impl Options {
             cmdline: Vec::new(),
             kmod: KmodMode::Auto,
             children: true,
+            tcp: fds::tcp::TcpMode::Refuse,
         }
     }
 }
@@ -172,6 +182,8 @@ pub struct Summary {
     pub pid: i32,
     /// Processes captured (the root and its descendants).
     pub processes: usize,
+    /// Zombies recorded (children that had exited unreaped; not counted in `processes`).
+    pub zombies: usize,
     /// Where the image went (`-` for stdout).
     pub image: PathBuf,
     /// Size of the image in bytes.
@@ -200,11 +212,14 @@ pub struct Summary {
 impl Summary {
     /// The one-line human summary.
     pub fn line(&self) -> String {
-        let tree = if self.processes > 1 {
+        let mut tree = if self.processes > 1 {
             format!(" and {} descendants", self.processes - 1)
         } else {
             String::new()
         };
+        if self.zombies > 0 {
+            tree.push_str(&format!(" with {} zombie(s)", self.zombies));
+        }
         format!(
             "captured PID {}{tree} into {}: {} bytes, {} pages, {} threads, {} files stored; target stopped {:.3} ms{}",
             self.pid,
@@ -223,6 +238,7 @@ impl Summary {
         serde_json::json!({
             "pid": self.pid,
             "processes": self.processes,
+            "zombies": self.zombies,
             "image": self.image.to_string_lossy(),
             "image_bytes": self.image_bytes,
             "pages_stored": self.pages_stored,
@@ -386,10 +402,12 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
             frozen.rounds()
         )
     });
+    let mut repairs = fds::tcp::Repairs::new(opts.tcp);
     let collected = collect(
         &mut frozen,
         &source,
         opts,
+        &mut repairs,
         &log,
         &check,
         Counting {
@@ -401,6 +419,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         Ok(c) => c,
         Err(e) => {
             log.step(|| format!("failed ({e}); detaching"));
+            repairs.release();
             drop(frozen.thaw());
             return Err(e);
         }
@@ -409,9 +428,46 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     // Without --kill the target runs on now; the stable files are read through the handles
     // opened while it was stopped. With --kill it stays stopped until the image is committed,
     // so nothing it does can differ from the image.
+    if !repairs.is_empty() {
+        log.step(|| format!("{} TCP connection(s) in repair mode", repairs.len()));
+    }
+    // Killed, the connections are down until the restore: their packets are dropped meanwhile
+    // (psnc_ptrace::netlock), or a peer that sends gets a reset from this host.
+    let locked = if opts.kill && !repairs.is_empty() {
+        let conns = fds::tcp::connections(&c.ckpt);
+        let table = psnc_ptrace::netlock::table_name(pid as u32);
+        match psnc_ptrace::netlock::lock(&table, &conns) {
+            Ok(()) => {
+                log.step(|| {
+                    format!(
+                        "network lock: nft table inet {table} drops the packets of {} \
+                         connection(s) until psnc-restore removes it",
+                        conns.len()
+                    )
+                });
+                Some(table)
+            }
+            Err(e) => {
+                c.warnings.push(format!(
+                    "no network lock for the {} TCP connection(s): {e}; a peer that sends \
+                     before the restore gets a reset from this host, which ends its connection",
+                    conns.len()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let unlock = |locked: &Option<String>| {
+        if let Some(t) = locked {
+            let _ = psnc_ptrace::netlock::unlock(t);
+        }
+    };
     let state = if opts.kill {
         Release::StillFrozen(frozen)
     } else {
+        repairs.release();
         let s = frozen.thaw()?;
         log.step(|| {
             format!(
@@ -422,6 +478,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         Release::Thawed(s)
     };
     let processes = c.ckpt.processes.len();
+    let zombies = c.ckpt.zombies.len();
     let written = write_rest(pid, opts, &log, &check, &mut c).and_then(|()| {
         let out_err = |source| CaptureError::Output {
             path: out_name.clone(),
@@ -445,9 +502,14 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
                 source: Box::new(e),
             })?;
             log.step(|| format!("killed PID {pid} ({processes} process(es))"));
+            // Dead: the sockets' last references are the tool's, closed in repair mode (no
+            // FIN, no RST to the peers).
+            repairs.close_in_repair();
             (s, true, n)
         }
         (Release::StillFrozen(frozen), Err(e)) => {
+            repairs.release();
+            unlock(&locked);
             drop(frozen.thaw());
             return Err(e);
         }
@@ -457,6 +519,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     Ok(Summary {
         pid,
         processes,
+        zombies,
         image: out_name,
         image_bytes,
         pages_stored: c.stats.pages,
@@ -583,6 +646,7 @@ fn collect<W: Write>(
     tree: &mut FrozenTree,
     source: &StateSource,
     opts: &Options,
+    repairs: &mut fds::tcp::Repairs,
     log: &Log,
     check: &dyn Fn() -> Result<()>,
     out: W,
@@ -631,6 +695,8 @@ fn collect<W: Write>(
     let mut writer = ImageWriter::new(out, class).map_err(fmt)?;
     let mut catalog = FileCatalog::new();
     let mut stats = Stats::default();
+    let mut shared = shared_memory::SharedObjects::new();
+    let mut sysv = sysv_shm::Segments::new();
     let mut processes = Vec::with_capacity(procs.len());
     for frozen in procs.iter_mut() {
         let p = collect_process(
@@ -642,7 +708,10 @@ fn collect<W: Write>(
             check,
             &mut writer,
             &mut catalog,
+            &mut shared,
+            &mut sysv,
             &mut stats,
+            repairs,
         )?;
         processes.push(p);
     }
@@ -650,7 +719,15 @@ fn collect<W: Write>(
         tree::link_pipes(&mut processes);
         tree::link_fifos(&mut processes);
     }
-    let warnings = tree::check_shared_descriptions(&processes)?;
+    // Every process is stopped: no fd changes while the descriptions are compared.
+    let fd_shares = fds::shares::group(&processes)?;
+    let unix_peers = fds::unix::external_peers(&processes)?;
+    fds::epoll::check_watches(&processes, &fd_shares)?;
+    let ptys = fds::tty::collect_ptys(&processes)?;
+    let warnings: Vec<String> = processes
+        .iter()
+        .filter_map(|p| aio::warning(p.pid as i32, &p.aio))
+        .collect();
 
     catalog.store(
         root,
@@ -660,6 +737,9 @@ fn collect<W: Write>(
         &mut || check(),
     )?;
     log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
+    // Last of what runs while every process is stopped: the longer the window, the more
+    // requests in flight complete in it and are caught.
+    aio::check_unchanged(&processes)?;
 
     let mut host = host::host_identity()?;
     if let Some(t) = processes.first().and_then(|p| p.threads.first()) {
@@ -681,6 +761,12 @@ fn collect<W: Write>(
             identity,
             processes,
             files: Vec::new(),
+            fd_shares,
+            zombies: tree.zombies().to_vec(),
+            shared_memory: shared.into_objects(),
+            ptys,
+            sysv_shm: sysv.into_segments(),
+            unix_peers,
         },
         catalog,
         writer,
@@ -701,7 +787,10 @@ fn collect_process<W: Write>(
     check: &dyn Fn() -> Result<()>,
     writer: &mut ImageWriter<W>,
     catalog: &mut FileCatalog,
+    shared: &mut shared_memory::SharedObjects,
+    sysv: &mut sysv_shm::Segments,
     stats: &mut Stats,
+    repairs: &mut fds::tcp::Repairs,
 ) -> Result<Process> {
     let pid = frozen.pid();
     let dir = ProcDir::new(pid);
@@ -737,10 +826,21 @@ fn collect_process<W: Write>(
     let exe = files::exe_ref(&dir, catalog)?;
 
     // Memory layout and its refusals, before any byte is copied.
-    let memory::MemoryLayout { vmas, plan_input } = memory::collect_vmas(&dir, catalog)?;
+    let memory::MemoryLayout {
+        vmas,
+        plan_input,
+        aio_rings,
+        shared: shared_vmas,
+        sysv: sysv_vmas,
+    } = memory::collect_vmas(&dir, catalog)?;
     log.step(|| format!("[{pid}] {} VMAs", vmas.len()));
+    let mut mem = TargetMemory::open(pid)?;
+    let aio = aio::collect(pid, &aio_rings, &mut mem)?;
+    if !aio.is_empty() {
+        log.step(|| format!("[{pid}] {} AIO context(s)", aio.len()));
+    }
 
-    let fds = fds::collect_fds(&dir, catalog, &mut TeePipePeek::new(pid)?)?;
+    let mut fds = fds::collect_fds(&dir, catalog, &mut TeePipePeek::new(pid)?, repairs)?;
     log.step(|| format!("[{pid}] {} fds", fds.len()));
     check()?;
 
@@ -753,7 +853,6 @@ fn collect_process<W: Write>(
         )
     });
 
-    let mut mem = TargetMemory::open(pid)?;
     let out_path = opts.output.display();
     let pages = memory::copy_pages(
         &plan,
@@ -771,6 +870,74 @@ fn collect_process<W: Write>(
             pages.len()
         )
     });
+    for entry in &shared_vmas {
+        shared.add(
+            &dir,
+            entry,
+            &mut |offset, bytes| {
+                stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
+                writer
+                    .write_pages(offset, bytes)
+                    .map_err(|source| CaptureError::Format {
+                        path: out_path.to_path_buf(),
+                        source,
+                    })
+            },
+            &mut || check(),
+        )?;
+    }
+    if !shared_vmas.is_empty() {
+        log.step(|| {
+            format!(
+                "[{pid}] {} shared anonymous mapping(s), each object stored once",
+                shared_vmas.len()
+            )
+        });
+    }
+    for (entry, may_write) in &sysv_vmas {
+        sysv.add(
+            &dir,
+            entry,
+            *may_write,
+            &mut |offset, bytes| {
+                stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
+                writer
+                    .write_pages(offset, bytes)
+                    .map_err(|source| CaptureError::Format {
+                        path: out_path.to_path_buf(),
+                        source,
+                    })
+            },
+            &mut || check(),
+        )?;
+    }
+    if !sysv_vmas.is_empty() {
+        log.step(|| {
+            format!(
+                "[{pid}] {} System V shared memory attachment(s), each segment stored once",
+                sysv_vmas.len()
+            )
+        });
+    }
+    // After the mappings: a memfd both mapped and open is the object its mapping gave.
+    let memfds = fds::memfd::resolve(
+        &dir,
+        &mut fds,
+        shared,
+        &mut |offset, bytes| {
+            stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
+            writer
+                .write_pages(offset, bytes)
+                .map_err(|source| CaptureError::Format {
+                    path: out_path.to_path_buf(),
+                    source,
+                })
+        },
+        &mut || check(),
+    )?;
+    if memfds > 0 {
+        log.step(|| format!("[{pid}] {memfds} memfd fd(s), each naming its shared memory object"));
+    }
 
     // The fields named here come from state read above; `process::collect` (evaluated after
     // them) reads the process-wide rest from /proc.
@@ -784,6 +951,7 @@ fn collect_process<W: Write>(
         pages,
         fds,
         signals,
+        aio,
         ..process::collect(&dir, &stat, &status, &kstate.process)?
     };
     stats.pages += plan.pages();

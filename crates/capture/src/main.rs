@@ -77,6 +77,28 @@ struct Args {
     #[arg(long, value_name = "auto|always|never", default_value = "auto")]
     kmod: KmodMode,
 
+    /// Capture established TCP connections (IPv4, IPv6) so that restore continues them: each
+    /// is read in repair mode (TCP_REPAIR, needs CAP_NET_ADMIN), sequence numbers, both queues,
+    /// options and window included. The kernel sends nothing for it meanwhile: with --kill the
+    /// socket is closed in repair mode (no FIN, no RST), else it leaves repair mode and the
+    /// target goes on. With --kill the connections are locked until the restore: an nftables
+    /// table `inet psnc_lock_<PID>` (made with `nft`, the nftables package) drops their packets,
+    /// so that a peer that sends meanwhile is not answered with a reset; psnc-restore removes it
+    /// (on another host, remove it with `nft delete table inet psnc_lock_<PID>`). Without nft
+    /// the capture says there is no lock. Restore must run where the connection's local address
+    /// exists. Half-closed and closing
+    /// connections (FIN_WAIT*, CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT, SYN_*) are refused.
+    #[arg(long, conflicts_with = "tcp_close")]
+    tcp_established: bool,
+
+    /// Capture TCP connections (established or in any other state) as closed: restore gives
+    /// the program a socket shut down both ways, on which reads return 0 (end of file) and
+    /// writes fail with EPIPE. With --kill the peer gets a reset (RST) when the target dies, so
+    /// that no half-closed connection keeps the restored server from binding its port again;
+    /// without --kill the connection goes on in the running target.
+    #[arg(long)]
+    tcp_close: bool,
+
     /// Log each step on stderr (and which way each piece of kernel state was read).
     #[arg(short, long)]
     verbose: bool,
@@ -118,6 +140,13 @@ fn main() -> ExitCode {
     opts.store_files = !args.no_store_files;
     opts.layout = args.layout;
     opts.verbose = args.verbose;
+    opts.tcp = if args.tcp_established {
+        psnc_capture::fds::tcp::TcpMode::Established
+    } else if args.tcp_close {
+        psnc_capture::fds::tcp::TcpMode::Close
+    } else {
+        psnc_capture::fds::tcp::TcpMode::Refuse
+    };
     opts.kmod = args.kmod;
     opts.children = !args.no_children;
     opts.interrupts = interrupts;

@@ -28,8 +28,11 @@
 //! | shared file mapping                   | none: its contents are the file's (page cache)    |
 //! | `[vdso]`                              | all: restore compares them with its own vdso      |
 //! | `[vvar]`, `[vvar_vclock]`, `[vsyscall]`| none: recorded only (kernel-provided data)       |
-//! | shared anonymous, SysV shm, memfd,    | refused until their issue lands                   |
+//! | shared anonymous (`/dev/zero (deleted)`| none here: the object's pages are stored once, by |
+//! | `[anon_shmem:NAME]`), shared memfd    | [`crate::shared_memory`], for every process       |
+//! | SysV shm, private memfd, hugetlbfs,   | refused until their issue lands                   |
 //! | device (VM_IO / VM_PFNMAP), others    |                                                   |
+//! | `/[aio] (deleted)` (an AIO ring)      | not a VMA of the image: [`crate::aio`] owns it    |
 
 use psnc_format::model::{MmFields, PageRun, Vma, VmaKind};
 
@@ -83,7 +86,11 @@ pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePol
         return refuse(format!("a hugetlbfs mapping ({})", display_path(path)));
     }
     if path.starts_with("/SYSV") {
-        return refuse(format!("SysV shared memory ({path})"));
+        if !entry.shared {
+            return refuse(format!("a private mapping of SysV shared memory ({path})"));
+        }
+        // The segment's contents are stored once for all its attachments (crate::sysv_shm).
+        return Ok((VmaKind::Anonymous, StorePolicy::Nothing));
     }
     if path == "/dev/zero" && !entry.shared {
         // A private mapping of /dev/zero is plain anonymous memory (the kernel makes it so).
@@ -93,10 +100,22 @@ pub fn classify(entry: &MapsEntry, flags: &VmFlags) -> Result<(VmaKind, StorePol
         || path.starts_with("[anon_shmem:")
         || (entry.shared && path.is_empty())
     {
-        return refuse(format!("shared anonymous memory ({})", display_path(path)));
+        if !entry.shared {
+            // A private mapping of a shmem object: the kernel never makes one of these names.
+            return refuse(format!(
+                "a private mapping of shared anonymous memory ({})",
+                display_path(path)
+            ));
+        }
+        // The object's contents are stored once for all its mappings (crate::shared_memory).
+        return Ok((VmaKind::Anonymous, StorePolicy::Nothing));
     }
     if path.starts_with("/memfd:") {
-        return refuse(format!("a memfd mapping ({path})"));
+        if !entry.shared {
+            return refuse(format!("a private memfd mapping ({path})"));
+        }
+        // A memfd object, stored once like shared anonymous memory (crate::shared_memory).
+        return Ok((VmaKind::Anonymous, StorePolicy::Nothing));
     }
     if path.is_empty() || path.starts_with("[anon:") {
         // Private anonymous memory; a PR_SET_VMA_ANON_NAME name is not kept.
@@ -130,6 +149,13 @@ pub struct MemoryLayout {
     pub vmas: Vec<Vma>,
     /// The same VMAs as `/proc/PID/maps` lists them, each with its [`StorePolicy`].
     pub plan_input: Vec<(MapsEntry, StorePolicy)>,
+    /// The AIO rings, left out of `vmas` ([`crate::aio`] records them as contexts).
+    pub aio_rings: Vec<MapsEntry>,
+    /// The shared anonymous VMAs, whose object [`crate::shared_memory`] stores.
+    pub shared: Vec<MapsEntry>,
+    /// The System V shared memory attachments, whose segment [`crate::sysv_shm`] stores, each
+    /// with whether it may be written (`VM_MAYWRITE`, smaps `mw`).
+    pub sysv: Vec<(MapsEntry, bool)>,
 }
 
 /// The VMAs of `/proc/PID/maps` with the VM flags of `smaps`, each classified (a refused one
@@ -141,7 +167,14 @@ pub fn collect_vmas(proc_dir: &ProcDir, catalog: &mut FileCatalog) -> Result<Mem
     let vm_flags = proc_dir.smaps_vm_flags()?;
     let mut vmas = Vec::with_capacity(maps.len());
     let mut plan_input: Vec<(MapsEntry, StorePolicy)> = Vec::with_capacity(maps.len());
+    let mut aio_rings = Vec::new();
+    let mut shared = Vec::new();
+    let mut sysv = Vec::new();
     for m in &maps {
+        if crate::aio::is_ring(m) {
+            aio_rings.push(m.clone());
+            continue;
+        }
         let flags = vm_flags.get(&m.start).cloned().unwrap_or_default();
         let (kind, policy) = classify(m, &flags).map_err(|r| CaptureError::Unsupported {
             pid,
@@ -152,19 +185,37 @@ pub fn collect_vmas(proc_dir: &ProcDir, catalog: &mut FileCatalog) -> Result<Mem
             VmaKind::File => Some(files::mapping_ref(proc_dir, m, catalog)?),
             _ => None,
         };
+        // A shared anonymous VMA's offset is the one into its object (it may be mapped from
+        // the middle of one, after an munmap or mremap of part of it).
+        let shared_anon = kind == VmaKind::Anonymous && m.shared;
+        if shared_anon && crate::sysv_shm::is_attachment(m) {
+            sysv.push((m.clone(), flags.has("mw")));
+        } else if shared_anon {
+            shared.push(m.clone());
+        }
         vmas.push(Vma {
             start: m.start,
             end: m.end,
             prot: m.prot(),
             shared: m.shared,
             kind,
-            file_offset: if kind == VmaKind::File { m.offset } else { 0 },
+            file_offset: if kind == VmaKind::File || shared_anon {
+                m.offset
+            } else {
+                0
+            },
             file,
             vm_flags: flags.bits,
         });
         plan_input.push((m.clone(), policy));
     }
-    Ok(MemoryLayout { vmas, plan_input })
+    Ok(MemoryLayout {
+        vmas,
+        plan_input,
+        aio_rings,
+        shared,
+        sysv,
+    })
 }
 
 /// The mm fields of the process (what restore sets with `PR_SET_MM_MAP`): those of `stat`, and
@@ -476,6 +527,19 @@ mod tests {
             classify(&entry("/tmp/x", true), &f),
             Ok((VmaKind::File, StorePolicy::Nothing))
         );
+        for shared_anon in [
+            "/dev/zero (deleted)",
+            "[anon_shmem:pool]",
+            "",
+            "/memfd:buf (deleted)",
+            "/SYSV70733de6 (deleted)",
+        ] {
+            assert_eq!(
+                classify(&entry(shared_anon, true), &f),
+                Ok((VmaKind::Anonymous, StorePolicy::Nothing)),
+                "{shared_anon}"
+            );
+        }
     }
 
     #[test]
@@ -483,17 +547,16 @@ mod tests {
         let f = flags(&[]);
         let kind = |p: &str, s: bool| classify(&entry(p, s), &f).unwrap_err().kind;
         assert_eq!(
-            kind("/dev/zero (deleted)", true),
-            "shared anonymous memory (/dev/zero (deleted))"
+            kind("[anon_shmem:x]", false),
+            "a private mapping of shared anonymous memory ([anon_shmem:x])"
         );
-        assert_eq!(kind("", true), "shared anonymous memory (no name)");
         assert_eq!(
-            kind("/SYSV00000000 (deleted)", true),
-            "SysV shared memory (/SYSV00000000 (deleted))"
+            kind("/SYSV00000000 (deleted)", false),
+            "a private mapping of SysV shared memory (/SYSV00000000 (deleted))"
         );
         assert_eq!(
             kind("/memfd:buf (deleted)", false),
-            "a memfd mapping (/memfd:buf (deleted))"
+            "a private memfd mapping (/memfd:buf (deleted))"
         );
         assert_eq!(
             kind("[uprobes]", false),

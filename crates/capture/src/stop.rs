@@ -3,7 +3,9 @@
 //! [`Frozen::freeze`] uses `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, never SIGSTOP, so the target's
 //! job-control state and its parent see nothing. Threads are seized in rounds: list
 //! `/proc/PID/task`, seize and interrupt every new thread, wait for the stops, and list again until
-//! a round finds no new thread (a thread may create another between the listing and its stop).
+//! a round finds no new thread (a thread may create another between the listing and its stop)
+//! and the kernel's `Threads:` count in `/proc/PID/status` equals the threads held (a listing can
+//! miss a thread while others exit).
 //! A stopped thread creates nothing, so a process converges in two or three rounds unless its
 //! threads live shorter than one round (a thread that creates its successor and exits at once).
 //! After [`max_seize_rounds`] listings that all found new threads the capture is refused with
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::ptrace::Options;
+use psnc_format::model::Zombie;
 use psnc_ptrace::{OnSignal, PtraceError, Stop, Tracee};
 
 use crate::error::{CaptureError, Result};
@@ -138,6 +141,16 @@ impl Frozen {
             if new.is_empty() {
                 if threads.is_empty() {
                     return Err(CaptureError::NoSuchProcess { pid });
+                }
+                // A listing of `/proc/PID/task` can miss a live thread: the kernel's readdir
+                // walks the thread list without a lock and stops early when the thread it stands
+                // on is released meanwhile, which a process whose threads exit all the time makes
+                // likely. The kernel's own count settles it: every live thread we do not hold
+                // keeps `Threads:` above ours. A thread still in its exit counts too, for the
+                // microseconds until it is released, so a mismatch is worth another round.
+                if proc_dir.status()?.threads as usize != threads.len() {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
                 }
                 // Leader first, then by TID.
                 let mut order: Vec<usize> = (0..threads.len()).collect();
@@ -299,12 +312,15 @@ pub fn max_tree_processes() -> usize {
 ///
 /// Processes are seized parents first: a process whose every thread is stopped can fork no
 /// more, so the children its threads list once it is stopped are all it has; each of them is
-/// seized in turn (a child that exited in between is gone and left out). A last pass lists the
-/// children of every process again and must find nothing new. Dropping the tree (any error)
+/// seized in turn (a child that exited in between is gone and left out, or, unreaped, recorded
+/// as a zombie: [`crate::zombies`]). A last pass lists the children of every process again and
+/// must find nothing new but zombies. Dropping the tree (any error)
 /// detaches every process seized so far: a failed capture leaves the whole tree running.
 #[derive(Debug)]
 pub struct FrozenTree {
     procs: Vec<Frozen>,
+    /// The zombie children of the tree's processes ([`crate::zombies`]), in the order found.
+    zombies: Vec<Zombie>,
 }
 
 impl FrozenTree {
@@ -312,6 +328,7 @@ impl FrozenTree {
     pub fn freeze(root: i32, children: bool) -> Result<FrozenTree> {
         let mut tree = FrozenTree {
             procs: vec![Frozen::freeze(root)?],
+            zombies: Vec::new(),
         };
         // Once stopped: /proc/PID/ns needs ptrace access, which the seize just proved.
         crate::tree::check_namespace(root)?;
@@ -339,44 +356,44 @@ impl FrozenTree {
                         why: format!("it grew past {max} processes (${TREE_MAX_ENV})"),
                     });
                 }
+                use crate::zombies::{settled_child_state, ChildState};
+                match settled_child_state(child, parent)? {
+                    ChildState::Zombie(z) => {
+                        tree.zombies.push(z);
+                        continue;
+                    }
+                    ChildState::Gone => continue,
+                    ChildState::Live | ChildState::Exiting => {}
+                }
                 match crate::tree::admit_child(child, parent).and_then(|()| Frozen::freeze(child)) {
                     Ok(f) => tree.procs.push(f),
                     // Exited (and reaped: its parent ignores SIGCHLD) before it was seized.
                     Err(CaptureError::NoSuchProcess { pid }) if pid == child => {}
-                    // Exiting while it was seized (the kernel refuses to attach to a task in
-                    // its exit): a zombie now, or gone.
-                    Err(e) => match ProcDir::new(child).stat() {
-                        Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
-                            return Err(CaptureError::ZombieInTree {
-                                pid: child,
-                                ppid: parent,
-                            })
-                        }
-                        Err(_) if !ProcDir::new(child).exists() => {}
-                        _ => return Err(e),
+                    // Exiting while it was checked or seized (the kernel refuses to attach to a
+                    // task in its exit): a zombie now, or gone.
+                    Err(e) => match settled_child_state(child, parent)? {
+                        ChildState::Zombie(z) => tree.zombies.push(z),
+                        ChildState::Gone => {}
+                        ChildState::Live | ChildState::Exiting => return Err(e),
                     },
                 }
             }
         }
         // Every process is stopped now; its children cannot change any more. Each one listed
         // must be in the tree: one that was skipped as gone but is a zombie now (it exited
-        // between its seize and its stop) is refused like any zombie.
-        let frozen: HashSet<i32> = tree.procs.iter().map(|f| f.pid()).collect();
+        // between its seize and its stop) is recorded like any zombie.
+        let mut known: HashSet<i32> = tree.procs.iter().map(|f| f.pid()).collect();
+        known.extend(tree.zombies.iter().map(|z| z.pid as i32));
+        let mut late = Vec::new();
         for f in &tree.procs {
             let tids: Vec<i32> = f.threads.iter().map(|t| t.tid()).collect();
             for c in crate::tree::children(f.pid(), &tids)? {
-                if frozen.contains(&c) {
+                if known.contains(&c) {
                     continue;
                 }
-                let dir = ProcDir::new(c);
-                match dir.stat() {
-                    Ok(s) if matches!(s.state, 'Z' | 'X' | 'x') => {
-                        return Err(CaptureError::ZombieInTree {
-                            pid: c,
-                            ppid: f.pid(),
-                        })
-                    }
-                    Err(_) if !dir.exists() => {}
+                match crate::zombies::settled_child_state(c, f.pid())? {
+                    crate::zombies::ChildState::Zombie(z) => late.push(z),
+                    crate::zombies::ChildState::Gone => {}
                     _ => {
                         return Err(CaptureError::TreeUnsettled {
                             pid: root,
@@ -386,7 +403,13 @@ impl FrozenTree {
                 }
             }
         }
+        tree.zombies.extend(late);
         Ok(tree)
+    }
+
+    /// The zombies among the children of the tree's processes, in the order found.
+    pub fn zombies(&self) -> &[Zombie] {
+        &self.zombies
     }
 
     /// The processes, the root first, parents before children.
@@ -436,11 +459,16 @@ impl FrozenTree {
     }
 
     /// Kills every process while still stopped, children first, and waits until the children
-    /// are gone from `/proc` (reaped by whoever inherits them), so that their PIDs are free for
-    /// a restore once this returns. Returns how long the root was stopped.
+    /// and the zombies are gone from `/proc` (reaped by whoever inherits them once their parent
+    /// is dead), so that their PIDs are free for a restore once this returns. Returns how long
+    /// the root was stopped.
     pub fn kill(self) -> Result<Duration> {
         let since = self.procs[0].since;
-        let children: Vec<i32> = self.procs[1..].iter().map(|f| f.pid()).collect();
+        let children: Vec<i32> = self.procs[1..]
+            .iter()
+            .map(|f| f.pid())
+            .chain(self.zombies.iter().map(|z| z.pid as i32))
+            .collect();
         let mut first = None;
         for f in self.procs.into_iter().rev() {
             if let Err(e) = f.kill() {

@@ -5,8 +5,8 @@
 //! parents first: once a process is stopped it can fork no more, so the list of its children
 //! (`/proc/PID/task/TID/children` of each of its threads, read after its last thread stopped) is
 //! final. A child that exits before it is seized is gone and not captured; one that already exited
-//! and waits for its parent (a zombie) is refused ([`CaptureError::ZombieInTree`]): restoring it
-//! needs its exit status in the image, which the format does not hold yet.
+//! and waits for its parent (a zombie) is recorded with its exit status ([`crate::zombies`]),
+//! and nothing below it is walked (its children were reparented).
 //!
 //! The root's own parent, process group and session may lie outside the tree (the shell that
 //! started it); every other process's parent is in the tree by construction (an orphan reparented
@@ -17,14 +17,12 @@
 //!   buffered bytes stored once (with the first process, at its lowest fd of that pipe), and
 //!   `external` only when no process of the image holds the other end; a FIFO's bytes likewise
 //!   only with the first process that holds it ([`link_fifos`]);
-//! - open file descriptions of regular files, FIFOs and epoll instances shared between processes
-//!   (across fork): restore would give each process its own description (its own offset), so
-//!   capture refuses them ([`check_shared_descriptions`], `kcmp(KCMP_FILE)`), naming both fds;
-//!   two fds of one process sharing a regular file's or FIFO's description (`2>&1`) are
-//!   restored apart too, which capture reports as a warning rather than a refusal;
+//! - open file descriptions shared between processes (across fork) or between fds of one process
+//!   (`dup`, `2>&1`), of every kind: grouped over the whole tree by [`crate::fds::shares`]
+//!   (`kcmp(KCMP_FILE)`) and recorded once each, so that restore opens each description once;
 //! - shared anonymous memory is refused in any process already ([`crate::memory`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use psnc_format::model::{FdKind, Process};
 
@@ -66,13 +64,11 @@ pub fn check_namespace(pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Checks child `pid` of `ppid` before it is seized: not a zombie, in the tool's PID namespace,
-/// a plain fork child (exit signal SIGCHLD), and everything [`crate::preflight`] checks.
+/// Checks live child `pid` of `ppid` before it is seized (zombies are told apart before, by
+/// [`crate::zombies::child_state`]): in the tool's PID namespace, a plain fork child (exit
+/// signal SIGCHLD), and everything [`crate::preflight`] checks.
 pub fn admit_child(pid: i32, ppid: i32) -> Result<()> {
     let stat = ProcDir::new(pid).stat()?;
-    if matches!(stat.state, 'Z' | 'X' | 'x') {
-        return Err(CaptureError::ZombieInTree { pid, ppid });
-    }
     check_namespace(pid)?;
     if stat.exit_signal != libc::SIGCHLD {
         return Err(CaptureError::Unsupported {
@@ -141,89 +137,6 @@ pub fn link_fifos(processes: &mut [Process]) {
             }
         }
         stored.extend(mine);
-    }
-}
-
-/// One fd whose open file description another process may share, grouped by what the file is.
-fn sharing_key(kind: &FdKind) -> Option<String> {
-    match kind {
-        FdKind::Regular(r) => Some(format!("file {}:{}", r.identity.dev, r.identity.ino)),
-        FdKind::Fifo { path, .. } => Some(format!("fifo {path}")),
-        FdKind::Epoll { .. } => Some("epoll".into()),
-        // Event fds keep state in the description (a counter, expirations, a watch list), which
-        // two processes sharing it see change together.
-        FdKind::EventFd { .. } => Some("eventfd".into()),
-        FdKind::TimerFd(_) => Some("timerfd".into()),
-        FdKind::Inotify { .. } => Some("inotify".into()),
-        _ => None,
-    }
-}
-
-/// Refuses open file descriptions (regular files, FIFOs, epoll instances, eventfds, timerfds,
-/// inotify instances) that two processes of
-/// the tree share, as after a fork: restore would open one description per process, so the
-/// offset (or the FIFO's bytes, or the epoll's watches) would no longer be shared — silently
-/// wrong. `kcmp(KCMP_FILE)` tells one description from two opens of the same file.
-///
-/// Within one process a shared description (`dup`, `2>&1` onto a log file) cannot be restored
-/// shared yet either, but refusing it would refuse most redirected programs: it is returned as
-/// a warning for the capture to print instead (regular files and FIFOs, where the shared offset
-/// or byte stream is what matters; pipe ends are restored shared already).
-pub fn check_shared_descriptions(processes: &[Process]) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    let mut by_key: BTreeMap<String, Vec<(i32, i32, &FdKind)>> = BTreeMap::new();
-    for p in processes {
-        for fd in &p.fds {
-            if let Some(key) = sharing_key(&fd.kind) {
-                by_key
-                    .entry(key)
-                    .or_default()
-                    .push((p.pid as i32, fd.fd, &fd.kind));
-            }
-        }
-    }
-    for fds in by_key.values() {
-        for (i, &(pid1, fd1, kind)) in fds.iter().enumerate() {
-            for &(pid2, fd2, _) in &fds[i + 1..] {
-                let within = pid1 == pid2;
-                if within && !matches!(kind, FdKind::Regular(_) | FdKind::Fifo { .. }) {
-                    continue;
-                }
-                let same = psnc_ptrace::sys::kcmp_file(pid1, fd1, pid2, fd2)
-                    .map_err(|e| crate::stop::trace_error(pid1, pid1, "kcmp(KCMP_FILE)", e))?;
-                if same && within {
-                    warnings.push(format!(
-                        "PID {pid1}: fds {fd1} and {fd2} share one open file description of {}; \
-                         restore gives each fd its own description, so their offsets and status \
-                         flags will no longer move together (shared descriptions are not \
-                         restored yet)",
-                        describe(kind)
-                    ));
-                } else if same {
-                    return Err(CaptureError::SharedDescription {
-                        pid1,
-                        fd1,
-                        pid2,
-                        fd2,
-                        kind: describe(kind),
-                    });
-                }
-            }
-        }
-    }
-    Ok(warnings)
-}
-
-/// What a shared description is, for the refusal.
-fn describe(kind: &FdKind) -> String {
-    match kind {
-        FdKind::Regular(r) => format!("the regular file {}", r.path),
-        FdKind::Fifo { path, .. } => format!("the FIFO {path}"),
-        FdKind::Epoll { .. } => "an epoll instance".into(),
-        FdKind::EventFd { .. } => "an eventfd".into(),
-        FdKind::TimerFd(_) => "a timerfd".into(),
-        FdKind::Inotify { .. } => "an inotify instance".into(),
-        _ => "a file".into(),
     }
 }
 

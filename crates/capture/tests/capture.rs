@@ -7,7 +7,7 @@
 mod common;
 
 use std::fs;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use psnc_capture::{capture, CaptureError, Options, Output};
@@ -501,16 +501,19 @@ fn ready_value(t: &Target) -> String {
 }
 
 #[test]
-fn socket_fd_is_refused_by_number() {
+fn socket_fd_is_refused_by_family_name() {
     let (err, t) = refused("socket");
     let fd = ready_value(&t);
-    let CaptureError::Unsupported { pid, what, kind } = &err else {
+    let CaptureError::UnsupportedSocket { pid, fd: n, kind } = &err else {
         panic!("{err:?}")
     };
     assert_eq!(*pid, t.pid());
-    assert_eq!(what, &format!("fd {fd}"));
-    assert!(kind.starts_with("a socket (socket:["), "{kind}");
-    assert!(err.to_string().contains("does not support yet"));
+    assert_eq!(n.to_string(), fd);
+    assert!(
+        kind.starts_with("a packet socket (AF_PACKET, SOCK_DGRAM)"),
+        "{kind}"
+    );
+    assert!(err.to_string().contains("close it in the process or leave"));
 }
 
 #[test]
@@ -524,24 +527,46 @@ fn io_uring_is_refused() {
 }
 
 #[test]
-fn memfd_is_refused() {
+fn hugetlb_memfd_is_refused() {
     let (err, t) = refused("memfd");
     let fd = ready_value(&t);
-    assert!(
-        matches!(&err, CaptureError::Unsupported { what, kind, .. } if *what == format!("fd {fd}") && kind.starts_with("a memfd (/memfd:buf")),
-        "{err:?}"
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "PID {}: fd {fd} is a memfd on hugetlbfs (MFD_HUGETLB, /memfd:buf (deleted)), which \
+             psnc-capture does not support yet",
+            t.pid()
+        )
     );
 }
 
 #[test]
-fn shared_anonymous_memory_is_refused_by_address() {
-    let (err, t) = refused("shm");
+fn sysv_shared_memory_is_captured_once_with_its_attachment() {
+    let t = Target::start(&target("refuse"), &["sysv"], tempfile::tempdir().unwrap());
     let addr = u64::from_str_radix(ready_value(&t).trim_start_matches("0x"), 16).unwrap();
-    let CaptureError::Unsupported { what, kind, .. } = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(what, &format!("mapping {:#x}-{:#x}", addr, addr + 4096));
-    assert_eq!(kind, "shared anonymous memory (/dev/zero (deleted))");
+    let dir = tempfile::tempdir().unwrap();
+    let img_path = dir.path().join("x.img");
+    capture(t.pid(), &opts(&img_path)).unwrap();
+    let img = Image::open(&img_path).unwrap();
+    let segs = &img.checkpoint().sysv_shm;
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let s = &segs[0];
+    // Removed at once by the target: key IPC_PRIVATE, SHM_DEST, one page written.
+    assert_eq!(
+        (s.key, s.size, s.mode, s.removed),
+        (0, 4096, 0o600, true),
+        "{s:?}"
+    );
+    assert_eq!(s.pages.len(), 1, "{s:?}");
+    assert_eq!(
+        img.page_bytes(&s.pages[0]).unwrap()[0],
+        1,
+        "the segment's first byte"
+    );
+    assert_eq!(s.attachments.len(), 1);
+    assert_eq!(s.attachments[0].start, addr);
+    assert!(!s.attachments[0].read_only);
+    t.assert_running_untouched();
 }
 
 #[test]
@@ -701,11 +726,19 @@ fn i386_process_gets_the_32_bit_layout_and_its_own_registers() {
     let exe = target_i386(
         "counter32",
         "#include <stdio.h>\n#include <unistd.h>\nint main(void){\n printf(\"ready\\n\"); fflush(stdout);\n \
-         for (unsigned long n = 1;; n++) { printf(\"count %lu ok\\n\", n); fflush(stdout); usleep(10000); }\n}\n",
+         for (unsigned long n = 1;; n++) { printf(\"count %lu ok\\n\", n); fflush(stdout); usleep(100000); }\n}\n",
     );
     let t = Target::start(&exe, &[], tempfile::tempdir().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let img_path = dir.path().join("i386.img");
+    // The restart assertion below needs the thread inside its nanosleep: it sleeps 100 ms per
+    // 10 us of work, and the capture starts once /proc says it sleeps, so that a loaded machine
+    // that leaves it runnable (stopped in user mode, nothing to restart) does not fail the test.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ProcDir::new(t.pid()).status().unwrap().state != 'S' {
+        assert!(Instant::now() < deadline, "the target never sleeps");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     capture(t.pid(), &opts(&img_path)).unwrap();
     t.assert_running_untouched();
     let img = Image::open(&img_path).unwrap();

@@ -28,6 +28,214 @@ pub struct Checkpoint {
     /// Every stored file (executables, mapped libraries, deleted-but-open files), deduplicated by
     /// content hash. Processes refer to them by [`FileId`].
     pub files: Vec<StoredFile>,
+    /// The open file descriptions held by two or more fds (format 1.3, `fd-shares`): after a
+    /// `dup` or a fork, one offset and one set of status flags serve every fd of the group.
+    /// An fd in no group has a description of its own.
+    pub fd_shares: Vec<FdShare>,
+    /// The zombies of the tree: processes that exited and that their parent (a process of the
+    /// image) has not reaped yet, in capture order. Format 1.3, section `zombies`.
+    pub zombies: Vec<Zombie>,
+    /// The shared memory objects (shared anonymous memory), each with its contents stored
+    /// once and the mappings of every process that maps it (format 1.3, section
+    /// `shared-memory`).
+    pub shared_memory: Vec<SharedMemory>,
+    /// The pseudo-terminal pairs whose master is an fd of the image (format 1.3, section
+    /// `ttys`), by index.
+    pub ptys: Vec<Pty>,
+    /// The System V shared memory segments attached by some process of the tree (format 1.3,
+    /// section `sysv-shm`), each with its contents stored once and every attachment. A segment
+    /// no process of the tree attaches is not part of a process checkpoint.
+    pub sysv_shm: Vec<SysvShm>,
+    /// The unix sockets of the image connected to a socket no process of the image holds
+    /// (format 1.3, section `unix-peers`), with that peer's name.
+    pub unix_peers: Vec<UnixPeer>,
+}
+
+/// A unix socket of the image whose peer is outside it: a connection to a daemon's listener
+/// (the peer is the daemon's accepted socket, named like the listener), a datagram socket
+/// connected to a bound one (`/dev/log`), a socketpair end whose other end the launcher kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UnixPeer {
+    /// The socket of the image (its inode).
+    pub ino: u64,
+    /// Its peer's inode at capture (no socket of the image).
+    pub peer_ino: u64,
+    /// The peer's name: `sun_path` bytes, a leading NUL for the abstract namespace; empty for
+    /// an unnamed peer. Restore connects to it again when something accepts there.
+    pub name: Vec<u8>,
+}
+
+/// One System V shared memory segment (`shmget`) attached by some process of the image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SysvShm {
+    /// Its key (`IPC_PRIVATE` is 0; a segment marked for removal shows key 0 too, and its key
+    /// is kept here as 0: it can no longer be found by key).
+    pub key: i32,
+    /// Its identifier (`shmid`): programs keep it, so restore recreates it with the same one.
+    pub shmid: i32,
+    /// Its permission bits (`shm_perm.mode & 0o777`).
+    pub mode: u32,
+    /// Owner uid (`shm_perm.uid`).
+    pub uid: u32,
+    /// Owner gid (`shm_perm.gid`).
+    pub gid: u32,
+    /// Creator uid (`shm_perm.cuid`).
+    pub cuid: u32,
+    /// Creator gid (`shm_perm.cgid`).
+    pub cgid: u32,
+    /// Its size in bytes as given to `shmget` (`shm_segsz`; not rounded).
+    pub size: u64,
+    /// Marked for removal (`IPC_RMID` while still attached: `SHM_DEST`): restore marks it again
+    /// once every process has attached it.
+    pub removed: bool,
+    /// Locked in memory (`SHM_LOCK`, `SHM_LOCKED` in `shm_perm.mode`).
+    pub locked: bool,
+    /// Its stored pages: `addr` is the byte offset into the segment. Pages no run covers read
+    /// as zeros.
+    pub pages: Vec<PageRun>,
+    /// Every attachment, by process and start address, in image order.
+    pub attachments: Vec<SysvAttach>,
+}
+
+/// One VMA that attaches a [`SysvShm`] (`shmat`): a shared [`VmaKind::Anonymous`] VMA whose
+/// `file_offset` is the offset into the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SysvAttach {
+    /// The process.
+    pub pid: u32,
+    /// The start address of its VMA.
+    pub start: u64,
+    /// Attached read-only (`SHM_RDONLY`: the VMA was never writable).
+    pub read_only: bool,
+}
+
+/// A pseudo-terminal pair whose master is held in the image (format 1.3). Bytes queued in
+/// either direction are not kept: they cannot be read without consuming them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Pty {
+    /// The index at capture (`TIOCGPTN`): the slave was `/dev/pts/<index>`, device 136:index.
+    pub index: u32,
+    /// The slave was locked (`TIOCGPTLCK`).
+    pub locked: bool,
+    /// The master was in packet mode (`TIOCGPKT`).
+    pub packet: bool,
+    /// The pair's kernel `struct termios` (`TCGETS`), 36 bytes.
+    pub termios: Vec<u8>,
+    /// The window size (`struct winsize`, `TIOCGWINSZ`), 8 bytes.
+    pub winsize: Vec<u8>,
+    /// Every fd of the image on the master, in image order.
+    pub masters: Vec<FdRef>,
+    /// Every fd of the image on the slave (`/dev/pts/<index>`), in image order.
+    pub slaves: Vec<FdRef>,
+    /// The session (its leader's PID) whose controlling terminal the pair is; 0 for none.
+    pub session: u32,
+    /// The terminal's foreground process group (`tpgid`), when `session` is set.
+    pub foreground: u32,
+}
+
+/// One open file description held by two or more fds, of one process or of several (format
+/// 1.3). Every member is an fd of the image, of the same kind, with the same flags and offset
+/// (the description's); restore opens or creates it once and hands it to every member.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FdShare {
+    /// The fds, in image order: by process (as in [`Checkpoint::processes`]), then by number.
+    pub fds: Vec<FdRef>,
+}
+
+/// One fd of one process of the image.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct FdRef {
+    /// The process.
+    pub pid: u32,
+    /// The fd number in it.
+    pub fd: i32,
+}
+
+/// A zombie: a child that exited and waits for its parent (a process of the image) to reap it.
+/// It has no threads, memory or fds; its own children were reparented at its exit. Restore
+/// recreates it so that the parent's `wait` still gets its status, and so that a process group
+/// or session it leads keeps existing for the live members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Zombie {
+    /// Its PID.
+    pub pid: u32,
+    /// Its parent, a process of the image.
+    pub ppid: u32,
+    /// Its process group.
+    pub pgid: u32,
+    /// Its session.
+    pub sid: u32,
+    /// How it ended.
+    pub status: ExitStatus,
+}
+
+/// How a process ended, as `wait(2)` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// It called `exit`/`_exit` with this code (`WEXITSTATUS`).
+    Exited(u8),
+    /// It was killed by `signal` (`WTERMSIG`, 1..=64); `core`: it dumped core (`WCOREDUMP`).
+    Killed {
+        /// The signal number.
+        signal: u8,
+        /// Whether a core was dumped.
+        core: bool,
+    },
+}
+
+impl Default for ExitStatus {
+    fn default() -> Self {
+        ExitStatus::Exited(0)
+    }
+}
+
+impl ExitStatus {
+    /// Decodes a `wait(2)`-style status (`/proc/PID/stat` field 52 of a zombie): `code << 8`, or
+    /// the signal with `0x80` for a core. `None` for a status no dead process has (a stop
+    /// status, or bits outside the low 16).
+    pub fn from_wait_status(status: i32) -> Option<ExitStatus> {
+        if !(0..=0xffff).contains(&status) {
+            return None;
+        }
+        let sig = (status & 0x7f) as u8;
+        if sig == 0 {
+            return Some(ExitStatus::Exited((status >> 8) as u8));
+        }
+        // 0x7f in the low bits is a stop status; a killing signal leaves the high byte 0.
+        if sig == 0x7f || status >> 8 != 0 {
+            return None;
+        }
+        Some(ExitStatus::Killed {
+            signal: sig,
+            core: status & 0x80 != 0,
+        })
+    }
+
+    /// The `wait(2)`-style status, the inverse of [`ExitStatus::from_wait_status`].
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => i32::from(code) << 8,
+            ExitStatus::Killed { signal, core } => i32::from(signal) | if core { 0x80 } else { 0 },
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// `exit 7`, `killed by signal 15`, `killed by signal 11 (core dumped)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exit {code}"),
+            ExitStatus::Killed { signal, core } => {
+                write!(f, "killed by signal {signal}")?;
+                if *core {
+                    f.write_str(" (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The identity of an image: versions, time, host and the capture command.
@@ -126,6 +334,29 @@ pub struct Process {
     pub fds: Vec<Fd>,
     /// Signal dispositions, process-wide pending signals and timers.
     pub signals: ProcessSignals,
+    /// AIO contexts (`io_setup`), sorted by ring address. Their rings are not among `vmas`:
+    /// restore recreates each with `io_setup` and moves it to its address.
+    pub aio: Vec<AioContext>,
+}
+
+/// One AIO context (`io_setup`) of a process: its ring mapping and the completed events the
+/// ring still holds. Requests in flight are not part of it (capture refuses the rings it can
+/// tell have them, see the capture crate's `aio` module).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AioContext {
+    /// The ring's address, which is also the context id (`aio_context_t`).
+    pub ring: u64,
+    /// The ring mapping's length in bytes (whole pages).
+    pub ring_len: u64,
+    /// The ring's number of event slots (its header's `nr`).
+    pub nr_events: u32,
+    /// The header's `head`: the next slot the process consumes.
+    pub head: u32,
+    /// The header's `tail`: the next slot the kernel fills.
+    pub tail: u32,
+    /// The completed, not yet consumed events, from `head` to `tail` (wrapping at
+    /// `nr_events`), 32 bytes (`struct io_event`) each.
+    pub events: Vec<u8>,
 }
 
 /// Credentials of a process (from `/proc/PID/status`).
@@ -235,6 +466,56 @@ pub struct StoredFile {
     /// Byte offset of the contents inside the file-data section (4096-aligned). Filled by the
     /// writer; capture leaves it 0.
     pub data_offset: u64,
+}
+
+/// One shared memory object: the kernel object behind shared mappings of several processes, or
+/// of one (a `MAP_SHARED | MAP_ANONYMOUS` mapping and the copies fork made of it). Its contents
+/// are stored once, whichever process they were read through.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SharedMemory {
+    /// What the object is.
+    pub kind: SharedMemoryKind,
+    /// Device of the object's inode at capture (the shmem inode `/proc/PID/maps` shows),
+    /// informational.
+    pub dev: u64,
+    /// Inode number at capture: mappings with the same one share the object.
+    pub ino: u64,
+    /// Size of the object in bytes (a multiple of 4096). It may exceed every mapping of it.
+    pub size: u64,
+    /// Its stored pages: here `addr` is the byte offset into the object, not an address. Pages
+    /// no run covers read as zeros.
+    pub pages: Vec<PageRun>,
+    /// Every VMA mapping it, by process and start address, in image order. The VMA is a shared
+    /// [`VmaKind::Anonymous`] one (also for a memfd) whose `file_offset` is the offset into the
+    /// object.
+    pub mappings: Vec<SharedMapping>,
+}
+
+/// What a shared memory object is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SharedMemoryKind {
+    /// Shared anonymous memory: `mmap(MAP_SHARED | MAP_ANONYMOUS)` or a shared mapping of
+    /// `/dev/zero` (maps shows `/dev/zero (deleted)`).
+    #[default]
+    Anonymous,
+    /// A memfd (`memfd_create`), mapped shared (maps shows `/memfd:NAME (deleted)`).
+    Memfd {
+        /// Its name, without the `memfd:` prefix.
+        name: String,
+        /// Its seals (`F_GET_SEALS`: `F_SEAL_SEAL` 1, `F_SEAL_SHRINK` 2, `F_SEAL_GROW` 4,
+        /// `F_SEAL_WRITE` 8, `F_SEAL_FUTURE_WRITE` 16, `F_SEAL_EXEC` 32); a memfd created
+        /// without `MFD_ALLOW_SEALING` has `F_SEAL_SEAL`.
+        seals: u32,
+    },
+}
+
+/// One VMA that maps a [`SharedMemory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SharedMapping {
+    /// The process.
+    pub pid: u32,
+    /// The start address of its VMA.
+    pub start: u64,
 }
 
 /// One thread.
@@ -431,7 +712,8 @@ pub enum FdKind {
         /// Bytes buffered in it at capture, read without consuming them.
         buffered: Vec<u8>,
     },
-    /// A socket (not yet supported by capture; the variant exists so the model need not change).
+    /// A socket. Only AF_UNIX sockets are captured (format 1.3: their state is in the
+    /// `unix-sockets` section, `unix`); other families are refused by capture.
     Socket {
         /// `AF_*` family.
         family: u32,
@@ -439,6 +721,8 @@ pub enum FdKind {
         sock_type: u32,
         /// Inode number of the socket.
         ino: u64,
+        /// The state of an AF_UNIX socket; `None` for other families.
+        unix: Option<Box<UnixSocket>>,
     },
     /// An eventfd (format 1.2: its `semaphore` flag is in the `event-fds` section).
     EventFd {
@@ -461,10 +745,25 @@ pub enum FdKind {
         /// The signal mask: bit `n - 1` for signal `n`.
         mask: u64,
     },
-    /// A memfd (not yet supported by capture).
+    /// A memfd named by name only: the format 1.0 variant, never written by capture (it
+    /// refused memfd fds before 1.3) and refused by restore, which has no contents for it.
     MemFd {
         /// Its name.
         name: String,
+    },
+    /// An AF_NETLINK socket (format 1.3): recreated with its protocol, port id, multicast
+    /// groups and destination. Only sockets with nothing queued are captured (a netlink
+    /// conversation in flight cannot be replayed).
+    Netlink(NetlinkSocket),
+    /// A memfd (format 1.3): the fd of a shared memory object of the image's `shared_memory`
+    /// (its name, seals and contents are the object's, stored once for every fd and mapping);
+    /// offset and flags are the fd's own.
+    MemFdObject {
+        /// Index of the object in `shared_memory`.
+        object: u32,
+        /// The memfd's size in bytes at capture (`st_size`; the object's size is this rounded
+        /// up to a page).
+        size: u64,
     },
     /// An inotify instance and its watches (format 1.2, `event-fds` section). Queued events
     /// are not kept.
@@ -472,11 +771,178 @@ pub enum FdKind {
         /// The watches, in increasing wd order.
         watches: Vec<InotifyWatch>,
     },
+    /// An IPv4 or IPv6 socket with its state (format 1.3: the state is in the `inet-sockets`
+    /// section; the `fds` section keeps it as a `Socket`).
+    InetSocket(InetSocket),
     /// Anything else: kept for inspection, refused by restore.
     Other {
         /// The `/proc/PID/fd/N` link target.
         link: String,
     },
+    /// The master of a pseudo-terminal pair (`/dev/ptmx`; format 1.3: the pair's state is its
+    /// [`Pty`] in [`Checkpoint::ptys`]).
+    PtyMaster {
+        /// The pair's index at capture: its slave was `/dev/pts/<index>`.
+        index: u32,
+    },
+}
+
+/// An IPv4 or IPv6 socket (TCP or UDP) that restore recreates: bound, listening, a connected
+/// UDP socket, an established TCP connection with its repair state (`--tcp-established`) or one
+/// captured as closed (`--tcp-close`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InetSocket {
+    /// `AF_INET` 2 or `AF_INET6` 10.
+    pub family: u32,
+    /// `SOCK_STREAM` 1 or `SOCK_DGRAM` 2.
+    pub sock_type: u32,
+    /// `IPPROTO_TCP` 6 or `IPPROTO_UDP` 17.
+    pub protocol: u32,
+    /// Inode number of the socket.
+    pub ino: u64,
+    /// What was done with it.
+    pub state: InetState,
+    /// The local address (`getsockname`): all zero bytes and port 0 when unbound.
+    pub local: InetAddr,
+    /// The peer (`getpeername`) of a connected UDP socket.
+    pub peer: Option<InetAddr>,
+    /// The `listen` backlog of a listener (the kernel's `sk_max_ack_backlog`); 0 otherwise.
+    pub backlog: u32,
+    /// The integer options whose value differs from a new socket's, in the order restore sets
+    /// them (all before `bind`).
+    pub options: Vec<SockOption>,
+    /// The repair state of an [`InetState::Established`] TCP connection; `None` otherwise.
+    pub tcp: Option<TcpConnection>,
+}
+
+/// An established TCP connection as `TCP_REPAIR` reads and restores it (`--tcp-established`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TcpConnection {
+    /// `TCP_QUEUE_SEQ` of the send queue: the sequence number after the last byte queued
+    /// (`write_seq`).
+    pub snd_seq: u32,
+    /// `TCP_QUEUE_SEQ` of the receive queue: the next sequence number expected (`rcv_nxt`).
+    pub rcv_seq: u32,
+    /// The send queue: bytes sent and not acknowledged, then `unsent` bytes never sent.
+    pub send_queue: Vec<u8>,
+    /// How many bytes at the end of `send_queue` were never sent (`SIOCOUTQNSD`).
+    pub unsent: u32,
+    /// The receive queue: bytes received and not yet read by the program.
+    pub recv_queue: Vec<u8>,
+    /// `TCP_MAXSEG`: the MSS, restored as the MSS clamp.
+    pub mss: u32,
+    /// `tcpi_options` of `TCP_INFO` (`TCPI_OPT_TIMESTAMPS` 1, `SACK` 2, `WSCALE` 4).
+    pub tcp_options: u8,
+    /// The window scale for sending (with `TCPI_OPT_WSCALE`).
+    pub snd_wscale: u8,
+    /// The window scale for receiving (with `TCPI_OPT_WSCALE`).
+    pub rcv_wscale: u8,
+    /// `TCP_TIMESTAMP` (with `TCPI_OPT_TIMESTAMPS`): the connection's timestamp clock.
+    pub timestamp: u32,
+    /// `TCP_REPAIR_WINDOW`: `snd_wl1`, `snd_wnd`, `max_window`, `rcv_wnd`, `rcv_wup`.
+    pub window: [u32; 5],
+}
+
+/// The state of an [`InetSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InetState {
+    /// Neither bound nor connected.
+    #[default]
+    Closed,
+    /// Bound to its local address.
+    Bound,
+    /// A TCP listener (bound, `listen` called, nothing waiting in its accept queue).
+    Listening,
+    /// A UDP socket with a peer (bound too: to the local address).
+    Connected,
+    /// An established TCP connection, with its [`TcpConnection`] (`--tcp-established`).
+    Established,
+    /// A TCP connection captured as closed (`--tcp-close`): restore gives a socket shut down
+    /// both ways, on which reads return 0 (end of file) and writes fail with `EPIPE`.
+    Shut,
+}
+
+/// An IPv4 or IPv6 address and port.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InetAddr {
+    /// The address in network order: 4 bytes (IPv4) or 16 (IPv6).
+    pub addr: Vec<u8>,
+    /// The port.
+    pub port: u16,
+}
+
+/// An integer socket option (`setsockopt(level, name, value)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SockOption {
+    /// `SOL_SOCKET` 1, `IPPROTO_IP` 0, `IPPROTO_TCP` 6, `IPPROTO_IPV6` 41.
+    pub level: i32,
+    /// The option number at that level (`SO_REUSEADDR` 2, `TCP_NODELAY` 1, ...).
+    pub name: i32,
+    /// The value to set: for `SO_RCVBUF` and `SO_SNDBUF` the one the program set (half of
+    /// what `getsockopt` reports: the kernel doubles it).
+    pub value: i32,
+}
+
+/// The state of one AF_UNIX socket (`sock_diag`, `getsockopt`, its receive queue peeked).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UnixSocket {
+    /// `TCP_ESTABLISHED` 1 (connected), `TCP_CLOSE` 7 (unconnected), `TCP_LISTEN` 10, as
+    /// `sock_diag` reports it.
+    pub state: u8,
+    /// The connected peer's inode (a socket of the image), 0 when not connected.
+    pub peer_ino: u64,
+    /// The bound name: `sun_path` bytes, a leading NUL for the abstract namespace; empty when
+    /// unbound.
+    pub name: Vec<u8>,
+    /// The socket file of a name in the filesystem, as it was at capture; `None` for an
+    /// abstract or no name, or a path unlinked (or replaced) after bind.
+    pub file: Option<UnixSocketFile>,
+    /// A listener's backlog (`listen`'s argument as the kernel keeps it).
+    pub backlog: u32,
+    /// `RCV_SHUTDOWN` 1 | `SEND_SHUTDOWN` 2.
+    pub shutdown: u8,
+    /// `SO_PASSCRED`.
+    pub passcred: bool,
+    /// `SO_RCVBUF` and `SO_SNDBUF` as `getsockopt` returns them (the kernel doubles the value
+    /// set).
+    pub rcvbuf: u32,
+    /// See `rcvbuf`.
+    pub sndbuf: u32,
+    /// The receive queue, oldest first: one entry per message of a datagram or seqpacket
+    /// socket, the bytes in one or more entries for a stream socket.
+    pub queued: Vec<Vec<u8>>,
+}
+
+/// The state of an AF_NETLINK socket.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetlinkSocket {
+    /// `SOCK_RAW` 3 or `SOCK_DGRAM` 2.
+    pub sock_type: u32,
+    /// The netlink protocol (`NETLINK_ROUTE` 0, `NETLINK_AUDIT` 9, `NETLINK_KOBJECT_UEVENT` 15,
+    /// `NETLINK_GENERIC` 16, ...).
+    pub protocol: u32,
+    /// The socket's inode.
+    pub ino: u64,
+    /// The bound port id (`nl_pid` of `getsockname`); 0 when unbound.
+    pub portid: u32,
+    /// The multicast groups joined, as `NETLINK_LIST_MEMBERSHIPS` gives them: bit `n % 32` of
+    /// word `n / 32` for group `n + 1`. Trailing zero words are left out.
+    pub groups: Vec<u32>,
+    /// The connected destination's port id (`getpeername`), 0 when not connected.
+    pub dst_portid: u32,
+    /// The connected destination's group (a group number, not a mask), 0 for none.
+    pub dst_group: u32,
+}
+
+/// The socket file a unix socket was bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UnixSocketFile {
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
 }
 
 /// The state of a timerfd (`timerfd_gettime` and `/proc/PID/fdinfo`).

@@ -157,6 +157,32 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
             )));
         }
     }
+    for (i, o) in ck.shared_memory.iter().enumerate() {
+        for r in &o.pages {
+            let data_end = r.pages.saturating_mul(4096).saturating_add(r.data_offset);
+            if data_end > page_data_len || r.data_offset % 4096 != 0 {
+                return Err(FormatError::DataOutOfRange {
+                    what: format!("page run {:#x} of shared memory object {i}", r.addr),
+                    offset: r.data_offset,
+                    end: data_end,
+                    len: page_data_len,
+                });
+            }
+        }
+    }
+    for s in &ck.sysv_shm {
+        for r in &s.pages {
+            let data_end = r.pages.saturating_mul(4096).saturating_add(r.data_offset);
+            if data_end > page_data_len || r.data_offset % 4096 != 0 {
+                return Err(FormatError::DataOutOfRange {
+                    what: format!("page run {:#x} of sysv segment {}", r.addr, s.shmid),
+                    offset: r.data_offset,
+                    end: data_end,
+                    len: page_data_len,
+                });
+            }
+        }
+    }
     for (i, f) in ck.files.iter().enumerate() {
         let end = f.data_offset.saturating_add(f.size);
         if end > file_data_len || f.data_offset % 4096 != 0 {

@@ -212,8 +212,8 @@ fn a_flipped_bit_in_a_metadata_section_is_refused_at_open_naming_the_section() {
             seen += 1;
         }
         // identity, processes, threads, vmas, page-index, files, fds, signals, epoll,
-        // event-fds, 2 x chunk-digests
-        assert_eq!(seen, 12, "{name}");
+        // event-fds, fd-shares, 2 x chunk-digests
+        assert_eq!(seen, 13, "{name}");
     }
 }
 

@@ -23,7 +23,7 @@ const EXAMPLES: [(&str, Arch, LayoutClass); 2] = [
 ];
 
 /// Every released format version with golden images.
-const GOLDEN_VERSIONS: [&str; 3] = ["v1.0", "v1.1", "v1.2"];
+const GOLDEN_VERSIONS: [&str; 4] = ["v1.0", "v1.1", "v1.2", "v1.3"];
 
 const UPDATE_VAR: &str = "PSNC_UPDATE_EXAMPLES";
 
@@ -125,16 +125,27 @@ fn check_example_image(path: &Path, arch: Arch, class: LayoutClass) {
     let has_epoll = img.version() >= (1, 1);
     // From 1.2 on it has an eventfd, a timerfd, a signalfd and an inotify fd (section 13).
     let has_event_fds = img.version() >= (1, 2);
+    // From 1.3 on fd 12 is a dup of fd 3, one description (section 14).
+    let has_fd_shares = img.version() >= (1, 3);
     assert_eq!(
         p.fds.len(),
-        6 + usize::from(has_epoll) + 4 * usize::from(has_event_fds),
+        6 + usize::from(has_epoll) + 4 * usize::from(has_event_fds) + usize::from(has_fd_shares),
         "{what}"
     );
+    if has_fd_shares {
+        let share = |fd: i32| psnc_format::model::FdRef { pid: 42, fd };
+        assert_eq!(ck.fd_shares.len(), 1, "{what}");
+        assert_eq!(ck.fd_shares[0].fds, [share(3), share(12)], "{what}");
+        let pos = |n: i32| p.fds.iter().find(|f| f.fd == n).map(|f| (f.pos, f.flags));
+        assert_eq!(pos(12), pos(3), "{what}");
+    } else {
+        assert!(ck.fd_shares.is_empty(), "{what}");
+    }
     if has_event_fds {
         let kinds: Vec<&FdKind> = p
             .fds
             .iter()
-            .filter(|f| f.fd >= 8)
+            .filter(|f| (8..12).contains(&f.fd))
             .map(|f| &f.kind)
             .collect();
         assert_eq!(

@@ -278,11 +278,13 @@ fn fd_kind(n_files: usize) -> BoxedStrategy<FdKind> {
         (text(), bytes(64))
             .prop_map(|(path, buffered)| FdKind::Fifo { path, buffered })
             .boxed(),
-        (any::<u32>(), any::<u32>(), any::<u64>())
+        // Not AF_UNIX (1): a unix socket needs its unix-sockets record.
+        (2u32.., any::<u32>(), any::<u64>())
             .prop_map(|(family, sock_type, ino)| FdKind::Socket {
                 family,
                 sock_type,
                 ino,
+                unix: None,
             })
             .boxed(),
         (any::<u64>(), any::<bool>())
@@ -545,6 +547,7 @@ fn process(
                 pages: Vec::new(),
                 fds,
                 signals,
+                aio: Vec::new(),
             };
             (p, runs)
         })
@@ -647,6 +650,12 @@ fn case(narrow: bool) -> impl Strategy<Value = Case> {
                     identity,
                     processes,
                     files: Vec::new(),
+                    fd_shares: Vec::new(),
+                    zombies: Vec::new(),
+                    shared_memory: Vec::new(),
+                    ptys: Vec::new(),
+                    sysv_shm: Vec::new(),
+                    unix_peers: Vec::new(),
                 },
                 runs,
                 files,

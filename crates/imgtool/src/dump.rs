@@ -266,6 +266,183 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
                 })
                 .collect()
         }),
+        // A group belongs to every process with an fd in it for `--pid`.
+        SectionKind::FdShares => Value::Array(
+            ck.fd_shares
+                .iter()
+                .filter(|s| pid.map_or(true, |x| s.fds.iter().any(|f| f.pid == x)))
+                .map(|s| json!({ "fds": to_value(&s.fds) }))
+                .collect(),
+        ),
+        // A zombie belongs to its parent for `--pid`.
+        SectionKind::Zombies => Value::Array(
+            ck.zombies
+                .iter()
+                .filter(|z| pid.map_or(true, |x| x == z.ppid))
+                .map(|z| {
+                    let mut v = to_value(z);
+                    if let Value::Object(m) = &mut v {
+                        m.insert("status_text".into(), z.status.to_string().into());
+                        m.insert("wait_status".into(), z.status.wait_status().into());
+                    }
+                    v
+                })
+                .collect(),
+        ),
+        SectionKind::Aio => per_proc(&|p| {
+            p.aio
+                .iter()
+                .map(|a| {
+                    with_pid(
+                        p.pid,
+                        json!({
+                            "context": format!("{:#x}", a.ring),
+                            "ring_len": a.ring_len,
+                            "nr_events": a.nr_events,
+                            "head": a.head,
+                            "tail": a.tail,
+                            "completed_events": hex::encode(&a.events),
+                        }),
+                    )
+                })
+                .collect()
+        }),
+        SectionKind::SharedMemory => Value::Array(
+            ck.shared_memory
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    json!({
+                        "id": i,
+                        "kind": to_value(&o.kind),
+                        "dev": o.dev,
+                        "ino": o.ino,
+                        "size": o.size,
+                        "pages": o.pages.iter().map(|r| json!({
+                            "offset": format!("{:#x}", r.addr),
+                            "pages": r.pages,
+                            "data_offset": r.data_offset,
+                        })).collect::<Vec<_>>(),
+                        "mappings": o.mappings.iter().map(|m| json!({
+                            "pid": m.pid,
+                            "start": format!("{:#x}", m.start),
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        ),
+        // A segment belongs to every process attaching it for `--pid`.
+        SectionKind::SysvShm => Value::Array(
+            ck.sysv_shm
+                .iter()
+                .filter(|s| pid.map_or(true, |x| s.attachments.iter().any(|a| a.pid == x)))
+                .map(|s| {
+                    json!({
+                        "key": format!("{:#010x}", s.key),
+                        "shmid": s.shmid,
+                        "mode": format!("{:#o}", s.mode),
+                        "uid": s.uid,
+                        "gid": s.gid,
+                        "cuid": s.cuid,
+                        "cgid": s.cgid,
+                        "size": s.size,
+                        "removed": s.removed,
+                        "locked": s.locked,
+                        "pages": s.pages.iter().map(|r| json!({
+                            "offset": format!("{:#x}", r.addr),
+                            "pages": r.pages,
+                            "data_offset": r.data_offset,
+                        })).collect::<Vec<_>>(),
+                        "attachments": s.attachments.iter().map(|a| json!({
+                            "pid": a.pid,
+                            "start": format!("{:#x}", a.start),
+                            "read_only": a.read_only,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        ),
+        // A pair belongs to every process with an fd on it for `--pid`.
+        SectionKind::Ttys => Value::Array(
+            ck.ptys
+                .iter()
+                .filter(|t| {
+                    pid.map_or(true, |x| {
+                        t.masters.iter().chain(&t.slaves).any(|f| f.pid == x)
+                    })
+                })
+                .map(|t| {
+                    json!({
+                        "index": t.index,
+                        "locked": t.locked,
+                        "packet": t.packet,
+                        "termios": hex::encode(&t.termios),
+                        "winsize": hex::encode(&t.winsize),
+                        "masters": to_value(&t.masters),
+                        "slaves": to_value(&t.slaves),
+                        "session": t.session,
+                        "foreground": t.foreground,
+                    })
+                })
+                .collect(),
+        ),
+        SectionKind::InetSockets => per_proc(&|p| {
+            p.fds
+                .iter()
+                .filter_map(|f| match &f.kind {
+                    FdKind::InetSocket(s) => Some(with_pid(
+                        p.pid,
+                        json!({ "fd": f.fd, "socket": to_value(s) }),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        }),
+        SectionKind::UnixSockets => per_proc(&|p| {
+            p.fds
+                .iter()
+                .filter_map(|f| match &f.kind {
+                    FdKind::Socket {
+                        sock_type,
+                        ino,
+                        unix: Some(u),
+                        ..
+                    } => Some(with_pid(
+                        p.pid,
+                        json!({
+                            "fd": f.fd,
+                            "ino": ino,
+                            "type": crate::info::unix_type(*sock_type),
+                            "state": u.state,
+                            "peer_ino": u.peer_ino,
+                            "name": crate::info::unix_name(&u.name),
+                            "file": u.file.map(|x| json!({
+                                "mode": format!("{:o}", x.mode), "uid": x.uid, "gid": x.gid,
+                            })),
+                            "backlog": u.backlog,
+                            "shutdown": u.shutdown,
+                            "passcred": u.passcred,
+                            "rcvbuf": u.rcvbuf,
+                            "sndbuf": u.sndbuf,
+                            "queued": u.queued.iter().map(hex::encode).collect::<Vec<_>>(),
+                        }),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        }),
+        SectionKind::UnixPeers => Value::Array(
+            ck.unix_peers
+                .iter()
+                .map(|u| {
+                    json!({
+                        "ino": u.ino,
+                        "peer_ino": u.peer_ino,
+                        "name": String::from_utf8_lossy(&u.name).replace('\0', "@"),
+                    })
+                })
+                .collect(),
+        ),
         SectionKind::ChunkDigests => Value::Array(
             [SectionKind::PageData, SectionKind::FileData]
                 .into_iter()

@@ -29,26 +29,277 @@ pub struct Info {
     pub tree: Vec<ProcessInfo>,
     /// The fds whose other end was outside the image, and what restore does with them.
     pub external_fds: Vec<ExternalFdInfo>,
+    /// The open file descriptions that two or more fds share (format 1.3), restored shared.
+    pub shared_fds: Vec<SharedFdInfo>,
+    /// The AIO contexts (`io_setup` rings) of every process.
+    pub aio_contexts: Vec<AioContextInfo>,
+    /// The shared memory objects, each stored once.
+    pub shared_memory: Vec<SharedMemoryInfo>,
+    /// The System V shared memory segments (format 1.3), each stored once.
+    pub sysv_shm: Vec<SysvShmInfo>,
+    /// The IPv4/IPv6 sockets of every process (format 1.3).
+    pub inet_sockets: Vec<InetSocketInfo>,
+    /// The unix sockets (format 1.3): pairs, listeners, queued messages.
+    pub unix_sockets: Vec<UnixSocketInfo>,
 }
 
-/// An fd whose other end was held by no process of the image: a pipe or FIFO the process
-/// inherited from whoever started it.
+/// One IPv4/IPv6 socket: what restore binds, listens on or connects to.
+#[derive(Debug, Clone, Serialize)]
+pub struct InetSocketInfo {
+    /// The process.
+    pub pid: u32,
+    /// The fd.
+    pub fd: i32,
+    /// `tcp`, `tcp6`, `udp` or `udp6`.
+    pub proto: String,
+    /// `closed`, `bound`, `listening` or `connected`.
+    pub state: String,
+    /// The local address, `127.0.0.1:8080` or `[::1]:8080`.
+    pub local: String,
+    /// The peer of a connected UDP socket.
+    pub peer: Option<String>,
+    /// The listen backlog (0 unless listening).
+    pub backlog: u32,
+    /// How many socket options restore sets.
+    pub options: usize,
+}
+
+/// One AF_UNIX socket fd.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnixSocketInfo {
+    /// The process.
+    pub pid: u32,
+    /// The fd.
+    pub fd: i32,
+    /// `stream`, `dgram`, `seqpacket`.
+    pub sock_type: String,
+    /// `connected to socket:[N]`, `listening (backlog N)` or `unconnected`.
+    pub state: String,
+    /// The bound name (`@name` for the abstract namespace), empty when unbound.
+    pub name: String,
+    /// Messages (or stream chunks) and bytes in its receive queue.
+    pub queued: (usize, usize),
+}
+
+/// `addr:port` as `ss` prints it (IPv6 in brackets).
+fn inet_addr(a: &psnc_format::model::InetAddr) -> String {
+    if let Ok(b) = <[u8; 4]>::try_from(a.addr.as_slice()) {
+        format!("{}:{}", std::net::Ipv4Addr::from(b), a.port)
+    } else if let Ok(b) = <[u8; 16]>::try_from(a.addr.as_slice()) {
+        format!("[{}]:{}", std::net::Ipv6Addr::from(b), a.port)
+    } else {
+        format!("?:{}", a.port)
+    }
+}
+
+/// The inet sockets of process `p`, in fd order.
+fn inet_sockets(p: &psnc_format::model::Process) -> Vec<InetSocketInfo> {
+    use psnc_format::model::InetState;
+    p.fds
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FdKind::InetSocket(s) => Some(InetSocketInfo {
+                pid: p.pid,
+                fd: f.fd,
+                proto: format!(
+                    "{}{}",
+                    if s.sock_type == 1 { "tcp" } else { "udp" },
+                    if s.family == 10 { "6" } else { "" }
+                ),
+                state: match s.state {
+                    InetState::Closed => "closed",
+                    InetState::Bound => "bound",
+                    InetState::Listening => "listening",
+                    InetState::Connected => "connected",
+                    InetState::Established => "established",
+                    InetState::Shut => "closed connection",
+                }
+                .into(),
+                local: inet_addr(&s.local),
+                peer: s.peer.as_ref().map(inet_addr),
+                backlog: s.backlog,
+                options: s.options.len(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The name of a `SOCK_*` type of a unix socket.
+pub fn unix_type(t: u32) -> String {
+    match t {
+        1 => "stream".into(),
+        2 => "dgram".into(),
+        5 => "seqpacket".into(),
+        t => format!("type {t}"),
+    }
+}
+
+/// A unix socket name as `ss` shows it: a path, `@name` for the abstract namespace.
+pub fn unix_name(name: &[u8]) -> String {
+    match name.split_first() {
+        Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
+        _ => String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
+/// One open file description held by two or more fds (dup, `2>&1`, inherited across fork).
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedFdInfo {
+    /// The fds, as `(pid, fd)`, in image order.
+    pub fds: Vec<(u32, i32)>,
+    /// What the description is open on: a path, `pipe:[INO]`, or the kind of an anonymous file.
+    pub resource: String,
+}
+
+/// The shared descriptions of the image, each named by what its first fd is open on.
+pub fn shared_fds(ck: &psnc_format::model::Checkpoint) -> Vec<SharedFdInfo> {
+    ck.fd_shares
+        .iter()
+        .map(|s| {
+            let first = s.fds.first().and_then(|r| {
+                ck.processes
+                    .iter()
+                    .find(|p| p.pid == r.pid)
+                    .and_then(|p| p.fds.iter().find(|f| f.fd == r.fd))
+            });
+            let resource = match first.map(|f| &f.kind) {
+                Some(FdKind::Regular(r)) => r.path.clone(),
+                Some(FdKind::Directory { path })
+                | Some(FdKind::CharDevice { path, .. })
+                | Some(FdKind::Tty { path, .. })
+                | Some(FdKind::Fifo { path, .. }) => path.clone(),
+                Some(FdKind::Pipe(pe)) => format!("pipe:[{}]", pe.ino),
+                Some(FdKind::EventFd { .. }) => "eventfd".into(),
+                Some(FdKind::Epoll { .. }) => "epoll instance".into(),
+                Some(FdKind::TimerFd(_)) => "timerfd".into(),
+                Some(FdKind::SignalFd { .. }) => "signalfd".into(),
+                Some(FdKind::Inotify { .. }) => "inotify instance".into(),
+                Some(FdKind::Netlink(n)) => format!("netlink socket:[{}]", n.ino),
+                Some(FdKind::MemFdObject { object, .. }) => {
+                    format!("memfd (shared memory object {object})")
+                }
+                Some(_) | None => "file".into(),
+            };
+            SharedFdInfo {
+                fds: s.fds.iter().map(|r| (r.pid, r.fd)).collect(),
+                resource,
+            }
+        })
+        .collect()
+}
+
+/// One AIO context: its ring and the completed events it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AioContextInfo {
+    /// The process.
+    pub pid: u32,
+    /// The context id, which is the ring's address (hex).
+    pub context: String,
+    /// The ring's length in bytes.
+    pub ring_len: u64,
+    /// Event slots of the ring.
+    pub nr_events: u32,
+    /// Completed events not yet consumed (from head to tail).
+    pub completed_events: usize,
+}
+
+/// One shared memory object (section `shared-memory`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedMemoryInfo {
+    /// Its index in the section.
+    pub id: usize,
+    /// What it is (`anonymous`, or `memfd "NAME" seals 0xN`).
+    pub kind: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its stored pages.
+    pub pages: u64,
+    /// The VMAs mapping it, as `PID:START`.
+    pub mappings: Vec<String>,
+}
+
+/// One System V shared memory segment (section `sysv-shm`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SysvShmInfo {
+    /// Its identifier, kept at restore.
+    pub shmid: i32,
+    /// Its key (`0x00000000`: `IPC_PRIVATE`, or removed).
+    pub key: String,
+    /// Its size in bytes as created.
+    pub size: u64,
+    /// Owner and mode, as `UID:GID 0oMODE`.
+    pub owner: String,
+    /// `removed`, `locked`, both or neither.
+    pub state: String,
+    /// Its stored pages.
+    pub pages: u64,
+    /// The VMAs attaching it, as `PID:START` (`ro` when read-only).
+    pub attachments: Vec<String>,
+}
+
+/// An fd whose other end was held by no process of the image: a pipe, FIFO or unix socket the
+/// process inherited from whoever started it, or a connection to a daemon.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExternalFdInfo {
     /// The process.
     pub pid: u32,
     /// The fd.
     pub fd: i32,
-    /// `pipe:[INO]`, or the FIFO's path.
+    /// `pipe:[INO]`, the FIFO's path, or `socket:[INO]`.
     pub resource: String,
-    /// `pipe` or `fifo`.
+    /// `pipe`, `fifo`, or `unix stream` / `unix datagram` / `unix seqpacket`.
     pub kind: String,
-    /// `read` or `write`.
+    /// `read` or `write`; for a socket, `peer NAME`.
     pub end: String,
     /// Bytes buffered in it at capture (all fds of the pipe together).
     pub buffered: usize,
     /// What psnc-restore does with it.
     pub restore: String,
+}
+
+/// The unix socket fds of `p` whose peer was outside the image (`unix-peers`), in fd order.
+pub fn unix_external_fds(ck: &psnc_format::model::Checkpoint, p: &Process) -> Vec<ExternalFdInfo> {
+    p.fds
+        .iter()
+        .filter_map(|f| {
+            let FdKind::Socket {
+                ino,
+                sock_type,
+                unix: Some(u),
+                ..
+            } = &f.kind
+            else {
+                return None;
+            };
+            let peer = ck.unix_peers.iter().find(|x| x.ino == *ino)?;
+            let name = match peer.name.split_first() {
+                None => format!("socket:[{}] (unnamed)", peer.peer_ino),
+                Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
+                Some(_) => String::from_utf8_lossy(&peer.name).into_owned(),
+            };
+            let queued: usize = u.queued.iter().map(Vec::len).sum();
+            let restore = if peer.name.is_empty() || queued > 0 {
+                "new pair, other end closed (queued bytes, then EOF; EPIPE); or --inherit-fd"
+            } else {
+                "connected to the peer's name again if something accepts there; or --inherit-fd"
+            };
+            let kind = match *sock_type {
+                2 => "unix datagram",  // SOCK_DGRAM
+                5 => "unix seqpacket", // SOCK_SEQPACKET
+                _ => "unix stream",
+            };
+            Some(ExternalFdInfo {
+                pid: p.pid,
+                fd: f.fd,
+                resource: format!("socket:[{ino}]"),
+                kind: kind.into(),
+                end: format!("peer {name}"),
+                buffered: queued,
+                restore: restore.into(),
+            })
+        })
+        .collect()
 }
 
 /// The external fds of `p`, in fd order. A pipe is external when capture marked it so; a FIFO
@@ -170,12 +421,22 @@ pub struct Counts {
     pub page_runs: usize,
     /// Stored files.
     pub files: usize,
+    /// Zombies (children that exited unreaped); absent from the JSON when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub zombies: usize,
+    /// Pseudo-terminal pairs (section `ttys`); absent from the JSON when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ptys: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Stored bytes by kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredBytes {
-    /// Stored pages.
+    /// Stored pages (of the processes and of the shared memory objects).
     pub pages: u64,
     /// Bytes of stored pages.
     pub page_bytes: u64,
@@ -221,6 +482,9 @@ pub struct ProcessInfo {
     pub pages: u64,
     /// The command line, split at NUL bytes.
     pub cmdline: Vec<String>,
+    /// For a zombie: how it ended (`exit 7`, `killed by signal 15`); absent for a process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zombie: Option<String>,
 }
 
 /// The arch name used everywhere in imgtool output.
@@ -326,9 +590,17 @@ pub fn info(img: &Image, image: &str) -> Info {
             fds: procs.iter().map(|p| p.fds.len()).sum(),
             page_runs: procs.iter().map(|p| p.pages.len()).sum(),
             files: ck.files.len(),
+            zombies: ck.zombies.len(),
+            ptys: ck.ptys.len(),
         },
         stored: StoredBytes {
-            pages: procs.iter().flat_map(|p| &p.pages).map(|r| r.pages).sum(),
+            pages: procs
+                .iter()
+                .flat_map(|p| &p.pages)
+                .chain(ck.shared_memory.iter().flat_map(|o| &o.pages))
+                .chain(ck.sysv_shm.iter().flat_map(|s| &s.pages))
+                .map(|r| r.pages)
+                .sum(),
             page_bytes,
             file_bytes,
             metadata_bytes,
@@ -347,19 +619,131 @@ pub fn info(img: &Image, image: &str) -> Info {
             .collect(),
         tree: tree_order(procs)
             .into_iter()
-            .map(|(depth, p)| ProcessInfo {
-                depth,
-                pid: p.pid,
-                ppid: p.ppid,
-                arch: arch_name(p.arch).into(),
-                comm: p.comm.clone(),
-                threads: p.threads.len(),
-                vmas: p.vmas.len(),
-                pages: p.pages.iter().map(|r| r.pages).sum(),
-                cmdline: split_cmdline(&p.cmdline),
+            .flat_map(|(depth, p)| {
+                let me = ProcessInfo {
+                    depth,
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    arch: arch_name(p.arch).into(),
+                    comm: p.comm.clone(),
+                    threads: p.threads.len(),
+                    vmas: p.vmas.len(),
+                    pages: p.pages.iter().map(|r| r.pages).sum(),
+                    cmdline: split_cmdline(&p.cmdline),
+                    zombie: None,
+                };
+                // A zombie right under its parent: it has no threads, memory or name left.
+                let zombies =
+                    ck.zombies
+                        .iter()
+                        .filter(|z| z.ppid == p.pid)
+                        .map(move |z| ProcessInfo {
+                            depth: depth + 1,
+                            pid: z.pid,
+                            ppid: z.ppid,
+                            arch: arch_name(p.arch).into(),
+                            comm: String::new(),
+                            threads: 0,
+                            vmas: 0,
+                            pages: 0,
+                            cmdline: Vec::new(),
+                            zombie: Some(z.status.to_string()),
+                        });
+                std::iter::once(me).chain(zombies)
             })
             .collect(),
-        external_fds: procs.iter().flat_map(external_fds).collect(),
+        external_fds: procs
+            .iter()
+            .flat_map(|p| {
+                let mut v = external_fds(p);
+                v.extend(unix_external_fds(ck, p));
+                v
+            })
+            .collect(),
+        shared_fds: shared_fds(ck),
+        aio_contexts: procs
+            .iter()
+            .flat_map(|p| {
+                p.aio.iter().map(|a| AioContextInfo {
+                    pid: p.pid,
+                    context: format!("{:#x}", a.ring),
+                    ring_len: a.ring_len,
+                    nr_events: a.nr_events,
+                    completed_events: a.events.len() / 32,
+                })
+            })
+            .collect(),
+        shared_memory: ck
+            .shared_memory
+            .iter()
+            .enumerate()
+            .map(|(i, o)| SharedMemoryInfo {
+                id: i,
+                kind: match &o.kind {
+                    psnc_format::model::SharedMemoryKind::Anonymous => "anonymous".into(),
+                    psnc_format::model::SharedMemoryKind::Memfd { name, seals } => {
+                        format!("memfd {name:?} seals {seals:#x}")
+                    }
+                },
+                size: o.size,
+                pages: o.pages.iter().map(|r| r.pages).sum(),
+                mappings: o
+                    .mappings
+                    .iter()
+                    .map(|m| format!("{}:{:#x}", m.pid, m.start))
+                    .collect(),
+            })
+            .collect(),
+        sysv_shm: ck
+            .sysv_shm
+            .iter()
+            .map(|s| SysvShmInfo {
+                shmid: s.shmid,
+                key: format!("{:#010x}", s.key),
+                size: s.size,
+                owner: format!("{}:{} {:#o}", s.uid, s.gid, s.mode),
+                state: [(s.removed, "removed"), (s.locked, "locked")]
+                    .iter()
+                    .filter(|(b, _)| *b)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                pages: s.pages.iter().map(|r| r.pages).sum(),
+                attachments: s
+                    .attachments
+                    .iter()
+                    .map(|a| {
+                        let ro = if a.read_only { " ro" } else { "" };
+                        format!("{}:{:#x}{ro}", a.pid, a.start)
+                    })
+                    .collect(),
+            })
+            .collect(),
+        inet_sockets: procs.iter().flat_map(inet_sockets).collect(),
+        unix_sockets: procs
+            .iter()
+            .flat_map(|p| {
+                p.fds.iter().filter_map(|f| match &f.kind {
+                    FdKind::Socket {
+                        sock_type,
+                        unix: Some(u),
+                        ..
+                    } => Some(UnixSocketInfo {
+                        pid: p.pid,
+                        fd: f.fd,
+                        sock_type: unix_type(*sock_type),
+                        state: match u.state {
+                            10 => format!("listening (backlog {})", u.backlog),
+                            _ if u.peer_ino != 0 => format!("connected to socket:[{}]", u.peer_ino),
+                            _ => "unconnected".into(),
+                        },
+                        name: unix_name(&u.name),
+                        queued: (u.queued.len(), u.queued.iter().map(Vec::len).sum()),
+                    }),
+                    _ => None,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -439,9 +823,11 @@ impl Info {
                 format!("features {}, {} bytes", i.xsave_features, i.xsave_size),
             ),
             ("processes", self.counts.processes.to_string()),
+            ("zombies", self.counts.zombies.to_string()),
             ("threads", self.counts.threads.to_string()),
             ("vmas", self.counts.vmas.to_string()),
             ("fds", self.counts.fds.to_string()),
+            ("ptys", self.counts.ptys.to_string()),
             (
                 "pages",
                 format!(
@@ -459,6 +845,9 @@ impl Info {
             ("overhead", bytes(self.stored.overhead_bytes)),
         ];
         for (k, v) in rows {
+            if k == "zombies" && self.counts.zombies == 0 || k == "ptys" && self.counts.ptys == 0 {
+                continue;
+            }
             t.add_row(row![k, v]);
         }
         let mut out = t.to_string();
@@ -474,7 +863,9 @@ impl Info {
             } else {
                 format!("{}└─ ", "   ".repeat(p.depth - 1))
             };
-            let cmd = if p.cmdline.is_empty() {
+            let cmd = if let Some(status) = &p.zombie {
+                format!("<defunct> ({status})")
+            } else if p.cmdline.is_empty() {
                 format!("[{}]", p.comm)
             } else {
                 quote_args(&p.cmdline)
@@ -501,6 +892,113 @@ impl Info {
             }
             out.push_str("\nfds whose other end was outside the image:\n");
             out.push_str(&ext.to_string());
+        }
+
+        if !self.shared_fds.is_empty() {
+            let mut shared = Table::new();
+            shared.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            shared.set_titles(row!["FDS (PID:FD)", "OPEN ON"]);
+            for s in &self.shared_fds {
+                let fds: Vec<String> = s.fds.iter().map(|(p, f)| format!("{p}:{f}")).collect();
+                shared.add_row(row![fds.join(" "), s.resource]);
+            }
+            out.push_str("\nopen file descriptions shared by several fds (restored shared):\n");
+            out.push_str(&shared.to_string());
+        }
+
+        if !self.aio_contexts.is_empty() {
+            let mut aio = Table::new();
+            aio.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            aio.set_titles(row!["PID", "CONTEXT", "RING", "SLOTS", "COMPLETED"]);
+            for a in &self.aio_contexts {
+                aio.add_row(row![
+                    a.pid,
+                    a.context,
+                    bytes(a.ring_len),
+                    a.nr_events,
+                    a.completed_events
+                ]);
+            }
+            out.push_str("\nAIO contexts:\n");
+            out.push_str(&aio.to_string());
+        }
+
+        if !self.shared_memory.is_empty() {
+            let mut shm = Table::new();
+            shm.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            shm.set_titles(row!["ID", "KIND", "SIZE", "PAGES", "MAPPED BY (PID:START)"]);
+            for o in &self.shared_memory {
+                shm.add_row(row![o.id, o.kind, o.size, o.pages, o.mappings.join(" ")]);
+            }
+            out.push_str("\nshared memory (stored once):\n");
+            out.push_str(&shm.to_string());
+        }
+
+        if !self.sysv_shm.is_empty() {
+            let mut t = Table::new();
+            t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            t.set_titles(row![
+                "SHMID",
+                "KEY",
+                "SIZE",
+                "OWNER MODE",
+                "STATE",
+                "PAGES",
+                "ATTACHED BY (PID:START)"
+            ]);
+            for x in &self.sysv_shm {
+                t.add_row(row![
+                    x.shmid,
+                    x.key,
+                    x.size,
+                    x.owner,
+                    x.state,
+                    x.pages,
+                    x.attachments.join(" ")
+                ]);
+            }
+            out.push_str("\nSystem V shared memory (stored once):\n");
+            out.push_str(&t.to_string());
+        }
+
+        if !self.inet_sockets.is_empty() {
+            let mut inet = Table::new();
+            inet.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            inet.set_titles(row![
+                "PID", "FD", "PROTO", "STATE", "LOCAL", "PEER", "BACKLOG", "OPTIONS"
+            ]);
+            for s in &self.inet_sockets {
+                inet.add_row(row![
+                    s.pid,
+                    s.fd,
+                    s.proto,
+                    s.state,
+                    s.local,
+                    s.peer.as_deref().unwrap_or("-"),
+                    s.backlog,
+                    s.options
+                ]);
+            }
+            out.push_str("\nIPv4/IPv6 sockets:\n");
+            out.push_str(&inet.to_string());
+        }
+
+        if !self.unix_sockets.is_empty() {
+            let mut t = Table::new();
+            t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
+            t.set_titles(row!["PID", "FD", "TYPE", "STATE", "NAME", "QUEUED"]);
+            for u in &self.unix_sockets {
+                t.add_row(row![
+                    u.pid,
+                    u.fd,
+                    u.sock_type,
+                    u.state,
+                    u.name,
+                    format!("{} msgs, {} bytes", u.queued.0, u.queued.1)
+                ]);
+            }
+            out.push_str("\nunix sockets:\n");
+            out.push_str(&t.to_string());
         }
 
         if !self.files.is_empty() {

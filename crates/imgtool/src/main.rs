@@ -78,7 +78,10 @@ enum Cmd {
     /// by section (or only --section KIND, only --pid PID).
     ///
     /// Section names: identity, processes, threads, vmas, page-index, page-data, files,
-    /// file-data, fds, signals, epoll, event-fds, chunk-digests. The hex dump shows `--` for bytes the image does
+    /// file-data, fds, signals, epoll, event-fds, fd-shares, shared-memory, zombies, aio,
+    /// inet-sockets, ttys, chunk-digests. The hex dump shows `--` for bytes the image does
+    /// file-data, fds, signals, epoll, event-fds, fd-shares, zombies, aio, unix-sockets, chunk-digests. The hex
+    /// dump shows `--` for bytes the image does
     /// not store and says why (never touched, file-backed, kernel-provided, not mapped).
     #[command(after_help = exit::help(READING, &[]))]
     Dump {

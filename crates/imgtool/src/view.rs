@@ -231,6 +231,10 @@ pub fn checkpoint_view(ck: &Checkpoint) -> Value {
     let mut files = to_value(&ck.files);
     hexify_bytes(&mut files);
     m.insert("files".into(), files);
+    // Only when there are any, so views of images without zombies stay as they were.
+    if !ck.zombies.is_empty() {
+        m.insert("zombies".into(), to_value(&ck.zombies));
+    }
     Value::Object(m)
 }
 

@@ -43,6 +43,8 @@ fn info_summarizes_both_classes_as_table_and_json() {
             "2026-01-01T00:00:00Z",
             "AuthenticAMD",
             "/usr/bin/example",
+            "open file descriptions shared by several fds (restored shared):",
+            "42:3 42:12",
         ] {
             assert!(
                 r.stdout.contains(want),
@@ -54,7 +56,11 @@ fn info_summarizes_both_classes_as_table_and_json() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
         assert_eq!(v["format"]["layout_class"], bits);
-        assert_eq!(v["format"]["version"], "1.2");
+        assert_eq!(v["format"]["version"], "1.3");
+        assert_eq!(
+            v["shared_fds"],
+            serde_json::json!([{ "fds": [[42, 3], [42, 12]], "resource": "/tmp/example.log" }])
+        );
         assert_eq!(v["identity"]["xsave_size"], 832);
         assert_eq!(v["counts"]["processes"], 1);
         assert_eq!(v["counts"]["threads"], 1);
@@ -136,7 +142,7 @@ fn dump_prints_every_section_of_both_classes() {
         let r = imgtool(&["dump".as_ref(), img.as_os_str(), "--json".as_ref()]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
-        assert_eq!(v["sections"].as_array().map(Vec::len), Some(14));
+        assert_eq!(v["sections"].as_array().map(Vec::len), Some(15));
         for k in SectionKind::ALL {
             assert!(v.get(k.name()).is_some(), "no {k} in JSON dump");
         }
@@ -163,6 +169,144 @@ fn dump_prints_every_section_of_both_classes() {
             v["event-fds"]
         );
         assert_eq!(v["event-fds"][3]["state"]["inotify"]["watches"][1]["wd"], 3);
+        assert_eq!(
+            v["fd-shares"],
+            serde_json::json!([{ "fds": [{ "pid": 42, "fd": 3 }, { "pid": 42, "fd": 12 }] }])
+        );
+    }
+}
+
+#[test]
+fn info_and_dump_show_aio_contexts() {
+    let dir = tmp();
+    for (arch, class, _) in BOTH {
+        let bytes = example_with(arch, class, |ck, _| {
+            ck.processes[0].aio = vec![psnc_format::model::AioContext {
+                ring: 0x6000_0000,
+                ring_len: 4096,
+                nr_events: 127,
+                head: 126,
+                tail: 1,
+                events: vec![0xab; 64],
+            }];
+        });
+        let img = save(dir.path(), "img.psnc", &bytes);
+        let r = imgtool(&["info".as_ref(), img.as_os_str()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("AIO contexts:"), "{}", r.stdout);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains("0x60000000"))
+            .unwrap_or_else(|| panic!("no context line:\n{}", r.stdout));
+        let cols: Vec<&str> = line.split_whitespace().filter(|c| *c != "|").collect();
+        assert_eq!(
+            cols,
+            ["42", "0x60000000", "4096", "(4.0", "KiB)", "127", "2"],
+            "{line}"
+        );
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--section".as_ref(),
+            "aio".as_ref(),
+            "--json".as_ref(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["sections"][0]["kind"], 17);
+        let a = &v["aio"][0];
+        assert_eq!(
+            (
+                &a["pid"],
+                &a["context"],
+                &a["nr_events"],
+                &a["head"],
+                &a["tail"]
+            ),
+            (
+                &42.into(),
+                &"0x60000000".into(),
+                &127.into(),
+                &126.into(),
+                &1.into()
+            )
+        );
+        assert_eq!(a["completed_events"], "ab".repeat(64));
+    }
+}
+
+#[test]
+fn info_and_dump_show_inet_sockets() {
+    use psnc_format::model::{Fd, FdKind, InetAddr, InetSocket, InetState, SockOption};
+    let dir = tmp();
+    for (arch, class, _) in BOTH {
+        let bytes = example_with(arch, class, |ck, _| {
+            ck.processes[0].fds.push(Fd {
+                fd: 20,
+                flags: 2,
+                cloexec: false,
+                pos: 0,
+                kind: FdKind::InetSocket(InetSocket {
+                    family: 10,
+                    sock_type: 1,
+                    protocol: 6,
+                    ino: 9,
+                    state: InetState::Listening,
+                    local: InetAddr {
+                        addr: std::net::Ipv6Addr::LOCALHOST.octets().to_vec(),
+                        port: 8080,
+                    },
+                    peer: None,
+                    backlog: 13,
+                    options: vec![SockOption {
+                        level: 41,
+                        name: 26,
+                        value: 1,
+                    }],
+                    tcp: None,
+                }),
+            });
+        });
+        let img = save(dir.path(), "img.psnc", &bytes);
+        let r = imgtool(&["info".as_ref(), img.as_os_str()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("IPv4/IPv6 sockets:"), "{}", r.stdout);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains("[::1]:8080"))
+            .unwrap_or_else(|| panic!("no socket line:\n{}", r.stdout));
+        let cols: Vec<&str> = line.split_whitespace().filter(|c| *c != "|").collect();
+        assert_eq!(
+            cols,
+            [
+                "42",
+                "20",
+                "tcp6",
+                "listening",
+                "[::1]:8080",
+                "-",
+                "13",
+                "1"
+            ],
+            "{line}"
+        );
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--section".as_ref(),
+            "inet-sockets".as_ref(),
+            "--json".as_ref(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["sections"][0]["kind"], 18);
+        let s = &v["inet-sockets"][0];
+        assert_eq!((&s["pid"], &s["fd"]), (&42.into(), &20.into()));
+        assert_eq!(s["socket"]["state"], "Listening");
+        assert_eq!(s["socket"]["backlog"], 13);
+        assert_eq!(s["socket"]["local"]["port"], 8080);
     }
 }
 
@@ -581,7 +725,7 @@ fn verify_catches_a_bad_header_table_and_truncation() {
                 b[8] = 9;
                 b
             },
-            "version 9.2 is not supported",
+            "version 9.3 is not supported",
         ),
     ];
     for (bytes, want) in cases {
@@ -1005,5 +1149,94 @@ fn help_explains_every_subcommand_and_the_exit_codes() {
             .map_while(|l| l.split_whitespace().next()?.parse().ok())
             .collect();
         assert_eq!(listed, codes, "{sub} --help:\n{block}");
+    }
+}
+
+#[test]
+fn info_and_dump_show_unix_sockets() {
+    use psnc_format::model::{Fd, FdKind, UnixSocket};
+    let dir = tmp();
+    for (arch, class, _) in BOTH {
+        let bytes = example_with(arch, class, |ck, _| {
+            let sock = |fd: i32, ino: u64, u: UnixSocket| Fd {
+                fd,
+                flags: 2,
+                cloexec: false,
+                pos: 0,
+                kind: FdKind::Socket {
+                    family: 1,
+                    sock_type: 5,
+                    ino,
+                    unix: Some(Box::new(u)),
+                },
+            };
+            ck.processes[0].fds.push(sock(
+                20,
+                1000,
+                UnixSocket {
+                    state: 10,
+                    name: b"\0psnc".to_vec(),
+                    backlog: 3,
+                    ..UnixSocket::default()
+                },
+            ));
+            ck.processes[0].fds.push(sock(
+                21,
+                1001,
+                UnixSocket {
+                    state: 7,
+                    queued: Vec::new(),
+                    ..UnixSocket::default()
+                },
+            ));
+        });
+        let img = save(dir.path(), "img.psnc", &bytes);
+        let r = imgtool(&["info".as_ref(), img.as_os_str()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("unix sockets:"), "{}", r.stdout);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains("@psnc"))
+            .unwrap_or_else(|| panic!("no socket line:\n{}", r.stdout));
+        let cols: Vec<&str> = line.split_whitespace().filter(|c| *c != "|").collect();
+        assert_eq!(
+            cols,
+            [
+                "42",
+                "20",
+                "seqpacket",
+                "listening",
+                "(backlog",
+                "3)",
+                "@psnc",
+                "0",
+                "msgs,",
+                "0",
+                "bytes"
+            ],
+            "{line}"
+        );
+        let r = imgtool(&[
+            "dump".as_ref(),
+            img.as_os_str(),
+            "--section".as_ref(),
+            "unix-sockets".as_ref(),
+            "--json".as_ref(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json(&r);
+        assert_eq!(v["sections"][0]["kind"], 19);
+        let u = &v["unix-sockets"][0];
+        assert_eq!(
+            (&u["pid"], &u["fd"], &u["type"], &u["name"], &u["backlog"]),
+            (
+                &42.into(),
+                &20.into(),
+                &"seqpacket".into(),
+                &"@psnc".into(),
+                &3.into()
+            )
+        );
     }
 }

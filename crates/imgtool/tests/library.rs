@@ -343,3 +343,156 @@ fn rseq_rule_masks_only_the_kernel_written_rseq_fields() {
     assert_eq!(masks, vec![(r, r + 8), (r + 20, r + 28)]);
     assert_eq!(parse_ignore("rseq").expect("rseq"), IgnoreRule::Rseq);
 }
+
+/// The example with two zombie children of its process 42.
+fn example_with_zombies(arch: Arch, class: LayoutClass) -> Vec<u8> {
+    use psnc_format::model::{ExitStatus, Zombie};
+    example_with(arch, class, |ck, _| {
+        let p = &ck.processes[0];
+        let (pid, pgid, sid) = (p.pid, p.pgid, p.sid);
+        ck.zombies = vec![
+            Zombie {
+                pid: pid + 1,
+                ppid: pid,
+                pgid,
+                sid,
+                status: ExitStatus::Exited(7),
+            },
+            Zombie {
+                pid: pid + 2,
+                ppid: pid,
+                pgid: pid + 2,
+                sid,
+                status: ExitStatus::Killed {
+                    signal: 15,
+                    core: false,
+                },
+            },
+        ];
+    })
+}
+
+#[test]
+fn zombies_show_in_info_dump_and_diff_and_survive_convert() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bytes = example_with_zombies(Arch::I386, LayoutClass::Bits32);
+    let img = Image::from_vec(bytes.clone()).expect("open");
+    let pid = img.checkpoint().processes[0].pid;
+
+    // info: a `<defunct>` row under the parent, with the status, and a count.
+    let info = psnc_imgtool::info::info(&img, "z.psnc");
+    assert_eq!(info.counts.zombies, 2);
+    let text = info.render();
+    assert!(text.contains("<defunct> (exit 7)"), "{text}");
+    assert!(text.contains("<defunct> (killed by signal 15)"), "{text}");
+    let z = &info.tree[1];
+    assert_eq!((z.depth, z.pid, z.ppid), (1, pid + 1, pid));
+    let json = serde_json::to_value(&info).expect("json");
+    assert_eq!(json["tree"][2]["zombie"], "killed by signal 15");
+    assert_eq!(json["tree"][0].get("zombie"), None);
+    // Without zombies, info says nothing about them.
+    let plain = Image::from_vec(example(Arch::I386, LayoutClass::Bits32)).expect("open");
+    let plain_info = psnc_imgtool::info::info(&plain, "p.psnc");
+    assert!(!plain_info.render().contains("zombies"));
+    assert_eq!(
+        serde_json::to_value(&plain_info).expect("json")["counts"].get("zombies"),
+        None
+    );
+
+    // dump --section zombies, and --pid selects the zombies of a parent.
+    let v = dump::section_view(&img, SectionKind::Zombies, None);
+    assert_eq!(v[0]["pid"], pid + 1);
+    assert_eq!(v[0]["status_text"], "exit 7");
+    assert_eq!(v[0]["wait_status"], 7 << 8);
+    assert_eq!(v[1]["wait_status"], 15);
+    let none = dump::section_view(&img, SectionKind::Zombies, Some(pid + 100));
+    assert_eq!(none, serde_json::json!([]));
+
+    // convert carries them (both ways), and diff sees them.
+    let wide = dir.path().join("wide.psnc");
+    convert_to_path(&img, "z", LayoutClass::Bits64, &wide).expect("to 64");
+    let w = Image::open(&wide).expect("open");
+    assert_eq!(w.checkpoint().zombies, img.checkpoint().zombies);
+    assert!(diff_images(&img, &w, &DiffOptions::default())
+        .expect("diff")
+        .fields
+        .is_empty());
+    let d = diff_models(
+        plain.checkpoint(),
+        img.checkpoint(),
+        &DiffOptions::default(),
+    );
+    assert!(d.iter().any(|f| f.path.starts_with("zombies")), "{d:?}");
+}
+
+/// The example with a pty pair: process 42 (made a session leader) holds the master at fd 40
+/// and the slave at fds 41 and 42, the pair its controlling terminal.
+fn example_with_pty(arch: Arch, class: LayoutClass) -> Vec<u8> {
+    use psnc_format::model::{Fd, FdKind, FdRef, Pty};
+    use psnc_format::sections::pts_rdev;
+    example_with(arch, class, |ck, _| {
+        let p = &mut ck.processes[0];
+        p.sid = p.pid;
+        let pid = p.pid;
+        let fd = |fd, kind| Fd {
+            fd,
+            flags: 2, // O_RDWR
+            cloexec: false,
+            pos: 0,
+            kind,
+        };
+        p.fds.push(fd(40, FdKind::PtyMaster { index: 7 }));
+        for n in [41, 42] {
+            p.fds.push(fd(
+                n,
+                FdKind::Tty {
+                    path: "/dev/pts/7".into(),
+                    rdev: pts_rdev(7),
+                },
+            ));
+        }
+        let r = |fd| FdRef { pid, fd };
+        ck.ptys = vec![Pty {
+            index: 7,
+            locked: false,
+            packet: true,
+            termios: vec![0; 36],
+            winsize: vec![37, 0, 101, 0, 0, 0, 0, 0],
+            masters: vec![r(40)],
+            slaves: vec![r(41), r(42)],
+            session: pid,
+            foreground: pid,
+        }];
+    })
+}
+
+#[test]
+fn ptys_show_in_info_and_dump_and_survive_convert() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let img = Image::from_vec(example_with_pty(Arch::I386, LayoutClass::Bits32)).expect("open");
+    let pid = img.checkpoint().processes[0].pid;
+    let info = psnc_imgtool::info::info(&img, "t.psnc");
+    assert_eq!(info.counts.ptys, 1);
+    assert!(info.render().contains("ptys"), "{}", info.render());
+    let plain = Image::from_vec(example(Arch::I386, LayoutClass::Bits32)).expect("open");
+    let plain_info = psnc_imgtool::info::info(&plain, "p.psnc");
+    assert_eq!(
+        serde_json::to_value(&plain_info).expect("json")["counts"].get("ptys"),
+        None
+    );
+
+    let v = dump::section_view(&img, SectionKind::Ttys, None);
+    assert_eq!(v[0]["index"], 7);
+    assert_eq!(v[0]["packet"], true);
+    assert_eq!(v[0]["winsize"], "2500650000000000");
+    assert_eq!(v[0]["masters"][0]["fd"], 40);
+    assert_eq!(v[0]["slaves"][1]["fd"], 42);
+    assert_eq!(v[0]["session"], pid);
+    let none = dump::section_view(&img, SectionKind::Ttys, Some(pid + 100));
+    assert_eq!(none, serde_json::json!([]));
+
+    let wide = dir.path().join("wide.psnc");
+    convert_to_path(&img, "t", LayoutClass::Bits64, &wide).expect("to 64");
+    let w = Image::open(&wide).expect("open");
+    assert_eq!(w.checkpoint().ptys, img.checkpoint().ptys);
+}

@@ -25,6 +25,11 @@ pub struct Stat {
     pub pgrp: i32,
     /// Field 6.
     pub session: i32,
+    /// Field 7: the controlling terminal's device number (encoded as the kernel's
+    /// `new_encode_dev`, as `st_rdev` is), 0 without one.
+    pub tty_nr: u64,
+    /// Field 8: the foreground process group of the controlling terminal, -1 without one.
+    pub tpgid: i32,
     /// Field 9: `PF_*` flags.
     pub flags: u64,
     /// Field 20.
@@ -53,6 +58,11 @@ pub struct Stat {
     pub env_start: u64,
     /// Field 51.
     pub env_end: u64,
+    /// Field 52 (Linux 3.5+): the exit status in `wait(2)` form, `code << 8` or the killing
+    /// signal with `0x80` for a core dump. Final once the task is a zombie, which is how a
+    /// zombie's status is read without reaping it; 0 for a live task, and for a task the reader
+    /// may not ptrace.
+    pub exit_code: i32,
 }
 
 impl Stat {
@@ -104,6 +114,8 @@ pub fn parse_stat(text: &str) -> Result<Stat, ParseError> {
         ppid: small(4)?,
         pgrp: small(5)?,
         session: small(6)?,
+        tty_nr: num(7)?,
+        tpgid: small(8)?,
         flags: num(9)?,
         num_threads: int(20)?,
         start_time: num(22)?,
@@ -118,6 +130,7 @@ pub fn parse_stat(text: &str) -> Result<Stat, ParseError> {
         arg_end: num(49)?,
         env_start: num(50)?,
         env_end: num(51)?,
+        exit_code: small(52)?,
     })
 }
 
@@ -137,6 +150,7 @@ mod tests {
         assert_eq!(s.state, 'R');
         assert_eq!(s.ppid, 5398);
         assert_eq!(s.session, 3166);
+        assert_eq!((s.tty_nr, s.tpgid), (0, -1));
         assert_eq!(s.num_threads, 1);
         assert_eq!(s.start_code, 94079907299328);
         assert_eq!(s.start_stack, 140724977385376);
@@ -144,7 +158,21 @@ mod tests {
         assert_eq!(s.start_data, 94079907335216);
         assert_eq!(s.start_brk, 94080580292608);
         assert_eq!(s.env_end, 140724977389547);
+        assert_eq!(s.exit_code, 0);
         assert!(!s.is_kernel_thread());
+    }
+
+    #[test]
+    fn stat_zombie_exit_code() {
+        // A child killed by SIGTERM (15) with a core (0x80), as a zombie reports it.
+        let text = "4711 (victim) Z 4700 4700 4700 0 -1 4227084 95 0 0 0 0 0 0 0 20 0 1 0 8012 \
+                    0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0 0 0 0 0 0 0 \
+                    0 143\n";
+        let s = parse_stat(text).unwrap();
+        assert_eq!(s.state, 'Z');
+        assert_eq!(s.exit_code, 0x80 | 15);
+        let err = parse_stat(&text.replace(" 143", "")).unwrap_err();
+        assert_eq!(err.to_string(), "field 52 missing (have 51)");
     }
 
     #[test]

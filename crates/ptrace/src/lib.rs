@@ -14,6 +14,7 @@
 //! | [`siginfo`] | `siginfo_t` layouts: which member is live, 64-bit to compat conversion     |
 //! |             | (re-exported from psnc-abi)                                                |
 //! | [`mem`]     | `process_vm_readv` over many ranges and `/proc/PID/mem`                    |
+//! | [`sock`]    | AF_UNIX sockets: the sock_diag dump, peeking queues, socketpair, bind, ... |
 //! | [`sys`]     | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ... |
 //! | [`spawn`]   | a held child that execs from a descriptor (restore's fresh task)           |
 //! | [`kmod`]    | `/dev/checkpoint` ([`KmodDevice`]): kernel-only state without injection    |
@@ -39,11 +40,16 @@ pub mod arch;
 pub mod error;
 pub mod kmod;
 pub mod mem;
+pub mod netlink_sock;
+pub mod netlock;
 pub mod remote;
+pub mod shm;
 pub mod siginfo;
+pub mod sock;
 pub mod spawn;
 pub mod sys;
 pub mod tracee;
+pub mod unix_sock;
 
 pub use error::{PtraceError, Result};
 pub use kmod::KmodDevice;

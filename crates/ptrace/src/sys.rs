@@ -68,6 +68,29 @@ pub fn kcmp_file(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<bool> {
     Ok(check("kcmp", pid1, r)? == 0)
 }
 
+/// How fd `fd1` of process `pid1` and fd `fd2` of process `pid2` order by open file description
+/// (`kcmp(KCMP_FILE)`): `Equal` when they are one description. The kernel orders distinct
+/// descriptions consistently (by their obfuscated addresses) for as long as both exist, so a
+/// caller can sort or binary-search fds by description with a few calls each. Needs ptrace
+/// access to both processes.
+pub fn kcmp_file_order(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<std::cmp::Ordering> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: kcmp with KCMP_FILE takes two pids, a type and two descriptor numbers and touches
+    // no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) };
+    match check("kcmp", pid1, r)? {
+        0 => Ok(std::cmp::Ordering::Equal),
+        1 => Ok(std::cmp::Ordering::Less),
+        2 => Ok(std::cmp::Ordering::Greater),
+        // 3, "unequal but not ordered", is never returned for KCMP_FILE; say so if it is.
+        _ => Err(PtraceError::Syscall {
+            op: "kcmp (no order for two open file descriptions)",
+            pid: pid1,
+            errno: Errno::EINVAL,
+        }),
+    }
+}
+
 /// Copies up to `len` bytes from pipe `fd_in` to pipe `fd_out` without consuming them (`tee`).
 /// With `nonblock`, returns EAGAIN-as-error instead of waiting for data; 0 means the input pipe
 /// is empty (and has no writer).
@@ -322,4 +345,100 @@ pub fn clock_gettime_ns(clockid: i32) -> Result<u64> {
     let r = unsafe { libc::clock_gettime(clockid, &mut t) };
     check("clock_gettime", 0, libc::c_long::from(r))?;
     Ok(timespec_ns(&t))
+}
+
+/// The kernel's `struct termios` (the `TCGETS`/`TCSETS` layout, the same for x86_64 and i386
+/// processes): four 32-bit flag words, the line discipline, 19 control characters.
+pub type TermiosBytes = [u8; 36];
+
+/// The kernel's `struct winsize`: rows, columns, x and y pixels, 16 bits each.
+pub type WinsizeBytes = [u8; 8];
+
+fn tty_ioctl_int_get(op: &'static str, fd: BorrowedFd<'_>, req: libc::c_ulong) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: `req` is a tty ioctl that writes one int to the pointer, which points to `v`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &mut v as *mut libc::c_int) };
+    check(op, 0, r as libc::c_long)?;
+    Ok(v)
+}
+
+fn tty_ioctl_int_set(
+    op: &'static str,
+    fd: BorrowedFd<'_>,
+    req: libc::c_ulong,
+    v: i32,
+) -> Result<()> {
+    let v: libc::c_int = v;
+    // SAFETY: `req` is a tty ioctl that reads one int from the pointer, which points to `v`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &v as *const libc::c_int) };
+    check(op, 0, r as libc::c_long)?;
+    Ok(())
+}
+
+/// The index N of the pty whose master is `fd` (`TIOCGPTN`): its slave is `/dev/pts/N`.
+pub fn pty_number(fd: BorrowedFd<'_>) -> Result<u32> {
+    Ok(tty_ioctl_int_get("ioctl(TIOCGPTN)", fd, libc::TIOCGPTN as _)? as u32)
+}
+
+/// Whether the slave of pty master `fd` is locked (`TIOCGPTLCK`): it cannot be opened then.
+pub fn pty_locked(fd: BorrowedFd<'_>) -> Result<bool> {
+    Ok(tty_ioctl_int_get("ioctl(TIOCGPTLCK)", fd, libc::TIOCGPTLCK as _)? != 0)
+}
+
+/// Locks or unlocks the slave of pty master `fd` (`TIOCSPTLCK`).
+pub fn set_pty_locked(fd: BorrowedFd<'_>, locked: bool) -> Result<()> {
+    tty_ioctl_int_set(
+        "ioctl(TIOCSPTLCK)",
+        fd,
+        libc::TIOCSPTLCK as _,
+        locked as i32,
+    )
+}
+
+/// Whether pty master `fd` is in packet mode (`TIOCGPKT`).
+pub fn pty_packet(fd: BorrowedFd<'_>) -> Result<bool> {
+    Ok(tty_ioctl_int_get("ioctl(TIOCGPKT)", fd, libc::TIOCGPKT as _)? != 0)
+}
+
+/// Turns packet mode of pty master `fd` on or off (`TIOCPKT`).
+pub fn set_pty_packet(fd: BorrowedFd<'_>, packet: bool) -> Result<()> {
+    tty_ioctl_int_set("ioctl(TIOCPKT)", fd, libc::TIOCPKT as _, packet as i32)
+}
+
+/// The termios of the terminal `fd` (`TCGETS`; on a pty master, the pair's).
+pub fn tcgets(fd: BorrowedFd<'_>) -> Result<TermiosBytes> {
+    let mut t: TermiosBytes = [0; 36];
+    // SAFETY: TCGETS writes one 36-byte kernel `struct termios` to the pointer, which points
+    // to a buffer of that size.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCGETS as _, t.as_mut_ptr()) };
+    check("ioctl(TCGETS)", 0, r as libc::c_long)?;
+    Ok(t)
+}
+
+/// Sets the termios of the terminal `fd` at once (`TCSETS`).
+pub fn tcsets(fd: BorrowedFd<'_>, t: &TermiosBytes) -> Result<()> {
+    // SAFETY: TCSETS reads one 36-byte kernel `struct termios` from the pointer, which points
+    // to a buffer of that size.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCSETS as _, t.as_ptr()) };
+    check("ioctl(TCSETS)", 0, r as libc::c_long)?;
+    Ok(())
+}
+
+/// The window size of the terminal `fd` (`TIOCGWINSZ`).
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<WinsizeBytes> {
+    let mut w: WinsizeBytes = [0; 8];
+    // SAFETY: TIOCGWINSZ writes one 8-byte `struct winsize` to the pointer, which points to a
+    // buffer of that size.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ as _, w.as_mut_ptr()) };
+    check("ioctl(TIOCGWINSZ)", 0, r as libc::c_long)?;
+    Ok(w)
+}
+
+/// Sets the window size of the terminal `fd` (`TIOCSWINSZ`).
+pub fn set_winsize(fd: BorrowedFd<'_>, w: &WinsizeBytes) -> Result<()> {
+    // SAFETY: TIOCSWINSZ reads one 8-byte `struct winsize` from the pointer, which points to a
+    // buffer of that size.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ as _, w.as_ptr()) };
+    check("ioctl(TIOCSWINSZ)", 0, r as libc::c_long)?;
+    Ok(())
 }

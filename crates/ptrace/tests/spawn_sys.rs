@@ -42,9 +42,23 @@ fn memfd_with(bytes: &[u8]) -> std::fs::File {
 
 #[test]
 fn clone3_creates_the_pid_asked_for_and_refuses_one_in_use() {
-    let want = free_pid();
-    // SAFETY: the child only calls _exit, which is async-signal-safe.
-    match unsafe { sys::clone3_with_set_tid(want, 0, libc::SIGCHLD as u64) }.expect("clone3") {
+    // A PID free when chosen can be taken before clone3 runs (another test binary forks
+    // meanwhile), and a PID with no /proc entry can still be held as the process group or
+    // session ID of live processes: EEXIST then means "choose again".
+    let mut attempt = 0;
+    let (forked, want) = loop {
+        let want = free_pid();
+        // SAFETY: the child only calls _exit, which is async-signal-safe.
+        match unsafe { sys::clone3_with_set_tid(want, 0, libc::SIGCHLD as u64) } {
+            Err(PtraceError::Syscall {
+                op: "clone3",
+                errno: Errno::EEXIST,
+                ..
+            }) if attempt < 5 => attempt += 1,
+            r => break (r.expect("clone3"), want),
+        }
+    };
+    match forked {
         Clone3Result::Child => {
             // SAFETY: ends the child at once without running any of the parent's state.
             unsafe { libc::_exit(3) }

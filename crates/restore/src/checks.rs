@@ -52,9 +52,29 @@ pub enum FdSource {
     Null,
     /// An epoll instance: created inside the task after every other fd, then given its watches.
     Epoll,
-    /// An eventfd, timerfd, signalfd or inotify instance: created by the restore tool with its
-    /// state.
+    /// An eventfd, timerfd, signalfd or inotify instance, or an IPv4/IPv6 socket: created by
+    /// the restore tool with its state.
     Event,
+    /// A memfd: a description of its own on the memfd of shared memory object `object` (index
+    /// into the image's `shared_memory`), made once for every fd and mapping of it.
+    MemFd {
+        /// The object.
+        object: usize,
+    },
+    /// An end of a pseudo-terminal pair of the image (`ttys`), recreated once by the restore
+    /// tool for every fd of the pair: the master, or a new open of the new slave.
+    Pty {
+        /// The pair's index at capture.
+        index: u32,
+        /// The master (else a slave).
+        master: bool,
+    },
+    /// An AF_UNIX socket: created by the restore tool (a pair once for both ends, a listener
+    /// bound to its name), with its queued messages.
+    Unix,
+    /// An AF_UNIX socket whose peer was outside the image (`unix-peers`): connected to the
+    /// peer's name again when something accepts there, else to nothing.
+    UnixOutside(psnc_format::model::UnixPeer),
 }
 
 /// The outcome of the checks: the decisions the rebuild carries out.
@@ -191,13 +211,18 @@ impl Plan {
 
 /// Runs every check on an opened image and returns the plan, or the first refusal.
 ///
-/// `verify_data` hashes the bulk data of the image; it is the slow part for big images, and the
-/// reason this is not done in [`Image::open`].
+/// First everything `psnc-imgtool verify` checks ([`psnc_format::verify::verify_image`]: the
+/// layout's zero padding, which no digest covers, the bulk digests, the model's invariants), so
+/// that restore refuses every image that verify refuses. `verify_data` hashes the bulk data of
+/// the image; it is the slow part for big images, and the reason this is not done in
+/// [`Image::open`].
 pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
-    image.verify_data()?;
+    psnc_format::verify::verify_image(image)?;
     let ckpt = image.checkpoint();
+    check_fd_budget(ckpt)?;
     let process = check_shape(ckpt)?;
     check_cpu(ckpt)?;
+    crate::sysv_shm::check_free(ckpt)?;
     plan_process(image, opts, process)
 }
 
@@ -207,15 +232,26 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
 /// parent's place). The tree itself is checked by [`crate::tree::check_tree`].
 pub fn check_tree(image: &Image, opts: &Options) -> Result<Vec<Plan>> {
     let ckpt = image.checkpoint();
-    if ckpt.processes.len() <= 1 {
+    if ckpt.processes.len() <= 1 && ckpt.zombies.is_empty() {
         return check(image, opts).map(|p| vec![p]);
     }
-    image.verify_data()?;
+    psnc_format::verify::verify_image(image)?;
+    check_fd_budget(ckpt)?;
+    if ckpt.processes.is_empty() {
+        return Err(RestoreError::Inconsistent(
+            "the image holds no process".into(),
+        ));
+    }
     for p in &ckpt.processes {
-        check_process_shape(p)?;
+        check_process_shape(ckpt, p)?;
     }
     crate::tree::check_tree(ckpt, opts)?;
+    for z in &ckpt.zombies {
+        crate::zombies::check(z)?;
+        check_pid_free(z.pid)?;
+    }
     check_cpu(ckpt)?;
+    crate::sysv_shm::check_free(ckpt)?;
     let mut plans = (0..ckpt.processes.len())
         .map(|i| {
             plan_process(image, opts, i).map_err(|e| match e {
@@ -236,6 +272,15 @@ pub fn check_tree(image: &Image, opts: &Options) -> Result<Vec<Plan>> {
         .iter()
         .flat_map(|p| p.vmas.iter().cloned())
         .collect();
+    // AIO rings are not among the VMAs (crate::aio recreates them), but their addresses are
+    // taken all the same.
+    all.extend(ckpt.processes.iter().flat_map(|p| {
+        p.aio.iter().map(|a| Vma {
+            start: a.ring,
+            end: a.ring.saturating_add(a.ring_len),
+            ..Vma::default()
+        })
+    }));
     all.sort_by_key(|v| v.start);
     let limit = Stub::addr_limit(ckpt.processes[0].arch);
     let region = choose_region(&all, limit).ok_or(RestoreError::NoRoom {
@@ -260,6 +305,7 @@ fn plan_process(image: &Image, opts: &Options, process: usize) -> Result<Plan> {
         .map(|v| resolve_vma(ckpt, v))
         .collect::<Result<Vec<_>>>()?;
     let (fds, external) = plan_fds(ckpt, p, opts)?;
+    check_aio_rings(p)?;
     check_pid_free(p.pid)?;
     for t in p.threads.iter().skip(1) {
         check_pid_free(t.tid)?;
@@ -280,6 +326,44 @@ fn plan_process(image: &Image, opts: &Options, process: usize) -> Result<Plan> {
     })
 }
 
+/// The number of possible CPUs of this host (`/sys/devices/system/cpu/possible`, e.g. `0-3,5`),
+/// if it can be read.
+fn possible_cpus() -> Option<u32> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible").ok()?;
+    let mut n = 0u32;
+    for part in s.trim().split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
+        n += hi.checked_sub(lo)? + 1;
+    }
+    Some(n)
+}
+
+/// Refuses AIO contexts whose ring `io_setup` cannot make again on this host: the kernel sizes
+/// a ring by the number of possible CPUs as well as by the request (`crate::aio`).
+fn check_aio_rings(p: &Process) -> Result<()> {
+    match possible_cpus() {
+        Some(cpus) if !p.aio.is_empty() => check_aio_rings_for(p, cpus),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_aio_rings`] on a host with `cpus` possible CPUs.
+fn check_aio_rings_for(p: &Process, cpus: u32) -> Result<()> {
+    for a in &p.aio {
+        let len = psnc_abi::aio::ring_len_for(psnc_abi::aio::io_setup_nr_events(a.nr_events), cpus);
+        if len != a.ring_len {
+            return Err(RestoreError::AioRingSize {
+                pid: p.pid,
+                ctx: a.ring,
+                want: a.nr_events,
+                got: psnc_abi::aio::slots_in(len),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Refuses what the restore does not do yet, and model inconsistencies that would make a later
 /// step fail half-way.
 fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
@@ -297,12 +381,12 @@ fn check_shape(ckpt: &Checkpoint) -> Result<usize> {
             ))
         }
     }
-    check_process_shape(&ckpt.processes[0])?;
+    check_process_shape(ckpt, &ckpt.processes[0])?;
     Ok(0)
 }
 
 /// The per-process part of [`check_shape`].
-fn check_process_shape(p: &Process) -> Result<()> {
+fn check_process_shape(ckpt: &Checkpoint, p: &Process) -> Result<()> {
     let unsupported = |what: String| Err(RestoreError::Unsupported { what });
     if p.threads.is_empty() {
         return Err(RestoreError::Inconsistent(format!(
@@ -353,11 +437,26 @@ fn check_process_shape(p: &Process) -> Result<()> {
             )));
         }
         prev_end = v.end;
-        if v.shared && matches!(v.kind, VmaKind::Anonymous | VmaKind::Heap | VmaKind::Stack) {
+        if v.shared
+            && v.kind == VmaKind::Anonymous
+            && !ckpt.shared_memory.iter().any(|o| {
+                o.mappings
+                    .iter()
+                    .any(|m| m.pid == p.pid && m.start == v.start)
+            })
+            && crate::sysv_shm::attachment(ckpt, p.pid, v).is_none()
+        {
             return Err(RestoreError::UnsupportedVma {
                 start: v.start,
                 end: v.end,
-                what: "shared anonymous memory".into(),
+                what: "shared anonymous memory without its contents in the image".into(),
+            });
+        }
+        if v.shared && matches!(v.kind, VmaKind::Heap | VmaKind::Stack) {
+            return Err(RestoreError::UnsupportedVma {
+                start: v.start,
+                end: v.end,
+                what: "a shared heap or stack".into(),
             });
         }
         if v.kind == VmaKind::File && v.file.is_none() {
@@ -492,6 +591,8 @@ pub fn resource_name(kind: &FdKind) -> Option<String> {
         }
         FdKind::Fifo { path, .. } => Some(path.clone()),
         FdKind::Socket { ino, .. } => Some(format!("socket:[{ino}]")),
+        FdKind::InetSocket(s) => Some(format!("socket:[{}]", s.ino)),
+        FdKind::Netlink(n) => Some(format!("socket:[{}]", n.ino)),
         _ => None,
     }
 }
@@ -644,6 +745,26 @@ pub(crate) fn plan_fds(
                 }
                 FdSource::Path(PathBuf::from(path))
             }
+            FdKind::PtyMaster { index } => FdSource::Pty {
+                index: *index,
+                master: true,
+            },
+            FdKind::Tty { rdev, .. }
+                if ckpt
+                    .ptys
+                    .iter()
+                    .any(|t| psnc_format::sections::pts_rdev(t.index) == *rdev) =>
+            {
+                let index = ckpt
+                    .ptys
+                    .iter()
+                    .find(|t| psnc_format::sections::pts_rdev(t.index) == *rdev)
+                    .map_or(0, |t| t.index);
+                FdSource::Pty {
+                    index,
+                    master: false,
+                }
+            }
             FdKind::Tty { path, .. } => match opts.stdio {
                 StdioMode::Null => FdSource::Null,
                 StdioMode::Inherit if opts.shell_job && std::fs::metadata(path).is_ok() => {
@@ -680,15 +801,47 @@ pub(crate) fn plan_fds(
                 pipes.entry(pe.ino).or_insert(out.len());
                 FdSource::Pipe(pe.clone())
             }
+            FdKind::Socket {
+                unix: Some(u),
+                ino,
+                sock_type,
+                ..
+            } => match ckpt.unix_peers.iter().find(|x| x.ino == *ino) {
+                Some(peer) if opts.external == ExternalMode::Refuse => {
+                    return Err(RestoreError::ExternalFd {
+                        fd: f.fd,
+                        resource: format!("socket:[{ino}]"),
+                        end: format!(
+                            "a unix {} socket connected to {}",
+                            crate::fds::unix::type_name(*sock_type as i32),
+                            crate::fds::unix::peer_shown(peer)
+                        ),
+                        buffered: u.queued.iter().map(Vec::len).sum(),
+                    })
+                }
+                Some(peer) => FdSource::UnixOutside(peer.clone()),
+                None => FdSource::Unix,
+            },
             FdKind::Socket { .. } => {
                 return Err(unsupported("a socket", "; pass it with --inherit-fd"))
             }
             FdKind::Epoll { watches } => {
-                // Watches are re-added through the watched fd's number in the task.
-                if let Some(w) = watches
-                    .iter()
-                    .find(|w| !p.fds.iter().any(|g| g.fd == w.tfd))
-                {
+                // Watches are re-added through the watched fd's number in the task: of this
+                // process, or of any process sharing the instance (fd-shares, FORMAT.md §8.15).
+                let me = psnc_format::model::FdRef {
+                    pid: p.pid,
+                    fd: f.fd,
+                };
+                let holders: Vec<u32> = match ckpt.fd_shares.iter().find(|s| s.fds.contains(&me)) {
+                    Some(s) => s.fds.iter().map(|r| r.pid).collect(),
+                    None => vec![p.pid],
+                };
+                let named = |tfd: i32| {
+                    ckpt.processes
+                        .iter()
+                        .any(|q| holders.contains(&q.pid) && q.fds.iter().any(|g| g.fd == tfd))
+                };
+                if let Some(w) = watches.iter().find(|w| !named(w.tfd)) {
                     return Err(unsupported(
                         &format!("an epoll instance watching fd {}", w.tfd),
                         "; the watched fd is not an fd of the process in the image (inconsistent image)",
@@ -699,8 +852,18 @@ pub(crate) fn plan_fds(
             FdKind::EventFd { .. }
             | FdKind::TimerFd(_)
             | FdKind::SignalFd { .. }
-            | FdKind::Inotify { .. } => FdSource::Event,
-            FdKind::MemFd { .. } => return Err(unsupported("a memfd", "")),
+            | FdKind::Inotify { .. }
+            | FdKind::InetSocket(_)
+            | FdKind::Netlink(_) => FdSource::Event,
+            FdKind::MemFd { .. } => {
+                return Err(unsupported(
+                    "a memfd without its shared memory object",
+                    " (an image no psnc-capture writes)",
+                ))
+            }
+            FdKind::MemFdObject { object, .. } => FdSource::MemFd {
+                object: *object as usize,
+            },
             FdKind::Other { link } => return Err(unsupported(&format!("`{link}`"), "")),
         };
         out.push(src);
@@ -741,10 +904,123 @@ pub fn check_pid_free(pid: u32) -> Result<()> {
     Err(RestoreError::PidInUse { pid, comm })
 }
 
+/// Names what holds `pid` when clone3 refuses it (EEXIST) although the checks found no process
+/// with it: a PID that just got taken, or one still in use as the process group or session ID of
+/// live processes (a group whose leader has exited keeps its ID while any member lives).
+pub fn pid_holder(pid: u32) -> String {
+    let dir = psnc_proc::ProcDir::new(pid as i32);
+    if dir.exists() {
+        let comm = dir.comm().map(|s| s.trim_end().to_string());
+        return format!(
+            "{}, which took it after the checks",
+            comm.unwrap_or_else(|_| "unknown".into())
+        );
+    }
+    let pid = pid as i32;
+    let found = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let other: i32 = e.file_name().to_str()?.parse().ok()?;
+            let d = psnc_proc::ProcDir::new(other);
+            let st = d.stat().ok()?;
+            let what = if st.session == pid {
+                "session"
+            } else if st.pgrp == pid {
+                "process group"
+            } else {
+                return None;
+            };
+            let comm = d
+                .comm()
+                .map(|s| s.trim_end().to_string())
+                .unwrap_or_default();
+            Some(format!(
+                "held as the {what} ID of {comm} (PID {other}), whose leader has exited"
+            ))
+        });
+    found.unwrap_or_else(|| "a process that took it after the checks".into())
+}
+
+/// Fds the restore tool needs beside the image's: stdio, the image, replicas, the stub, the
+/// pidfds and the pairs' spare ends of one process at a time.
+const FD_MARGIN: u64 = 64;
+
+/// Makes room for the descriptors the restore tool holds at once: it prepares every fd of
+/// every process of the image before it rebuilds any (so that fds shared across processes are
+/// one description), so it needs about as many as the image holds (and half a one more per
+/// connected unix socket). Raises its soft
+/// RLIMIT_NOFILE as far as needed (up to the hard limit, or past it up to `fs.nr_open` with
+/// CAP_SYS_RESOURCE); refuses, before anything exists, when that is not enough.
+pub fn check_fd_budget(ckpt: &Checkpoint) -> Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let fds: usize = ckpt.processes.iter().map(|p| p.fds.len()).sum();
+    // A socketpair made for its first end keeps a copy of that end until its second end is
+    // prepared (fds::unix): half a descriptor more per connected unix socket, at worst.
+    let pair_ends = ckpt
+        .processes
+        .iter()
+        .flat_map(|p| &p.fds)
+        .filter(|f| matches!(&f.kind, FdKind::Socket { unix: Some(u), .. } if u.peer_ino != 0))
+        .count();
+    let want = (fds + pair_ends.div_ceil(2)) as u64 + FD_MARGIN;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Ok(());
+    };
+    if soft >= want {
+        return Ok(());
+    }
+    let (new_soft, new_hard) = if want <= hard {
+        (want, hard)
+    } else {
+        (want, want)
+    };
+    if setrlimit(Resource::RLIMIT_NOFILE, new_soft, new_hard).is_ok() {
+        return Ok(());
+    }
+    // At least as far as the hard limit, for the error's numbers.
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((soft, hard));
+    Err(RestoreError::TooManyFds {
+        fds,
+        soft,
+        hard,
+        want,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use psnc_format::model::Fd;
+
+    #[test]
+    fn aio_rings_this_host_cannot_make_again_are_refused() {
+        let p = Process {
+            pid: 42,
+            aio: vec![psnc_format::model::AioContext {
+                ring: 0x7f00_0000_0000,
+                ring_len: 4096,
+                nr_events: 127,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // One page holds 127 slots: io_setup(62) makes it on up to 15 CPUs, 2 pages on 16.
+        assert!(check_aio_rings_for(&p, 2).is_ok());
+        assert!(check_aio_rings_for(&p, 15).is_ok());
+        let e = check_aio_rings_for(&p, 16).expect_err("a bigger ring on 16 CPUs");
+        assert_eq!(
+            e.to_string(),
+            "process 42: AIO context 0x7f0000000000: io_setup would make a ring of 255 slots on \
+             this host, the image's has 127 (the kernel sizes rings by the number of possible \
+             CPUs too); restore it on a host with at most 15 possible CPUs"
+        );
+        assert!(e.is_refusal());
+        assert_eq!(e.exit_status(), psnc_cli::Exit::Refused);
+        assert!(possible_cpus().is_some_and(|n| n >= 1));
+    }
 
     fn line(fifo: bool, side: PipeSide, sigpipe: SigpipeAction) -> String {
         let resource = if fifo { "/run/f" } else { "pipe:[1234]" };

@@ -113,6 +113,24 @@ pub enum RestoreError {
         need: String,
     },
 
+    /// The image holds more fds than the restore tool may have open at once.
+    #[error(
+        "the image holds {fds} open fds, which the restore tool holds all at once while it \
+         rebuilds the tree, but its RLIMIT_NOFILE is {soft} (hard {hard}) and it cannot raise it \
+         further (raising past the hard limit needs CAP_SYS_RESOURCE); run it with a higher \
+         limit (e.g. `ulimit -n {want}` as root, or LimitNOFILE= in a systemd unit)"
+    )]
+    TooManyFds {
+        /// Fds of every process of the image.
+        fds: usize,
+        /// The tool's soft limit after trying to raise it.
+        soft: u64,
+        /// Its hard limit.
+        hard: u64,
+        /// A limit that would do.
+        want: u64,
+    },
+
     /// No room for the restore's own pages among the image's VMAs.
     #[error("the image's address space leaves no {size:#x}-byte hole below {limit:#x} for the restore's stub")]
     NoRoom {
@@ -133,19 +151,48 @@ pub enum RestoreError {
         hint: String,
     },
 
-    /// A pipe whose other end was outside the image, refused because of `--external=refuse`.
+    /// A System V shared memory segment of the image cannot be made again with its identifier
+    /// or key (before any process exists).
+    #[error(
+        "System V shared memory segment {shmid} (key {key:#010x}): {why}; the image needs the \
+         same identifier and key: remove that segment (ipcrm) or restore in another IPC \
+         namespace"
+    )]
+    SysvShmInUse {
+        /// The identifier.
+        shmid: i32,
+        /// The key (0: `IPC_PRIVATE`).
+        key: i32,
+        /// What holds it.
+        why: String,
+    },
+
+    /// A unix socket's name cannot be bound again (before the process exists).
+    #[error("fd {fd}: cannot bind the unix socket to {name}: {why}")]
+    UnixSocketName {
+        /// The descriptor.
+        fd: i32,
+        /// The name: a path, or `@name` in the abstract namespace.
+        name: String,
+        /// Why, and what to do.
+        why: String,
+    },
+
+    /// A pipe or unix socket whose other end was outside the image, refused because of
+    /// `--external=refuse`.
     #[error(
         "fd {fd} is {resource} ({end}), whose other end was outside the image, and \
          --external=refuse is given; hand it one with --inherit-fd fd[N]:{resource} (or \
-         fd[N]:fd:{fd}), or restore without --external=refuse to get a new pipe holding its \
-         {buffered} buffered bytes"
+         fd[N]:fd:{fd}), or restore without --external=refuse to have it recreated holding its \
+         {buffered} buffered bytes (a unix socket whose peer had a name is connected to that \
+         name again)"
     )]
     ExternalFd {
         /// The descriptor.
         fd: i32,
-        /// Its resource, as `/proc/PID/fd` showed it: `pipe:[INO]`.
+        /// Its resource, as `/proc/PID/fd` showed it: `pipe:[INO]`, `socket:[INO]`.
         resource: String,
-        /// `read end` or `write end`.
+        /// `read end` or `write end`, or what the socket was connected to.
         end: String,
         /// Bytes buffered in the pipe at capture.
         buffered: usize,
@@ -199,11 +246,43 @@ pub enum RestoreError {
         errno: nix::errno::Errno,
     },
 
+    /// `io_setup` on this host makes a ring of another size than the image's: the kernel sizes
+    /// rings by the number of possible CPUs (found before anything is created).
+    #[error(
+        "process {pid}: AIO context {ctx:#x}: io_setup would make a ring of {got} slots on \
+         this host, the image's has {want} (the kernel sizes rings by the number of possible \
+         CPUs too); restore it on a host with at most {} possible CPUs",
+        want.saturating_sub(2) / 8
+    )]
+    AioRingSize {
+        /// The PID being restored.
+        pid: u32,
+        /// The context id (ring address) of the image.
+        ctx: u64,
+        /// The image's slots.
+        want: u32,
+        /// This host's slots.
+        got: u32,
+    },
+
     /// The stub task did not come up as expected.
     #[error("starting the stub for process {pid}: {why}")]
     Stub {
         /// The PID being restored.
         pid: u32,
+        /// What went wrong.
+        why: String,
+    },
+
+    /// A zombie of the image did not end as its record says (it is killed with the tree).
+    #[error("recreating zombie {pid} (a child of process {ppid}, {status}): {why}")]
+    Zombie {
+        /// The zombie's PID.
+        pid: u32,
+        /// Its parent.
+        ppid: u32,
+        /// Its status in the image, e.g. "exit 7" or "killed by signal 15".
+        status: String,
         /// What went wrong.
         why: String,
     },
@@ -219,6 +298,21 @@ pub enum RestoreError {
         source: std::io::Error,
     },
 
+    /// A socket's address is taken on this host (by another process or a socket still in
+    /// TIME_WAIT without `SO_REUSEADDR`).
+    #[error(
+        "cannot restore fd {fd} of PID {pid}: {addr} is in use on this host; stop what holds it \
+         (or wait for its connections to time out) and restore again"
+    )]
+    AddressInUse {
+        /// The process of the image.
+        pid: u32,
+        /// The socket's fd.
+        fd: i32,
+        /// The address and port.
+        addr: String,
+    },
+
     /// A refusal about one process of a tree (an fd or mapping number alone would not say
     /// whose).
     #[error("process {pid}: {source}")]
@@ -232,6 +326,11 @@ pub enum RestoreError {
 }
 
 impl RestoreError {
+    /// A socket's address, taken on this host by another socket.
+    pub fn address_in_use(pid: u32, fd: i32, addr: String) -> Self {
+        RestoreError::AddressInUse { pid, fd, addr }
+    }
+
     /// Whether this is a refusal found before anything was created rather than a failure while
     /// rebuilding. Local I/O errors count as refusals: the restore tool opens and prepares every
     /// file before the process exists.
@@ -241,7 +340,10 @@ impl RestoreError {
         }
         !matches!(
             self,
-            RestoreError::Step { .. } | RestoreError::RemoteCall { .. } | RestoreError::Stub { .. }
+            RestoreError::Step { .. }
+                | RestoreError::RemoteCall { .. }
+                | RestoreError::Stub { .. }
+                | RestoreError::Zombie { .. }
         )
     }
 
@@ -262,14 +364,20 @@ impl RestoreError {
             | RestoreError::VdsoMismatch { .. }
             | RestoreError::PidInUse { .. }
             | RestoreError::NoRoom { .. }
+            | RestoreError::TooManyFds { .. }
             | RestoreError::UnsupportedFd { .. }
             | RestoreError::ExternalFd { .. }
-            | RestoreError::UnsupportedVma { .. } => Exit::Refused,
+            | RestoreError::UnsupportedVma { .. }
+            | RestoreError::AioRingSize { .. }
+            | RestoreError::AddressInUse { .. }
+            | RestoreError::SysvShmInUse { .. }
+            | RestoreError::UnixSocketName { .. } => Exit::Refused,
             RestoreError::NotPermitted { .. } => Exit::NoPermission,
             RestoreError::InheritFd { .. } => Exit::Usage,
             RestoreError::Step { .. }
             | RestoreError::RemoteCall { .. }
             | RestoreError::Stub { .. }
+            | RestoreError::Zombie { .. }
             | RestoreError::Io { .. } => Exit::Failed,
         }
     }

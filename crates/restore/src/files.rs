@@ -33,6 +33,8 @@ use crate::fds::{io_err, nix_err, open_with_flags};
 pub struct Replicas<'a> {
     image: &'a Image,
     replicas: BTreeMap<(FileId, u64, u64), Rc<OwnedFd>>,
+    /// The recreated shared memory objects, by index in the image ([`crate::shared_memory`]).
+    shared_memory: BTreeMap<usize, Rc<OwnedFd>>,
 }
 
 impl<'a> Replicas<'a> {
@@ -41,7 +43,32 @@ impl<'a> Replicas<'a> {
         Replicas {
             image,
             replicas: BTreeMap::new(),
+            shared_memory: BTreeMap::new(),
         }
+    }
+
+    /// The one memfd of the shared memory object that VMA `v` of process `pid` maps, created
+    /// and filled on first use, shared by every process of the image that maps it.
+    pub fn shared_memory(&mut self, pid: u32, v: &psnc_format::model::Vma) -> Result<Rc<OwnedFd>> {
+        let index = crate::shared_memory::object_of(self.image, pid, v)?;
+        self.shared_memory_object(index)
+    }
+
+    /// Whether VMA `v` of process `pid` attaches a System V segment ([`crate::sysv_shm`]),
+    /// which no file of the tool stands for.
+    pub fn is_sysv(&self, pid: u32, v: &psnc_format::model::Vma) -> bool {
+        crate::sysv_shm::attachment(self.image.checkpoint(), pid, v).is_some()
+    }
+
+    /// The one memfd of shared memory object `index` (of the image's `shared_memory`), created
+    /// and filled on first use, shared by every fd and mapping of it.
+    pub fn shared_memory_object(&mut self, index: usize) -> Result<Rc<OwnedFd>> {
+        if let Some(fd) = self.shared_memory.get(&index) {
+            return Ok(fd.clone());
+        }
+        let fd = Rc::new(crate::shared_memory::create(self.image, index)?);
+        self.shared_memory.insert(index, fd.clone());
+        Ok(fd)
     }
 
     /// The one replica of stored file `id` standing in for the file that was `inode` (dev,

@@ -28,9 +28,11 @@
 //! | [`creds`]   | credentials, and dumpable and pdeathsig, which a credential change resets |
 //! | [`process`] | cwd and root, umask, personality, name, rlimits, prctl flags, the pidfd   |
 //! | [`files`]   | the stored files: replicas of deleted or changed files, the exe           |
+//! | [`shared_memory`] | shared anonymous memory and memfds: one memfd per object, for all its mappings and fds |
 //! | [`fds`]     | fds, one submodule per kind: regular, tty, pipe, fifo, epoll, eventfd,    |
-//! |             | timerfd, signalfd, inotify                                                |
+//! |             | timerfd, signalfd, inotify; `shares`: one description for a shared group  |
 //! | [`tree`]    | a tree of processes: forks from the parents' stubs, sessions, groups      |
+//! | [`zombies`] | unreaped children back as zombies of their parent, with their status      |
 //!
 //! And the machinery around them: [`checks`] (the refusals and the [`checks::Plan`]), [`cpu`],
 //! [`vdso`], [`placement`] (where the restore's own pages go), [`stub`] and [`spawn`] (the task
@@ -100,6 +102,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aio;
 pub mod checks;
 pub mod cpu;
 pub mod creds;
@@ -110,13 +113,16 @@ pub mod memory;
 pub mod placement;
 pub mod process;
 pub mod remote;
+pub mod shared_memory;
 pub mod signals;
 pub mod spawn;
 pub mod stub;
+pub mod sysv_shm;
 pub mod threads;
 pub mod timers;
 pub mod tree;
 pub mod vdso;
+pub mod zombies;
 
 pub use error::{RestoreError, Result};
 
@@ -254,7 +260,8 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         }
     };
     log("checking the image".into());
-    if image.checkpoint().processes.len() > 1 {
+    // A process with zombie children is a tree too: the zombies are forked from its stub.
+    if image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty() {
         let plans = checks::check_tree(image, opts)?;
         return tree::restore_tree(image, &plans, opts, started);
     }
@@ -269,6 +276,7 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         p.fds.len(),
         plan.region.base
     ));
+    let segments = sysv_shm::Segments::create(image)?;
     let local = prepare(image, &plan)?;
     for f in &p.fds {
         if let psnc_format::model::FdKind::Inotify { watches } = &f.kind {
@@ -291,13 +299,17 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     task.started = started;
     let mut others = Vec::new();
     let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
-        .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves));
+        .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves))
+        .and_then(|xsaves| segments.commit().map(|()| xsaves));
     match rebuilt {
         Ok(_) => {
             let restored = release(task, others, p, opts)?;
             // Said once the process exists: what each fd reconnected to nothing will see.
             for e in &plan.external {
                 eprintln!("psnc-restore: {e}");
+            }
+            for n in &local.notes {
+                eprintln!("psnc-restore: {n}");
             }
             Ok(restored)
         }
@@ -321,6 +333,9 @@ pub struct LocalFiles {
     pub exe: Option<OwnedFd>,
     /// The working directory, entered with `fchdir`.
     pub cwd: Option<OwnedFd>,
+    /// What became of the unix sockets whose peer was outside the image, one line each,
+    /// printed once the process exists.
+    pub notes: Vec<String>,
 }
 
 /// Prepares every file of `plan` in the restore tool, before the stub exists: the working
@@ -329,27 +344,46 @@ pub struct LocalFiles {
 /// task takes them over later with `pidfd_getfd` on the tool.
 pub fn prepare(image: &Image, plan: &Plan) -> Result<LocalFiles> {
     let mut replicas = files::Replicas::new(image);
-    prepare_shared(image, plan, &mut replicas, &mut fds::pipe::Pipes::default())
+    let mut descriptions = fds::shares::Descriptions::new(image.checkpoint());
+    let mut pipes = fds::pipe::Pipes::default();
+    let local = prepare_shared(
+        image,
+        plan,
+        &mut replicas,
+        &mut pipes,
+        &mut fds::tty::Ptys::new(image.checkpoint()),
+        &mut descriptions,
+    )?;
+    pipes.tcp.release(plan.process(image.checkpoint()).pid)?;
+    Ok(local)
 }
 
-/// [`prepare`] with the replicas and pipes shared by every process of a tree: a pipe between
-/// two processes is one pipe, its buffered bytes put back once.
+/// [`prepare`] with the replicas, pipes and shared descriptions of every process of a tree: a
+/// pipe between two processes is one pipe, its buffered bytes put back once, and a description
+/// shared across fork is opened once.
 pub fn prepare_shared(
     image: &Image,
     plan: &Plan,
     replicas: &mut files::Replicas<'_>,
     pipes: &mut fds::pipe::Pipes,
+    ptys: &mut fds::tty::Ptys,
+    descriptions: &mut fds::shares::Descriptions,
 ) -> Result<LocalFiles> {
     let p = plan.process(image.checkpoint());
     let cwd = process::open_cwd(p)?;
     let exe = files::open_exe(&plan.exe, p, replicas)?;
     let vmas = memory::open_mapping_files(p, &plan.vma_files, replicas)?;
-    let fds = fds::prepare_shared(p, &plan.fds, replicas, pipes)?;
+    let fds = fds::prepare_shared(p, &plan.fds, replicas, pipes, ptys, descriptions)?;
+    let notes = std::mem::take(&mut pipes.unix.notes)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
     Ok(LocalFiles {
         fds,
         vmas,
         exe: Some(exe),
         cwd: Some(cwd),
+        notes,
     })
 }
 
@@ -398,12 +432,13 @@ pub(crate) fn rebuild(
     process::close_inherited(task)?;
     let pidfd = process::open_pidfd(task, p)?;
     task.log(|| format!("recreating {} mappings", p.vmas.len()));
-    let lowered = memory::create_vmas(task, p, local, pidfd)?;
+    let lowered = memory::create_vmas(task, ckpt, p, local, pidfd)?;
     let bytes = memory::fill_pages(task, image, p)?;
     memory::lower_protections(task, &lowered)?;
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;
     memory::set_mm(task, p, None)?;
+    aio::restore_contexts(task, p)?;
 
     // The other threads, while the stub's clone instruction and pause loop are still mapped.
     for t in &p.threads[1..] {
@@ -436,7 +471,9 @@ pub(crate) fn rebuild(
     }
 
     task.log(|| format!("installing {} fds", p.fds.len()));
-    fds::install_fds(task, p, local, pidfd)?;
+    let descriptions = fds::shares::Descriptions::new(ckpt);
+    fds::install_fds(task, p, local, pidfd, &descriptions)?;
+    fds::tty::set_controlling(task, p, ckpt)?;
     process::set_cwd(task, p, local, pidfd)?;
     task.call(
         "closing the pidfd of the restore tool",

@@ -78,7 +78,8 @@ struct Cli {
     /// Stay in this shell's session and job; reopen terminals by path.
     #[arg(long)]
     shell_job: bool,
-    /// What the image's terminal fds become (without --shell-job).
+    /// What the image's terminal fds become (without --shell-job). The ends of a pty pair whose
+    /// master is in the image always come back as a new pair.
     #[arg(long, value_enum, default_value_t = StdioArg::Inherit)]
     stdio: StdioArg,
     /// Log each step on stderr.

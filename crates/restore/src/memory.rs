@@ -25,13 +25,17 @@
 //!
 //! Page runs that fall into a shared mapping are not written: those pages are the file's, and
 //! writing them would modify the file. The vdso group is not written either ([`crate::vdso`]).
+//! Shared anonymous memory maps the memfd of its object, made and filled once for every process
+//! that maps it ([`crate::shared_memory`]). A System V shared memory attachment is attached
+//! again with a remote `shmat` of its segment, made before any process ([`crate::sysv_shm`]).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use psnc_format::model::{vm_flags, Process, Vma, VmaKind};
+use psnc_format::model::{vm_flags, Checkpoint, Process, Vma, VmaKind};
+use psnc_format::sections::maps_shared_memory;
 use psnc_format::Image;
 use psnc_ptrace::Sysno;
 
@@ -185,6 +189,8 @@ pub fn open_mapping_files(
     let mut vmas = Vec::with_capacity(p.vmas.len());
     for (v, src) in p.vmas.iter().zip(sources) {
         let fd = match src {
+            None if maps_shared_memory(v) && replicas.is_sysv(p.pid, v) => None,
+            None if maps_shared_memory(v) => Some(replicas.shared_memory(p.pid, v)?),
             None => None,
             Some(FileSource::Original(path)) => Some(original(&mut originals, path, v.shared)?),
             Some(FileSource::Stored(id)) => {
@@ -230,6 +236,7 @@ fn original(
 /// created writable for accounting, whose protection [`lower_protections`] sets after the fill.
 pub fn create_vmas(
     task: &mut Task,
+    ckpt: &Checkpoint,
     p: &Process,
     local: &LocalFiles,
     pidfd: u64,
@@ -240,6 +247,12 @@ pub fn create_vmas(
     for (i, v) in p.vmas.iter().enumerate() {
         if is_special(v) {
             continue;
+        }
+        if maps_shared_memory(v) {
+            if let Some((s, a)) = crate::sysv_shm::attachment(ckpt, p.pid, v) {
+                crate::sysv_shm::attach(task, s, a, v)?;
+                continue;
+            }
         }
         let step = format!("recreating mapping {:#x}-{:#x}", v.start, v.end);
         let mut flags = libc::MAP_FIXED_NOREPLACE
@@ -266,6 +279,11 @@ pub fn create_vmas(
         }
         let (fd, off) = match (v.kind, local.vmas.get(i).and_then(|f| f.as_ref())) {
             (VmaKind::File, Some(file)) => (
+                transferred.get(task, pidfd, file.as_raw_fd(), &step)?,
+                v.file_offset,
+            ),
+            // Shared anonymous memory maps its object's memfd (crate::shared_memory).
+            (VmaKind::Anonymous, Some(file)) if v.shared => (
                 transferred.get(task, pidfd, file.as_raw_fd(), &step)?,
                 v.file_offset,
             ),

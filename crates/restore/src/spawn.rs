@@ -67,7 +67,7 @@ pub fn start_stub(
             ..
         } => RestoreError::PidInUse {
             pid: shown_pid,
-            comm: "a process that took it after the checks".into(),
+            comm: crate::checks::pid_holder(shown_pid),
         },
         PtraceError::Syscall {
             op: "clone3",

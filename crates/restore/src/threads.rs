@@ -106,7 +106,7 @@ pub(crate) fn clone_seized(
         if errno == nix::errno::Errno::EEXIST {
             return Err(RestoreError::PidInUse {
                 pid: tid,
-                comm: "a thread that took it after the checks".into(),
+                comm: crate::checks::pid_holder(tid),
             });
         }
         return Err(RestoreError::RemoteCall {

@@ -22,6 +22,11 @@
 //! `--shell-job`), and the processes that shared them with the root follow it. A group or
 //! session of any other process whose leader is not in the image is refused.
 //!
+//! Zombies (children that had exited unreaped) are forked like the other children, after
+//! them, join their sessions and groups with them (a group a zombie leads exists before its
+//! members join), and end with their status before any process is rebuilt
+//! ([`crate::zombies`]); they are part of the tree checks too.
+//!
 //! Release: the root as a single process is released (a job-control stop cycle for a
 //! multithreaded root, see [`crate::release_through_group_stop`]); every other process is
 //! detached in the same tight loop, right before the root, without a stop cycle: a group stop of a
@@ -31,7 +36,7 @@
 
 use std::collections::BTreeMap;
 
-use psnc_format::model::{Checkpoint, Process};
+use psnc_format::model::{Checkpoint, ExitStatus, Process};
 use psnc_format::Image;
 use psnc_ptrace::{ProcMem, Stop, Sysno, Tracee};
 
@@ -70,32 +75,56 @@ pub fn check_tree(ckpt: &Checkpoint, opts: &Options) -> Result<()> {
             });
         }
     }
-    for p in &ps[1..] {
+    // Zombies take part in sessions and groups like processes (a group may be led by one).
+    let mut ids: Vec<Ids> = ps.iter().map(Ids::of_process).collect();
+    for z in &ckpt.zombies {
+        if !index.contains_key(&z.ppid) {
+            return Err(RestoreError::Inconsistent(format!(
+                "zombie {} has parent {}, which is not in the image",
+                z.pid, z.ppid
+            )));
+        }
+        if ps.iter().flat_map(|p| &p.threads).any(|t| t.tid == z.pid) {
+            return Err(RestoreError::Inconsistent(format!(
+                "zombie {} has the PID of a thread of the image",
+                z.pid
+            )));
+        }
+        ids.push(Ids {
+            what: "zombie",
+            pid: z.pid,
+            ppid: z.ppid,
+            pgid: z.pgid,
+            sid: z.sid,
+        });
+    }
+    let leaders: BTreeMap<u32, &Ids> = ids.iter().map(|i| (i.pid, i)).collect();
+    for p in &ids[1..] {
         let parent = &ps[index[&p.ppid]];
         if p.sid == p.pid {
             if p.pgid != p.pid {
                 return Err(RestoreError::Inconsistent(format!(
-                    "process {} leads session {} but is in process group {}",
-                    p.pid, p.sid, p.pgid
+                    "{} {} leads session {} but is in process group {}",
+                    p.what, p.pid, p.sid, p.pgid
                 )));
             }
         } else if p.sid != parent.sid {
             return Err(RestoreError::Unsupported {
                 what: format!(
-                    "process {} in session {}, which is neither its own nor its parent {}'s \
+                    "{} {} in session {}, which is neither its own nor its parent {}'s \
                      (session {}): its parent changed session after forking it",
-                    p.pid, p.sid, p.ppid, parent.sid
+                    p.what, p.pid, p.sid, p.ppid, parent.sid
                 ),
             });
         }
         let follows_root = p.pgid == root.pgid && p.sid == root.sid;
-        let leader = index.get(&p.pgid).map(|&j| &ps[j]);
+        let leader = leaders.get(&p.pgid);
         let led = leader.is_some_and(|l| l.pgid == l.pid && l.sid == p.sid);
         if !(follows_root || led) {
             return Err(RestoreError::Unsupported {
                 what: format!(
-                    "process {} in process group {}, whose leader is not in the image",
-                    p.pid, p.pgid
+                    "{} {} in process group {}, whose leader is not in the image",
+                    p.what, p.pid, p.pgid
                 ),
             });
         }
@@ -119,6 +148,28 @@ pub fn check_tree(ckpt: &Checkpoint, opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// The ids [`check_tree`] and [`build`] place a process or a zombie by.
+struct Ids {
+    /// `process` or `zombie`, for the refusals.
+    what: &'static str,
+    pid: u32,
+    ppid: u32,
+    pgid: u32,
+    sid: u32,
+}
+
+impl Ids {
+    fn of_process(p: &Process) -> Ids {
+        Ids {
+            what: "process",
+            pid: p.pid,
+            ppid: p.ppid,
+            pgid: p.pgid,
+            sid: p.sid,
+        }
+    }
+}
+
 /// Restores the tree of `image` as `plans` (one per process, from
 /// [`crate::checks::check_tree`]) say. A failure kills every process created so far.
 pub fn restore_tree(
@@ -129,8 +180,11 @@ pub fn restore_tree(
 ) -> Result<Restored> {
     let ckpt = image.checkpoint();
     let ps = &ckpt.processes;
+    let segments = crate::sysv_shm::Segments::create(image)?;
     let mut replicas = files::Replicas::new(image);
     let mut pipes = fds::pipe::Pipes::default();
+    let mut ptys = fds::tty::Ptys::new(ckpt);
+    let mut descriptions = fds::shares::Descriptions::new(ckpt);
     let mut locals = Vec::with_capacity(plans.len());
     for plan in plans {
         locals.push(crate::prepare_shared(
@@ -138,10 +192,17 @@ pub fn restore_tree(
             plan,
             &mut replicas,
             &mut pipes,
+            &mut ptys,
+            &mut descriptions,
         )?);
     }
-    // Only the taken-over ends may keep a pipe open once the tree runs.
+    // Every TCP socket of the tree exists: their peers among them answer the window probes.
+    std::mem::take(&mut pipes.tcp).release(ps[0].pid)?;
+    // Only the taken-over ends may keep a pipe open once the tree runs, and only the
+    // taken-over fds a shared description.
     drop(pipes);
+    drop(ptys);
+    drop(descriptions);
 
     let root = &ps[0];
     let (mut root_task, stub) = spawn::start_stub(
@@ -153,7 +214,13 @@ pub fn restore_tree(
     )?;
     root_task.started = started;
     let mut tasks: Vec<Task> = vec![root_task];
-    let built = build(&mut tasks, &stub, image, plans, &locals, opts);
+    let notes: Vec<(u32, Vec<String>)> = ps
+        .iter()
+        .zip(&mut locals)
+        .map(|(p, l)| (p.pid, std::mem::take(&mut l.notes)))
+        .collect();
+    let built = build(&mut tasks, &stub, image, plans, &locals, opts)
+        .and_then(|others| segments.commit().map(|()| others));
     drop(locals);
     drop(replicas);
     match built {
@@ -164,6 +231,21 @@ pub fn restore_tree(
             for (plan, p) in plans.iter().zip(ps) {
                 for e in &plan.external {
                     eprintln!("psnc-restore: process {}: {e}", p.pid);
+                }
+            }
+            for (pid, lines) in &notes {
+                for n in lines {
+                    eprintln!("psnc-restore: process {pid}: {n}");
+                }
+            }
+            for z in &ckpt.zombies {
+                if let ExitStatus::Killed { signal, core: true } = z.status {
+                    eprintln!(
+                        "psnc-restore: zombie {}: its parent {} will see it killed by signal \
+                         {signal} without the core-dump flag (a core cannot be recreated \
+                         without writing one)",
+                        z.pid, z.ppid
+                    );
                 }
             }
             Ok(restored)
@@ -190,11 +272,14 @@ fn build(
     locals: &[crate::LocalFiles],
     opts: &Options,
 ) -> Result<Vec<Vec<Tracee>>> {
-    let ps = &image.checkpoint().processes;
+    let ckpt = image.checkpoint();
+    let ps = &ckpt.processes;
     let index: BTreeMap<u32, usize> = ps.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
     // The process group each task is in now (a child starts in its parent's).
     let root_pgid = current_pgid(ps[0].pid)?;
     let mut pgids = vec![root_pgid];
+    // The root's children inherit its controlling terminal too.
+    fds::tty::take_early(&mut tasks[0], &ps[0], ckpt, &locals[0])?;
     for p in &ps[1..] {
         let parent = index[&p.ppid];
         let child = fork_child(&mut tasks[parent], stub, p.pid)?;
@@ -204,31 +289,22 @@ fn build(
             .ok_or_else(|| RestoreError::Inconsistent(format!("process {} vanished", p.pid)))?;
         if p.sid == p.pid {
             task.call("starting its session", Sysno::Setsid, &[])?;
+            fds::tty::take_early(task, p, ckpt, &locals[index[&p.pid]])?;
             pgids.push(p.pid);
         } else {
             pgids.push(pgids[parent]);
         }
     }
-    // Group leaders first, so that every member's group exists when it joins.
-    let wanted: Vec<u32> = ps
-        .iter()
-        .map(|p| {
-            if p.pgid == ps[0].pgid && p.sid == ps[0].sid {
-                root_pgid
-            } else {
-                p.pgid
-            }
-        })
-        .collect();
-    for leaders in [true, false] {
-        for (i, p) in ps.iter().enumerate().skip(1) {
-            if (wanted[i] == p.pid) != leaders || pgids[i] == wanted[i] {
-                continue;
-            }
-            let target = if leaders { 0 } else { u64::from(wanted[i]) };
-            tasks[i].call("joining its process group", Sysno::Setpgid, &[0, target])?;
-            pgids[i] = wanted[i];
+    // The zombies, forked like any child; they die once their sessions and groups exist.
+    let mut zombies: Vec<Task> = Vec::with_capacity(ckpt.zombies.len());
+    let made = make_zombies(tasks, &mut zombies, &mut pgids, stub, ckpt, &index)
+        .and_then(|()| join_groups(tasks, &mut zombies, &mut pgids, ckpt, root_pgid))
+        .and_then(|()| end_zombies(tasks, &mut zombies, ckpt, &index));
+    if let Err(e) = made {
+        for z in zombies {
+            z.kill();
         }
+        return Err(e);
     }
 
     // Children keep their parent-death signal: their parent is their restored parent.
@@ -245,6 +321,107 @@ fn build(
         others_all.push(others);
     }
     Ok(others_all)
+}
+
+/// Forks every zombie of `ckpt` from its parent's stub into `zombies` (their group in `pgids`
+/// after the processes'); a zombie that led its session starts it at once, like a process.
+fn make_zombies(
+    tasks: &mut [Task],
+    zombies: &mut Vec<Task>,
+    pgids: &mut Vec<u32>,
+    stub: &Stub,
+    ckpt: &Checkpoint,
+    index: &BTreeMap<u32, usize>,
+) -> Result<()> {
+    for (i, z) in ckpt.zombies.iter().enumerate() {
+        let parent = index[&z.ppid];
+        // Once per parent, before its first zombie.
+        if !ckpt.zombies[..i].iter().any(|o| o.ppid == z.ppid) {
+            crate::zombies::keep_zombies(&mut tasks[parent])?;
+        }
+        let mut task = fork_child(&mut tasks[parent], stub, z.pid)?;
+        if z.sid == z.pid {
+            if let Err(e) = task.call("starting its session", Sysno::Setsid, &[]) {
+                task.kill();
+                return Err(e);
+            }
+            pgids.push(z.pid);
+        } else {
+            pgids.push(pgids[parent]);
+        }
+        zombies.push(task);
+    }
+    Ok(())
+}
+
+/// Puts every process and zombie into its process group: leaders first, so that every
+/// member's group exists when it joins. `pgids` holds the group each is in now: the processes,
+/// then the zombies.
+fn join_groups(
+    tasks: &mut [Task],
+    zombies: &mut [Task],
+    pgids: &mut [u32],
+    ckpt: &Checkpoint,
+    root_pgid: u32,
+) -> Result<()> {
+    let ps = &ckpt.processes;
+    let ids: Vec<(u32, u32, u32)> = ps
+        .iter()
+        .map(|p| (p.pid, p.pgid, p.sid))
+        .chain(ckpt.zombies.iter().map(|z| (z.pid, z.pgid, z.sid)))
+        .collect();
+    let wanted: Vec<u32> = ids
+        .iter()
+        .map(|&(_, pgid, sid)| {
+            if pgid == ps[0].pgid && sid == ps[0].sid {
+                root_pgid
+            } else {
+                pgid
+            }
+        })
+        .collect();
+    let n = tasks.len();
+    for leaders in [true, false] {
+        for (i, &(pid, _, _)) in ids.iter().enumerate().skip(1) {
+            if (wanted[i] == pid) != leaders || pgids[i] == wanted[i] {
+                continue;
+            }
+            let target = if leaders { 0 } else { u64::from(wanted[i]) };
+            let task = if i < n {
+                &mut tasks[i]
+            } else {
+                &mut zombies[i - n]
+            };
+            task.call("joining its process group", Sysno::Setpgid, &[0, target])?;
+            pgids[i] = wanted[i];
+        }
+    }
+    Ok(())
+}
+
+/// Ends every zombie with its status ([`crate::zombies::end`]), then discards the `SIGCHLD`s
+/// that queued for their parents (the image's pending signals are queued later).
+fn end_zombies(
+    tasks: &mut [Task],
+    zombies: &mut Vec<Task>,
+    ckpt: &Checkpoint,
+    index: &BTreeMap<u32, usize>,
+) -> Result<()> {
+    // In order; `zombies` keeps the ones still to end, for the caller to kill on an error.
+    for z in &ckpt.zombies {
+        let mut task = zombies.remove(0);
+        if let Err(e) = crate::zombies::end(&mut task, z) {
+            task.kill();
+            return Err(e);
+        }
+    }
+    let mut parents: Vec<usize> = ckpt.zombies.iter().map(|z| index[&z.ppid]).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    for i in parents {
+        crate::zombies::discard_sigchld(&mut tasks[i])?;
+    }
+    Ok(())
 }
 
 /// The process group of `pid` now, from `/proc/PID/stat`.
@@ -474,6 +651,77 @@ mod tests {
         assert_eq!(
             m,
             "the image is inconsistent: process 11 leads session 11 but is in process group 10"
+        );
+    }
+
+    fn zombie(pid: u32, ppid: u32, pgid: u32, sid: u32) -> psnc_format::model::Zombie {
+        psnc_format::model::Zombie {
+            pid,
+            ppid,
+            pgid,
+            sid,
+            status: ExitStatus::Exited(1),
+        }
+    }
+
+    fn check_with_zombies(
+        ps: Vec<Process>,
+        zombies: Vec<psnc_format::model::Zombie>,
+    ) -> Result<()> {
+        let ckpt = Checkpoint {
+            processes: ps,
+            zombies,
+            ..Default::default()
+        };
+        check_tree(&ckpt, &Options::default())
+    }
+
+    #[test]
+    fn a_group_led_by_a_zombie_passes() {
+        // 12 is a zombie leading group 12; 13 is a live member.
+        check_with_zombies(
+            vec![p(10, 1, 5, 5), p(13, 10, 12, 5)],
+            vec![zombie(12, 10, 12, 5), zombie(14, 10, 14, 14)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn zombies_that_do_not_fit_the_tree_are_refused() {
+        let m = message(check_with_zombies(
+            vec![p(10, 1, 10, 10)],
+            vec![zombie(12, 10, 7, 10)],
+        ));
+        assert_eq!(
+            m,
+            "cannot restore zombie 12 in process group 7, whose leader is not in the image: \
+             not supported yet"
+        );
+        let m = message(check_with_zombies(
+            vec![p(10, 1, 10, 10)],
+            vec![zombie(12, 11, 10, 10)],
+        ));
+        assert_eq!(
+            m,
+            "the image is inconsistent: zombie 12 has parent 11, which is not in the image"
+        );
+        let m = message(check_with_zombies(
+            vec![p(10, 1, 10, 10)],
+            vec![zombie(12, 10, 10, 12)],
+        ));
+        assert_eq!(
+            m,
+            "the image is inconsistent: zombie 12 leads session 12 but is in process group 10"
+        );
+        let mut z = zombie(12, 10, 10, 10);
+        z.status = ExitStatus::Killed {
+            signal: libc::SIGCHLD as u8,
+            core: false,
+        };
+        assert_eq!(
+            crate::zombies::check(&z).unwrap_err().to_string(),
+            "the image is inconsistent: zombie 12 was killed by signal 17, whose default action \
+             does not end a process"
         );
     }
 

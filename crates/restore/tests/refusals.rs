@@ -34,6 +34,16 @@ fn our_children() -> Vec<i32> {
 
 /// A minimal image of one process: one anonymous page holding 0x5a, a stored executable.
 fn synthetic(pid: u32, cpu_flags: &[&str], exe_stored: bool) -> Vec<u8> {
+    synthetic_with(pid, cpu_flags, exe_stored, |_| {})
+}
+
+/// [`synthetic`], with `edit` applied to the model before it is written.
+fn synthetic_with(
+    pid: u32,
+    cpu_flags: &[&str],
+    exe_stored: bool,
+    edit: impl FnOnce(&mut Checkpoint),
+) -> Vec<u8> {
     let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).unwrap();
     let run = w.write_pages(0x40_0000, &[0x5a; 4096]).unwrap();
     let exe_id = exe_stored.then(|| {
@@ -78,7 +88,15 @@ fn synthetic(pid: u32, cpu_flags: &[&str], exe_stored: bool) -> Vec<u8> {
         },
         processes: vec![process],
         files: Vec::new(),
+        fd_shares: Vec::new(),
+        zombies: Vec::new(),
+        shared_memory: Vec::new(),
+        ptys: Vec::new(),
+        sysv_shm: Vec::new(),
+        unix_peers: Vec::new(),
     };
+    let mut ckpt = ckpt;
+    edit(&mut ckpt);
     w.finish(ckpt).unwrap()
 }
 
@@ -126,6 +144,64 @@ fn pid_in_use_is_refused_naming_the_holder() {
         "{err:?}"
     );
     assert!(err.to_string().contains(&format!("PID {me} is in use")));
+    assert!(our_children().is_empty());
+}
+
+/// A zombie child of the synthetic process, in its group and session.
+fn zombie(pid: u32, ppid: u32, status: ExitStatus) -> Zombie {
+    Zombie {
+        pid,
+        ppid,
+        pgid: ppid,
+        sid: ppid,
+        status,
+    }
+}
+
+#[test]
+fn a_zombie_whose_pid_is_in_use_is_refused_naming_the_holder() {
+    let pid = free_pid();
+    let me = std::process::id();
+    let bytes = synthetic_with(pid, &[], true, |ck| {
+        ck.zombies = vec![zombie(me, pid, ExitStatus::Exited(7))];
+    });
+    let image = Image::from_vec(bytes).unwrap();
+    let err = restore(&image, &Options::default()).unwrap_err();
+    let comm = ProcDir::current().comm().unwrap();
+    assert!(
+        matches!(&err, RestoreError::PidInUse { pid, comm: c } if *pid == me && *c == comm),
+        "{err:?}"
+    );
+    assert!(err.is_refusal());
+    assert!(!ProcDir::new(pid as i32).exists());
+    assert!(our_children().is_empty());
+}
+
+#[test]
+fn a_zombie_killed_by_a_signal_that_cannot_kill_is_refused() {
+    let pid = free_pid();
+    let bytes = synthetic_with(pid, &[], true, |ck| {
+        ck.zombies = vec![zombie(
+            pid - 1,
+            pid,
+            ExitStatus::Killed {
+                signal: libc::SIGCONT as u8,
+                core: false,
+            },
+        )];
+    });
+    let image = Image::from_vec(bytes).unwrap();
+    let err = restore(&image, &Options::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the image is inconsistent: zombie {} was killed by signal {}, whose default action \
+             does not end a process",
+            pid - 1,
+            libc::SIGCONT
+        )
+    );
+    assert!(err.is_refusal());
     assert!(our_children().is_empty());
 }
 
@@ -209,4 +285,31 @@ fn inherit_fd_arguments_parse() {
             "{bad}"
         );
     }
+}
+
+/// A shared anonymous mapping whose object the image does not hold (a valid image: no writer
+/// makes one, the format allows it) is refused by address before anything is created.
+#[test]
+fn shared_anonymous_memory_without_its_object_is_refused() {
+    let pid = free_pid();
+    let mut ck = Image::from_vec(synthetic(pid, &[], true))
+        .unwrap()
+        .checkpoint()
+        .clone();
+    ck.processes[0].pages.clear();
+    ck.processes[0].vmas[0].shared = true;
+    let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).unwrap();
+    let id = w
+        .store_file("/nonexistent/psnc-exe", b"\x7fELF not really")
+        .unwrap();
+    ck.processes[0].exe.stored = Some(id);
+    ck.files.clear();
+    let image = Image::from_vec(w.finish(ck).unwrap()).unwrap();
+    let err = restore(&image, &Options::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mapping 0x400000-0x401000 (shared anonymous memory without its contents in the image) \
+         cannot be restored yet"
+    );
+    assert!(our_children().is_empty());
 }

@@ -61,6 +61,27 @@ pub enum FdKindV1 {
     },
     /// Format 1.2: an inotify instance; its watches are in the `event-fds` section.
     Inotify,
+    /// Format 1.3: a memfd, the fd of object `object` of the `shared-memory` section, whose size
+    /// was `size` bytes.
+    MemFdObject {
+        object: u32,
+        size: u64,
+    },
+    /// Format 1.3: a pty master, the pair of index `index` (its state is in the `ttys`
+    /// section).
+    PtyMaster {
+        index: u32,
+    },
+    /// Format 1.3: an AF_NETLINK socket with its whole state (see [`model::NetlinkSocket`]).
+    Netlink {
+        sock_type: u32,
+        protocol: u32,
+        ino: u64,
+        portid: u32,
+        groups: Vec<u32>,
+        dst_portid: u32,
+        dst_group: u32,
+    },
 }
 
 /// An open file descriptor, version 1.
@@ -102,14 +123,22 @@ impl FdV1 {
                 path: path.clone(),
                 buffered: buffered.clone(),
             },
+            // The state of a unix socket goes to the unix-sockets section (format 1.3).
             K::Socket {
                 family,
                 sock_type,
                 ino,
+                ..
             } => FdKindV1::Socket {
                 family: *family,
                 sock_type: *sock_type,
                 ino: *ino,
+            },
+            // The state goes to the inet-sockets section (format 1.3): FdKindV1 is frozen.
+            K::InetSocket(s) => FdKindV1::Socket {
+                family: s.family,
+                sock_type: s.sock_type,
+                ino: s.ino,
             },
             // The semaphore flag, timer state and inotify watches go to the event-fds section
             // (format 1.2): FdKindV1 is frozen.
@@ -120,7 +149,21 @@ impl FdV1 {
             K::Inotify { .. } => FdKindV1::Inotify,
             K::SignalFd { mask } => FdKindV1::SignalFd { mask: *mask },
             K::MemFd { name } => FdKindV1::MemFd { name: name.clone() },
+            K::MemFdObject { object, size } => FdKindV1::MemFdObject {
+                object: *object,
+                size: *size,
+            },
             K::Other { link } => FdKindV1::Other { link: link.clone() },
+            K::PtyMaster { index } => FdKindV1::PtyMaster { index: *index },
+            K::Netlink(n) => FdKindV1::Netlink {
+                sock_type: n.sock_type,
+                protocol: n.protocol,
+                ino: n.ino,
+                portid: n.portid,
+                groups: n.groups.clone(),
+                dst_portid: n.dst_portid,
+                dst_group: n.dst_group,
+            },
         };
         FdV1 {
             pid,
@@ -155,6 +198,9 @@ impl FdV1 {
                 family,
                 sock_type,
                 ino,
+                // Filled from the unix-sockets section by `decode_metadata`, which refuses a
+                // unix socket without its record.
+                unix: None,
             },
             // The state of event fds is filled from the event-fds section by `decode_metadata`,
             // which refuses an event fd without its record.
@@ -172,7 +218,26 @@ impl FdV1 {
             },
             FdKindV1::SignalFd { mask } => K::SignalFd { mask },
             FdKindV1::MemFd { name } => K::MemFd { name },
+            FdKindV1::MemFdObject { object, size } => K::MemFdObject { object, size },
             FdKindV1::Other { link } => K::Other { link },
+            FdKindV1::PtyMaster { index } => K::PtyMaster { index },
+            FdKindV1::Netlink {
+                sock_type,
+                protocol,
+                ino,
+                portid,
+                groups,
+                dst_portid,
+                dst_group,
+            } => K::Netlink(model::NetlinkSocket {
+                sock_type,
+                protocol,
+                ino,
+                portid,
+                groups,
+                dst_portid,
+                dst_group,
+            }),
         };
         model::Fd {
             fd: self.fd,

@@ -23,6 +23,15 @@
 //! | `chunk_digests.rs` | 11   | §8.11     | `ChunkDigestsV1`                              |
 //! | `epoll.rs`         | 12   | §8.13     | `Vec<EpollV1>`                                |
 //! | `event_fds.rs`     | 13   | §8.14     | `Vec<EventFdV1>`                              |
+//! | `fd_shares.rs`     | 14   | §8.15     | `Vec<FdShareV1>`                              |
+//! | `zombies.rs`       | 16   | §8.17     | `Vec<ZombieV1>`                               |
+//! | `aio.rs`           | 17   | §8.18     | `Vec<AioContextV1>`                           |
+//! | `shared_memory.rs` | 15   | §8.16     | `Vec<SharedMemoryV1>`                         |
+//! | `inet_sockets.rs`  | 18   | §8.19     | `Vec<InetSocketV1>`                           |
+//! | `ttys.rs`          | 20   | §8.21     | `Vec<PtyV1>`                                  |
+//! | `unix_sockets.rs`  | 19   | §8.20     | `Vec<UnixSocketV1>`                           |
+//! | `unix_peers.rs`    | 23   | §8.23     | `Vec<UnixPeerV1>`                             |
+//! | `sysv_shm.rs`      | 22   | §8.22     | `Vec<SysvShmV1>`                              |
 //! | `shared.rs`        | —    | §8.12     | `FileRefV1`, `FileIdentityV1`, `SigInfoV1`    |
 //! | `codec.rs`         | —    | §6, §7    | postcard and class-width helpers              |
 //!
@@ -36,33 +45,53 @@ use crate::error::{FormatError, Result};
 use crate::layout::{SECTION_CHUNKED, SECTION_CRITICAL, SECTION_SAFE_TO_COPY};
 use crate::model;
 
+mod aio;
 mod chunk_digests;
 mod codec;
 mod epoll;
 mod event_fds;
+mod fd_shares;
 mod fds;
 mod files;
 mod identity;
+mod inet_sockets;
 mod page_index;
 mod processes;
 mod shared;
+mod shared_memory;
 mod signals;
+mod sysv_shm;
 mod threads;
+mod ttys;
+mod unix_peers;
+mod unix_sockets;
 mod vmas;
+mod zombies;
 
+pub use aio::AioContextV1;
 pub use chunk_digests::ChunkDigestsV1;
 pub use codec::postcard_dec;
 use codec::postcard_enc;
 pub use epoll::{EpollV1, EpollWatchV1};
 pub use event_fds::{EventFdStateV1, EventFdV1, InotifyWatchV1};
+pub use fd_shares::{FdRefV1, FdShareV1};
 pub use fds::{FdKindV1, FdV1, PipeEndV1};
 pub use files::StoredFileV1;
 pub use identity::{HostV1, IdentityV1};
+pub use inet_sockets::{InetSocketV1, InetStateV1, SockOptionV1, TcpRepairV1};
 pub use processes::{ArchV1, CredsV1, MmV1, ProcessV1, RlimitV1};
 pub use shared::{FileIdentityV1, FileRefV1, SigInfoV1};
+pub use shared_memory::{
+    maps_shared_memory, SharedMappingV1, SharedMemoryKindV1, SharedMemoryV1, SharedPageRunV1,
+};
 pub use signals::{ITimerV1, PosixTimerV1, SigActionV1, SignalsV1};
+pub use sysv_shm::{SysvAttachV1, SysvShmV1};
 pub use threads::{RegsV1, RestartV1, RseqV1, SigAltStackV1, ThreadV1, UserDescV1};
+pub use ttys::{pts_rdev, PtyV1};
+pub use unix_peers::UnixPeerV1;
+pub use unix_sockets::{UnixSocketFileV1, UnixSocketV1};
 pub use vmas::{VmaKindV1, VmaV1};
+pub use zombies::{ExitStatusV1, ZombieV1};
 
 /// The section kinds of format 1.x.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,11 +127,52 @@ pub enum SectionKind {
     /// (format 1.2). Written only when some process has one, so images without one stay readable
     /// by 1.1 readers; critical, because a 1.1 reader would restore them without their state.
     EventFds,
+    /// `Vec<FdShareV1>`: the open file descriptions held by two or more fds (format 1.3).
+    /// Written only when some description is shared, so images without one stay readable by
+    /// 1.2 readers; critical, because a 1.2 reader would restore each fd with a description of
+    /// its own, and their offsets would no longer move together.
+    FdShares,
+    /// `Vec<ZombieV1>`: the zombies of the tree and their exit status (format 1.3). Written only
+    /// when the tree has a zombie, so images without one stay readable by older readers;
+    /// critical, because an older reader would restore the tree without them and the parent's
+    /// `wait` would never get their status.
+    Zombies,
+    /// `Vec<AioContextV1>`: the AIO contexts (`io_setup` rings) of every process. Written only
+    /// when some process has one, so images without one stay readable by older readers;
+    /// critical, because a reader that skipped it would restore the processes without their
+    /// contexts.
+    Aio,
+    /// `Vec<SharedMemoryV1>`: shared memory objects, their stored pages and the VMAs that map
+    /// them (format 1.3). Written only when some process has shared anonymous memory, so images
+    /// without it stay readable by older readers; critical, because an older reader would find
+    /// VMAs without their contents.
+    SharedMemory,
+    /// `Vec<InetSocketV1>`: the state of IPv4/IPv6 sockets (format 1.3). Written only when
+    /// some process has one, so images without one stay readable by older readers; critical,
+    /// because a reader that skipped it would not know what the socket was bound to.
+    InetSockets,
+    /// `Vec<PtyV1>`: the pseudo-terminal pairs whose master is an fd of the image, with their
+    /// slave fds and the session they control (format 1.3). Written only when some fd is a pty
+    /// master, so images without one stay readable by older readers; critical, because a
+    /// reader that skipped it would restore neither end of the pair.
+    Ttys,
+    /// `Vec<UnixSocketV1>`: the state of every AF_UNIX socket fd: name, peer, listening
+    /// backlog, shutdown, options and queued messages (format 1.3). Written only when some fd
+    /// is a unix socket; critical, because a reader that skipped it would not know the sockets.
+    UnixSockets,
+    /// `Vec<SysvShmV1>`: the System V shared memory segments attached by some process, their
+    /// stored pages and their attachments (format 1.3). Written only when some process attaches
+    /// one; critical, because a reader that skipped it would find VMAs without their contents.
+    SysvShm,
+    /// `Vec<UnixPeerV1>`: the unix sockets connected to a socket no process of the image holds,
+    /// with that peer's name (format 1.3). Written only when there is one; critical, because a
+    /// reader that skipped it would take those sockets for pairs with a missing end.
+    UnixPeers,
 }
 
 impl SectionKind {
     /// Every kind, in the order a writer emits them.
-    pub const ALL: [SectionKind; 13] = [
+    pub const ALL: [SectionKind; 22] = [
         SectionKind::PageData,
         SectionKind::FileData,
         SectionKind::Identity,
@@ -115,6 +185,15 @@ impl SectionKind {
         SectionKind::Signals,
         SectionKind::Epoll,
         SectionKind::EventFds,
+        SectionKind::FdShares,
+        SectionKind::Zombies,
+        SectionKind::Aio,
+        SectionKind::SharedMemory,
+        SectionKind::InetSockets,
+        SectionKind::Ttys,
+        SectionKind::UnixSockets,
+        SectionKind::SysvShm,
+        SectionKind::UnixPeers,
         SectionKind::ChunkDigests,
     ];
 
@@ -134,6 +213,15 @@ impl SectionKind {
             SectionKind::ChunkDigests => 11,
             SectionKind::Epoll => 12,
             SectionKind::EventFds => 13,
+            SectionKind::FdShares => 14,
+            SectionKind::Zombies => 16,
+            SectionKind::Aio => 17,
+            SectionKind::SharedMemory => 15,
+            SectionKind::InetSockets => 18,
+            SectionKind::Ttys => 20,
+            SectionKind::UnixSockets => 19,
+            SectionKind::SysvShm => 22,
+            SectionKind::UnixPeers => 23,
         }
     }
 
@@ -158,6 +246,15 @@ impl SectionKind {
             SectionKind::ChunkDigests => "chunk-digests",
             SectionKind::Epoll => "epoll",
             SectionKind::EventFds => "event-fds",
+            SectionKind::FdShares => "fd-shares",
+            SectionKind::Zombies => "zombies",
+            SectionKind::Aio => "aio",
+            SectionKind::SharedMemory => "shared-memory",
+            SectionKind::InetSockets => "inet-sockets",
+            SectionKind::Ttys => "ttys",
+            SectionKind::UnixSockets => "unix-sockets",
+            SectionKind::SysvShm => "sysv-shm",
+            SectionKind::UnixPeers => "unix-peers",
         }
     }
 
@@ -193,7 +290,18 @@ impl SectionKind {
     pub fn required(self) -> bool {
         !matches!(
             self,
-            SectionKind::ChunkDigests | SectionKind::Epoll | SectionKind::EventFds
+            SectionKind::ChunkDigests
+                | SectionKind::Epoll
+                | SectionKind::EventFds
+                | SectionKind::FdShares
+                | SectionKind::Zombies
+                | SectionKind::Aio
+                | SectionKind::SharedMemory
+                | SectionKind::InetSockets
+                | SectionKind::Ttys
+                | SectionKind::UnixSockets
+                | SectionKind::SysvShm
+                | SectionKind::UnixPeers
         )
     }
 }
@@ -224,6 +332,9 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     let mut signals = Vec::new();
     let mut epolls = Vec::new();
     let mut event_fds = Vec::new();
+    let mut aio = Vec::new();
+    let mut inet = Vec::new();
+    let mut unix_sockets = Vec::new();
     let mut index = Vec::new();
     for p in &ck.processes {
         processes.push(ProcessV1::<C>::from_model(p)?);
@@ -239,13 +350,26 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
                 epolls.push(EpollV1::from_model(p.pid, f.fd, watches));
             }
             event_fds.extend(EventFdV1::from_model(p.pid, f));
+            inet.extend(InetSocketV1::from_model(p.pid, f));
+            unix_sockets.extend(UnixSocketV1::from_model(p.pid, f));
         }
         signals.push(SignalsV1::<C>::from_model(p.pid, &p.signals)?);
+        for a in &p.aio {
+            aio.push(AioContextV1::<C>::from_model(p.pid, a)?);
+        }
         page_index::encode_runs::<C>(p.pid, &p.pages, &mut index)?;
     }
     let mut files = Vec::new();
     for (i, f) in ck.files.iter().enumerate() {
         files.push(StoredFileV1::<C>::from_model(i, f)?);
+    }
+    let mut shared_memory = Vec::new();
+    for (i, m) in ck.shared_memory.iter().enumerate() {
+        shared_memory.push(SharedMemoryV1::<C>::from_model(i, m)?);
+    }
+    let mut sysv_shm = Vec::new();
+    for s in &ck.sysv_shm {
+        sysv_shm.push(SysvShmV1::<C>::from_model(s)?);
     }
     let mut sections = vec![
         postcard_enc(SectionKind::Identity, &IdentityV1::from(&ck.identity))?,
@@ -264,6 +388,46 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     // Likewise: an image without event fds stays a valid 1.1 image.
     if !event_fds.is_empty() {
         sections.push(postcard_enc(SectionKind::EventFds, &event_fds)?);
+    }
+    // Likewise: an image where no description is shared stays a valid 1.2 image.
+    if !ck.fd_shares.is_empty() {
+        let shares: Vec<FdShareV1> = ck.fd_shares.iter().map(FdShareV1::from_model).collect();
+        sections.push(postcard_enc(SectionKind::FdShares, &shares)?);
+    }
+    // Likewise: an image without zombies stays readable by readers before 1.3.
+    if !ck.zombies.is_empty() {
+        let zombies: Vec<ZombieV1> = ck.zombies.iter().map(ZombieV1::from).collect();
+        sections.push(postcard_enc(SectionKind::Zombies, &zombies)?);
+    }
+    // Likewise for AIO contexts (§8.18).
+    if !aio.is_empty() {
+        sections.push(postcard_enc(SectionKind::Aio, &aio)?);
+    }
+    // Likewise: an image without shared memory stays readable by older readers.
+    if !shared_memory.is_empty() {
+        sections.push(postcard_enc(SectionKind::SharedMemory, &shared_memory)?);
+    }
+    // Likewise for IPv4/IPv6 sockets (§8.19).
+    if !inet.is_empty() {
+        sections.push(postcard_enc(SectionKind::InetSockets, &inet)?);
+    }
+    // Likewise for pseudo-terminals (§8.21).
+    if !ck.ptys.is_empty() {
+        let ptys: Vec<PtyV1> = ck.ptys.iter().map(PtyV1::from).collect();
+        sections.push(postcard_enc(SectionKind::Ttys, &ptys)?);
+    }
+    // Likewise for unix sockets (§8.20).
+    if !unix_sockets.is_empty() {
+        sections.push(postcard_enc(SectionKind::UnixSockets, &unix_sockets)?);
+    }
+    // Likewise for System V shared memory (§8.22).
+    if !sysv_shm.is_empty() {
+        sections.push(postcard_enc(SectionKind::SysvShm, &sysv_shm)?);
+    }
+    // Likewise for unix sockets whose peer is outside (§8.23).
+    if !ck.unix_peers.is_empty() {
+        let peers: Vec<UnixPeerV1> = ck.unix_peers.iter().map(UnixPeerV1::from).collect();
+        sections.push(postcard_enc(SectionKind::UnixPeers, &peers)?);
     }
     Ok(EncodedMetadata { sections })
 }
@@ -355,6 +519,20 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         None => Vec::new(),
     };
     event_fds::attach(&mut processes, records)?;
+    let records: Vec<InetSocketV1> = match m.get_optional(SectionKind::InetSockets)? {
+        Some((o, b)) => postcard_dec(SectionKind::InetSockets, o, b)?,
+        None => Vec::new(),
+    };
+    inet_sockets::attach(&mut processes, records)?;
+    if let Some((o, b)) = m.get_optional(SectionKind::Aio)? {
+        let records: Vec<AioContextV1<C>> = postcard_dec(SectionKind::Aio, o, b)?;
+        aio::attach(&mut processes, records)?;
+    }
+    let records: Vec<UnixSocketV1> = match m.get_optional(SectionKind::UnixSockets)? {
+        Some((o, b)) => postcard_dec(SectionKind::UnixSockets, o, b)?,
+        None => Vec::new(),
+    };
+    unix_sockets::attach(&mut processes, records)?;
     let (o, b) = m.get(SectionKind::Signals)?;
     let sigs: Vec<SignalsV1<C>> = postcard_dec(SectionKind::Signals, o, b)?;
     for s in sigs {
@@ -365,9 +543,59 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
     page_index::decode_into::<C>(o, b, &mut processes)?;
     let (o, b) = m.get(SectionKind::Files)?;
     let files: Vec<StoredFileV1<C>> = postcard_dec(SectionKind::Files, o, b)?;
+    let fd_shares: Vec<model::FdShare> = match m.get_optional(SectionKind::FdShares)? {
+        Some((o, b)) => {
+            let shares: Vec<FdShareV1> = postcard_dec(SectionKind::FdShares, o, b)?;
+            shares.into_iter().map(FdShareV1::into_model).collect()
+        }
+        None => Vec::new(),
+    };
+    fd_shares::check(&processes, &fd_shares)?;
+    let zombies = match m.get_optional(SectionKind::Zombies)? {
+        Some((o, b)) => zombies::decode(&processes, postcard_dec(SectionKind::Zombies, o, b)?)?,
+        None => Vec::new(),
+    };
+    let shared_memory: Vec<model::SharedMemory> = match m.get_optional(SectionKind::SharedMemory)? {
+        Some((o, b)) => {
+            let objects: Vec<SharedMemoryV1<C>> = postcard_dec(SectionKind::SharedMemory, o, b)?;
+            objects
+                .into_iter()
+                .map(SharedMemoryV1::into_model)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    shared_memory::check(&processes, &shared_memory)?;
+    let sysv_shm: Vec<model::SysvShm> = match m.get_optional(SectionKind::SysvShm)? {
+        Some((o, b)) => {
+            let segments: Vec<SysvShmV1<C>> = postcard_dec(SectionKind::SysvShm, o, b)?;
+            segments.into_iter().map(SysvShmV1::into_model).collect()
+        }
+        None => Vec::new(),
+    };
+    sysv_shm::check(&processes, &shared_memory, &sysv_shm)?;
+    let ptys = match m.get_optional(SectionKind::Ttys)? {
+        Some((o, b)) => ttys::decode(&processes, postcard_dec(SectionKind::Ttys, o, b)?)?,
+        None => Vec::new(),
+    };
+    ttys::check_masters(&processes, &ptys)?;
+    let unix_peers: Vec<model::UnixPeer> = match m.get_optional(SectionKind::UnixPeers)? {
+        Some((o, b)) => {
+            let records: Vec<UnixPeerV1> = postcard_dec(SectionKind::UnixPeers, o, b)?;
+            records.into_iter().map(Into::into).collect()
+        }
+        None => Vec::new(),
+    };
+    unix_peers::check(&processes, &unix_peers)?;
     Ok(model::Checkpoint {
         identity: identity.into(),
         processes,
         files: files.into_iter().map(StoredFileV1::into_model).collect(),
+        fd_shares,
+        zombies,
+        shared_memory,
+        ptys,
+        sysv_shm,
+        unix_peers,
     })
 }

@@ -3,13 +3,15 @@
 //!
 //! Every fd is opened first by the restore tool: regular files reopened by path with their flags
 //! and offset, deleted files on the replica of their stored contents, pipes recreated with their
-//! buffered bytes, devices by path, terminals replaced by the tool's own stdio or `/dev/null`.
+//! buffered bytes, devices by path, terminals replaced by the tool's own stdio or `/dev/null`,
+//! the ends of a pseudo-terminal pair of the image on a new pair made once ([`tty::Ptys`]).
 //! The task then takes each one with a remote `pidfd_getfd` on the tool (same open file
 //! description, so offset and status flags come along) and `dup3`s it to its number
 //! ([`install_fds`]). Opening here rather than remotely keeps errors local and named, and lets
 //! one open description serve several fds and mappings of the same file. Eventfds, timerfds,
-//! signalfds and inotify instances are created by the tool too, with their state (none of them
-//! is tied to the process that made it). Only epoll instances are created inside the task.
+//! signalfds, inotify instances and IPv4/IPv6 sockets are created by the tool too, with their
+//! state (none of them is tied to the process that made it). A memfd fd reopens its object's one
+//! memfd. Only epoll instances are created inside the task.
 //!
 //! Model: [`psnc_format::model::Fd`] (number, flags, close-on-exec, offset) and its
 //! [`psnc_format::model::FdKind`]; how each fd comes back was decided by the checks
@@ -18,7 +20,7 @@
 //! | kind                                                  | module      |
 //! |-------------------------------------------------------|-------------|
 //! | `Regular` (deleted or not), `Directory`, `CharDevice` | [`regular`] |
-//! | `Tty`                                                 | [`tty`]     |
+//! | `Tty`, `PtyMaster`                                    | [`tty`]     |
 //! | `Pipe`                                                | [`pipe`]    |
 //! | `Fifo`                                                | [`fifo`]    |
 //! | `Epoll`                                               | [`epoll`]   |
@@ -26,19 +28,32 @@
 //! | `TimerFd`                                             | [`timerfd`] |
 //! | `SignalFd`                                            | [`signalfd`]|
 //! | `Inotify`                                             | [`inotify`] |
+//! | `InetSocket`                                          | [`inet`]    |
+//! | `MemFdObject`                                         | [`memfd`]   |
+//! | `Socket` (AF_UNIX)                                    | [`unix`]    |
 //!
 //! An fd handed in with `--inherit-fd` (any kind) is the restore tool's own descriptor, taken
 //! over as it is.
+//!
+//! Fds that shared one open file description at capture (the image's `fd-shares`) get one
+//! description again: the first is prepared by its kind, the others get duplicates of it
+//! ([`shares`]), so one offset and one set of status flags serve them all, across processes too.
 
 pub mod epoll;
 pub mod eventfd;
 pub mod fifo;
+pub mod inet;
 pub mod inotify;
+pub mod memfd;
+pub mod netlink;
 pub mod pipe;
 pub mod regular;
+pub mod shares;
 pub mod signalfd;
+pub mod tcp;
 pub mod timerfd;
 pub mod tty;
+pub mod unix;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -130,22 +145,46 @@ pub(crate) fn set_status_flags(fd: &OwnedFd, flags: u32, what: &str) -> Result<(
     Ok(())
 }
 
-/// Prepares every fd of `p` in the restore tool, each as `sources` (the plan, same index) says.
-pub fn prepare(p: &Process, sources: &[FdSource], replicas: &mut Replicas) -> Result<Vec<LocalFd>> {
-    prepare_shared(p, sources, replicas, &mut pipe::Pipes::default())
+/// Prepares every fd of `p` in the restore tool, each as `sources` (the plan, same index) says;
+/// fds of one shared description (`descriptions`) get one description.
+pub fn prepare(
+    p: &Process,
+    sources: &[FdSource],
+    replicas: &mut Replicas,
+    descriptions: &mut shares::Descriptions,
+) -> Result<Vec<LocalFd>> {
+    prepare_shared(
+        p,
+        sources,
+        replicas,
+        &mut pipe::Pipes::default(),
+        &mut tty::Ptys::default(),
+        descriptions,
+    )
 }
 
-/// [`prepare`] with the pipes of the whole tree: fds of one pipe inode in several processes
-/// get ends of one pipe.
+/// [`prepare`] with the pipes, pseudo-terminals and shared descriptions of the whole tree: fds
+/// of one pipe inode in several processes get ends of one pipe, fds of one pty pair ends of one
+/// new pair, fds of one description in several processes get that one description.
 pub fn prepare_shared(
     p: &Process,
     sources: &[FdSource],
     replicas: &mut Replicas,
     pipes: &mut pipe::Pipes,
+    ptys: &mut tty::Ptys,
+    descriptions: &mut shares::Descriptions,
 ) -> Result<Vec<LocalFd>> {
     let mut fds = Vec::with_capacity(p.fds.len());
     for (f, src) in p.fds.iter().zip(sources) {
-        fds.push(prepare_fd(p.pid, f, src, replicas, pipes)?);
+        let local = match descriptions.take(p.pid, f.fd, src)? {
+            Some(shared) => shared,
+            None => {
+                let local = prepare_fd(p.pid, f, src, replicas, pipes, ptys)?;
+                descriptions.record(p.pid, f.fd, &local)?;
+                local
+            }
+        };
+        fds.push(local);
     }
     Ok(fds)
 }
@@ -157,6 +196,7 @@ fn prepare_fd(
     src: &FdSource,
     replicas: &mut Replicas,
     pipes: &mut pipe::Pipes,
+    ptys: &mut tty::Ptys,
 ) -> Result<LocalFd> {
     Ok(match (src, &f.kind) {
         (FdSource::Ours(n), _) => LocalFd::Borrowed(*n),
@@ -171,11 +211,23 @@ fn prepare_fd(
             LocalFd::Owned(regular::open_deleted(f, *id, path, kind, replicas)?)
         }
         (FdSource::Pipe(pe), _) => LocalFd::Owned(pipes.open_end(f, pe)?),
+        (FdSource::Pty { index, master }, _) => {
+            LocalFd::Owned(ptys.open_end(pid, f, *index, *master)?)
+        }
         (FdSource::Event, FdKind::EventFd { .. }) => LocalFd::Owned(eventfd::create(pid, f)?),
         (FdSource::Event, FdKind::TimerFd(_)) => LocalFd::Owned(timerfd::create(pid, f)?),
         (FdSource::Event, FdKind::SignalFd { .. }) => LocalFd::Owned(signalfd::create(pid, f)?),
         (FdSource::Event, FdKind::Inotify { .. }) => LocalFd::Owned(inotify::create(pid, f)?),
+        (FdSource::Event, FdKind::InetSocket(s)) => {
+            LocalFd::Owned(inet::create(pid, f, s, &mut pipes.tcp)?)
+        }
+        (FdSource::MemFd { object }, _) => LocalFd::Owned(memfd::open(f, *object, replicas)?),
+        (FdSource::Event, FdKind::Netlink(n)) => LocalFd::Owned(netlink::create(pid, f, n)?),
         (FdSource::Event, kind) => unreachable!("the checks planned {kind:?} as an event fd"),
+        (FdSource::Unix, _) => LocalFd::Owned(unix::open(pid, f, &mut pipes.unix)?),
+        (FdSource::UnixOutside(peer), _) => {
+            LocalFd::Owned(unix::open_outside(pid, f, peer, &mut pipes.unix)?)
+        }
     })
 }
 
@@ -194,13 +246,19 @@ pub fn install_order<'a>(
 /// other fd exists, and only when all of them exist are the watches added, so that a watch can
 /// name any fd of the process, another epoll fd included. The kernel keys a watch by file and fd
 /// number, so `EPOLL_CTL_ADD` must run in the task with the image's fd numbers.
-pub fn install_fds(task: &mut Task, p: &Process, local: &LocalFiles, pidfd: u64) -> Result<()> {
+pub fn install_fds(
+    task: &mut Task,
+    p: &Process,
+    local: &LocalFiles,
+    pidfd: u64,
+    descriptions: &shares::Descriptions,
+) -> Result<()> {
     for (f, l) in p.fds.iter().zip(&local.fds) {
         if let Some(ours) = l.raw() {
             install_fd(task, f, ours, pidfd)?;
         }
     }
-    epoll::install(task, p)
+    epoll::install(task, p, descriptions)
 }
 
 fn install_fd(task: &mut Task, f: &Fd, ours: i32, pidfd: u64) -> Result<()> {

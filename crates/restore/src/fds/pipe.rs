@@ -25,6 +25,10 @@ use crate::fds::{io_err, nix_err, set_status_flags};
 pub struct Pipes {
     /// Pipe inode -> (read end, write end, buffered bytes put back).
     pipes: BTreeMap<u64, (OwnedFd, OwnedFd, bool)>,
+    /// The unix socketpairs, which have the same lifetime: one per restore, over the tree.
+    pub unix: super::unix::Socketpairs,
+    /// The TCP connections rebuilt in repair mode, released once the tree's sockets all exist.
+    pub tcp: super::tcp::Repaired,
 }
 
 impl Pipes {

@@ -4,8 +4,9 @@
 //!
 //! Model: [`psnc_format::model::FdKind::Regular`] (a [`psnc_format::model::FileRef`]),
 //! [`psnc_format::model::FdKind::Directory`] and [`psnc_format::model::FdKind::CharDevice`],
-//! with the fd's `flags` and `pos`. Each fd gets an open file description of its own, so fds
-//! that shared one (through dup or fork) no longer move their offsets together.
+//! with the fd's `flags` and `pos`. Each open here is a description of its own; fds that shared
+//! one at capture (through dup or fork) are given this one description
+//! ([`crate::fds::shares`]), so their offsets move together again.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -49,7 +50,7 @@ pub fn open_deleted(
     Ok(fd)
 }
 
-fn seek(fd: &OwnedFd, pos: u64, best_effort: bool, what: &str) -> Result<()> {
+pub(super) fn seek(fd: &OwnedFd, pos: u64, best_effort: bool, what: &str) -> Result<()> {
     let Ok(off) = i64::try_from(pos) else {
         return Err(RestoreError::Inconsistent(format!(
             "{what}: offset {pos} is out of range"
