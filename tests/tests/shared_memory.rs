@@ -177,6 +177,31 @@ fn sharers_exited_before_capture_32() {
     orphan(Bits::B32);
 }
 
+/// `psnc-imgtool convert` keeps the shared memory objects' pages: an i386 image converted to
+/// the 64-bit layout restores with the object's contents (convert used to re-pack only the
+/// processes' page runs, leaving the objects' runs pointing at other bytes).
+#[test]
+fn converted_image_keeps_the_shared_memory_contents() {
+    if !psnc_tests::m32_or_skip(Bits::B32, "shm convert i386") {
+        return;
+    }
+    let mut t = Spawn::new("shm").args(&["orphan"]).bits(Bits::B32).start();
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    let img64 = t.dir.join("image64");
+    let back = t.dir.join("image32");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    imgtool(&["convert", "--to", "64", "-o", &s(&img64), &s(&image)]);
+    imgtool(&["convert", "--to", "32", "-o", &s(&back), &s(&img64)]);
+    assert!(
+        std::fs::read(&image).expect("read") == std::fs::read(&back).expect("read"),
+        "32 -> 64 -> 32 did not give the same bytes"
+    );
+    t.restore(&img64, &[], RunOpts::default());
+    t.verify()
+        .assert_passed(&["orphan:contents", "orphan:writable", "orphan:new_mapping"]);
+}
+
 /// The summary of spec/reader/psnc_reader.py (`--json`) of `image`.
 fn python_reader(image: &std::path::Path) -> serde_json::Value {
     let reader = psnc_tests::package_dir().join("../spec/reader/psnc_reader.py");

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use psnc_format::class::C32;
 use psnc_format::layout::{HEADER_FLAG_STREAMED, SECTION_SAFE_TO_COPY};
-use psnc_format::model::{Checkpoint, FdKind, FileId, FileRef, PageRun};
+use psnc_format::model::{Checkpoint, FdKind, FileId, FileRef};
 use psnc_format::sections::{encode_metadata, kind_name};
 use psnc_format::verify::verify_image;
 use psnc_format::{AtomicFile, FormatError, Image, ImageWriter, LayoutClass, SectionKind};
@@ -147,22 +147,27 @@ fn fill<W: Write>(
                        ck: &mut Checkpoint,
                        report: &mut ConvertReport|
      -> Result<(), FormatError> {
-        // Every run, in the order its bytes lie in the input's page data.
-        let mut order: Vec<(u64, usize, usize)> = Vec::new();
-        for (pi, p) in ck.processes.iter().enumerate() {
-            for (ri, r) in p.pages.iter().enumerate() {
-                order.push((r.data_offset, pi, ri));
+        // The page data as it is, byte for byte: every run keeps its offset, those of the
+        // processes and those of the shared memory and System V objects alike, and bytes no
+        // run references (older copies a pre-copy replaced) stay where they were, so that a
+        // conversion and its reverse give the input back.
+        let data = img.page_data();
+        let mut at = 0u64;
+        for chunk in data.chunks(1 << 20) {
+            let run = w.write_pages(0, chunk)?;
+            if run.data_offset != at {
+                return Err(FormatError::Invalid(format!(
+                    "page data copied to offset {:#x} instead of {at:#x}",
+                    run.data_offset
+                )));
             }
+            at += chunk.len() as u64;
+            progress.inc(chunk.len() as u64);
         }
-        order.sort_unstable();
-        for (_, pi, ri) in order {
-            let run: PageRun = ck.processes[pi].pages[ri];
-            let bytes = img.page_bytes(&run)?;
-            ck.processes[pi].pages[ri] = w.write_pages(run.addr, bytes)?;
-            report.page_runs += 1;
-            report.page_bytes += bytes.len() as u64;
-            progress.inc(bytes.len() as u64);
-        }
+        report.page_runs += ck.processes.iter().map(|p| p.pages.len()).sum::<usize>()
+            + ck.shared_memory.iter().map(|o| o.pages.len()).sum::<usize>()
+            + ck.sysv_shm.iter().map(|o| o.pages.len()).sum::<usize>();
+        report.page_bytes += data.len() as u64;
         Ok(())
     };
     let write_files = |w: &mut ImageWriter<W>,
