@@ -471,8 +471,9 @@ fn check_process_shape(ckpt: &Checkpoint, p: &Process) -> Result<()> {
             .pages
             .checked_mul(4096)
             .and_then(|l| run.addr.checked_add(l));
+        // Inside one VMA, or several adjacent ones (spec 8.5).
         let inside =
-            end.is_some_and(|end| p.vmas.iter().any(|v| v.start <= run.addr && end <= v.end));
+            end.is_some_and(|end| crate::memory::run_pieces(&p.vmas, run.addr, end).is_ok());
         if !inside {
             return Err(RestoreError::Inconsistent(format!(
                 "page run at {:#x} ({} pages) lies outside every mapping",

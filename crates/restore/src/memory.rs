@@ -347,28 +347,48 @@ pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
 pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
     let mut total = 0;
     for run in &p.pages {
-        let Some(v) = p
-            .vmas
-            .iter()
-            .find(|v| v.start <= run.addr && run.addr < v.end)
-        else {
-            return Err(RestoreError::Inconsistent(format!(
-                "page run at {:#x} lies outside every mapping",
-                run.addr
-            )));
-        };
-        if v.shared || is_special(v) {
-            continue;
-        }
         let bytes = image.page_bytes(run)?;
-        task.write(
-            &format!("writing {} pages at {:#x}", run.pages, run.addr),
-            run.addr,
-            bytes,
-        )?;
-        total += bytes.len() as u64;
+        // A run may span adjacent VMAs (spec 8.5): each piece goes where its VMA says.
+        for (v, start, end) in run_pieces(&p.vmas, run.addr, run.addr + bytes.len() as u64)? {
+            if v.shared || is_special(v) {
+                continue;
+            }
+            let piece = &bytes[(start - run.addr) as usize..(end - run.addr) as usize];
+            task.write(
+                &format!("writing {} pages at {start:#x}", piece.len() / 4096),
+                start,
+                piece,
+            )?;
+            total += piece.len() as u64;
+        }
     }
     Ok(total)
+}
+
+/// The VMAs (sorted, disjoint) that `[start, end)` lies in, each with the part of the range
+/// inside it; an error when some of the range is in none.
+pub fn run_pieces(vmas: &[Vma], start: u64, end: u64) -> Result<Vec<(&Vma, u64, u64)>> {
+    let mut out = Vec::new();
+    let mut at = start;
+    let first = vmas.partition_point(|v| v.end <= start);
+    for v in &vmas[first..] {
+        if at >= end {
+            break;
+        }
+        if v.start > at {
+            break;
+        }
+        let e = v.end.min(end);
+        out.push((v, at, e));
+        at = e;
+    }
+    if at < end || start >= end {
+        return Err(RestoreError::Inconsistent(format!(
+            "page run at {start:#x} ({} pages) lies outside every mapping",
+            end.saturating_sub(start) / 4096
+        )));
+    }
+    Ok(out)
 }
 
 /// The madvise advice that reproduces each `vm_flags` bit, in the order it is applied.
@@ -564,6 +584,27 @@ mod tests {
         assert!(!was_accounted(&text, &p, false));
         assert!(was_accounted(&data, &p, false));
         assert!(!was_accounted(&shared, &p, false));
+    }
+
+    #[test]
+    fn a_run_over_adjacent_vmas_is_cut_at_their_bounds_and_a_gap_refused() {
+        let a = vma(0x1000, libc::PROT_NONE, false, 0);
+        let b = Vma {
+            end: 0x4000,
+            ..vma(0x2000, libc::PROT_READ | libc::PROT_WRITE, false, 0)
+        };
+        let far = vma(0x6000, libc::PROT_READ, false, 0);
+        let vmas = vec![a, b, far];
+        let pieces: Vec<(u64, u64, u64)> = run_pieces(&vmas, 0x1000, 0x3000)
+            .unwrap()
+            .into_iter()
+            .map(|(v, s, e)| (v.start, s, e))
+            .collect();
+        assert_eq!(pieces, vec![(0x1000, 0x1000, 0x2000), (0x2000, 0x2000, 0x3000)]);
+        assert!(run_pieces(&vmas, 0x3000, 0x5000).is_err(), "a run into the gap");
+        assert!(run_pieces(&vmas, 0x5000, 0x7000).is_err(), "a run from the gap");
+        assert!(run_pieces(&vmas, 0x6000, 0x7000).is_ok());
+        assert!(run_pieces(&vmas, 0x8000, 0x9000).is_err(), "a run past every VMA");
     }
 
     #[test]
