@@ -54,6 +54,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("pty", &[]),
     ("unixsock", &[]),
     ("netlink", &[]),
+    ("scribble", &["-pthread"]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

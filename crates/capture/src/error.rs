@@ -402,6 +402,19 @@ pub enum CaptureError {
         /// What is wrong with it.
         why: String,
     },
+
+    /// `--pre-copy=always` and the write tracking could not be armed (or the tree changed mode
+    /// during the pre-copy).
+    #[error(
+        "PID {pid}: no pre-copy: {why}; capture with --pre-copy=auto (copies what cannot be \
+         tracked while stopped) or --pre-copy=never"
+    )]
+    PreCopy {
+        /// The root of the tree.
+        pid: i32,
+        /// Which process failed and how.
+        why: String,
+    },
 }
 
 impl CaptureError {
@@ -453,7 +466,8 @@ impl CaptureError {
             | CaptureError::ZombieInTree { .. }
             | CaptureError::OtherPidNamespace { .. }
             | CaptureError::OtherIpcNamespace { .. }
-            | CaptureError::TreeUnsettled { .. } => Exit::Refused,
+            | CaptureError::TreeUnsettled { .. }
+            | CaptureError::PreCopy { .. } => Exit::Refused,
             CaptureError::PermissionDenied { .. } | CaptureError::TcpRepairDenied { .. } => {
                 Exit::NoPermission
             }

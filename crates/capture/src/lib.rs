@@ -9,6 +9,10 @@
 //!  open output      AtomicFile next to IMAGE (or stdout): fails before the target is touched
 //!  stop::FrozenTree PTRACE_SEIZE + PTRACE_INTERRUPT every thread (no SIGSTOP) of PID, then of
 //!                   each child its stopped threads list (tree: the checks on each child)
+//!  tree_layout      the mode of every process -> the layout class; the ImageWriter
+//!  precopy          (--pre-copy, default auto) arm a write tracker in each process, thaw,
+//!                   copy the anonymous memory while it runs, round after round, then
+//!                   stop the tree again (stop::FrozenTree once more)
 //!  -- for each process of the tree, root first:
 //!  threads          every thread's mode (x86_64 / i386, process_arch) -> the layout class
 //!  source::collect  kernel state: handlers, itimers, POSIX timer values, brk, prctl gets,
@@ -20,10 +24,12 @@
 //!  signals          handlers and shared queue, with the values of timers
 //!  procfs           stat, status (seccomp checked again)
 //!  files            the executable into the catalog of stored files
+//!  precopy          the last scan of what was written, then the tracking closed
 //!  memory           maps + smaps: classify VMAs, file mappings into the catalog
 //!  fds              classify every fd (fds::regular, tty, pipe, fifo, epoll, eventfd,
 //!                   timerfd, signalfd, inotify), peek pipe and FIFO buffers
-//!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs
+//!  memory           pagemap -> plan, process_vm_readv -> ImageWriter page runs (with
+//!                   pre-copy: only what has no good copy in the image already)
 //!  process          auxv, cmdline, comm, cwd, root, personality, limits, ids, prctl flags
 //!  creds, memory    uids, gids, groups, caps, securebits; mm fields (stat's, and brk)
 //!  -- then, once:
@@ -44,8 +50,9 @@
 //! SIGTERM and SIGHUP of the tool are deferred to safe points ([`interrupt::Interrupts`]).
 //!
 //! What the live target may notice: the stop itself (its clocks run on), a scratch page mapped
-//! and unmapped again during the batch, and a pipe's extra reader for the moment its buffer is
-//! copied. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
+//! and unmapped again during the batch, a pipe's extra reader for the moment its buffer is
+//! copied, and with pre-copy two stops instead of one, a userfaultfd descriptor that exists
+//! only inside the first, and `uw` in its smaps `VmFlags` between them. Syscalls it was blocked in are restarted by the kernel as after any ptrace stop.
 //!
 //! # Modules
 //!
@@ -55,6 +62,7 @@
 //! |-------------|-----------------------------------------------------------------------------|
 //! | [`threads`] | each thread: registers, syscall restart, XSAVE, TLS, mask, queue, rseq, ... |
 //! | [`memory`]  | VMAs, pages, the mm fields (the `PR_SET_MM_MAP` values)                     |
+//! | [`precopy`] | memory copied while the target runs, its writes tracked (userfaultfd)      |
 //! | [`shared_memory`] | shared anonymous memory objects, stored once for all their mappings   |
 //! | [`signals`] | signal handlers, the process-wide pending queue                             |
 //! | [`timers`]  | interval timers, POSIX timers                                               |
@@ -82,6 +90,7 @@ pub mod host;
 pub mod interrupt;
 pub mod kmod;
 pub mod memory;
+pub mod precopy;
 pub mod process;
 pub mod procfs;
 pub mod shared_memory;
@@ -107,7 +116,9 @@ use fds::pipe::TeePipePeek;
 use files::{FileCatalog, FilePhase};
 use interrupt::Interrupts;
 use memory::TargetMemory;
+use precopy::PreCopy;
 use procfs::ProcDir;
+pub use precopy::PreCopyMode;
 pub use source::KmodMode;
 use source::StateSource;
 use stop::{Frozen, FrozenTree};
@@ -155,6 +166,8 @@ pub struct Options {
     pub children: bool,
     /// What to do with established TCP connections (`--tcp-established`, `--tcp-close`).
     pub tcp: fds::tcp::TcpMode,
+    /// Whether memory is copied while the target runs ([`precopy`], `--pre-copy`).
+    pub pre_copy: PreCopyMode,
 }
 
 impl Options {
@@ -171,6 +184,7 @@ impl Options {
             kmod: KmodMode::Auto,
             children: true,
             tcp: fds::tcp::TcpMode::Refuse,
+            pre_copy: PreCopyMode::Auto,
         }
     }
 }
@@ -198,8 +212,10 @@ pub struct Summary {
     pub fds: usize,
     /// Distinct files whose contents were stored.
     pub files_stored: usize,
-    /// How long the target was stopped.
+    /// The longest time the target was stopped (with pre-copy: the longer of the two stops).
     pub stopped: Duration,
+    /// How the memory was copied.
+    pub memory_copy: MemoryCopy,
     /// How long the whole capture took.
     pub total: Duration,
     /// Whether the target was killed after the image was written (`--kill`).
@@ -247,9 +263,47 @@ impl Summary {
             "fds": self.fds,
             "files_stored": self.files_stored,
             "stopped_ms": self.stopped.as_secs_f64() * 1e3,
+            "memory_copy": self.memory_copy.to_json(),
             "total_ms": self.total.as_secs_f64() * 1e3,
             "killed": self.killed,
             "warnings": self.warnings,
+        })
+    }
+}
+
+/// How a capture copied the memory: while the target ran ([`precopy`]) or all while stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryCopy {
+    /// `"pre-copy"` or `"stop"`.
+    pub method: &'static str,
+    /// Why pre-copy was not used, or which processes it left out and why.
+    pub why_not: Option<String>,
+    /// Rounds copied while the target ran.
+    pub rounds: usize,
+    /// Pages copied while the target ran.
+    pub pages_running: u64,
+    /// Pages of the image whose copy from a running round was used.
+    pub pages_reused: u64,
+    /// Pages read while the target was stopped.
+    pub pages_stopped: u64,
+    /// The first, short stop that arms the write tracking (zero without pre-copy).
+    pub arm_stop: Duration,
+    /// The final stop, in which everything else is captured.
+    pub final_stop: Duration,
+}
+
+impl MemoryCopy {
+    /// The object of `--json`'s `memory_copy`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "method": self.method,
+            "why_not": self.why_not,
+            "rounds": self.rounds,
+            "pages_running": self.pages_running,
+            "pages_reused": self.pages_reused,
+            "pages_stopped": self.pages_stopped,
+            "arm_stop_ms": self.arm_stop.as_secs_f64() * 1e3,
+            "final_stop_ms": self.final_stop.as_secs_f64() * 1e3,
         })
     }
 }
@@ -393,15 +447,19 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     };
     check()?;
 
-    let mut frozen = FrozenTree::freeze(pid, opts.children)?;
-    log.step(|| {
-        format!(
-            "stopped {} process(es), {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT in {} round(s)",
-            frozen.len(),
-            frozen.threads(),
-            frozen.rounds()
-        )
-    });
+    let frozen = FrozenTree::freeze(pid, opts.children)?;
+    log.step(|| stopped_line(&frozen));
+    let (frozen, arch, writer) = match start_image(frozen, opts, sink) {
+        Ok(v) => v,
+        Err((frozen, e)) => {
+            log.step(|| format!("failed ({e}); detaching"));
+            drop(frozen.thaw());
+            return Err(e);
+        }
+    };
+    let mut writer = writer;
+    let (mut frozen, mut pre, why_not) =
+        pre_copy(pid, opts, &source, frozen, &mut writer, arch, &log, &check)?;
     let mut repairs = fds::tcp::Repairs::new(opts.tcp);
     let collected = collect(
         &mut frozen,
@@ -410,11 +468,39 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         &mut repairs,
         &log,
         &check,
-        Counting {
-            inner: sink,
-            count: 0,
-        },
+        writer,
+        arch,
+        pre.as_mut(),
     );
+    let mut memory_copy = match &pre {
+        Some(p) => MemoryCopy {
+            method: "pre-copy",
+            why_not: (!p.untracked.is_empty()).then(|| {
+                p.untracked
+                    .iter()
+                    .map(|(pid, why)| format!("PID {pid}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+            rounds: p.rounds,
+            pages_running: p.pages_running,
+            pages_reused: p.pages_reused,
+            pages_stopped: p.pages_stopped,
+            arm_stop: p.arm_stop,
+            final_stop: Duration::ZERO,
+        },
+        None => MemoryCopy {
+            method: "stop",
+            why_not,
+            ..Default::default()
+        },
+    };
+    if let Some(p) = &pre {
+        log.step(|| p.describe());
+    }
+    // The tracking ends before the target runs on: closing the tool's userfaultfd unregisters
+    // and unprotects every range (the target's own copy was closed when it was armed).
+    drop(pre.take());
     let mut c = match collected {
         Ok(c) => c,
         Err(e) => {
@@ -494,7 +580,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         log.step(|| "metadata, section table and trailer written".into());
         commit(out).map_err(out_err)
     });
-    let (stopped, killed, image_bytes) = match (state, written) {
+    let (final_stop, killed, image_bytes) = match (state, written) {
         (Release::Thawed(s), Ok(n)) => (s, false, n),
         (Release::StillFrozen(frozen), Ok(n)) => {
             let s = frozen.kill().map_err(|e| CaptureError::Kill {
@@ -516,6 +602,8 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         (Release::Thawed(_), Err(e)) => return Err(e),
     };
     log.step(|| format!("image complete: {image_bytes} bytes"));
+    memory_copy.final_stop = final_stop;
+    let stopped = final_stop.max(memory_copy.arm_stop);
     Ok(Summary {
         pid,
         processes,
@@ -528,10 +616,135 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         fds: c.stats.fds,
         files_stored: c.stats.files,
         stopped,
+        memory_copy,
         total: log.start.elapsed(),
         killed,
         warnings: c.warnings,
     })
+}
+
+/// The `-v` line of a stop.
+fn stopped_line(frozen: &FrozenTree) -> String {
+    format!(
+        "stopped {} process(es), {} thread(s) with PTRACE_SEIZE + PTRACE_INTERRUPT in {} round(s)",
+        frozen.len(),
+        frozen.threads(),
+        frozen.rounds()
+    )
+}
+
+/// While the tree is stopped the first time: its mode and layout class, and the image writer
+/// of that class. On error the tree comes back for the caller to thaw.
+#[allow(clippy::result_large_err)]
+fn start_image(
+    mut frozen: FrozenTree,
+    opts: &Options,
+    sink: Sink,
+) -> std::result::Result<(FrozenTree, Arch, ImageWriter<Counting<Sink>>), (FrozenTree, CaptureError)> {
+    let (arch, class) = match tree_layout(&mut frozen, opts) {
+        Ok(v) => v,
+        Err(e) => return Err((frozen, e)),
+    };
+    match ImageWriter::new(Counting { inner: sink, count: 0 }, class) {
+        Ok(w) => Ok((frozen, arch, w)),
+        Err(source) => Err((
+            frozen,
+            CaptureError::Format {
+                path: opts.output.display(),
+                source,
+            },
+        )),
+    }
+}
+
+/// Arms the write tracking while `frozen` is stopped, lets the tree run while memory is copied
+/// into `writer` ([`precopy`]), and stops it again. Returns the tree stopped for the capture
+/// proper, with the pre-copy, or without one and why. On error the tree runs, unwatched.
+#[allow(clippy::too_many_arguments)]
+fn pre_copy<W: Write>(
+    pid: i32,
+    opts: &Options,
+    source: &StateSource,
+    mut frozen: FrozenTree,
+    writer: &mut ImageWriter<W>,
+    arch: Arch,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+) -> Result<(FrozenTree, Option<PreCopy>, Option<String>)> {
+    if opts.pre_copy == PreCopyMode::Never {
+        return Ok((frozen, None, Some("--pre-copy=never".into())));
+    }
+    // With the module nothing runs in the target; arming would run userfaultfd() and close().
+    if opts.pre_copy == PreCopyMode::Auto && matches!(source, StateSource::Kmod { .. }) {
+        return Ok((
+            frozen,
+            None,
+            Some(
+                "the state comes from /dev/checkpoint, which runs nothing in the target \
+                 (--pre-copy=always arms the write tracking with two syscalls in it)"
+                    .into(),
+            ),
+        ));
+    }
+    let pre = match PreCopy::arm(&mut frozen) {
+        Ok(p) => p,
+        Err(e) => {
+            drop(frozen.thaw());
+            return Err(e);
+        }
+    };
+    let refused = |pre: &PreCopy| {
+        pre.untracked
+            .iter()
+            .map(|(pid, why)| format!("PID {pid}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !pre.is_armed() || (opts.pre_copy == PreCopyMode::Always && !pre.untracked.is_empty()) {
+        let why = refused(&pre);
+        log.step(|| format!("no pre-copy ({why}); everything is copied stopped"));
+        if opts.pre_copy == PreCopyMode::Always {
+            drop(pre);
+            drop(frozen.thaw());
+            return Err(CaptureError::PreCopy { pid, why });
+        }
+        return Ok((frozen, None, Some(why)));
+    }
+    let mut pre = pre;
+    pre.arm_stop = frozen.thaw()?;
+    log.step(|| {
+        format!(
+            "write tracking armed in {:.3} ms; the target runs during the pre-copy",
+            pre.arm_stop.as_secs_f64() * 1e3
+        )
+    });
+    let path = opts.output.display();
+    pre.run(
+        &mut PagesInto {
+            writer,
+            path: &path,
+        },
+        &|m| log.step(|| m),
+        &mut || check(),
+    )?;
+    let mut frozen = FrozenTree::freeze(pid, opts.children)?;
+    log.step(|| stopped_line(&frozen));
+    match tree_layout(&mut frozen, opts) {
+        Ok((a, _)) if a == arch => Ok((frozen, Some(pre), None)),
+        Ok(_) => {
+            drop(pre);
+            drop(frozen.thaw());
+            Err(CaptureError::PreCopy {
+                pid,
+                why: "the tree changed mode (x86_64/i386) during the pre-copy".into(),
+            })
+        }
+        Err(e) => {
+            drop(pre);
+            drop(frozen.thaw());
+            Err(e)
+        }
+    }
 }
 
 /// Where the target is once the stopped part of a capture is done.
@@ -640,20 +853,10 @@ struct Collected<W: Write> {
     warnings: Vec<String>,
 }
 
-/// Everything that needs the tree stopped: the model of every process, with the pages and
-/// deleted files streamed into one writer.
-fn collect<W: Write>(
-    tree: &mut FrozenTree,
-    source: &StateSource,
-    opts: &Options,
-    repairs: &mut fds::tcp::Repairs,
-    log: &Log,
-    check: &dyn Fn() -> Result<()>,
-    out: W,
-) -> Result<Collected<W>> {
+/// The mode of every process of the stopped tree (one for all) and the image's layout class.
+fn tree_layout(tree: &mut FrozenTree, opts: &Options) -> Result<(Arch, LayoutClass)> {
     let root = tree.root();
     let procs = tree.processes();
-
     // Modes first: every remote syscall needs the right instruction and numbering.
     let mut arches = Vec::with_capacity(procs.len());
     for f in procs.iter_mut() {
@@ -686,13 +889,30 @@ fn collect<W: Write>(
         (None, Arch::X86_64) => LayoutClass::Bits64,
         (None, Arch::I386) => LayoutClass::Bits32,
     };
-    check()?;
+    Ok((arch, class))
+}
 
+/// Everything that needs the tree stopped: the model of every process, with the pages and
+/// deleted files streamed into one writer.
+#[allow(clippy::too_many_arguments)]
+fn collect<W: Write>(
+    tree: &mut FrozenTree,
+    source: &StateSource,
+    opts: &Options,
+    repairs: &mut fds::tcp::Repairs,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+    mut writer: ImageWriter<W>,
+    arch: Arch,
+    mut pre: Option<&mut PreCopy>,
+) -> Result<Collected<W>> {
+    let root = tree.root();
+    check()?;
     let fmt = |source| CaptureError::Format {
         path: opts.output.display(),
         source,
     };
-    let mut writer = ImageWriter::new(out, class).map_err(fmt)?;
+    let procs = tree.processes();
     let mut catalog = FileCatalog::new();
     let mut stats = Stats::default();
     let mut shared = shared_memory::SharedObjects::new();
@@ -712,6 +932,7 @@ fn collect<W: Write>(
             &mut sysv,
             &mut stats,
             repairs,
+            pre.as_deref_mut(),
         )?;
         processes.push(p);
     }
@@ -791,6 +1012,7 @@ fn collect_process<W: Write>(
     sysv: &mut sysv_shm::Segments,
     stats: &mut Stats,
     repairs: &mut fds::tcp::Repairs,
+    mut pre: Option<&mut PreCopy>,
 ) -> Result<Process> {
     let pid = frozen.pid();
     let dir = ProcDir::new(pid);
@@ -825,6 +1047,13 @@ fn collect_process<W: Write>(
     }
     let exe = files::exe_ref(&dir, catalog)?;
 
+    // With pre-copy: the last scan, and the end of this process's write tracking, before its
+    // maps and pagemap are read.
+    let copies = match pre.as_deref_mut() {
+        Some(pre) => pre.stop_tracking(pid)?,
+        None => None,
+    };
+
     // Memory layout and its refusals, before any byte is copied.
     let memory::MemoryLayout {
         vmas,
@@ -854,15 +1083,17 @@ fn collect_process<W: Write>(
     });
 
     let out_path = opts.output.display();
-    let pages = memory::copy_pages(
-        &plan,
-        &mut mem,
-        &mut PagesInto {
-            writer,
-            path: &out_path,
-        },
-        &mut || check(),
-    )?;
+    let mut sink = PagesInto {
+        writer,
+        path: &out_path,
+    };
+    // With pre-copy, the pages not written since their copy are in the image already.
+    let pages = match (pre, &copies) {
+        (Some(pre), Some(copies)) => {
+            pre.use_copies(copies, &plan, &mut mem, &mut sink, &mut || check())?
+        }
+        _ => memory::copy_pages(&plan, &mut mem, &mut sink, &mut || check())?,
+    };
     log.step(|| {
         format!(
             "[{pid}] {} pages copied in {} runs",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use psnc_capture::interrupt::Interrupts;
-use psnc_capture::{capture, KmodMode, Options, Output};
+use psnc_capture::{capture, KmodMode, Options, Output, PreCopyMode};
 use psnc_cli::{exit, Exit};
 use psnc_format::LayoutClass;
 
@@ -76,6 +76,19 @@ struct Args {
     /// With the module nothing is run in the target (except timer_gettime for POSIX timers).
     #[arg(long, value_name = "auto|always|never", default_value = "auto")]
     kmod: KmodMode,
+
+    /// Copy memory while the processes run, so that they are stopped only for the pages they
+    /// write meanwhile and the rest of the state: a short first stop creates a userfaultfd in
+    /// each process (one userfaultfd() and one close() run inside it) with which the tool
+    /// write-protects their private memory (asynchronous mode: a write is never blocked, only
+    /// noted) and copies it; rounds copy again what was written, then the final stop copies the
+    /// last written pages. Closing the userfaultfd removes every trace before they run on.
+    /// Needs Linux 6.7 (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN). `auto` falls back to copying
+    /// everything stopped where that is not available (-v and --json say why), `always` fails
+    /// instead (the processes left running), `never` copies everything stopped. Shared memory
+    /// is always copied stopped.
+    #[arg(long, value_name = "auto|always|never", default_value = "auto")]
+    pre_copy: PreCopyMode,
 
     /// Capture established TCP connections (IPv4, IPv6) so that restore continues them: each
     /// is read in repair mode (TCP_REPAIR, needs CAP_NET_ADMIN), sequence numbers, both queues,
@@ -148,6 +161,7 @@ fn main() -> ExitCode {
         psnc_capture::fds::tcp::TcpMode::Refuse
     };
     opts.kmod = args.kmod;
+    opts.pre_copy = args.pre_copy;
     opts.children = !args.no_children;
     opts.interrupts = interrupts;
     opts.cmdline = std::env::args().collect();

@@ -17,6 +17,8 @@
 //! | [`sock`]    | AF_UNIX sockets: the sock_diag dump, peeking queues, socketpair, bind, ... |
 //! | [`sys`]     | pidfd_open/getfd, tee, memfd_create, personality, clone3 with set_tid, ... |
 //! | [`spawn`]   | a held child that execs from a descriptor (restore's fresh task)           |
+//! | [`uffd`]    | [`uffd::WriteTracker`]: which pages a running process writes (userfaultfd  |
+//! |             | asynchronous write protection and `PAGEMAP_SCAN`), for pre-copy            |
 //! | [`kmod`]    | `/dev/checkpoint` ([`KmodDevice`]): kernel-only state without injection    |
 //!
 //! A typical capture of one thread:
@@ -49,6 +51,7 @@ pub mod sock;
 pub mod spawn;
 pub mod sys;
 pub mod tracee;
+pub mod uffd;
 pub mod unix_sock;
 
 pub use error::{PtraceError, Result};

@@ -1,0 +1,241 @@
+//! Tracking the writes of a running process to its memory: a userfaultfd in asynchronous
+//! write-protect mode (`UFFD_FEATURE_WP_ASYNC`, Linux 6.7) and the `PAGEMAP_SCAN` ioctl of
+//! `/proc/PID/pagemap` (6.7), which reports the pages written since they were protected and
+//! protects them again in the same call.
+//!
+//! A userfaultfd belongs to the mm of the process that created it, so [`WriteTracker::create`]
+//! makes it inside the target (one remote `userfaultfd()`), takes a copy with `pidfd_getfd` and
+//! closes the target's descriptor again before the target runs: the target ends with the same
+//! descriptor table, and the tool holds the only reference. Everything else happens from the
+//! tool, on the target's mm, while the target runs:
+//!
+//! - [`WriteTracker::track`] registers a range in `UFFDIO_REGISTER_MODE_WP` and protects it
+//!   (`UFFDIO_WRITEPROTECT`). In asynchronous mode the kernel resolves a write fault itself,
+//!   without a message and without blocking the writer: it clears the page's protection, which
+//!   is what "written" means to `PAGEMAP_SCAN`. A page of an anonymous VMA populated after the
+//!   protection has no write-protect bit either, so it counts as written too.
+//!   (`UFFD_FEATURE_WP_UNPOPULATED` is not asked for: it would put a PTE marker in every
+//!   unpopulated page, which `/proc/PID/pagemap` reports as swapped. File-backed VMAs always get
+//!   such markers: track anonymous memory only.)
+//! - [`WriteTracker::written`] lists the written pages of a range and, with `reset`, protects
+//!   them again (`PM_SCAN_WP_MATCHING`), atomically per page.
+//!
+//! Dropping the tracker closes the last reference: the kernel unregisters every range and
+//! removes the protection (`userfaultfd_release`), so a tool that dies mid-way leaves the target
+//! unwatched too. The target's `/proc/PID/smaps` shows `uw` in `VmFlags` while a range is tracked.
+//!
+//! `UFFD_USER_MODE_ONLY` lets an unprivileged target create the descriptor whatever
+//! `vm.unprivileged_userfaultfd` says; faults from kernel mode (a `read()` into a protected
+//! buffer) are resolved by the asynchronous path before that flag is consulted, so they are
+//! tracked as well.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use crate::error::{PtraceError, Result};
+use crate::remote::RemoteSyscaller;
+use crate::Sysno;
+
+/// `UFFD_USER_MODE_ONLY`: only faults from user mode go to the descriptor (enough for
+/// asynchronous write protection, and allowed to unprivileged processes).
+const UFFD_USER_MODE_ONLY: u64 = 1;
+/// `UFFD_API`.
+const UFFD_API: u64 = 0xAA;
+/// `UFFD_FEATURE_WP_ASYNC`: the kernel resolves write-protect faults itself.
+const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+/// `UFFDIO_REGISTER_MODE_WP`.
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+/// `UFFDIO_WRITEPROTECT_MODE_WP`.
+const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
+
+/// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
+const UFFDIO_API: u64 = 0xC018_AA3F;
+/// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
+const UFFDIO_REGISTER: u64 = 0xC020_AA00;
+/// `_IOWR(0xAA, 0x06, struct uffdio_writeprotect)`.
+const UFFDIO_WRITEPROTECT: u64 = 0xC018_AA06;
+/// `_IOWR('f', 16, struct pm_scan_arg)`.
+const PAGEMAP_SCAN: u64 = 0xC060_6610;
+
+/// `PM_SCAN_WP_MATCHING`: write-protect the pages reported.
+const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
+/// `PM_SCAN_CHECK_WPASYNC`: fail (EPERM) on a VMA without asynchronous write protection.
+const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
+/// `PAGE_IS_WRITTEN`: written since it was protected.
+const PAGE_IS_WRITTEN: u64 = 1 << 1;
+
+/// `struct uffdio_api`.
+#[repr(C)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_range`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UffdioRange {
+    start: u64,
+    len: u64,
+}
+
+/// `struct uffdio_register`.
+#[repr(C)]
+struct UffdioRegister {
+    range: UffdioRange,
+    mode: u64,
+    ioctls: u64,
+}
+
+/// `struct uffdio_writeprotect`.
+#[repr(C)]
+struct UffdioWriteprotect {
+    range: UffdioRange,
+    mode: u64,
+}
+
+/// `struct pm_scan_arg`.
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+/// `struct page_region`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+/// Regions asked for per `PAGEMAP_SCAN` call.
+const SCAN_BATCH: usize = 1024;
+
+/// Write tracking over the memory of one process; see the module documentation.
+#[derive(Debug)]
+pub struct WriteTracker {
+    pid: i32,
+    uffd: OwnedFd,
+    pagemap: File,
+}
+
+/// Runs `ioctl(fd, req, arg)`; `op` names it in the error.
+fn ioctl<T>(fd: &impl AsRawFd, req: u64, arg: &mut T, op: &'static str, pid: i32) -> Result<i32> {
+    // SAFETY: every `req` used here is the ioctl whose argument is exactly a `T` (the repr(C)
+    // uapi structs above, matching the kernel's layout); `arg` is a live, exclusive reference,
+    // so the kernel may read and write all of it. Pointers inside it (the scan's `vec`) are set
+    // by the caller to a live buffer of `vec_len` entries.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as libc::c_ulong, arg as *mut T) };
+    if r < 0 {
+        Err(PtraceError::Syscall {
+            op,
+            pid,
+            errno: Errno::last(),
+        })
+    } else {
+        Ok(r)
+    }
+}
+
+impl WriteTracker {
+    /// Creates the userfaultfd inside the process of `sc`'s thread (which must be stopped),
+    /// takes it into this process and closes the target's descriptor again; then enables
+    /// asynchronous write protection. `pid` is the process (for pidfd_getfd and errors). On
+    /// error the target's descriptor is closed too, when the remote close still can run.
+    pub fn create(sc: &mut RemoteSyscaller<'_>, pid: i32) -> Result<WriteTracker> {
+        let flags = libc::O_CLOEXEC as u64 | libc::O_NONBLOCK as u64 | UFFD_USER_MODE_ONLY;
+        let fd = sc.syscall(Sysno::Userfaultfd, &[flags])? as i32;
+        let taken =
+            crate::sys::pidfd_open(pid).and_then(|p| crate::sys::pidfd_getfd(p.as_fd(), pid, fd));
+        let closed = sc.close(fd);
+        let uffd = taken?;
+        closed?;
+        let pagemap = File::open(format!("/proc/{pid}/pagemap")).map_err(|source| {
+            PtraceError::Io {
+                op: "open",
+                path: format!("/proc/{pid}/pagemap"),
+                source,
+            }
+        })?;
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: UFFD_FEATURE_WP_ASYNC,
+            ioctls: 0,
+        };
+        ioctl(&uffd, UFFDIO_API, &mut api, "UFFDIO_API (asynchronous write protection)", pid)?;
+        Ok(WriteTracker { pid, uffd, pagemap })
+    }
+
+    /// The process tracked.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Starts tracking `[start, start + len)`, which must be one or more whole VMAs of the
+    /// target without holes: registers it for write protection and protects every page.
+    pub fn track(&self, start: u64, len: u64) -> Result<()> {
+        let range = UffdioRange { start, len };
+        let mut reg = UffdioRegister {
+            range,
+            mode: UFFDIO_REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        ioctl(&self.uffd, UFFDIO_REGISTER, &mut reg, "UFFDIO_REGISTER", self.pid)?;
+        let mut wp = UffdioWriteprotect {
+            range,
+            mode: UFFDIO_WRITEPROTECT_MODE_WP,
+        };
+        ioctl(&self.uffd, UFFDIO_WRITEPROTECT, &mut wp, "UFFDIO_WRITEPROTECT", self.pid)?;
+        Ok(())
+    }
+
+    /// Appends to `out` the page ranges `(start, end)` of `[start, end)` written since they
+    /// were last protected, in address order; with `reset`, protects them again in the same
+    /// walk. Fails with EPERM when part of the range is not tracked (a VMA mapped, or moved by
+    /// mremap, since [`WriteTracker::track`]): the caller then treats the range as untracked.
+    pub fn written(&self, start: u64, end: u64, reset: bool, out: &mut Vec<(u64, u64)>) -> Result<()> {
+        let mut regions = vec![PageRegion::default(); SCAN_BATCH];
+        let mut at = start;
+        while at < end {
+            let mut arg = PmScanArg {
+                size: std::mem::size_of::<PmScanArg>() as u64,
+                flags: PM_SCAN_CHECK_WPASYNC | if reset { PM_SCAN_WP_MATCHING } else { 0 },
+                start: at,
+                end,
+                vec: regions.as_mut_ptr() as u64,
+                vec_len: regions.len() as u64,
+                category_mask: PAGE_IS_WRITTEN,
+                return_mask: PAGE_IS_WRITTEN,
+                ..Default::default()
+            };
+            let n = ioctl(&self.pagemap, PAGEMAP_SCAN, &mut arg, "PAGEMAP_SCAN", self.pid)? as usize;
+            for r in &regions[..n.min(regions.len())] {
+                match out.last_mut() {
+                    Some(last) if last.1 == r.start => last.1 = r.end,
+                    _ => out.push((r.start, r.end)),
+                }
+            }
+            if arg.walk_end <= at {
+                break;
+            }
+            at = arg.walk_end;
+        }
+        Ok(())
+    }
+}

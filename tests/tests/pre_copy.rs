@@ -1,0 +1,162 @@
+//! Pre-copy (issue 11): memory copied while the target runs, with its writes tracked through
+//! userfaultfd asynchronous write protection and `PAGEMAP_SCAN`, then only the pages written
+//! since copied while it is stopped. The target (tests/targets/scribble.c) writes generation
+//! after generation into pseudo-random pages the whole time; after the restore it checks that
+//! every page is exactly the replay of the generations done at the stop instant, and that
+//! neither the write tracking (`uw` in smaps) nor a descriptor of the tool is left in it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use psnc_tests::{alive, Bits, RunOpts, Spawn, Target, Tmpfs};
+
+/// What every run of the target must report.
+const CHECKS: &[&str] = &[
+    "scribble_ran",
+    "scribble_memory",
+    "scribble_untracked",
+    "scribble_fds",
+];
+
+fn start(bits: Bits, mib: &str, rate: &str) -> Target {
+    Spawn::new("scribble").args(&[mib, rate]).bits(bits).start()
+}
+
+/// `psnc-capture --json` of `t` with `args`; asserts success and returns the summary.
+fn capture_json(t: &Target, image: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let r = t.capture(image, &all);
+    r.assert_ok();
+    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+}
+
+/// The smaps VmFlags lines of `pid` that show write tracking (`uw`).
+fn tracked_vmas(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .expect("read smaps")
+        .lines()
+        .filter(|l| l.starts_with("VmFlags:") && l.split_whitespace().any(|w| w == "uw"))
+        .count()
+}
+
+/// The fd numbers of `pid`.
+fn fds(pid: u32) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read fd dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Captures with `--kill` (pre-copy by default), restores, and lets the target check itself.
+/// Returns the capture's `memory_copy` object.
+fn cycle(bits: Bits, mib: &str, rate: &str, args: &[&str]) -> serde_json::Value {
+    let mut t = start(bits, mib, rate);
+    let image = t.dir.join("image");
+    let mut all = vec!["--kill"];
+    all.extend_from_slice(args);
+    let summary = capture_json(&t, &image, &all);
+    t.proc.reap(Duration::from_secs(10)).expect("the target gone after --kill");
+    t.restore(&image, &[], RunOpts::default());
+    t.verify().assert_passed_in(&format!("{bits:?} {mib} MiB at {rate}/ms {args:?}"), CHECKS);
+    summary["memory_copy"].clone()
+}
+
+fn precopied(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "pre-copy i386") {
+        return;
+    }
+    // 2,000 pages per second into 16,384: most pages are not written again between their copy
+    // and the stop, however slowly the (debug, loaded) tool copies.
+    let m = cycle(bits, "64", "2", &[]);
+    assert_eq!(m["method"], "pre-copy", "{m}");
+    assert!(m["rounds"].as_u64().unwrap() >= 1, "{m}");
+    // The 64 MiB region was copied while running, and copies of it were used at the stop.
+    assert!(m["pages_running"].as_u64().unwrap() >= 16384, "{m}");
+    assert!(m["pages_reused"].as_u64().unwrap() > 0, "{m}");
+}
+
+#[test]
+fn memory_is_the_stop_instant_after_pre_copy_x86_64() {
+    precopied(Bits::B64);
+}
+
+#[test]
+fn memory_is_the_stop_instant_after_pre_copy_i386() {
+    precopied(Bits::B32);
+}
+
+/// A writer as fast as the machine goes dirties more than a round copies: the rounds stop
+/// early and the stop copies the rest, still exactly.
+fn flat_out(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "pre-copy flat out i386") {
+        return;
+    }
+    let m = cycle(bits, "32", "0", &[]);
+    assert_eq!(m["method"], "pre-copy", "{m}");
+}
+
+#[test]
+fn a_target_writing_flat_out_x86_64() {
+    flat_out(Bits::B64);
+}
+
+#[test]
+fn a_target_writing_flat_out_i386() {
+    flat_out(Bits::B32);
+}
+
+#[test]
+fn pre_copy_never_copies_everything_stopped() {
+    let m = cycle(Bits::B64, "16", "20", &["--pre-copy=never"]);
+    assert_eq!(m["method"], "stop", "{m}");
+    assert_eq!(m["why_not"], "--pre-copy=never", "{m}");
+    assert_eq!(m["pages_running"], 0, "{m}");
+}
+
+/// Without --kill the target runs on: right after the capture nothing of the tracking is left
+/// (no `uw` VMA, the same fds), and the image restores after the target is gone.
+#[test]
+fn the_target_left_running_is_unwatched() {
+    let mut t = start(Bits::B64, "32", "20");
+    let pid = t.pid();
+    let before = fds(pid);
+    let image = t.dir.join("image");
+    let m = capture_json(&t, &image, &[])["memory_copy"].clone();
+    assert_eq!(m["method"], "pre-copy", "{m}");
+    assert_eq!(tracked_vmas(pid), 0, "write tracking left in PID {pid}");
+    assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
+    // The running original is consistent in itself, and so is its restored copy.
+    t.verify().assert_passed_in("the original after the capture", CHECKS);
+    t.proc.kill();
+    t.proc.reap(Duration::from_secs(10));
+    std::fs::remove_file(psnc_tests::go_path(&t.report)).expect("remove the go file");
+    std::fs::write(&t.report, "").expect("truncate the report");
+    t.restore(&image, &[], RunOpts::default());
+    t.verify().assert_passed_in("restored from a capture that left it running", CHECKS);
+}
+
+/// A capture that fails during the pre-copy (the image's file system fills up while the target
+/// runs) leaves it running, unwatched and with its fds, and no image.
+#[test]
+fn a_pre_copy_that_fails_leaves_the_target_unwatched() {
+    let mut t = start(Bits::B64, "64", "20");
+    let pid = t.pid();
+    let before = fds(pid);
+    let fs = Tmpfs::mount(&t.dir.join("small"), "8m");
+    let image = fs.path.join("image");
+    let r = t.capture(&image, &[]);
+    r.assert_failed();
+    assert!(
+        r.stderr.contains("No space left"),
+        "the error names the full file system:\n{}",
+        r.stderr
+    );
+    assert!(!image.exists(), "an image appeared after a failed capture");
+    assert!(alive(pid), "PID {pid} died");
+    assert_eq!(tracked_vmas(pid), 0, "write tracking left in PID {pid}");
+    assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
+    t.verify().assert_passed_in("after a failed pre-copy", CHECKS);
+}
