@@ -34,7 +34,16 @@ process; psnc and CRIU get --tcp-established), each with bytes queued both ways;
 kind and count (--sizes is ignored). The restored target reads every queue back and exchanges
 one more message on every connection.
 
+With --freeze the target is bench/freeze.c: the given memory, about --rate random pages written
+per second, and a thread that measures the longest gap between its wake-ups (every 200 us). Each
+tool captures it and leaves it running (psnc-capture without --kill, criu dump --leave-running);
+the row shows the longest freeze the target saw, against fork() of the same process (the time
+to copy its page tables: the least a stop that snapshots the memory costs) and against CRIU's in
+the same run, with the capture's wall time, image size and how psnc copied the memory
+(pre-copy rounds, pages read while stopped). Runs --runs times; min / median.
+
 Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
+              bench/bench.py --freeze --sizes 64,1024,4096 --dests tmpfs [--rate 1000] [--runs 2]
               bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
               bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs [--shared-mib 256]
               bench/bench.py --sockets unix:1000,unix:10000,tcp:1000 --dests tmpfs
@@ -78,6 +87,7 @@ def build(args):
         ROOT / "bench/tree.c"])
     sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "sockets",
         ROOT / "bench/sockets.c"])
+    sh(["cc", "-O2", "-pthread", "-o", helpers / "freeze", ROOT / "bench/freeze.c"])
     return tools, helpers
 
 
@@ -393,6 +403,147 @@ def print_table(rows):
               "threads resumed (release + scheduler noise; 2 CPUs).")
 
 
+class FreezeTarget:
+    """bench/freeze.c: MIB MiB written at RATE pages/s, measuring its longest gap."""
+
+    def __init__(self, helpers, mib, rate, workdir):
+        self.dir = Path(tempfile.mkdtemp(prefix="freeze-", dir=workdir))
+        self.report = self.dir / "report"
+        self.proc = subprocess.Popen(
+            [helpers / "freeze", self.report, str(mib), str(rate)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.pid = self.proc.pid
+        self.wait("READY", 600)
+
+    def lines(self):
+        try:
+            return self.report.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait(self, prefix, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for l in self.lines():
+                if l.startswith(prefix):
+                    return l
+            time.sleep(0.01)
+        raise RuntimeError(f"freeze target: no {prefix!r} after {timeout} s: {self.lines()}")
+
+    def mark(self):
+        (self.dir / "report.mark").touch()
+        self.wait("MARKED", 10)
+
+    def gap_and_fork(self):
+        """The longest gap since the mark and the fork() time, in seconds."""
+        (self.dir / "report.go").touch()
+        self.wait("DONE", 60)
+        vals = {}
+        for l in self.lines():
+            w = l.split()
+            if w[0] == "INFO":
+                vals[w[1]] = int(w[2]) / 1e6
+        return vals["maxgap_us"], vals["fork_us"]
+
+    def close(self):
+        kill(self.pid)
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bench_freeze(tools, helpers, criu, mib, rate, dest_dir):
+    """One run of each tool on a fresh target; returns the row's values."""
+    res = {"size_mib": mib}
+    t = FreezeTarget(helpers, mib, rate, dest_dir)
+    try:
+        image = dest_dir / "image"
+        t.mark()
+        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", image, "--json"])
+        if r.returncode != 0:
+            res["error"] = f"capture: {r.stderr.strip()[-300:]}"
+            return res
+        s = json.loads(r.stdout.strip().splitlines()[-1])
+        res["capture_s"] = secs
+        res["stopped_s"] = s["stopped_ms"] / 1e3
+        res["image_bytes"] = image.stat().st_size
+        res["memory_copy"] = s.get("memory_copy")
+        res["gap_s"], res["fork_s"] = t.gap_and_fork()
+        drop_file(image)
+    finally:
+        drop_file(dest_dir / "image")
+        t.close()
+    if criu:
+        t = FreezeTarget(helpers, mib, rate, dest_dir)
+        cdir = dest_dir / "criu"
+        shutil.rmtree(cdir, ignore_errors=True)
+        cdir.mkdir()
+        try:
+            t.mark()
+            secs, r = timed([criu, "dump", "-t", str(t.pid), "-D", cdir, "-o", "dump.log",
+                             "--leave-running"])
+            if r.returncode != 0:
+                res["criu_error"] = "dump failed: " + tail_log(cdir / "dump.log")
+                return res
+            res["criu_dump_s"] = secs
+            res["criu_image_bytes"] = sum(f.stat().st_size for f in cdir.iterdir())
+            res["criu_gap_s"], _ = t.gap_and_fork()
+        finally:
+            t.close()
+            shutil.rmtree(cdir, ignore_errors=True)
+    return res
+
+
+def freeze_main(args, tools, helpers, criu, sizes, dest_dir):
+    """--freeze: rows of min / median over --runs runs."""
+    rows = []
+    for mib in sizes:
+        runs = []
+        for i in range(args.runs):
+            print(f"... freeze, {mib} MiB at {args.rate} pages/s, run {i + 1}", flush=True)
+            runs.append(bench_freeze(tools, helpers, criu, mib, args.rate, dest_dir))
+        rows.append((mib, runs))
+
+    def mm(runs, k, scale=1e3, f="{:.1f}"):
+        v = sorted(r[k] for r in runs if r.get(k) is not None)
+        if not v:
+            return "-"
+        return f"{f.format(v[0] * scale)} / {f.format(v[len(v) // 2] * scale)}"
+
+    def ratio(runs, a, b):
+        v = sorted(r[a] / r[b] for r in runs if r.get(a) is not None and r.get(b))
+        return "-" if not v else f"{v[len(v) // 2]:.2f}"
+
+    head = ["memory", "gap ms", "fork ms", "gap/fork", "criu gap ms", "gap/criu",
+            "capture s", "criu dump s", "cap/criu", "image MiB", "criu MiB", "method"]
+    cells = [head]
+    for mib, runs in rows:
+        m = (runs[-1].get("memory_copy") or {})
+        method = m.get("method", "-")
+        if method == "pre-copy":
+            method += f" {m['rounds']} rounds, {m['pages_stopped']} pages stopped"
+        cells.append([
+            f"{mib} MiB", mm(runs, "gap_s"), mm(runs, "fork_s"), ratio(runs, "gap_s", "fork_s"),
+            mm(runs, "criu_gap_s"), ratio(runs, "gap_s", "criu_gap_s"),
+            mm(runs, "capture_s", 1, "{:.2f}"), mm(runs, "criu_dump_s", 1, "{:.2f}"),
+            ratio(runs, "capture_s", "criu_dump_s"),
+            mm(runs, "image_bytes", 1 / MIB, "{:.0f}"),
+            mm(runs, "criu_image_bytes", 1 / MIB, "{:.0f}"), method])
+    print()
+    widths = [max(len(str(c[i])) for c in cells) for i in range(len(head))]
+    for c in cells:
+        print("  ".join(str(v).rjust(w) for v, w in zip(c, widths)))
+    for mib, runs in rows:
+        for r in runs:
+            for k in ("error", "criu_error"):
+                if k in r:
+                    print(f"{mib} MiB: {k}: {r[k]}")
+    print("gap: the longest time the target did not run during the capture (min / median); "
+          "fork: fork() of the same process; gap/fork and gap/criu: medians of the ratios "
+          "(< 1 = shorter). The issue's goal: gap <= 20 ms at 1 GiB, <= 50 ms at 4 GiB.")
+    return [{"size_mib": mib, "runs": runs} for mib, runs in rows]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="64,1024,4096", help="MiB, comma-separated")
@@ -411,6 +562,11 @@ def main():
                    help="KIND:COUNT, comma-separated (unix:10000,tcp:1000): the sockets target")
     p.add_argument("--threads", default=None,
                    help="thread counts, comma-separated: use the threads target (bench/threads.c)")
+    p.add_argument("--freeze", action="store_true",
+                   help="the freeze a running, writing target sees (bench/freeze.c)")
+    p.add_argument("--rate", type=int, default=1000,
+                   help="with --freeze: random pages the target writes per second")
+    p.add_argument("--runs", type=int, default=2, help="with --freeze: runs per size")
     args = p.parse_args()
     global SHARED_MIB
     SHARED_MIB = args.shared_mib
@@ -437,6 +593,11 @@ def main():
                 base = Path(args.disk)
             dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
             try:
+                if args.freeze:
+                    out = freeze_main(args, tools, helpers, criu, sizes, dest_dir)
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(out, indent=2))
+                    return
                 if args.sockets is not None:
                     for spec in args.sockets.split(","):
                         kind, _, count = spec.partition(":")

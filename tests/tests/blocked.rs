@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use psnc_tests::{proc_state, wait_for, RunOpts, Spawn};
+use psnc_tests::{proc_state, wait_for, Bits, RunOpts, Spawn};
 
 fn pipe() -> (OwnedFd, OwnedFd) {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2")
@@ -18,9 +18,30 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 /// Seconds the nanosleep target sleeps; capture and restore must fit well inside it.
 const SLEEP: &str = "6";
 
-#[test]
-fn nanosleep_restarts() {
-    let mut t = Spawn::new("blocked").args(&["nanosleep", SLEEP]).start();
+fn nanosleep_restarts(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "nanosleep restart i386") {
+        return;
+    }
+    let mut t = Spawn::new("blocked")
+        .args(&["nanosleep", SLEEP])
+        .bits(bits)
+        .start();
+    // Inside nanosleep before the capture stops it (READY comes just before the call).
+    let pid = t.pid();
+    // nanosleep, clock_nanosleep; i386: nanosleep, clock_nanosleep, clock_nanosleep_time64.
+    let sleeping: Vec<String> = match bits {
+        Bits::B64 => vec![35, 230],
+        Bits::B32 => vec![162, 267, 407],
+    }
+    .into_iter()
+    .map(|n: i32| n.to_string())
+    .collect();
+    wait_for(Duration::from_secs(5), || {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+        let nr = s.split_whitespace().next()?.to_string();
+        sleeping.contains(&nr).then_some(())
+    })
+    .expect("the target in nanosleep");
     t.checkpoint_restore();
     // Still inside its sleep: not woken early, not failed.
     std::thread::sleep(Duration::from_millis(300));
@@ -33,6 +54,23 @@ fn nanosleep_restarts() {
     assert_eq!(proc_state(t.pid()), Some('S'), "not sleeping after restore");
     let r = t.wait_done();
     r.assert_passed(&["nanosleep_result", "nanosleep_duration"]);
+    // The restored thread re-issued nanosleep itself: the pre-copy's first stop had left it in
+    // restart_syscall, which in a restored task has no restart block and fails with EINTR.
+    assert!(
+        r.lines.iter().any(|l| l.ends_with(" eintr 0")),
+        "nanosleep failed with EINTR after restore: {:?}",
+        r.lines
+    );
+}
+
+#[test]
+fn nanosleep_restarts_x86_64() {
+    nanosleep_restarts(Bits::B64);
+}
+
+#[test]
+fn nanosleep_restarts_i386() {
+    nanosleep_restarts(Bits::B32);
 }
 
 fn read_on_inherited_pipe(resource_form: bool) {

@@ -318,11 +318,14 @@ struct Log {
 impl Log {
     fn step(&self, msg: impl FnOnce() -> String) {
         if self.verbose {
-            eprintln!(
-                "psnc-capture: [{:9.3} ms] {}",
+            // One write per line (stderr is unbuffered: eprintln! would write each piece of
+            // the format on its own, a dozen syscalls per line inside the stop).
+            let line = format!(
+                "psnc-capture: [{:9.3} ms] {}\n",
                 self.start.elapsed().as_secs_f64() * 1e3,
                 msg()
             );
+            let _ = io::stderr().write_all(line.as_bytes());
         }
     }
 }
@@ -498,9 +501,6 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     if let Some(p) = &pre {
         log.step(|| p.describe());
     }
-    // The tracking ends before the target runs on: closing the tool's userfaultfd unregisters
-    // and unprotects every range (the target's own copy was closed when it was armed).
-    drop(pre.take());
     let mut c = match collected {
         Ok(c) => c,
         Err(e) => {
@@ -561,6 +561,12 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
                 s.as_secs_f64() * 1e3
             )
         });
+        // The write tracking ends now, while the target runs: closing the tool's userfaultfds
+        // unregisters and unprotects every range (the target's own descriptor was closed
+        // when it was armed). Error paths end it the same way, when `pre` goes out of scope.
+        if pre.take().is_some() {
+            log.step(|| "write tracking ended".into());
+        }
         Release::Thawed(s)
     };
     let processes = c.ckpt.processes.len();
@@ -1030,7 +1036,10 @@ fn collect_process<W: Write>(
     }
     check()?;
 
-    let threads = threads::collect(&dir, frozen, kstate.threads)?;
+    let mut threads = threads::collect(&dir, frozen, kstate.threads)?;
+    if let Some(pre) = pre.as_deref() {
+        pre.fix_restarts(&mut threads, arch);
+    }
     log.step(|| {
         format!(
             "[{pid}] {} thread(s): registers, XSAVE, signal state",
@@ -1047,13 +1056,6 @@ fn collect_process<W: Write>(
     }
     let exe = files::exe_ref(&dir, catalog)?;
 
-    // With pre-copy: the last scan, and the end of this process's write tracking, before its
-    // maps and pagemap are read.
-    let copies = match pre.as_deref_mut() {
-        Some(pre) => pre.stop_tracking(pid)?,
-        None => None,
-    };
-
     // Memory layout and its refusals, before any byte is copied.
     let memory::MemoryLayout {
         vmas,
@@ -1061,7 +1063,13 @@ fn collect_process<W: Write>(
         aio_rings,
         shared: shared_vmas,
         sysv: sysv_vmas,
+        uffd_wp,
     } = memory::collect_vmas(&dir, catalog)?;
+    // With pre-copy: the copies still good after the last scan.
+    let copies = match pre.as_deref_mut() {
+        Some(pre) => pre.final_copies(pid, &uffd_wp),
+        None => None,
+    };
     log.step(|| format!("[{pid}] {} VMAs", vmas.len()));
     let mut mem = TargetMemory::open(pid)?;
     let aio = aio::collect(pid, &aio_rings, &mut mem)?;

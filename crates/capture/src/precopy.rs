@@ -10,12 +10,12 @@
 //!                               present pages into the image; round k: PAGEMAP_SCAN lists and
 //!                               protects again what was written, which is copied again; until
 //!                               a round finds little written, stops shrinking, or MAX_ROUNDS
-//!  stop 2   stop_tracking       for each process, before its memory is read: the last scan,
-//!                               the `uw` check, then its userfaultfd closed (the kernel
-//!                               unregisters and unprotects everything, markers included)
+//!  stop 2   final_copies        for each process: the last scan and the `uw` check
 //!           use_copies          the page plan of the capture proper: the pages written since
 //!                               the last round and everything untracked are read, the rest
 //!                               points at the copies already in the image
+//!  running  drop                the tool's userfaultfds closed: the kernel unregisters and
+//!                               unprotects everything (about 40 ms per GiB, off the stop)
 //! ```
 //!
 //! The page plan of the second stop decides what the image holds (a page not present then is
@@ -33,7 +33,7 @@
 //! write protection before 6.7) is captured stopped, and `-v` and `--json` say why. Writes that
 //! bypass the page tables (DMA into memory pinned before the capture, e.g. RDMA) are not seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use psnc_format::model::PageRun;
@@ -45,6 +45,7 @@ use crate::files::FileCatalog;
 use crate::memory::{self, MemorySource, PagePlan, PageRange, PageSink, StorePolicy, TargetMemory};
 use crate::procfs::{ProcDir, PAGE_SIZE};
 use crate::stop::FrozenTree;
+use crate::threads::RestartedCall;
 
 /// At most this many rounds of copying while the target runs (round 0 included).
 pub const MAX_ROUNDS: usize = 8;
@@ -214,6 +215,9 @@ pub struct PreCopy {
     pub pages_reused: u64,
     /// How long the arming stop lasted.
     pub arm_stop: Duration,
+    /// The threads the arming stop found in a call the kernel restarts through
+    /// `restart_syscall` ([`RestartedCall`]), by TID.
+    pub restarted: HashMap<i32, RestartedCall>,
 }
 
 /// A running target's memory: a read that fails (the VMA unmapped meanwhile) gives zeros and is
@@ -262,6 +266,16 @@ impl PreCopy {
         let mut pre = PreCopy::default();
         for f in tree.processes().iter_mut() {
             let pid = f.pid();
+            // Before anything runs in the process: which threads this stop interrupts in a call
+            // that will go on as restart_syscall.
+            for t in f.threads().iter_mut() {
+                let tid = t.tid();
+                if let (Ok(regs), Ok(arch)) = (t.get_regs(), t.arch()) {
+                    if let Some(call) = RestartedCall::of(&regs, arch) {
+                        pre.restarted.insert(tid, call);
+                    }
+                }
+            }
             let made = match f.threads().first_mut() {
                 Some(leader) => RemoteSyscaller::find(leader).and_then(|mut sc| {
                     let t = WriteTracker::create(&mut sc, pid);
@@ -286,6 +300,16 @@ impl PreCopy {
             }
         }
         Ok(pre)
+    }
+
+    /// Puts back, in the threads of the final stop, the calls the arming stop interrupted
+    /// ([`RestartedCall::fix`]).
+    pub fn fix_restarts(&self, threads: &mut [psnc_format::model::Thread], arch: psnc_format::model::Arch) {
+        for t in threads {
+            if let Some(call) = self.restarted.get(&(t.tid as i32)) {
+                call.fix(t, arch);
+            }
+        }
     }
 
     /// Whether some process is tracked.
@@ -354,17 +378,14 @@ impl PreCopy {
         }
     }
 
-    /// While stopped, before the memory of process `pid` is read: the last scan (what was
-    /// written since the last round), the check that each copied VMA is still the tracked one
-    /// (smaps `uw`), and the end of the tracking of `pid` (the tracker closed: the kernel
-    /// unprotects its memory, which also removes the PTE markers that protecting unpopulated
-    /// pages leaves and that pagemap would report as swapped pages). Returns the copies still
-    /// good, or `None` when `pid` is not tracked.
-    pub fn stop_tracking(&mut self, pid: i32) -> Result<Option<Copies>> {
-        let Some(i) = self.tracked.iter().position(|t| t.pid == pid) else {
-            return Ok(None);
-        };
-        let mut t = self.tracked.swap_remove(i);
+    /// While stopped, for process `pid`: the copies still good. The last scan drops what was
+    /// written since the last round, and only copies inside `uffd_wp` (the VMAs whose smaps
+    /// shows `uw` now: a VMA mapped, or moved by mremap, since the round has lost the
+    /// registration) are kept. `None` when `pid` is not tracked. The tracking itself goes on
+    /// until the [`PreCopy`] is dropped, after the stop (ending it unprotects every page,
+    /// which takes about 40 ms per GiB: not while the target is stopped).
+    pub fn final_copies(&mut self, pid: i32, uffd_wp: &[(u64, u64)]) -> Option<Copies> {
+        let t = self.tracked.iter_mut().find(|t| t.pid == pid)?;
         let mut written = Vec::new();
         for r in &t.ranges {
             written.clear();
@@ -377,20 +398,12 @@ impl PreCopy {
                 Err(_) => t.copies.remove(r.start, r.end),
             }
         }
-        let flags = ProcDir::new(pid).smaps_vm_flags()?;
-        let maps = ProcDir::new(pid).maps()?;
-        let tracked: Vec<(u64, u64)> = maps
-            .iter()
-            .filter(|m| flags.get(&m.start).is_some_and(|f| f.has("uw")))
-            .map(|m| (m.start, m.end))
-            .collect();
-        t.copies.retain_within(&tracked);
-        drop(t.tracker);
-        Ok(Some(t.copies))
+        t.copies.retain_within(uffd_wp);
+        Some(std::mem::take(&mut t.copies))
     }
 
     /// While stopped: the page runs of the final page `plan` of a tracked process, pointing at
-    /// the `copies` [`PreCopy::stop_tracking`] kept and reading the rest through `mem` into
+    /// the `copies` [`PreCopy::final_copies`] kept and reading the rest through `mem` into
     /// `sink`.
     pub fn use_copies(
         &mut self,
@@ -455,13 +468,8 @@ fn round0(
         })
         .cloned()
         .collect();
-    // The plan before the protection: protecting a page not populated yet leaves a PTE marker
-    // that pagemap reports as a swapped page (reading it would populate it). A page populated
-    // between the plan and the protection is not in the plan and not written after it: the
-    // final stop finds it without a copy and reads it.
-    let mut plan = memory::plan_pages(&selected, &dir.pagemap()?)?;
     for (entry, _) in &selected {
-        if t.tracker.track(entry.start, entry.end - entry.start).is_ok() {
+        if t.tracker.register(entry.start, entry.end - entry.start).is_ok() {
             t.ranges.push(Range {
                 start: entry.start,
                 end: entry.end,
@@ -469,11 +477,17 @@ fn round0(
             });
         }
     }
+    // Only the populated pages are protected (WriteTracker::protect: a protected unpopulated
+    // page would read as swapped in pagemap, and so be stored). A page populated after the
+    // plan has no protection: the scans see it as written.
+    let mut plan = memory::plan_pages(&selected, &dir.pagemap()?)?;
     let ranges = &t.ranges;
+    let tracker = &t.tracker;
     plan.ranges.retain(|p| {
         ranges
             .iter()
             .any(|r| r.start <= p.start && p.end() <= r.end)
+            && tracker.protect(p.start, p.end() - p.start).is_ok()
     });
     copy_into(t, &plan, sink, check)?;
     Ok(plan.pages())

@@ -219,6 +219,19 @@ impl Pagemap {
     pub fn path(&self) -> &Path {
         self.inner.path()
     }
+
+    /// The regions `(start, end, categories)` of `[start, end)` with a category of `any_of`
+    /// (`psnc_ptrace::uffd::category`), reporting those of `report`: `PAGEMAP_SCAN`, Linux 6.7.
+    pub fn scan(
+        &self,
+        start: u64,
+        end: u64,
+        any_of: u64,
+        report: u64,
+        out: &mut Vec<(u64, u64, u64)>,
+    ) -> std::result::Result<(), psnc_ptrace::PtraceError> {
+        psnc_ptrace::uffd::scan_pages(self.inner.file(), self.pid, start, end, any_of, report, out)
+    }
 }
 
 /// Parses `/proc/PID/stat` ([`psnc_proc::stat::parse_stat`]).

@@ -9,7 +9,9 @@
 //! ```text
 //!  piece                           remote (run in the target)       /dev/checkpoint
 //!  ------------------------------  -------------------------------  -------------------------
-//!  64 handlers                     rt_sigaction x 64                GET_SIGACTIONS
+//!  64 handlers                     rt_sigaction of the caught,      GET_SIGACTIONS
+//!                                  ignored and SIGCHLD (SigCgt,
+//!                                  SigIgn); the rest SIG_DFL
 //!  ITIMER_REAL/VIRTUAL/PROF        getitimer x 3                    GET_ITIMERS (ns -> µs)
 //!  brk, dumpable, child_subreaper  brk(0), prctl                    GET_TASK_MISC
 //!  pdeathsig (of the leader)       prctl(PR_GET_PDEATHSIG)          GET_TASK_MISC
@@ -270,7 +272,9 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
             .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
             .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
     };
-    let signals = signals::remote_signal_state(pid, &mut sc)?;
+    let status = crate::procfs::ProcDir::new(pid).status()?;
+    let which = signals::remote_query_mask(status.sig_cgt, status.sig_ign);
+    let signals = signals::remote_signal_state(pid, &mut sc, which)?;
     let timer_state = timers::remote_timer_state(pid, &mut sc, timers)?;
     let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
     let insn = sc.insn_addr();
@@ -285,7 +289,10 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
     sc.finish().map_err(err("unmapping the scratch page"))?;
     let n = thread_states.len();
     let provenance = vec![
-        "handlers: remote rt_sigaction x 64".into(),
+        format!(
+            "handlers: remote rt_sigaction x {} (caught, ignored and SIGCHLD; the rest SIG_DFL)",
+            which.count_ones()
+        ),
         "interval timers: remote getitimer x 3".into(),
         if timers.is_empty() {
             "POSIX timers: none".into()

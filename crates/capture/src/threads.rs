@@ -87,6 +87,83 @@ pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
     }
 }
 
+/// A call a thread was in, interrupted with -516 (ERESTART_RESTARTBLOCK): the kernel goes on
+/// with it through `restart_syscall`, and a later stop finds the thread in that instead, with
+/// the original call's number gone (the arguments stay in their registers). Pre-copy stops a
+/// target twice: what the first stop saw lets [`RestartedCall::fix`] put the original call back
+/// at the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartedCall {
+    /// The interrupted call.
+    pub nr: u64,
+    /// Its six argument registers, in syscall order.
+    pub args: [u64; 6],
+}
+
+/// The six syscall argument registers of `regs`, in syscall order.
+fn syscall_args(regs: &Regs) -> [u64; 6] {
+    match regs {
+        Regs::X86_64(r) => [
+            r[x86_64::RDI],
+            r[x86_64::RSI],
+            r[x86_64::RDX],
+            r[x86_64::R10],
+            r[x86_64::R8],
+            r[x86_64::R9],
+        ],
+        Regs::I386(r) => [
+            r[i386::EBX],
+            r[i386::ECX],
+            r[i386::EDX],
+            r[i386::ESI],
+            r[i386::EDI],
+            r[i386::EBP],
+        ]
+        .map(u64::from),
+    }
+}
+
+impl RestartedCall {
+    /// The call `regs` (a thread's live registers at a stop) was interrupted in with -516,
+    /// unless it is `restart_syscall` already (whose original is not known).
+    pub fn of(regs: &Regs, arch: Arch) -> Option<RestartedCall> {
+        let (nr, code) = match regs {
+            Regs::X86_64(r) => (r[x86_64::ORIG_RAX] as i64, r[x86_64::RAX] as i64),
+            Regs::I386(r) => (
+                i64::from(r[i386::ORIG_EAX] as i32),
+                i64::from(r[i386::EAX] as i32),
+            ),
+        };
+        let restart_nr = psnc_ptrace::Sysno::RestartSyscall.nr(arch)? as i64;
+        (code == restart::ERESTART_RESTARTBLOCK && nr >= 0 && nr != restart_nr).then(|| {
+            RestartedCall {
+                nr: nr as u64,
+                args: syscall_args(regs),
+            }
+        })
+    }
+
+    /// When `thread` (resolved by [`resolve_syscall_restart`]) re-issues `restart_syscall` with
+    /// this call's arguments, re-issues this call instead: `restart_syscall` in a restored task
+    /// would find no restart block and fail with EINTR.
+    pub fn fix(&self, thread: &mut Thread, arch: Arch) {
+        let Some(restart_nr) = psnc_ptrace::Sysno::RestartSyscall.nr(arch) else {
+            return;
+        };
+        let SyscallRestart::Reissue { nr, code } = thread.restart else {
+            return;
+        };
+        if nr != restart_nr || syscall_args(&thread.regs) != self.args {
+            return;
+        }
+        match &mut thread.regs {
+            Regs::X86_64(r) => r[x86_64::RAX] = self.nr,
+            Regs::I386(r) => r[i386::EAX] = self.nr as u32,
+        }
+        thread.restart = SyscallRestart::Reissue { nr: self.nr, code };
+    }
+}
+
 /// What only the thread itself can report (or the module), from either source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelThreadState {

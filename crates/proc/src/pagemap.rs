@@ -106,6 +106,11 @@ impl Pagemap {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The open file, for its ioctls (`PAGEMAP_SCAN`, in psnc-ptrace).
+    pub fn file(&self) -> &fs::File {
+        &self.file
+    }
 }
 
 #[cfg(test)]

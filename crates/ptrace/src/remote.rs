@@ -528,7 +528,22 @@ impl<'t> RemoteSyscaller<'t> {
     /// The handlers of signals 1..=64, in order (index 0 is signal 1). SIGKILL and SIGSTOP
     /// always read as SIG_DFL.
     pub fn get_all_sigactions(&mut self) -> Result<Vec<SigAction>> {
-        (1..=64).map(|sig| self.get_sigaction(sig)).collect()
+        self.get_sigactions(u64::MAX)
+    }
+
+    /// The handlers of signals 1..=64, asked (`rt_sigaction`) only for the signals in `which`
+    /// (bit n-1 for signal n); the others are given as `SIG_DFL` with no flags and an empty
+    /// mask.
+    pub fn get_sigactions(&mut self, which: u64) -> Result<Vec<SigAction>> {
+        (1..=64)
+            .map(|sig| {
+                if which & (1u64 << (sig - 1)) != 0 {
+                    self.get_sigaction(sig)
+                } else {
+                    Ok(SigAction::default())
+                }
+            })
+            .collect()
     }
 
     /// The alternate signal stack (`sigaltstack(NULL, &old)`).

@@ -9,14 +9,15 @@
 //! descriptor table, and the tool holds the only reference. Everything else happens from the
 //! tool, on the target's mm, while the target runs:
 //!
-//! - [`WriteTracker::track`] registers a range in `UFFDIO_REGISTER_MODE_WP` and protects it
-//!   (`UFFDIO_WRITEPROTECT`). In asynchronous mode the kernel resolves a write fault itself,
-//!   without a message and without blocking the writer: it clears the page's protection, which
-//!   is what "written" means to `PAGEMAP_SCAN`. A page of an anonymous VMA populated after the
-//!   protection has no write-protect bit either, so it counts as written too.
-//!   (`UFFD_FEATURE_WP_UNPOPULATED` is not asked for: it would put a PTE marker in every
-//!   unpopulated page, which `/proc/PID/pagemap` reports as swapped. File-backed VMAs always get
-//!   such markers: track anonymous memory only.)
+//! - [`WriteTracker::register`] registers a range in `UFFDIO_REGISTER_MODE_WP`, and
+//!   [`WriteTracker::protect`] protects pages of it (`UFFDIO_WRITEPROTECT`). In asynchronous
+//!   mode the kernel resolves a write fault itself, without a message and without blocking the
+//!   writer: it clears the page's protection, which is what "written" means to `PAGEMAP_SCAN`.
+//!   A page of an anonymous VMA populated after the protection has no write-protect bit
+//!   either, so it counts as written too. Asynchronous mode implies
+//!   `UFFD_FEATURE_WP_UNPOPULATED` (the kernel sets it): protecting a page that is not
+//!   populated puts a PTE marker in it, which `/proc/PID/pagemap` reports as swapped, so
+//!   protect populated pages only; file-backed VMAs get markers in any case.
 //! - [`WriteTracker::written`] lists the written pages of a range and, with `reset`, protects
 //!   them again (`PM_SCAN_WP_MATCHING`), atomically per page.
 //!
@@ -153,6 +154,60 @@ fn ioctl<T>(fd: &impl AsRawFd, req: u64, arg: &mut T, op: &'static str, pid: i32
     }
 }
 
+/// The `PAGE_IS_*` categories of `PAGEMAP_SCAN` that [`scan_pages`] reports.
+pub mod category {
+    /// `PAGE_IS_WRITTEN`: written since it was write-protected (asynchronous mode).
+    pub const WRITTEN: u64 = 1 << 1;
+    /// `PAGE_IS_FILE`: a page-cache page (not anonymous).
+    pub const FILE: u64 = 1 << 2;
+    /// `PAGE_IS_PRESENT`: in memory.
+    pub const PRESENT: u64 = 1 << 3;
+    /// `PAGE_IS_SWAPPED`: a swap entry (or a PTE marker, see [`super::WriteTracker::protect`]).
+    pub const SWAPPED: u64 = 1 << 4;
+}
+
+/// Appends to `out` the regions `(start, end, categories)` of `[start, end)` that have at least
+/// one category of `any_of`, with the categories of `report` each has, in address order, through
+/// `PAGEMAP_SCAN` on `pagemap` (the open `/proc/PID/pagemap` of process `pid`). One call covers
+/// many pages, where reading pagemap costs 8 bytes per page. Fails with ENOTTY or EINVAL before
+/// Linux 6.7.
+pub fn scan_pages(
+    pagemap: &File,
+    pid: i32,
+    start: u64,
+    end: u64,
+    any_of: u64,
+    report: u64,
+    out: &mut Vec<(u64, u64, u64)>,
+) -> Result<()> {
+    let mut regions = vec![PageRegion::default(); SCAN_BATCH];
+    let mut at = start;
+    while at < end {
+        let mut arg = PmScanArg {
+            size: std::mem::size_of::<PmScanArg>() as u64,
+            start: at,
+            end,
+            vec: regions.as_mut_ptr() as u64,
+            vec_len: regions.len() as u64,
+            category_anyof_mask: any_of,
+            return_mask: report,
+            ..Default::default()
+        };
+        let n = ioctl(pagemap, PAGEMAP_SCAN, &mut arg, "PAGEMAP_SCAN", pid)? as usize;
+        for r in &regions[..n.min(regions.len())] {
+            match out.last_mut() {
+                Some(last) if last.1 == r.start && last.2 == r.categories => last.1 = r.end,
+                _ => out.push((r.start, r.end, r.categories)),
+            }
+        }
+        if arg.walk_end <= at {
+            break;
+        }
+        at = arg.walk_end;
+    }
+    Ok(())
+}
+
 impl WriteTracker {
     /// Creates the userfaultfd inside the process of `sc`'s thread (which must be stopped),
     /// takes it into this process and closes the target's descriptor again; then enables
@@ -187,18 +242,29 @@ impl WriteTracker {
         self.pid
     }
 
-    /// Starts tracking `[start, start + len)`, which must be one or more whole VMAs of the
-    /// target without holes: registers it for write protection and protects every page.
-    pub fn track(&self, start: u64, len: u64) -> Result<()> {
-        let range = UffdioRange { start, len };
+    /// Registers `[start, start + len)` for write protection; it must be one or more whole
+    /// VMAs of the target without holes. Nothing is protected yet: see
+    /// [`WriteTracker::protect`].
+    pub fn register(&self, start: u64, len: u64) -> Result<()> {
         let mut reg = UffdioRegister {
-            range,
+            range: UffdioRange { start, len },
             mode: UFFDIO_REGISTER_MODE_WP,
             ioctls: 0,
         };
         ioctl(&self.uffd, UFFDIO_REGISTER, &mut reg, "UFFDIO_REGISTER", self.pid)?;
+        Ok(())
+    }
+
+    /// Write-protects the pages of `[start, start + len)`, inside a registered range, so that
+    /// their next write shows in [`WriteTracker::written`].
+    ///
+    /// Protect only populated pages: the kernel enables `UFFD_FEATURE_WP_UNPOPULATED` along
+    /// with asynchronous mode, so protecting a page not populated yet leaves a PTE marker in
+    /// it, which `/proc/PID/pagemap` reports as a swapped page until the tracking ends. A page
+    /// populated later without protection counts as written anyway.
+    pub fn protect(&self, start: u64, len: u64) -> Result<()> {
         let mut wp = UffdioWriteprotect {
-            range,
+            range: UffdioRange { start, len },
             mode: UFFDIO_WRITEPROTECT_MODE_WP,
         };
         ioctl(&self.uffd, UFFDIO_WRITEPROTECT, &mut wp, "UFFDIO_WRITEPROTECT", self.pid)?;
@@ -206,9 +272,9 @@ impl WriteTracker {
     }
 
     /// Appends to `out` the page ranges `(start, end)` of `[start, end)` written since they
-    /// were last protected, in address order; with `reset`, protects them again in the same
-    /// walk. Fails with EPERM when part of the range is not tracked (a VMA mapped, or moved by
-    /// mremap, since [`WriteTracker::track`]): the caller then treats the range as untracked.
+    /// were last protected (populated pages only: `PAGEMAP_SCAN` counts an empty page table
+    /// entry as written), in address order; with `reset`, protects them again in the same walk. Fails with EPERM when part of the range is not tracked (a VMA mapped, or moved by
+    /// mremap, since [`WriteTracker::register`]): the caller then treats the range as untracked.
     pub fn written(&self, start: u64, end: u64, reset: bool, out: &mut Vec<(u64, u64)>) -> Result<()> {
         let mut regions = vec![PageRegion::default(); SCAN_BATCH];
         let mut at = start;
@@ -220,7 +286,10 @@ impl WriteTracker {
                 end,
                 vec: regions.as_mut_ptr() as u64,
                 vec_len: regions.len() as u64,
+                // A page table entry that is none counts as written (it has no protection):
+                // only populated pages are reported, and protected again.
                 category_mask: PAGE_IS_WRITTEN,
+                category_anyof_mask: category::PRESENT | category::SWAPPED,
                 return_mask: PAGE_IS_WRITTEN,
                 ..Default::default()
             };
