@@ -23,13 +23,24 @@ pub struct KernelSignalState {
     pub actions: Vec<SigAction>,
 }
 
-/// The signals whose `rt_sigaction` the remote path asks for: those with a handler (`SigCgt`),
-/// those ignored (`SigIgn`) and SIGCHLD, whose `SA_NOCLDWAIT` and `SA_NOCLDSTOP` act with
-/// `SIG_DFL` too. For any other signal the action is `SIG_DFL`, and its flags and mask act on
-/// nothing (they show only in the old action a later `sigaction` returns): it is recorded as
-/// `SIG_DFL` with no flags, which saves a remote call per signal (most of 64) in the stop.
-pub fn remote_query_mask(sig_cgt: u64, sig_ign: u64) -> u64 {
-    sig_cgt | sig_ign | 1u64 << (libc::SIGCHLD - 1)
+/// The signals whose `rt_sigaction` the final stop of a pre-copy asks for: those with a
+/// handler (`SigCgt`), those ignored (`SigIgn`), SIGCHLD (whose `SA_NOCLDWAIT` and
+/// `SA_NOCLDSTOP` act with `SIG_DFL` too) and `flagged`, the signals whose `SIG_DFL` action had
+/// flags or a mask at the first stop (which asked for all 64). Any other signal is `SIG_DFL`
+/// now and had no flags and no mask at the first stop; it is recorded so, which saves most of 64
+/// remote calls in the stop (flags set on a `SIG_DFL` action between the two stops act on
+/// nothing, and would show only in the old action a later `sigaction` returns).
+pub fn remote_query_mask(sig_cgt: u64, sig_ign: u64, flagged: u64) -> u64 {
+    sig_cgt | sig_ign | flagged | 1u64 << (libc::SIGCHLD - 1)
+}
+
+/// The signals of `actions` (1..=64) that are `SIG_DFL` with flags or a mask.
+pub fn flagged_defaults(actions: &[SigAction]) -> u64 {
+    actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.handler == 0 && (a.flags != 0 || a.mask != 0 || a.restorer != 0))
+        .fold(0, |m, (i, _)| m | 1u64 << i)
 }
 
 /// Reads the handlers with remote syscalls in one thread: the signals in `which`
