@@ -3,7 +3,7 @@
  * pre-copy). After a restore it checks that its memory is exactly what it was at the instant
  * of the stop, page by page.
  *
- *   scribble REPORT MIB [RATE]
+ *   scribble REPORT MIB [RATE [vmas]]
  *
  * A writer thread writes generation g = 1, 2, 3, ... into page hash(g) of a MIB MiB region
  * (every 32-bit word of the page, then the counter `done` = g), RATE pages per millisecond
@@ -11,6 +11,11 @@
  * `done` alone: page p holds the largest g <= done with hash(g) = p (0 if none). The page being
  * written when the process stops is completed by the same thread after the restore, before it
  * counts it.
+ *
+ * With `vmas`, the writer also changes a side region of 64 pages every few batches, in turn:
+ * fills it with the generation, drops it with MADV_DONTNEED (it reads as zeros), moves it with
+ * mremap between two fixed places (the moved VMA is a new one to the kernel), and after the
+ * restore checks that it is where and what it was at the stop (PASS scribble_side).
  *
  * The writer pauses for good the first time it sees that its parent changed (getppid(): the
  * restored process is not the child of the test any more), so few pages are written after the
@@ -41,6 +46,42 @@ static atomic_int paused;
 static _Atomic uint32_t at_pause;
 /* Set by main to pause the writer when the process was not restored. */
 static atomic_int stop_req;
+/* The side region (mode vmas): its two places, where it is, and what every word holds. */
+#define SIDE_PAGES 64
+static char *side_slot[2];
+static int side_vmas;
+static _Atomic int side_at;
+static _Atomic uint32_t side_gen;
+static _Atomic uint32_t side_step;
+
+/* One change of the side region, then the state that describes it. */
+static void side_change(uint32_t g)
+{
+	size_t len = (size_t)SIDE_PAGES * PAGE;
+	int at = atomic_load(&side_at);
+	uint32_t *p = (uint32_t *)side_slot[at];
+
+	switch (atomic_load(&side_step) % 3) {
+	case 0:
+		for (size_t w = 0; w < len / 4; w++)
+			((volatile uint32_t *)p)[w] = g;
+		atomic_store(&side_gen, g);
+		break;
+	case 1:
+		madvise(p, len, MADV_DONTNEED);
+		atomic_store(&side_gen, 0);
+		break;
+	case 2:
+		if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, side_slot[1 - at]) ==
+		    MAP_FAILED) {
+			report("FAIL scribble_side: mremap: %s", strerror(errno));
+			break;
+		}
+		atomic_store(&side_at, 1 - at);
+		break;
+	}
+	atomic_fetch_add(&side_step, 1);
+}
 
 static uint32_t page_of(uint32_t g)
 {
@@ -64,6 +105,8 @@ static void *writer(void *arg)
 				((volatile uint32_t *)p)[w] = g;
 			atomic_store(&done, g);
 		}
+		if (side_vmas && atomic_load(&done) % 8 < (uint32_t)n)
+			side_change(atomic_load(&done));
 		if (getppid() != parent || atomic_load(&stop_req)) {
 			atomic_store(&at_pause, atomic_load(&done));
 			atomic_store(&paused, 1);
@@ -127,6 +170,21 @@ int main(int argc, char **argv)
 
 	target_init(argc, argv);
 	rate = argc > 3 ? atol(argv[3]) : 20;
+	side_vmas = argc > 4 && strcmp(argv[4], "vmas") == 0;
+	if (side_vmas) {
+		/* Two places 64 pages apart inside a reservation, the region at the first. */
+		size_t len = (size_t)SIDE_PAGES * PAGE;
+		char *r = mmap(NULL, 3 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		side_slot[0] = r;
+		side_slot[1] = r + 2 * len;
+		if (r == MAP_FAILED ||
+		    mmap(r, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			 0) == MAP_FAILED) {
+			report("FAIL scribble_setup: side mmap: %s", strerror(errno));
+			done_and_idle();
+		}
+	}
 	if (mib < 1)
 		mib = 1;
 	npages = (uint32_t)(mib * 256);
@@ -184,6 +242,17 @@ int main(int argc, char **argv)
 				bad++;
 				break;
 			}
+	}
+	if (side_vmas) {
+		const uint32_t *p = (const uint32_t *)side_slot[atomic_load(&side_at)];
+		uint32_t want_side = atomic_load(&side_gen);
+		long side_bad = 0;
+
+		for (size_t w = 0; w < (size_t)SIDE_PAGES * PAGE / 4; w++)
+			side_bad += p[w] != want_side;
+		check(side_bad == 0, "scribble_side",
+		      "%ld words of the side region at place %d differ from %u (step %u)", side_bad,
+		      atomic_load(&side_at), want_side, atomic_load(&side_step));
 	}
 	check(bad == 0, "scribble_memory",
 	      "%ld of %u pages differ from the replay of %u generations; first: page %u holds %u, expected %u",

@@ -160,3 +160,34 @@ fn a_pre_copy_that_fails_leaves_the_target_unwatched() {
     assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
     t.verify().assert_passed_in("after a failed pre-copy", CHECKS);
 }
+
+/// The target also drops (MADV_DONTNEED), refills and moves (mremap) a region all the time:
+/// a dropped page must read as zeros after the restore, not as its copy, and a moved VMA has
+/// lost its write tracking, so its old copies are not used.
+fn changing_vmas(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "pre-copy changing VMAs i386") {
+        return;
+    }
+    let mut t = Spawn::new("scribble")
+        .args(&["32", "20", "vmas"])
+        .bits(bits)
+        .start();
+    let image = t.dir.join("image");
+    let summary = capture_json(&t, &image, &["--kill"]);
+    assert_eq!(summary["memory_copy"]["method"], "pre-copy", "{summary}");
+    t.proc.reap(Duration::from_secs(10)).expect("the target gone after --kill");
+    t.restore(&image, &[], RunOpts::default());
+    let mut all = CHECKS.to_vec();
+    all.push("scribble_side");
+    t.verify().assert_passed_in(&format!("{bits:?} changing VMAs"), &all);
+}
+
+#[test]
+fn vmas_dropped_and_moved_during_the_pre_copy_x86_64() {
+    changing_vmas(Bits::B64);
+}
+
+#[test]
+fn vmas_dropped_and_moved_during_the_pre_copy_i386() {
+    changing_vmas(Bits::B32);
+}

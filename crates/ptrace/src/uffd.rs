@@ -62,8 +62,8 @@ const PAGEMAP_SCAN: u64 = 0xC060_6610;
 
 /// `PM_SCAN_WP_MATCHING`: write-protect the pages reported.
 const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
-/// `PM_SCAN_CHECK_WPASYNC`: fail (EPERM) on a VMA without asynchronous write protection.
-const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
+/// `PAGE_IS_WPALLOWED`: in a VMA under asynchronous write protection.
+const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 /// `PAGE_IS_WRITTEN`: written since it was protected.
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
 
@@ -272,23 +272,26 @@ impl WriteTracker {
     }
 
     /// Appends to `out` the page ranges `(start, end)` of `[start, end)` written since they
-    /// were last protected (populated pages only: `PAGEMAP_SCAN` counts an empty page table
-    /// entry as written), in address order; with `reset`, protects them again in the same walk. Fails with EPERM when part of the range is not tracked (a VMA mapped, or moved by
-    /// mremap, since [`WriteTracker::register`]): the caller then treats the range as untracked.
+    /// were last protected, in address order; with `reset`, protects them again in the same
+    /// walk. Only pages of registered VMAs (`PAGE_IS_WPALLOWED`) and populated pages
+    /// (`PAGEMAP_SCAN` counts an empty page table entry as written) are reported, so one call
+    /// may span many VMAs, tracked or not: a VMA that lost its registration (mapped, or moved by
+    /// mremap, since [`WriteTracker::register`]) is skipped, and the caller must tell by other
+    /// means (smaps `uw`) that its pages are no longer tracked.
     pub fn written(&self, start: u64, end: u64, reset: bool, out: &mut Vec<(u64, u64)>) -> Result<()> {
         let mut regions = vec![PageRegion::default(); SCAN_BATCH];
         let mut at = start;
         while at < end {
             let mut arg = PmScanArg {
                 size: std::mem::size_of::<PmScanArg>() as u64,
-                flags: PM_SCAN_CHECK_WPASYNC | if reset { PM_SCAN_WP_MATCHING } else { 0 },
+                flags: if reset { PM_SCAN_WP_MATCHING } else { 0 },
                 start: at,
                 end,
                 vec: regions.as_mut_ptr() as u64,
                 vec_len: regions.len() as u64,
                 // A page table entry that is none counts as written (it has no protection):
                 // only populated pages are reported, and protected again.
-                category_mask: PAGE_IS_WRITTEN,
+                category_mask: PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
                 category_anyof_mask: category::PRESENT | category::SWAPPED,
                 return_mask: PAGE_IS_WRITTEN,
                 ..Default::default()
