@@ -97,7 +97,17 @@ fn untraced_stub_dies_of_its_int3() {
     use std::os::unix::process::ExitStatusExt;
     for arch in [Arch::X86_64, Arch::I386] {
         let (_dir, path, _) = stub_file(arch);
-        let status = Command::new(&path).status().unwrap();
+        // Another test thread may fork while the file is still open for writing in this one;
+        // the child holds the write fd for a moment and exec fails with ETXTBSY meanwhile.
+        let status = (0..50)
+            .find_map(|_| match Command::new(&path).status() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                }
+                r => Some(r.unwrap()),
+            })
+            .expect("the stub still busy after 1 s");
         assert_eq!(status.signal(), Some(libc::SIGTRAP), "{arch:?}: {status:?}");
     }
 }
