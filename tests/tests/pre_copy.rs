@@ -58,9 +58,12 @@ fn cycle(bits: Bits, mib: &str, rate: &str, args: &[&str]) -> serde_json::Value 
     let mut all = vec!["--kill"];
     all.extend_from_slice(args);
     let summary = capture_json(&t, &image, &all);
-    t.proc.reap(Duration::from_secs(10)).expect("the target gone after --kill");
+    t.proc
+        .reap(Duration::from_secs(10))
+        .expect("the target gone after --kill");
     t.restore(&image, &[], RunOpts::default());
-    t.verify().assert_passed_in(&format!("{bits:?} {mib} MiB at {rate}/ms {args:?}"), CHECKS);
+    t.verify()
+        .assert_passed_in(&format!("{bits:?} {mib} MiB at {rate}/ms {args:?}"), CHECKS);
     summary["memory_copy"].clone()
 }
 
@@ -72,10 +75,13 @@ fn precopied(bits: Bits) {
     // and the stop, however slowly the (debug, loaded) tool copies.
     let m = cycle(bits, "64", "2", &[]);
     assert_eq!(m["method"], "pre-copy", "{m}");
-    assert!(m["rounds"].as_u64().unwrap() >= 1, "{m}");
+    assert!(m["rounds"].as_u64().expect("rounds") >= 1, "{m}");
     // The 64 MiB region was copied while running, and copies of it were used at the stop.
-    assert!(m["pages_running"].as_u64().unwrap() >= 16384, "{m}");
-    assert!(m["pages_reused"].as_u64().unwrap() > 0, "{m}");
+    assert!(
+        m["pages_running"].as_u64().expect("pages_running") >= 16384,
+        "{m}"
+    );
+    assert!(m["pages_reused"].as_u64().expect("pages_reused") > 0, "{m}");
 }
 
 #[test]
@@ -129,13 +135,15 @@ fn the_target_left_running_is_unwatched() {
     assert_eq!(tracked_vmas(pid), 0, "write tracking left in PID {pid}");
     assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
     // The running original is consistent in itself, and so is its restored copy.
-    t.verify().assert_passed_in("the original after the capture", CHECKS);
+    t.verify()
+        .assert_passed_in("the original after the capture", CHECKS);
     t.proc.kill();
     t.proc.reap(Duration::from_secs(10));
     std::fs::remove_file(psnc_tests::go_path(&t.report)).expect("remove the go file");
     std::fs::write(&t.report, "").expect("truncate the report");
     t.restore(&image, &[], RunOpts::default());
-    t.verify().assert_passed_in("restored from a capture that left it running", CHECKS);
+    t.verify()
+        .assert_passed_in("restored from a capture that left it running", CHECKS);
 }
 
 /// A capture that fails during the pre-copy (the image's file system fills up while the target
@@ -158,7 +166,8 @@ fn a_pre_copy_that_fails_leaves_the_target_unwatched() {
     assert!(alive(pid), "PID {pid} died");
     assert_eq!(tracked_vmas(pid), 0, "write tracking left in PID {pid}");
     assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
-    t.verify().assert_passed_in("after a failed pre-copy", CHECKS);
+    t.verify()
+        .assert_passed_in("after a failed pre-copy", CHECKS);
 }
 
 /// The target also drops (MADV_DONTNEED), refills and moves (mremap) a region all the time:
@@ -175,11 +184,14 @@ fn changing_vmas(bits: Bits) {
     let image = t.dir.join("image");
     let summary = capture_json(&t, &image, &["--kill"]);
     assert_eq!(summary["memory_copy"]["method"], "pre-copy", "{summary}");
-    t.proc.reap(Duration::from_secs(10)).expect("the target gone after --kill");
+    t.proc
+        .reap(Duration::from_secs(10))
+        .expect("the target gone after --kill");
     t.restore(&image, &[], RunOpts::default());
     let mut all = CHECKS.to_vec();
     all.push("scribble_side");
-    t.verify().assert_passed_in(&format!("{bits:?} changing VMAs"), &all);
+    t.verify()
+        .assert_passed_in(&format!("{bits:?} changing VMAs"), &all);
 }
 
 #[test]
@@ -190,4 +202,107 @@ fn vmas_dropped_and_moved_during_the_pre_copy_x86_64() {
 #[test]
 fn vmas_dropped_and_moved_during_the_pre_copy_i386() {
     changing_vmas(Bits::B32);
+}
+
+/// Starts `psnc-capture -v` on `t`, waits until the write tracking is armed and the pre-copy
+/// has run for a moment, then sends the tool `sig`; returns the tool's exit status and stderr.
+fn interrupt_during_pre_copy(
+    t: &Target,
+    image: &Path,
+    sig: nix::sys::signal::Signal,
+) -> (std::process::ExitStatus, String) {
+    psnc_tests::close_inherited_fds();
+    let err_path = t.dir.join("capture.err");
+    let err = std::fs::File::create(&err_path).expect("create the stderr file");
+    let mut tool = std::process::Command::new(psnc_tests::tool("psnc-capture"))
+        .arg(t.pid().to_string())
+        .arg("-o")
+        .arg(image)
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start psnc-capture");
+    let armed = psnc_tests::wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(&err_path)
+            .ok()
+            .filter(|s| s.contains("write tracking armed"))
+            .map(|_| ())
+    });
+    assert!(
+        armed.is_some(),
+        "no pre-copy started:\n{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    // Still in the pre-copy: the second stop has not begun (256 MiB take seconds to copy).
+    let log = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let stops = log
+        .lines()
+        .filter(|l| l.contains("with PTRACE_SEIZE"))
+        .count();
+    assert_eq!(
+        stops, 1,
+        "the pre-copy ended before the signal:
+{log}"
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(tool.id() as i32), sig).expect("kill");
+    let status = tool.wait().expect("wait for psnc-capture");
+    (
+        status,
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+/// SIGKILL of psnc-capture in the middle of the pre-copy: the kernel closes its userfaultfd, so
+/// the target runs on unwatched, with its fds, and no image appears under the name.
+#[test]
+fn the_tool_killed_during_the_pre_copy_leaves_the_target_unwatched() {
+    let mut t = start(Bits::B64, "256", "2");
+    let pid = t.pid();
+    let before = fds(pid);
+    let image = t.dir.join("image");
+    let (status, err) = interrupt_during_pre_copy(&t, &image, nix::sys::signal::Signal::SIGKILL);
+    assert!(!status.success(), "psnc-capture survived SIGKILL:\n{err}");
+    assert!(
+        !image.exists(),
+        "an image appeared after the tool was killed"
+    );
+    assert!(alive(pid), "PID {pid} died with the tool");
+    let untracked = psnc_tests::wait_for(Duration::from_secs(5), || {
+        (tracked_vmas(pid) == 0).then_some(())
+    });
+    assert!(untracked.is_some(), "write tracking left in PID {pid}");
+    assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
+    t.verify()
+        .assert_passed_in("after the tool was killed", CHECKS);
+}
+
+/// SIGTERM of psnc-capture during the pre-copy: a clean stop at the next buffer, the target
+/// running and unwatched, no image, and the tool says it was interrupted.
+#[test]
+fn the_tool_terminated_during_the_pre_copy_stops_cleanly() {
+    let mut t = start(Bits::B64, "256", "2");
+    let pid = t.pid();
+    let before = fds(pid);
+    let image = t.dir.join("image");
+    let (status, err) = interrupt_during_pre_copy(&t, &image, nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        !status.success(),
+        "psnc-capture succeeded despite SIGTERM:\n{err}"
+    );
+    assert!(
+        err.to_lowercase().contains("interrupt"),
+        "no word of the interruption:\n{err}"
+    );
+    assert!(
+        !image.exists(),
+        "an image appeared after an interrupted capture"
+    );
+    assert!(alive(pid), "PID {pid} died");
+    assert_eq!(tracked_vmas(pid), 0, "write tracking left in PID {pid}");
+    assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
+    t.verify()
+        .assert_passed_in("after an interrupted capture", CHECKS);
 }

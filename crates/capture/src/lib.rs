@@ -117,8 +117,8 @@ use files::{FileCatalog, FilePhase};
 use interrupt::Interrupts;
 use memory::TargetMemory;
 use precopy::PreCopy;
-use procfs::ProcDir;
 pub use precopy::PreCopyMode;
+use procfs::ProcDir;
 pub use source::KmodMode;
 use source::StateSource;
 use stop::{Frozen, FrozenTree};
@@ -639,6 +639,9 @@ fn stopped_line(frozen: &FrozenTree) -> String {
     )
 }
 
+/// The stopped tree, its mode and the image writer, as [`start_image`] makes them.
+type Started = (FrozenTree, Arch, ImageWriter<Counting<Sink>>);
+
 /// While the tree is stopped the first time: its mode and layout class, and the image writer
 /// of that class. On error the tree comes back for the caller to thaw.
 #[allow(clippy::result_large_err)]
@@ -646,12 +649,18 @@ fn start_image(
     mut frozen: FrozenTree,
     opts: &Options,
     sink: Sink,
-) -> std::result::Result<(FrozenTree, Arch, ImageWriter<Counting<Sink>>), (FrozenTree, CaptureError)> {
+) -> std::result::Result<Started, (FrozenTree, CaptureError)> {
     let (arch, class) = match tree_layout(&mut frozen, opts) {
         Ok(v) => v,
         Err(e) => return Err((frozen, e)),
     };
-    match ImageWriter::new(Counting { inner: sink, count: 0 }, class) {
+    match ImageWriter::new(
+        Counting {
+            inner: sink,
+            count: 0,
+        },
+        class,
+    ) {
         Ok(w) => Ok((frozen, arch, w)),
         Err(source) => Err((
             frozen,
@@ -1029,7 +1038,9 @@ fn collect_process<W: Write>(
     let timers = dir.timers()?;
     // After a pre-copy's first stop, which asked for all 64 handlers, only those that can
     // differ from what it saw are asked again.
-    let flagged = pre.as_deref().and_then(|p| p.flagged_defaults.get(&pid).copied());
+    let flagged = pre
+        .as_deref()
+        .and_then(|p| p.flagged_defaults.get(&pid).copied());
     let mask = flagged.map(|f| move |cgt, ign| signals::remote_query_mask(cgt, ign, f));
     let kstate = source.collect(
         frozen,

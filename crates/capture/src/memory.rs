@@ -336,7 +336,13 @@ pub fn plan_by_scan(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Opt
         }
         regions.clear();
         pagemap
-            .scan(vma.start, vma.end, PRESENT | SWAPPED, PRESENT | SWAPPED | FILE, &mut regions)
+            .scan(
+                vma.start,
+                vma.end,
+                PRESENT | SWAPPED,
+                PRESENT | SWAPPED | FILE,
+                &mut regions,
+            )
             .ok()?;
         for &(s, e, cat) in &regions {
             // page_is_stored, by category: a present page-cache page of a private file

@@ -79,7 +79,9 @@ impl std::str::FromStr for PreCopyMode {
             "auto" => Ok(PreCopyMode::Auto),
             "always" => Ok(PreCopyMode::Always),
             "never" => Ok(PreCopyMode::Never),
-            _ => Err(format!("{s:?} is not a pre-copy mode; use auto, always or never")),
+            _ => Err(format!(
+                "{s:?} is not a pre-copy mode; use auto, always or never"
+            )),
         }
     }
 }
@@ -118,7 +120,11 @@ impl Copies {
                 hit.push((s, e, off));
             }
         }
-        hit.extend(self.runs.range(start..end).map(|(&s, &(e, off))| (s, e, off)));
+        hit.extend(
+            self.runs
+                .range(start..end)
+                .map(|(&s, &(e, off))| (s, e, off)),
+        );
         for (s, e, off) in hit {
             self.runs.remove(&s);
             if s < start {
@@ -178,7 +184,10 @@ impl Copies {
 
     /// Pages with a copy.
     pub fn pages(&self) -> u64 {
-        self.runs.iter().map(|(s, (e, _))| (e - s) / PAGE_SIZE).sum()
+        self.runs
+            .iter()
+            .map(|(s, (e, _))| (e - s) / PAGE_SIZE)
+            .sum()
     }
 }
 
@@ -254,7 +263,9 @@ impl MemorySource for Running<'_> {
 fn trackable(entry: &crate::procfs::MapsEntry, policy: StorePolicy, flags: &[String]) -> bool {
     let special = entry.path.starts_with('[') && entry.path != "[heap]" && entry.path != "[stack]";
     let anonymous = entry.path.is_empty() || entry.path == "[heap]" || entry.path == "[stack]";
-    let own_uffd = flags.iter().any(|f| matches!(f.as_str(), "um" | "uw" | "ui" | "ht"));
+    let own_uffd = flags
+        .iter()
+        .any(|f| matches!(f.as_str(), "um" | "uw" | "ui" | "ht"));
     !entry.shared
         && anonymous
         && !special
@@ -313,7 +324,11 @@ impl PreCopy {
 
     /// Puts back, in the threads of the final stop, the calls the arming stop interrupted
     /// ([`RestartedCall::fix`]).
-    pub fn fix_restarts(&self, threads: &mut [psnc_format::model::Thread], arch: psnc_format::model::Arch) {
+    pub fn fix_restarts(
+        &self,
+        threads: &mut [psnc_format::model::Thread],
+        arch: psnc_format::model::Arch,
+    ) {
         for t in threads {
             if let Some(call) = self.restarted.get(&(t.tid as i32)) {
                 call.fix(t, arch);
@@ -385,7 +400,8 @@ impl PreCopy {
     fn drop_gone(&mut self, gone: Vec<(i32, String)>) {
         for (pid, why) in gone {
             self.tracked.retain(|t| t.pid != pid);
-            self.untracked.push((pid, format!("gone during the pre-copy ({why})")));
+            self.untracked
+                .push((pid, format!("gone during the pre-copy ({why})")));
         }
     }
 
@@ -401,7 +417,10 @@ impl PreCopy {
             return Some(Copies::default());
         };
         let mut written = Vec::new();
-        match t.tracker.written(first.start, last.end, false, &mut written) {
+        match t
+            .tracker
+            .written(first.start, last.end, false, &mut written)
+        {
             Ok(()) => {
                 for &(s, e) in &written {
                     t.copies.remove(s, e);
@@ -458,7 +477,9 @@ impl PreCopy {
 
 /// Whether `pid` no longer exists (or is a zombie): its tracking errors are not the capture's.
 fn process_gone(pid: i32) -> bool {
-    ProcDir::new(pid).stat().map_or(true, |s| s.state == 'Z' || s.state == 'X')
+    ProcDir::new(pid)
+        .stat()
+        .map_or(true, |s| s.state == 'Z' || s.state == 'X')
 }
 
 /// Round 0 of one process: track every trackable VMA and copy its present pages.
@@ -474,13 +495,19 @@ fn round0(
         .plan_input
         .iter()
         .filter(|(entry, policy)| {
-            let f = flags.get(&entry.start).map(|f| f.mnemonics.as_slice()).unwrap_or(&[]);
+            let f = flags
+                .get(&entry.start)
+                .map(|f| f.mnemonics.as_slice())
+                .unwrap_or(&[]);
             trackable(entry, *policy, f)
         })
         .cloned()
         .collect();
     for (entry, _) in &selected {
-        if t.tracker.register(entry.start, entry.end - entry.start).is_ok() {
+        if t.tracker
+            .register(entry.start, entry.end - entry.start)
+            .is_ok()
+        {
             t.ranges.push(Range {
                 start: entry.start,
                 end: entry.end,
@@ -517,7 +544,10 @@ fn round(
     };
     // One walk over every tracked range (VMAs between them are skipped by the kernel).
     let mut written = Vec::new();
-    if t.tracker.written(first.start, last.end, true, &mut written).is_err() {
+    if t.tracker
+        .written(first.start, last.end, true, &mut written)
+        .is_err()
+    {
         // No tracking to trust for this process: the final stop copies all of it.
         t.copies = Copies::default();
         t.ranges.clear();
@@ -563,7 +593,8 @@ fn copy_into(
     };
     let runs = memory::copy_pages(plan, &mut src, sink, check)?;
     for r in &runs {
-        t.copies.insert(r.addr, r.addr + r.pages * PAGE_SIZE, r.data_offset);
+        t.copies
+            .insert(r.addr, r.addr + r.pages * PAGE_SIZE, r.data_offset);
     }
     for (s, e) in src.failed {
         t.copies.remove(s, e);
@@ -678,7 +709,12 @@ mod tests {
                 ],
                 &plan
             ),
-            vec![r(0, 3, 0), r(3 * P, 1, 9 * P), r(4 * P, 1, 10 * P), r(5 * P, 1, 11 * P)]
+            vec![
+                r(0, 3, 0),
+                r(3 * P, 1, 9 * P),
+                r(4 * P, 1, 10 * P),
+                r(5 * P, 1, 11 * P)
+            ]
         );
     }
 }

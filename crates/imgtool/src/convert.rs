@@ -165,7 +165,10 @@ fn fill<W: Write>(
             progress.inc(chunk.len() as u64);
         }
         report.page_runs += ck.processes.iter().map(|p| p.pages.len()).sum::<usize>()
-            + ck.shared_memory.iter().map(|o| o.pages.len()).sum::<usize>()
+            + ck.shared_memory
+                .iter()
+                .map(|o| o.pages.len())
+                .sum::<usize>()
             + ck.sysv_shm.iter().map(|o| o.pages.len()).sum::<usize>();
         report.page_bytes += data.len() as u64;
         Ok(())

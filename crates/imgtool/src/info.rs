@@ -835,11 +835,7 @@ impl Info {
                     self.stored.pages,
                     self.counts.page_runs,
                     bytes(self.stored.page_bytes),
-                    match self
-                        .stored
-                        .page_bytes
-                        .checked_sub(self.stored.pages * 4096)
-                    {
+                    match self.stored.page_bytes.checked_sub(self.stored.pages * 4096) {
                         Some(extra) if extra > 0 => format!(
                             " ({} of it older copies of pages written during a pre-copy, \
                              referenced by no run)",

@@ -221,19 +221,24 @@ impl WriteTracker {
         let closed = sc.close(fd);
         let uffd = taken?;
         closed?;
-        let pagemap = File::open(format!("/proc/{pid}/pagemap")).map_err(|source| {
-            PtraceError::Io {
+        let pagemap =
+            File::open(format!("/proc/{pid}/pagemap")).map_err(|source| PtraceError::Io {
                 op: "open",
                 path: format!("/proc/{pid}/pagemap"),
                 source,
-            }
-        })?;
+            })?;
         let mut api = UffdioApi {
             api: UFFD_API,
             features: UFFD_FEATURE_WP_ASYNC,
             ioctls: 0,
         };
-        ioctl(&uffd, UFFDIO_API, &mut api, "UFFDIO_API (asynchronous write protection)", pid)?;
+        ioctl(
+            &uffd,
+            UFFDIO_API,
+            &mut api,
+            "UFFDIO_API (asynchronous write protection)",
+            pid,
+        )?;
         Ok(WriteTracker { pid, uffd, pagemap })
     }
 
@@ -251,7 +256,13 @@ impl WriteTracker {
             mode: UFFDIO_REGISTER_MODE_WP,
             ioctls: 0,
         };
-        ioctl(&self.uffd, UFFDIO_REGISTER, &mut reg, "UFFDIO_REGISTER", self.pid)?;
+        ioctl(
+            &self.uffd,
+            UFFDIO_REGISTER,
+            &mut reg,
+            "UFFDIO_REGISTER",
+            self.pid,
+        )?;
         Ok(())
     }
 
@@ -267,7 +278,13 @@ impl WriteTracker {
             range: UffdioRange { start, len },
             mode: UFFDIO_WRITEPROTECT_MODE_WP,
         };
-        ioctl(&self.uffd, UFFDIO_WRITEPROTECT, &mut wp, "UFFDIO_WRITEPROTECT", self.pid)?;
+        ioctl(
+            &self.uffd,
+            UFFDIO_WRITEPROTECT,
+            &mut wp,
+            "UFFDIO_WRITEPROTECT",
+            self.pid,
+        )?;
         Ok(())
     }
 
@@ -278,7 +295,13 @@ impl WriteTracker {
     /// may span many VMAs, tracked or not: a VMA that lost its registration (mapped, or moved by
     /// mremap, since [`WriteTracker::register`]) is skipped, and the caller must tell by other
     /// means (smaps `uw`) that its pages are no longer tracked.
-    pub fn written(&self, start: u64, end: u64, reset: bool, out: &mut Vec<(u64, u64)>) -> Result<()> {
+    pub fn written(
+        &self,
+        start: u64,
+        end: u64,
+        reset: bool,
+        out: &mut Vec<(u64, u64)>,
+    ) -> Result<()> {
         let mut regions = vec![PageRegion::default(); SCAN_BATCH];
         let mut at = start;
         while at < end {
@@ -296,7 +319,13 @@ impl WriteTracker {
                 return_mask: PAGE_IS_WRITTEN,
                 ..Default::default()
             };
-            let n = ioctl(&self.pagemap, PAGEMAP_SCAN, &mut arg, "PAGEMAP_SCAN", self.pid)? as usize;
+            let n = ioctl(
+                &self.pagemap,
+                PAGEMAP_SCAN,
+                &mut arg,
+                "PAGEMAP_SCAN",
+                self.pid,
+            )? as usize;
             for r in &regions[..n.min(regions.len())] {
                 match out.last_mut() {
                     Some(last) if last.1 == r.start => last.1 = r.end,

@@ -600,11 +600,23 @@ mod tests {
             .into_iter()
             .map(|(v, s, e)| (v.start, s, e))
             .collect();
-        assert_eq!(pieces, vec![(0x1000, 0x1000, 0x2000), (0x2000, 0x2000, 0x3000)]);
-        assert!(run_pieces(&vmas, 0x3000, 0x5000).is_err(), "a run into the gap");
-        assert!(run_pieces(&vmas, 0x5000, 0x7000).is_err(), "a run from the gap");
+        assert_eq!(
+            pieces,
+            vec![(0x1000, 0x1000, 0x2000), (0x2000, 0x2000, 0x3000)]
+        );
+        assert!(
+            run_pieces(&vmas, 0x3000, 0x5000).is_err(),
+            "a run into the gap"
+        );
+        assert!(
+            run_pieces(&vmas, 0x5000, 0x7000).is_err(),
+            "a run from the gap"
+        );
         assert!(run_pieces(&vmas, 0x6000, 0x7000).is_ok());
-        assert!(run_pieces(&vmas, 0x8000, 0x9000).is_err(), "a run past every VMA");
+        assert!(
+            run_pieces(&vmas, 0x8000, 0x9000).is_err(),
+            "a run past every VMA"
+        );
     }
 
     #[test]
