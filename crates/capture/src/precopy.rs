@@ -30,7 +30,7 @@
 //! grows by what was written during the copy (spec 8.6 allows unreferenced bytes).
 //!
 //! What is not tracked is copied in the second stop as before: shared memory (anonymous shared,
-//! memfd, System V), the copied-on-write pages of private file mappings (see [`trackable`]),
+//! memfd, System V), the copied-on-write pages of private file mappings (see `trackable`),
 //! VMAs that already have a userfaultfd of the target's own, hugetlb, and the special mappings. A process where arming fails (no userfaultfd in the kernel, no asynchronous
 //! write protection before 6.7) is captured stopped, and `-v` and `--json` say why. Writes that
 //! bypass the page tables (DMA into memory pinned before the capture, e.g. RDMA) are not seen.
@@ -255,11 +255,12 @@ impl MemorySource for Running<'_> {
 /// touched pages the image stores, not a special mapping, hugetlb, or already under a
 /// userfaultfd of the target's own.
 ///
-/// Private file mappings are not: protecting a file-backed VMA puts a PTE marker in every
-/// page not faulted in yet, which pagemap reports as swapped, so the final page plan would
-/// store all of them. Anonymous VMAs get no markers (no `UFFD_FEATURE_WP_UNPOPULATED`): a page
-/// populated after the protection has no write-protect bit, which `PAGEMAP_SCAN` reports as
-/// written, so it is copied again like any written page.
+/// Private file mappings are not: the copied-on-write pages the image stores are mixed with
+/// page-cache pages it does not, and a protected file page not faulted in yet gets a PTE
+/// marker, which pagemap reports as swapped. Anonymous VMAs are protected only where pages
+/// are populated ([`WriteTracker::protect`]); a page populated after the protection has no
+/// write-protect bit, which `PAGEMAP_SCAN` reports as written, so it is copied again like any
+/// written page.
 fn trackable(entry: &crate::procfs::MapsEntry, policy: StorePolicy, flags: &[String]) -> bool {
     let special = entry.path.starts_with('[') && entry.path != "[heap]" && entry.path != "[stack]";
     let anonymous = entry.path.is_empty() || entry.path == "[heap]" || entry.path == "[stack]";
