@@ -1036,18 +1036,7 @@ fn collect_process<W: Write>(
     // the target, in one place, before anything is read that they could disturb (the scratch
     // page is gone again before maps is read).
     let timers = dir.timers()?;
-    // After a pre-copy's first stop, which asked for all 64 handlers, only those that can
-    // differ from what it saw are asked again.
-    let flagged = pre
-        .as_deref()
-        .and_then(|p| p.flagged_defaults.get(&pid).copied());
-    let mask = flagged.map(|f| move |cgt, ign| signals::remote_query_mask(cgt, ign, f));
-    let kstate = source.collect(
-        frozen,
-        arch,
-        &timers,
-        mask.as_ref().map(|m| m as &dyn Fn(u64, u64) -> u64),
-    )?;
+    let kstate = source.collect(frozen, arch, &timers)?;
     if kstate.injected {
         frozen.park()?;
     }

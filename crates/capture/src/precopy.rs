@@ -229,9 +229,6 @@ pub struct PreCopy {
     /// The threads the arming stop found in a call the kernel restarts through
     /// `restart_syscall` ([`RestartedCall`]), by TID.
     pub restarted: HashMap<i32, RestartedCall>,
-    /// Per process, the signals whose `SIG_DFL` action had flags or a mask at the arming stop
-    /// ([`crate::signals::remote_query_mask`]); a process missing here gets all 64 asked.
-    pub flagged_defaults: HashMap<i32, u64>,
 }
 
 /// A running target's memory: a read that fails (the VMA unmapped meanwhile) gives zeros and is
@@ -295,10 +292,6 @@ impl PreCopy {
             }
             let made = match f.threads().first_mut() {
                 Some(leader) => RemoteSyscaller::find(leader).and_then(|mut sc| {
-                    if let Ok(actions) = sc.get_all_sigactions() {
-                        pre.flagged_defaults
-                            .insert(pid, crate::signals::flagged_defaults(&actions));
-                    }
                     let t = WriteTracker::create(&mut sc, pid);
                     let finished = sc.finish();
                     let t = t?;

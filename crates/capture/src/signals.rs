@@ -23,36 +23,11 @@ pub struct KernelSignalState {
     pub actions: Vec<SigAction>,
 }
 
-/// The signals whose `rt_sigaction` the final stop of a pre-copy asks for: those with a
-/// handler (`SigCgt`), those ignored (`SigIgn`), SIGCHLD (whose `SA_NOCLDWAIT` and
-/// `SA_NOCLDSTOP` act with `SIG_DFL` too) and `flagged`, the signals whose `SIG_DFL` action had
-/// flags or a mask at the first stop (which asked for all 64). Any other signal is `SIG_DFL`
-/// now and had no flags and no mask at the first stop; it is recorded so, which saves most of 64
-/// remote calls in the stop (flags set on a `SIG_DFL` action between the two stops act on
-/// nothing, and would show only in the old action a later `sigaction` returns).
-pub fn remote_query_mask(sig_cgt: u64, sig_ign: u64, flagged: u64) -> u64 {
-    sig_cgt | sig_ign | flagged | 1u64 << (libc::SIGCHLD - 1)
-}
-
-/// The signals of `actions` (1..=64) that are `SIG_DFL` with flags or a mask.
-pub fn flagged_defaults(actions: &[SigAction]) -> u64 {
-    actions
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.handler == 0 && (a.flags != 0 || a.mask != 0 || a.restorer != 0))
-        .fold(0, |m, (i, _)| m | 1u64 << i)
-}
-
-/// Reads the handlers with remote syscalls in one thread: the signals in `which`
-/// ([`remote_query_mask`]), the others `SIG_DFL`.
-pub fn remote_signal_state(
-    pid: i32,
-    sc: &mut RemoteSyscaller<'_>,
-    which: u64,
-) -> Result<KernelSignalState> {
+/// Reads the 64 handlers with remote syscalls in one thread.
+pub fn remote_signal_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<KernelSignalState> {
     let tid = sc.tracee().tid();
     let actions = sc
-        .get_sigactions(which)
+        .get_all_sigactions()
         .map_err(|e| trace_error(pid, tid, "rt_sigaction", e))?;
     Ok(KernelSignalState { actions })
 }

@@ -9,8 +9,7 @@
 //! ```text
 //!  piece                           remote (run in the target)       /dev/checkpoint
 //!  ------------------------------  -------------------------------  -------------------------
-//!  64 handlers                     rt_sigaction x 64 (pre-copy:     GET_SIGACTIONS
-//!                                  see signals::remote_query_mask)
+//!  64 handlers                     rt_sigaction x 64                GET_SIGACTIONS
 //!  ITIMER_REAL/VIRTUAL/PROF        getitimer x 3                    GET_ITIMERS (ns -> µs)
 //!  brk, dumpable, child_subreaper  brk(0), prctl                    GET_TASK_MISC
 //!  pdeathsig (of the leader)       prctl(PR_GET_PDEATHSIG)          GET_TASK_MISC
@@ -194,17 +193,14 @@ impl StateSource {
 
     /// Reads the kernel-only state of every thread of `frozen`, whose threads run in mode
     /// `arch`, and the values of the POSIX timers `timers` (from `/proc/PID/timers`).
-    /// `sigactions`: the signals whose `rt_sigaction` the remote path asks for, or `None` for
-    /// all 64 ([`crate::signals::remote_query_mask`]).
     pub fn collect(
         &self,
         frozen: &mut Frozen,
         arch: Arch,
         timers: &[TimerInfo],
-        sigactions: Option<&dyn Fn(u64, u64) -> u64>,
     ) -> Result<KernelState> {
         match self {
-            StateSource::Remote { .. } => remote_state(frozen, timers, sigactions),
+            StateSource::Remote { .. } => remote_state(frozen, timers),
             StateSource::Kmod { dev, version } => {
                 crate::kmod::kmod_state(dev, version, frozen, arch, timers)
             }
@@ -246,11 +242,7 @@ pub struct KernelState {
 
 /// Runs every remote syscall of the capture: process-wide ones in the leader, per-thread ones in
 /// each thread, all sharing one scratch page, which is unmapped at the end.
-fn remote_state(
-    frozen: &mut Frozen,
-    timers: &[TimerInfo],
-    sigactions: Option<&dyn Fn(u64, u64) -> u64>,
-) -> Result<KernelState> {
+fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState> {
     let pid = frozen.pid();
     let Some((leader, others)) = frozen.threads().split_first_mut() else {
         return Err(CaptureError::NoSuchProcess { pid });
@@ -278,14 +270,7 @@ fn remote_state(
             .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
             .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
     };
-    let which = match sigactions {
-        Some(mask) => {
-            let status = crate::procfs::ProcDir::new(pid).status()?;
-            mask(status.sig_cgt, status.sig_ign)
-        }
-        None => u64::MAX,
-    };
-    let signals = signals::remote_signal_state(pid, &mut sc, which)?;
+    let signals = signals::remote_signal_state(pid, &mut sc)?;
     let timer_state = timers::remote_timer_state(pid, &mut sc, timers)?;
     let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
     let insn = sc.insn_addr();
@@ -300,15 +285,7 @@ fn remote_state(
     sc.finish().map_err(err("unmapping the scratch page"))?;
     let n = thread_states.len();
     let provenance = vec![
-        if which == u64::MAX {
-            "handlers: remote rt_sigaction x 64".into()
-        } else {
-            format!(
-                "handlers: remote rt_sigaction x {} (the rest SIG_DFL as at the pre-copy's \
-                 first stop)",
-                which.count_ones()
-            )
-        },
+        "handlers: remote rt_sigaction x 64".into(),
         "interval timers: remote getitimer x 3".into(),
         if timers.is_empty() {
             "POSIX timers: none".into()

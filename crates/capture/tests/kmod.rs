@@ -106,7 +106,7 @@ fn auto_and_never_use_remote_syscalls_and_say_so() {
             "{err}"
         );
         for piece in [
-            "handlers: remote rt_sigaction x ",
+            "handlers: remote rt_sigaction x 64",
             "interval timers: remote getitimer x 3",
             "brk, dumpable, pdeathsig, child_subreaper, securebits: remote brk(0), prctl",
             "1 thread(s): sigaltstack, clear_child_tid: remote sigaltstack",
