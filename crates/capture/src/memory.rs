@@ -365,20 +365,7 @@ pub fn plan_by_read(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Res
     let mut plan = PagePlan::default();
     let mut entries = Vec::new();
     for (vma, policy) in vmas {
-        let readable = vma.read;
-        let mut push = |start: u64, pages: u64| {
-            if let Some(last) = plan.ranges.last_mut() {
-                if last.end() == start && last.readable == readable && start != vma.start {
-                    last.pages += pages;
-                    return;
-                }
-            }
-            plan.ranges.push(PageRange {
-                start,
-                pages,
-                readable,
-            });
-        };
+        let mut push = |start: u64, pages: u64| push_range(&mut plan, vma, start, pages);
         match policy {
             StorePolicy::Nothing => continue,
             StorePolicy::All => {

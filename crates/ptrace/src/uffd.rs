@@ -138,10 +138,10 @@ pub struct WriteTracker {
 
 /// Runs `ioctl(fd, req, arg)`; `op` names it in the error.
 fn ioctl<T>(fd: &impl AsRawFd, req: u64, arg: &mut T, op: &'static str, pid: i32) -> Result<i32> {
-    // SAFETY: every `req` used here is the ioctl whose argument is exactly a `T` (the repr(C)
-    // uapi structs above, matching the kernel's layout); `arg` is a live, exclusive reference,
-    // so the kernel may read and write all of it. Pointers inside it (the scan's `vec`) are set
-    // by the caller to a live buffer of `vec_len` entries.
+    // Every `req` used here takes exactly a `T` (the repr(C) uapi structs above, in the kernel's
+    // layout); pointers inside it (the scan's `vec`) the caller sets to a live buffer of
+    // `vec_len` entries.
+    // SAFETY: `arg` is a live, exclusive `T` of `req`'s layout: the kernel may read and write it.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as libc::c_ulong, arg as *mut T) };
     if r < 0 {
         Err(PtraceError::Syscall {
