@@ -50,10 +50,11 @@ fn fds(pid: u32) -> Vec<String> {
     v
 }
 
-/// Captures with `--kill` (pre-copy by default), restores, and lets the target check itself.
-/// Returns the capture's `memory_copy` object.
-fn cycle(bits: Bits, mib: &str, rate: &str, args: &[&str]) -> serde_json::Value {
-    let mut t = start(bits, mib, rate);
+/// Starts scribble with `target_args` (MiB, pages per ms, options), captures it with `--kill`
+/// and `args` (pre-copy by default), restores, and lets the target check itself: [`CHECKS`] and
+/// `extra` must pass. Returns the capture's `memory_copy` object.
+fn cycle(bits: Bits, target_args: &[&str], args: &[&str], extra: &[&str]) -> serde_json::Value {
+    let mut t = Spawn::new("scribble").args(target_args).bits(bits).start();
     let image = t.dir.join("image");
     let mut all = vec!["--kill"];
     all.extend_from_slice(args);
@@ -62,8 +63,10 @@ fn cycle(bits: Bits, mib: &str, rate: &str, args: &[&str]) -> serde_json::Value 
         .reap(Duration::from_secs(10))
         .expect("the target gone after --kill");
     t.restore(&image, &[], RunOpts::default());
+    let mut checks = CHECKS.to_vec();
+    checks.extend_from_slice(extra);
     t.verify()
-        .assert_passed_in(&format!("{bits:?} {mib} MiB at {rate}/ms {args:?}"), CHECKS);
+        .assert_passed_in(&format!("{bits:?} {target_args:?} {args:?}"), &checks);
     summary["memory_copy"].clone()
 }
 
@@ -73,7 +76,7 @@ fn precopied(bits: Bits) {
     }
     // 2,000 pages per second into 16,384: most pages are not written again between their copy
     // and the stop, however slowly the (debug, loaded) tool copies.
-    let m = cycle(bits, "64", "2", &[]);
+    let m = cycle(bits, &["64", "2"], &[], &[]);
     assert_eq!(m["method"], "pre-copy", "{m}");
     assert!(m["rounds"].as_u64().expect("rounds") >= 1, "{m}");
     // The 64 MiB region was copied while running, and copies of it were used at the stop.
@@ -100,7 +103,7 @@ fn flat_out(bits: Bits) {
     if !psnc_tests::m32_or_skip(bits, "pre-copy flat out i386") {
         return;
     }
-    let m = cycle(bits, "32", "0", &[]);
+    let m = cycle(bits, &["32", "0"], &[], &[]);
     assert_eq!(m["method"], "pre-copy", "{m}");
 }
 
@@ -116,7 +119,7 @@ fn a_target_writing_flat_out_i386() {
 
 #[test]
 fn pre_copy_never_copies_everything_stopped() {
-    let m = cycle(Bits::B64, "16", "20", &["--pre-copy=never"]);
+    let m = cycle(Bits::B64, &["16", "20"], &["--pre-copy=never"], &[]);
     assert_eq!(m["method"], "stop", "{m}");
     assert_eq!(m["why_not"], "--pre-copy=never", "{m}");
     assert_eq!(m["pages_running"], 0, "{m}");
@@ -177,21 +180,8 @@ fn changing_vmas(bits: Bits) {
     if !psnc_tests::m32_or_skip(bits, "pre-copy changing VMAs i386") {
         return;
     }
-    let mut t = Spawn::new("scribble")
-        .args(&["32", "20", "vmas"])
-        .bits(bits)
-        .start();
-    let image = t.dir.join("image");
-    let summary = capture_json(&t, &image, &["--kill"]);
-    assert_eq!(summary["memory_copy"]["method"], "pre-copy", "{summary}");
-    t.proc
-        .reap(Duration::from_secs(10))
-        .expect("the target gone after --kill");
-    t.restore(&image, &[], RunOpts::default());
-    let mut all = CHECKS.to_vec();
-    all.push("scribble_side");
-    t.verify()
-        .assert_passed_in(&format!("{bits:?} changing VMAs"), &all);
+    let m = cycle(bits, &["32", "20", "vmas"], &[], &["scribble_side"]);
+    assert_eq!(m["method"], "pre-copy", "{m}");
 }
 
 #[test]

@@ -478,13 +478,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     let mut memory_copy = match &pre {
         Some(p) => MemoryCopy {
             method: "pre-copy",
-            why_not: (!p.untracked.is_empty()).then(|| {
-                p.untracked
-                    .iter()
-                    .map(|(pid, why)| format!("PID {pid}: {why}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }),
+            why_not: p.untracked_reason(),
             rounds: p.rounds,
             pages_running: p.pages_running,
             pages_reused: p.pages_reused,
@@ -708,15 +702,8 @@ fn pre_copy<W: Write>(
             return Err(e);
         }
     };
-    let refused = |pre: &PreCopy| {
-        pre.untracked
-            .iter()
-            .map(|(pid, why)| format!("PID {pid}: {why}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     if !pre.is_armed() || (opts.pre_copy == PreCopyMode::Always && !pre.untracked.is_empty()) {
-        let why = refused(&pre);
+        let why = pre.untracked_reason().unwrap_or_default();
         log.step(|| format!("no pre-copy ({why}); everything is copied stopped"));
         if opts.pre_copy == PreCopyMode::Always {
             drop(pre);
@@ -1118,21 +1105,18 @@ fn collect_process<W: Write>(
             pages.len()
         )
     });
+    // Page data of the shared objects (anonymous, System V, memfds), each stored once.
+    let mut write_pages = |offset, bytes: &[u8]| {
+        stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
+        writer
+            .write_pages(offset, bytes)
+            .map_err(|source| CaptureError::Format {
+                path: out_path.to_path_buf(),
+                source,
+            })
+    };
     for entry in &shared_vmas {
-        shared.add(
-            &dir,
-            entry,
-            &mut |offset, bytes| {
-                stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
-                writer
-                    .write_pages(offset, bytes)
-                    .map_err(|source| CaptureError::Format {
-                        path: out_path.to_path_buf(),
-                        source,
-                    })
-            },
-            &mut || check(),
-        )?;
+        shared.add(&dir, entry, &mut write_pages, &mut || check())?;
     }
     if !shared_vmas.is_empty() {
         log.step(|| {
@@ -1143,21 +1127,7 @@ fn collect_process<W: Write>(
         });
     }
     for (entry, may_write) in &sysv_vmas {
-        sysv.add(
-            &dir,
-            entry,
-            *may_write,
-            &mut |offset, bytes| {
-                stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
-                writer
-                    .write_pages(offset, bytes)
-                    .map_err(|source| CaptureError::Format {
-                        path: out_path.to_path_buf(),
-                        source,
-                    })
-            },
-            &mut || check(),
-        )?;
+        sysv.add(&dir, entry, *may_write, &mut write_pages, &mut || check())?;
     }
     if !sysv_vmas.is_empty() {
         log.step(|| {
@@ -1168,21 +1138,7 @@ fn collect_process<W: Write>(
         });
     }
     // After the mappings: a memfd both mapped and open is the object its mapping gave.
-    let memfds = fds::memfd::resolve(
-        &dir,
-        &mut fds,
-        shared,
-        &mut |offset, bytes| {
-            stats.pages += bytes.len() as u64 / procfs::PAGE_SIZE;
-            writer
-                .write_pages(offset, bytes)
-                .map_err(|source| CaptureError::Format {
-                    path: out_path.to_path_buf(),
-                    source,
-                })
-        },
-        &mut || check(),
-    )?;
+    let memfds = fds::memfd::resolve(&dir, &mut fds, shared, &mut write_pages, &mut || check())?;
     if memfds > 0 {
         log.step(|| format!("[{pid}] {memfds} memfd fd(s), each naming its shared memory object"));
     }

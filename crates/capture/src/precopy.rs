@@ -43,7 +43,6 @@ use psnc_ptrace::uffd::WriteTracker;
 use psnc_ptrace::RemoteSyscaller;
 
 use crate::error::Result;
-use crate::files::FileCatalog;
 use crate::memory::{self, MemorySource, PagePlan, PageRange, PageSink, StorePolicy, TargetMemory};
 use crate::procfs::{ProcDir, PAGE_SIZE};
 use crate::stop::FrozenTree;
@@ -391,6 +390,18 @@ impl PreCopy {
         Ok(())
     }
 
+    /// Why some processes are not tracked, one `PID n: reason` per process joined with `; `;
+    /// `None` when every process is.
+    pub fn untracked_reason(&self) -> Option<String> {
+        (!self.untracked.is_empty()).then(|| {
+            self.untracked
+                .iter()
+                .map(|(pid, why)| format!("PID {pid}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     fn drop_gone(&mut self, gone: Vec<(i32, String)>) {
         for (pid, why) in gone {
             self.tracked.retain(|t| t.pid != pid);
@@ -483,21 +494,26 @@ fn round0(
     check: &mut dyn FnMut() -> Result<()>,
 ) -> Result<u64> {
     let dir = ProcDir::new(t.pid);
-    let layout = memory::collect_vmas(&dir, &mut FileCatalog::new())?;
+    // maps and smaps only: nothing of the files behind the mappings is needed to track
+    // anonymous memory, so none is opened (memory::collect_vmas would open each one).
     let flags = dir.smaps_vm_flags()?;
-    let selected: Vec<_> = layout
-        .plan_input
-        .iter()
-        .filter(|(entry, policy)| {
-            let f = flags
-                .get(&entry.start)
-                .map(|f| f.mnemonics.as_slice())
-                .unwrap_or(&[]);
-            trackable(entry, *policy, f)
+    // Every VMA, the untracked ones with nothing to plan: they end the plan's scan walks.
+    let selected: Vec<_> = dir
+        .maps()?
+        .into_iter()
+        .map(|entry| {
+            let f = flags.get(&entry.start).cloned().unwrap_or_default();
+            let tracked = memory::classify(&entry, &f)
+                .is_ok_and(|(_, policy)| trackable(&entry, policy, &f.mnemonics));
+            let policy = if tracked {
+                StorePolicy::Touched
+            } else {
+                StorePolicy::Nothing
+            };
+            (entry, policy)
         })
-        .cloned()
         .collect();
-    for (entry, _) in &selected {
+    for (entry, _) in selected.iter().filter(|(_, p)| *p != StorePolicy::Nothing) {
         if t.tracker
             .register(entry.start, entry.end - entry.start)
             .is_ok()
@@ -516,9 +532,11 @@ fn round0(
     let ranges = &t.ranges;
     let tracker = &t.tracker;
     plan.ranges.retain(|p| {
+        // `ranges` is sorted and disjoint (maps order): the one that may hold `p`.
+        let i = ranges.partition_point(|r| r.end <= p.start);
         ranges
-            .iter()
-            .any(|r| r.start <= p.start && p.end() <= r.end)
+            .get(i)
+            .is_some_and(|r| r.start <= p.start && p.end() <= r.end)
             && tracker.protect(p.start, p.end() - p.start).is_ok()
     });
     copy_into(t, &plan, sink, check)?;

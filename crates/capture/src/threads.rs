@@ -55,13 +55,12 @@ pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
                 | restart::ERESTART_RESTARTBLOCK
         )
     };
+    let (nr, code) = nr_and_code(regs);
+    if nr < 0 || !is_restart(code) {
+        return SyscallRestart::None;
+    }
     match regs {
         Regs::X86_64(r) => {
-            let nr = r[x86_64::ORIG_RAX] as i64;
-            let code = r[x86_64::RAX] as i64;
-            if nr < 0 || !is_restart(code) {
-                return SyscallRestart::None;
-            }
             r[x86_64::RIP] = r[x86_64::RIP].wrapping_sub(SYSCALL_INSN_LEN);
             r[x86_64::RAX] = nr as u64;
             r[x86_64::ORIG_RAX] = u64::MAX;
@@ -71,11 +70,6 @@ pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
             }
         }
         Regs::I386(r) => {
-            let nr = i64::from(r[i386::ORIG_EAX] as i32);
-            let code = i64::from(r[i386::EAX] as i32);
-            if nr < 0 || !is_restart(code) {
-                return SyscallRestart::None;
-            }
             r[i386::EIP] = r[i386::EIP].wrapping_sub(SYSCALL_INSN_LEN as u32);
             r[i386::EAX] = nr as u32;
             r[i386::ORIG_EAX] = u32::MAX;
@@ -84,6 +78,18 @@ pub fn resolve_syscall_restart(regs: &mut Regs) -> SyscallRestart {
                 code,
             }
         }
+    }
+}
+
+/// The system call a stopped thread is in (`orig_rax`, negative when none) and its result or
+/// restart code (`rax`), sign-extended from the thread's mode.
+fn nr_and_code(regs: &Regs) -> (i64, i64) {
+    match regs {
+        Regs::X86_64(r) => (r[x86_64::ORIG_RAX] as i64, r[x86_64::RAX] as i64),
+        Regs::I386(r) => (
+            i64::from(r[i386::ORIG_EAX] as i32),
+            i64::from(r[i386::EAX] as i32),
+        ),
     }
 }
 
@@ -127,13 +133,7 @@ impl RestartedCall {
     /// The call `regs` (a thread's live registers at a stop) was interrupted in with -516,
     /// unless it is `restart_syscall` already (whose original is not known).
     pub fn of(regs: &Regs, arch: Arch) -> Option<RestartedCall> {
-        let (nr, code) = match regs {
-            Regs::X86_64(r) => (r[x86_64::ORIG_RAX] as i64, r[x86_64::RAX] as i64),
-            Regs::I386(r) => (
-                i64::from(r[i386::ORIG_EAX] as i32),
-                i64::from(r[i386::EAX] as i32),
-            ),
-        };
+        let (nr, code) = nr_and_code(regs);
         let restart_nr = psnc_ptrace::Sysno::RestartSyscall.nr(arch)? as i64;
         (code == restart::ERESTART_RESTARTBLOCK && nr >= 0 && nr != restart_nr).then(|| {
             RestartedCall {

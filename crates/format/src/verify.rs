@@ -119,7 +119,9 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
             // every page of it must lie in some VMA.
             let mut a = r.addr;
             while a < end {
-                let Some(v) = p.vmas.iter().find(|v| v.start <= a && a < v.end) else {
+                // The VMAs are sorted and disjoint (checked above): the one that may hold `a`.
+                let i = p.vmas.partition_point(|v| v.end <= a);
+                let Some(v) = p.vmas.get(i).filter(|v| v.start <= a) else {
                     return Err(invalid(format!(
                         "page {a:#x} of the run at {:#x} of pid {} lies in no vma",
                         r.addr, p.pid

@@ -180,6 +180,25 @@ pub fn scan_pages(
     report: u64,
     out: &mut Vec<(u64, u64, u64)>,
 ) -> Result<()> {
+    let query = PmScanArg {
+        category_anyof_mask: any_of,
+        return_mask: report,
+        ..Default::default()
+    };
+    scan(pagemap, pid, start, end, query, out)
+}
+
+/// The `PAGEMAP_SCAN` walk of `[start, end)` with `query`'s flags and masks, in batches of
+/// [`SCAN_BATCH`] regions, appending `(start, end, categories)` to `out` with adjacent regions of
+/// equal categories merged.
+fn scan(
+    pagemap: &impl AsRawFd,
+    pid: i32,
+    start: u64,
+    end: u64,
+    query: PmScanArg,
+    out: &mut Vec<(u64, u64, u64)>,
+) -> Result<()> {
     let mut regions = vec![PageRegion::default(); SCAN_BATCH];
     let mut at = start;
     while at < end {
@@ -189,9 +208,7 @@ pub fn scan_pages(
             end,
             vec: regions.as_mut_ptr() as u64,
             vec_len: regions.len() as u64,
-            category_anyof_mask: any_of,
-            return_mask: report,
-            ..Default::default()
+            ..query
         };
         let n = ioctl(pagemap, PAGEMAP_SCAN, &mut arg, "PAGEMAP_SCAN", pid)? as usize;
         for r in &regions[..n.min(regions.len())] {
@@ -302,41 +319,19 @@ impl WriteTracker {
         reset: bool,
         out: &mut Vec<(u64, u64)>,
     ) -> Result<()> {
-        let mut regions = vec![PageRegion::default(); SCAN_BATCH];
-        let mut at = start;
-        while at < end {
-            let mut arg = PmScanArg {
-                size: std::mem::size_of::<PmScanArg>() as u64,
-                flags: if reset { PM_SCAN_WP_MATCHING } else { 0 },
-                start: at,
-                end,
-                vec: regions.as_mut_ptr() as u64,
-                vec_len: regions.len() as u64,
-                // A page table entry that is none counts as written (it has no protection):
-                // only populated pages are reported, and protected again.
-                category_mask: PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
-                category_anyof_mask: category::PRESENT | category::SWAPPED,
-                return_mask: PAGE_IS_WRITTEN,
-                ..Default::default()
-            };
-            let n = ioctl(
-                &self.pagemap,
-                PAGEMAP_SCAN,
-                &mut arg,
-                "PAGEMAP_SCAN",
-                self.pid,
-            )? as usize;
-            for r in &regions[..n.min(regions.len())] {
-                match out.last_mut() {
-                    Some(last) if last.1 == r.start => last.1 = r.end,
-                    _ => out.push((r.start, r.end)),
-                }
-            }
-            if arg.walk_end <= at {
-                break;
-            }
-            at = arg.walk_end;
-        }
+        let query = PmScanArg {
+            flags: if reset { PM_SCAN_WP_MATCHING } else { 0 },
+            // A page table entry that is none counts as written (it has no protection): only
+            // populated pages are reported, and protected again.
+            category_mask: PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
+            category_anyof_mask: category::PRESENT | category::SWAPPED,
+            return_mask: PAGE_IS_WRITTEN,
+            ..Default::default()
+        };
+        let mut regions = Vec::new();
+        scan(&self.pagemap, self.pid, start, end, query, &mut regions)?;
+        // Every region has the one category reported, so equal neighbours are merged already.
+        out.extend(regions.into_iter().map(|(s, e, _)| (s, e)));
         Ok(())
     }
 }
