@@ -55,6 +55,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("unixsock", &[]),
     ("netlink", &[]),
     ("scribble", &["-pthread"]),
+    ("vmas", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.
@@ -1194,6 +1195,13 @@ pub mod cases {
         name: "counter",
         args: &[],
         expect: &["counter"],
+    };
+    /// 10,000 one-page VMAs of alternating protection: more than one batch of remote calls
+    /// in either mode (4,095 per batch for x86_64, 8,191 for i386).
+    pub const MANY_VMAS: Case = Case {
+        name: "vmas",
+        args: &["10000"],
+        expect: &["vma_pages", "vma_count", "vma_prots"],
     };
     /// Heap blocks, brk, heap growth.
     pub const MEM_HEAP: Case = Case {

@@ -36,3 +36,17 @@ fn private_file_mapping_dirtied() {
 fn shared_file_mapping() {
     roundtrip(&cases::MEM_FILE_SHARED, Bits::B64);
 }
+
+/// Every VMA is recreated with its protection and pages by the batched remote calls, across
+/// several batches.
+#[test]
+fn many_vmas_x86_64() {
+    roundtrip(&cases::MANY_VMAS, Bits::B64);
+}
+
+#[test]
+fn many_vmas_i386() {
+    if psnc_tests::m32_or_skip(Bits::B32, "many VMAs i386") {
+        roundtrip(&cases::MANY_VMAS, Bits::B32);
+    }
+}

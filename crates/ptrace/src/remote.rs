@@ -51,6 +51,7 @@ use crate::arch::{Arch, Sysno};
 use crate::error::{PtraceError, Result};
 use crate::mem::ProcMem;
 use crate::tracee::{Stop, Tracee};
+use crate::Regs;
 
 /// The timer structs the wrappers below exchange; restore names them by this path.
 pub use psnc_abi::timer::{ITimerSpec, ITimerVal};
@@ -95,6 +96,75 @@ impl Tracee {
             self.park()?;
         }
         Ok(ret)
+    }
+
+    /// Runs code already mapped in this (stopped) thread's process until it executes the `int3`
+    /// at `trap`, and returns the registers it had there. `prepare` sets up a copy of the
+    /// thread's registers (instruction pointer and whatever the code takes); orig_rax is -1, as
+    /// for a remote syscall. The saved registers are put back afterwards, also on error, and
+    /// signals that arrive meanwhile are held (see the module doc).
+    ///
+    /// This is the engine of a batch: one resume and one stop for many system calls run by a
+    /// small loop in the target (the restore's stub), where [`Tracee::remote_syscall`] costs
+    /// about ten ptrace round trips per call. A fault of the code itself is
+    /// [`PtraceError::InjectionFault`] at the faulting instruction.
+    pub fn run_to_trap(&mut self, prepare: impl FnOnce(&mut Regs), trap: u64) -> Result<Regs> {
+        let saved = self.get_regs()?;
+        let mut work = saved;
+        work.load_syscall(saved.ip(), u64::MAX, &[0; 6]);
+        prepare(&mut work);
+        self.set_regs(&work)?;
+        // ---- registers borrowed from here ----
+        let run = self.cont_to_trap(trap);
+        let restored = if self.current_stop().is_some() {
+            self.set_regs(&saved)
+        } else {
+            Ok(())
+        };
+        // ---- to here ----
+        let regs = run?;
+        restored?;
+        if self.auto_park() {
+            self.park()?;
+        }
+        Ok(regs)
+    }
+
+    /// The run of [`Tracee::run_to_trap`]: continue until the `int3` at `trap` reports (a
+    /// kernel-made SIGTRAP with the instruction pointer right after it), holding any other signal.
+    fn cont_to_trap(&mut self, trap: u64) -> Result<Regs> {
+        for _ in 0..MAX_STOPS {
+            self.cont(0)?;
+            match self.wait_stop()? {
+                Stop::Signal(sig) => {
+                    let info = self.get_siginfo()?;
+                    if sig == libc::SIGTRAP && info.code() > 0 {
+                        let regs = self.get_regs()?;
+                        if regs.ip() == trap + 1 {
+                            return Ok(regs);
+                        }
+                    }
+                    let fault = matches!(
+                        sig,
+                        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+                    );
+                    if fault && info.code() > 0 {
+                        return Err(PtraceError::InjectionFault {
+                            tid: self.tid(),
+                            signal: sig,
+                            addr: self.get_regs()?.ip(),
+                        });
+                    }
+                    self.hold(info);
+                }
+                Stop::Interrupt | Stop::Group(_) | Stop::Event { .. } | Stop::Syscall => {}
+            }
+        }
+        Err(PtraceError::UnexpectedStop {
+            tid: self.tid(),
+            stop: self.current_stop().unwrap_or(Stop::Interrupt),
+            op: "injected code (too many signals)",
+        })
     }
 
     /// Step 3 and 4 of the engine: resume by single-step until the step after the instruction

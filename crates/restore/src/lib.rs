@@ -454,6 +454,8 @@ pub(crate) fn rebuild(
             task.insn
         )
     });
+    // The batch loop goes with the stub code: later batches run call by call.
+    task.batch = None;
     task.call(
         "unmapping the stub code",
         Sysno::Munmap,

@@ -7,8 +7,10 @@
 //! [`psnc_format::model::PageRun`], [`psnc_format::model::MmFields`] and `auxv` of
 //! [`Process`].
 //!
-//! Each VMA is created with one remote `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything
-//! left of the stub is an error (EEXIST), never a silent replacement. File mappings map the file
+//! Each VMA is created with one `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything left
+//! of the stub is an error (EEXIST), never a silent replacement. The mmaps, the `mprotect`s that
+//! lower protections and the madvise/mlock replays each run as one batch in the stub
+//! ([`Task::batch`]): a resume of the task per 4,095 calls, not ten ptrace round trips per call. File mappings map the file
 //! opened in the restore tool by [`open_mapping_files`] (the original when it is unchanged, so
 //! `/proc/PID/maps` shows the original path; else the replica of the stored contents, see
 //! [`crate::files`]); the task takes the file with `pidfd_getfd` on the restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
@@ -44,7 +46,7 @@ use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
 use crate::files::Replicas;
 use crate::placement::Region;
-use crate::remote::Task;
+use crate::remote::{Call, Task};
 use crate::vdso::VdsoGroup;
 use crate::LocalFiles;
 use psnc_proc::MapsEntry;
@@ -65,8 +67,9 @@ pub fn was_accounted(v: &Vma, p: &Process, recorded: bool) -> bool {
     if recorded {
         return v.vm_flags & ACCOUNT != 0;
     }
-    v.prot & libc::PROT_WRITE as u32 != 0
-        || p.pages.iter().any(|r| v.start <= r.addr && r.addr < v.end)
+    // The runs are sorted by address (verified): the first at or after the VMA's start.
+    let first = p.pages.partition_point(|r| r.addr < v.start);
+    v.prot & libc::PROT_WRITE as u32 != 0 || p.pages.get(first).is_some_and(|r| r.addr < v.end)
 }
 
 /// Whether the image records `VM_ACCOUNT` (every live process has accounted mappings: its stack,
@@ -244,6 +247,10 @@ pub fn create_vmas(
     let mut transferred = Transferred::default();
     let recorded = records_account(p);
     let mut lowered = Vec::new();
+    // One mmap per VMA, run as one batch (crate::remote): only the fds of the files are taken
+    // over one by one before, once per file.
+    let mut calls = Vec::with_capacity(p.vmas.len());
+    let mut wanted = Vec::with_capacity(p.vmas.len());
     for (i, v) in p.vmas.iter().enumerate() {
         if is_special(v) {
             continue;
@@ -298,6 +305,11 @@ pub fn create_vmas(
             }
         };
         task.log(|| format!("{step} prot {prot:#x} flags {flags:#x}"));
+        let off = match task.arch {
+            // mmap2 counts the offset in pages.
+            psnc_ptrace::Arch::I386 => off / 4096,
+            psnc_ptrace::Arch::X86_64 => off,
+        };
         let args = [
             v.start,
             v.end - v.start,
@@ -306,18 +318,15 @@ pub fn create_vmas(
             fd,
             off,
         ];
-        let addr = match task.arch {
-            // mmap2 counts the offset in pages.
-            psnc_ptrace::Arch::I386 => task.call(
-                &step,
-                Sysno::Mmap,
-                &[args[0], args[1], args[2], args[3], args[4], off / 4096],
-            )?,
-            psnc_ptrace::Arch::X86_64 => task.call(&step, Sysno::Mmap, &args)?,
-        };
-        if addr != v.start {
+        calls.push(Call::new(step, Sysno::Mmap, &args));
+        wanted.push(v.start);
+    }
+    let got = task.batch(&calls)?;
+    for ((c, want), addr) in calls.iter().zip(wanted).zip(got) {
+        if addr != want {
             return Err(RestoreError::Inconsistent(format!(
-                "{step}: the kernel mapped it at {addr:#x}"
+                "{}: the kernel mapped it at {addr:#x}",
+                c.step
             )));
         }
     }
@@ -327,15 +336,19 @@ pub fn create_vmas(
 
 /// Lowers the VMAs created writable for accounting to their real protection.
 pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
-    for l in lowered {
-        let step = format!(
-            "setting protection {:#x} on {:#x}-{:#x}",
-            l.prot,
-            l.start,
-            l.start + l.len
-        );
-        task.call(&step, Sysno::Mprotect, &[l.start, l.len, u64::from(l.prot)])?;
-    }
+    let calls: Vec<Call> = lowered
+        .iter()
+        .map(|l| {
+            let step = format!(
+                "setting protection {:#x} on {:#x}-{:#x}",
+                l.prot,
+                l.start,
+                l.start + l.len
+            );
+            Call::new(step, Sysno::Mprotect, &[l.start, l.len, u64::from(l.prot)])
+        })
+        .collect();
+    task.batch(&calls)?;
     Ok(())
 }
 
@@ -416,7 +429,12 @@ const ADVICE: &[(u32, i32, &str)] = &[
 ];
 
 /// Replays madvise advice and mlock state, after the pages are in (mlock populates the rest).
+/// The calls run as one batch.
 pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
+    let mut calls = Vec::new();
+    // Whether an EINVAL of each call is harmless: THP or KSM may be compiled out or disabled
+    // here, and the advice is then meaningless.
+    let mut optional = Vec::new();
     for v in p.vmas.iter().filter(|v| !is_special(v)) {
         let len = v.end - v.start;
         for &(bit, advice, name) in ADVICE {
@@ -424,30 +442,35 @@ pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
                 continue;
             }
             let step = format!("{name} on {:#x}-{:#x}", v.start, v.end);
-            let r = task.call_raw(&step, Sysno::Madvise, &[v.start, len, advice as u64])?;
-            // THP or KSM may be compiled out or disabled here: the advice is then meaningless.
-            let optional = matches!(
+            calls.push(Call::new(
+                step,
+                Sysno::Madvise,
+                &[v.start, len, advice as u64],
+            ));
+            optional.push(matches!(
                 advice,
                 libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE | libc::MADV_MERGEABLE
-            );
-            if r < 0 && !(optional && r == -i64::from(libc::EINVAL)) {
-                return Err(RestoreError::RemoteCall {
-                    pid: task.pid as u32,
-                    step,
-                    call: "madvise",
-                    errno: nix::errno::Errno::from_raw(-r as i32),
-                });
-            }
+            ));
         }
         if v.vm_flags & vm_flags::LOCKONFAULT != 0 {
             let step = format!("mlock2(MLOCK_ONFAULT) on {:#x}-{:#x}", v.start, v.end);
-            task.call(&step, Sysno::Mlock2, &[v.start, len, 1])?;
+            calls.push(Call::new(step, Sysno::Mlock2, &[v.start, len, 1]));
+            optional.push(false);
         } else if v.vm_flags & vm_flags::LOCKED != 0 {
-            task.call(
-                &format!("mlock on {:#x}-{:#x}", v.start, v.end),
-                Sysno::Mlock,
-                &[v.start, len],
-            )?;
+            let step = format!("mlock on {:#x}-{:#x}", v.start, v.end);
+            calls.push(Call::new(step, Sysno::Mlock, &[v.start, len]));
+            optional.push(false);
+        }
+    }
+    let results = task.batch_raw(&calls)?;
+    for ((c, r), optional) in calls.iter().zip(results).zip(optional) {
+        if r < 0 && !(optional && r == -i64::from(libc::EINVAL)) {
+            return Err(RestoreError::RemoteCall {
+                pid: task.pid as u32,
+                step: c.step.clone(),
+                call: c.sysno.kernel_name(task.arch),
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
         }
     }
     Ok(())

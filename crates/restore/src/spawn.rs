@@ -102,6 +102,7 @@ pub fn start_stub(
         tracee,
         arch,
         insn: stub.syscall_addr,
+        batch: Some((stub.batch_addr, stub.batch_trap)),
         mem,
         scratch: (0, 0),
         verbose,
