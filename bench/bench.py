@@ -34,6 +34,10 @@ process; psnc and CRIU get --tcp-established), each with bytes queued both ways;
 kind and count (--sizes is ignored). The restored target reads every queue back and exchanges
 one more message on every connection.
 
+With --vmas 10000,60000 the target is tests/targets/vmas.c: one process with that many one-page
+VMAs of alternating protection, each page with its own pattern (the cost per VMA; --sizes is
+ignored). The restored target checks its pages, its VMA count and their protections.
+
 With --freeze the target is bench/freeze.c: the given memory, about --rate random pages written
 per second, and a thread that measures the longest gap between its wake-ups (every 200 us). Each
 tool captures it and leaves it running (psnc-capture without --kill, criu dump --leave-running);
@@ -47,6 +51,7 @@ Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu
               bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
               bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs [--shared-mib 256]
               bench/bench.py --sockets unix:1000,unix:10000,tcp:1000 --dests tmpfs
+              bench/bench.py --vmas 10000,60000 --dests tmpfs
 """
 
 import argparse
@@ -88,6 +93,8 @@ def build(args):
     sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "sockets",
         ROOT / "bench/sockets.c"])
     sh(["cc", "-O2", "-pthread", "-o", helpers / "freeze", ROOT / "bench/freeze.c"])
+    sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "vmas",
+        ROOT / "tests/targets/vmas.c"])
     return tools, helpers
 
 
@@ -112,12 +119,15 @@ class Target:
     with THREADS threads the threads target (bench/threads.c) with the same memory, or with
     PROCS processes the tree target (bench/tree.c), each process with that memory."""
 
-    def __init__(self, helpers, mib, workdir, threads=None, procs=None, sockets=None):
+    def __init__(self, helpers, mib, workdir, threads=None, procs=None, sockets=None, vmas=None):
         self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
         self.report = self.dir / "report"
         self.procs = procs
         self.sockets = sockets
-        if sockets is not None:
+        self.vmas = vmas
+        if vmas is not None:
+            argv = [helpers / "vmas", self.report, str(vmas)]
+        elif sockets is not None:
             argv = [helpers / "sockets", self.report, sockets[0], str(sockets[1])]
         elif procs is not None:
             argv = [helpers / "tree", self.report, str(procs), str(mib), str(SHARED_MIB)]
@@ -164,6 +174,8 @@ class Target:
         ok = "PASS fill" in lines and not any(l.startswith("FAIL") for l in lines)
         if self.sockets is not None:
             ok = "PASS sockets" in lines and not any(l.startswith("FAIL") for l in lines)
+        if self.vmas is not None:
+            ok = all(f"PASS {c}" in lines for c in ("vma_pages", "vma_count", "vma_prots"))
         if self.procs is not None:
             passed = sum(1 for l in lines if l.startswith("PASS fill "))
             ok = passed == self.procs and not any(l.startswith("FAIL") for l in lines)
@@ -249,12 +261,13 @@ def drop_file(path):
 
 
 def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None, procs=None,
-              sockets=None):
+              sockets=None, vmas=None):
     res = {"size_mib": mib, "dest": dest, "threads": threads, "procs": procs,
-           "sockets": None if sockets is None else f"{sockets[1]} {sockets[0]}"}
-    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs, sockets)
+           "sockets": None if sockets is None else f"{sockets[1]} {sockets[0]}",
+           "vmas": vmas}
+    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs, sockets, vmas)
     if criu:
-        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs, sockets)
+        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs, sockets, vmas)
     return res
 
 
@@ -263,8 +276,9 @@ def tcp_flags(sockets):
     return ["--tcp-established"] if sockets and sockets[0] == "tcp" else []
 
 
-def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, sockets=None):
-    t = Target(helpers, mib, dest_dir, threads, procs, sockets)
+def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, sockets=None,
+               vmas=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas)
     try:
         # The physical limits, with this very target's memory (none without memory).
         if t.len:
@@ -308,8 +322,9 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, soc
         t.close()
 
 
-def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None, sockets=None):
-    t = Target(helpers, mib, dest_dir, threads, procs, sockets)
+def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None, sockets=None,
+               vmas=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas)
     cdir = dest_dir / "criu"
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir()
@@ -361,7 +376,9 @@ def fmt_row(r):
         {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
         {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
     ]
-    if r.get("sockets") is not None:
+    if r.get("vmas") is not None:
+        cells[0] = f"{r['vmas']} VMAs"
+    elif r.get("sockets") is not None:
         cells[0] = r["sockets"]
     elif r.get("procs") is not None:
         per = None if r.get("stopped_s") is None else r["stopped_s"] * 1e3 / r["procs"]
@@ -387,7 +404,9 @@ SHARED_MIB = 0
 
 def print_table(rows):
     head = HEAD
-    if rows and rows[0].get("sockets") is not None:
+    if rows and rows[0].get("vmas") is not None:
+        head = ["VMAs"] + HEAD[1:]
+    elif rows and rows[0].get("sockets") is not None:
         head = ["sockets"] + HEAD[1:]
     elif rows and rows[0].get("procs") is not None:
         head = HEAD[:1] + ["procs"] + HEAD[1:] + ["stop ms/proc"]
@@ -403,6 +422,8 @@ def print_table(rows):
                 thr = "" if r.get("threads") is None else f", {r['threads']} threads"
                 if r.get("sockets") is not None:
                     thr = f", {r['sockets']}"
+                if r.get("vmas") is not None:
+                    thr = f", {r['vmas']} VMAs"
                 if r.get("procs") is not None:
                     thr = f", {r['procs']} processes"
                 print(f"{r['size_mib']} MiB{thr} to {r['dest']}: {k}: {r[k]}")
@@ -576,6 +597,8 @@ def main():
                    help="with --tree: MiB of MAP_SHARED anonymous memory the tree shares")
     p.add_argument("--sockets", default=None,
                    help="KIND:COUNT, comma-separated (unix:10000,tcp:1000): the sockets target")
+    p.add_argument("--vmas", default=None,
+                   help="VMA counts, comma-separated (60000): one-page VMAs (tests/targets/vmas.c)")
     p.add_argument("--threads", default=None,
                    help="thread counts, comma-separated: use the threads target (bench/threads.c)")
     p.add_argument("--freeze", action="store_true",
@@ -621,6 +644,12 @@ def main():
                               flush=True)
                         rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
                                               sockets=(kind, int(count))))
+                    sizes = []
+                if args.vmas is not None:
+                    for n in [int(x) for x in args.vmas.split(",")]:
+                        print(f"... {n} VMAs to {dest} ({dest_dir})", flush=True)
+                        rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
+                                              vmas=n))
                     sizes = []
                 for mib in sizes:
                     if args.tree is not None:
