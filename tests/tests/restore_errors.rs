@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use psnc_tests::{
-    assert_running_untraced, cases, comm_of, pids_with_comm, restore_run, ProcGuard, RunOpts,
-    Target,
+    assert_running_untraced, cases, comm_of, pids_with_comm, restore_run, Bits, ProcGuard, RunOpts,
+    Spawn, Target,
 };
 
 /// Captures a counter with --kill; returns the target (process gone) and the image.
@@ -59,6 +59,54 @@ fn flipped_byte() {
         psnc_tests::write_file(&bad, &b);
         assert_refused(&t, &bad);
     }
+}
+
+/// An image with more than 64 MiB of pages has their digests checked while the process is
+/// rebuilt (restore's `PageDigests::Later`): a flipped byte in the pages is still refused as a
+/// bad image naming the chunk, the half-built process is gone, and the intact image restores.
+fn flipped_page_byte_of_a_big_image(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "big image with a flipped page byte, i386") {
+        return;
+    }
+    let mut t = Spawn::new("memory")
+        .args(&["fill", "96"])
+        .bits(bits)
+        .start();
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    let bytes = std::fs::read(&image).expect("read image");
+    // 96 of the image's ~100 MiB are the fill's pages: the middle is one of them.
+    let mut b = bytes.clone();
+    b[bytes.len() / 2] ^= 0x10;
+    let bad = t.dir.join("flipped-page");
+    psnc_tests::write_file(&bad, &b);
+    let r = restore_run(&bad, &[], RunOpts::default());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let left = pids_with_comm(&comm_of(&t.exe));
+    let _guards: Vec<ProcGuard> = left.iter().map(|p| ProcGuard::foreign(*p)).collect();
+    r.assert_status(65);
+    assert!(
+        r.stderr.contains("page-data, chunk"),
+        "the refusal does not name the damaged chunk:\n{r}"
+    );
+    assert!(left.is_empty(), "processes {left:?} left behind:\n{r}");
+    assert!(
+        !psnc_tests::alive(t.pid()),
+        "a process with the image's PID {} exists after the refusal",
+        t.pid()
+    );
+    t.restore(&image, &[], RunOpts::default());
+    t.verify().assert_passed(&["fill"]);
+}
+
+#[test]
+fn flipped_page_byte_of_a_big_image_x86_64() {
+    flipped_page_byte_of_a_big_image(Bits::B64);
+}
+
+#[test]
+fn flipped_page_byte_of_a_big_image_i386() {
+    flipped_page_byte_of_a_big_image(Bits::B32);
 }
 
 /// Every damaged byte of the header, the first bytes after it and a spread over the rest of the

@@ -27,11 +27,15 @@ pub fn digest_of_chunks(chunks: &[[u8; 32]]) -> [u8; 32] {
 
 /// Chunk digests of `data`, computed on up to `available_parallelism` threads.
 pub fn chunk_digests(data: &[u8], chunk_size: usize) -> Vec<[u8; 32]> {
+    let threads = thread::available_parallelism().map_or(1, |n| n.get());
+    chunk_digests_on(data, chunk_size, threads)
+}
+
+/// Chunk digests of `data`, computed on up to `threads` threads (the caller's included).
+pub fn chunk_digests_on(data: &[u8], chunk_size: usize, threads: usize) -> Vec<[u8; 32]> {
     let n = data.len().div_ceil(chunk_size);
     let mut out = vec![[0u8; 32]; n];
-    let threads = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(n.max(1));
+    let threads = threads.min(n.max(1));
     if threads <= 1 || n < 4 {
         for (d, c) in out.iter_mut().zip(data.chunks(chunk_size)) {
             *d = sha256(c);

@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::class::{Class, LayoutClass, C32, C64};
-use crate::digest::{chunk_digests, digest_of_chunks, sha256};
+use crate::digest::{chunk_digests_on, digest_of_chunks, sha256};
 use crate::error::{FormatError, Result};
 use crate::layout::{Header, SectionEntry, Trailer, SECTION_CHUNKED};
 use crate::mmap::MappedImage;
@@ -269,49 +269,75 @@ impl Image {
     /// Hashes the bulk data (every chunk of the page- and file-data sections) and compares with
     /// the section table; names the first corrupt chunk when the image carries chunk digests.
     pub fn verify_data(&self) -> Result<()> {
-        let chunk = 1usize << self.header.chunk_shift;
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.flags & SECTION_CHUNKED == 0 {
-                // Known sections were checked at open; an unknown one is checked here, like PNG.
-                let body = self.section_bytes(i).unwrap_or_default();
-                if sha256(body) != e.sha256 {
-                    return Err(FormatError::DigestMismatch {
-                        what: format!("section {}", kind_name(e.kind)),
-                        offset: e.offset,
-                        end: e.offset + e.length,
-                    });
-                }
+        self.verify_data_except(None)
+    }
+
+    /// [`Image::verify_data`] for every section but those of kind `skip`, which the caller
+    /// checks apart with [`Image::verify_section_data`] (restore hashes the page data while it
+    /// rebuilds the process, and lets nothing run before the check is done).
+    pub fn verify_data_except(&self, skip: Option<SectionKind>) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..self.entries.len() {
+            if skip.is_some() && SectionKind::from_number(self.entries[i].kind) == skip {
                 continue;
             }
-            let body = self.section_bytes(i).unwrap_or_default();
-            let digests = chunk_digests(body, chunk);
-            if digest_of_chunks(&digests) == e.sha256 {
-                continue;
-            }
-            let name = kind_name(e.kind);
-            if let Some(stored) =
-                SectionKind::from_number(e.kind).and_then(|k| self.chunk_digests(k))
-            {
-                if let Some(bad) = digests
-                    .iter()
-                    .zip(&stored.digests)
-                    .position(|(a, b)| a != b)
-                {
-                    let start = e.offset + (bad * chunk) as u64;
-                    return Err(FormatError::DigestMismatch {
-                        what: format!("section {name}, chunk {bad}"),
-                        offset: start,
-                        end: (start + chunk as u64).min(e.offset + e.length),
-                    });
-                }
-            }
-            return Err(FormatError::DigestMismatch {
-                what: format!("section {name}"),
-                offset: e.offset,
-                end: e.offset + e.length,
-            });
+            self.verify_entry(i, threads)?;
         }
         Ok(())
+    }
+
+    /// [`Image::verify_data`] for the sections of kind `kind` only, hashing on up to `threads`
+    /// threads (the caller's included): restore runs it on one thread beside its own work.
+    pub fn verify_section_data(&self, kind: SectionKind, threads: usize) -> Result<()> {
+        for i in 0..self.entries.len() {
+            if SectionKind::from_number(self.entries[i].kind) == Some(kind) {
+                self.verify_entry(i, threads)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The digest check of section table entry `i`, on up to `threads` threads.
+    fn verify_entry(&self, i: usize, threads: usize) -> Result<()> {
+        let e = &self.entries[i];
+        let chunk = 1usize << self.header.chunk_shift;
+        if e.flags & SECTION_CHUNKED == 0 {
+            // Known sections were checked at open; an unknown one is checked here, like PNG.
+            let body = self.section_bytes(i).unwrap_or_default();
+            if sha256(body) != e.sha256 {
+                return Err(FormatError::DigestMismatch {
+                    what: format!("section {}", kind_name(e.kind)),
+                    offset: e.offset,
+                    end: e.offset + e.length,
+                });
+            }
+            return Ok(());
+        }
+        let body = self.section_bytes(i).unwrap_or_default();
+        let digests = chunk_digests_on(body, chunk, threads);
+        if digest_of_chunks(&digests) == e.sha256 {
+            return Ok(());
+        }
+        let name = kind_name(e.kind);
+        if let Some(stored) = SectionKind::from_number(e.kind).and_then(|k| self.chunk_digests(k)) {
+            if let Some(bad) = digests
+                .iter()
+                .zip(&stored.digests)
+                .position(|(a, b)| a != b)
+            {
+                let start = e.offset + (bad * chunk) as u64;
+                return Err(FormatError::DigestMismatch {
+                    what: format!("section {name}, chunk {bad}"),
+                    offset: start,
+                    end: (start + chunk as u64).min(e.offset + e.length),
+                });
+            }
+        }
+        Err(FormatError::DigestMismatch {
+            what: format!("section {name}"),
+            offset: e.offset,
+            end: e.offset + e.length,
+        })
     }
 }
 

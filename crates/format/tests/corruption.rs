@@ -13,7 +13,7 @@ use psnc_format::example::{example_checkpoint, example_runs, page_pattern, write
 use psnc_format::layout::{SectionEntry, HEADER_SIZE, SECTION_CHUNKED};
 use psnc_format::model::{Arch, Vma, VmaKind};
 use psnc_format::sections::{kind_name, SectionKind};
-use psnc_format::verify::verify_image;
+use psnc_format::verify::{verify_image, verify_image_except};
 use psnc_format::{FormatError, Image, ImageWriter, LayoutClass, FORMAT_MINOR};
 
 const MIB: usize = 1 << 20;
@@ -237,13 +237,34 @@ fn a_flipped_bit_in_page_or_file_data_opens_but_verify_names_the_section_and_chu
                 let want = format!("section {kind}, chunk {chunk}");
                 let start = e.offset + (chunk * MIB) as u64;
                 let end = (start + MIB as u64).min(e.offset + e.length);
-                for r in [image.verify_data(), verify_image(&image)] {
+                for r in [
+                    image.verify_data(),
+                    verify_image(&image),
+                    image.verify_section_data(kind, 1),
+                    image.verify_section_data(kind, 4),
+                ] {
                     assert!(
                         matches!(&r, Err(FormatError::DigestMismatch { what, offset, end: e })
                             if *what == want && *offset == start && *e == end),
                         "{class:?} {kind} byte {rel}: {r:?}"
                     );
                 }
+                // Left out, the damaged section is not checked; the others still are.
+                let other = if kind == SectionKind::PageData {
+                    SectionKind::FileData
+                } else {
+                    SectionKind::PageData
+                };
+                image
+                    .verify_data_except(Some(kind))
+                    .unwrap_or_else(|e| panic!("{class:?} {kind} left out: {e}"));
+                image
+                    .verify_section_data(other, 1)
+                    .expect("the other is intact");
+                assert!(
+                    verify_image_except(&image, Some(other)).is_err(),
+                    "{class:?} {kind}: checked when another kind is left out"
+                );
             }
         }
     }

@@ -217,7 +217,55 @@ impl Plan {
 /// the image; it is the slow part for big images, and the reason this is not done in
 /// [`Image::open`].
 pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
-    psnc_format::verify::verify_image(image)?;
+    check_with(image, opts, PageDigests::Now)
+}
+
+/// When the digests of the page data are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDigests {
+    /// With every other check, before anything is created.
+    Now,
+    /// By the caller, on another thread while the process is rebuilt, and before anything of
+    /// it runs ([`crate::restore`]): hashing a GiB of pages takes as long as writing them into
+    /// the process, so the two overlap. Only where a failure afterwards leaves nothing behind
+    /// that a refusal would not ([`page_digests_for`]).
+    Later,
+}
+
+/// When the page data of `image` is checked: [`PageDigests::Later`] for 64 MiB of it and more,
+/// unless a failed restore would leave something outside the process behind (established TCP
+/// connections are repaired in place under the network lock, so an image holding one is
+/// checked whole first). A corrupt page chunk of a big image is then found after the process
+/// exists but before any of it ran: the half-built process is killed, and the error and exit
+/// status are those of a refusal (65), with no process left behind.
+pub fn page_digests_for(image: &Image) -> PageDigests {
+    // Below this much page data the check takes a few milliseconds: not worth a refusal that
+    // comes after the process exists.
+    const SMALL: usize = 64 << 20;
+    let ckpt = image.checkpoint();
+    let tcp = ckpt.processes.iter().any(|p| {
+        p.fds
+            .iter()
+            .any(|f| matches!(&f.kind, FdKind::InetSocket(s) if s.tcp.is_some()))
+    });
+    if tcp || image.page_data().len() < SMALL {
+        PageDigests::Now
+    } else {
+        PageDigests::Later
+    }
+}
+
+/// The image checks of [`check`] and [`check_tree`], with the page data's digests left out
+/// when `pages` is [`PageDigests::Later`].
+fn verify(image: &Image, pages: PageDigests) -> Result<()> {
+    let skip = (pages == PageDigests::Later).then_some(psnc_format::SectionKind::PageData);
+    psnc_format::verify::verify_image_except(image, skip)?;
+    Ok(())
+}
+
+/// [`check`], with the page data's digests checked as `pages` says.
+pub fn check_with(image: &Image, opts: &Options, pages: PageDigests) -> Result<Plan> {
+    verify(image, pages)?;
     let ckpt = image.checkpoint();
     check_fd_budget(ckpt)?;
     let process = check_shape(ckpt)?;
@@ -231,11 +279,16 @@ pub fn check(image: &Image, opts: &Options) -> Result<Plan> {
 /// process (each child is forked from its parent's stub, so it starts with the stub at the
 /// parent's place). The tree itself is checked by [`crate::tree::check_tree`].
 pub fn check_tree(image: &Image, opts: &Options) -> Result<Vec<Plan>> {
+    check_tree_with(image, opts, PageDigests::Now)
+}
+
+/// [`check_tree`], with the page data's digests checked as `pages` says.
+pub fn check_tree_with(image: &Image, opts: &Options, pages: PageDigests) -> Result<Vec<Plan>> {
     let ckpt = image.checkpoint();
     if ckpt.processes.len() <= 1 && ckpt.zombies.is_empty() {
-        return check(image, opts).map(|p| vec![p]);
+        return check_with(image, opts, pages).map(|p| vec![p]);
     }
-    psnc_format::verify::verify_image(image)?;
+    verify(image, pages)?;
     check_fd_budget(ckpt)?;
     if ckpt.processes.is_empty() {
         return Err(RestoreError::Inconsistent(

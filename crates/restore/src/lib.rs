@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Refusals happen before anything is created ([`RestoreError::is_refusal`]); a failure after the
-//! stub exists kills it, so a failed restore leaves no process behind.
+//! stub exists kills it, so a failed restore leaves no process behind. One check may end after
+//! the stub exists: the page data's digests of an image with 64 MiB of pages or more are hashed
+//! on other threads while the process is rebuilt ([`checks::PageDigests`]), and the restore
+//! waits for them before anything of the process runs.
 //!
 //! # Modules
 //!
@@ -260,12 +263,51 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         }
     };
     log("checking the image".into());
-    // A process with zombie children is a tree too: the zombies are forked from its stub.
-    if image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty() {
-        let plans = checks::check_tree(image, opts)?;
-        return tree::restore_tree(image, &plans, opts, started);
+    let pages = checks::page_digests_for(image);
+    std::thread::scope(|scope| {
+        // The page data's digests, hashed on other threads while the process is rebuilt;
+        // `pages_checked` waits for them before anything of the process runs.
+        let mut hashing = (pages == checks::PageDigests::Later).then(|| {
+            scope.spawn(|| image.verify_section_data(psnc_format::SectionKind::PageData, 1))
+        });
+        let mut pages_checked = move || pages_checked(hashing.take());
+        // A process with zombie children is a tree too: the zombies are forked from its stub.
+        if image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty() {
+            let plans = checks::check_tree_with(image, opts, pages)?;
+            return tree::restore_tree(image, &plans, opts, started, &mut pages_checked);
+        }
+        let plan = checks::check_with(image, opts, pages)?;
+        restore_one(image, &plan, opts, started, &mut pages_checked)
+    })
+}
+
+/// Waits for the page data's digests hashed by `hashing` (nothing to wait for when `None`).
+fn pages_checked(
+    hashing: Option<std::thread::ScopedJoinHandle<'_, psnc_format::Result<()>>>,
+) -> Result<()> {
+    match hashing.map(|h| h.join()) {
+        None => Ok(()),
+        Some(Ok(r)) => Ok(r?),
+        Some(Err(_)) => Err(RestoreError::Inconsistent(
+            "the thread checking the page data's digests panicked".into(),
+        )),
     }
-    let plan = checks::check(image, opts)?;
+}
+
+/// The restore of a single process, planned by `plan`. `pages_checked` returns once the page
+/// data is known good (or with the digest mismatch): it is called before the process runs.
+fn restore_one(
+    image: &Image,
+    plan: &Plan,
+    opts: &Options,
+    started: std::time::Instant,
+    pages_checked: &mut dyn FnMut() -> Result<()>,
+) -> Result<Restored> {
+    let log = |m: String| {
+        if opts.verbose {
+            eprintln!("psnc-restore: {:8.3}s {m}", started.elapsed().as_secs_f64());
+        }
+    };
     let p = plan.process(image.checkpoint());
     log(format!(
         "plan: process {} ({:?}, {} threads, {} mappings, {} fds), restore region at {:#x}",
@@ -277,7 +319,7 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         plan.region.base
     ));
     let segments = sysv_shm::Segments::create(image)?;
-    let local = prepare(image, &plan)?;
+    let local = prepare(image, plan)?;
     for f in &p.fds {
         if let psnc_format::model::FdKind::Inotify { watches } = &f.kind {
             log(format!(
@@ -298,8 +340,12 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     )?;
     task.started = started;
     let mut others = Vec::new();
-    let rebuilt = rebuild(&mut task, &stub, &mut others, image, &plan, &local, opts)
+    let rebuilt = rebuild(&mut task, &stub, &mut others, image, plan, &local, opts)
         .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves))
+        .and_then(|xsaves| {
+            task.log(|| "waiting for the page data's digests".into());
+            pages_checked().map(|()| xsaves)
+        })
         .and_then(|xsaves| segments.commit().map(|()| xsaves));
     match rebuilt {
         Ok(_) => {

@@ -177,6 +177,7 @@ pub fn restore_tree(
     plans: &[Plan],
     opts: &Options,
     started: std::time::Instant,
+    pages_checked: &mut dyn FnMut() -> Result<()>,
 ) -> Result<Restored> {
     let ckpt = image.checkpoint();
     let ps = &ckpt.processes;
@@ -220,6 +221,7 @@ pub fn restore_tree(
         .map(|(p, l)| (p.pid, std::mem::take(&mut l.notes)))
         .collect();
     let built = build(&mut tasks, &stub, image, plans, &locals, opts)
+        .and_then(|others| pages_checked().map(|()| others))
         .and_then(|others| segments.commit().map(|()| others));
     drop(locals);
     drop(replicas);
