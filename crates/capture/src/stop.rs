@@ -276,18 +276,10 @@ impl Frozen {
     pub fn kill(self) -> Result<Duration> {
         let pid = self.pid;
         let since = self.since;
-        // Other threads first: the leader's exit is reported only after the rest of the group.
-        let mut first = None;
-        for t in self.threads.into_iter().rev() {
-            let tid = t.tid();
-            if let Err(e) = t.kill() {
-                first.get_or_insert(trace_error(pid, tid, "SIGKILL", e));
-            }
-        }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(since.elapsed()),
-        }
+        // One SIGKILL takes the group; kill_all reaps the leader last (its exit is reported
+        // only after the rest of the group) and reads /proc once, not once per thread.
+        psnc_ptrace::kill_all(self.threads).map_err(|e| trace_error(pid, pid, "SIGKILL", e))?;
+        Ok(since.elapsed())
     }
 }
 
