@@ -44,7 +44,7 @@ use psnc_ptrace::RemoteSyscaller;
 
 use crate::error::Result;
 use crate::memory::{self, MemorySource, PagePlan, PageRange, PageSink, StorePolicy, TargetMemory};
-use crate::procfs::{ProcDir, PAGE_SIZE};
+use crate::procfs::{ProcDir, VmFlags, PAGE_SIZE};
 use crate::stop::FrozenTree;
 use crate::threads::RestartedCall;
 
@@ -245,11 +245,24 @@ impl MemorySource for Running<'_> {
         }
         Ok(())
     }
+
+    fn read_many(&mut self, pieces: &[(u64, usize, bool)], buf: &mut [u8]) -> Result<()> {
+        if self.mem.read_many(pieces, buf).is_ok() {
+            return Ok(());
+        }
+        // Some piece is gone (unmapped meanwhile): piece by piece, to know which.
+        let mut at = 0;
+        for &(addr, len, readable) in pieces {
+            self.read(addr, &mut buf[at..at + len], readable)?;
+            at += len;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a VMA is tracked: private anonymous memory (heap, stacks, anonymous mappings) whose
-/// touched pages the image stores, not a special mapping, hugetlb, or already under a
-/// userfaultfd of the target's own.
+/// touched pages the image stores, not a special mapping or hugetlb (a file mapping in maps).
+/// One already under a userfaultfd of the target's own is found at registration (EBUSY).
 ///
 /// Private file mappings are not: the copied-on-write pages the image stores are mixed with
 /// page-cache pages it does not, and a protected file page not faulted in yet gets a PTE
@@ -257,18 +270,10 @@ impl MemorySource for Running<'_> {
 /// are populated ([`WriteTracker::protect`]); a page populated after the protection has no
 /// write-protect bit, which `PAGEMAP_SCAN` reports as written, so it is copied again like any
 /// written page.
-fn trackable(entry: &crate::procfs::MapsEntry, policy: StorePolicy, flags: &[String]) -> bool {
+fn trackable(entry: &crate::procfs::MapsEntry, policy: StorePolicy) -> bool {
     let special = entry.path.starts_with('[') && entry.path != "[heap]" && entry.path != "[stack]";
     let anonymous = entry.path.is_empty() || entry.path == "[heap]" || entry.path == "[stack]";
-    let own_uffd = flags
-        .iter()
-        .any(|f| matches!(f.as_str(), "um" | "uw" | "ui" | "ht"));
-    !entry.shared
-        && anonymous
-        && !special
-        && !own_uffd
-        && entry.inode == 0
-        && policy == StorePolicy::Touched
+    !entry.shared && anonymous && !special && entry.inode == 0 && policy == StorePolicy::Touched
 }
 
 impl PreCopy {
@@ -494,17 +499,18 @@ fn round0(
     check: &mut dyn FnMut() -> Result<()>,
 ) -> Result<u64> {
     let dir = ProcDir::new(t.pid);
-    // maps and smaps only: nothing of the files behind the mappings is needed to track
-    // anonymous memory, so none is opened (memory::collect_vmas would open each one).
-    let flags = dir.smaps_vm_flags()?;
+    // maps only: neither the files behind the mappings nor smaps (43 MB of text for 60,000
+    // VMAs, and a walk of every page table) is needed to track anonymous memory. The VmFlags
+    // would add nothing for it: a VMA under a userfaultfd of the target's own refuses our
+    // registration (EBUSY), and anonymous hugetlb memory is a file mapping in maps.
+    let none = VmFlags::default();
     // Every VMA, the untracked ones with nothing to plan: they end the plan's scan walks.
     let selected: Vec<_> = dir
         .maps()?
         .into_iter()
         .map(|entry| {
-            let f = flags.get(&entry.start).cloned().unwrap_or_default();
-            let tracked = memory::classify(&entry, &f)
-                .is_ok_and(|(_, policy)| trackable(&entry, policy, &f.mnemonics));
+            let tracked =
+                memory::classify(&entry, &none).is_ok_and(|(_, policy)| trackable(&entry, policy));
             let policy = if tracked {
                 StorePolicy::Touched
             } else {
@@ -513,32 +519,69 @@ fn round0(
             (entry, policy)
         })
         .collect();
-    for (entry, _) in selected.iter().filter(|(_, p)| *p != StorePolicy::Nothing) {
-        if t.tracker
-            .register(entry.start, entry.end - entry.start)
-            .is_ok()
-        {
-            t.ranges.push(Range {
-                start: entry.start,
-                end: entry.end,
-                readable: entry.read,
-            });
+    // One registration per run of tracked VMAs next to each other in the maps (no VMA between
+    // them; the kernel registers every VMA of the range), one by one where that fails.
+    let mut i = 0;
+    while i < selected.len() {
+        if selected[i].1 == StorePolicy::Nothing {
+            i += 1;
+            continue;
         }
+        let n = selected[i..]
+            .iter()
+            .take_while(|(_, p)| *p != StorePolicy::Nothing)
+            .count();
+        let run = &selected[i..i + n];
+        let (start, end) = (run[0].0.start, run[n - 1].0.end);
+        let whole = t.tracker.register(start, end - start).is_ok();
+        for (entry, _) in run {
+            if whole
+                || t.tracker
+                    .register(entry.start, entry.end - entry.start)
+                    .is_ok()
+            {
+                t.ranges.push(Range {
+                    start: entry.start,
+                    end: entry.end,
+                    readable: entry.read,
+                });
+            }
+        }
+        i += n;
     }
     // Only the populated pages are protected (WriteTracker::protect: a protected unpopulated
     // page would read as swapped in pagemap, and so be stored). A page populated after the
     // plan has no protection: the scans see it as written.
     let mut plan = memory::plan_pages(&selected, &dir.pagemap()?)?;
     let ranges = &t.ranges;
-    let tracker = &t.tracker;
     plan.ranges.retain(|p| {
         // `ranges` is sorted and disjoint (maps order): the one that may hold `p`.
         let i = ranges.partition_point(|r| r.end <= p.start);
         ranges
             .get(i)
             .is_some_and(|r| r.start <= p.start && p.end() <= r.end)
-            && tracker.protect(p.start, p.end() - p.start).is_ok()
     });
+    // One protection per run of plan ranges that touch (across VMA bounds: all registered),
+    // range by range where that fails; a range left unprotected is not copied now.
+    let mut protected = vec![false; plan.ranges.len()];
+    let mut i = 0;
+    while i < plan.ranges.len() {
+        let mut j = i + 1;
+        while j < plan.ranges.len() && plan.ranges[j].start == plan.ranges[j - 1].end() {
+            j += 1;
+        }
+        let (start, end) = (plan.ranges[i].start, plan.ranges[j - 1].end());
+        if t.tracker.protect(start, end - start).is_ok() {
+            protected[i..j].fill(true);
+        } else {
+            for (k, p) in plan.ranges[i..j].iter().enumerate() {
+                protected[i + k] = t.tracker.protect(p.start, p.end() - p.start).is_ok();
+            }
+        }
+        i = j;
+    }
+    let mut keep = protected.into_iter();
+    plan.ranges.retain(|_| keep.next().unwrap_or(false));
     copy_into(t, &plan, sink, check)?;
     Ok(plan.pages())
 }
