@@ -1,7 +1,9 @@
 /*
  * threads: a multithreaded process (issue 4). All at once:
- *   4 workers    each with its own counter, __thread variables and stack pattern, and adding to a
- *                mutex-protected shared counter; one of them also gets a pthread_kill after restore
+ *   4 workers    each with its own counter, __thread variables, stack pattern and alternate signal
+ *                stack (its own buffer and size: each thread's sigaltstack is its own after
+ *                restore), and adding to a mutex-protected shared counter; one of them also gets
+ *                a pthread_kill after restore
  *   ping, pong   a condition-variable ping-pong that must keep going
  *   futex        a thread in FUTEX_WAIT, woken by main after the go file
  *   sleeper      a thread in a 400 ms nanosleep loop
@@ -46,6 +48,8 @@ struct worker {
 	volatile pid_t kill_seen_tid;
 };
 static struct worker workers[WORKERS];
+/* Each worker's alternate signal stack: its own buffer, 16 KiB plus 4 KiB per index. */
+static uint8_t altstacks[WORKERS][16384 + 4096 * WORKERS];
 static volatile pid_t usr1_tid;
 
 static void usr1_handler(int sig)
@@ -76,9 +80,13 @@ static void *worker_main(void *arg)
 	uint8_t stack_pattern[2048];
 	char name[32], what[64];
 
+	stack_t ss = { .ss_sp = altstacks[w->index], .ss_size = 16384 + 4096 * (size_t)w->index };
+
 	w->tid = my_gettid();
 	tls_seed = 50 + (uint32_t)w->index;
 	fill_pattern(stack_pattern, sizeof(stack_pattern), tls_seed);
+	if (sigaltstack(&ss, NULL))
+		exit(7);
 	while (!atomic_load(&go)) {
 		w->count++;
 		tls_count++;
@@ -97,6 +105,13 @@ static void *worker_main(void *arg)
 	snprintf(what, sizeof(what), "stack_%s", name);
 	check(check_pattern(stack_pattern, sizeof(stack_pattern), tls_seed) < 0, what,
 	      "stack pattern differs");
+	memset(&ss, 0, sizeof(ss));
+	sigaltstack(NULL, &ss);
+	snprintf(what, sizeof(what), "altstack_%s", name);
+	check(ss.ss_sp == altstacks[w->index] &&
+		      ss.ss_size == 16384 + 4096 * (size_t)w->index && !(ss.ss_flags & SS_DISABLE),
+	      what, "sigaltstack %p size %zu flags %d, expected %p size %zu", ss.ss_sp, ss.ss_size,
+	      ss.ss_flags, (void *)altstacks[w->index], 16384 + 4096 * (size_t)w->index);
 	return w;
 }
 

@@ -250,7 +250,6 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
     let ltid = leader.tid();
     let err = |what: &'static str| move |e| trace_error(pid, ltid, what, e);
     let mut sc = RemoteSyscaller::find(leader).map_err(err("finding a syscall instruction"))?;
-    let (scratch, scratch_len) = sc.scratch().map_err(err("mapping a scratch page"))?;
     let process = KernelProcessState {
         brk: sc.brk(0).map_err(err("brk(0)"))?,
         dumpable: u32::try_from(
@@ -273,15 +272,7 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
     let signals = signals::remote_signal_state(pid, &mut sc)?;
     let timer_state = timers::remote_timer_state(pid, &mut sc, timers)?;
     let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
-    let insn = sc.insn_addr();
-    for t in others.iter_mut() {
-        let tid = t.tid();
-        let mut tsc = RemoteSyscaller::new(t, insn)
-            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
-        tsc.set_scratch(scratch, scratch_len)
-            .map_err(|e| trace_error(pid, tid, "remote syscalls", e))?;
-        thread_states.push(threads::remote_thread_state(pid, &mut tsc)?);
-    }
+    thread_states.extend(threads::remote_thread_states(pid, &mut sc, others)?);
     sc.finish().map_err(err("unmapping the scratch page"))?;
     let n = thread_states.len();
     let provenance = vec![
@@ -307,7 +298,9 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
                 ""
             }
         ),
-        "scratch page mapped and unmapped again".into(),
+        "scratch page and batch area (the calls of each thread in one resume) mapped and \
+         unmapped again"
+            .into(),
     ];
     Ok(KernelState {
         process,

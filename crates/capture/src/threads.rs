@@ -178,20 +178,48 @@ pub struct KernelThreadState {
 /// Runs the per-thread remote syscalls in one thread.
 pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<KernelThreadState> {
     let tid = sc.tracee().tid();
-    let err = |what: &'static str| move |e| trace_error(pid, tid, what, e);
-    let ss = sc.get_sigaltstack().map_err(err("sigaltstack"))?;
-    let clear_child_tid = sc
-        .prctl_get_tid_address()
-        .map_err(err("prctl(PR_GET_TID_ADDRESS)"))?;
-    let compat_robust_list = match sc.arch() {
-        psnc_ptrace::Arch::I386 => Some(sc.get_robust_list().map_err(err("get_robust_list"))?),
-        psnc_ptrace::Arch::X86_64 => None,
-    };
+    let c = sc.get_thread_calls().map_err(|e| {
+        trace_error(
+            pid,
+            tid,
+            "sigaltstack, prctl(PR_GET_TID_ADDRESS), get_robust_list",
+            e,
+        )
+    })?;
     Ok(KernelThreadState {
-        sigaltstack: ss,
-        clear_child_tid,
-        compat_robust_list,
+        sigaltstack: c.sigaltstack,
+        clear_child_tid: c.clear_child_tid,
+        compat_robust_list: c.robust_list,
     })
+}
+
+/// [`remote_thread_state`] of `others` (the other threads of `sc`'s process), all run side by
+/// side ([`RemoteSyscaller::get_thread_calls_of`]).
+pub fn remote_thread_states(
+    pid: i32,
+    sc: &mut RemoteSyscaller<'_>,
+    others: &mut [Tracee],
+) -> Result<Vec<KernelThreadState>> {
+    let calls = sc.get_thread_calls_of(others).map_err(|e| {
+        let tid = match &e {
+            psnc_ptrace::PtraceError::RemoteSyscall { tid, .. } => *tid,
+            _ => pid,
+        };
+        trace_error(
+            pid,
+            tid,
+            "sigaltstack, prctl(PR_GET_TID_ADDRESS), get_robust_list",
+            e,
+        )
+    })?;
+    Ok(calls
+        .into_iter()
+        .map(|c| KernelThreadState {
+            sigaltstack: c.sigaltstack,
+            clear_child_tid: c.clear_child_tid,
+            compat_robust_list: c.robust_list,
+        })
+        .collect())
 }
 
 /// The mode of the process's threads (read first: every remote syscall needs the right

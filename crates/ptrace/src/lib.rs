@@ -9,6 +9,7 @@
 //! |             | TLS, signal mask, pending signals, rseq                                    |
 //! | [`remote`]  | the remote-syscall engine (x86_64 `syscall`, i386 `int 0x80`) and typed    |
 //! |             | wrappers ([`RemoteSyscaller`])                                             |
+//! | [`batch`]   | many syscalls in one resume: a table run by a small loop in the target     |
 //! | [`arch`]    | [`Arch`], [`Regs`] layouts, syscall conventions and numbers of both modes  |
 //! |             | (re-exported from psnc-abi, where every kernel type is defined once)       |
 //! | [`siginfo`] | `siginfo_t` layouts: which member is live, 64-bit to compat conversion     |
@@ -39,6 +40,7 @@
 #![allow(unsafe_code)]
 
 pub mod arch;
+pub mod batch;
 pub mod error;
 pub mod kmod;
 pub mod mem;

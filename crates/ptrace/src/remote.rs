@@ -109,13 +109,32 @@ impl Tracee {
     /// about ten ptrace round trips per call. A fault of the code itself is
     /// [`PtraceError::InjectionFault`] at the faulting instruction.
     pub fn run_to_trap(&mut self, prepare: impl FnOnce(&mut Regs), trap: u64) -> Result<Regs> {
+        let saved = self.start_code(prepare)?;
+        self.finish_code(saved, trap)
+    }
+
+    /// The first half of [`Tracee::run_to_trap`]: loads the registers and resumes the thread;
+    /// returns the saved registers for [`Tracee::finish_code`]. Starting many threads before
+    /// finishing any runs their code side by side.
+    pub fn start_code(&mut self, prepare: impl FnOnce(&mut Regs)) -> Result<Regs> {
         let saved = self.get_regs()?;
         let mut work = saved;
         work.load_syscall(saved.ip(), u64::MAX, &[0; 6]);
         prepare(&mut work);
         self.set_regs(&work)?;
-        // ---- registers borrowed from here ----
-        let run = self.cont_to_trap(trap);
+        // ---- registers borrowed from here (until finish_code) ----
+        if let Err(e) = self.cont(0) {
+            let _ = self.set_regs(&saved);
+            return Err(e);
+        }
+        Ok(saved)
+    }
+
+    /// The second half of [`Tracee::run_to_trap`]: waits for the `int3` at `trap`, puts
+    /// `saved` back (also on error, while the thread is still there) and returns the registers
+    /// at the trap.
+    pub fn finish_code(&mut self, saved: Regs, trap: u64) -> Result<Regs> {
+        let run = self.wait_for_trap(trap);
         let restored = if self.current_stop().is_some() {
             self.set_regs(&saved)
         } else {
@@ -130,11 +149,10 @@ impl Tracee {
         Ok(regs)
     }
 
-    /// The run of [`Tracee::run_to_trap`]: continue until the `int3` at `trap` reports (a
-    /// kernel-made SIGTRAP with the instruction pointer right after it), holding any other signal.
-    fn cont_to_trap(&mut self, trap: u64) -> Result<Regs> {
+    /// Waits (the thread resumed) until the `int3` at `trap` reports (a kernel-made SIGTRAP
+    /// with the instruction pointer right after it), holding any other signal and resuming.
+    fn wait_for_trap(&mut self, trap: u64) -> Result<Regs> {
         for _ in 0..MAX_STOPS {
-            self.cont(0)?;
             match self.wait_stop()? {
                 Stop::Signal(sig) => {
                     let info = self.get_siginfo()?;
@@ -159,6 +177,7 @@ impl Tracee {
                 }
                 Stop::Interrupt | Stop::Group(_) | Stop::Event { .. } | Stop::Syscall => {}
             }
+            self.cont(0)?;
         }
         Err(PtraceError::UnexpectedStop {
             tid: self.tid(),
@@ -329,7 +348,23 @@ pub struct RemoteSyscaller<'t> {
     arch: Arch,
     mem: ProcMem,
     scratch: Option<Scratch>,
+    batch: Option<BatchArea>,
 }
+
+/// Where [`RemoteSyscaller::batch`] runs its tables: the loop's code page and the table area.
+/// Mapped in the target on first use, unmapped by [`RemoteSyscaller::finish`] of the syscaller
+/// that mapped it; other threads of the process share it ([`RemoteSyscaller::set_batch_area`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchArea {
+    /// The loop ([`crate::batch::loop_code`]), in a page mapped read and execute.
+    pub code: u64,
+    /// The table area (read-write) and its length.
+    pub table: (u64, u64),
+    owned: bool,
+}
+
+/// Bytes of the table area a syscaller maps: 1,023 x86_64 calls (2,047 i386) per resume.
+const BATCH_AREA: u64 = 64 << 10;
 
 impl<'t> RemoteSyscaller<'t> {
     /// Binds to `tracee` (which must be stopped) and the instruction at `insn`, which must be
@@ -343,6 +378,7 @@ impl<'t> RemoteSyscaller<'t> {
             arch,
             mem,
             scratch: None,
+            batch: None,
         })
     }
 
@@ -563,9 +599,121 @@ impl<'t> RemoteSyscaller<'t> {
         Ok(())
     }
 
-    /// Unmaps the scratch page (if this syscaller mapped one) and reports errors, unlike drop.
+    /// Unmaps the scratch page and the batch area (those this syscaller mapped) and reports
+    /// errors, unlike drop.
     pub fn finish(mut self) -> Result<()> {
-        self.release_scratch()
+        let batch = self.release_batch();
+        self.release_scratch()?;
+        batch
+    }
+
+    /// The batch area, mapping it in the target on first use: a page with the loop, mapped
+    /// read-execute and written through `/proc/PID/mem`, and [`BATCH_AREA`] bytes of table.
+    pub fn batch_area(&mut self) -> Result<BatchArea> {
+        if let Some(b) = self.batch {
+            return Ok(b);
+        }
+        let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let table = self.mmap(
+            0,
+            BATCH_AREA,
+            libc::PROT_READ | libc::PROT_WRITE,
+            anon,
+            -1,
+            0,
+        )?;
+        let code = match self.mmap(0, PAGE, libc::PROT_READ | libc::PROT_EXEC, anon, -1, 0) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.munmap(table, BATCH_AREA);
+                return Err(e);
+            }
+        };
+        let area = BatchArea {
+            code,
+            table: (table, BATCH_AREA),
+            owned: true,
+        };
+        // Owned from here: finish (or drop) unmaps both, also when the write fails.
+        self.batch = Some(area);
+        self.mem
+            .write_at(code, crate::batch::loop_code(self.arch))?;
+        Ok(area)
+    }
+
+    /// Runs this thread's batches in `area` (another syscaller's, of the same process), which
+    /// this one does not unmap.
+    pub fn set_batch_area(&mut self, area: BatchArea) -> Result<()> {
+        self.release_batch()?;
+        self.batch = Some(BatchArea {
+            owned: false,
+            ..area
+        });
+        Ok(())
+    }
+
+    fn release_batch(&mut self) -> Result<()> {
+        if let Some(b) = self.batch.take() {
+            if b.owned {
+                let code = self.munmap(b.code, PAGE);
+                self.munmap(b.table.0, b.table.1)?;
+                code?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `calls` in order with as few resumes of the thread as their number allows (see
+    /// [`crate::batch`]); stops at the first that fails, returning the raw results of those
+    /// that ran (the failed one last). Memory the calls read or write must be elsewhere (the
+    /// scratch area), not in the batch area.
+    pub fn batch_raw(&mut self, calls: &[(Sysno, [u64; 6])]) -> Result<Vec<i64>> {
+        let area = self.batch_area()?;
+        let mut entries = Vec::with_capacity(calls.len());
+        for &(sysno, args) in calls {
+            let nr = sysno.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
+                sysno,
+                arch: self.arch,
+            })?;
+            let mut a = [0u64; 6];
+            for (d, &s) in a.iter_mut().zip(&args) {
+                *d = fit(self.tracee.tid(), self.arch, "syscall argument", s)?;
+            }
+            entries.push((nr, a));
+        }
+        let per = crate::batch::capacity(self.arch, area.table.1).max(1);
+        let mut out = Vec::with_capacity(calls.len());
+        for chunk in entries.chunks(per) {
+            let done = self
+                .tracee
+                .run_batch(&self.mem, area.code, area.table, chunk)?;
+            let failed =
+                done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
+            out.extend(done);
+            if failed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`RemoteSyscaller::batch_raw`], with a failed call as [`PtraceError::RemoteSyscall`].
+    pub fn batch(&mut self, calls: &[(Sysno, [u64; 6])]) -> Result<Vec<u64>> {
+        let raw = self.batch_raw(calls)?;
+        if let Some(&r) = raw.last().filter(|r| (-4095..0).contains(*r)) {
+            return Err(PtraceError::RemoteSyscall {
+                tid: self.tracee.tid(),
+                sysno: calls[raw.len() - 1].0,
+                errno: nix::errno::Errno::from_raw(-r as i32),
+            });
+        }
+        Ok(raw
+            .into_iter()
+            .map(|r| match self.arch {
+                Arch::X86_64 => r as u64,
+                Arch::I386 => r as u64 & u64::from(u32::MAX),
+            })
+            .collect())
     }
 
     /// Zeroes `len` bytes of scratch, runs `sysno` with `args`, reads the `len` bytes back.
@@ -604,16 +752,42 @@ impl<'t> RemoteSyscaller<'t> {
     /// The handlers of signals 1..=64, asked (`rt_sigaction`) only for the signals in `which`
     /// (bit n-1 for signal n); the others are given as `SIG_DFL` with no flags and an empty
     /// mask.
+    /// The calls run as one batch ([`RemoteSyscaller::batch`]), each writing its handler into
+    /// its own slot of the scratch area.
     pub fn get_sigactions(&mut self, which: u64) -> Result<Vec<SigAction>> {
-        (1..=64)
-            .map(|sig| {
-                if which & (1u64 << (sig - 1)) != 0 {
-                    self.get_sigaction(sig)
-                } else {
-                    Ok(SigAction::default())
-                }
-            })
-            .collect()
+        let (addr, len) = self.scratch()?;
+        let n = SigAction::kernel_len(self.arch) as u64;
+        let sigs: Vec<u64> = (1..=64)
+            .filter(|s| which & (1u64 << (s - 1)) != 0)
+            .collect();
+        if sigs.len() as u64 * n > len {
+            return (1..=64)
+                .map(|sig| {
+                    if which & (1u64 << (sig - 1)) != 0 {
+                        self.get_sigaction(sig)
+                    } else {
+                        Ok(SigAction::default())
+                    }
+                })
+                .collect();
+        }
+        self.mem
+            .write_at(addr, &vec![0u8; (sigs.len() as u64 * n) as usize])?;
+        let calls: Vec<(Sysno, [u64; 6])> = sigs
+            .iter()
+            .enumerate()
+            .map(|(i, &sig)| (Sysno::RtSigaction, [sig, 0, addr + i as u64 * n, 8, 0, 0]))
+            .collect();
+        self.batch(&calls)?;
+        let mut b = vec![0u8; (sigs.len() as u64 * n) as usize];
+        self.mem.read_exact_at(addr, &mut b)?;
+        let mut out = vec![SigAction::default(); 64];
+        for (i, &sig) in sigs.iter().enumerate() {
+            let mut one = [0u8; 32];
+            one[..n as usize].copy_from_slice(&b[i * n as usize..(i + 1) * n as usize]);
+            out[sig as usize - 1] = SigAction::from_bytes(self.arch, &one);
+        }
+        Ok(out)
     }
 
     /// The alternate signal stack (`sigaltstack(NULL, &old)`).
@@ -744,8 +918,150 @@ impl<'t> RemoteSyscaller<'t> {
     }
 }
 
+/// What [`RemoteSyscaller::get_thread_calls`] asks one thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThreadCalls {
+    /// `sigaltstack(NULL, &old)`.
+    pub sigaltstack: SigAltStack,
+    /// `prctl(PR_GET_TID_ADDRESS)`: the thread's clear_child_tid.
+    pub clear_child_tid: u64,
+    /// `get_robust_list(0, ...)`: head and length, asked of i386 threads only.
+    pub robust_list: Option<(u64, u64)>,
+}
+
+impl RemoteSyscaller<'_> {
+    /// The state only the thread itself reports, in one batch (one resume): its alternate
+    /// signal stack, its clear_child_tid address and, for an i386 thread, its compat robust
+    /// list (an x86_64 thread's is read from outside).
+    pub fn get_thread_calls(&mut self) -> Result<ThreadCalls> {
+        let (addr, _) = self.scratch()?;
+        let w = self.arch.word_size() as u64;
+        // Slots: sigaltstack at 0 (24 bytes), the tid address at 32, the robust list at 48.
+        self.mem.write_at(addr, &[0u8; 64])?;
+        let mut calls = vec![
+            (Sysno::Sigaltstack, [0, addr, 0, 0, 0, 0]),
+            (
+                Sysno::Prctl,
+                [libc::PR_GET_TID_ADDRESS as u64, addr + 32, 0, 0, 0, 0],
+            ),
+        ];
+        if self.arch == Arch::I386 {
+            calls.push((Sysno::GetRobustList, [0, addr + 48, addr + 48 + w, 0, 0, 0]));
+        }
+        self.batch(&calls)?;
+        let mut b = [0u8; 64];
+        self.mem.read_exact_at(addr, &mut b)?;
+        let n = SigAltStack::kernel_len(self.arch);
+        let mut ss = [0u8; 24];
+        ss[..n].copy_from_slice(&b[..n]);
+        Ok(ThreadCalls {
+            sigaltstack: SigAltStack::from_bytes(self.arch, &ss),
+            clear_child_tid: u64_at(&b, 32),
+            robust_list: (self.arch == Arch::I386)
+                .then(|| (u64::from(u32_at(&b, 48)), u64::from(u32_at(&b, 52)))),
+        })
+    }
+}
+
+impl RemoteSyscaller<'_> {
+    /// [`RemoteSyscaller::get_thread_calls`] of every thread of `others` (the other stopped
+    /// threads of this syscaller's process), run side by side: each thread gets its own slot
+    /// of the batch area (table and outputs), all of a group are resumed before any is waited
+    /// for, and the group's slots are written and read back with one access each. A process of
+    /// 1,024 threads costs five groups, not 1,024 round trips of the tool.
+    pub fn get_thread_calls_of(&mut self, others: &mut [Tracee]) -> Result<Vec<ThreadCalls>> {
+        let area = self.batch_area()?;
+        let arch = self.arch;
+        let w = arch.word_size() as u64;
+        let entry = crate::batch::entry_size(arch);
+        let ncalls: u64 = if arch == Arch::I386 { 3 } else { 2 };
+        let table_len = crate::batch::CONTROL + ncalls * entry;
+        // Per thread: control block and table, then 64 bytes of outputs (sigaltstack at 0, the
+        // tid address at 32, the robust list at 48), rounded to a cache line.
+        let slot = (table_len + 64).div_ceil(64) * 64;
+        let per_group = ((area.table.1 / slot) as usize).max(1);
+        let mut out = Vec::with_capacity(others.len());
+        for group in others.chunks_mut(per_group) {
+            let span = (slot * group.len() as u64) as usize;
+            self.mem.write_at(area.table.0, &vec![0u8; span])?;
+            let mut started = Vec::with_capacity(group.len());
+            let mut failed = None;
+            for (i, t) in group.iter_mut().enumerate() {
+                let base = area.table.0 + i as u64 * slot;
+                let o = base + table_len;
+                let sigaltstack = Sysno::Sigaltstack.nr(arch);
+                let prctl = Sysno::Prctl.nr(arch);
+                let robust = Sysno::GetRobustList.nr(arch);
+                let (Some(sigaltstack), Some(prctl), Some(robust)) = (sigaltstack, prctl, robust)
+                else {
+                    failed = Some(PtraceError::NoSyscallNr {
+                        sysno: Sysno::GetRobustList,
+                        arch,
+                    });
+                    break;
+                };
+                let mut calls = vec![
+                    (sigaltstack, [0, o, 0, 0, 0, 0]),
+                    (prctl, [libc::PR_GET_TID_ADDRESS as u64, o + 32, 0, 0, 0, 0]),
+                ];
+                if arch == Arch::I386 {
+                    calls.push((robust, [0, o + 48, o + 48 + w, 0, 0, 0]));
+                }
+                match t.start_batch(&self.mem, area.code, (base, table_len), &calls) {
+                    Ok(s) => started.push(s),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            // Every started thread is finished (its registers put back), whatever failed.
+            let mut results = Vec::with_capacity(started.len());
+            for (t, s) in group.iter_mut().zip(started) {
+                let tid = t.tid();
+                match t.finish_batch(&self.mem, s) {
+                    Ok(r) => results.push((tid, r)),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let sysnos = [Sysno::Sigaltstack, Sysno::Prctl, Sysno::GetRobustList];
+            for (tid, r) in &results {
+                if let Some((i, &bad)) = r.iter().enumerate().find(|(_, r)| (-4095..0).contains(*r))
+                {
+                    return Err(PtraceError::RemoteSyscall {
+                        tid: *tid,
+                        sysno: sysnos[i],
+                        errno: nix::errno::Errno::from_raw(-bad as i32),
+                    });
+                }
+            }
+            let mut b = vec![0u8; span];
+            self.mem.read_exact_at(area.table.0, &mut b)?;
+            let n = SigAltStack::kernel_len(arch);
+            for i in 0..group.len() {
+                let o = &b[(i as u64 * slot + table_len) as usize..][..64];
+                let mut ss = [0u8; 24];
+                ss[..n].copy_from_slice(&o[..n]);
+                out.push(ThreadCalls {
+                    sigaltstack: SigAltStack::from_bytes(arch, &ss),
+                    clear_child_tid: u64_at(o, 32),
+                    robust_list: (arch == Arch::I386)
+                        .then(|| (u64::from(u32_at(o, 48)), u64::from(u32_at(o, 52)))),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Drop for RemoteSyscaller<'_> {
     fn drop(&mut self) {
+        let _ = self.release_batch();
         let _ = self.release_scratch();
     }
 }

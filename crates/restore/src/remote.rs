@@ -12,8 +12,7 @@
 //! [`Task::call`] costs about ten ptrace round trips. A process with 60,000 VMAs is rebuilt
 //! with 15 resumes instead of 60,000.
 
-use psnc_abi::regs::{i386, x86_64};
-use psnc_abi::{Arch, Regs, Sysno};
+use psnc_abi::{Arch, Sysno};
 use psnc_ptrace::{ProcMem, PtraceError, RemoteSyscaller, Tracee};
 
 use crate::error::{RestoreError, Result};
@@ -29,9 +28,9 @@ pub struct Task {
     pub arch: Arch,
     /// Address of the system-call instruction calls run from.
     pub insn: u64,
-    /// The stub's batch loop and the `int3` it ends at, while the stub code is mapped; without
+    /// The stub's batch loop ([`psnc_ptrace::batch`]), while the stub code is mapped; without
     /// it [`Task::batch`] runs its calls one by one.
-    pub batch: Option<(u64, u64)>,
+    pub batch: Option<u64>,
     /// `/proc/PID/mem`, opened for writing.
     pub mem: ProcMem,
     /// Scratch area: address and length.
@@ -154,7 +153,7 @@ impl Task {
     /// Runs `calls` until the first that fails; returns the raw results of those that ran, the
     /// failed one last. Without the stub's batch loop, one remote call each.
     fn batch_until_error(&mut self, calls: &[Call]) -> Result<Vec<i64>> {
-        let Some((entry, trap)) = self.batch else {
+        let Some(entry) = self.batch else {
             let mut out = Vec::with_capacity(calls.len());
             for c in calls {
                 let r = self.call_raw(&c.step, c.sysno, &c.args)?;
@@ -165,83 +164,30 @@ impl Task {
             }
             return Ok(out);
         };
-        let word = self.arch.word_size() as u64;
-        let entry_size = 8 * word;
-        // i386 keeps its control block (entry pointer, count) in the first 8 bytes.
-        let table_off = 8u64;
-        let per_run = ((self.scratch.1 - table_off) / entry_size) as usize;
+        let mut entries = Vec::with_capacity(calls.len());
+        for c in calls {
+            let nr = c
+                .sysno
+                .nr(self.arch)
+                .ok_or(psnc_ptrace::PtraceError::NoSyscallNr {
+                    sysno: c.sysno,
+                    arch: self.arch,
+                })
+                .map_err(self.step_err(&c.step))?;
+            entries.push((nr, c.args));
+        }
+        let per_run = psnc_ptrace::batch::capacity(self.arch, self.scratch.1).max(1);
         let mut out = Vec::with_capacity(calls.len());
-        for chunk in calls.chunks(per_run.max(1)) {
-            let mut table = Vec::with_capacity(chunk.len() * entry_size as usize);
-            for c in chunk {
-                let nr = c
-                    .sysno
-                    .nr(self.arch)
-                    .ok_or(psnc_ptrace::PtraceError::NoSyscallNr {
-                        sysno: c.sysno,
-                        arch: self.arch,
-                    })
-                    .map_err(self.step_err(&c.step))?;
-                for v in std::iter::once(nr).chain(c.args).chain([0]) {
-                    match self.arch {
-                        Arch::X86_64 => table.extend_from_slice(&v.to_le_bytes()),
-                        Arch::I386 => table.extend_from_slice(&(v as u32).to_le_bytes()),
-                    }
-                }
-            }
-            let step = chunk.first().map_or_else(String::new, |c| {
-                format!("{} (a batch of {})", c.step, chunk.len())
-            });
-            let table_addr = self.put(&step, table_off, &table)?;
-            let (base, n) = (table_addr, chunk.len() as u64);
-            let control = self.scratch.0;
-            if self.arch == Arch::I386 {
-                let mut cb = (base as u32).to_le_bytes().to_vec();
-                cb.extend_from_slice(&(n as u32).to_le_bytes());
-                self.put(&step, 0, &cb)?;
-            }
-            let regs = self
+        for (chunk, named) in entries.chunks(per_run).zip(calls.chunks(per_run)) {
+            let step = format!("{} (a batch of {})", named[0].step, chunk.len());
+            let done = self
                 .tracee
-                .run_to_trap(
-                    |r| {
-                        r.set_ip(entry);
-                        match r {
-                            Regs::X86_64(r) => {
-                                r[x86_64::R12] = base;
-                                r[x86_64::R13] = n;
-                            }
-                            Regs::I386(r) => r[i386::ESP] = control as u32,
-                        }
-                    },
-                    trap,
-                )
+                .run_batch(&self.mem, entry, self.scratch, chunk)
                 .map_err(self.step_err(&step))?;
-            let left = match regs {
-                Regs::X86_64(r) => r[x86_64::R13],
-                Regs::I386(_) => {
-                    let mut cb = [0u8; 8];
-                    self.mem
-                        .read_exact_at(control, &mut cb)
-                        .map_err(self.step_err(&step))?;
-                    u64::from(u32::from_le_bytes([cb[4], cb[5], cb[6], cb[7]]))
-                }
-            };
-            // Every call before the one `left` counts from ran; it ran too when it failed.
-            let ran = (n - left.min(n) + u64::from(left > 0)) as usize;
-            let mut results = vec![0u8; ran * entry_size as usize];
-            self.mem
-                .read_exact_at(table_addr, &mut results)
-                .map_err(self.step_err(&step))?;
-            for e in results.chunks_exact(entry_size as usize) {
-                let res = &e[(7 * word) as usize..];
-                out.push(match self.arch {
-                    Arch::X86_64 => i64::from_le_bytes(res[..8].try_into().unwrap_or([0; 8])),
-                    Arch::I386 => {
-                        i64::from(i32::from_le_bytes(res[..4].try_into().unwrap_or([0; 4])))
-                    }
-                });
-            }
-            if left > 0 {
+            let failed =
+                done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
+            out.extend(done);
+            if failed {
                 break;
             }
         }

@@ -102,7 +102,7 @@ pub fn start_stub(
         tracee,
         arch,
         insn: stub.syscall_addr,
-        batch: Some((stub.batch_addr, stub.batch_trap)),
+        batch: Some(stub.batch_addr),
         mem,
         scratch: (0, 0),
         verbose,

@@ -23,9 +23,9 @@
 //!   sc = syscall (0f 05) for x86_64, int 0x80 (cd 80) for i386
 //! ```
 //!
-//! The batch loop runs a table of system calls (number, six arguments, result) from the scratch
-//! area and ends at an `int3` ([`Stub::batch_trap`]); `crate::remote::Task::batch` drives it.
-//! Its code is written out in the class constants with the assembly beside each instruction.
+//! The batch loop ([`psnc_ptrace::batch`]) runs a table of system calls (number, six arguments,
+//! result) from the scratch area and ends at an `int3` ([`Stub::batch_trap`]);
+//! `crate::remote::Task::batch` drives it.
 //!
 //! `PT_GNU_STACK` is there so the kernel does not give an ELF32 stub `READ_IMPLIES_EXEC`, a
 //! personality bit that would survive into the restored process and make every readable mapping
@@ -60,8 +60,6 @@ trait ElfClass {
     const PHDR_SIZE: u16;
     /// The system-call instruction of this mode, followed by `int3`.
     const CODE: &'static [u8];
-    /// The batch loop, right after `CODE` (see [`Stub::batch_addr`]).
-    const BATCH: &'static [u8];
     /// Highest address a stub of this class may be loaded at (exclusive).
     const ADDR_LIMIT: u64;
 
@@ -98,28 +96,6 @@ impl ElfClass for Elf64 {
         0x0f, 0x05, // syscall
         0xeb, 0xf7, // jmp to the mov
     ];
-    // r12 = the first entry of 8 words (nr, six arguments, result), r13 = how many: runs
-    // them in order, stops after the first that fails (-4095..-1), leaving r12 at it and r13
-    // counting it; then int3. syscall clobbers only rax, rcx and r11.
-    const BATCH: &'static [u8] = &[
-        0x4d, 0x85, 0xed, //                 0: test r13, r13
-        0x74, 0x3a, //                          jz 0x3f
-        0x49, 0x8b, 0x04, 0x24, //              mov rax, [r12]
-        0x49, 0x8b, 0x7c, 0x24, 0x08, //        mov rdi, [r12+8]
-        0x49, 0x8b, 0x74, 0x24, 0x10, //        mov rsi, [r12+16]
-        0x49, 0x8b, 0x54, 0x24, 0x18, //        mov rdx, [r12+24]
-        0x4d, 0x8b, 0x54, 0x24, 0x20, //        mov r10, [r12+32]
-        0x4d, 0x8b, 0x44, 0x24, 0x28, //        mov r8, [r12+40]
-        0x4d, 0x8b, 0x4c, 0x24, 0x30, //        mov r9, [r12+48]
-        0x0f, 0x05, //                          syscall
-        0x49, 0x89, 0x44, 0x24, 0x38, //        mov [r12+56], rax
-        0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, //  cmp rax, -4095
-        0x73, 0x09, //                          jae 0x3f
-        0x49, 0x83, 0xc4, 0x40, //              add r12, 64
-        0x49, 0xff, 0xcd, //                    dec r13
-        0xeb, 0xc1, //                          jmp 0
-        0xcc, //                          0x3f: int3
-    ];
     const ADDR_LIMIT: u64 = 0x7fff_ffff_f000;
 
     fn put_word(out: &mut Vec<u8>, value: u64) {
@@ -154,30 +130,6 @@ impl ElfClass for Elf32 {
         0xb8, 0x1d, 0x00, 0x00, 0x00, // mov eax, 29 (pause)
         0xcd, 0x80, // int 0x80
         0xeb, 0xf7, // jmp to the mov
-    ];
-    // i386 has no register to spare (six arguments and the number): esp points at a control
-    // block of two words, [esp] = the current entry of 8 words (nr, six arguments, result) and
-    // [esp+4] = how many are left. Same stop rule as the x86_64 loop.
-    const BATCH: &'static [u8] = &[
-        0x83, 0x7c, 0x24, 0x04, 0x00, //  0: cmp dword [esp+4], 0
-        0x74, 0x31, //                       je 0x38
-        0x8b, 0x2c, 0x24, //                 mov ebp, [esp]
-        0x8b, 0x45, 0x00, //                 mov eax, [ebp]
-        0x8b, 0x5d, 0x04, //                 mov ebx, [ebp+4]
-        0x8b, 0x4d, 0x08, //                 mov ecx, [ebp+8]
-        0x8b, 0x55, 0x0c, //                 mov edx, [ebp+12]
-        0x8b, 0x75, 0x10, //                 mov esi, [ebp+16]
-        0x8b, 0x7d, 0x14, //                 mov edi, [ebp+20]
-        0x8b, 0x6d, 0x18, //                 mov ebp, [ebp+24]
-        0xcd, 0x80, //                       int 0x80
-        0x8b, 0x2c, 0x24, //                 mov ebp, [esp]
-        0x89, 0x45, 0x1c, //                 mov [ebp+28], eax
-        0x3d, 0x01, 0xf0, 0xff, 0xff, //     cmp eax, -4095
-        0x73, 0x0a, //                       jae 0x38
-        0x83, 0x04, 0x24, 0x20, //           add dword [esp], 32
-        0xff, 0x4c, 0x24, 0x04, //           dec dword [esp+4]
-        0xeb, 0xc8, //                       jmp 0
-        0xcc, //                       0x38: int3
     ];
     // TASK_SIZE of a compat task (IA32_PAGE_OFFSET).
     const ADDR_LIMIT: u64 = 0xffff_e000;
@@ -256,6 +208,7 @@ impl Stub {
 }
 
 fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
+    let batch = psnc_ptrace::batch::loop_code(arch);
     let limit = C::ADDR_LIMIT;
     if base % PAGE_SIZE != 0
         || base == 0
@@ -265,7 +218,7 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     }
     let phnum: u16 = 2;
     let code_off = u64::from(C::EHDR_SIZE) + u64::from(phnum) * u64::from(C::PHDR_SIZE);
-    let file_size = code_off + C::CODE.len() as u64 + C::BATCH.len() as u64;
+    let file_size = code_off + C::CODE.len() as u64 + batch.len() as u64;
 
     let mut out = Vec::with_capacity(file_size as usize);
     // e_ident
@@ -323,7 +276,7 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     );
     debug_assert_eq!(out.len() as u64, code_off);
     out.extend_from_slice(C::CODE);
-    out.extend_from_slice(C::BATCH);
+    out.extend_from_slice(batch);
     let batch_addr = syscall_addr + C::CODE.len() as u64;
     Ok(Stub {
         bytes: out,
@@ -332,7 +285,7 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
         entry,
         clone_addr: syscall_addr + 3,
         batch_addr,
-        batch_trap: batch_addr + C::BATCH.len() as u64 - 1,
+        batch_trap: batch_addr + batch.len() as u64 - 1,
         arch,
     })
 }
@@ -349,21 +302,6 @@ mod tests {
             assert_eq!(code[5], 0xb8);
             let after_jmp = 14i32;
             assert_eq!(after_jmp + i32::from(code[13] as i8), 5);
-        }
-    }
-
-    /// Each batch loop's jumps land on its start and on its final `int3`.
-    #[test]
-    fn batch_loops_jump_to_their_start_and_their_trap() {
-        for (code, je, jae, jmp) in [(Elf64::BATCH, 3, 0x34, 0x3d), (Elf32::BATCH, 5, 0x2c, 0x36)] {
-            let target = |at: usize| (at as i64 + 2 + i64::from(code[at + 1] as i8)) as usize;
-            assert!(matches!(code[je], 0x74), "je/jz");
-            assert_eq!(target(je), code.len() - 1);
-            assert_eq!(code[jae], 0x73);
-            assert_eq!(target(jae), code.len() - 1);
-            assert_eq!(code[jmp], 0xeb);
-            assert_eq!(target(jmp), 0);
-            assert_eq!(code[code.len() - 1], 0xcc);
         }
     }
 
