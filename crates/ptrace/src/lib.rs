@@ -58,7 +58,7 @@ pub mod unix_sock;
 
 pub use error::{PtraceError, Result};
 pub use kmod::KmodDevice;
-pub use mem::{vm_read, vm_read_exact, vm_write, ProcMem, RemoteRange};
+pub use mem::{vm_read, vm_read_exact, vm_write, vm_write_many, ProcMem, RemoteRange};
 pub use nix::sys::ptrace::Options;
 /// The kernel types this crate reads and writes; defined in psnc-abi, with the same names the
 /// image format's model uses.

@@ -112,6 +112,43 @@ pub fn vm_write(pid: i32, addr: u64, buf: &[u8]) -> Result<usize> {
     })
 }
 
+/// Writes each `(addr, bytes)` of `pieces` into process `pid` with `process_vm_writev`, up to
+/// 1,024 pieces per call (the pages must be writable in the target). Returns how many bytes
+/// were written from the start of the list: less than their sum when a page is not writable
+/// (the caller writes the rest another way, e.g. [`ProcMem::write_at`]).
+pub fn vm_write_many(pid: i32, pieces: &[(u64, &[u8])]) -> Result<usize> {
+    let mut done = 0usize;
+    for chunk in pieces.chunks(IOV_MAX) {
+        let want: usize = chunk.iter().map(|p| p.1.len()).sum();
+        let local: Vec<std::io::IoSlice<'_>> =
+            chunk.iter().map(|p| std::io::IoSlice::new(p.1)).collect();
+        let remote: Vec<RemoteIoVec> = chunk
+            .iter()
+            .map(|p| RemoteIoVec {
+                base: p.0 as usize,
+                len: p.1.len(),
+            })
+            .collect();
+        let n = match process_vm_writev(Pid::from_raw(pid), &local, &remote) {
+            Ok(n) => n,
+            // The first byte of this chunk is not writable: a partial result, not an error.
+            Err(Errno::EFAULT) => return Ok(done),
+            Err(errno) => {
+                return Err(PtraceError::Syscall {
+                    op: "process_vm_writev",
+                    pid,
+                    errno,
+                })
+            }
+        };
+        done += n;
+        if n < want {
+            return Ok(done);
+        }
+    }
+    Ok(done)
+}
+
 /// `/proc/PID/mem` of a process, open for reading and writing.
 ///
 /// Access is checked by the kernel at open (ptrace access mode ATTACH): keep the file only while

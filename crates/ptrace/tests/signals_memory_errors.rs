@@ -275,6 +275,23 @@ fn memory_read_many_ranges_partial_and_through_protections() {
             ..
         })
     ));
+    // Many pieces in one request (more than IOV_MAX), then one that is not writable: the
+    // count stops at it.
+    let ones = [1u8; 2];
+    let pieces: Vec<(u64, &[u8])> = (0..2000)
+        .map(|i| (rw + 2 * (i % 2000), &ones[..]))
+        .collect();
+    assert_eq!(
+        psnc_ptrace::vm_write_many(pid, &pieces).expect("vm_write_many"),
+        4000
+    );
+    mem.read_exact_at(rw, &mut page[..4000]).expect("read back");
+    assert!(page[..4000].iter().all(|&b| b == 1));
+    let partial: Vec<(u64, &[u8])> = vec![(rw, b"ab"), (none, b"cd"), (rw + 2, b"ef")];
+    assert_eq!(
+        psnc_ptrace::vm_write_many(pid, &partial).expect("vm_write_many partial"),
+        2
+    );
     // Unmapped address: a short transfer, named.
     assert!(matches!(
         mem.write_at(8, b"x"),

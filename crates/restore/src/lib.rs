@@ -479,7 +479,7 @@ pub(crate) fn rebuild(
     let pidfd = process::open_pidfd(task, p)?;
     task.log(|| format!("recreating {} mappings", p.vmas.len()));
     let lowered = memory::create_vmas(task, ckpt, p, local, pidfd)?;
-    let bytes = memory::fill_pages(task, image, p)?;
+    let bytes = memory::fill_pages(task, image, p, &lowered)?;
     memory::lower_protections(task, &lowered)?;
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;

@@ -354,11 +354,19 @@ pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
 
 /// Writes every stored page run into the task; returns the number of bytes written.
 ///
-/// `/proc/PID/mem` writes through protections. Its speed is that of faulting in fresh memory
-/// (1 GiB in about 0.9 s on the dev VMs, as fast as a local memcpy into fresh pages there), so
-/// `process_vm_writev` for the writable mappings gains nothing measurable.
-pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
+/// Pieces in VMAs that are writable now (their protection, or created writable for
+/// accounting: `lowered`) go with `process_vm_writev`, 1,024 pieces per call, which matters
+/// when memory is many small runs (60,000 one-page VMAs: 60,000 writes otherwise); the rest,
+/// and whatever that could not write, through `/proc/PID/mem`, which writes through
+/// protections. Either way the cost is mostly that of faulting in fresh memory.
+pub fn fill_pages(task: &mut Task, image: &Image, p: &Process, lowered: &[Lowered]) -> Result<u64> {
+    let writable = |v: &Vma| {
+        v.prot & libc::PROT_WRITE as u32 != 0
+            || lowered.binary_search_by_key(&v.start, |l| l.start).is_ok()
+    };
     let mut total = 0;
+    let mut batch: Vec<(u64, &[u8])> = Vec::new();
+    let mut batch_bytes = 0usize;
     for run in &p.pages {
         let bytes = image.page_bytes(run)?;
         // A run may span adjacent VMAs (spec 8.5): each piece goes where its VMA says.
@@ -367,15 +375,46 @@ pub fn fill_pages(task: &mut Task, image: &Image, p: &Process) -> Result<u64> {
                 continue;
             }
             let piece = &bytes[(start - run.addr) as usize..(end - run.addr) as usize];
-            task.write(
-                &format!("writing {} pages at {start:#x}", piece.len() / 4096),
-                start,
-                piece,
-            )?;
             total += piece.len() as u64;
+            if !writable(v) {
+                task.write(
+                    &format!("writing {} pages at {start:#x}", piece.len() / 4096),
+                    start,
+                    piece,
+                )?;
+                continue;
+            }
+            batch.push((start, piece));
+            batch_bytes += piece.len();
+            if batch.len() >= 1024 || batch_bytes >= 16 << 20 {
+                write_batch(task, &batch)?;
+                batch.clear();
+                batch_bytes = 0;
+            }
         }
     }
+    write_batch(task, &batch)?;
     Ok(total)
+}
+
+/// Writes `pieces` with `process_vm_writev`, and what it could not write through
+/// `/proc/PID/mem`.
+fn write_batch(task: &Task, pieces: &[(u64, &[u8])]) -> Result<()> {
+    let mut done = psnc_ptrace::vm_write_many(task.pid, pieces).unwrap_or(0);
+    for &(addr, bytes) in pieces {
+        if done >= bytes.len() {
+            done -= bytes.len();
+            continue;
+        }
+        let skip = std::mem::take(&mut done);
+        let at = addr + skip as u64;
+        task.write(
+            &format!("writing {} bytes at {at:#x}", bytes.len() - skip),
+            at,
+            &bytes[skip..],
+        )?;
+    }
+    Ok(())
 }
 
 /// The VMAs (sorted, disjoint) that `[start, end)` lies in, each with the part of the range
