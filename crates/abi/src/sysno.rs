@@ -69,6 +69,8 @@ sysno_table! {
     Ioctl = SYS_ioctl, 54, "ioctl";
     /// `getpid`.
     Getpid = SYS_getpid, 20, "getpid";
+    /// `wait4` (capture reaps a killed child through its stopped parent).
+    Wait4 = SYS_wait4, 114, "wait4";
     /// `gettid`.
     Gettid = SYS_gettid, 224, "gettid";
     /// `getppid`.

@@ -99,6 +99,20 @@ fn thread_gone(proc_dir: &ProcDir, tid: i32) -> bool {
 }
 
 impl Frozen {
+    /// Reaps `child`, a dead child of this (stopped) process, with a remote
+    /// `wait4(child, NULL, WNOHANG | __WALL)` in its leader. Best effort: a child not dead yet,
+    /// or reaped already, is left to whoever waits for it.
+    fn reap_child(&mut self, child: i32) {
+        let Some(leader) = self.threads.first_mut() else {
+            return;
+        };
+        if let Ok(mut sc) = psnc_ptrace::RemoteSyscaller::find(leader) {
+            let flags = (libc::WNOHANG | libc::__WALL) as u32 as u64;
+            let _ = sc.syscall_raw(psnc_ptrace::Sysno::Wait4, &[child as u64, 0, flags, 0]);
+            let _ = sc.finish();
+        }
+    }
+
     /// Seizes and stops every thread of `pid`, with the bound of [`max_seize_rounds`]. On error
     /// every thread seized so far is detached before returning.
     pub fn freeze(pid: i32) -> Result<Frozen> {
@@ -454,6 +468,12 @@ impl FrozenTree {
     /// and the zombies are gone from `/proc` (reaped by whoever inherits them once their parent
     /// is dead), so that their PIDs are free for a restore once this returns. Returns how long
     /// the root was stopped.
+    ///
+    /// A killed child stays a zombie until its parent waits for it, and once the parent is dead
+    /// too, until whoever inherits it does (an init that reaps late keeps the PID taken for a
+    /// second or more). So each child, and each zombie, is reaped by a remote `wait4` in its
+    /// parent, which is still stopped (children are killed before their parents), as soon as
+    /// it is dead; only what that misses is left to the wait for `/proc`.
     pub fn kill(self) -> Result<Duration> {
         let since = self.procs[0].since;
         let children: Vec<i32> = self.procs[1..]
@@ -461,10 +481,26 @@ impl FrozenTree {
             .map(|f| f.pid())
             .chain(self.zombies.iter().map(|z| z.pid as i32))
             .collect();
+        let mut procs = self.procs;
+        let parent = |procs: &[Frozen], pid: i32| {
+            let ppid = ProcDir::new(pid).stat().ok()?.ppid;
+            procs.iter().position(|f| f.pid() == ppid)
+        };
+        for z in &self.zombies {
+            if let Some(p) = parent(&procs, z.pid as i32) {
+                procs[p].reap_child(z.pid as i32);
+            }
+        }
         let mut first = None;
-        for f in self.procs.into_iter().rev() {
+        // Parents come before children: from the end, every child dies before its parent.
+        while let Some(f) = procs.pop() {
+            let pid = f.pid();
+            let p = parent(&procs, pid);
             if let Err(e) = f.kill() {
                 first.get_or_insert(e);
+            }
+            if let Some(p) = p {
+                procs[p].reap_child(pid);
             }
         }
         let stopped = since.elapsed();
