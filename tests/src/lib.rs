@@ -1197,7 +1197,7 @@ pub mod cases {
         expect: &["counter"],
     };
     /// 10,000 one-page VMAs of alternating protection: more than one batch of remote calls
-    /// in either mode (4,095 per batch for x86_64, 8,191 for i386).
+    /// in either mode (2,047 per batch for x86_64, 4,095 for i386).
     pub const MANY_VMAS: Case = Case {
         name: "vmas",
         args: &["10000"],

@@ -500,8 +500,6 @@ pub(crate) fn rebuild(
             task.insn
         )
     });
-    // The batch loop goes with the stub code: later batches run call by call.
-    task.batch = None;
     task.call(
         "unmapping the stub code",
         Sysno::Munmap,

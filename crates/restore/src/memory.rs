@@ -9,8 +9,8 @@
 //!
 //! Each VMA is created with one `mmap(MAP_FIXED_NOREPLACE)`, so a collision with anything left
 //! of the stub is an error (EEXIST), never a silent replacement. The mmaps, the `mprotect`s that
-//! lower protections and the madvise/mlock replays each run as one batch in the stub
-//! ([`Task::batch`]): a resume of the task per 4,095 calls, not ten ptrace round trips per call. File mappings map the file
+//! lower protections and the madvise/mlock replays each run as one batch
+//! ([`Task::batch`]): a resume of the task per 2,047 calls, not ten ptrace round trips per call. File mappings map the file
 //! opened in the restore tool by [`open_mapping_files`] (the original when it is unchanged, so
 //! `/proc/PID/maps` shows the original path; else the replica of the stored contents, see
 //! [`crate::files`]); the task takes the file with `pidfd_getfd` on the restore tool. Pages are written through `/proc/PID/mem`, which writes through protections and
@@ -602,6 +602,11 @@ pub fn set_mm(task: &mut Task, p: &Process, exe_fd: Option<u64>) -> Result<()> {
 /// Unmaps the scratch area: the last remote call of the rebuild.
 pub fn unmap_scratch(task: &mut Task) -> Result<()> {
     let (addr, len) = task.scratch;
+    // The batch loop's page lies right below the scratch area: one munmap takes both.
+    let (addr, len) = match task.batch.take() {
+        Some(code) if code + crate::stub::PAGE_SIZE == addr => (code, len + crate::stub::PAGE_SIZE),
+        _ => (addr, len),
+    };
     task.call("unmapping the scratch area", Sysno::Munmap, &[addr, len])?;
     task.scratch = (0, 0);
     Ok(())

@@ -10,7 +10,8 @@
 //! ```text
 //!   region (REGION_SIZE, aligned to REGION_ALIGN)
 //!   +0          code page (the stub ELF's PT_LOAD)
-//!   +1 MiB      scratch (SCRATCH_SIZE), argument memory for remote syscalls
+//!   +1 MiB - 4K the batch loop (read-execute), until the scratch area goes
+//!   +1 MiB      scratch (SCRATCH_SIZE), argument memory for remote syscalls and batch tables
 //!   +2 MiB      park: the stub's [vvar]/[vvar_vclock]/[vdso] pass through here
 //! ```
 
@@ -52,6 +53,12 @@ impl Region {
     /// First address of the scratch area.
     pub fn scratch(&self) -> u64 {
         self.base + SCRATCH_OFFSET
+    }
+
+    /// The page right below the scratch area: the batch loop ([`psnc_ptrace::batch`]), mapped
+    /// read-execute for as long as the scratch area is.
+    pub fn batch_code(&self) -> u64 {
+        self.scratch() - PAGE_SIZE
     }
 
     /// First address of the parking area.

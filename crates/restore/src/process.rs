@@ -16,7 +16,7 @@ use psnc_ptrace::Sysno;
 
 use crate::error::{RestoreError, Result};
 use crate::fds::open_with_flags;
-use crate::remote::Task;
+use crate::remote::{Call, Task};
 use crate::threads::u64_at;
 use crate::LocalFiles;
 
@@ -119,12 +119,26 @@ pub fn restore_attributes(task: &mut Task, p: &Process) -> Result<()> {
     let addr = task.put("setting the name", 0, &comm)?;
     task.call("setting the name", Sysno::Prctl, &[PR_SET_NAME, addr])?;
 
-    for (res, r) in p.rlimits.iter().enumerate() {
-        let step = format!("setting rlimit {res} to {}/{}", r.cur, r.max);
-        let b = [r.cur.to_le_bytes(), r.max.to_le_bytes()].concat();
-        let addr = task.put(&step, 0, &b)?;
-        task.call(&step, Sysno::Prlimit64, &[0, res as u64, addr, 0])?;
-    }
+    // The rlimits in one batch, each from its own 16 bytes of the scratch area.
+    let data: Vec<u8> = p
+        .rlimits
+        .iter()
+        .flat_map(|r| [r.cur.to_le_bytes(), r.max.to_le_bytes()].concat())
+        .collect();
+    let base = task.put("setting the rlimits", task.data_offset(), &data)?;
+    let calls: Vec<Call> = p
+        .rlimits
+        .iter()
+        .enumerate()
+        .map(|(res, r)| {
+            Call::new(
+                format!("setting rlimit {res} to {}/{}", r.cur, r.max),
+                Sysno::Prlimit64,
+                &[0, res as u64, base + 16 * res as u64, 0],
+            )
+        })
+        .collect();
+    task.batch(&calls)?;
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Calls that take no memory arguments and come by the thousand (an `mmap` per VMA, an
 //! `mprotect` or `madvise` per VMA) go through [`Task::batch`]: their table is written to the
-//! scratch area and the stub's batch loop runs it in one resume of the task, where each
+//! scratch area and the batch loop (in a page of the restore's region, [`crate::placement`]) runs
+//! it in one resume of the task, where each
 //! [`Task::call`] costs about ten ptrace round trips. A process with 60,000 VMAs is rebuilt
 //! with 15 resumes instead of 60,000.
 
@@ -28,8 +29,8 @@ pub struct Task {
     pub arch: Arch,
     /// Address of the system-call instruction calls run from.
     pub insn: u64,
-    /// The stub's batch loop ([`psnc_ptrace::batch`]), while the stub code is mapped; without
-    /// it [`Task::batch`] runs its calls one by one.
+    /// The batch loop ([`psnc_ptrace::batch`]) in the restore's region, mapped with the
+    /// scratch area; without it [`Task::batch`] runs its calls one by one.
     pub batch: Option<u64>,
     /// `/proc/PID/mem`, opened for writing.
     pub mem: ProcMem,
@@ -151,7 +152,7 @@ impl Task {
     }
 
     /// Runs `calls` until the first that fails; returns the raw results of those that ran, the
-    /// failed one last. Without the stub's batch loop, one remote call each.
+    /// failed one last. Without the batch loop, one remote call each.
     fn batch_until_error(&mut self, calls: &[Call]) -> Result<Vec<i64>> {
         let Some(entry) = self.batch else {
             let mut out = Vec::with_capacity(calls.len());
@@ -176,13 +177,14 @@ impl Task {
                 .map_err(self.step_err(&c.step))?;
             entries.push((nr, c.args));
         }
-        let per_run = psnc_ptrace::batch::capacity(self.arch, self.scratch.1).max(1);
+        let per_run = psnc_ptrace::batch::capacity(self.arch, self.data_offset()).max(1);
         let mut out = Vec::with_capacity(calls.len());
+        let tables = (self.scratch.0, self.data_offset());
         for (chunk, named) in entries.chunks(per_run).zip(calls.chunks(per_run)) {
             let step = format!("{} (a batch of {})", named[0].step, chunk.len());
             let done = self
                 .tracee
-                .run_batch(&self.mem, entry, self.scratch, chunk)
+                .run_batch(&self.mem, entry, tables, chunk)
                 .map_err(self.step_err(&step))?;
             let failed =
                 done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
@@ -192,6 +194,12 @@ impl Task {
             }
         }
         Ok(out)
+    }
+
+    /// Where the data of a batch's calls goes in the scratch area (an offset for
+    /// [`Task::put`]): its second half; the first holds the batch's tables.
+    pub fn data_offset(&self) -> u64 {
+        self.scratch.1 / 2
     }
 
     /// Writes `bytes` into the task's memory at `addr`, through protections.

@@ -12,35 +12,45 @@ use psnc_format::model::Process;
 use psnc_ptrace::{KernelSigInfo, SigAction, Sysno};
 
 use crate::error::Result;
-use crate::remote::Task;
+use crate::remote::{Call, Task};
 
-/// The signal handlers of the image, and the default for every signal it does not list.
+/// The signal handlers of the image, and the default for every signal it does not list
+/// (handlers the stub inherited as SIG_IGN from the restore tool go back to the default). The
+/// 62 `rt_sigaction` run as one batch, each from its own slot of the scratch area.
 pub fn restore_handlers(task: &mut Task, p: &Process) -> Result<()> {
-    for (i, a) in p.signals.actions.iter().enumerate().take(64) {
-        let sig = i as i32 + 1;
+    let step = "setting the signal handlers";
+    let size = SigAction::kernel_len(task.arch) as u64;
+    let mut data = Vec::with_capacity(64 * size as usize);
+    let mut sigs = Vec::with_capacity(64);
+    for sig in 1..=64i32 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        let act = SigAction {
-            handler: a.handler,
-            flags: a.flags,
-            restorer: a.restorer,
-            mask: a.mask,
+        let act = match p.signals.actions.get(sig as usize - 1) {
+            Some(a) => SigAction {
+                handler: a.handler,
+                flags: a.flags,
+                restorer: a.restorer,
+                mask: a.mask,
+            },
+            None => SigAction::default(),
         };
-        task.with_syscaller(&format!("setting the handler of signal {sig}"), |sc| {
-            sc.set_sigaction(sig, &act)
-        })?;
+        data.extend_from_slice(&act.to_bytes(task.arch)[..size as usize]);
+        sigs.push(sig);
     }
-    // Handlers the stub inherited as SIG_IGN from the restore tool, for signals the image does
-    // not list, go back to the default.
-    for sig in (p.signals.actions.len() as i32 + 1)..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        task.with_syscaller(&format!("resetting the handler of signal {sig}"), |sc| {
-            sc.set_sigaction(sig, &SigAction::default())
-        })?;
-    }
+    let base = task.put(step, task.data_offset(), &data)?;
+    let calls: Vec<Call> = sigs
+        .iter()
+        .enumerate()
+        .map(|(i, &sig)| {
+            Call::new(
+                format!("setting the handler of signal {sig}"),
+                Sysno::RtSigaction,
+                &[sig as u64, base + i as u64 * size, 0, 8],
+            )
+        })
+        .collect();
+    task.batch(&calls)?;
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub fn start_stub(
         tracee,
         arch,
         insn: stub.syscall_addr,
-        batch: Some(stub.batch_addr),
+        batch: None,
         mem,
         scratch: (0, 0),
         verbose,
@@ -171,5 +171,29 @@ fn map_scratch(task: &mut Task, region: Region) -> Result<()> {
         });
     }
     task.scratch = (addr, SCRATCH_SIZE);
+    // The batch loop, in a read-execute page of its own below the scratch area (written
+    // through /proc/PID/mem): it outlives the stub code, which goes before the exe change.
+    let step = "mapping the batch loop";
+    let code = region.batch_code();
+    let got = task.call(
+        step,
+        psnc_ptrace::Sysno::Mmap,
+        &[
+            code,
+            crate::stub::PAGE_SIZE,
+            (libc::PROT_READ | libc::PROT_EXEC) as u64,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
+            u64::MAX,
+            0,
+        ],
+    )?;
+    if got != code {
+        return Err(RestoreError::Stub {
+            pid: task.pid as u32,
+            why: format!("batch loop mapped at {got:#x} instead of {code:#x}"),
+        });
+    }
+    task.write(step, code, psnc_ptrace::batch::loop_code(task.arch))?;
+    task.batch = Some(code);
     Ok(())
 }

@@ -14,18 +14,14 @@
 //!
 //! ```text
 //!   file offset 0 = vaddr `base`
-//!   +------------+-------------+-------------+------------------------------------------------+-------------+
-//!   | ELF header | PT_LOAD R+X | PT_GNU_STACK| sc | int3 | sc | mov eax,PAUSE | sc | jmp -9   | batch loop  |
-//!   | 64 / 52 B  | 56 / 32 B   | 56 / 32 B   |    |      |    | (34 / 29)     |    | (to mov) | 64 / 57 B   |
-//!   +------------+-------------+-------------+------------------------------------------------+-------------+
-//!                                            ^syscall_addr ^clone_addr                        ^batch_addr
+//!   +------------+-------------+-------------+-------------------------------------------------+
+//!   | ELF header | PT_LOAD R+X | PT_GNU_STACK| sc | int3 | sc | mov eax,PAUSE | sc | jmp -9    |
+//!   | 64 / 52 B  | 56 / 32 B   | 56 / 32 B   |    |      |    | (34 / 29)     |    | (to mov)  |
+//!   +------------+-------------+-------------+-------------------------------------------------+
+//!                                            ^syscall_addr ^clone_addr
 //!                                                 ^entry
 //!   sc = syscall (0f 05) for x86_64, int 0x80 (cd 80) for i386
 //! ```
-//!
-//! The batch loop ([`psnc_ptrace::batch`]) runs a table of system calls (number, six arguments,
-//! result) from the scratch area and ends at an `int3` ([`Stub::batch_trap`]);
-//! `crate::remote::Task::batch` drives it.
 //!
 //! `PT_GNU_STACK` is there so the kernel does not give an ELF32 stub `READ_IMPLIES_EXEC`, a
 //! personality bit that would survive into the restored process and make every readable mapping
@@ -163,11 +159,6 @@ pub struct Stub {
     /// The system-call instruction to run `clone3` of threads from: the new thread continues
     /// into a `pause` loop.
     pub clone_addr: u64,
-    /// The batch loop: runs a table of system calls in one resume of the task (see
-    /// `crate::remote::Task::batch`); it ends at the `int3` at [`Stub::batch_trap`].
-    pub batch_addr: u64,
-    /// The `int3` the batch loop ends at.
-    pub batch_trap: u64,
     /// The mode a task that execs this stub runs in.
     pub arch: Arch,
 }
@@ -208,7 +199,6 @@ impl Stub {
 }
 
 fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
-    let batch = psnc_ptrace::batch::loop_code(arch);
     let limit = C::ADDR_LIMIT;
     if base % PAGE_SIZE != 0
         || base == 0
@@ -218,7 +208,7 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     }
     let phnum: u16 = 2;
     let code_off = u64::from(C::EHDR_SIZE) + u64::from(phnum) * u64::from(C::PHDR_SIZE);
-    let file_size = code_off + C::CODE.len() as u64 + batch.len() as u64;
+    let file_size = code_off + C::CODE.len() as u64;
 
     let mut out = Vec::with_capacity(file_size as usize);
     // e_ident
@@ -276,16 +266,12 @@ fn generate<C: ElfClass>(arch: Arch, base: u64) -> Result<Stub, StubError> {
     );
     debug_assert_eq!(out.len() as u64, code_off);
     out.extend_from_slice(C::CODE);
-    out.extend_from_slice(batch);
-    let batch_addr = syscall_addr + C::CODE.len() as u64;
     Ok(Stub {
         bytes: out,
         base,
         syscall_addr,
         entry,
         clone_addr: syscall_addr + 3,
-        batch_addr,
-        batch_trap: batch_addr + batch.len() as u64 - 1,
         arch,
     })
 }
@@ -308,7 +294,7 @@ mod tests {
     #[test]
     fn layout_64() {
         let s = Stub::generate(Arch::X86_64, 0x1000_0000).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.bytes.len(), 64 + 2 * 56 + 14 + 64);
+        assert_eq!(s.bytes.len(), 64 + 2 * 56 + 14);
         assert_eq!(s.syscall_addr, 0x1000_0000 + 176);
         assert_eq!(s.entry, s.syscall_addr + 2);
         assert_eq!(s.clone_addr, s.syscall_addr + 3);
@@ -319,7 +305,7 @@ mod tests {
     #[test]
     fn layout_32() {
         let s = Stub::generate(Arch::I386, 0x1000_0000).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.bytes.len(), 52 + 2 * 32 + 14 + 57);
+        assert_eq!(s.bytes.len(), 52 + 2 * 32 + 14);
         assert_eq!(&s.bytes[116..119], &[0xcd, 0x80, 0xcc]);
         assert_eq!(&s.bytes[119..121], &[0xcd, 0x80]);
     }

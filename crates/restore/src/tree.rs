@@ -460,7 +460,7 @@ fn fork_child(parent: &mut Task, stub: &Stub, pid: u32) -> Result<Task> {
         tracee,
         arch: parent.arch,
         insn: stub.syscall_addr,
-        batch: Some(stub.batch_addr),
+        batch: parent.batch,
         mem,
         scratch: parent.scratch,
         verbose: parent.verbose,
