@@ -122,6 +122,30 @@ impl Tracee {
         self.finish_batch(mem, started)
     }
 
+    /// [`Tracee::run_batch`] for any number of calls: as many runs of the loop as the area's
+    /// [`capacity`] needs, stopping after the first call that fails. Returns the raw results
+    /// of the calls that ran (the failed one last).
+    pub fn run_batches(
+        &mut self,
+        mem: &ProcMem,
+        code: u64,
+        area: (u64, u64),
+        calls: &[Entry],
+    ) -> Result<Vec<i64>> {
+        let per = capacity(self.arch()?, area.1).max(1);
+        let mut out = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(per) {
+            let done = self.run_batch(mem, code, area, chunk)?;
+            let failed =
+                done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
+            out.extend(done);
+            if failed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The first half of [`Tracee::run_batch`]: writes the table and resumes the thread in
     /// the loop. Threads of one process, each with its own area, run their batches side by
     /// side when all are started before any is finished.

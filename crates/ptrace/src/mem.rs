@@ -45,36 +45,48 @@ pub fn vm_read(pid: i32, ranges: &[RemoteRange], buf: &mut [u8]) -> Result<usize
             done: 0,
         });
     }
-    let mut done = 0usize;
-    for chunk in ranges.chunks(IOV_MAX) {
-        let want: usize = chunk.iter().map(|r| r.len).sum();
-        let remote: Vec<RemoteIoVec> = chunk
+    let lens: Vec<usize> = ranges.iter().map(|r| r.len).collect();
+    in_chunks(pid, "process_vm_readv", &lens, |chunk, done, want| {
+        let remote: Vec<RemoteIoVec> = ranges[chunk]
             .iter()
             .map(|r| RemoteIoVec {
                 base: r.addr as usize,
                 len: r.len,
             })
             .collect();
-        let n = match process_vm_readv(
+        process_vm_readv(
             Pid::from_raw(pid),
             &mut [IoSliceMut::new(&mut buf[done..done + want])],
             &remote,
-        ) {
+        )
+    })
+}
+
+/// The loop of [`vm_read`] and [`vm_write_many`]: `run` transfers the pieces of `lens` in
+/// `chunk` (at most [`IOV_MAX`]), starting `done` bytes in, `want` bytes in all. Stops at the
+/// first short chunk: returns the bytes transferred from the start, EFAULT of a chunk's first
+/// byte being a partial result, not an error.
+fn in_chunks(
+    pid: i32,
+    op: &'static str,
+    lens: &[usize],
+    mut run: impl FnMut(std::ops::Range<usize>, usize, usize) -> nix::Result<usize>,
+) -> Result<usize> {
+    let mut done = 0usize;
+    let mut start = 0;
+    while start < lens.len() {
+        let end = (start + IOV_MAX).min(lens.len());
+        let want: usize = lens[start..end].iter().sum();
+        let n = match run(start..end, done, want) {
             Ok(n) => n,
-            // The first byte of this chunk is not readable: a partial result, not an error.
             Err(Errno::EFAULT) => return Ok(done),
-            Err(errno) => {
-                return Err(PtraceError::Syscall {
-                    op: "process_vm_readv",
-                    pid,
-                    errno,
-                })
-            }
+            Err(errno) => return Err(PtraceError::Syscall { op, pid, errno }),
         };
         done += n;
         if n < want {
             return Ok(done);
         }
+        start = end;
     }
     Ok(done)
 }
@@ -117,36 +129,21 @@ pub fn vm_write(pid: i32, addr: u64, buf: &[u8]) -> Result<usize> {
 /// were written from the start of the list: less than their sum when a page is not writable
 /// (the caller writes the rest another way, e.g. [`ProcMem::write_at`]).
 pub fn vm_write_many(pid: i32, pieces: &[(u64, &[u8])]) -> Result<usize> {
-    let mut done = 0usize;
-    for chunk in pieces.chunks(IOV_MAX) {
-        let want: usize = chunk.iter().map(|p| p.1.len()).sum();
-        let local: Vec<std::io::IoSlice<'_>> =
-            chunk.iter().map(|p| std::io::IoSlice::new(p.1)).collect();
-        let remote: Vec<RemoteIoVec> = chunk
+    let lens: Vec<usize> = pieces.iter().map(|p| p.1.len()).collect();
+    in_chunks(pid, "process_vm_writev", &lens, |chunk, _, _| {
+        let local: Vec<std::io::IoSlice<'_>> = pieces[chunk.clone()]
+            .iter()
+            .map(|p| std::io::IoSlice::new(p.1))
+            .collect();
+        let remote: Vec<RemoteIoVec> = pieces[chunk]
             .iter()
             .map(|p| RemoteIoVec {
                 base: p.0 as usize,
                 len: p.1.len(),
             })
             .collect();
-        let n = match process_vm_writev(Pid::from_raw(pid), &local, &remote) {
-            Ok(n) => n,
-            // The first byte of this chunk is not writable: a partial result, not an error.
-            Err(Errno::EFAULT) => return Ok(done),
-            Err(errno) => {
-                return Err(PtraceError::Syscall {
-                    op: "process_vm_writev",
-                    pid,
-                    errno,
-                })
-            }
-        };
-        done += n;
-        if n < want {
-            return Ok(done);
-        }
-    }
-    Ok(done)
+        process_vm_writev(Pid::from_raw(pid), &local, &remote)
+    })
 }
 
 /// `/proc/PID/mem` of a process, open for reading and writing.

@@ -681,20 +681,8 @@ impl<'t> RemoteSyscaller<'t> {
             }
             entries.push((nr, a));
         }
-        let per = crate::batch::capacity(self.arch, area.table.1).max(1);
-        let mut out = Vec::with_capacity(calls.len());
-        for chunk in entries.chunks(per) {
-            let done = self
-                .tracee
-                .run_batch(&self.mem, area.code, area.table, chunk)?;
-            let failed =
-                done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
-            out.extend(done);
-            if failed {
-                break;
-            }
-        }
-        Ok(out)
+        self.tracee
+            .run_batches(&self.mem, area.code, area.table, &entries)
     }
 
     /// [`RemoteSyscaller::batch_raw`], with a failed call as [`PtraceError::RemoteSyscall`].

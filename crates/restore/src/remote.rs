@@ -177,23 +177,14 @@ impl Task {
                 .map_err(self.step_err(&c.step))?;
             entries.push((nr, c.args));
         }
-        let per_run = psnc_ptrace::batch::capacity(self.arch, self.data_offset()).max(1);
-        let mut out = Vec::with_capacity(calls.len());
+        let step = match calls.first() {
+            Some(c) => format!("{} (a batch of {})", c.step, calls.len()),
+            None => return Ok(Vec::new()),
+        };
         let tables = (self.scratch.0, self.data_offset());
-        for (chunk, named) in entries.chunks(per_run).zip(calls.chunks(per_run)) {
-            let step = format!("{} (a batch of {})", named[0].step, chunk.len());
-            let done = self
-                .tracee
-                .run_batch(&self.mem, entry, tables, chunk)
-                .map_err(self.step_err(&step))?;
-            let failed =
-                done.len() < chunk.len() || done.last().is_some_and(|r| (-4095..0).contains(r));
-            out.extend(done);
-            if failed {
-                break;
-            }
-        }
-        Ok(out)
+        self.tracee
+            .run_batches(&self.mem, entry, tables, &entries)
+            .map_err(self.step_err(&step))
     }
 
     /// Where the data of a batch's calls goes in the scratch area (an offset for
