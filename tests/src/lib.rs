@@ -56,6 +56,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("netlink", &[]),
     ("scribble", &["-pthread"]),
     ("vmas", &[]),
+    ("fds", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.
@@ -1202,6 +1203,13 @@ pub mod cases {
         name: "vmas",
         args: &["10000"],
         expect: &["vma_pages", "vma_count", "vma_prots"],
+    };
+    /// 3,000 fds on one file with their offsets, close-on-exec flags and gaps: one batch of
+    /// predicted `pidfd_getfd` numbers.
+    pub const MANY_FDS: Case = Case {
+        name: "fds",
+        args: &["3000"],
+        expect: &["fd_offsets", "fd_cloexec", "fd_gaps"],
     };
     /// Heap blocks, brk, heap growth.
     pub const MEM_HEAP: Case = Case {

@@ -54,3 +54,17 @@ fn tty_stdout_becomes_the_restore_tools_stdout() {
     assert!(link.contains("psnc-e2e-run-"), "restored fd 1 is {link}");
     t.verify().assert_passed(psnc_tests::cases::COUNTER.expect);
 }
+
+/// Thousands of fds with gaps and mixed close-on-exec flags come back at their numbers, with
+/// their offsets and flags, through one batch of predicted `pidfd_getfd` numbers.
+#[test]
+fn many_fds_x86_64() {
+    roundtrip(&cases::MANY_FDS, Bits::B64);
+}
+
+#[test]
+fn many_fds_i386() {
+    if psnc_tests::m32_or_skip(Bits::B32, "many fds i386") {
+        roundtrip(&cases::MANY_FDS, Bits::B32);
+    }
+}
