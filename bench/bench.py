@@ -38,6 +38,10 @@ With --vmas 10000,60000 the target is tests/targets/vmas.c: one process with tha
 VMAs of alternating protection, each page with its own pattern (the cost per VMA; --sizes is
 ignored). The restored target checks its pages, its VMA count and their protections.
 
+With --fds 1000,19000 the target is tests/targets/fds.c: that many fds on one file, each at its
+own offset, every third close-on-exec, every seventh closed again (the cost per fd; keep N below
+the hard RLIMIT_NOFILE). The restored target checks offsets, flags and gaps.
+
 With --freeze the target is bench/freeze.c: the given memory, about --rate random pages written
 per second, and a thread that measures the longest gap between its wake-ups (every 200 us). Each
 tool captures it and leaves it running (psnc-capture without --kill, criu dump --leave-running);
@@ -52,6 +56,7 @@ Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu
               bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs [--shared-mib 256]
               bench/bench.py --sockets unix:1000,unix:10000,tcp:1000 --dests tmpfs
               bench/bench.py --vmas 10000,60000 --dests tmpfs
+              bench/bench.py --fds 1000,19000 --dests tmpfs
 """
 
 import argparse
@@ -95,6 +100,8 @@ def build(args):
     sh(["cc", "-O2", "-pthread", "-o", helpers / "freeze", ROOT / "bench/freeze.c"])
     sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "vmas",
         ROOT / "tests/targets/vmas.c"])
+    sh(["cc", "-O2", "-I", ROOT / "tests/targets", "-o", helpers / "fds",
+        ROOT / "tests/targets/fds.c"])
     return tools, helpers
 
 
@@ -119,13 +126,17 @@ class Target:
     with THREADS threads the threads target (bench/threads.c) with the same memory, or with
     PROCS processes the tree target (bench/tree.c), each process with that memory."""
 
-    def __init__(self, helpers, mib, workdir, threads=None, procs=None, sockets=None, vmas=None):
+    def __init__(self, helpers, mib, workdir, threads=None, procs=None, sockets=None, vmas=None,
+                 fds=None):
         self.dir = Path(tempfile.mkdtemp(prefix="target-", dir=workdir))
         self.report = self.dir / "report"
         self.procs = procs
         self.sockets = sockets
         self.vmas = vmas
-        if vmas is not None:
+        self.fds = fds
+        if fds is not None:
+            argv = [helpers / "fds", self.report, str(fds)]
+        elif vmas is not None:
             argv = [helpers / "vmas", self.report, str(vmas)]
         elif sockets is not None:
             argv = [helpers / "sockets", self.report, sockets[0], str(sockets[1])]
@@ -176,6 +187,8 @@ class Target:
             ok = "PASS sockets" in lines and not any(l.startswith("FAIL") for l in lines)
         if self.vmas is not None:
             ok = all(f"PASS {c}" in lines for c in ("vma_pages", "vma_count", "vma_prots"))
+        if self.fds is not None:
+            ok = all(f"PASS {c}" in lines for c in ("fd_offsets", "fd_cloexec", "fd_gaps"))
         if self.procs is not None:
             passed = sum(1 for l in lines if l.startswith("PASS fill "))
             ok = passed == self.procs and not any(l.startswith("FAIL") for l in lines)
@@ -261,13 +274,13 @@ def drop_file(path):
 
 
 def bench_one(args, tools, helpers, criu, mib, dest, dest_dir, threads=None, procs=None,
-              sockets=None, vmas=None):
+              sockets=None, vmas=None, fds=None):
     res = {"size_mib": mib, "dest": dest, "threads": threads, "procs": procs,
            "sockets": None if sockets is None else f"{sockets[1]} {sockets[0]}",
-           "vmas": vmas}
-    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs, sockets, vmas)
+           "vmas": vmas, "fds": fds}
+    bench_ours(res, tools, helpers, mib, dest_dir, threads, procs, sockets, vmas, fds)
     if criu:
-        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs, sockets, vmas)
+        bench_criu(res, criu, helpers, mib, dest_dir, threads, procs, sockets, vmas, fds)
     return res
 
 
@@ -277,8 +290,8 @@ def tcp_flags(sockets):
 
 
 def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, sockets=None,
-               vmas=None):
-    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas)
+               vmas=None, fds=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas, fds)
     try:
         # The physical limits, with this very target's memory (none without memory).
         if t.len:
@@ -323,8 +336,8 @@ def bench_ours(res, tools, helpers, mib, dest_dir, threads=None, procs=None, soc
 
 
 def bench_criu(res, criu, helpers, mib, dest_dir, threads=None, procs=None, sockets=None,
-               vmas=None):
-    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas)
+               vmas=None, fds=None):
+    t = Target(helpers, mib, dest_dir, threads, procs, sockets, vmas, fds)
     cdir = dest_dir / "criu"
     shutil.rmtree(cdir, ignore_errors=True)
     cdir.mkdir()
@@ -376,7 +389,9 @@ def fmt_row(r):
         {True: "ok", False: "WRONG", None: "-"}[r.get("restored_ok")],
         {True: "ok", False: "WRONG", None: "-"}[r.get("criu_restored_ok")],
     ]
-    if r.get("vmas") is not None:
+    if r.get("fds") is not None:
+        cells[0] = f"{r['fds']} fds"
+    elif r.get("vmas") is not None:
         cells[0] = f"{r['vmas']} VMAs"
     elif r.get("sockets") is not None:
         cells[0] = r["sockets"]
@@ -404,7 +419,9 @@ SHARED_MIB = 0
 
 def print_table(rows):
     head = HEAD
-    if rows and rows[0].get("vmas") is not None:
+    if rows and rows[0].get("fds") is not None:
+        head = ["fds"] + HEAD[1:]
+    elif rows and rows[0].get("vmas") is not None:
         head = ["VMAs"] + HEAD[1:]
     elif rows and rows[0].get("sockets") is not None:
         head = ["sockets"] + HEAD[1:]
@@ -424,6 +441,8 @@ def print_table(rows):
                     thr = f", {r['sockets']}"
                 if r.get("vmas") is not None:
                     thr = f", {r['vmas']} VMAs"
+                if r.get("fds") is not None:
+                    thr = f", {r['fds']} fds"
                 if r.get("procs") is not None:
                     thr = f", {r['procs']} processes"
                 print(f"{r['size_mib']} MiB{thr} to {r['dest']}: {k}: {r[k]}")
@@ -599,6 +618,8 @@ def main():
                    help="KIND:COUNT, comma-separated (unix:10000,tcp:1000): the sockets target")
     p.add_argument("--vmas", default=None,
                    help="VMA counts, comma-separated (60000): one-page VMAs (tests/targets/vmas.c)")
+    p.add_argument("--fds", default=None,
+                   help="fd counts, comma-separated (19000): fds on one file (tests/targets/fds.c)")
     p.add_argument("--threads", default=None,
                    help="thread counts, comma-separated: use the threads target (bench/threads.c)")
     p.add_argument("--freeze", action="store_true",
@@ -644,6 +665,12 @@ def main():
                               flush=True)
                         rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
                                               sockets=(kind, int(count))))
+                    sizes = []
+                if args.fds is not None:
+                    for n in [int(x) for x in args.fds.split(",")]:
+                        print(f"... {n} fds to {dest} ({dest_dir})", flush=True)
+                        rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
+                                              fds=n))
                     sizes = []
                 if args.vmas is not None:
                     for n in [int(x) for x in args.vmas.split(",")]:
