@@ -50,6 +50,15 @@ fn all_threads(a: Arch) {
         );
     }
     let insn = psnc_ptrace::find_syscall_insn(pid, a).expect("insn");
+    // Found in the vdso the auxiliary vector names, without reading maps: check against them.
+    let maps = psnc_proc::ProcDir::new(pid).maps().expect("maps");
+    let vdso = maps.iter().find(|m| m.path == "[vdso]").expect("a vdso");
+    assert!(
+        vdso.start <= insn && insn + 2 <= vdso.end && vdso.exec,
+        "{insn:#x} is not in the vdso {:#x}-{:#x}",
+        vdso.start,
+        vdso.end
+    );
     for t in &mut ts {
         let tid = t.tid();
         let regs = t.get_regs().expect("regs");
