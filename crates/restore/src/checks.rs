@@ -351,13 +351,14 @@ fn plan_process(image: &Image, opts: &Options, process: usize) -> Result<Plan> {
     let ckpt = image.checkpoint();
     let p = &ckpt.processes[process];
     let vdso = vdso::check_image_vdso(image, p)?;
-    let exe = resolve_exe(ckpt, p)?;
+    let mut stats = Stats::default();
+    let exe = resolve_exe(ckpt, p, &mut stats)?;
     let vma_files = p
         .vmas
         .iter()
-        .map(|v| resolve_vma(ckpt, v))
+        .map(|v| resolve_vma(ckpt, v, &mut stats))
         .collect::<Result<Vec<_>>>()?;
-    let (fds, external) = plan_fds(ckpt, p, opts)?;
+    let (fds, external) = plan_fds(ckpt, p, opts, &mut stats)?;
     check_aio_rings(p)?;
     check_pid_free(p.pid)?;
     for t in p.threads.iter().skip(1) {
@@ -558,31 +559,49 @@ pub fn check_cpu_flags(image: &[String], host: &std::collections::BTreeSet<Strin
     }
 }
 
+/// What the checks of one process found at each path: `(dev, ino, size, mtime_ns)` or why
+/// there is nothing. One `stat` per path, not per fd or mapping (19,000 fds on one file are
+/// 19,000 lookups otherwise).
+#[derive(Debug, Default)]
+pub struct Stats(BTreeMap<String, std::result::Result<Identity, String>>);
+
+/// What [`Stats`] keeps of a file: device, inode, size, mtime in nanoseconds.
+type Identity = (u64, u64, u64, i64);
+
+impl Stats {
+    fn of(&mut self, path: &str) -> &std::result::Result<Identity, String> {
+        self.0.entry(path.to_string()).or_insert_with(|| {
+            std::fs::metadata(path)
+                .map(|m| {
+                    let mtime_ns = m
+                        .mtime()
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(m.mtime_nsec());
+                    (m.dev(), m.ino(), m.len(), mtime_ns)
+                })
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Why the file at `r.path` cannot stand in for the captured one, or `None` when it can.
 /// `same_contents` asks for the same identity (dev, inode, size, mtime): a private mapping or the
 /// executable must see the very bytes it saw; an fd or a shared mapping only needs the same file.
-fn unusable_reason(r: &FileRef, same_contents: bool) -> Option<String> {
+fn unusable_reason(r: &FileRef, same_contents: bool, stats: &mut Stats) -> Option<String> {
     if r.deleted {
         return Some("deleted (it was already unlinked at capture)".into());
     }
-    let meta = match std::fs::metadata(&r.path) {
-        Ok(m) => m,
+    let (dev, ino, size, mtime_ns) = match stats.of(&r.path) {
+        Ok(m) => *m,
         Err(e) => return Some(format!("missing ({e})")),
     };
     let id = &r.identity;
-    let mtime_ns = meta
-        .mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.mtime_nsec());
     if same_contents
-        && (meta.dev() != id.dev
-            || meta.ino() != id.ino
-            || meta.len() != id.size
-            || mtime_ns != id.mtime_ns)
+        && (dev != id.dev || ino != id.ino || size != id.size || mtime_ns != id.mtime_ns)
     {
         return Some("changed since the capture (device, inode, size or mtime differ)".into());
     }
-    if !same_contents && id.ino != 0 && (meta.dev() != id.dev || meta.ino() != id.ino) {
+    if !same_contents && id.ino != 0 && (dev != id.dev || ino != id.ino) {
         return Some("a different file now (device or inode differ)".into());
     }
     None
@@ -593,9 +612,10 @@ fn unusable_reason(r: &FileRef, same_contents: bool) -> Option<String> {
 pub fn resolve_file(
     r: &FileRef,
     same_contents: bool,
+    stats: &mut Stats,
     used_by: impl FnOnce() -> String,
 ) -> Result<FileSource> {
-    match (unusable_reason(r, same_contents), r.stored) {
+    match (unusable_reason(r, same_contents, stats), r.stored) {
         (None, _) => Ok(FileSource::Original(PathBuf::from(&r.path))),
         (Some(_), Some(id)) => Ok(FileSource::Stored(id)),
         (Some(reason), None) => Err(RestoreError::MissingFile {
@@ -619,18 +639,18 @@ fn check_file_id(ckpt: &Checkpoint, src: &FileSource, what: &str) -> Result<()> 
     Ok(())
 }
 
-fn resolve_exe(ckpt: &Checkpoint, p: &Process) -> Result<FileSource> {
-    let src = resolve_file(&p.exe, true, || "the executable".into())?;
+fn resolve_exe(ckpt: &Checkpoint, p: &Process, stats: &mut Stats) -> Result<FileSource> {
+    let src = resolve_file(&p.exe, true, stats, || "the executable".into())?;
     check_file_id(ckpt, &src, "the executable")?;
     Ok(src)
 }
 
-fn resolve_vma(ckpt: &Checkpoint, v: &Vma) -> Result<Option<FileSource>> {
+fn resolve_vma(ckpt: &Checkpoint, v: &Vma, stats: &mut Stats) -> Result<Option<FileSource>> {
     let Some(f) = v.file.as_ref().filter(|_| v.kind == VmaKind::File) else {
         return Ok(None);
     };
     let used_by = || format!("mapping {:#x}-{:#x}", v.start, v.end);
-    let src = resolve_file(f, !v.shared, used_by)?;
+    let src = resolve_file(f, !v.shared, stats, used_by)?;
     check_file_id(ckpt, &src, &used_by())?;
     Ok(Some(src))
 }
@@ -715,6 +735,7 @@ pub(crate) fn plan_fds(
     ckpt: &Checkpoint,
     p: &Process,
     opts: &Options,
+    stats: &mut Stats,
 ) -> Result<(Vec<FdSource>, Vec<ExternalFd>)> {
     for i in &opts.inherit_fds {
         let used = p
@@ -770,7 +791,7 @@ pub(crate) fn plan_fds(
                     })
                 }
             },
-            FdKind::Regular(r) => match resolve_file(r, false, || format!("fd {}", f.fd))? {
+            FdKind::Regular(r) => match resolve_file(r, false, stats, || format!("fd {}", f.fd))? {
                 FileSource::Original(path) => FdSource::Path(path),
                 FileSource::Stored(id) => FdSource::Deleted {
                     id,
