@@ -666,17 +666,14 @@ def main():
                         rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
                                               sockets=(kind, int(count))))
                     sizes = []
-                if args.fds is not None:
-                    for n in [int(x) for x in args.fds.split(",")]:
-                        print(f"... {n} fds to {dest} ({dest_dir})", flush=True)
+                # The per-object targets: one row per count, --sizes ignored.
+                for key, what in (("fds", "fds"), ("vmas", "VMAs")):
+                    if getattr(args, key) is None:
+                        continue
+                    for n in [int(x) for x in getattr(args, key).split(",")]:
+                        print(f"... {n} {what} to {dest} ({dest_dir})", flush=True)
                         rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
-                                              fds=n))
-                    sizes = []
-                if args.vmas is not None:
-                    for n in [int(x) for x in args.vmas.split(",")]:
-                        print(f"... {n} VMAs to {dest} ({dest_dir})", flush=True)
-                        rows.append(bench_one(args, tools, helpers, criu, 0, dest, dest_dir,
-                                              vmas=n))
+                                              **{key: n}))
                     sizes = []
                 for mib in sizes:
                     if args.tree is not None:
