@@ -250,40 +250,33 @@ fn remote_state(frozen: &mut Frozen, timers: &[TimerInfo]) -> Result<KernelState
     let ltid = leader.tid();
     let err = |what: &'static str| move |e| trace_error(pid, ltid, what, e);
     let mut sc = RemoteSyscaller::find(leader).map_err(err("finding a syscall instruction"))?;
+    let pc = sc
+        .get_process_calls()
+        .map_err(err("brk(0), prctl(PR_GET_*), getitimer"))?;
     let process = KernelProcessState {
-        brk: sc.brk(0).map_err(err("brk(0)"))?,
-        dumpable: u32::try_from(
-            sc.prctl_get_dumpable()
-                .map_err(err("prctl(PR_GET_DUMPABLE)"))?,
-        )
-        .unwrap_or(0),
-        pdeathsig: u32::try_from(
-            sc.prctl_get_pdeathsig()
-                .map_err(err("prctl(PR_GET_PDEATHSIG)"))?,
-        )
-        .unwrap_or(0),
-        child_subreaper: sc
-            .prctl_get_child_subreaper()
-            .map_err(err("prctl(PR_GET_CHILD_SUBREAPER)"))?,
-        securebits: sc
-            .syscall(psnc_ptrace::Sysno::Prctl, &[libc::PR_GET_SECUREBITS as u64])
-            .map_err(err("prctl(PR_GET_SECUREBITS)"))? as u32,
+        brk: pc.brk,
+        dumpable: pc.dumpable,
+        pdeathsig: pc.pdeathsig,
+        child_subreaper: pc.child_subreaper,
+        securebits: pc.securebits,
     };
     let signals = signals::remote_signal_state(pid, &mut sc)?;
-    let timer_state = timers::remote_timer_state(pid, &mut sc, timers)?;
+    let timer_state = timers::remote_timer_state(pid, &mut sc, timers, &pc.itimers)?;
     let mut thread_states = vec![threads::remote_thread_state(pid, &mut sc)?];
     thread_states.extend(threads::remote_thread_states(pid, &mut sc, others)?);
     sc.finish().map_err(err("unmapping the scratch page"))?;
     let n = thread_states.len();
     let provenance = vec![
-        "handlers: remote rt_sigaction x 64".into(),
+        "handlers: remote rt_sigaction x 64, in one batch".into(),
         "interval timers: remote getitimer x 3".into(),
         if timers.is_empty() {
             "POSIX timers: none".into()
         } else {
             format!("POSIX timers ({}): remote timer_gettime", timers.len())
         },
-        "brk, dumpable, pdeathsig, child_subreaper, securebits: remote brk(0), prctl".into(),
+        "brk, dumpable, pdeathsig, child_subreaper, securebits: remote brk(0), prctl (one \
+         batch with the interval timers)"
+            .into(),
         format!(
             "{n} thread(s): sigaltstack, clear_child_tid{}: remote sigaltstack, \
              prctl(PR_GET_TID_ADDRESS){}",

@@ -43,20 +43,13 @@ pub fn remote_timer_state(
     pid: i32,
     sc: &mut RemoteSyscaller<'_>,
     timers: &[TimerInfo],
+    itimers: &[psnc_ptrace::ITimerVal; 3],
 ) -> Result<KernelTimerState> {
-    let tid = sc.tracee().tid();
-    let mut itimers = [ITimer::default(); 3];
-    for (which, slot) in itimers.iter_mut().enumerate() {
-        let v = sc
-            .getitimer(which as i32)
-            .map_err(|e| trace_error(pid, tid, "getitimer", e))?;
-        *slot = ITimer {
+    Ok(KernelTimerState {
+        itimers: itimers.map(|v| ITimer {
             value_us: to_us(v.value_sec, v.value_usec),
             interval_us: to_us(v.interval_sec, v.interval_usec),
-        };
-    }
-    Ok(KernelTimerState {
-        itimers,
+        }),
         posix_timers: posix_timers(pid, sc, timers)?,
     })
 }

@@ -981,7 +981,69 @@ pub struct ThreadCalls {
     pub robust_list: Option<(u64, u64)>,
 }
 
+/// What [`RemoteSyscaller::get_process_calls`] asks a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcessCalls {
+    /// `brk(0)`: the program break.
+    pub brk: u64,
+    /// `prctl(PR_GET_DUMPABLE)`.
+    pub dumpable: u32,
+    /// `prctl(PR_GET_PDEATHSIG, &sig)`.
+    pub pdeathsig: u32,
+    /// `prctl(PR_GET_CHILD_SUBREAPER, &flag)`.
+    pub child_subreaper: bool,
+    /// `prctl(PR_GET_SECUREBITS)`.
+    pub securebits: u32,
+    /// `getitimer` of ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF.
+    pub itimers: [ITimerVal; 3],
+}
+
 impl RemoteSyscaller<'_> {
+    /// The process-wide state only the process reports, in one batch (one resume): the break,
+    /// dumpable, the parent-death signal, child-subreaper, the securebits and the three
+    /// interval timers. Each output has its own slot of the scratch area.
+    pub fn get_process_calls(&mut self) -> Result<ProcessCalls> {
+        let (addr, _) = self.scratch()?;
+        // Slots: pdeathsig at 0, child_subreaper at 4, the itimers at 16, 48 and 80.
+        self.mem.write_at(addr, &[0u8; 128])?;
+        let timer = |w: u64| addr + 16 + 32 * w;
+        let calls = [
+            (Sysno::Brk, [0, 0, 0, 0, 0, 0]),
+            (Sysno::Prctl, [libc::PR_GET_DUMPABLE as u64, 0, 0, 0, 0, 0]),
+            (
+                Sysno::Prctl,
+                [libc::PR_GET_PDEATHSIG as u64, addr, 0, 0, 0, 0],
+            ),
+            (
+                Sysno::Prctl,
+                [libc::PR_GET_CHILD_SUBREAPER as u64, addr + 4, 0, 0, 0, 0],
+            ),
+            (
+                Sysno::Prctl,
+                [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0],
+            ),
+            (Sysno::Getitimer, [0, timer(0), 0, 0, 0, 0]),
+            (Sysno::Getitimer, [1, timer(1), 0, 0, 0, 0]),
+            (Sysno::Getitimer, [2, timer(2), 0, 0, 0, 0]),
+        ];
+        let r = self.batch(&calls)?;
+        let mut b = [0u8; 128];
+        self.mem.read_exact_at(addr, &mut b)?;
+        let itimer = |w: usize| {
+            let mut t = [0u8; 32];
+            t.copy_from_slice(&b[16 + 32 * w..48 + 32 * w]);
+            ITimerVal::from_bytes(self.arch, &t)
+        };
+        Ok(ProcessCalls {
+            brk: r[0],
+            dumpable: r[1] as u32,
+            pdeathsig: u32_at(&b, 0),
+            child_subreaper: u32_at(&b, 4) != 0,
+            securebits: r[4] as u32,
+            itimers: [itimer(0), itimer(1), itimer(2)],
+        })
+    }
+
     /// The state only the thread itself reports, in one batch (one resume): its alternate
     /// signal stack, its clear_child_tid address and, for an i386 thread, its compat robust
     /// list (an x86_64 thread's is read from outside).

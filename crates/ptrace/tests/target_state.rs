@@ -144,6 +144,22 @@ fn read_state_and_resume(a: Arch) -> bool {
         assert_eq!(sc.prctl_get_dumpable().expect("dumpable"), 1);
         let tid_addr = sc.prctl_get_tid_address().expect("tid address");
         assert!(tid_addr != 0 && tid_addr <= a.word_max(), "{tid_addr:#x}");
+        // The batched readers give what the one-call readers give.
+        let pc = sc.get_process_calls().expect("process calls");
+        assert_eq!(pc.brk, sc.brk(0).expect("brk"));
+        assert_eq!(
+            (pc.pdeathsig, pc.child_subreaper, pc.dumpable),
+            (libc::SIGHUP as u32, false, 1)
+        );
+        assert_eq!(pc.itimers[libc::ITIMER_REAL as usize], real);
+        assert_eq!(pc.itimers[libc::ITIMER_VIRTUAL as usize].interval_sec, 500);
+        let tc = sc.get_thread_calls().expect("thread calls");
+        assert_eq!(
+            (tc.sigaltstack.sp, tc.sigaltstack.size),
+            (r.altsp, r.altsize)
+        );
+        assert_eq!(tc.clear_child_tid, tid_addr);
+        assert_eq!(tc.robust_list.is_some(), a == Arch::I386);
         let (head, len) = sc.get_robust_list().expect("robust list");
         assert!(head != 0 && len > 0, "{head:#x} {len}");
         if a == Arch::X86_64 {
