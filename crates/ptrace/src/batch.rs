@@ -4,8 +4,9 @@
 //! read and written twice, a single-step, a wait, the siginfo. A batch writes a table of calls
 //! into the target and runs them with a small loop placed there ([`loop_code`]): one
 //! `PTRACE_CONT` and one stop for the whole table, the loop ending at an `int3`
-//! ([`Tracee::run_to_trap`]). Restore's stub carries the loop in its code page; capture maps it
-//! into the target for the calls of its stop ([`crate::RemoteSyscaller::batch`]).
+//! ([`Tracee::run_to_trap`]). Restore maps the loop in a page of its region for the whole
+//! rebuild; capture maps it into the target for the calls of its stop
+//! ([`crate::RemoteSyscaller::batch`]).
 //!
 //! ```text
 //!   area + 0                 control block (8 bytes; i386: entry pointer, count left)
@@ -21,8 +22,8 @@
 //! and r11). i386 has no register to spare (six arguments and the number): esp points at the
 //! control block. Both loops were assembled with GNU as; the bytes below carry the assembly.
 
-use crate::arch::{Arch, Regs};
-use crate::error::Result;
+use crate::arch::{Arch, Regs, Sysno};
+use crate::error::{PtraceError, Result};
 use crate::mem::ProcMem;
 use crate::tracee::Tracee;
 use psnc_abi::regs::{i386, x86_64};
@@ -94,6 +95,20 @@ pub fn capacity(arch: Arch, len: u64) -> usize {
 
 /// One call of a batch: the number of the mode and six arguments.
 pub type Entry = (u64, [u64; 6]);
+
+/// `sysno` with `args` as an entry for a thread `tid` of mode `arch`: the number looked up, the
+/// arguments checked to fit its registers as for a remote syscall (for i386, 32 bits or a
+/// sign-extended negative value).
+pub fn entry(tid: i32, arch: Arch, sysno: Sysno, args: [u64; 6]) -> Result<Entry> {
+    let nr = sysno
+        .nr(arch)
+        .ok_or(PtraceError::NoSyscallNr { sysno, arch })?;
+    let mut a = [0u64; 6];
+    for (d, s) in a.iter_mut().zip(args) {
+        *d = crate::remote::fit(tid, arch, "syscall argument", s)?;
+    }
+    Ok((nr, a))
+}
 
 /// A batch running in a thread ([`Tracee::start_batch`]), for [`Tracee::finish_batch`].
 #[derive(Debug)]

@@ -105,7 +105,7 @@ impl Tracee {
     /// signals that arrive meanwhile are held (see the module doc).
     ///
     /// This is the engine of a batch: one resume and one stop for many system calls run by a
-    /// small loop in the target (the restore's stub), where [`Tracee::remote_syscall`] costs
+    /// small loop in the target ([`crate::batch`]), where [`Tracee::remote_syscall`] costs
     /// about ten ptrace round trips per call. A fault of the code itself is
     /// [`PtraceError::InjectionFault`] at the faulting instruction.
     pub fn run_to_trap(&mut self, prepare: impl FnOnce(&mut Regs), trap: u64) -> Result<Regs> {
@@ -239,7 +239,7 @@ impl Tracee {
 
 /// Checks that `v` fits a register of `arch`; for i386 accepts sign-extended negative values and
 /// truncates them.
-fn fit(tid: i32, arch: Arch, what: &'static str, v: u64) -> Result<u64> {
+pub(crate) fn fit(tid: i32, arch: Arch, what: &'static str, v: u64) -> Result<u64> {
     match arch {
         Arch::X86_64 => Ok(v),
         Arch::I386 => {
@@ -489,6 +489,12 @@ impl<'t> RemoteSyscaller<'t> {
     /// Runs `sysno`; a result in -4095..-1 becomes [`PtraceError::RemoteSyscall`].
     pub fn syscall(&mut self, sysno: Sysno, args: &[u64]) -> Result<u64> {
         let r = self.syscall_raw(sysno, args)?;
+        self.checked(sysno, r)
+    }
+
+    /// The raw result `r` of `sysno`: -4095..-1 as [`PtraceError::RemoteSyscall`], else the
+    /// value as an unsigned word of the thread's mode.
+    fn checked(&self, sysno: Sysno, r: i64) -> Result<u64> {
         if (-4095..0).contains(&r) {
             return Err(PtraceError::RemoteSyscall {
                 tid: self.tracee.tid(),
@@ -497,10 +503,7 @@ impl<'t> RemoteSyscaller<'t> {
             });
         }
         // Results of i386 calls are addresses or counts below 4 GiB: undo the sign extension.
-        Ok(match self.arch {
-            Arch::X86_64 => r as u64,
-            Arch::I386 => r as u64 & u64::from(u32::MAX),
-        })
+        Ok(r as u64 & self.arch.word_max())
     }
 
     /// `getpid()` in the target (its TGID as the target sees it).
@@ -733,39 +736,28 @@ impl<'t> RemoteSyscaller<'t> {
     /// scratch area), not in the batch area.
     pub fn batch_raw(&mut self, calls: &[(Sysno, [u64; 6])]) -> Result<Vec<i64>> {
         let area = self.batch_area()?;
-        let mut entries = Vec::with_capacity(calls.len());
-        for &(sysno, args) in calls {
-            let nr = sysno.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
-                sysno,
-                arch: self.arch,
-            })?;
-            let mut a = [0u64; 6];
-            for (d, &s) in a.iter_mut().zip(&args) {
-                *d = fit(self.tracee.tid(), self.arch, "syscall argument", s)?;
-            }
-            entries.push((nr, a));
-        }
+        let entries = self.entries(calls)?;
         self.tracee
             .run_batches(&self.mem, area.code, area.table, &entries)
+    }
+
+    /// `calls` as batch entries of this thread's mode ([`crate::batch::entry`]).
+    fn entries(&self, calls: &[(Sysno, [u64; 6])]) -> Result<Vec<crate::batch::Entry>> {
+        let tid = self.tracee.tid();
+        calls
+            .iter()
+            .map(|&(sysno, args)| crate::batch::entry(tid, self.arch, sysno, args))
+            .collect()
     }
 
     /// [`RemoteSyscaller::batch_raw`], with a failed call as [`PtraceError::RemoteSyscall`].
     pub fn batch(&mut self, calls: &[(Sysno, [u64; 6])]) -> Result<Vec<u64>> {
         let raw = self.batch_raw(calls)?;
-        if let Some(&r) = raw.last().filter(|r| (-4095..0).contains(*r)) {
-            return Err(PtraceError::RemoteSyscall {
-                tid: self.tracee.tid(),
-                sysno: calls[raw.len() - 1].0,
-                errno: nix::errno::Errno::from_raw(-r as i32),
-            });
-        }
-        Ok(raw
-            .into_iter()
-            .map(|r| match self.arch {
-                Arch::X86_64 => r as u64,
-                Arch::I386 => r as u64 & u64::from(u32::MAX),
-            })
-            .collect())
+        // Only the last can have failed.
+        raw.iter()
+            .zip(calls)
+            .map(|(&r, c)| self.checked(c.0, r))
+            .collect()
     }
 
     /// Zeroes `len` bytes of scratch, runs `sysno` with `args`, reads the `len` bytes back.
@@ -804,6 +796,7 @@ impl<'t> RemoteSyscaller<'t> {
     /// The handlers of signals 1..=64, asked (`rt_sigaction`) only for the signals in `which`
     /// (bit n-1 for signal n); the others are given as `SIG_DFL` with no flags and an empty
     /// mask.
+    ///
     /// The calls run as one batch ([`RemoteSyscaller::batch`]), each writing its handler into
     /// its own slot of the scratch area.
     pub fn get_sigactions(&mut self, which: u64) -> Result<Vec<SigAction>> {
@@ -1049,31 +1042,46 @@ impl RemoteSyscaller<'_> {
     /// list (an x86_64 thread's is read from outside).
     pub fn get_thread_calls(&mut self) -> Result<ThreadCalls> {
         let (addr, _) = self.scratch()?;
-        let w = self.arch.word_size() as u64;
-        // Slots: sigaltstack at 0 (24 bytes), the tid address at 32, the robust list at 48.
-        self.mem.write_at(addr, &[0u8; 64])?;
+        self.mem.write_at(addr, &[0u8; THREAD_OUT as usize])?;
+        self.batch(&ThreadCalls::calls(self.arch, addr))?;
+        let mut b = [0u8; THREAD_OUT as usize];
+        self.mem.read_exact_at(addr, &mut b)?;
+        Ok(ThreadCalls::decode(self.arch, &b))
+    }
+}
+
+/// Bytes of output one thread's [`ThreadCalls`] write: sigaltstack at 0 (24 bytes), the tid
+/// address at 32, the robust list at 48.
+const THREAD_OUT: u64 = 64;
+
+impl ThreadCalls {
+    /// The calls of a thread of mode `arch`, writing into `[out, out + THREAD_OUT)`.
+    fn calls(arch: Arch, out: u64) -> Vec<(Sysno, [u64; 6])> {
+        let w = arch.word_size() as u64;
         let mut calls = vec![
-            (Sysno::Sigaltstack, [0, addr, 0, 0, 0, 0]),
+            (Sysno::Sigaltstack, [0, out, 0, 0, 0, 0]),
             (
                 Sysno::Prctl,
-                [libc::PR_GET_TID_ADDRESS as u64, addr + 32, 0, 0, 0, 0],
+                [libc::PR_GET_TID_ADDRESS as u64, out + 32, 0, 0, 0, 0],
             ),
         ];
-        if self.arch == Arch::I386 {
-            calls.push((Sysno::GetRobustList, [0, addr + 48, addr + 48 + w, 0, 0, 0]));
+        if arch == Arch::I386 {
+            calls.push((Sysno::GetRobustList, [0, out + 48, out + 48 + w, 0, 0, 0]));
         }
-        self.batch(&calls)?;
-        let mut b = [0u8; 64];
-        self.mem.read_exact_at(addr, &mut b)?;
-        let n = SigAltStack::kernel_len(self.arch);
+        calls
+    }
+
+    /// What the calls wrote: `THREAD_OUT` bytes.
+    fn decode(arch: Arch, b: &[u8]) -> ThreadCalls {
+        let n = SigAltStack::kernel_len(arch);
         let mut ss = [0u8; 24];
         ss[..n].copy_from_slice(&b[..n]);
-        Ok(ThreadCalls {
-            sigaltstack: SigAltStack::from_bytes(self.arch, &ss),
-            clear_child_tid: u64_at(&b, 32),
-            robust_list: (self.arch == Arch::I386)
-                .then(|| (u64::from(u32_at(&b, 48)), u64::from(u32_at(&b, 52)))),
-        })
+        ThreadCalls {
+            sigaltstack: SigAltStack::from_bytes(arch, &ss),
+            clear_child_tid: u64_at(b, 32),
+            robust_list: (arch == Arch::I386)
+                .then(|| (u64::from(u32_at(b, 48)), u64::from(u32_at(b, 52)))),
+        }
     }
 }
 
@@ -1086,13 +1094,10 @@ impl RemoteSyscaller<'_> {
     pub fn get_thread_calls_of(&mut self, others: &mut [Tracee]) -> Result<Vec<ThreadCalls>> {
         let area = self.batch_area()?;
         let arch = self.arch;
-        let w = arch.word_size() as u64;
-        let entry = crate::batch::entry_size(arch);
-        let ncalls: u64 = if arch == Arch::I386 { 3 } else { 2 };
-        let table_len = crate::batch::CONTROL + ncalls * entry;
-        // Per thread: control block and table, then 64 bytes of outputs (sigaltstack at 0, the
-        // tid address at 32, the robust list at 48), rounded to a cache line.
-        let slot = (table_len + 64).div_ceil(64) * 64;
+        let ncalls = ThreadCalls::calls(arch, 0).len() as u64;
+        let table_len = crate::batch::CONTROL + ncalls * crate::batch::entry_size(arch);
+        // Per thread: control block and table, then its outputs, rounded to a cache line.
+        let slot = (table_len + THREAD_OUT).div_ceil(64) * 64;
         let per_group = ((area.table.1 / slot) as usize).max(1);
         let mut out = Vec::with_capacity(others.len());
         for group in others.chunks_mut(per_group) {
@@ -1102,26 +1107,11 @@ impl RemoteSyscaller<'_> {
             let mut failed = None;
             for (i, t) in group.iter_mut().enumerate() {
                 let base = area.table.0 + i as u64 * slot;
-                let o = base + table_len;
-                let sigaltstack = Sysno::Sigaltstack.nr(arch);
-                let prctl = Sysno::Prctl.nr(arch);
-                let robust = Sysno::GetRobustList.nr(arch);
-                let (Some(sigaltstack), Some(prctl), Some(robust)) = (sigaltstack, prctl, robust)
-                else {
-                    failed = Some(PtraceError::NoSyscallNr {
-                        sysno: Sysno::GetRobustList,
-                        arch,
-                    });
-                    break;
-                };
-                let mut calls = vec![
-                    (sigaltstack, [0, o, 0, 0, 0, 0]),
-                    (prctl, [libc::PR_GET_TID_ADDRESS as u64, o + 32, 0, 0, 0, 0]),
-                ];
-                if arch == Arch::I386 {
-                    calls.push((robust, [0, o + 48, o + 48 + w, 0, 0, 0]));
-                }
-                match t.start_batch(&self.mem, area.code, (base, table_len), &calls) {
+                let calls = ThreadCalls::calls(arch, base + table_len);
+                match self
+                    .entries(&calls)
+                    .and_then(|e| t.start_batch(&self.mem, area.code, (base, table_len), &e))
+                {
                     Ok(s) => started.push(s),
                     Err(e) => {
                         failed = Some(e);
@@ -1143,30 +1133,22 @@ impl RemoteSyscaller<'_> {
             if let Some(e) = failed {
                 return Err(e);
             }
-            let sysnos = [Sysno::Sigaltstack, Sysno::Prctl, Sysno::GetRobustList];
+            let calls = ThreadCalls::calls(arch, 0);
             for (tid, r) in &results {
                 if let Some((i, &bad)) = r.iter().enumerate().find(|(_, r)| (-4095..0).contains(*r))
                 {
                     return Err(PtraceError::RemoteSyscall {
                         tid: *tid,
-                        sysno: sysnos[i],
+                        sysno: calls[i].0,
                         errno: nix::errno::Errno::from_raw(-bad as i32),
                     });
                 }
             }
             let mut b = vec![0u8; span];
             self.mem.read_exact_at(area.table.0, &mut b)?;
-            let n = SigAltStack::kernel_len(arch);
             for i in 0..group.len() {
-                let o = &b[(i as u64 * slot + table_len) as usize..][..64];
-                let mut ss = [0u8; 24];
-                ss[..n].copy_from_slice(&o[..n]);
-                out.push(ThreadCalls {
-                    sigaltstack: SigAltStack::from_bytes(arch, &ss),
-                    clear_child_tid: u64_at(o, 32),
-                    robust_list: (arch == Arch::I386)
-                        .then(|| (u64::from(u32_at(o, 48)), u64::from(u32_at(o, 52)))),
-                });
+                let o = (i as u64 * slot + table_len) as usize;
+                out.push(ThreadCalls::decode(arch, &b[o..o + THREAD_OUT as usize]));
             }
         }
         Ok(out)

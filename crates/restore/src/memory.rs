@@ -503,13 +503,8 @@ pub fn advise(task: &mut Task, p: &Process) -> Result<()> {
     }
     let results = task.batch_raw(&calls)?;
     for ((c, r), optional) in calls.iter().zip(results).zip(optional) {
-        if r < 0 && !(optional && r == -i64::from(libc::EINVAL)) {
-            return Err(RestoreError::RemoteCall {
-                pid: task.pid as u32,
-                step: c.step.clone(),
-                call: c.sysno.kernel_name(task.arch),
-                errno: nix::errno::Errno::from_raw(-r as i32),
-            });
+        if !(optional && r == -i64::from(libc::EINVAL)) {
+            task.checked(&c.step, c.sysno, r)?;
         }
     }
     Ok(())

@@ -84,6 +84,12 @@ impl Task {
     /// [`RestoreError::RemoteCall`] naming `step`.
     pub fn call(&mut self, step: &str, sysno: Sysno, args: &[u64]) -> Result<u64> {
         let r = self.call_raw(step, sysno, args)?;
+        self.checked(step, sysno, r)
+    }
+
+    /// The raw result `r` of `sysno`: an error in -4095..-1 as [`RestoreError::RemoteCall`]
+    /// naming `step`, else the value as an unsigned word of the task's mode.
+    pub fn checked(&self, step: &str, sysno: Sysno, r: i64) -> Result<u64> {
         if (-4095..0).contains(&r) {
             return Err(RestoreError::RemoteCall {
                 pid: self.pid as u32,
@@ -92,7 +98,8 @@ impl Task {
                 errno: nix::errno::Errno::from_raw(-r as i32),
             });
         }
-        Ok(self.widen(r))
+        // Results of i386 calls are addresses or counts below 4 GiB: undo the sign extension.
+        Ok(r as u64 & self.arch.word_max())
     }
 
     /// Runs `sysno` and returns the raw result (`-errno` on failure).
@@ -119,17 +126,11 @@ impl Task {
     /// calls after it are not run.
     pub fn batch(&mut self, calls: &[Call]) -> Result<Vec<u64>> {
         let raw = self.batch_until_error(calls)?;
-        if let (Some(&r), Some(c)) = (raw.last(), calls.get(raw.len().wrapping_sub(1))) {
-            if (-4095..0).contains(&r) {
-                return Err(RestoreError::RemoteCall {
-                    pid: self.pid as u32,
-                    step: c.step.clone(),
-                    call: c.sysno.kernel_name(self.arch),
-                    errno: nix::errno::Errno::from_raw(-r as i32),
-                });
-            }
-        }
-        Ok(raw.into_iter().map(|r| self.widen(r)).collect())
+        // Only the last can have failed.
+        raw.iter()
+            .zip(calls)
+            .map(|(&r, c)| self.checked(&c.step, c.sysno, r))
+            .collect()
     }
 
     /// Runs every call of `calls`, a failed one included, and returns each raw result
@@ -141,14 +142,6 @@ impl Task {
             out.extend(done);
         }
         Ok(out)
-    }
-
-    /// The result of a call as an unsigned value of the task's mode.
-    fn widen(&self, r: i64) -> u64 {
-        match self.arch {
-            Arch::X86_64 => r as u64,
-            Arch::I386 => r as u64 & u64::from(u32::MAX),
-        }
     }
 
     /// Runs `calls` until the first that fails; returns the raw results of those that ran, the
@@ -165,18 +158,14 @@ impl Task {
             }
             return Ok(out);
         };
-        let mut entries = Vec::with_capacity(calls.len());
-        for c in calls {
-            let nr = c
-                .sysno
-                .nr(self.arch)
-                .ok_or(psnc_ptrace::PtraceError::NoSyscallNr {
-                    sysno: c.sysno,
-                    arch: self.arch,
-                })
-                .map_err(self.step_err(&c.step))?;
-            entries.push((nr, c.args));
-        }
+        let tid = self.tracee.tid();
+        let entries = calls
+            .iter()
+            .map(|c| {
+                psnc_ptrace::batch::entry(tid, self.arch, c.sysno, c.args)
+                    .map_err(self.step_err(&c.step))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let step = match calls.first() {
             Some(c) => format!("{} (a batch of {})", c.step, calls.len()),
             None => return Ok(Vec::new()),
