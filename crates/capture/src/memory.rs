@@ -331,18 +331,15 @@ pub fn plan_by_scan(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Opt
     let scanned = |p: &StorePolicy| matches!(p, StorePolicy::Touched | StorePolicy::CopiedOnWrite);
     let mut plan = PagePlan::default();
     let mut regions = Vec::new();
-    let mut i = 0;
-    while i < vmas.len() {
-        let (vma, policy) = &vmas[i];
+    // Runs of scanned VMAs; every other VMA is a run of its own.
+    for group in vmas.chunk_by(|a, b| scanned(&a.1) && scanned(&b.1)) {
+        let (vma, policy) = &group[0];
         if !scanned(policy) {
             if *policy == StorePolicy::All {
                 push_range(&mut plan, vma, vma.start, vma.pages());
             }
-            i += 1;
             continue;
         }
-        let group_end = i + vmas[i..].iter().take_while(|(_, p)| scanned(p)).count();
-        let group = &vmas[i..group_end];
         regions.clear();
         pagemap
             .scan(
@@ -359,9 +356,7 @@ pub fn plan_by_scan(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Opt
             while v < group.len() && group[v].0.end <= s {
                 v += 1;
             }
-            let mut w = v;
-            while w < group.len() && group[w].0.start < e {
-                let (vma, policy) = &group[w];
+            for (vma, policy) in group[v..].iter().take_while(|(vma, _)| vma.start < e) {
                 // page_is_stored, by category: a present page-cache page of a private file
                 // mapping is the file's; a swapped one is always a copy.
                 let stored = match policy {
@@ -372,10 +367,8 @@ pub fn plan_by_scan(vmas: &[(MapsEntry, StorePolicy)], pagemap: &Pagemap) -> Opt
                 if stored && a < b {
                     push_range(&mut plan, vma, a, (b - a) / PAGE_SIZE);
                 }
-                w += 1;
             }
         }
-        i = group_end;
     }
     Some(plan)
 }
@@ -477,37 +470,29 @@ impl MemorySource for TargetMemory {
 
     fn read_many(&mut self, pieces: &[(u64, usize, bool)], buf: &mut [u8]) -> Result<()> {
         let mut at = 0;
-        let mut i = 0;
-        while i < pieces.len() {
-            // A run of readable pieces in one vectored read; what it could not read (a page
-            // that faults), and every unreadable piece, one by one through /proc/PID/mem.
-            let n = pieces[i..].iter().take_while(|p| p.2).count();
-            if n == 0 {
-                let (addr, len, readable) = pieces[i];
-                self.read(addr, &mut buf[at..at + len], readable)?;
-                at += len;
-                i += 1;
-                continue;
+        // A run of readable pieces in one vectored read; what it could not read (a page that
+        // faults), and every unreadable piece, one by one through /proc/PID/mem.
+        for run in pieces.chunk_by(|a, b| a.2 == b.2) {
+            let mut done = 0;
+            if run[0].2 {
+                let ranges: Vec<psnc_ptrace::RemoteRange> = run
+                    .iter()
+                    .map(|&(addr, len, _)| psnc_ptrace::RemoteRange { addr, len })
+                    .collect();
+                let want: usize = ranges.iter().map(|r| r.len).sum();
+                done =
+                    psnc_ptrace::vm_read(self.pid, &ranges, &mut buf[at..at + want]).unwrap_or(0);
             }
-            let ranges: Vec<psnc_ptrace::RemoteRange> = pieces[i..i + n]
-                .iter()
-                .map(|&(addr, len, _)| psnc_ptrace::RemoteRange { addr, len })
-                .collect();
-            let want: usize = ranges.iter().map(|r| r.len).sum();
-            let mut done =
-                psnc_ptrace::vm_read(self.pid, &ranges, &mut buf[at..at + want]).unwrap_or(0);
-            for &(addr, len, readable) in &pieces[i..i + n] {
+            for &(addr, len, readable) in run {
                 if done >= len {
                     done -= len;
                 } else {
                     // Partly read or not at all: the rest of this piece through the slow path.
-                    let skip = done;
-                    done = 0;
+                    let skip = std::mem::take(&mut done);
                     self.read(addr + skip as u64, &mut buf[at + skip..at + len], readable)?;
                 }
                 at += len;
             }
-            i += n;
         }
         Ok(())
     }

@@ -44,7 +44,7 @@ use psnc_ptrace::RemoteSyscaller;
 
 use crate::error::Result;
 use crate::memory::{self, MemorySource, PagePlan, PageRange, PageSink, StorePolicy, TargetMemory};
-use crate::procfs::{ProcDir, VmFlags, PAGE_SIZE};
+use crate::procfs::{ProcDir, PAGE_SIZE};
 use crate::stop::FrozenTree;
 use crate::threads::RestartedCall;
 
@@ -270,10 +270,9 @@ impl MemorySource for Running<'_> {
 /// are populated ([`WriteTracker::protect`]); a page populated after the protection has no
 /// write-protect bit, which `PAGEMAP_SCAN` reports as written, so it is copied again like any
 /// written page.
-fn trackable(entry: &crate::procfs::MapsEntry, policy: StorePolicy) -> bool {
-    let special = entry.path.starts_with('[') && entry.path != "[heap]" && entry.path != "[stack]";
-    let anonymous = entry.path.is_empty() || entry.path == "[heap]" || entry.path == "[stack]";
-    !entry.shared && anonymous && !special && entry.inode == 0 && policy == StorePolicy::Touched
+fn trackable(entry: &crate::procfs::MapsEntry) -> bool {
+    let anonymous = matches!(entry.path.as_str(), "" | "[heap]" | "[stack]");
+    !entry.shared && anonymous && entry.inode == 0
 }
 
 impl PreCopy {
@@ -503,15 +502,12 @@ fn round0(
     // VMAs, and a walk of every page table) is needed to track anonymous memory. The VmFlags
     // would add nothing for it: a VMA under a userfaultfd of the target's own refuses our
     // registration (EBUSY), and anonymous hugetlb memory is a file mapping in maps.
-    let none = VmFlags::default();
     // Every VMA, the untracked ones with nothing to plan: they end the plan's scan walks.
     let selected: Vec<_> = dir
         .maps()?
         .into_iter()
         .map(|entry| {
-            let tracked =
-                memory::classify(&entry, &none).is_ok_and(|(_, policy)| trackable(&entry, policy));
-            let policy = if tracked {
+            let policy = if trackable(&entry) {
                 StorePolicy::Touched
             } else {
                 StorePolicy::Nothing
@@ -521,18 +517,12 @@ fn round0(
         .collect();
     // One registration per run of tracked VMAs next to each other in the maps (no VMA between
     // them; the kernel registers every VMA of the range), one by one where that fails.
-    let mut i = 0;
-    while i < selected.len() {
-        if selected[i].1 == StorePolicy::Nothing {
-            i += 1;
+    let tracked = |v: &(_, StorePolicy)| v.1 != StorePolicy::Nothing;
+    for run in selected.chunk_by(|a, b| tracked(a) == tracked(b)) {
+        if !tracked(&run[0]) {
             continue;
         }
-        let n = selected[i..]
-            .iter()
-            .take_while(|(_, p)| *p != StorePolicy::Nothing)
-            .count();
-        let run = &selected[i..i + n];
-        let (start, end) = (run[0].0.start, run[n - 1].0.end);
+        let (start, end) = (run[0].0.start, run[run.len() - 1].0.end);
         let whole = t.tracker.register(start, end - start).is_ok();
         for (entry, _) in run {
             if whole
@@ -547,7 +537,6 @@ fn round0(
                 });
             }
         }
-        i += n;
     }
     // Only the populated pages are protected (WriteTracker::protect: a protected unpopulated
     // page would read as swapped in pagemap, and so be stored). A page populated after the
@@ -563,25 +552,19 @@ fn round0(
     });
     // One protection per run of plan ranges that touch (across VMA bounds: all registered),
     // range by range where that fails; a range left unprotected is not copied now.
-    let mut protected = vec![false; plan.ranges.len()];
-    let mut i = 0;
-    while i < plan.ranges.len() {
-        let mut j = i + 1;
-        while j < plan.ranges.len() && plan.ranges[j].start == plan.ranges[j - 1].end() {
-            j += 1;
-        }
-        let (start, end) = (plan.ranges[i].start, plan.ranges[j - 1].end());
+    let mut protected = Vec::with_capacity(plan.ranges.len());
+    for run in plan.ranges.chunk_by(|a, b| b.start == a.end()) {
+        let (start, end) = (run[0].start, run[run.len() - 1].end());
         if t.tracker.protect(start, end - start).is_ok() {
-            protected[i..j].fill(true);
+            protected.extend_from_slice(run);
         } else {
-            for (k, p) in plan.ranges[i..j].iter().enumerate() {
-                protected[i + k] = t.tracker.protect(p.start, p.end() - p.start).is_ok();
-            }
+            protected.extend(
+                run.iter()
+                    .filter(|p| t.tracker.protect(p.start, p.end() - p.start).is_ok()),
+            );
         }
-        i = j;
     }
-    let mut keep = protected.into_iter();
-    plan.ranges.retain(|_| keep.next().unwrap_or(false));
+    plan.ranges = protected;
     copy_into(t, &plan, sink, check)?;
     Ok(plan.pages())
 }

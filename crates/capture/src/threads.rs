@@ -178,19 +178,23 @@ pub struct KernelThreadState {
 /// Runs the per-thread remote syscalls in one thread.
 pub fn remote_thread_state(pid: i32, sc: &mut RemoteSyscaller<'_>) -> Result<KernelThreadState> {
     let tid = sc.tracee().tid();
-    let c = sc.get_thread_calls().map_err(|e| {
-        trace_error(
-            pid,
-            tid,
-            "sigaltstack, prctl(PR_GET_TID_ADDRESS), get_robust_list",
-            e,
-        )
-    })?;
-    Ok(KernelThreadState {
-        sigaltstack: c.sigaltstack,
-        clear_child_tid: c.clear_child_tid,
-        compat_robust_list: c.robust_list,
-    })
+    let c = sc
+        .get_thread_calls()
+        .map_err(|e| trace_error(pid, tid, THREAD_CALLS, e))?;
+    Ok(c.into())
+}
+
+/// The remote calls behind [`KernelThreadState`], as errors name them.
+const THREAD_CALLS: &str = "sigaltstack, prctl(PR_GET_TID_ADDRESS), get_robust_list";
+
+impl From<psnc_ptrace::remote::ThreadCalls> for KernelThreadState {
+    fn from(c: psnc_ptrace::remote::ThreadCalls) -> Self {
+        KernelThreadState {
+            sigaltstack: c.sigaltstack,
+            clear_child_tid: c.clear_child_tid,
+            compat_robust_list: c.robust_list,
+        }
+    }
 }
 
 /// [`remote_thread_state`] of `others` (the other threads of `sc`'s process), all run side by
@@ -205,21 +209,9 @@ pub fn remote_thread_states(
             psnc_ptrace::PtraceError::RemoteSyscall { tid, .. } => *tid,
             _ => pid,
         };
-        trace_error(
-            pid,
-            tid,
-            "sigaltstack, prctl(PR_GET_TID_ADDRESS), get_robust_list",
-            e,
-        )
+        trace_error(pid, tid, THREAD_CALLS, e)
     })?;
-    Ok(calls
-        .into_iter()
-        .map(|c| KernelThreadState {
-            sigaltstack: c.sigaltstack,
-            clear_child_tid: c.clear_child_tid,
-            compat_robust_list: c.robust_list,
-        })
-        .collect())
+    Ok(calls.into_iter().map(Into::into).collect())
 }
 
 /// The mode of the process's threads (read first: every remote syscall needs the right
