@@ -6,15 +6,21 @@ implementation, so when it and the Rust reader agree on an image, the spec says 
 Section and field names, and the order of the checks, follow FORMAT.md; the section numbers of
 the spec are given as "(§N)".
 
-    python3 psnc_reader.py IMAGE [--json]
+    python3 psnc_reader.py IMAGE [--json] [--parent PARENT | --no-chain]
+
+An incremental image (format 1.4, §8.24) is read with its parent chain: the parent is found
+where --parent says, else where the image's `parent` section says; --no-chain reads the image
+alone.
 
 Exit status: 0 when the image is valid, 1 when it is not (the first problem is named), 2 when it
 cannot be read at all.
 """
 
 import argparse
+import bisect
 import hashlib
 import json
+import os
 import struct
 import sys
 import time
@@ -61,6 +67,7 @@ KINDS = {
     20: ("ttys", 1, "postcard"),  # format 1.3
     22: ("sysv-shm", 1, "postcard"),  # format 1.3
     23: ("unix-peers", 1, "postcard"),  # format 1.3
+    24: ("parent", 1, "postcard"),  # format 1.4
 }
 KIND_NUMBER = {name: number for number, (name, _, _) in KINDS.items()}
 # Kinds 1..10 appear exactly once in a 1.x image; the kinds of 1.1 and later at most once (each
@@ -77,6 +84,7 @@ AT_MOST_ONCE = (
     "ttys",
     "sysv-shm",
     "unix-peers",
+    "parent",
 )
 OPTIONAL = ("chunk-digests",) + AT_MOST_ONCE
 REQUIRED = [n for n in KINDS if KINDS[n][0] not in OPTIONAL]
@@ -510,6 +518,14 @@ SCHEMA["UnixSocketV1"] = st(
     ("sndbuf", "u32"),
     ("queued", ("vec", "bytes")),
 )
+# §8.24 (format 1.4): the parent of an incremental image.
+SCHEMA["ParentRunV1"] = st(("pid", "u32"), ("addr", "word"), ("pages", "word"))
+SCHEMA["ParentV1"] = st(
+    ("digest", "sha256"),
+    ("path", "string"),
+    ("pages", ("vec", "ParentRunV1")),
+    ("files", ("vec", "u32")),
+)
 SCHEMA["ChunkDigestsV1"] = st(("section_kind", "u32"), ("chunk_size", "u32"), ("digests", ("vec", "sha256")))
 
 # Body of each postcard section, version 1.
@@ -533,6 +549,7 @@ SECTION_BODY = {
     "unix-sockets": ("vec", "UnixSocketV1"),
     "sysv-shm": ("vec", "SysvShmV1"),
     "unix-peers": ("vec", "UnixPeerV1"),
+    "parent": "ParentV1",
 }
 
 
@@ -800,6 +817,173 @@ def read_image(data):
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# Incremental images: the parent chain (§8.24)
+
+
+def own_memory(img):
+    """The pages an image stores itself: pid -> runs sorted by address, each with its bytes."""
+    page_data = img["bodies"]["page-data"]
+    memory = {}
+    for r in img["decoded"]["page-index"]:
+        n = r["pages"] * PAGE_SIZE
+        memory.setdefault(r["pid"], []).append(
+            {"addr": r["addr"], "pages": r["pages"], "data": page_data[r["data_offset"] : r["data_offset"] + n], "source": 0}
+        )
+    for runs in memory.values():
+        runs.sort(key=lambda s: s["addr"])
+    return memory
+
+
+def pages_of(memory, pid):
+    """A memory map of `read_chain` for one process as {page address: its 4096 bytes}."""
+    out = {}
+    for s in memory.get(pid, []):
+        for i in range(s["pages"]):
+            out[s["addr"] + i * PAGE_SIZE] = bytes(s["data"][i * PAGE_SIZE : (i + 1) * PAGE_SIZE])
+    return out
+
+
+def locate_parent(recorded, image_dir, given=None):
+    """§8.24 step 1: where the user says (then only there), else the recorded path (relative to
+    the image's directory), else the recorded path's last component in the image's directory."""
+    candidates = []
+    if given is not None:
+        candidates.append(given)
+    elif recorded:
+        candidates.append(recorded if os.path.isabs(recorded) else os.path.join(image_dir, recorded))
+        last = recorded.rstrip("/").rsplit("/", 1)[-1]
+        if last:
+            candidates.append(os.path.join(image_dir, last))
+    tried = []
+    for c in candidates:
+        if c in tried:
+            continue
+        tried.append(c)
+        if os.path.isfile(c):
+            return c
+    raise ImageError(
+        "the parent image (recorded path %r) is not found: tried %s" % (recorded, ", ".join(tried) or "nothing")
+    )
+
+
+def read_chain(path, parent=None, data=None, _seen=frozenset()):
+    """Reads the image at `path` (or its bytes `data`) and, when it is incremental, its whole
+    parent chain, verified in full, then merges them (§8.24). `parent` is where the user says the
+    parent is. Besides what read_image returns, the result has `memory` (pid -> page runs with
+    their bytes, from this image or the chain), `file_contents` (the contents of every stored
+    file) and `chain` (None for a full image)."""
+    if data is None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ImageError("cannot read %s: %s" % (path, e))
+    img = read_image(data)
+    img["path"] = path
+    own_contents(img)
+    p = img["decoded"].get("parent")
+    if p is None:
+        return img
+
+    # 1. Find the parent.
+    where = locate_parent(p["path"], os.path.dirname(os.path.abspath(path)), parent)
+    try:
+        with open(where, "rb") as f:
+            pdata = f.read()
+    except OSError as e:
+        raise ImageError("cannot read the parent image %s: %s" % (where, e))
+    # 2. It is the one image this image completes: its trailer's image digest is `digest`.
+    try:
+        ph = parse_header(pdata[:MIN_HEADER_SIZE])
+        found = parse_trailer(pdata, ph)["image_sha256"]
+    except ImageError as e:
+        raise ImageError("parent image %s: %s" % (where, e))
+    if found != p["digest"]:
+        raise ImageError(
+            "parent image %s has image digest %s, but this image completes the image with digest %s: "
+            "it is another image (replaced, re-captured or converted)" % (where, found.hex(), p["digest"].hex())
+        )
+    if p["digest"] in _seen:  # only with a SHA-256 collision; never loop
+        raise ImageError("parent image %s is already in the chain" % where)
+    # 3. Read and verify it in full, and its own chain.
+    try:
+        pimg = read_chain(where, None, pdata, _seen | {p["digest"]})
+    except ImageError as e:
+        raise ImageError("parent image %s: %s" % (where, e))
+
+    merge_parent(img, pimg, where)
+    return img
+
+
+def own_contents(img):
+    """Sets what an image of read_image holds by itself: `memory` (see own_memory),
+    `file_contents` (the contents of every stored file; for those of `parent.files`, nothing
+    yet) and `chain` (None)."""
+    img["memory"] = own_memory(img)
+    file_data = img["bodies"]["file-data"]
+    in_parent = set(img["decoded"]["parent"]["files"]) if "parent" in img["decoded"] else set()
+    img["file_contents"] = [
+        None if i in in_parent else file_data[f["data_offset"] : f["data_offset"] + f["size"]]
+        for i, f in enumerate(img["decoded"]["files"])
+    ]
+    img["chain"] = None
+
+
+def merge_parent(img, pimg, where):
+    """§8.24 step 4: each parent run's pages and each `parent.files` entry's contents of `img`
+    come from `pimg`, its parent as read_chain returned it (merged with its own chain); a page
+    or a file the chain does not store is refused."""
+    p = img["decoded"]["parent"]
+    memory = img["memory"]
+    for run in p["pages"]:
+        pid, addr = run["pid"], run["addr"]
+        end = addr + run["pages"] * PAGE_SIZE
+        segs = pimg["memory"].get(pid, [])
+        starts = [s["addr"] for s in segs]
+        at = addr
+        while at < end:
+            i = bisect.bisect_right(starts, at) - 1
+            if i < 0 or at >= segs[i]["addr"] + segs[i]["pages"] * PAGE_SIZE:
+                raise ImageError(
+                    "parent run %#x+%d pages of pid %d: the page at %#x is stored nowhere in the parent chain (%s)"
+                    % (addr, run["pages"], pid, at, where)
+                )
+            s = segs[i]
+            stop = min(end, s["addr"] + s["pages"] * PAGE_SIZE)
+            memory.setdefault(pid, []).append(
+                {
+                    "addr": at,
+                    "pages": (stop - at) // PAGE_SIZE,
+                    "data": s["data"][at - s["addr"] : stop - s["addr"]],
+                    "source": s["source"] + 1,
+                }
+            )
+            at = stop
+    for runs in memory.values():
+        runs.sort(key=lambda s: s["addr"])
+    by_content = {}
+    for f, contents in zip(pimg["decoded"]["files"], pimg["file_contents"]):
+        by_content.setdefault((f["sha256"], f["size"]), contents)
+    for i in p["files"]:
+        f = img["decoded"]["files"][i]
+        contents = by_content.get((f["sha256"], f["size"]))
+        if contents is None:
+            raise ImageError(
+                "stored file %d (%s, %d bytes, sha256 %s) is stored nowhere in the parent chain (%s)"
+                % (i, f["path"], f["size"], f["sha256"].hex(), where)
+            )
+        if hashlib.sha256(contents).digest() != f["sha256"]:  # the parent checked it already; cheap to check again
+            raise ImageError("stored file %d (%s): the contents from the parent chain do not match its sha256" % (i, f["path"]))
+        img["file_contents"][i] = contents
+    img["chain"] = {
+        "parent": where,
+        "images": [where] + pimg["chain"]["images"] if pimg["chain"] else [where],
+        "pages_from_chain": sum(r["pages"] for r in p["pages"]),
+        "files_from_chain": len(p["files"]),
+    }
+
+
 def check_model(d, bodies):
     """Cross-references between sections (§8.12) and the ordering rules of §8.3, §8.4, §8.5."""
     pids = {p["pid"] for p in d["processes"]}
@@ -813,7 +997,12 @@ def check_model(d, bodies):
         if r["data_offset"] % PAGE_SIZE or end > len(page_data) or r["pages"] == 0:
             raise ImageError("page run %#x of pid %d: bytes %#x..%#x outside the page data (%d bytes)" % (r["addr"], r["pid"], r["data_offset"], end, len(page_data)))
     file_data = bodies["file-data"]
+    # §8.24: in an incremental image the stored files of `parent.files` have their contents in
+    # the parent chain, not in this image's file-data (their data_offset is meaningless).
+    in_parent = check_parent_files(d)
     for i, f in enumerate(d["files"]):
+        if i in in_parent:
+            continue
         end = f["data_offset"] + f["size"]
         if f["data_offset"] % RAW_ALIGN or end > len(file_data):
             raise ImageError("stored file %d (%s): bytes %#x..%#x outside the file data" % (i, f["path"], f["data_offset"], end))
@@ -821,7 +1010,7 @@ def check_model(d, bodies):
             raise ImageError("stored file %d (%s): contents do not match its sha256" % (i, f["path"]))
     # Zero padding between stored files (§5.2).
     pos = 0
-    for f in sorted(d["files"], key=lambda f: f["data_offset"]):
+    for f in sorted((f for i, f in enumerate(d["files"]) if i not in in_parent), key=lambda f: f["data_offset"]):
         if f["data_offset"] < pos:
             raise ImageError("stored file %s overlaps the previous one in file-data" % f["path"])
         if any(file_data[pos : f["data_offset"]]):
@@ -853,6 +1042,7 @@ def check_model(d, bodies):
             if r["addr"] % PAGE_SIZE or r["addr"] < prev:
                 raise ImageError("page run %#x of pid %d is unaligned, overlapping or out of order" % (r["addr"], p["pid"]))
             prev = r["addr"] + r["pages"] * PAGE_SIZE
+    check_parent_runs(d, pids)
 
     for p in d["processes"]:
         check_ref(p["exe"], "the executable of pid %d" % p["pid"])
@@ -1058,6 +1248,58 @@ def check_model(d, bodies):
             raise ImageError("unix socket socket:[%d] is connected to socket:[%d], which is not a unix socket of the image connected back to it" % (ino, peer))
 
 
+def check_parent_files(d):
+    """§8.24: the `files` entries of the parent section are valid indexes of `files`, each once.
+
+    Returns the set of those indexes (empty for a full image)."""
+    parent = d.get("parent")
+    if parent is None:
+        return set()
+    seen = set()
+    for i in parent["files"]:
+        if i >= len(d["files"]):
+            raise ImageError("the parent section lists stored file %d, the image stores %d" % (i, len(d["files"])))
+        if i in seen:
+            raise ImageError("the parent section lists stored file %d twice" % i)
+        seen.add(i)
+    return seen
+
+
+def check_parent_runs(d, pids):
+    """§8.24: parent runs are sorted by (pid, addr), page-aligned, at least one page, of a process
+    of the image, overlap neither each other nor the process's own page-index runs, and every
+    page lies inside a VMA of the process (a run may span adjacent VMAs)."""
+    parent = d.get("parent")
+    if parent is None:
+        return
+    prev = None  # (pid, addr, end) of the previous run
+    for r in parent["pages"]:
+        pid, addr, n = r["pid"], r["addr"], r["pages"]
+        what = "parent run %#x+%d pages of pid %d" % (addr, n, pid)
+        if pid not in pids:
+            raise ImageError("%s: pid %d is not in the image" % (what, pid))
+        if addr % PAGE_SIZE or n == 0:
+            raise ImageError("%s is unaligned or empty" % what)
+        end = addr + n * PAGE_SIZE
+        if prev is not None and (pid, addr) < prev[:2]:
+            raise ImageError("%s is out of order: parent runs are sorted by (pid, addr)" % what)
+        if prev is not None and pid == prev[0] and addr < prev[2]:
+            raise ImageError("%s overlaps the previous parent run" % what)
+        prev = (pid, addr, end)
+        for own in d["page-index"]:
+            if own["pid"] == pid and own["addr"] < end and addr < own["addr"] + own["pages"] * PAGE_SIZE:
+                raise ImageError("%s overlaps the page-index run %#x+%d pages of its process" % (what, own["addr"], own["pages"]))
+        # Every page inside a VMA: walk the sorted VMAs of the process from addr to end.
+        at = addr
+        for v in sorted((v for v in d["vmas"] if v["pid"] == pid), key=lambda v: v["start"]):
+            if v["start"] <= at < v["end"]:
+                at = v["end"]
+            if at >= end:
+                break
+        if at < end:
+            raise ImageError("%s: the page at %#x lies in no VMA of the process" % (what, at))
+
+
 def pts_rdev(index):
     """The st_rdev of /dev/pts/INDEX: makedev(136, INDEX) (§8.21)."""
     major = 136
@@ -1084,6 +1326,7 @@ def summary(img):
     """A plain-data summary (what --json prints)."""
     h, d = img["header"], img["decoded"]
     ident = d["identity"]
+    in_parent = set(d["parent"]["files"]) if "parent" in d else set()
     procs = []
     for p in d["processes"]:
         pid = p["pid"]
@@ -1126,6 +1369,9 @@ def summary(img):
             for r in d["page-index"]
             if r["pid"] == pid
         ]
+        parent_runs = [
+            {"addr": r["addr"], "pages": r["pages"]} for r in (d["parent"]["pages"] if "parent" in d else []) if r["pid"] == pid
+        ]
         fds = [
             {"fd": f["fd"], "kind": f["kind"]["variant"], "flags": f["flags"], "cloexec": f["cloexec"], "pos": f["pos"]}
             for f in d["fds"]
@@ -1160,6 +1406,8 @@ def summary(img):
                 "vmas": vmas,
                 "page_runs": runs,
                 "stored_pages": sum(r["pages"] for r in runs),
+                "parent_runs": parent_runs,
+                "parent_pages": sum(r["pages"] for r in parent_runs),
                 "fds": fds,
                 "aio": [
                     {k: a[k] for k in ("ring", "ring_len", "nr_events", "head", "tail")} | {"completed_events": len(a["events"]) // 32}
@@ -1218,9 +1466,17 @@ def summary(img):
             for t in d.get("ttys", [])
         ],
         "files": [
-            {"index": i, "path": f["path"], "size": f["size"], "data_offset": f["data_offset"], "sha256": f["sha256"].hex()}
+            {
+                "index": i,
+                "path": f["path"],
+                "size": f["size"],
+                "data_offset": f["data_offset"],
+                "sha256": f["sha256"].hex(),
+                "in_parent": i in in_parent,
+            }
             for i, f in enumerate(d["files"])
         ],
+        "parent": parent_summary(img),
         "shared_memory": [
             {
                 "index": i,
@@ -1234,6 +1490,30 @@ def summary(img):
             }
             for i, o in enumerate(d.get("shared-memory", []))
         ],
+    }
+
+
+def parent_summary(img):
+    """The parent section (§8.24) of an incremental image, None for a full one; `chain` says what
+    read_chain took from the parent chain (None when the image was read alone)."""
+    p = img["decoded"].get("parent")
+    if p is None:
+        return None
+    c = img.get("chain")
+    return {
+        "digest": p["digest"].hex(),
+        "path": p["path"],
+        "page_runs": len(p["pages"]),
+        "pages": sum(r["pages"] for r in p["pages"]),
+        "files": list(p["files"]),
+        "chain": None
+        if c is None
+        else {
+            "found_at": c["parent"],
+            "images": c["images"],
+            "pages_from_chain": c["pages_from_chain"],
+            "files_from_chain": c["files_from_chain"],
+        },
     }
 
 
@@ -1266,6 +1546,20 @@ def print_summary(s, out):
             "  %3d %-15s %3d %-22s %#10x %10d  %s %s\n"
             % (e["index"], e["name"], e["version"], ",".join(e["flags"]), e["offset"], e["length"], "ok" if e["digest_ok"] else "--", e["sha256"][:16])
         )
+    pa = s["parent"]
+    if pa is not None:
+        w(
+            "parent %s (recorded path %s): %d page runs (%d pages), %d stored files from it\n"
+            % (pa["digest"], pa["path"], pa["page_runs"], pa["pages"], len(pa["files"]))
+        )
+        c = pa["chain"]
+        if c is None:
+            w("  parent chain not read\n")
+        else:
+            w(
+                "  parent chain ok: %s; %d pages and %d stored files taken from it\n"
+                % (" <- ".join(c["images"]), c["pages_from_chain"], c["files_from_chain"])
+            )
     i = s["identity"]
     hst = i["host"]
     w(
@@ -1288,6 +1582,10 @@ def print_summary(s, out):
         w("  %d page runs, %d pages stored:\n" % (len(p["page_runs"]), p["stored_pages"]))
         for r in p["page_runs"]:
             w("    %#x +%d pages at page-data %#x\n" % (r["addr"], r["pages"], r["data_offset"]))
+        if p["parent_runs"]:
+            w("  %d parent runs, %d pages from the parent:\n" % (len(p["parent_runs"]), p["parent_pages"]))
+            for r in p["parent_runs"]:
+                w("    %#x +%d pages from the parent\n" % (r["addr"], r["pages"]))
         w("  fds: %s\n" % ", ".join("%d %s" % (f["fd"], f["kind"]) for f in p["fds"]))
         for f in (f for f in p["fds"] if f["kind"] == "Epoll"):
             w(
@@ -1324,13 +1622,17 @@ def print_summary(s, out):
         )
     w("%d stored files:\n" % len(s["files"]))
     for f in s["files"]:
-        w("  %d %s %d bytes at file-data %#x sha256 %s\n" % (f["index"], f["path"], f["size"], f["data_offset"], f["sha256"][:16]))
+        where = "in the parent chain" if f["in_parent"] else "at file-data %#x" % f["data_offset"]
+        w("  %d %s %d bytes %s sha256 %s\n" % (f["index"], f["path"], f["size"], where, f["sha256"][:16]))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Read and verify a psnc-cr image (independent reader of spec/FORMAT.md).")
     ap.add_argument("image", help="the image file")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    chain = ap.add_mutually_exclusive_group()
+    chain.add_argument("--parent", metavar="PARENT", help="where the parent of an incremental image is (§8.24)")
+    chain.add_argument("--no-chain", action="store_true", help="read an incremental image alone, without its parent chain")
     args = ap.parse_args(argv)
     try:
         with open(args.image, "rb") as f:
@@ -1339,7 +1641,7 @@ def main(argv=None):
         print("psnc_reader: cannot read %s: %s" % (args.image, e), file=sys.stderr)
         return 2
     try:
-        img = read_image(data)
+        img = read_image(data) if args.no_chain else read_chain(args.image, args.parent, data)
     except ImageError as e:
         print("psnc_reader: %s: invalid image: %s" % (args.image, e), file=sys.stderr)
         return 1

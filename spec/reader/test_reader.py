@@ -8,9 +8,11 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import psnc_reader as r
@@ -26,6 +28,13 @@ READER = os.path.join(HERE, "psnc_reader.py")
 EXPECTED = {
     "example-64.psnc": (64, "X86_64", 0x400000, "rip", 0x401000),
     "example-32.psnc": (32, "I386", 0x08048000, "eip", 0x08049000),
+}
+
+
+# incremental example -> its parent, in the same directory (§14)
+INCREMENTAL = {
+    "example-incremental-64.psnc": "example-64.psnc",
+    "example-incremental-32.psnc": "example-32.psnc",
 }
 
 
@@ -62,7 +71,7 @@ class ExampleImages(unittest.TestCase):
                 out = run_cli(os.path.join(EXAMPLES, name), "--json")
                 self.assertEqual(out.returncode, 0, out.stderr)
                 s = json.loads(out.stdout)
-                self.assertEqual(s["format_version"], "1.3")
+                self.assertEqual(s["format_version"], "1.4")
                 self.assertEqual(s["layout_class"], bits)
                 self.assertTrue(s["streamed"])
                 self.assertEqual(len(s["sections"]), 15)
@@ -190,6 +199,7 @@ class ExampleImages(unittest.TestCase):
         self.assertIn("v1.1", versions)
         self.assertIn("v1.2", versions)
         self.assertIn("v1.3", versions)
+        self.assertIn("v1.4", versions)
         for v in versions:
             for name, (bits, _, vma0, _, _) in EXPECTED.items():
                 with self.subTest(version=v, image=name):
@@ -197,6 +207,13 @@ class ExampleImages(unittest.TestCase):
                     self.assertEqual(img["header"]["class_bits"], bits)
                     self.assertEqual(img["decoded"]["processes"][0]["pid"], 42)
                     self.assertEqual(img["decoded"]["vmas"][0]["start"], vma0)
+                    self.assertNotIn("parent", img["decoded"])
+        # v1.4 also holds the incremental examples (§14), next to their parents.
+        for name, parent in INCREMENTAL.items():
+            with self.subTest(version="v1.4", image=name):
+                img = r.read_chain(os.path.join(GOLDEN, "v1.4", name))
+                self.assertEqual(img["chain"]["images"], [os.path.join(GOLDEN, "v1.4", parent)])
+                self.assertEqual(img["chain"]["pages_from_chain"], 5)
 
 
 class Corruption(unittest.TestCase):
@@ -205,16 +222,17 @@ class Corruption(unittest.TestCase):
             r.read_image(data)
 
     def test_a_flipped_byte_anywhere_is_detected(self):
-        data = load("example-32.psnc")
-        img = r.read_image(data)
-        spots = [("header", 0x10), ("padding", 0x20), ("table", img["trailer"]["table_offset"] + 20)]
-        spots += [("image digest", img["trailer"]["offset"] + 8)]
-        spots += [(e["name"], e["offset"] + e["length"] // 2) for e in img["sections"]]
-        for what, at in spots:
-            with self.subTest(what=what, offset=hex(at)):
-                bad = bytearray(data)
-                bad[at] ^= 0x01
-                self.assertRaises(r.ImageError, r.read_image, bytes(bad))
+        for name in ("example-32.psnc", "example-incremental-64.psnc"):
+            data = load(name)
+            img = r.read_image(data)
+            spots = [("header", 0x10), ("padding", 0x20), ("table", img["trailer"]["table_offset"] + 20)]
+            spots += [("image digest", img["trailer"]["offset"] + 8)]
+            spots += [(e["name"], e["offset"] + e["length"] // 2) for e in img["sections"]]
+            for what, at in spots:
+                with self.subTest(image=name, what=what, offset=hex(at)):
+                    bad = bytearray(data)
+                    bad[at] ^= 0x01
+                    self.assertRaises(r.ImageError, r.read_image, bytes(bad))
 
     def test_the_cli_names_a_corrupt_section(self):
         data = bytearray(load("example-64.psnc"))
@@ -238,7 +256,7 @@ class Corruption(unittest.TestCase):
         self.assertRefused(b"\x7fELF" + data[4:], "not a psnc-cr image")
         newer = bytearray(data)
         newer[8:10] = struct.pack("<H", 2)
-        self.assertRefused(bytes(newer), r"version 2\.3 is not supported: this reader supports major version 1")
+        self.assertRefused(bytes(newer), r"version 2\.4 is not supported: this reader supports major version 1")
 
     def test_unknown_sections_critical_refused_ancillary_skipped(self):
         data = load("example-32.psnc")
@@ -592,6 +610,228 @@ class Corruption(unittest.TestCase):
         cur = r.Cursor(b"\xff\xff\xff\xff\x1f", "x", 0, 8)
         with self.assertRaisesRegex(r.ImageError, "does not fit 32 bits"):
             cur.value("u32", "x")
+
+
+class IncrementalImages(unittest.TestCase):
+    """Format 1.4: the parent section (§8.24) and reading an incremental image with its chain."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="psnc-reader-test-")
+        self.addCleanup(shutil.rmtree, self.tmp)
+
+    def place(self, name, as_name=None, data=None):
+        """Puts an example (or `data`) into the temporary directory; returns its path."""
+        path = os.path.join(self.tmp, as_name or name)
+        with open(path, "wb") as f:
+            f.write(load(name) if data is None else data)
+        return path
+
+    def test_the_incremental_examples_decode(self):
+        for name, parent in INCREMENTAL.items():
+            with self.subTest(image=name):
+                img = r.read_image(load(name))
+                d = img["decoded"]
+                self.assertEqual((img["header"]["major"], img["header"]["minor"]), (1, 4))
+                e = next(e for e in img["sections"] if e["kind"] == 24)
+                self.assertEqual((e["name"], e["version"], e["flags"]), ("parent", 1, r.SECTION_CRITICAL))
+                p = d["parent"]
+                full = r.read_image(load(parent))
+                self.assertEqual(p["digest"], full["trailer"]["image_sha256"])
+                self.assertEqual(p["path"], parent)
+                self.assertEqual(p["files"], [0])
+                # The second run of the parent (in address order) is stored, the other four are
+                # the parent's.
+                runs = sorted(full["decoded"]["page-index"], key=lambda x: x["addr"])
+                key = lambda x: (x["pid"], x["addr"], x["pages"])  # noqa: E731
+                self.assertEqual([key(x) for x in d["page-index"]], [key(runs[1])])
+                self.assertEqual([key(x) for x in p["pages"]], [key(x) for x in runs[:1] + runs[2:]])
+                self.assertEqual(len(d["files"]), 1)
+                self.assertEqual(img["bodies"]["file-data"].nbytes, 0)
+                # Read alone, it is a valid image that says it needs its parent.
+                out = run_cli(os.path.join(EXAMPLES, name), "--json", "--no-chain")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                s = json.loads(out.stdout)
+                self.assertEqual(s["format_version"], "1.4")
+                self.assertEqual(
+                    {k: v for k, v in s["parent"].items() if k != "digest"},
+                    {"path": parent, "page_runs": 4, "pages": 5, "files": [0], "chain": None},
+                )
+                self.assertEqual(s["processes"][0]["parent_pages"], 5)
+                self.assertTrue(s["files"][0]["in_parent"])
+
+    def test_a_full_image_has_no_parent(self):
+        img = r.read_chain(os.path.join(EXAMPLES, "example-32.psnc"))
+        self.assertIsNone(img["chain"])
+        self.assertIsNone(r.summary(img)["parent"])
+
+    def test_with_its_parent_beside_it_the_chain_resolves_and_merges(self):
+        for name, parent in INCREMENTAL.items():
+            with self.subTest(image=name):
+                img = r.read_chain(os.path.join(EXAMPLES, name))
+                full = r.read_chain(os.path.join(EXAMPLES, parent))
+                self.assertEqual(
+                    img["chain"],
+                    {"parent": os.path.join(EXAMPLES, parent), "images": [os.path.join(EXAMPLES, parent)], "pages_from_chain": 5, "files_from_chain": 1},
+                )
+                merged, want = r.pages_of(img["memory"], 42), r.pages_of(full["memory"], 42)
+                self.assertEqual(sorted(merged), sorted(want))
+                second = sorted(full["decoded"]["page-index"], key=lambda x: x["addr"])[1]
+                changed = {second["addr"] + i * r.PAGE_SIZE for i in range(second["pages"])}
+                self.assertTrue(changed)
+                for addr, page in want.items():
+                    if addr in changed:
+                        self.assertEqual(merged[addr], bytes(b ^ 0xFF for b in page), hex(addr))
+                    else:
+                        self.assertEqual(merged[addr], page, hex(addr))
+                # The executable's contents are the parent's.
+                self.assertEqual(bytes(img["file_contents"][0]), bytes(full["file_contents"][0]))
+                self.assertEqual(hashlib.sha256(img["file_contents"][0]).digest(), img["decoded"]["files"][0]["sha256"])
+                out = run_cli(os.path.join(EXAMPLES, name), "--json")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                chain = json.loads(out.stdout)["parent"]["chain"]
+                self.assertEqual((chain["pages_from_chain"], chain["files_from_chain"]), (5, 1))
+        out = run_cli(os.path.join(EXAMPLES, "example-incremental-32.psnc"))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("parent chain ok: %s; 5 pages and 1 stored files taken from it\n" % os.path.join(EXAMPLES, "example-32.psnc"), out.stdout)
+        self.assertIn("  4 parent runs, 5 pages from the parent:\n", out.stdout)
+        self.assertIn("  0 /usr/bin/example 8192 bytes in the parent chain", out.stdout)
+
+    def test_without_its_parent_the_chain_is_refused(self):
+        path = self.place("example-incremental-32.psnc")
+        with self.assertRaisesRegex(r.ImageError, "the parent image .* is not found: tried %s" % re.escape(os.path.join(self.tmp, "example-32.psnc"))):
+            r.read_chain(path)
+        out = run_cli(path)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("is not found", out.stderr)
+        self.assertEqual(run_cli(path, "--no-chain").returncode, 0)
+
+    def test_the_parent_where_the_user_says(self):
+        path = self.place("example-incremental-64.psnc")
+        os.mkdir(os.path.join(self.tmp, "elsewhere"))
+        given = self.place("example-64.psnc", os.path.join("elsewhere", "renamed.psnc"))
+        img = r.read_chain(path, parent=given)
+        self.assertEqual(img["chain"]["parent"], given)
+        out = run_cli(path, "--parent", given, "--json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["parent"]["chain"]["found_at"], given)
+
+    def test_the_parent_is_looked_for_by_path_then_by_its_last_component(self):
+        here = os.path.join(self.tmp, "d")
+        os.mkdir(here)
+        absolute = self.place("example-32.psnc", "abs.psnc")
+        self.assertEqual(r.locate_parent(absolute, here), absolute)
+        self.assertEqual(r.locate_parent("abs.psnc", self.tmp), absolute)
+        # The recorded place is gone: the same name in the image's directory.
+        moved = self.place("example-32.psnc", os.path.join("d", "p.psnc"))
+        self.assertEqual(r.locate_parent("/gone/away/p.psnc", here), moved)
+        self.assertEqual(r.locate_parent("gone/p.psnc", here), moved)
+        self.assertEqual(r.locate_parent("gone/p.psnc", here, given=absolute), absolute)
+        with self.assertRaisesRegex(r.ImageError, "tried %s, %s$" % (re.escape(os.path.join(here, "gone", "x.psnc")), re.escape(os.path.join(here, "x.psnc")))):
+            r.locate_parent("gone/x.psnc", here)
+        # Where the user says is the only place looked at, even when the recorded one exists.
+        with self.assertRaisesRegex(r.ImageError, "tried /nowhere/p.psnc$"):
+            r.locate_parent("p.psnc", here, given="/nowhere/p.psnc")
+
+    def test_another_image_in_the_parents_place_is_refused_by_digest(self):
+        for name, parent, other in (
+            ("example-incremental-32.psnc", "example-32.psnc", "example-64.psnc"),
+            ("example-incremental-64.psnc", "example-64.psnc", "example-32.psnc"),
+        ):
+            with self.subTest(image=name):
+                path = self.place(name)
+                self.place(other, parent)
+                want = r.read_image(load(name))["decoded"]["parent"]["digest"].hex()
+                found = r.read_image(load(other))["trailer"]["image_sha256"].hex()
+                with self.assertRaisesRegex(r.ImageError, "has image digest %s, but this image completes the image with digest %s" % (found, want)):
+                    r.read_chain(path)
+                self.assertEqual(run_cli(path).returncode, 1)
+                # An older release of the same example (another header, so another digest).
+                self.place(parent, data=load(parent, os.path.join(GOLDEN, "v1.3")))
+                with self.assertRaisesRegex(r.ImageError, "has image digest"):
+                    r.read_chain(path)
+
+    def test_a_corrupt_parent_is_refused(self):
+        path = self.place("example-incremental-32.psnc")
+        data = bytearray(load("example-32.psnc"))
+        page_data = next(e for e in r.read_image(bytes(data))["sections"] if e["name"] == "page-data")
+        data[page_data["offset"] + 100] ^= 0x01
+        parent = self.place("example-32.psnc", data=bytes(data))
+        with self.assertRaisesRegex(r.ImageError, "parent image %s: digest mismatch in section 0 \\(page-data\\)" % re.escape(parent)):
+            r.read_chain(path)
+        out = run_cli(path)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("digest mismatch in section 0 (page-data)", out.stderr)
+
+    def test_a_page_or_file_the_chain_does_not_store_is_refused(self):
+        parent = r.read_chain(os.path.join(EXAMPLES, "example-32.psnc"))
+        img = r.read_image(load("example-incremental-32.psnc"))
+        d = img["decoded"]
+        # The text of the executable is a VMA, but no image of the chain stores its pages.
+        d["parent"]["pages"].insert(0, {"pid": 42, "addr": 0x08048000, "pages": 1})
+        r.check_model(d, img["bodies"])
+        r.own_contents(img)
+        with self.assertRaisesRegex(r.ImageError, "parent run 0x8048000\\+1 pages of pid 42: the page at 0x8048000 is stored nowhere in the parent chain"):
+            r.merge_parent(img, parent, "p")
+        img = r.read_image(load("example-incremental-32.psnc"))
+        img["decoded"]["files"][0]["size"] = 4096
+        r.own_contents(img)
+        with self.assertRaisesRegex(r.ImageError, "stored file 0 \\(/usr/bin/example, 4096 bytes, sha256 40c34c07.*\\) is stored nowhere in the parent chain"):
+            r.merge_parent(img, parent, "p")
+
+    def test_the_parent_section_rules_are_checked(self):
+        img = r.read_image(load("example-incremental-64.psnc"))
+        d = img["decoded"]
+        runs = d["parent"]["pages"]
+        run = lambda addr, pages=1, pid=42: {"pid": pid, "addr": addr, "pages": pages}  # noqa: E731
+        own = d["page-index"][0]["addr"]
+        for pages, message in (
+            (runs[1:2] + runs[0:1] + runs[2:], "is out of order: parent runs are sorted by \\(pid, addr\\)"),
+            (runs[:1] + [run(runs[0]["addr"])] + runs[1:], "overlaps the previous parent run"),
+            (runs[:1] + [run(own)] + runs[1:], "parent run %#x\\+1 pages of pid 42 overlaps the page-index run %#x\\+1 pages" % (own, own)),
+            ([run(runs[0]["addr"], 2)] + runs[1:], "the page at 0x404000 lies in no VMA of the process"),
+            (runs + [run(0x10000000, pid=43)], "pid 43 is not in the image"),
+            (runs + [run(0x7FFC10000000 + 0x800)], "is unaligned or empty"),
+            (runs + [run(0x7FFC10000000, 0)], "is unaligned or empty"),
+        ):
+            with self.subTest(message=message):
+                d["parent"]["pages"] = pages
+                with self.assertRaisesRegex(r.ImageError, message):
+                    r.check_model(d, img["bodies"])
+        d["parent"]["pages"] = runs
+        r.check_model(d, img["bodies"])
+        # A run may span adjacent VMAs: the text (0x400000..0x403000) and the data
+        # (0x403000..0x404000) of the executable.
+        self.assertEqual(runs[0]["addr"], 0x403000)
+        d["parent"]["pages"] = [run(0x402000, 2)] + runs[1:]
+        r.check_model(d, img["bodies"])
+        d["parent"]["pages"] = runs
+        for files, message in (([1], "lists stored file 1, the image stores 1"), ([0, 0], "lists stored file 0 twice")):
+            with self.subTest(files=files):
+                d["parent"]["files"] = files
+                with self.assertRaisesRegex(r.ImageError, message):
+                    r.check_model(d, img["bodies"])
+        # Without the parent section, the executable would have to be in this image's file-data.
+        del d["parent"]
+        with self.assertRaisesRegex(r.ImageError, "stored file 0 \\(/usr/bin/example\\): bytes 0x0..0x2000 outside the file data"):
+            r.check_model(d, img["bodies"])
+
+    def test_a_second_parent_section_is_refused(self):
+        data = load("example-incremental-32.psnc")
+        at = table_entry_offset(data, 15)  # the chunk-digests of file-data, now a second parent
+        bad = bytearray(data)
+        bad[at : at + 8] = struct.pack("<IHH", 24, 1, r.SECTION_CRITICAL)
+        with self.assertRaisesRegex(r.ImageError, "section parent appears more than once"):
+            r.read_image(reseal(bad))
+
+    def test_a_reader_without_section_24_refuses_an_incremental_image(self):
+        # What a 1.3 reader does with an incremental image (§12).
+        data = load("example-incremental-64.psnc")
+        saved = r.KINDS.pop(24)
+        try:
+            with self.assertRaisesRegex(r.ImageError, "section 13 has unknown critical kind 0x18"):
+                r.read_image(data)
+        finally:
+            r.KINDS[24] = saved
 
 
 class SpecWalkthrough(unittest.TestCase):

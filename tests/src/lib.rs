@@ -951,6 +951,13 @@ impl Target {
         image
     }
 
+    /// Forgets an earlier [`Target::verify`]: removes the go file and empties the report, so
+    /// that a process restored again reports afresh.
+    pub fn reset_report(&self) {
+        fs::remove_file(go_path(&self.report)).expect("remove the go file");
+        fs::write(&self.report, "").expect("truncate the report");
+    }
+
     /// Creates the go file and waits for DONE; returns the report.
     pub fn verify(&mut self) -> Report {
         let go = go_path(&self.report);

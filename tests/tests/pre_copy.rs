@@ -142,8 +142,7 @@ fn the_target_left_running_is_unwatched() {
         .assert_passed_in("the original after the capture", CHECKS);
     t.proc.kill();
     t.proc.reap(Duration::from_secs(10));
-    std::fs::remove_file(psnc_tests::go_path(&t.report)).expect("remove the go file");
-    std::fs::write(&t.report, "").expect("truncate the report");
+    t.reset_report();
     t.restore(&image, &[], RunOpts::default());
     t.verify()
         .assert_passed_in("restored from a capture that left it running", CHECKS);

@@ -224,6 +224,23 @@ pub enum CaptureError {
         source: std::io::Error,
     },
 
+    /// `--parent` names the output itself: the new image would replace the one it needs.
+    #[error("--parent {path} is also the output (-o): the new image would replace its own parent; write it under another name")]
+    ParentIsOutput {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The parent image of `--parent` cannot be used (missing, corrupt, not an image).
+    #[error("--parent {path}: {source}; the target was not touched")]
+    Parent {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: psnc_format::FormatError,
+    },
+
     /// The image writer refused the data (e.g. a value too wide for `--layout 32`).
     #[error("cannot write image {path}: {source}")]
     Format {
@@ -473,6 +490,8 @@ impl CaptureError {
             }
             CaptureError::Output { .. } => Exit::CannotWrite,
             CaptureError::Format { source, .. } => Exit::writing_image(source),
+            CaptureError::Parent { source, .. } => Exit::reading_image(source),
+            CaptureError::ParentIsOutput { .. } => Exit::Usage,
             CaptureError::Proc { .. }
             | CaptureError::ProcParse { .. }
             | CaptureError::Trace { .. }

@@ -30,6 +30,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{CaptureError, Result};
 use crate::procfs::{strip_deleted, MapsEntry, ProcDir};
 
+/// Where [`FileCatalog::store`] puts a file's contents: given its path, its SHA-256 and a
+/// reader of it, returns its stored id.
+pub type StoreFn<'a> = dyn FnMut(&str, &[u8; 32], &mut dyn Read) -> Result<FileId> + 'a;
+
 /// The identity of a file from its metadata (the hash is filled in later).
 pub fn identity_of(meta: &fs::Metadata) -> FileIdentity {
     FileIdentity {
@@ -156,7 +160,8 @@ impl FileCatalog {
     }
 
     /// Hashes the registered files of `phase` (SHA-256, for their identity) and, if
-    /// `store_files` or the file is deleted, hands them to `store` (path, reader) for the image,
+    /// `store_files` or the file is deleted, hands them to `store` (path, hash, reader) for the
+    /// image (which an incremental capture may find in the parent instead),
     /// once per distinct content. Each stored file is read twice (hash, then copy; the second
     /// read comes from the page cache), so a content already stored under another inode costs no
     /// image bytes. `check` runs between files.
@@ -165,7 +170,7 @@ impl FileCatalog {
         pid: i32,
         phase: FilePhase,
         store_files: bool,
-        store: &mut dyn FnMut(&str, &mut dyn Read) -> Result<FileId>,
+        store: &mut StoreFn<'_>,
         check: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         for key in &self.order {
@@ -201,7 +206,7 @@ impl FileCatalog {
                 continue;
             }
             e.file.seek(SeekFrom::Start(0)).map_err(file_err)?;
-            let id = store(&e.path, &mut e.file)?;
+            let id = store(&e.path, &e.sha256, &mut e.file)?;
             self.by_sha.insert(e.sha256, id);
             e.id = Some(id);
         }

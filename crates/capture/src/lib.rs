@@ -90,6 +90,7 @@ pub mod host;
 pub mod interrupt;
 pub mod kmod;
 pub mod memory;
+pub mod parent;
 pub mod precopy;
 pub mod process;
 pub mod procfs;
@@ -168,6 +169,8 @@ pub struct Options {
     pub tcp: fds::tcp::TcpMode,
     /// Whether memory is copied while the target runs ([`precopy`], `--pre-copy`).
     pub pre_copy: PreCopyMode,
+    /// An earlier image of the tree: store only what differs from it ([`parent`], `--parent`).
+    pub parent: Option<PathBuf>,
 }
 
 impl Options {
@@ -185,6 +188,7 @@ impl Options {
             children: true,
             tcp: fds::tcp::TcpMode::Refuse,
             pre_copy: PreCopyMode::Auto,
+            parent: None,
         }
     }
 }
@@ -204,6 +208,9 @@ pub struct Summary {
     pub image_bytes: u64,
     /// Pages of memory stored.
     pub pages_stored: u64,
+    /// With `--parent`: the parent image, and the pages and distinct files taken from its
+    /// chain instead of being stored.
+    pub parent: Option<ParentUse>,
     /// VMAs recorded.
     pub vmas: usize,
     /// Threads captured.
@@ -246,7 +253,14 @@ impl Summary {
             self.files_stored,
             self.stopped.as_secs_f64() * 1e3,
             if self.killed { ", then killed" } else { ", running on" },
-        )
+        ) + &self.parent.as_ref().map_or(String::new(), |p| {
+            format!(
+                "; incremental: {} pages and {} files are in the parent {}",
+                p.pages,
+                p.files,
+                p.path.display()
+            )
+        })
     }
 
     /// The summary as JSON, for scripts.
@@ -258,6 +272,12 @@ impl Summary {
             "image": self.image.to_string_lossy(),
             "image_bytes": self.image_bytes,
             "pages_stored": self.pages_stored,
+            "parent": self.parent.as_ref().map(|p| serde_json::json!({
+                "path": p.path.to_string_lossy(),
+                "depth": p.depth,
+                "pages": p.pages,
+                "files": p.files,
+            })),
             "vmas": self.vmas,
             "threads": self.threads,
             "fds": self.fds,
@@ -269,6 +289,19 @@ impl Summary {
             "warnings": self.warnings,
         })
     }
+}
+
+/// What an incremental capture took from its parent chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParentUse {
+    /// The parent image (absolute).
+    pub path: PathBuf,
+    /// Images in the chain behind the new one (1: the parent is a full image).
+    pub depth: usize,
+    /// Pages referenced in the parent chain, not stored.
+    pub pages: u64,
+    /// Stored files referenced in the parent chain, not stored.
+    pub files: usize,
 }
 
 /// How a capture copied the memory: while the target ran ([`precopy`]) or all while stopped.
@@ -429,6 +462,27 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     let check = || opts.interrupts.as_ref().map_or(Ok(()), |i| i.check());
     let out_name = opts.output.display();
     preflight(pid)?;
+    // The parent is read and verified before anything touches the target.
+    let base = match &opts.parent {
+        Some(p) => {
+            let b = parent::Baseline::open(p)?;
+            if let Output::Path(out) = &opts.output {
+                if std::fs::canonicalize(out).is_ok_and(|o| o == b.path()) {
+                    return Err(CaptureError::ParentIsOutput { path: p.clone() });
+                }
+            }
+            log.step(|| {
+                format!(
+                    "parent {} verified ({} image(s) in the chain); only what differs is stored",
+                    b.path().display(),
+                    b.depth()
+                )
+            });
+            Some(b)
+        }
+        None => None,
+    };
+    let base = base.as_ref();
     let source = StateSource::select(opts.kmod)?;
     log.step(|| source.describe());
     log.step(|| {
@@ -461,8 +515,17 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         }
     };
     let mut writer = writer;
-    let (mut frozen, mut pre, why_not) =
-        pre_copy(pid, opts, &source, frozen, &mut writer, arch, &log, &check)?;
+    let (mut frozen, mut pre, why_not) = pre_copy(
+        pid,
+        opts,
+        &source,
+        frozen,
+        &mut writer,
+        arch,
+        base,
+        &log,
+        &check,
+    )?;
     let mut repairs = fds::tcp::Repairs::new(opts.tcp);
     let collected = collect(
         &mut frozen,
@@ -474,6 +537,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         writer,
         arch,
         pre.as_mut(),
+        base,
     );
     let mut memory_copy = match &pre {
         Some(p) => MemoryCopy {
@@ -565,7 +629,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     };
     let processes = c.ckpt.processes.len();
     let zombies = c.ckpt.zombies.len();
-    let written = write_rest(pid, opts, &log, &check, &mut c).and_then(|()| {
+    let written = write_rest(pid, opts, base, &log, &check, &mut c).and_then(|()| {
         let out_err = |source| CaptureError::Output {
             path: out_name.clone(),
             source,
@@ -611,6 +675,12 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         image: out_name,
         image_bytes,
         pages_stored: c.stats.pages,
+        parent: base.map(|b| ParentUse {
+            path: b.path().to_path_buf(),
+            depth: b.depth(),
+            pages: c.stats.pages_in_parent,
+            files: c.stats.files_in_parent,
+        }),
         vmas: c.stats.vmas,
         threads: c.stats.threads,
         fds: c.stats.fds,
@@ -677,6 +747,7 @@ fn pre_copy<W: Write>(
     mut frozen: FrozenTree,
     writer: &mut ImageWriter<W>,
     arch: Arch,
+    base: Option<&parent::Baseline>,
     log: &Log,
     check: &dyn Fn() -> Result<()>,
 ) -> Result<(FrozenTree, Option<PreCopy>, Option<String>)> {
@@ -725,6 +796,8 @@ fn pre_copy<W: Write>(
         &mut PagesInto {
             writer,
             path: &path,
+            base,
+            pid: 0,
         },
         &|m| log.step(|| m),
         &mut || check(),
@@ -761,6 +834,7 @@ enum Release {
 fn write_rest<W: Write>(
     pid: i32,
     opts: &Options,
+    base: Option<&parent::Baseline>,
     log: &Log,
     check: &dyn Fn() -> Result<()>,
     c: &mut Collected<W>,
@@ -770,14 +844,15 @@ fn write_rest<W: Write>(
         path: opts.output.display(),
         source,
     };
+    let stats = &mut c.stats;
     c.catalog.store(
         pid,
         FilePhase::Stable,
         opts.store_files,
-        &mut |path, rd| writer.store_file_from(path, &mut &mut *rd).map_err(fmt),
+        &mut |path, sha, rd| store_file(writer, base, stats, path, sha, rd).map_err(fmt),
         &mut || check(),
     )?;
-    c.stats.files = c.catalog.stored();
+    c.stats.files = c.catalog.stored() - c.stats.files_in_parent;
     log.step(|| {
         format!(
             "{} distinct files, {} stored",
@@ -789,6 +864,22 @@ fn write_rest<W: Write>(
         c.catalog.fill_refs(p);
     }
     Ok(())
+}
+
+/// Stores a file's contents, or with a parent that stores the same (by SHA-256) refers to it.
+fn store_file<W: Write>(
+    writer: &mut ImageWriter<W>,
+    base: Option<&parent::Baseline>,
+    stats: &mut Stats,
+    path: &str,
+    sha: &[u8; 32],
+    rd: &mut dyn io::Read,
+) -> std::result::Result<psnc_format::model::FileId, psnc_format::FormatError> {
+    if let Some(size) = base.and_then(|b| b.stored_file(sha)) {
+        stats.files_in_parent += 1;
+        return Ok(writer.file_in_parent(path, *sha, size));
+    }
+    writer.store_file_from(path, &mut &mut *rd)
 }
 
 /// Flushes (and for a file, fsyncs and renames) the image; returns its size.
@@ -805,6 +896,9 @@ fn commit(out: Counting<Sink>) -> io::Result<u64> {
 #[derive(Debug, Default)]
 struct Stats {
     pages: u64,
+    /// Pages and distinct files taken from the parent chain (`--parent`).
+    pages_in_parent: u64,
+    files_in_parent: usize,
     vmas: usize,
     threads: usize,
     fds: usize,
@@ -816,6 +910,10 @@ struct PagesInto<'a, W: Write> {
     writer: &'a mut ImageWriter<W>,
     /// The image path, for errors.
     path: &'a std::path::Path,
+    /// With `--parent`: pages the same as the parent's are referenced, not written.
+    base: Option<&'a parent::Baseline>,
+    /// The process whose pages are being written.
+    pid: u32,
 }
 
 impl<W: Write> memory::PageSink for PagesInto<'_, W> {
@@ -831,14 +929,60 @@ impl<W: Write> memory::PageSink for PagesInto<'_, W> {
     fn write(
         &mut self,
         runs: &[(u64, u64)],
-        buf: Vec<u8>,
+        mut buf: Vec<u8>,
     ) -> Result<Vec<psnc_format::model::PageRun>> {
-        self.writer
-            .write_page_buffer(runs, buf)
-            .map_err(|source| CaptureError::Format {
-                path: self.path.to_path_buf(),
-                source,
-            })
+        let err = |source| CaptureError::Format {
+            path: self.path.to_path_buf(),
+            source,
+        };
+        let Some(base) = self.base else {
+            return self.writer.write_page_buffer(runs, buf).map_err(err);
+        };
+        let (keep, pieces) = parent::compact(base, self.pid, runs, &mut buf);
+        let stored = if keep.is_empty() {
+            Vec::new()
+        } else {
+            self.writer.write_page_buffer(&keep, buf).map_err(err)?
+        };
+        // The stored runs, cut where the parent's pieces interrupt them.
+        let mut stored = stored.into_iter().peekable();
+        let mut out = Vec::with_capacity(pieces.len());
+        for (addr, pages, in_parent) in pieces {
+            if in_parent {
+                out.push(psnc_format::model::PageRun {
+                    addr,
+                    pages,
+                    data_offset: parent::IN_PARENT + addr,
+                });
+                continue;
+            }
+            let mut left = pages;
+            let mut at = addr;
+            while left > 0 {
+                let Some(s) = stored.peek_mut() else {
+                    break;
+                };
+                let n = left.min(s.pages);
+                out.push(psnc_format::model::PageRun {
+                    addr: at,
+                    pages: n,
+                    data_offset: s.data_offset,
+                });
+                s.addr += n * 4096;
+                s.data_offset += n * 4096;
+                s.pages -= n;
+                if s.pages == 0 {
+                    stored.next();
+                }
+                left -= n;
+                at += n * 4096;
+            }
+        }
+        Ok(out)
+    }
+
+    fn process(&mut self, pid: i32) {
+        self.pid = pid as u32;
     }
 }
 
@@ -907,6 +1051,7 @@ fn collect<W: Write>(
     mut writer: ImageWriter<W>,
     arch: Arch,
     mut pre: Option<&mut PreCopy>,
+    base: Option<&parent::Baseline>,
 ) -> Result<Collected<W>> {
     let root = tree.root();
     check()?;
@@ -935,9 +1080,27 @@ fn collect<W: Write>(
             &mut stats,
             repairs,
             pre.as_deref_mut(),
+            base,
         )?;
         processes.push(p);
     }
+    // Incremental: the runs that point into the parent go to the parent record.
+    let parent = base.map(|b| {
+        let mut record = b.record();
+        for p in &mut processes {
+            record.pages.extend(parent::split(p));
+        }
+        let taken: u64 = record.pages.iter().map(|r| r.pages).sum();
+        stats.pages -= taken;
+        stats.pages_in_parent = taken;
+        log.step(|| {
+            format!(
+                "{taken} pages are the same as in the parent, in {} runs: not stored",
+                record.pages.len()
+            )
+        });
+        record
+    });
     if processes.len() > 1 {
         tree::link_pipes(&mut processes);
         tree::link_fifos(&mut processes);
@@ -956,7 +1119,7 @@ fn collect<W: Write>(
         root,
         FilePhase::Volatile,
         opts.store_files,
-        &mut |path, rd| writer.store_file_from(path, &mut &mut *rd).map_err(fmt),
+        &mut |path, sha, rd| store_file(&mut writer, base, &mut stats, path, sha, rd).map_err(fmt),
         &mut || check(),
     )?;
     log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
@@ -990,6 +1153,7 @@ fn collect<W: Write>(
             ptys,
             sysv_shm: sysv.into_segments(),
             unix_peers,
+            parent,
         },
         catalog,
         writer,
@@ -1015,6 +1179,7 @@ fn collect_process<W: Write>(
     stats: &mut Stats,
     repairs: &mut fds::tcp::Repairs,
     mut pre: Option<&mut PreCopy>,
+    base: Option<&parent::Baseline>,
 ) -> Result<Process> {
     let pid = frozen.pid();
     let dir = ProcDir::new(pid);
@@ -1090,6 +1255,8 @@ fn collect_process<W: Write>(
     let mut sink = PagesInto {
         writer,
         path: &out_path,
+        base,
+        pid: pid as u32,
     };
     // With pre-copy, the pages not written since their copy are in the image already.
     let pages = match (pre, &copies) {

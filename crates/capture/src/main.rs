@@ -90,6 +90,16 @@ struct Args {
     #[arg(long, value_name = "auto|always|never", default_value = "auto")]
     pre_copy: PreCopyMode,
 
+    /// Make an incremental image: store only the pages and files that differ from the image
+    /// PARENT (an earlier capture of this tree, full or incremental) and refer to PARENT for
+    /// the rest. Every page is compared by content, so the result restores exactly what a
+    /// full image would; shared memory is stored in full. PARENT is verified first (the target
+    /// is not touched if it is bad). Restore needs PARENT and its own parents where the image
+    /// records them (their absolute paths) or next to the new image; `psnc-imgtool merge`
+    /// makes one full image of a chain.
+    #[arg(long, value_name = "PARENT")]
+    parent: Option<PathBuf>,
+
     /// Capture established TCP connections (IPv4, IPv6) so that restore continues them: each
     /// is read in repair mode (TCP_REPAIR, needs CAP_NET_ADMIN), sequence numbers, both queues,
     /// options and window included. The kernel sends nothing for it meanwhile: with --kill the
@@ -162,6 +172,7 @@ fn main() -> ExitCode {
     };
     opts.kmod = args.kmod;
     opts.pre_copy = args.pre_copy;
+    opts.parent = args.parent.clone();
     opts.children = !args.no_children;
     opts.interrupts = interrupts;
     opts.cmdline = std::env::args().collect();

@@ -508,8 +508,13 @@ pub const COPY_BUFFER: usize = 1 << 20;
 pub trait PageSink {
     /// A buffer of `len` bytes to fill (recycled: stale contents).
     fn buffer(&mut self, len: usize) -> Result<Vec<u8>>;
-    /// Stores `buf`, which holds `runs` (address, pages) back to back; one entry per run.
+    /// Stores `buf`, which holds `runs` (address, pages) back to back; returns the runs in
+    /// address order, at least one per input run and each inside one (an incremental capture's
+    /// sink cuts a run where it switches between stored and parent pages).
     fn write(&mut self, runs: &[(u64, u64)], buf: Vec<u8>) -> Result<Vec<PageRun>>;
+    /// The process whose pages the next writes hold (an incremental capture compares them with
+    /// that process's pages in the parent).
+    fn process(&mut self, _pid: i32) {}
 }
 
 /// Streams every range of `plan` from `source` into `sink`, packed into buffers of

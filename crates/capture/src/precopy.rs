@@ -625,6 +625,7 @@ fn copy_into(
         return Ok(());
     }
     let mut mem = TargetMemory::open(t.pid)?;
+    sink.process(t.pid);
     let mut src = Running {
         mem: &mut mem,
         failed: Vec::new(),

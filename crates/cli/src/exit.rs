@@ -142,6 +142,9 @@ impl Exit {
             | FormatError::Invalid(_)
             | FormatError::DataOutOfRange { .. } => Exit::BadImage,
             FormatError::WriterState(_) => Exit::Failed,
+            FormatError::ParentMissing { .. } => Exit::NoInput,
+            FormatError::ParentMismatch { .. } => Exit::BadImage,
+            FormatError::Parent { source, .. } => Exit::reading_image(source),
         }
     }
 
@@ -171,6 +174,10 @@ impl Exit {
             | FormatError::Invalid(_)
             | FormatError::WriterState(_)
             | FormatError::DataOutOfRange { .. } => Exit::Failed,
+            // Reading a parent while writing (capture --parent, merge): as when reading.
+            FormatError::ParentMissing { .. }
+            | FormatError::ParentMismatch { .. }
+            | FormatError::Parent { .. } => Exit::reading_image(e),
         }
     }
 }

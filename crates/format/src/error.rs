@@ -150,6 +150,32 @@ pub enum FormatError {
         /// Length of the section.
         len: u64,
     },
+    /// An incremental image's parent (section `parent`) is not where the image says, nor
+    /// where the reader was told to look.
+    #[error("this is an incremental image and its parent is missing: looked for {tried}; give the parent with --parent PATH, or restore from an image made by `psnc-imgtool merge` while the chain was complete")]
+    ParentMissing {
+        /// The places looked at, joined for the message.
+        tried: String,
+    },
+    /// A file found where the parent should be is another image.
+    #[error("{path} is not the parent of this incremental image: its image digest is {found}, the image was captured against {expected} (was the parent replaced, re-captured or converted?); give the right one with --parent PATH")]
+    ParentMismatch {
+        /// The file found.
+        path: String,
+        /// The digest the incremental image records, hex.
+        expected: String,
+        /// The digest of the file found, hex.
+        found: String,
+    },
+    /// The parent of an incremental image (or one further up the chain) is unusable.
+    #[error("parent image {path}: {source}")]
+    Parent {
+        /// The parent's path.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<FormatError>,
+    },
 }
 
 impl FormatError {

@@ -500,6 +500,7 @@ pub fn example_checkpoint(arch: Arch) -> Checkpoint {
         ptys: Vec::new(),
         sysv_shm: Vec::new(),
         unix_peers: Vec::new(),
+        parent: None,
     };
     ck.processes[0].vmas.sort_by_key(|v| v.start);
     ck
@@ -539,5 +540,62 @@ pub fn write_example<W: Write>(out: W, arch: Arch, class: LayoutClass) -> Result
     for v in p.vmas.iter_mut().filter(|v| v.kind == VmaKind::File) {
         v.file = Some(exe.clone());
     }
+    w.finish(ck)
+}
+
+/// The name the incremental example records for its parent: the example image of its class,
+/// next to it (a relative path is relative to the image's directory).
+pub fn example_name(class: LayoutClass) -> &'static str {
+    match class {
+        LayoutClass::Bits32 => "example-32.psnc",
+        LayoutClass::Bits64 => "example-64.psnc",
+    }
+}
+
+/// The incremental example (format 1.4): the example process captured again against the
+/// example image `parent` (its bytes, as [`write_example`] writes them for `arch` and `class`).
+/// The second run's pages changed (every byte inverted) and are stored; the other runs and the
+/// executable are the parent's, named in the `parent` section.
+pub fn write_incremental_example<W: Write>(
+    out: W,
+    parent: &[u8],
+    arch: Arch,
+    class: LayoutClass,
+) -> Result<W> {
+    let digest = crate::reader::Image::from_vec(parent.to_vec())?
+        .trailer()
+        .image_sha256;
+    let mut ck = example_checkpoint(arch);
+    ck.identity.created_ns += 60_000_000_000;
+    let mut w = ImageWriter::new(out, class)?;
+    let runs = example_runs(arch);
+    let p = &mut ck.processes[0];
+    let (addr, pages) = runs[1];
+    let changed: Vec<u8> = page_pattern(addr, pages).iter().map(|b| !b).collect();
+    p.pages.push(w.write_pages(addr, &changed)?);
+    let exe_bytes: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
+    let sha = crate::digest::sha256(&exe_bytes);
+    let id = w.file_in_parent(&p.exe.path, sha, exe_bytes.len() as u64);
+    p.exe.stored = Some(id);
+    p.exe.identity.sha256 = sha;
+    let exe = p.exe.clone();
+    for v in p.vmas.iter_mut().filter(|v| v.kind == VmaKind::File) {
+        v.file = Some(exe.clone());
+    }
+    ck.parent = Some(Parent {
+        digest,
+        path: example_name(class).into(),
+        pages: runs
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1)
+            .map(|(_, &(addr, pages))| ParentRun {
+                pid: 42,
+                addr,
+                pages,
+            })
+            .collect(),
+        files: Vec::new(),
+    });
     w.finish(ck)
 }

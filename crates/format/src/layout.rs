@@ -14,7 +14,7 @@ pub const END_MAGIC: [u8; 8] = *b"PSNCEND\n";
 /// The format major version this crate writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format minor version this crate writes.
-pub const FORMAT_MINOR: u16 = 3;
+pub const FORMAT_MINOR: u16 = 4;
 /// Size of the header in both classes.
 pub const HEADER_SIZE: usize = 32;
 /// log2 of the digest chunk size of chunked sections (1 MiB).

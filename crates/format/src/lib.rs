@@ -53,6 +53,7 @@
 //! |              | memory map and its contract, the file must not change under the map          |
 //! | [`digest`]   | whole-section and chunked SHA-256 digests                                    |
 //! | [`verify`]   | the model's invariants, checked before every restore                         |
+//! | [`chain`]    | incremental images: finding, checking and flattening the parent chain        |
 //! | [`atomic`]   | [`AtomicFile`]: an image appears under its name only when complete           |
 //! | [`example`]  | the synthetic checkpoint behind spec/examples and the golden images          |
 //! | [`error`]    | [`FormatError`], the one error type                                          |
@@ -60,6 +61,7 @@
 #![deny(unsafe_code)]
 
 pub mod atomic;
+pub mod chain;
 pub mod class;
 pub mod digest;
 pub mod error;

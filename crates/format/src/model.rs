@@ -49,6 +49,41 @@ pub struct Checkpoint {
     /// The unix sockets of the image connected to a socket no process of the image holds
     /// (format 1.3, section `unix-peers`), with that peer's name.
     pub unix_peers: Vec<UnixPeer>,
+    /// For an incremental image (format 1.4, section `parent`): the image it was captured
+    /// against, and which of its pages and stored files are that image's. `None` for a full
+    /// image, and in the flattened view [`Image::with_parents`](crate::Image::with_parents)
+    /// gives, where the parent's pages and files are merged in.
+    pub parent: Option<Parent>,
+}
+
+/// The parent of an incremental image (`psnc-capture --parent`): pages and stored files that
+/// had not changed since the parent image was captured are not stored again, only referenced.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent's image digest (its trailer's `image_sha256`, spec §9): the one image this
+    /// one completes. A parent with another digest is refused.
+    pub digest: [u8; 32],
+    /// Where the parent was at capture (psnc-capture writes an absolute path; a relative one
+    /// is relative to the image's directory), where readers look for it first.
+    pub path: String,
+    /// The page runs whose contents are the parent's pages at the same addresses of the process
+    /// with the same PID (or, the parent being incremental too, its parent's, and so on).
+    /// Sorted by PID and address, disjoint, each inside a VMA and apart from the image's own runs.
+    pub pages: Vec<ParentRun>,
+    /// The entries of [`Checkpoint::files`] whose contents are not in this image's file data
+    /// but in the parent's: the stored file of the parent chain with the same SHA-256 and size.
+    pub files: Vec<FileId>,
+}
+
+/// Pages of a process whose contents an incremental image takes from its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ParentRun {
+    /// The process (the same PID in the parent).
+    pub pid: u32,
+    /// Virtual address of the first page.
+    pub addr: u64,
+    /// Number of 4096-byte pages.
+    pub pages: u64,
 }
 
 /// A unix socket of the image whose peer is outside it: a connection to a daemon's listener

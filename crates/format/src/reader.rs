@@ -47,9 +47,16 @@ pub struct Image {
     header: Header,
     trailer: Trailer,
     entries: Vec<SectionEntry>,
-    checkpoint: Checkpoint,
+    pub(crate) checkpoint: Checkpoint,
     page_data: Range<usize>,
     file_data: Range<usize>,
+    /// The flattened parent chain of an incremental image ([`Image::with_parents`]): page runs
+    /// and stored files at offsets from `parent_bases` on are the parent's.
+    pub(crate) parent: Option<Box<Image>>,
+    /// Where the parent's page data and file data start in this image's offset space.
+    pub(crate) parent_bases: (u64, u64),
+    /// The images behind this one, nearest first ([`Image::chain`]).
+    pub(crate) chain: Vec<crate::chain::ChainLink>,
 }
 
 impl std::fmt::Debug for Image {
@@ -123,6 +130,9 @@ impl Image {
             page_data,
             file_data,
             data,
+            parent: None,
+            parent_bases: (0, 0),
+            chain: Vec::new(),
         })
     }
 
@@ -179,8 +189,17 @@ impl Image {
         &self.data.bytes()[self.file_data.clone()]
     }
 
-    /// The bytes of a page run (zero copy).
+    /// The bytes of a page run (zero copy). In the flattened view of an incremental image
+    /// ([`Image::with_parents`]), from whichever image of the chain holds them.
     pub fn page_bytes(&self, run: &PageRun) -> Result<&[u8]> {
+        if let Some(p) = self.parent.as_deref() {
+            if run.data_offset >= self.parent_bases.0 {
+                return p.page_bytes(&PageRun {
+                    data_offset: run.data_offset - self.parent_bases.0,
+                    ..*run
+                });
+            }
+        }
         let data = self.page_data();
         let len = run.pages.checked_mul(4096);
         let end = len.and_then(|l| run.data_offset.checked_add(l));
@@ -202,6 +221,20 @@ impl Image {
         let f = self.checkpoint.files.get(id.0 as usize).ok_or_else(|| {
             FormatError::Invalid(format!("file id {} is not in the stored-file table", id.0))
         })?;
+        self.stored_bytes(f, id)
+    }
+
+    /// The bytes of stored file `f` (entry `id`), from this image or its flattened parent.
+    fn stored_bytes<'a>(&'a self, f: &crate::model::StoredFile, id: FileId) -> Result<&'a [u8]> {
+        if let Some(p) = self.parent.as_deref() {
+            if f.data_offset >= self.parent_bases.1 {
+                let shifted = crate::model::StoredFile {
+                    data_offset: f.data_offset - self.parent_bases.1,
+                    ..f.clone()
+                };
+                return p.stored_bytes(&shifted, id);
+            }
+        }
         let data = self.file_data();
         let end = f.data_offset.checked_add(f.size);
         match end {

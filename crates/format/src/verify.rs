@@ -32,8 +32,10 @@ fn check_file_ref(ck: &Checkpoint, r: &FileRef, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks every invariant of `ck` against bulk sections of the given lengths.
+/// Checks every invariant of `ck` against bulk sections of the given lengths (for the
+/// flattened view of an incremental image, [`Image::page_span`] and [`Image::file_span`]).
 pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> Result<()> {
+    crate::sections::check_parent(ck)?;
     if ck.processes.is_empty() {
         return Err(invalid("the image holds no process".into()));
     }
@@ -185,7 +187,16 @@ pub fn check_model(ck: &Checkpoint, page_data_len: u64, file_data_len: u64) -> R
             }
         }
     }
+    // In an incremental image, the files whose contents are the parent's have none here.
+    let in_parent = |i: usize| {
+        ck.parent
+            .as_ref()
+            .is_some_and(|p| p.files.iter().any(|id| id.0 as usize == i))
+    };
     for (i, f) in ck.files.iter().enumerate() {
+        if in_parent(i) {
+            continue;
+        }
         let end = f.data_offset.saturating_add(f.size);
         if end > file_data_len || f.data_offset % 4096 != 0 {
             return Err(FormatError::DataOutOfRange {
@@ -209,9 +220,5 @@ pub fn verify_image(img: &Image) -> Result<()> {
 pub fn verify_image_except(img: &Image, skip: Option<crate::SectionKind>) -> Result<()> {
     img.verify_layout()?;
     img.verify_data_except(skip)?;
-    check_model(
-        img.checkpoint(),
-        img.page_data().len() as u64,
-        img.file_data().len() as u64,
-    )
+    check_model(img.checkpoint(), img.page_span(), img.file_span())
 }

@@ -61,6 +61,8 @@ pub struct ImageWriter<W: Write> {
     open: Option<OpenRaw>,
     files: Vec<StoredFile>,
     by_sha: HashMap<[u8; 32], FileId>,
+    /// Entries of `files` whose contents are the parent's ([`ImageWriter::file_in_parent`]).
+    parent_files: Vec<FileId>,
     extra: Vec<(u32, u16, u16, Vec<u8>)>,
 }
 
@@ -80,6 +82,7 @@ impl<W: Write> ImageWriter<W> {
             open: None,
             files: Vec::new(),
             by_sha: HashMap::new(),
+            parent_files: Vec::new(),
             extra: Vec::new(),
         })
     }
@@ -259,6 +262,19 @@ impl<W: Write> ImageWriter<W> {
         Ok(self.add_file(sha, size, path, data_offset))
     }
 
+    /// Records a file of an incremental image whose contents (`sha`, `size` bytes) the parent
+    /// chain stores already: a stored-file entry without data here, listed in the parent record
+    /// (`Checkpoint::parent` must be set when the image is finished). Deduplicated like
+    /// [`ImageWriter::store_file`].
+    pub fn file_in_parent(&mut self, path: &str, sha: [u8; 32], size: u64) -> FileId {
+        if let Some(id) = self.by_sha.get(&sha) {
+            return *id;
+        }
+        let id = self.add_file(sha, size, path, 0);
+        self.parent_files.push(id);
+        id
+    }
+
     fn begin_file(&mut self) -> Result<u64> {
         let open = self.open_raw(SectionKind::FileData)?;
         let pad = open.len.next_multiple_of(PAGE_ALIGN) - open.len;
@@ -315,6 +331,15 @@ impl<W: Write> ImageWriter<W> {
             }
         }
         ck.files = std::mem::take(&mut self.files);
+        match ck.parent.as_mut() {
+            Some(p) => p.files = std::mem::take(&mut self.parent_files),
+            None if !self.parent_files.is_empty() => {
+                return Err(FormatError::WriterState(
+                    "files were recorded as the parent's in an image without a parent",
+                ))
+            }
+            None => {}
+        }
         let meta = match self.class {
             LayoutClass::Bits32 => encode_metadata::<C32>(&ck)?,
             LayoutClass::Bits64 => encode_metadata::<C64>(&ck)?,

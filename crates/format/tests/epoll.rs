@@ -107,7 +107,7 @@ fn epoll_watches_round_trip_in_every_class() {
 
 #[test]
 fn images_without_epoll_fds_have_no_epoll_section() {
-    assert_eq!(FORMAT_MINOR, 3);
+    assert_eq!(FORMAT_MINOR, 4);
     for (arch, class) in both() {
         let (img, want) = write_with(without_epoll(arch), arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");

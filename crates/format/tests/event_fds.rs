@@ -108,7 +108,7 @@ fn event_fds_round_trip_in_every_class() {
 
 #[test]
 fn images_without_event_fds_have_no_event_fds_section() {
-    assert_eq!(FORMAT_MINOR, 3);
+    assert_eq!(FORMAT_MINOR, 4);
     for (arch, class) in both() {
         let (img, want) = write_with(without_event_fds(arch), arch, class, Vec::new());
         let image = Image::from_vec(img).expect("open");

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use psnc_format::example::{example_runs, page_pattern, write_example};
+use psnc_format::example::{example_runs, page_pattern, write_example, write_incremental_example};
 use psnc_format::model::{Arch, EpollWatch, FdKind, InotifyWatch, Regs, TimerFdState, VmaKind};
 use psnc_format::verify::verify_image;
 use psnc_format::{FormatError, Image, LayoutClass};
@@ -23,7 +23,21 @@ const EXAMPLES: [(&str, Arch, LayoutClass); 2] = [
 ];
 
 /// Every released format version with golden images.
-const GOLDEN_VERSIONS: [&str; 4] = ["v1.0", "v1.1", "v1.2", "v1.3"];
+const GOLDEN_VERSIONS: [&str; 5] = ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4"];
+
+/// The incremental examples (format 1.4), each next to its parent, the example of its class.
+const INCREMENTAL: [(&str, Arch, LayoutClass); 2] = [
+    (
+        "example-incremental-64.psnc",
+        Arch::X86_64,
+        LayoutClass::Bits64,
+    ),
+    (
+        "example-incremental-32.psnc",
+        Arch::I386,
+        LayoutClass::Bits32,
+    ),
+];
 
 const UPDATE_VAR: &str = "PSNC_UPDATE_EXAMPLES";
 
@@ -61,8 +75,19 @@ fn first_difference(want: &[u8], have: &[u8]) -> String {
 fn committed_examples_match_the_writer() {
     let update = std::env::var_os(UPDATE_VAR).is_some_and(|v| v == "1");
     let mut drifted = Vec::new();
-    for (name, arch, class) in EXAMPLES {
-        let generated = write_example(Vec::new(), arch, class).expect("the example must encode");
+    let full = EXAMPLES.map(|(name, arch, class)| {
+        let bytes = write_example(Vec::new(), arch, class).expect("the example must encode");
+        (name, bytes)
+    });
+    let incremental = INCREMENTAL
+        .iter()
+        .zip(&full)
+        .map(|(&(name, arch, class), (_, parent))| {
+            let bytes = write_incremental_example(Vec::new(), parent, arch, class)
+                .expect("the incremental example must encode");
+            (name, bytes)
+        });
+    for (name, generated) in full.clone().into_iter().chain(incremental) {
         let path = examples_dir().join(name);
         if update {
             std::fs::create_dir_all(examples_dir()).expect("create spec/examples");
@@ -259,6 +284,102 @@ fn golden_images_of_every_released_version_still_decode() {
         for (name, arch, class) in EXAMPLES {
             check_example_image(&golden_dir(version).join(name), arch, class);
         }
+    }
+    for (name, arch, class) in INCREMENTAL {
+        check_incremental_image(&golden_dir("v1.4").join(name), arch, class);
+    }
+}
+
+/// Opens the incremental example with its parent (beside it) and checks that the flattened
+/// view holds the full example's pages, the changed run inverted, and its executable.
+fn check_incremental_image(path: &Path, arch: Arch, class: LayoutClass) {
+    let what = path.display();
+    let img = Image::open(path).unwrap_or_else(|e| panic!("{what} does not open: {e}"));
+    verify_image(&img).unwrap_or_else(|e| panic!("{what} does not verify alone: {e}"));
+    assert_eq!(img.class(), class, "{what}");
+    let parent = img.checkpoint().parent.clone().expect("a parent record");
+    assert_eq!(parent.pages.len(), example_runs(arch).len() - 1, "{what}");
+    assert_eq!(img.checkpoint().files.len(), 1, "{what}");
+    assert_eq!(parent.files.len(), 1, "{what}");
+    let flat = img
+        .with_parents(Some(path), None)
+        .unwrap_or_else(|e| panic!("{what} does not flatten: {e}"));
+    verify_image(&flat).unwrap_or_else(|e| panic!("{what} flattened does not verify: {e}"));
+    assert!(flat.checkpoint().parent.is_none(), "{what}");
+    assert_eq!(flat.chain().len(), 1, "{what}");
+    let p = &flat.checkpoint().processes[0];
+    let runs = example_runs(arch);
+    assert_eq!(p.pages.len(), runs.len(), "{what}");
+    for (i, (r, &(addr, pages))) in p.pages.iter().zip(&runs).enumerate() {
+        assert_eq!((r.addr, r.pages), (addr, pages), "{what}: run {i}");
+        let mut want = page_pattern(addr, pages);
+        if i == 1 {
+            want.iter_mut().for_each(|b| *b = !*b);
+        }
+        assert!(
+            flat.page_bytes(r).expect("page bytes") == want.as_slice(),
+            "{what}: run {i}"
+        );
+    }
+    let exe = flat
+        .file_bytes(p.exe.stored.expect("stored exe"))
+        .expect("exe bytes");
+    assert_eq!(exe.len(), 8192, "{what}");
+    assert!(
+        exe.iter().enumerate().all(|(i, &b)| b == (i % 253) as u8),
+        "{what}"
+    );
+}
+
+#[test]
+fn committed_incremental_examples_flatten_with_their_parents() {
+    for (name, arch, class) in INCREMENTAL {
+        check_incremental_image(&examples_dir().join(name), arch, class);
+    }
+}
+
+#[test]
+fn an_incremental_example_without_its_parent_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, _, _) in INCREMENTAL {
+        let lone = dir.path().join(name);
+        std::fs::copy(examples_dir().join(name), &lone).expect("copy");
+        let img = Image::open(&lone).expect("opens alone");
+        let e = img.with_parents(Some(&lone), None).unwrap_err();
+        assert!(matches!(e, FormatError::ParentMissing { .. }), "{e}");
+        // Another image in the parent's place: refused by its digest.
+        let other = if name.contains("64") {
+            "example-32.psnc"
+        } else {
+            "example-64.psnc"
+        };
+        let parent_name = if name.contains("64") {
+            "example-64.psnc"
+        } else {
+            "example-32.psnc"
+        };
+        std::fs::copy(examples_dir().join(other), dir.path().join(parent_name)).expect("copy");
+        let img = Image::open(&lone).expect("opens alone");
+        let e = img.with_parents(Some(&lone), None).unwrap_err();
+        assert!(matches!(e, FormatError::ParentMismatch { .. }), "{e}");
+        // The right parent, damaged in its page data: refused, naming it.
+        let mut bad = std::fs::read(examples_dir().join(parent_name)).expect("read");
+        let off = Image::from_vec(bad.clone())
+            .expect("open")
+            .sections()
+            .iter()
+            .find(|e| e.kind == psnc_format::SectionKind::PageData.number())
+            .expect("page data")
+            .offset as usize;
+        bad[off + 5] ^= 1;
+        std::fs::write(dir.path().join(parent_name), &bad).expect("write");
+        let img = Image::open(&lone).expect("opens alone");
+        let e = img.with_parents(Some(&lone), None).unwrap_err();
+        assert!(
+            matches!(&e, FormatError::Parent { source, .. } if matches!(**source, FormatError::DigestMismatch { .. })),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join(parent_name)).expect("rm");
     }
 }
 

@@ -656,6 +656,7 @@ fn case(narrow: bool) -> impl Strategy<Value = Case> {
                     ptys: Vec::new(),
                     sysv_shm: Vec::new(),
                     unix_peers: Vec::new(),
+                    parent: None,
                 },
                 runs,
                 files,

@@ -84,7 +84,7 @@ pub fn check_fits(img: &Image, to: LayoutClass) -> Result<(), FormatError> {
         return Ok(());
     }
     encode_metadata::<C32>(img.checkpoint())?;
-    let bulk = (img.page_data().len() + img.file_data().len()) as u64;
+    let bulk = img.page_span() + img.file_span();
     if bulk > u64::from(u32::MAX) {
         return Err(FormatError::FieldTooWide {
             field: "page-data + file-data sections (total length)".into(),
@@ -147,6 +147,11 @@ fn fill<W: Write>(
                        ck: &mut Checkpoint,
                        report: &mut ConvertReport|
      -> Result<(), FormatError> {
+        // The flattened view of an incremental image (merge): run by run, from whichever
+        // image of the chain holds it.
+        if !img.chain().is_empty() {
+            return write_runs(img, w, ck, report, progress);
+        }
         // The page data as it is, byte for byte: every run keeps its offset, those of the
         // processes and those of the shared memory and System V objects alike, and bytes no
         // run references (older copies a pre-copy replaced) stay where they were, so that a
@@ -222,6 +227,31 @@ fn fill<W: Write>(
     Ok(ck)
 }
 
+/// Writes every page run of the flattened image `img` (an incremental image with its parents)
+/// into `w`, giving each its new offset in `ck`.
+fn write_runs<W: Write>(
+    img: &Image,
+    w: &mut ImageWriter<W>,
+    ck: &mut Checkpoint,
+    report: &mut ConvertReport,
+    progress: &Progress,
+) -> Result<(), FormatError> {
+    let runs = ck
+        .processes
+        .iter_mut()
+        .flat_map(|p| p.pages.iter_mut())
+        .chain(ck.shared_memory.iter_mut().flat_map(|o| o.pages.iter_mut()))
+        .chain(ck.sysv_shm.iter_mut().flat_map(|o| o.pages.iter_mut()));
+    for r in runs {
+        let bytes = img.page_bytes(r)?;
+        r.data_offset = w.write_pages(r.addr, bytes)?.data_offset;
+        report.page_runs += 1;
+        report.page_bytes += bytes.len() as u64;
+        progress.inc(bytes.len() as u64);
+    }
+    Ok(())
+}
+
 fn new_report(img: &Image, to: LayoutClass, streamed: bool) -> ConvertReport {
     ConvertReport {
         from: img.class().to_string(),
@@ -236,8 +266,14 @@ fn new_report(img: &Image, to: LayoutClass, streamed: bool) -> ConvertReport {
     }
 }
 
-/// The checks before writing: the values fit `to`, and the input verifies.
+/// The checks before writing: the input is complete (not an incremental image opened without
+/// its parents), the values fit `to`, and the input verifies.
 fn preflight(img: &Image, image: &str, to: LayoutClass) -> Result<()> {
+    if img.checkpoint().parent.is_some() {
+        return Err(Error::Incremental {
+            image: image.into(),
+        });
+    }
     check_fits(img, to).map_err(|source| Error::DoesNotFit {
         image: image.into(),
         to,

@@ -443,6 +443,19 @@ pub fn section_view(img: &Image, kind: SectionKind, pid: Option<u32>) -> Value {
                 })
                 .collect(),
         ),
+        SectionKind::Parent => match &ck.parent {
+            Some(par) => json!({
+                "digest": psnc_format::chain::hex(&par.digest),
+                "path": par.path,
+                "pages": par.pages.iter().filter(|r| pid.map_or(true, |x| x == r.pid)).map(|r| json!({
+                    "pid": r.pid,
+                    "addr": r.addr,
+                    "pages": r.pages,
+                })).collect::<Vec<_>>(),
+                "files": par.files.iter().map(|f| f.0).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        },
         SectionKind::ChunkDigests => Value::Array(
             [SectionKind::PageData, SectionKind::FileData]
                 .into_iter()

@@ -41,6 +41,22 @@ pub struct Info {
     pub inet_sockets: Vec<InetSocketInfo>,
     /// The unix sockets (format 1.3): pairs, listeners, queued messages.
     pub unix_sockets: Vec<UnixSocketInfo>,
+    /// For an incremental image (format 1.4): the parent it needs and what it takes from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentInfo>,
+}
+
+/// The parent of an incremental image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentInfo {
+    /// Where the parent was at capture.
+    pub path: String,
+    /// Its image digest (hex).
+    pub digest: String,
+    /// Pages taken from it (or from its own parents), not stored here.
+    pub pages: u64,
+    /// Stored files whose contents are in it.
+    pub files: usize,
 }
 
 /// One IPv4/IPv6 socket: what restore binds, listens on or connects to.
@@ -744,6 +760,12 @@ pub fn info(img: &Image, image: &str) -> Info {
                 })
             })
             .collect(),
+        parent: ck.parent.as_ref().map(|p| ParentInfo {
+            path: p.path.clone(),
+            digest: psnc_format::chain::hex(&p.digest),
+            pages: p.pages.iter().map(|r| r.pages).sum(),
+            files: p.files.len(),
+        }),
     }
 }
 
@@ -851,9 +873,24 @@ impl Info {
             ),
             ("metadata", bytes(self.stored.metadata_bytes)),
             ("overhead", bytes(self.stored.overhead_bytes)),
+            (
+                "parent",
+                self.parent.as_ref().map_or(String::new(), |p| {
+                    format!(
+                        "{} (digest {}…): {} pages and {} files are its; restore needs it",
+                        p.path,
+                        &p.digest[..16],
+                        p.pages,
+                        p.files
+                    )
+                }),
+            ),
         ];
         for (k, v) in rows {
-            if k == "zombies" && self.counts.zombies == 0 || k == "ptys" && self.counts.ptys == 0 {
+            if k == "zombies" && self.counts.zombies == 0
+                || k == "ptys" && self.counts.ptys == 0
+                || k == "parent" && self.parent.is_none()
+            {
                 continue;
             }
             t.add_row(row![k, v]);

@@ -117,6 +117,12 @@ pub enum Error {
         #[source]
         source: FormatError,
     },
+    /// `convert` of an incremental image: its parents' pages would be lost.
+    #[error("{image} is an incremental image (psnc-capture --parent): convert works on full images; make one with `psnc-imgtool merge {image} -o FULL [--to 32|64]`")]
+    Incremental {
+        /// The image argument.
+        image: String,
+    },
     /// Writing the converted image failed (the partial output was removed).
     #[error("writing {output}: {source}")]
     Write {
@@ -136,7 +142,7 @@ impl Error {
             Error::Image { source, .. } => Exit::reading_image(source),
             Error::InvalidInput { source, .. } => Exit::reading_image(source),
             Error::Write { source, .. } => Exit::writing_image(source),
-            Error::DoesNotFit { .. } => Exit::Refused,
+            Error::DoesNotFit { .. } | Error::Incremental { .. } => Exit::Refused,
             Error::NoSuchPid { .. }
             | Error::EmptyPattern
             | Error::BadHex { .. }
@@ -176,6 +182,19 @@ pub fn open_image(arg: &str) -> Result<Image> {
         image: arg.into(),
         source,
     })
+}
+
+/// [`open_image`], and for an incremental image its parents too ([`Image::with_parents`]):
+/// the flattened view, which `merge`, `diff` and the memory views of `dump` work on.
+/// `parent` replaces the parent path the image records.
+pub fn open_flat(arg: &str, parent: Option<&Path>) -> Result<Image> {
+    let img = open_image(arg)?;
+    let own = (arg != "-").then(|| Path::new(arg));
+    img.with_parents(own, parent)
+        .map_err(|source| Error::Image {
+            image: arg.into(),
+            source,
+        })
 }
 
 /// Opens an image from any reader (tests, and stdin through [`open_image`]).

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use psnc_cli::{exit, Exit};
 use psnc_format::{LayoutClass, SectionKind};
 use psnc_imgtool::diff::{diff_images, DiffOptions, DEFAULT_IGNORE};
-use psnc_imgtool::{convert, dump, info, open_image, verify, Error};
+use psnc_imgtool::{convert, dump, info, open_flat, open_image, verify, Error};
 
 /// What `info`, `dump` and `verify` can exit with (verify: 65 for an invalid image, like every
 /// other subcommand and tool given a bad image).
@@ -121,6 +121,9 @@ enum Cmd {
     ///
     /// Exits 0 when valid, 65 when not (naming the first failure, as every tool exits for a bad
     /// image), 66 when the file cannot be read.
+    /// For an incremental image (psnc-capture --parent), also its parent chain: each parent
+    /// found (where the image records it, or next to it), the very image it was captured
+    /// against (its digest), and valid in full. Exits 66 when a parent cannot be found.
     #[command(after_help = exit::help(READING, &[]))]
     Verify {
         /// The image (`-` = stdin).
@@ -128,8 +131,14 @@ enum Cmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The parent of an incremental image, in place of the path it records.
+        #[arg(long, value_name = "IMAGE")]
+        parent: Option<PathBuf>,
     },
     /// Compare two images field by field and page by page.
+    ///
+    /// Incremental images are compared with their parents' pages merged in: an incremental
+    /// image and its merged copy compare equal.
     ///
     /// One line per differing field, with a path such as processes[0].threads[1].regs.rip, and
     /// for memory the ranges of pages that differ, with page and byte counts. Like diff(1):
@@ -182,6 +191,27 @@ enum Cmd {
         #[arg(short = 'o', long, value_name = "OUT")]
         output: String,
     },
+    /// Flatten an incremental image and its parents into one full image.
+    ///
+    /// An image made with psnc-capture --parent needs its parent (and the parent's parents) to
+    /// restore; the merged image holds every page and stored file itself and restores alone.
+    /// Every image of the chain is verified first. The identity is the incremental image's.
+    /// A full image is copied as it is (in another layout class with --to). The output is
+    /// written atomically (mode 0600); `-o -` streams it to stdout.
+    #[command(after_help = exit::help(CONVERT, &[]))]
+    Merge {
+        /// The incremental image (`-` = stdin, with --parent).
+        image: String,
+        /// The output path (`-` = stdout).
+        #[arg(short = 'o', long, value_name = "OUT")]
+        output: String,
+        /// The parent, in place of the path the image records.
+        #[arg(long, value_name = "IMAGE")]
+        parent: Option<PathBuf>,
+        /// The layout class of the output (default: the image's).
+        #[arg(long, value_enum)]
+        to: Option<Class>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -190,6 +220,15 @@ enum Class {
     Bits32,
     #[value(name = "64")]
     Bits64,
+}
+
+impl From<Class> for LayoutClass {
+    fn from(c: Class) -> LayoutClass {
+        match c {
+            Class::Bits32 => LayoutClass::Bits32,
+            Class::Bits64 => LayoutClass::Bits64,
+        }
+    }
 }
 
 fn parse_section(s: &str) -> Result<SectionKind, String> {
@@ -252,7 +291,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             search_hex,
             max_hits,
         } => {
-            let img = open_image(&image)?;
+            // The memory views read an incremental image's parents too; the sections are its own.
+            let img = if addr.is_some() || search.is_some() || search_hex.is_some() {
+                open_flat(&image, None)?
+            } else {
+                open_image(&image)?
+            };
             if let Some(addr) = addr {
                 let d = dump::addr_dump(&img, &image, pid, addr, len.unwrap_or(256))?;
                 print(&if as_json { json(&d) } else { d.render() })?;
@@ -282,13 +326,13 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         Cmd::Verify {
             image,
             json: as_json,
+            parent,
         } => {
-            let r = verify::verify_arg(&image)?;
+            let r = verify::verify_arg(&image, parent.as_deref())?;
             print(&if as_json { json(&r) } else { r.render() })?;
-            Ok(if r.valid {
-                Exit::Success
-            } else {
-                Exit::BadImage
+            Ok(match &r.failure {
+                None => Exit::Success,
+                Some((_, e)) => Exit::reading_image(e),
             })
         }
         Cmd::Diff {
@@ -301,8 +345,8 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 return Err(Error::TwoStdin);
             }
             let opts = DiffOptions::from_args(&ignore)?;
-            let ia = open_image(&a)?;
-            let ib = open_image(&b)?;
+            let ia = open_flat(&a, None)?;
+            let ib = open_flat(&b, None)?;
             let r = diff_images(&ia, &ib, &opts)?;
             print(&if as_json { json(&r) } else { r.render() })?;
             Ok(if r.is_equal() {
@@ -311,11 +355,28 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 Exit::No
             })
         }
-        Cmd::Convert { image, to, output } => {
-            let to = match to {
-                Class::Bits32 => LayoutClass::Bits32,
-                Class::Bits64 => LayoutClass::Bits64,
+        Cmd::Merge {
+            image,
+            output,
+            parent,
+            to,
+        } => {
+            let img = open_flat(&image, parent.as_deref())?;
+            let to = to.map_or(img.class(), LayoutClass::from);
+            let report = if output == "-" {
+                let (_, r) = convert::convert_to_writer(&img, &image, to, io::stdout().lock())?;
+                r
+            } else {
+                convert::convert_to_path(&img, &image, to, &PathBuf::from(&output))?
             };
+            eprint!("{}", report.render(&output));
+            if !img.chain().is_empty() {
+                eprintln!("  merged {} parent image(s) into it", img.chain().len());
+            }
+            Ok(Exit::Success)
+        }
+        Cmd::Convert { image, to, output } => {
+            let to = LayoutClass::from(to);
             let img = open_image(&image)?;
             let report = if output == "-" {
                 let (_, r) = convert::convert_to_writer(&img, &image, to, io::stdout().lock())?;

@@ -15,6 +15,8 @@
 //! restore would refuse. `verify_data` reports no progress, so a terminal shows a spinner.
 
 use psnc_format::sections::kind_name;
+use std::path::Path;
+
 use psnc_format::verify::check_model;
 use psnc_format::{FormatError, Image};
 use serde::Serialize;
@@ -34,6 +36,9 @@ pub enum Check {
     BulkDigests,
     /// The model's invariants.
     Invariants,
+    /// An incremental image's parents: found, the very images it was captured against, and
+    /// each valid in full.
+    Chain,
 }
 
 impl Check {
@@ -44,6 +49,7 @@ impl Check {
             Check::Layout => "alignment and padding",
             Check::BulkDigests => "data digests",
             Check::Invariants => "model invariants",
+            Check::Chain => "parent chain",
         }
     }
 }
@@ -176,11 +182,7 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
         }
     }
     let ck = img.checkpoint();
-    match check_model(
-        ck,
-        img.page_data().len() as u64,
-        img.file_data().len() as u64,
-    ) {
+    match check_model(ck, img.page_span(), img.file_span()) {
         Ok(()) => {
             let threads: usize = ck.processes.iter().map(|p| p.threads.len()).sum();
             let vmas: usize = ck.processes.iter().map(|p| p.vmas.len()).sum();
@@ -199,11 +201,46 @@ pub fn verify_opened(img: &Image, image: &str) -> Report {
     r
 }
 
-/// Verifies the image named by a command-line argument (`-` = stdin). `Err` only when the image
+/// For a valid incremental image: check 5, its parent chain ([`Image::with_parents`], which
+/// verifies every parent in full), with `parent` in place of the recorded parent path.
+pub fn verify_chain(img: Image, image: &str, parent: Option<&Path>, r: &mut Report) {
+    if !r.valid || img.checkpoint().parent.is_none() {
+        return;
+    }
+    let own = (image != "-").then(|| Path::new(image));
+    match img.with_parents(own, parent) {
+        Ok(flat) => {
+            let links: Vec<String> = flat
+                .chain()
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} ({}…, {} pages)",
+                        l.path.display(),
+                        &psnc_format::chain::hex(&l.digest)[..16],
+                        l.pages
+                    )
+                })
+                .collect();
+            r.pass(
+                Check::Chain,
+                format!("{} image(s): {}", links.len(), links.join(" <- ")),
+            );
+        }
+        Err(e) => r.fail(Check::Chain, e),
+    }
+}
+
+/// Verifies the image named by a command-line argument (`-` = stdin), and the parent chain of
+/// an incremental one (`parent` replaces the recorded parent path). `Err` only when the image
 /// cannot be read at all (I/O); a structurally bad image is an invalid [`Report`].
-pub fn verify_arg(image: &str) -> Result<Report> {
+pub fn verify_arg(image: &str, parent: Option<&Path>) -> Result<Report> {
     match open_image(image) {
-        Ok(img) => Ok(verify_opened(&img, image)),
+        Ok(img) => {
+            let mut r = verify_opened(&img, image);
+            verify_chain(img, image, parent, &mut r);
+            Ok(r)
+        }
         Err(Error::Image {
             source: source @ FormatError::Io { .. },
             ..

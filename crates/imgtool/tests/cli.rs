@@ -56,7 +56,10 @@ fn info_summarizes_both_classes_as_table_and_json() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         let v = json(&r);
         assert_eq!(v["format"]["layout_class"], bits);
-        assert_eq!(v["format"]["version"], "1.3");
+        assert_eq!(
+            v["format"]["version"],
+            format!("1.{}", psnc_format::FORMAT_MINOR)
+        );
         assert_eq!(
             v["shared_fds"],
             serde_json::json!([{ "fds": [[42, 3], [42, 12]], "resource": "/tmp/example.log" }])
@@ -725,7 +728,7 @@ fn verify_catches_a_bad_header_table_and_truncation() {
                 b[8] = 9;
                 b
             },
-            "version 9.3 is not supported",
+            "version 9.4 is not supported",
         ),
     ];
     for (bytes, want) in cases {

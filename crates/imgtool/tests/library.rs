@@ -35,7 +35,11 @@ fn verify_reports_the_first_failure_typed() {
 
     let mut bad = good.clone();
     bad[section_offset(&good, SectionKind::PageData)] ^= 1;
-    let r = verify_arg(save(dir.path(), "p.psnc", &bad).to_str().expect("utf8")).expect("readable");
+    let r = verify_arg(
+        save(dir.path(), "p.psnc", &bad).to_str().expect("utf8"),
+        None,
+    )
+    .expect("readable");
     assert!(!r.valid);
     assert!(
         matches!(&r.failure, Some((Check::BulkDigests, FormatError::DigestMismatch { what, .. })) if what == "section page-data, chunk 0"),
@@ -45,7 +49,11 @@ fn verify_reports_the_first_failure_typed() {
 
     let mut bad = good.clone();
     bad[section_offset(&good, SectionKind::Identity)] ^= 1;
-    let r = verify_arg(save(dir.path(), "i.psnc", &bad).to_str().expect("utf8")).expect("readable");
+    let r = verify_arg(
+        save(dir.path(), "i.psnc", &bad).to_str().expect("utf8"),
+        None,
+    )
+    .expect("readable");
     assert!(
         matches!(&r.failure, Some((Check::Structure, FormatError::DigestMismatch { what, .. })) if what == "section identity"),
         "{:?}",
@@ -54,7 +62,7 @@ fn verify_reports_the_first_failure_typed() {
 
     let missing = dir.path().join("missing");
     assert!(matches!(
-        verify_arg(missing.to_str().expect("utf8")),
+        verify_arg(missing.to_str().expect("utf8"), None),
         Err(Error::Image {
             source: FormatError::Io { .. },
             ..

@@ -258,6 +258,14 @@ pub fn page_digests_for(image: &Image) -> PageDigests {
 /// The image checks of [`check`] and [`check_tree`], with the page data's digests left out
 /// when `pages` is [`PageDigests::Later`].
 fn verify(image: &Image, pages: PageDigests) -> Result<()> {
+    // Its parent runs would be restored as zeros: the caller flattens the chain first.
+    if image.checkpoint().parent.is_some() {
+        return Err(RestoreError::Inconsistent(
+            "the image is incremental and was opened without its parents \
+             (psnc_format::Image::with_parents)"
+                .into(),
+        ));
+    }
     let skip = (pages == PageDigests::Later).then_some(psnc_format::SectionKind::PageData);
     psnc_format::verify::verify_image_except(image, skip)?;
     Ok(())

@@ -82,6 +82,12 @@ struct Cli {
     /// master is in the image always come back as a new pair.
     #[arg(long, value_enum, default_value_t = StdioArg::Inherit)]
     stdio: StdioArg,
+    /// For an incremental image (psnc-capture --parent): where its parent image is, in place
+    /// of the path the image records (a file of that name next to the image is tried too).
+    /// The parent must be the very image it was captured against (its digest is checked);
+    /// the parent's own parents are found the same way, from the parent's place.
+    #[arg(long, value_name = "IMAGE")]
+    parent: Option<std::path::PathBuf>,
     /// Log each step on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -140,6 +146,9 @@ fn main() -> ExitCode {
     } else {
         Image::open(&cli.image)
     };
+    // An incremental image: its parents, checked in full, merged into one view.
+    let own_path = (cli.image != "-").then(|| std::path::Path::new(&cli.image));
+    let image = image.and_then(|i| i.with_parents(own_path, cli.parent.as_deref()));
     let image = match image {
         Ok(i) => i,
         Err(e) => {
@@ -148,6 +157,16 @@ fn main() -> ExitCode {
             return e.exit_status().into();
         }
     };
+    if cli.verbose {
+        for l in image.chain() {
+            eprintln!(
+                "psnc-restore: parent {} (digest {}…) verified: {} pages from it",
+                l.path.display(),
+                &psnc_format::chain::hex(&l.digest)[..16],
+                l.pages
+            );
+        }
+    }
     // Forwarded signals are blocked before the process exists, so none is lost in between; the
     // restored process gets its own mask from the image.
     let forwarded = {

@@ -94,6 +94,7 @@ fn synthetic_with(
         ptys: Vec::new(),
         sysv_shm: Vec::new(),
         unix_peers: Vec::new(),
+        parent: None,
     };
     let mut ckpt = ckpt;
     edit(&mut ckpt);

@@ -110,7 +110,7 @@ mod tests {
             1,
             FilePhase::Volatile,
             false,
-            &mut |path, rd| {
+            &mut |path, _sha, rd| {
                 let mut v = Vec::new();
                 rd.read_to_end(&mut v).unwrap();
                 stored.push((path.to_string(), v));

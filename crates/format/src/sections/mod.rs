@@ -32,6 +32,7 @@
 //! | `unix_sockets.rs`  | 19   | §8.20     | `Vec<UnixSocketV1>`                           |
 //! | `unix_peers.rs`    | 23   | §8.23     | `Vec<UnixPeerV1>`                             |
 //! | `sysv_shm.rs`      | 22   | §8.22     | `Vec<SysvShmV1>`                              |
+//! | `parent.rs`        | 24   | §8.24     | `ParentV1`                                    |
 //! | `shared.rs`        | —    | §8.12     | `FileRefV1`, `FileIdentityV1`, `SigInfoV1`    |
 //! | `codec.rs`         | —    | §6, §7    | postcard and class-width helpers              |
 //!
@@ -56,6 +57,7 @@ mod files;
 mod identity;
 mod inet_sockets;
 mod page_index;
+mod parent;
 mod processes;
 mod shared;
 mod shared_memory;
@@ -79,6 +81,7 @@ pub use fds::{FdKindV1, FdV1, PipeEndV1};
 pub use files::StoredFileV1;
 pub use identity::{HostV1, IdentityV1};
 pub use inet_sockets::{InetSocketV1, InetStateV1, SockOptionV1, TcpRepairV1};
+pub use parent::{check as check_parent, ParentRunV1, ParentV1};
 pub use processes::{ArchV1, CredsV1, MmV1, ProcessV1, RlimitV1};
 pub use shared::{FileIdentityV1, FileRefV1, SigInfoV1};
 pub use shared_memory::{
@@ -168,11 +171,15 @@ pub enum SectionKind {
     /// with that peer's name (format 1.3). Written only when there is one; critical, because a
     /// reader that skipped it would take those sockets for pairs with a missing end.
     UnixPeers,
+    /// [`ParentV1`]: the image an incremental image was captured against, and which pages and
+    /// stored files are that image's (format 1.4). Written only by `psnc-capture --parent`;
+    /// critical, because a reader that skipped it would restore those pages as zeros.
+    Parent,
 }
 
 impl SectionKind {
     /// Every kind, in the order a writer emits them.
-    pub const ALL: [SectionKind; 22] = [
+    pub const ALL: [SectionKind; 23] = [
         SectionKind::PageData,
         SectionKind::FileData,
         SectionKind::Identity,
@@ -194,6 +201,7 @@ impl SectionKind {
         SectionKind::UnixSockets,
         SectionKind::SysvShm,
         SectionKind::UnixPeers,
+        SectionKind::Parent,
         SectionKind::ChunkDigests,
     ];
 
@@ -222,6 +230,7 @@ impl SectionKind {
             SectionKind::UnixSockets => 19,
             SectionKind::SysvShm => 22,
             SectionKind::UnixPeers => 23,
+            SectionKind::Parent => 24,
         }
     }
 
@@ -255,6 +264,7 @@ impl SectionKind {
             SectionKind::UnixSockets => "unix-sockets",
             SectionKind::SysvShm => "sysv-shm",
             SectionKind::UnixPeers => "unix-peers",
+            SectionKind::Parent => "parent",
         }
     }
 
@@ -302,6 +312,7 @@ impl SectionKind {
                 | SectionKind::UnixSockets
                 | SectionKind::SysvShm
                 | SectionKind::UnixPeers
+                | SectionKind::Parent
         )
     }
 }
@@ -428,6 +439,13 @@ pub fn encode_metadata<C: Class>(ck: &model::Checkpoint) -> Result<EncodedMetada
     if !ck.unix_peers.is_empty() {
         let peers: Vec<UnixPeerV1> = ck.unix_peers.iter().map(UnixPeerV1::from).collect();
         sections.push(postcard_enc(SectionKind::UnixPeers, &peers)?);
+    }
+    // Only in an incremental image (§8.24): a full image stays readable by 1.3 readers.
+    if let Some(p) = &ck.parent {
+        sections.push(postcard_enc(
+            SectionKind::Parent,
+            &ParentV1::<C>::from_model(p)?,
+        )?);
     }
     Ok(EncodedMetadata { sections })
 }
@@ -587,7 +605,11 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         None => Vec::new(),
     };
     unix_peers::check(&processes, &unix_peers)?;
-    Ok(model::Checkpoint {
+    let parent = match m.get_optional(SectionKind::Parent)? {
+        Some((o, b)) => Some(postcard_dec::<ParentV1<C>>(SectionKind::Parent, o, b)?.into_model()),
+        None => None,
+    };
+    let ck = model::Checkpoint {
         identity: identity.into(),
         processes,
         files: files.into_iter().map(StoredFileV1::into_model).collect(),
@@ -597,5 +619,8 @@ pub fn decode_metadata<C: Class>(m: &MetadataBodies<'_>) -> Result<model::Checkp
         ptys,
         sysv_shm,
         unix_peers,
-    })
+        parent,
+    };
+    parent::check(&ck)?;
+    Ok(ck)
 }
