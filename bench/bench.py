@@ -50,7 +50,14 @@ to copy its page tables: the least a stop that snapshots the memory costs) and a
 the same run, with the capture's wall time, image size and how psnc copied the memory
 (pre-copy rounds, pages read while stopped). Runs --runs times; min / median.
 
+With --incremental the target is bench/freeze.c too: a full capture that leaves it running, then
+--touch (default 1%) of its pages written, then an incremental capture against the first
+(psnc-capture --parent, with --kill); the row shows both images' sizes and their ratio (the
+issue's goal: at most 3% at 1% touched), both capture times, the restore of the chain against
+that of the full image, and a merge of the chain.
+
 Run as root:  bench/bench.py [--sizes 64,1024,4096] [--dests tmpfs,disk] [--criu PATH|none]
+              bench/bench.py --incremental --sizes 1024,4096 --dests tmpfs [--touch 0.01]
               bench/bench.py --freeze --sizes 64,1024,4096 --dests tmpfs [--rate 1000] [--runs 2]
               bench/bench.py --threads 1,16,256 --sizes 16,1024 --dests tmpfs
               bench/bench.py --tree 1,10,100 --sizes 16 --dests tmpfs [--shared-mib 256]
@@ -84,8 +91,8 @@ def target_dir():
 def build(args):
     """Builds the tools (release) and the two C helpers; returns (tools dir, helper dir)."""
     if not args.no_build:
-        sh(["cargo", "build", "--release", "-q", "-p", "psnc-capture", "-p", "psnc-restore"],
-           cwd=ROOT)
+        sh(["cargo", "build", "--release", "-q", "-p", "psnc-capture", "-p", "psnc-restore",
+            "-p", "psnc-imgtool"], cwd=ROOT)
     tools = Path(args.tools_dir) if args.tools_dir else target_dir() / "release"
     helpers = target_dir() / "psnc-bench"
     helpers.mkdir(parents=True, exist_ok=True)
@@ -600,6 +607,102 @@ def freeze_main(args, tools, helpers, criu, sizes, dest_dir):
     return [{"size_mib": mib, "runs": runs} for mib, runs in rows]
 
 
+def bench_incremental(tools, helpers, criu, mib, touch, rate, dest_dir):
+    """One run: a full capture of a running freeze target, --touch of its pages written, an
+    incremental capture against it with --kill, then restores of both and a merge."""
+    res = {"size_mib": mib}
+    pages = mib * MIB // 4096
+    t = FreezeTarget(helpers, mib, rate, dest_dir)
+    full, incr, merged = dest_dir / "full.img", dest_dir / "incr.img", dest_dir / "merged.img"
+    try:
+        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", full, "--json"])
+        if r.returncode != 0:
+            res["error"] = f"full capture: {r.stderr.strip()[-300:]}"
+            return res
+        res["full_capture_s"] = secs
+        res["full_bytes"] = full.stat().st_size
+        # The target writes `rate` random pages per second: about touch * pages of them.
+        time.sleep(touch * pages / rate)
+        secs, r = timed([tools / "psnc-capture", str(t.pid), "-o", incr, "--json",
+                         "--parent", full, "--kill"])
+        if r.returncode != 0:
+            res["error"] = f"incremental capture: {r.stderr.strip()[-300:]}"
+            return res
+        t.proc.wait()
+        res["incr_capture_s"] = secs
+        res["incr_bytes"] = incr.stat().st_size
+        s = json.loads(r.stdout.strip().splitlines()[-1])
+        res["incr_pages"] = s["pages_stored"]
+        res["parent_pages"] = s["parent"]["pages"]
+        for name, image in (("restore_chain_s", incr), ("restore_full_s", full)):
+            secs, r = timed([tools / "psnc-restore", image])
+            if r.returncode != 0:
+                res["error"] = f"restore {image.name}: {r.stderr.strip()[-300:]}"
+                return res
+            res[name] = secs
+            pid = int(r.stdout.split()[-1])
+            kill(pid)
+            # Its parent is init, which reaps it a moment later: the PID must be free again.
+            end = time.monotonic() + 10
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < end:
+                time.sleep(0.01)
+        secs, r = timed([tools / "psnc-imgtool", "merge", incr, "-o", merged])
+        if r.returncode != 0:
+            res["error"] = f"merge: {r.stderr.strip()[-300:]}"
+            return res
+        res["merge_s"] = secs
+    finally:
+        for f in (full, incr, merged):
+            drop_file(f)
+        t.close()
+    if criu:
+        # CRIU's incremental dumps need soft-dirty bits (criu check --feature mem_dirty_track);
+        # without them a dump with --prev-images-dir stores everything again.
+        r = subprocess.run([criu, "check", "--feature", "mem_dirty_track"],
+                           capture_output=True, text=True)
+        res["criu_incremental"] = r.returncode == 0
+    return res
+
+
+def incremental_main(args, tools, helpers, criu, sizes, dest_dir):
+    """--incremental: one row per size."""
+    rows = []
+    for mib in sizes:
+        print(f"... incremental, {mib} MiB, {args.touch:.1%} of the pages written between",
+              flush=True)
+        # Slow enough that the writes during the second capture add little to --touch.
+        rate = args.rate
+        rows.append(bench_incremental(tools, helpers, criu, mib, args.touch, rate, dest_dir))
+    head = ["memory", "full MiB", "incr MiB", "incr/full", "pages stored", "from parent",
+            "full cap s", "incr cap s", "incr/full", "restore chain s", "restore full s",
+            "chain/full", "merge s"]
+    cells = [head]
+    for r in rows:
+        if "error" in r:
+            cells.append([f"{r['size_mib']} MiB", r["error"]] + [""] * (len(head) - 2))
+            continue
+        cells.append([
+            f"{r['size_mib']} MiB", f"{r['full_bytes'] / MIB:.0f}", f"{r['incr_bytes'] / MIB:.1f}",
+            f"{r['incr_bytes'] / r['full_bytes']:.3f}", r["incr_pages"], r["parent_pages"],
+            f"{r['full_capture_s']:.2f}", f"{r['incr_capture_s']:.2f}",
+            f"{r['incr_capture_s'] / r['full_capture_s']:.2f}",
+            f"{r['restore_chain_s']:.2f}", f"{r['restore_full_s']:.2f}",
+            f"{r['restore_chain_s'] / r['restore_full_s']:.2f}", f"{r['merge_s']:.2f}"])
+    print()
+    widths = [max(len(str(c[i])) for c in cells) for i in range(len(head))]
+    for c in cells:
+        print("  ".join(str(v).rjust(w) for v, w in zip(c, widths)))
+    print(f"The target writes random pages while it runs, {args.touch:.1%} of them between the "
+          "captures (fewer distinct ones: some twice). The issue's goal: incr/full <= 0.03 at "
+          "1% touched.")
+    if rows and "criu_incremental" in rows[0]:
+        print("CRIU in the same run: " + ("soft-dirty tracking available" if
+              rows[0]["criu_incremental"] else "no soft-dirty tracking on this kernel "
+              "(criu check --feature mem_dirty_track fails), so its incremental dump stores "
+              "every page again: no comparison"))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="64,1024,4096", help="MiB, comma-separated")
@@ -627,6 +730,10 @@ def main():
     p.add_argument("--rate", type=int, default=1000,
                    help="with --freeze: random pages the target writes per second")
     p.add_argument("--runs", type=int, default=2, help="with --freeze: runs per size")
+    p.add_argument("--incremental", action="store_true",
+                   help="an incremental capture (--parent) after --touch of the pages changed")
+    p.add_argument("--touch", type=float, default=0.01,
+                   help="with --incremental: fraction of the pages written between the captures")
     args = p.parse_args()
     global SHARED_MIB
     SHARED_MIB = args.shared_mib
@@ -653,6 +760,11 @@ def main():
                 base = Path(args.disk)
             dest_dir = Path(tempfile.mkdtemp(prefix="psnc-bench-", dir=base))
             try:
+                if args.incremental:
+                    out = incremental_main(args, tools, helpers, criu, sizes, dest_dir)
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(out, indent=2))
+                    return
                 if args.freeze:
                     out = freeze_main(args, tools, helpers, criu, sizes, dest_dir)
                     if args.json:
