@@ -600,7 +600,7 @@ mod tests {
     fn flags(m: &[&str]) -> VmFlags {
         VmFlags {
             bits: 0,
-            mnemonics: m.iter().map(|s| s.to_string()).collect(),
+            ..VmFlags::from_mnemonics(m.iter().copied())
         }
     }
 

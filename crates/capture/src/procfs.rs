@@ -153,21 +153,26 @@ pub struct VmFlags {
     /// The flags the model keeps, as [`vm_flags`] bits.
     pub bits: u32,
     /// Every mnemonic as printed, for checks the model has no bit for (`pf`, `sf`, ...).
-    pub mnemonics: Vec<String>,
+    pub all: psnc_proc::VmFlags,
 }
 
 impl VmFlags {
+    /// The flags of these mnemonics.
+    pub fn from_mnemonics<'a>(m: impl IntoIterator<Item = &'a str>) -> Self {
+        psnc_proc::VmFlags::from_mnemonics(m).into()
+    }
+
     /// Whether the mnemonic is present.
     pub fn has(&self, mnemonic: &str) -> bool {
-        self.mnemonics.iter().any(|m| m == mnemonic)
+        self.all.has(mnemonic)
     }
 }
 
 impl From<psnc_proc::VmFlags> for VmFlags {
     fn from(f: psnc_proc::VmFlags) -> Self {
         VmFlags {
-            bits: f.mnemonics.iter().fold(0, |b, m| b | vm_flag_bit(m)),
-            mnemonics: f.mnemonics,
+            bits: f.mnemonics().fold(0, |b, m| b | vm_flag_bit(m)),
+            all: f,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::fdinfo::{parse_epoll_tfds, parse_fdinfo, EpollTfd, FdInfo};
 use crate::limits::{parse_limits, Limit};
 use crate::maps::{parse_maps, parse_maps_lossy, MapsEntry};
 use crate::pagemap::Pagemap;
-use crate::smaps::{parse_smaps_vm_flags, VmFlags};
+use crate::smaps::{read_smaps_vm_flags, SmapsError, VmFlags};
 use crate::stat::{parse_stat, Stat};
 use crate::status::{parse_status, status_field, Status};
 use crate::timers::{parse_timers, TimerInfo};
@@ -213,7 +213,15 @@ impl ProcDir {
 
     /// The `VmFlags` of every VMA, from `smaps`, keyed by start address.
     pub fn smaps_vm_flags(&self) -> Result<BTreeMap<u64, VmFlags>> {
-        self.parsed("smaps", parse_smaps_vm_flags)
+        let path = self.path("smaps");
+        let f = fs::File::open(&path).map_err(|source| ProcError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        read_smaps_vm_flags(f).map_err(|e| match e {
+            SmapsError::Io(source) => ProcError::Read { path, source },
+            SmapsError::Parse(p) => p.in_file(path),
+        })
     }
 
     /// `limits`, as 16 entries indexed by `RLIMIT_*`.
