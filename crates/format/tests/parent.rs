@@ -82,3 +82,30 @@ fn bad_parent_runs_are_refused_at_open() {
         );
     }
 }
+
+/// Found by the fuzzer: an own run whose end overflows must be refused, not panic, while the
+/// parent runs are checked against it (the model check that refuses it comes later).
+#[test]
+fn an_own_run_that_overflows_is_refused_without_a_panic() {
+    let arch = Arch::X86_64;
+    let mut ck: Checkpoint = example_checkpoint(arch);
+    let mut w = ImageWriter::new(Vec::new(), LayoutClass::Bits64).expect("writer");
+    let (addr, pages) = example_runs(arch)[0];
+    let mut run = w
+        .write_pages(addr, &page_pattern(addr, pages))
+        .expect("pages");
+    run.pages = u64::MAX / 2;
+    ck.processes[0].pages.push(run);
+    ck.parent = Some(Parent {
+        digest: [7; 32],
+        path: "p".into(),
+        pages: vec![ParentRun {
+            pid: 42,
+            addr: u64::MAX - 4095,
+            pages: 1,
+        }],
+        files: Vec::new(),
+    });
+    let bytes = w.finish(ck).expect("finish");
+    assert!(Image::from_vec(bytes).is_err());
+}

@@ -118,7 +118,7 @@ pub fn check(ck: &model::Checkpoint) -> Result<()> {
         prev = Some((r.pid, end));
         let own = p
             .pages
-            .partition_point(|o| o.addr + o.pages * 4096 <= r.addr);
+            .partition_point(|o| o.addr.saturating_add(o.pages.saturating_mul(4096)) <= r.addr);
         if p.pages.get(own).is_some_and(|o| o.addr < end) {
             return invalid(format!(
                 "parent run {:#x} of pid {} overlaps a page run stored in the image",
