@@ -57,6 +57,7 @@ const TARGETS: &[(&str, &[&str])] = &[
     ("scribble", &["-pthread"]),
     ("vmas", &[]),
     ("fds", &[]),
+    ("lazy", &[]),
 ];
 
 /// Marks every descriptor this test process inherited (above stdio) close-on-exec, once.

@@ -330,6 +330,41 @@ impl Image {
         Ok(())
     }
 
+    /// A checker of the page data's chunks one by one, for a reader that uses the page data
+    /// piecemeal (`psnc-restore --lazy` checks each chunk when a page of it is first needed).
+    /// The stored chunk digests are checked against the section table (which the image digest
+    /// covers) here; an image without them cannot be checked piecemeal.
+    pub fn page_chunks(&self) -> Result<ChunkCheck<'_>> {
+        let kind = SectionKind::PageData;
+        let Some(e) = self.entries.iter().find(|e| e.kind == kind.number()) else {
+            return Err(FormatError::SectionCount {
+                kind: kind.name(),
+                count: 0,
+            });
+        };
+        let list = self.chunk_digests(kind).ok_or_else(|| {
+            FormatError::Invalid("the image has no chunk digests of its page data".into())
+        })?;
+        let chunk = 1u64 << self.header.chunk_shift;
+        if digest_of_chunks(&list.digests) != e.sha256
+            || u64::from(list.chunk_size) != chunk
+            || list.digests.len() as u64 != e.length.div_ceil(chunk)
+        {
+            return Err(FormatError::DigestMismatch {
+                what: "chunk-digests of section page-data".into(),
+                offset: e.offset,
+                end: e.offset + e.length,
+            });
+        }
+        Ok(ChunkCheck {
+            data: self.page_data(),
+            offset: e.offset,
+            chunk,
+            done: vec![false; list.digests.len()],
+            expected: list.digests,
+        })
+    }
+
     /// The digest check of section table entry `i`, on up to `threads` threads.
     fn verify_entry(&self, i: usize, threads: usize) -> Result<()> {
         let e = &self.entries[i];
@@ -536,4 +571,50 @@ fn parse_class<C: Class>(
     }
     let checkpoint = decode_metadata::<C>(&MetadataBodies { bodies })?;
     Ok((trailer, entries, checkpoint))
+}
+
+/// The page data's chunks, each checked against its stored digest when first asked for
+/// ([`Image::page_chunks`]).
+#[derive(Debug, Clone)]
+pub struct ChunkCheck<'a> {
+    data: &'a [u8],
+    /// The section's offset in the image, for errors.
+    offset: u64,
+    chunk: u64,
+    expected: Vec<[u8; 32]>,
+    done: Vec<bool>,
+}
+
+impl ChunkCheck<'_> {
+    /// Checks every chunk that bytes `[off, off + len)` of the page data touch (each chunk
+    /// once); a mismatch names the chunk.
+    pub fn check(&mut self, off: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let first = off / self.chunk;
+        let last = (off + len - 1) / self.chunk;
+        for i in first..=last {
+            let i = i as usize;
+            if self.done.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let start = i as u64 * self.chunk;
+            let end = (start + self.chunk).min(self.data.len() as u64);
+            if sha256(&self.data[start as usize..end as usize]) != self.expected[i] {
+                return Err(FormatError::DigestMismatch {
+                    what: format!("section page-data, chunk {i}"),
+                    offset: self.offset + start,
+                    end: self.offset + end,
+                });
+            }
+            self.done[i] = true;
+        }
+        Ok(())
+    }
+
+    /// Whether every chunk has been checked.
+    pub fn all_done(&self) -> bool {
+        self.done.iter().all(|&d| d)
+    }
 }

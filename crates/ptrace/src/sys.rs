@@ -442,3 +442,27 @@ pub fn set_winsize(fd: BorrowedFd<'_>, w: &WinsizeBytes) -> Result<()> {
     check("ioctl(TIOCSWINSZ)", 0, r as libc::c_long)?;
     Ok(())
 }
+
+/// Forks this process to carry on work after the tool's own exit (psnc-restore's lazy server):
+/// `Ok(true)` in the child, which is put in a session of its own (a terminal hang-up of the
+/// tool's session does not kill it), `Ok(false)` in the parent.
+///
+/// Call it only while the process has a single thread: the child gets a copy of the calling
+/// thread alone, and a lock another thread held at the fork would stay locked in it.
+pub fn fork_detached() -> Result<bool> {
+    // SAFETY: the caller guarantees a single-threaded process (see above), so the child's copy
+    // of the address space holds no lock owned by a thread that does not exist in it; the
+    // child only goes on with the caller's own code.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = nix::unistd::setsid();
+            Ok(true)
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => Ok(false),
+        Err(errno) => Err(PtraceError::Syscall {
+            op: "fork",
+            pid: 0,
+            errno,
+        }),
+    }
+}

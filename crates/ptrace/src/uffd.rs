@@ -335,3 +335,402 @@ impl WriteTracker {
         Ok(())
     }
 }
+
+/// `UFFD_FEATURE_EVENT_FORK`: a fork of a registered process gives the reader a new
+/// userfaultfd for the child's copy of the ranges.
+const UFFD_FEATURE_EVENT_FORK: u64 = 1 << 1;
+/// `UFFD_FEATURE_EVENT_REMAP`: mremap of a registered range is reported (and keeps the
+/// registration).
+const UFFD_FEATURE_EVENT_REMAP: u64 = 1 << 2;
+/// `UFFD_FEATURE_EVENT_REMOVE`: `MADV_DONTNEED`/`MADV_REMOVE` on a registered range is reported.
+const UFFD_FEATURE_EVENT_REMOVE: u64 = 1 << 3;
+/// `UFFD_FEATURE_EVENT_UNMAP`: munmap of a registered range is reported.
+const UFFD_FEATURE_EVENT_UNMAP: u64 = 1 << 6;
+/// `UFFDIO_REGISTER_MODE_MISSING`.
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
+/// `_IOWR(0xAA, 0x03, struct uffdio_copy)`.
+const UFFDIO_COPY: u64 = 0xC028_AA03;
+/// `_IOWR(0xAA, 0x04, struct uffdio_zeropage)`.
+const UFFDIO_ZEROPAGE: u64 = 0xC020_AA04;
+/// `_IOR(0xAA, 0x02, struct uffdio_range)`.
+const UFFDIO_WAKE: u64 = 0x8010_AA02;
+
+/// `UFFD_EVENT_*` numbers of `struct uffd_msg`.
+const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+const UFFD_EVENT_FORK: u8 = 0x13;
+const UFFD_EVENT_REMAP: u8 = 0x14;
+const UFFD_EVENT_REMOVE: u8 = 0x15;
+const UFFD_EVENT_UNMAP: u8 = 0x16;
+
+/// `struct uffdio_copy`.
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+/// `struct uffdio_zeropage`.
+#[repr(C)]
+struct UffdioZeropage {
+    range: UffdioRange,
+    mode: u64,
+    zeropage: i64,
+}
+
+/// One message read from a userfaultfd in missing mode with the non-cooperative events.
+#[derive(Debug)]
+pub enum Event {
+    /// A thread touched a page that is not there: `addr` (page-aligned), waiting until it is.
+    PageFault {
+        /// The page.
+        addr: u64,
+    },
+    /// The process forked: the child's copy of the registered ranges, with its own descriptor.
+    Fork {
+        /// The child's userfaultfd.
+        child: OwnedFd,
+    },
+    /// `mremap` moved `[from, from + len)` to `to`.
+    Remap {
+        /// Old start.
+        from: u64,
+        /// New start.
+        to: u64,
+        /// Length.
+        len: u64,
+    },
+    /// The pages of `[start, end)` were dropped (`MADV_DONTNEED`, `MADV_REMOVE`) or unmapped:
+    /// they must not be filled any more (they read as zeros, or are gone).
+    Removed {
+        /// Start.
+        start: u64,
+        /// End.
+        end: u64,
+    },
+}
+
+/// The missing-page side of userfaultfd, for a restore that lets the process run before its
+/// memory is filled (`psnc-restore --lazy`): the registered ranges of one mm (one process, or
+/// a child a fork of it made) are filled by [`MissingPages::copy`] on first touch or in the
+/// background.
+///
+/// The descriptor is made inside the process ([`MissingPages::create`]) while it still holds
+/// the restore's privileges, without `UFFD_USER_MODE_ONLY`, so that faults from kernel mode
+/// (a `read()` into a page not filled yet, the kernel's rseq update) wait for the page too.
+/// The non-cooperative events are asked for: without `EVENT_FORK` a child would find zeros
+/// where the parent's pages were not filled yet, without `EVENT_REMOVE` a page dropped with
+/// `MADV_DONTNEED` would be filled with its old contents, without `EVENT_REMAP` a moved range
+/// would lose its registration. While such an event is unread, `UFFDIO_COPY` fails with
+/// `EAGAIN`: the reader reads the events and looks again.
+#[derive(Debug)]
+pub struct MissingPages {
+    pid: i32,
+    uffd: OwnedFd,
+    /// For a 32-bit process: the kernel checks `UFFDIO_COPY`'s *source* address against the
+    /// target's address-space size too (`validate_unaligned_range(ctx->mm, src, len)`), so
+    /// the bytes go through a buffer of this process mapped below 2 GiB (`MAP_32BIT`).
+    low: Option<LowBuffer>,
+}
+
+/// An anonymous buffer of this process below 2 GiB ([`MissingPages::below_4g`]).
+#[derive(Debug)]
+struct LowBuffer {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl LowBuffer {
+    fn new(len: usize) -> Result<LowBuffer> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is touched, and the
+        // kernel picks the address (below 2 GiB with MAP_32BIT).
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(PtraceError::Syscall {
+                op: "mmap(MAP_32BIT)",
+                pid: 0,
+                errno: Errno::last(),
+            });
+        }
+        Ok(LowBuffer {
+            addr: addr.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for LowBuffer {
+    fn drop(&mut self) {
+        // SAFETY: `addr`/`len` are the mapping made in `new`, unmapped once, here.
+        unsafe { libc::munmap(self.addr.cast(), self.len) };
+    }
+}
+
+// SAFETY: the buffer is owned memory of this process, used only through `&mut`-free copies
+// made by its single owner.
+unsafe impl Send for LowBuffer {}
+
+/// What a [`MissingPages::copy`] or [`MissingPages::zero`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    /// This many bytes from the start were filled (all of them, or up to a page that was
+    /// there already).
+    Bytes(u64),
+    /// The first page was there already (filled before, or the range is no longer registered:
+    /// unmapped or dropped since), nothing was filled.
+    Exists,
+    /// An event is pending (fork, mremap, madvise, munmap): read the events, then look again.
+    Again,
+    /// The mm is gone (the process exited or exec'd).
+    Gone,
+}
+
+impl MissingPages {
+    /// Creates the userfaultfd inside the process of `sc`'s thread (stopped, with the
+    /// privileges to handle kernel-mode faults: CAP_SYS_PTRACE, or
+    /// `vm.unprivileged_userfaultfd`), takes it into this process, closes the process's
+    /// descriptor again and enables the missing mode's events.
+    pub fn create(sc: &mut RemoteSyscaller<'_>, pid: i32) -> Result<MissingPages> {
+        let flags = libc::O_CLOEXEC as u64 | libc::O_NONBLOCK as u64;
+        let fd = sc.syscall(Sysno::Userfaultfd, &[flags])? as i32;
+        let taken =
+            crate::sys::pidfd_open(pid).and_then(|p| crate::sys::pidfd_getfd(p.as_fd(), pid, fd));
+        let closed = sc.close(fd);
+        let uffd = taken?;
+        closed?;
+        MissingPages::new(uffd, pid)
+    }
+
+    /// The process (the one restored; for a child of a fork, its parent's).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Registers `[start, start + len)` (whole VMAs, no holes) in missing mode: a page not
+    /// there faults to this descriptor from now on.
+    pub fn register(&self, start: u64, len: u64) -> Result<()> {
+        let mut reg = UffdioRegister {
+            range: UffdioRange { start, len },
+            mode: UFFDIO_REGISTER_MODE_MISSING,
+            ioctls: 0,
+        };
+        ioctl(
+            &self.uffd,
+            UFFDIO_REGISTER,
+            &mut reg,
+            "UFFDIO_REGISTER (missing)",
+            self.pid,
+        )?;
+        Ok(())
+    }
+
+    /// Maps a copy of `bytes` (page-aligned length) at `dst` and wakes the threads waiting
+    /// for it.
+    pub fn copy(&self, dst: u64, bytes: &[u8]) -> Result<Filled> {
+        let src = match &self.low {
+            None => bytes.as_ptr(),
+            Some(low) => {
+                let n = bytes.len().min(low.len);
+                // SAFETY: `low` is `low.len` bytes of this process's memory that nothing else
+                // uses; `bytes` is a live slice that cannot overlap a mapping of our own.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), low.addr, n) };
+                return self.copy_from(dst, low.addr, n);
+            }
+        };
+        self.copy_from(dst, src, bytes.len())
+    }
+
+    fn copy_from(&self, dst: u64, src: *const u8, len: usize) -> Result<Filled> {
+        let mut c = UffdioCopy {
+            dst,
+            src: src as u64,
+            len: len as u64,
+            mode: 0,
+            copy: 0,
+        };
+        let r = ioctl(&self.uffd, UFFDIO_COPY, &mut c, "UFFDIO_COPY", self.pid);
+        Self::filled(r, c.copy)
+    }
+
+    /// Maps zero pages at `[dst, dst + len)` and wakes the threads waiting for them.
+    pub fn zero(&self, dst: u64, len: u64) -> Result<Filled> {
+        let mut z = UffdioZeropage {
+            range: UffdioRange { start: dst, len },
+            mode: 0,
+            zeropage: 0,
+        };
+        let r = ioctl(
+            &self.uffd,
+            UFFDIO_ZEROPAGE,
+            &mut z,
+            "UFFDIO_ZEROPAGE",
+            self.pid,
+        );
+        Self::filled(r, z.zeropage)
+    }
+
+    fn filled(r: Result<i32>, done: i64) -> Result<Filled> {
+        match r {
+            Ok(_) => Ok(Filled::Bytes(done.max(0) as u64)),
+            // A partial copy reports the bytes done in the struct and fails with the reason of
+            // the page that stopped it.
+            Err(_) if done > 0 => Ok(Filled::Bytes(done as u64)),
+            Err(PtraceError::Syscall { errno, .. }) => match errno {
+                Errno::EEXIST | Errno::ENOENT => Ok(Filled::Exists),
+                Errno::EAGAIN => Ok(Filled::Again),
+                Errno::ESRCH => Ok(Filled::Gone),
+                _ => r.map(|_| Filled::Bytes(0)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wakes the threads waiting for pages of `[start, start + len)` that are there already
+    /// (another thread's fault filled them first).
+    pub fn wake(&self, start: u64, len: u64) -> Result<()> {
+        let mut r = UffdioRange { start, len };
+        ioctl(&self.uffd, UFFDIO_WAKE, &mut r, "UFFDIO_WAKE", self.pid)?;
+        Ok(())
+    }
+
+    /// Reads every message waiting (none: an empty vector; the descriptor does not block).
+    pub fn events(&self, out: &mut Vec<Event>) -> Result<()> {
+        const MSG: usize = 32;
+        let mut buf = [0u8; MSG * 64];
+        loop {
+            // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+            let n =
+                unsafe { libc::read(self.uffd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                return match Errno::last() {
+                    Errno::EAGAIN => Ok(()),
+                    Errno::EINTR => continue,
+                    errno => Err(PtraceError::Syscall {
+                        op: "read(userfaultfd)",
+                        pid: self.pid,
+                        errno,
+                    }),
+                };
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            for m in buf[..n as usize].chunks_exact(MSG) {
+                let word = |i: usize| {
+                    u64::from_ne_bytes(m[8 + 8 * i..16 + 8 * i].try_into().unwrap_or([0; 8]))
+                };
+                match m[0] {
+                    UFFD_EVENT_PAGEFAULT => out.push(Event::PageFault {
+                        addr: word(1) & !0xfff,
+                    }),
+                    UFFD_EVENT_FORK => {
+                        let fd = u32::from_ne_bytes(m[8..12].try_into().unwrap_or([0; 4])) as i32;
+                        // SAFETY: the kernel installed this descriptor in our table for the
+                        // fork event; nothing else owns it.
+                        let child = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                        out.push(Event::Fork { child });
+                    }
+                    UFFD_EVENT_REMAP => out.push(Event::Remap {
+                        from: word(0),
+                        to: word(1),
+                        len: word(2),
+                    }),
+                    UFFD_EVENT_REMOVE | UFFD_EVENT_UNMAP => out.push(Event::Removed {
+                        start: word(0),
+                        end: word(1),
+                    }),
+                    _ => {}
+                }
+            }
+            if (n as usize) < buf.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Enables the missing mode's events on a userfaultfd made inside process `pid` and
+    /// taken from it (what [`MissingPages::create`] does after the remote calls, for a caller
+    /// that runs them its own way).
+    pub fn new(uffd: OwnedFd, pid: i32) -> Result<MissingPages> {
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: UFFD_FEATURE_EVENT_FORK
+                | UFFD_FEATURE_EVENT_REMAP
+                | UFFD_FEATURE_EVENT_REMOVE
+                | UFFD_FEATURE_EVENT_UNMAP,
+            ioctls: 0,
+        };
+        ioctl(
+            &uffd,
+            UFFDIO_API,
+            &mut api,
+            "UFFDIO_API (missing pages with fork, remap, remove and unmap events)",
+            pid,
+        )?;
+        Ok(MissingPages {
+            pid,
+            uffd,
+            low: None,
+        })
+    }
+
+    /// For a 32-bit process: copy through a buffer below 2 GiB of at least `len` bytes (see
+    /// the `low` field).
+    pub fn below_4g(&mut self, len: usize) -> Result<()> {
+        self.low = Some(LowBuffer::new(len.next_multiple_of(4096))?);
+        Ok(())
+    }
+
+    /// A child's descriptor from a [`Event::Fork`], of the process `pid` forked from.
+    pub fn of_child(uffd: OwnedFd, pid: i32, low_len: Option<usize>) -> Result<MissingPages> {
+        Ok(MissingPages {
+            pid,
+            uffd,
+            low: low_len.map(LowBuffer::new).transpose()?,
+        })
+    }
+
+    /// Waits up to `timeout_ms` (0: just looks, -1: for ever) until one of `all` has a message;
+    /// returns the indexes of those that have one (or hung up).
+    pub fn poll(all: &[&MissingPages], timeout_ms: i32) -> Result<Vec<usize>> {
+        let mut fds: Vec<libc::pollfd> = all
+            .iter()
+            .map(|m| libc::pollfd {
+                fd: m.uffd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        loop {
+            // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+            if r < 0 {
+                if Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                return Err(PtraceError::Syscall {
+                    op: "poll(userfaultfd)",
+                    pid: all.first().map_or(0, |m| m.pid),
+                    errno: Errno::last(),
+                });
+            }
+            return Ok(fds
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.revents != 0)
+                .map(|(i, _)| i)
+                .collect());
+        }
+    }
+}

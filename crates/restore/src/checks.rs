@@ -230,6 +230,9 @@ pub enum PageDigests {
     /// the process, so the two overlap. Only where a failure afterwards leaves nothing behind
     /// that a refusal would not ([`page_digests_for`]).
     Later,
+    /// Chunk by chunk as the memory is filled (`--lazy`): the fill of what is not lazy checks
+    /// the chunks it writes, the lazy server the rest, each before any byte of it is copied.
+    Lazy,
 }
 
 /// When the page data of `image` is checked: [`PageDigests::Later`] for 64 MiB of it and more,
@@ -266,7 +269,7 @@ fn verify(image: &Image, pages: PageDigests) -> Result<()> {
                 .into(),
         ));
     }
-    let skip = (pages == PageDigests::Later).then_some(psnc_format::SectionKind::PageData);
+    let skip = (pages != PageDigests::Now).then_some(psnc_format::SectionKind::PageData);
     psnc_format::verify::verify_image_except(image, skip)?;
     Ok(())
 }

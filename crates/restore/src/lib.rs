@@ -25,6 +25,7 @@
 //! | module      | owns                                                                      |
 //! |-------------|---------------------------------------------------------------------------|
 //! | [`memory`]  | VMAs, pages, the mm fields (`PR_SET_MM_MAP`), the scratch unmap           |
+//! | [`lazy`]    | `--lazy`: memory filled on first touch and in the background (userfaultfd) |
 //! | [`threads`] | the other threads (with their TIDs), each thread's state and registers    |
 //! | [`signals`] | signal handlers, the process-wide pending queue                           |
 //! | [`timers`]  | interval timers, POSIX timers                                             |
@@ -112,6 +113,7 @@ pub mod creds;
 pub mod error;
 pub mod fds;
 pub mod files;
+pub mod lazy;
 pub mod memory;
 pub mod placement;
 pub mod process;
@@ -242,15 +244,40 @@ pub struct Options {
     pub keep_pdeathsig: bool,
     /// Log each step on stderr.
     pub verbose: bool,
+    /// Let the process run before its private anonymous memory is filled ([`lazy`]): the
+    /// caller runs the [`Restored::lazy`] server, which fills it on first touch and in the
+    /// background. A single process only.
+    pub lazy: bool,
 }
 
 /// A restored process, running on its own (or stopped, with `leave_stopped`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Restored {
     /// Its PID (the image's). It is a child of the calling process.
     pub pid: u32,
     /// Whether it was left stopped.
     pub stopped: bool,
+    /// With [`Options::lazy`]: what the lazy server needs (its userfaultfd and plan); the
+    /// process waits on its first touch of a page until [`lazy::Server::run`] fills it.
+    pub lazy: Option<LazyHandoff>,
+}
+
+/// The lazy restore's part that outlives [`restore`]: see [`lazy::Server::new`].
+#[derive(Debug)]
+pub struct LazyHandoff {
+    /// The image's process (index into `Checkpoint::processes`).
+    pub process: usize,
+    /// The userfaultfd, with the plan's VMAs registered.
+    pub uffd: psnc_ptrace::uffd::MissingPages,
+    /// What is left to fill.
+    pub plan: lazy::Plan,
+}
+
+impl LazyHandoff {
+    /// The server for this restore of `image`.
+    pub fn server(self, image: &Image, pid: u32) -> Result<lazy::Server<'_>> {
+        lazy::Server::new(image, self.process, pid, self.uffd, &self.plan)
+    }
 }
 
 /// Restores the process of `image`, with all its threads. Refusals come before anything is
@@ -263,7 +290,28 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         }
     };
     log("checking the image".into());
-    let pages = checks::page_digests_for(image);
+    let tree = image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty();
+    if opts.lazy && tree {
+        return Err(RestoreError::Unsupported {
+            what: format!(
+                "--lazy of an image of {} processes and {} zombies: lazy restore takes one \
+                 process (restore the tree without --lazy)",
+                image.checkpoint().processes.len(),
+                image.checkpoint().zombies.len()
+            ),
+        });
+    }
+    // Lazily, each chunk is checked when first used: by the fill of what is not lazy, and by
+    // the server for the rest, against the stored chunk digests (checked here, before anything
+    // exists, against the section table).
+    if opts.lazy {
+        image.page_chunks()?;
+    }
+    let pages = if opts.lazy {
+        checks::PageDigests::Lazy
+    } else {
+        checks::page_digests_for(image)
+    };
     std::thread::scope(|scope| {
         // The page data's digests, hashed on other threads while the process is rebuilt;
         // `pages_checked` waits for them before anything of the process runs.
@@ -272,7 +320,7 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
         });
         let mut pages_checked = move || pages_checked(hashing.take());
         // A process with zombie children is a tree too: the zombies are forked from its stub.
-        if image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty() {
+        if tree {
             let plans = checks::check_tree_with(image, opts, pages)?;
             return tree::restore_tree(image, &plans, opts, started, &mut pages_checked);
         }
@@ -340,16 +388,47 @@ fn restore_one(
     )?;
     task.started = started;
     let mut others = Vec::new();
-    let rebuilt = rebuild(&mut task, &stub, &mut others, image, plan, &local, opts)
-        .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves))
-        .and_then(|xsaves| {
-            task.log(|| "waiting for the page data's digests".into());
-            pages_checked().map(|()| xsaves)
-        })
-        .and_then(|xsaves| segments.commit().map(|()| xsaves));
+    let mut lazy = opts.lazy.then(|| lazy::Plan::of(p));
+    let mut uffd = None;
+    let rebuilt = rebuild_with(
+        &mut task,
+        &stub,
+        &mut others,
+        image,
+        plan,
+        &local,
+        opts,
+        lazy.as_ref().map(|l| (l, &mut uffd)),
+    )
+    .and_then(|xsaves| finish(&mut task, &mut others, p, &xsaves).map(|()| xsaves))
+    .and_then(|xsaves| match (&uffd, &lazy) {
+        (Some(u), Some(l)) => {
+            task.log(|| {
+                format!(
+                    "lazy: {} VMAs registered, {} pages left to the server",
+                    l.vmas.len(),
+                    l.pages()
+                )
+            });
+            lazy::register(u, l, p.pid).map(|()| xsaves)
+        }
+        _ => Ok(xsaves),
+    })
+    .and_then(|xsaves| {
+        task.log(|| "waiting for the page data's digests".into());
+        pages_checked().map(|()| xsaves)
+    })
+    .and_then(|xsaves| segments.commit().map(|()| xsaves));
     match rebuilt {
         Ok(_) => {
-            let restored = release(task, others, p, opts)?;
+            let mut restored = release(task, others, p, opts)?;
+            if let (Some(uffd), Some(plan)) = (uffd, lazy.take()) {
+                restored.lazy = Some(LazyHandoff {
+                    process: plan_index(image, p.pid),
+                    uffd,
+                    plan,
+                });
+            }
             // Said once the process exists: what each fd reconnected to nothing will see.
             for e in &plan.external {
                 eprintln!("psnc-restore: {e}");
@@ -433,6 +512,16 @@ pub fn prepare_shared(
     })
 }
 
+/// The index of process `pid` in the image.
+fn plan_index(image: &Image, pid: u32) -> usize {
+    image
+        .checkpoint()
+        .processes
+        .iter()
+        .position(|q| q.pid == pid)
+        .unwrap_or(0)
+}
+
 /// Everything between the stub's first stop and the final registers: memory, threads, files,
 /// kernel state, in the order of the crate doc's "Order of the rebuild". Returns the XSAVE area
 /// to load into each thread (same order as the image's).
@@ -444,6 +533,22 @@ pub(crate) fn rebuild(
     plan: &Plan,
     local: &LocalFiles,
     opts: &Options,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    rebuild_with(task, stub, others, image, plan, local, opts, None)
+}
+
+/// [`rebuild`]; with `lazy`, the memory of its plan is left out of the fill (its chunks are
+/// checked as they are written), and the userfaultfd is made before the credentials drop.
+#[allow(clippy::too_many_arguments)]
+fn rebuild_with(
+    task: &mut Task,
+    stub: &stub::Stub,
+    others: &mut Vec<Tracee>,
+    image: &Image,
+    plan: &Plan,
+    local: &LocalFiles,
+    opts: &Options,
+    lazy: Option<(&lazy::Plan, &mut Option<psnc_ptrace::uffd::MissingPages>)>,
 ) -> Result<Vec<Option<Vec<u8>>>> {
     let ckpt = image.checkpoint();
     let p = plan.process(ckpt);
@@ -479,7 +584,16 @@ pub(crate) fn rebuild(
     let pidfd = process::open_pidfd(task, p)?;
     task.log(|| format!("recreating {} mappings", p.vmas.len()));
     let lowered = memory::create_vmas(task, ckpt, p, local, pidfd)?;
-    let bytes = memory::fill_pages(task, image, p, &lowered)?;
+    let (lazy_plan, uffd_out) = match lazy {
+        Some((l, u)) => (Some(l), Some(u)),
+        None => (None, None),
+    };
+    let bytes = match lazy_plan {
+        None => memory::fill_pages(task, image, p, &lowered)?,
+        Some(l) => {
+            memory::fill_pages_except(task, image, p, &lowered, l, &mut image.page_chunks()?)?
+        }
+    };
     memory::lower_protections(task, &lowered)?;
     task.log(|| format!("wrote {bytes} bytes of memory"));
     memory::advise(task, p)?;
@@ -542,6 +656,10 @@ pub(crate) fn rebuild(
         threads::queue_thread_signals(task, p.pid, t)?;
     }
     threads::request_xstate_perm(task, main)?;
+    // With the restore's privileges still: a userfaultfd that also takes kernel-mode faults.
+    if let Some(out) = uffd_out {
+        *out = Some(lazy::create_uffd(task)?);
+    }
     if creds::creds_in_place(task, &p.creds)? {
         task.log(|| "credentials: every thread already holds the image's".into());
     } else {
@@ -680,6 +798,7 @@ fn release(
     Ok(Restored {
         pid,
         stopped: opts.leave_stopped,
+        lazy: None,
     })
 }
 

@@ -88,6 +88,16 @@ struct Cli {
     /// the parent's own parents are found the same way, from the parent's place.
     #[arg(long, value_name = "IMAGE")]
     parent: Option<std::path::PathBuf>,
+    /// Let the process run before its memory is filled: its private anonymous memory (heap,
+    /// stacks, anonymous mappings; not executable, not locked) comes on first touch through a
+    /// userfaultfd, and in the background until all of it is there, from a server process this
+    /// tool leaves behind (it ends by itself once every page is filled; -v reports it). Every
+    /// chunk of the image is checked against its digest before any byte of it is used: a bad
+    /// one found after the process started kills it, with the reason on stderr. The image
+    /// must stay in place until the server ends, and the server must not be killed before
+    /// (the pages it had not filled would read as zeros). One process only (not a tree).
+    #[arg(long)]
+    lazy: bool,
     /// Log each step on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -140,6 +150,7 @@ fn main() -> ExitCode {
         },
         keep_pdeathsig: cli.foreground,
         verbose: cli.verbose,
+        lazy: cli.lazy,
     };
     let image = if cli.image == "-" {
         Image::from_reader(std::io::stdin().lock())
@@ -181,19 +192,58 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     }
-    let restored = match restore(&image, &opts) {
+    let mut restored = match restore(&image, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("psnc-restore: {e}");
             return e.exit_status().into();
         }
     };
-    drop(image);
+    let lazy = match restored.lazy.take().map(|h| h.server(&image, restored.pid)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("psnc-restore: {e}");
+            let _ = nix::sys::signal::kill(Pid::from_raw(restored.pid as i32), Signal::SIGKILL);
+            return e.exit_status().into();
+        }
+    };
     if !cli.foreground {
         println!("{}", restored.pid);
+        if let Some(server) = lazy {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // The server lives on after this tool exits; this process has one thread here
+            // (the restore's hashing threads were joined).
+            match psnc_ptrace::sys::fork_detached() {
+                Ok(true) => {
+                    let ok = psnc_restore::lazy::serve(server, cli.verbose).is_ok();
+                    std::process::exit(if ok { 0 } else { Exit::Failed.code().into() });
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("psnc-restore: starting the lazy server: {e}");
+                    let _ =
+                        nix::sys::signal::kill(Pid::from_raw(restored.pid as i32), Signal::SIGKILL);
+                    return Exit::Failed.into();
+                }
+            }
+        }
         return ExitCode::SUCCESS;
     }
-    let pid = Pid::from_raw(restored.pid as i32);
+    // In the foreground the server is a thread of this tool, beside the wait.
+    std::thread::scope(|scope| {
+        if let Some(server) = lazy {
+            scope.spawn(move || psnc_restore::lazy::serve(server, cli.verbose));
+        }
+        foreground(restored.pid, forwarded)
+    })
+}
+
+/// Waits for the restored process `pid`, forwarding the `forwarded` signals to it, and exits
+/// with its status.
+fn foreground(pid: u32, forwarded: SigSet) -> ExitCode {
+    let pid = Pid::from_raw(pid as i32);
     std::thread::spawn(move || loop {
         if let Ok(sig) = forwarded.wait() {
             let _ = nix::sys::signal::kill(pid, sig);

@@ -360,6 +360,29 @@ pub fn lower_protections(task: &mut Task, lowered: &[Lowered]) -> Result<()> {
 /// and whatever that could not write, through `/proc/PID/mem`, which writes through
 /// protections. Either way the cost is mostly that of faulting in fresh memory.
 pub fn fill_pages(task: &mut Task, image: &Image, p: &Process, lowered: &[Lowered]) -> Result<u64> {
+    fill(task, image, p, lowered, None)
+}
+
+/// [`fill_pages`] for a lazy restore: the pages `lazy` leaves to the server are not written,
+/// and every chunk of the page data a written piece comes from is checked first (`chunks`).
+pub fn fill_pages_except(
+    task: &mut Task,
+    image: &Image,
+    p: &Process,
+    lowered: &[Lowered],
+    lazy: &crate::lazy::Plan,
+    chunks: &mut psnc_format::reader::ChunkCheck<'_>,
+) -> Result<u64> {
+    fill(task, image, p, lowered, Some((lazy, chunks)))
+}
+
+fn fill(
+    task: &mut Task,
+    image: &Image,
+    p: &Process,
+    lowered: &[Lowered],
+    mut lazy: Option<(&crate::lazy::Plan, &mut psnc_format::reader::ChunkCheck<'_>)>,
+) -> Result<u64> {
     let writable = |v: &Vma| {
         v.prot & libc::PROT_WRITE as u32 != 0
             || lowered.binary_search_by_key(&v.start, |l| l.start).is_ok()
@@ -374,22 +397,38 @@ pub fn fill_pages(task: &mut Task, image: &Image, p: &Process, lowered: &[Lowere
             if v.shared || is_special(v) {
                 continue;
             }
-            let piece = &bytes[(start - run.addr) as usize..(end - run.addr) as usize];
-            total += piece.len() as u64;
-            if !writable(v) {
-                task.write(
-                    &format!("writing {} pages at {start:#x}", piece.len() / 4096),
-                    start,
-                    piece,
-                )?;
-                continue;
-            }
-            batch.push((start, piece));
-            batch_bytes += piece.len();
-            if batch.len() >= 1024 || batch_bytes >= 16 << 20 {
-                write_batch(task, &batch)?;
-                batch.clear();
-                batch_bytes = 0;
+            let parts = match lazy.as_mut() {
+                None => vec![(start, end)],
+                Some((plan, chunks)) => {
+                    let parts = plan.eager_parts(start, end);
+                    let own = image.page_data().len() as u64;
+                    for &(a, b) in &parts {
+                        let off = run.data_offset + (a - run.addr);
+                        if off < own {
+                            chunks.check(off, (b - a).min(own - off))?;
+                        }
+                    }
+                    parts
+                }
+            };
+            for (start, end) in parts {
+                let piece = &bytes[(start - run.addr) as usize..(end - run.addr) as usize];
+                total += piece.len() as u64;
+                if !writable(v) {
+                    task.write(
+                        &format!("writing {} pages at {start:#x}", piece.len() / 4096),
+                        start,
+                        piece,
+                    )?;
+                    continue;
+                }
+                batch.push((start, piece));
+                batch_bytes += piece.len();
+                if batch.len() >= 1024 || batch_bytes >= 16 << 20 {
+                    write_batch(task, &batch)?;
+                    batch.clear();
+                    batch_bytes = 0;
+                }
             }
         }
     }

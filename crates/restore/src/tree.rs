@@ -555,6 +555,7 @@ fn release(
     Ok(Restored {
         pid: root,
         stopped: opts.leave_stopped,
+        lazy: None,
     })
 }
 
