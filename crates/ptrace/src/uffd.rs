@@ -1,3 +1,11 @@
+//! Userfaultfd, both ways the tools use it:
+//!
+//! - [`WriteTracker`] (capture's pre-copy): tracking the writes of a running process to its
+//!   memory, described below.
+//! - [`MissingPages`] (restore's `--lazy`): filling a running process's memory on first touch
+//!   and in the background, with the non-cooperative events (fork, mremap, madvise, munmap);
+//!   see its documentation.
+//!
 //! Tracking the writes of a running process to its memory: a userfaultfd in asynchronous
 //! write-protect mode (`UFFD_FEATURE_WP_ASYNC`, Linux 6.7) and the `PAGEMAP_SCAN` ioctl of
 //! `/proc/PID/pagemap` (6.7), which reports the pages written since they were protected and
