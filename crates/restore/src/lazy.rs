@@ -19,6 +19,11 @@
 //!              every range (a page the image did not store reads as zeros, as before)
 //! ```
 //!
+//! A child the process forks before its memory is complete gets a userfaultfd of its own
+//! (the fork event), and its pages still missing are filled like its parent's: they become its
+//! own copies rather than pages shared copy-on-write. The server ends once every address space
+//! is complete or gone; killing it before leaves the pages it had not filled reading as zeros.
+//!
 //! A chunk whose digest does not match is found before the process sees any byte of it: the
 //! process and its descendants are killed, with the reason on stderr. A single process only
 //! (a tree is refused before anything is created).
@@ -393,11 +398,12 @@ impl<'a> Server<'a> {
     /// Reads and handles the events of mm `m`.
     fn events(&mut self, m: usize) -> Result<()> {
         let mut events = Vec::new();
-        if self.mms[m].uffd.events(&mut events).is_err() {
-            // The mm is gone with its descriptor's last user.
-            self.mms[m].pending.clear();
-            return Ok(());
-        }
+        // A read that fails leaves the events unknown: the pages could no longer be filled
+        // right, so it ends the restore (the process is killed) rather than guess.
+        self.mms[m]
+            .uffd
+            .events(&mut events)
+            .map_err(|e| self.err(e))?;
         for e in events {
             match e {
                 Event::PageFault { addr } => self.mms[m].faults.push(addr),
