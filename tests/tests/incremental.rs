@@ -225,6 +225,10 @@ fn a_bad_parent_leaves_the_target_untouched() {
 /// counter pages changed between the captures, so they must come from the last image, the
 /// unchanged ones from the parents.
 fn counts_on(bits: Bits) {
+    counts_on_with(bits, &[]);
+}
+
+fn counts_on_with(bits: Bits, restore_args: &[&str]) {
     if !psnc_tests::m32_or_skip(bits, "incremental counter i386") {
         return;
     }
@@ -244,7 +248,7 @@ fn counts_on(bits: Bits) {
     );
     t.proc.reap(Duration::from_secs(10)).expect("killed");
     let before = t.ticks().len();
-    t.restore(&b, &[], RunOpts::default());
+    t.restore(&b, restore_args, RunOpts::default());
     let after = psnc_tests::wait_ticks(&ticks, before + 5, Duration::from_secs(20));
     t.verify().assert_passed(case.expect);
     psnc_tests::assert_consecutive(&after);
@@ -258,4 +262,10 @@ fn the_counter_counts_on_from_the_last_image_x86_64() {
 #[test]
 fn the_counter_counts_on_from_the_last_image_i386() {
     counts_on(Bits::B32);
+}
+
+/// A lazy restore of an incremental image: the pages come from the whole chain.
+#[test]
+fn a_chain_restores_lazily() {
+    counts_on_with(Bits::B64, &["--lazy"]);
 }
