@@ -46,22 +46,6 @@ fn scribble(bits: Bits) {
     );
 }
 
-/// A tree is refused before anything is created.
-#[test]
-fn a_tree_is_refused() {
-    let mut t = Spawn::new("tree").start();
-    let image = t.dir.join("image");
-    t.capture(&image, &["--kill"]).assert_ok();
-    t.proc.reap(Duration::from_secs(10)).expect("killed");
-    let r = psnc_tests::restore_run(&image, &["--lazy"], RunOpts::default());
-    r.assert_status(69);
-    assert!(r.stderr.contains("lazy restore takes one process"), "{r}");
-    assert!(
-        !alive(t.pid()),
-        "a process was created by a refused restore"
-    );
-}
-
 #[test]
 fn memory_comes_on_first_touch_x86_64() {
     scribble(Bits::B64);

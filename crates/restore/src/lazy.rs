@@ -25,8 +25,8 @@
 //! is complete or gone; killing it before leaves the pages it had not filled reading as zeros.
 //!
 //! A chunk whose digest does not match is found before the process sees any byte of it: the
-//! process and its descendants are killed, with the reason on stderr. A single process only
-//! (a tree is refused before anything is created).
+//! process and its descendants are killed, with the reason on stderr. In a tree every process
+//! has its userfaultfd, and one server fills them all.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -206,8 +206,10 @@ fn take(pending: &mut Pending, start: u64, end: u64) -> Vec<(u64, u64, u64)> {
     taken
 }
 
-/// One address space the server fills: the restored process's, or a child's of a fork.
+/// One address space the server fills: a restored process's, or a child's of a fork.
 struct Mm {
+    /// The image's process whose pages it takes (a forked child: its parent's).
+    process: usize,
     uffd: MissingPages,
     pending: Pending,
     /// Faults not served yet (an event was pending).
@@ -230,16 +232,13 @@ pub struct Stats {
 /// The lazy server of one restored process: see the module documentation.
 pub struct Server<'a> {
     image: &'a Image,
-    /// The image's process.
-    process: usize,
+    /// The restored root: on a bad chunk it and its descendants are killed.
     pid: u32,
     mms: Vec<Mm>,
     chunks: ChunkCheck<'a>,
     /// The image's own page data ends here (in a flattened chain the rest is the parents',
     /// verified in full before the restore).
     own: u64,
-    /// For a 32-bit process, the size of the copy buffer below 4 GiB each mm needs.
-    low: Option<usize>,
     stats: Stats,
 }
 
@@ -251,51 +250,58 @@ impl std::fmt::Debug for Server<'_> {
     }
 }
 
+/// One restored process whose memory the server fills: its index in the image, its
+/// userfaultfd (the plan's VMAs registered) and its plan.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The image's process (index into `Checkpoint::processes`).
+    pub process: usize,
+    /// The userfaultfd, with the plan's VMAs registered.
+    pub uffd: MissingPages,
+    /// What is left to fill.
+    pub plan: Plan,
+}
+
 impl<'a> Server<'a> {
-    /// The server of process `process` of `image`, restored as `pid`, whose `plan` was
-    /// registered with `uffd`.
-    pub fn new(
-        image: &'a Image,
-        process: usize,
-        pid: u32,
-        uffd: MissingPages,
-        plan: &Plan,
-    ) -> Result<Server<'a>> {
+    /// The server of the processes `handoffs` of `image`, restored under the root `pid`.
+    pub fn new(image: &'a Image, pid: u32, handoffs: Vec<Handoff>) -> Result<Server<'a>> {
         let chunks = image.page_chunks()?;
-        let pending = plan.deferred.iter().map(|&(s, e)| (s, (e, s))).collect();
-        let mut uffd = uffd;
-        let low = (image.checkpoint().processes[process].arch == psnc_format::model::Arch::I386)
-            .then_some(BACKGROUND as usize);
-        if let Some(len) = low {
-            uffd.below_4g(len).map_err(|source| RestoreError::Step {
-                pid,
-                step: "mapping the lazy server's buffer below 4 GiB".into(),
-                source,
-            })?;
+        let mut mms = Vec::with_capacity(handoffs.len());
+        for h in handoffs {
+            let mut uffd = h.uffd;
+            let p = &image.checkpoint().processes[h.process];
+            if p.arch == psnc_format::model::Arch::I386 {
+                uffd.below_4g(BACKGROUND as usize)
+                    .map_err(|source| RestoreError::Step {
+                        pid: p.pid,
+                        step: "mapping the lazy server's buffer below 4 GiB".into(),
+                        source,
+                    })?;
+            }
+            mms.push(Mm {
+                process: h.process,
+                uffd,
+                pending: h.plan.deferred.iter().map(|&(s, e)| (s, (e, s))).collect(),
+                faults: Vec::new(),
+            });
         }
         Ok(Server {
             image,
-            process,
             pid,
-            mms: vec![Mm {
-                uffd,
-                pending,
-                faults: Vec::new(),
-            }],
-            chunks,
-            own: image.page_data().len() as u64,
-            low,
             stats: Stats {
-                mms: 1,
+                mms: mms.len(),
                 ..Stats::default()
             },
+            mms,
+            chunks,
+            own: image.page_data().len() as u64,
         })
     }
 
-    /// The bytes of the image at address `src` of the process, `len` of them (inside one
-    /// run), their chunks checked first.
-    fn source(&mut self, src: u64, len: u64) -> Result<&'a [u8]> {
-        let p = &self.image.checkpoint().processes[self.process];
+    /// The bytes of the image at address `src` of process `process`, `len` of them (inside
+    /// one run), their chunks checked first.
+    fn source(&mut self, process: usize, src: u64, len: u64) -> Result<&'a [u8]> {
+        let p = &self.image.checkpoint().processes[process];
         let i = p.pages.partition_point(|r| r.addr + r.pages * PAGE <= src);
         let run = p
             .pages
@@ -323,7 +329,7 @@ impl<'a> Server<'a> {
         for (i, &(a, b, src)) in pieces.iter().enumerate() {
             let mut at = a;
             while at < b {
-                let bytes = self.source(src + (at - a), b - at)?;
+                let bytes = self.source(self.mms[m].process, src + (at - a), b - at)?;
                 match self.mms[m]
                     .uffd
                     .copy(at, bytes)
@@ -409,9 +415,18 @@ impl<'a> Server<'a> {
                 Event::PageFault { addr } => self.mms[m].faults.push(addr),
                 Event::Fork { child } => {
                     let pending = self.mms[m].pending.clone();
+                    let process = self.mms[m].process;
+                    let i386 = self.image.checkpoint().processes[process].arch
+                        == psnc_format::model::Arch::I386;
+                    let uffd = MissingPages::of_child(
+                        child,
+                        self.mms[m].uffd.pid(),
+                        i386.then_some(BACKGROUND as usize),
+                    )
+                    .map_err(|e| self.err(e))?;
                     self.mms.push(Mm {
-                        uffd: MissingPages::of_child(child, self.pid as i32, self.low)
-                            .map_err(|e| self.err(e))?,
+                        process,
+                        uffd,
                         pending,
                         faults: Vec::new(),
                     });

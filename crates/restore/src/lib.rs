@@ -246,7 +246,7 @@ pub struct Options {
     pub verbose: bool,
     /// Let the process run before its private anonymous memory is filled ([`lazy`]): the
     /// caller runs the [`Restored::lazy`] server, which fills it on first touch and in the
-    /// background. A single process only.
+    /// background (one server for a whole tree).
     pub lazy: bool,
 }
 
@@ -257,26 +257,20 @@ pub struct Restored {
     pub pid: u32,
     /// Whether it was left stopped.
     pub stopped: bool,
-    /// With [`Options::lazy`]: what the lazy server needs (its userfaultfd and plan); the
-    /// process waits on its first touch of a page until [`lazy::Server::run`] fills it.
-    pub lazy: Option<LazyHandoff>,
+    /// With [`Options::lazy`]: what the lazy server needs, one entry per process (its
+    /// userfaultfd and plan); a process waits on its first touch of a page until
+    /// [`lazy::Server::run`] fills it.
+    pub lazy: Vec<lazy::Handoff>,
 }
 
-/// The lazy restore's part that outlives [`restore`]: see [`lazy::Server::new`].
-#[derive(Debug)]
-pub struct LazyHandoff {
-    /// The image's process (index into `Checkpoint::processes`).
-    pub process: usize,
-    /// The userfaultfd, with the plan's VMAs registered.
-    pub uffd: psnc_ptrace::uffd::MissingPages,
-    /// What is left to fill.
-    pub plan: lazy::Plan,
-}
-
-impl LazyHandoff {
-    /// The server for this restore of `image`.
-    pub fn server(self, image: &Image, pid: u32) -> Result<lazy::Server<'_>> {
-        lazy::Server::new(image, self.process, pid, self.uffd, &self.plan)
+impl Restored {
+    /// With [`Options::lazy`]: the server that fills the memory of the restored processes
+    /// from `image` (the image they were restored from).
+    pub fn lazy_server<'a>(&mut self, image: &'a Image) -> Result<Option<lazy::Server<'a>>> {
+        if self.lazy.is_empty() {
+            return Ok(None);
+        }
+        lazy::Server::new(image, self.pid, std::mem::take(&mut self.lazy)).map(Some)
     }
 }
 
@@ -291,16 +285,6 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     };
     log("checking the image".into());
     let tree = image.checkpoint().processes.len() > 1 || !image.checkpoint().zombies.is_empty();
-    if opts.lazy && tree {
-        return Err(RestoreError::Unsupported {
-            what: format!(
-                "--lazy of an image of {} processes and {} zombies: lazy restore takes one \
-                 process (restore the tree without --lazy)",
-                image.checkpoint().processes.len(),
-                image.checkpoint().zombies.len()
-            ),
-        });
-    }
     // Lazily, each chunk is checked when first used: by the fill of what is not lazy, and by
     // the server for the rest, against the stored chunk digests (checked here, before anything
     // exists, against the section table).
@@ -390,7 +374,7 @@ fn restore_one(
     let mut others = Vec::new();
     let mut lazy = opts.lazy.then(|| lazy::Plan::of(p));
     let mut uffd = None;
-    let rebuilt = rebuild_with(
+    let rebuilt = rebuild(
         &mut task,
         &stub,
         &mut others,
@@ -423,7 +407,7 @@ fn restore_one(
         Ok(_) => {
             let mut restored = release(task, others, p, opts)?;
             if let (Some(uffd), Some(plan)) = (uffd, lazy.take()) {
-                restored.lazy = Some(LazyHandoff {
+                restored.lazy.push(lazy::Handoff {
                     process: plan_index(image, p.pid),
                     uffd,
                     plan,
@@ -513,7 +497,7 @@ pub fn prepare_shared(
 }
 
 /// The index of process `pid` in the image.
-fn plan_index(image: &Image, pid: u32) -> usize {
+pub(crate) fn plan_index(image: &Image, pid: u32) -> usize {
     image
         .checkpoint()
         .processes
@@ -524,23 +508,11 @@ fn plan_index(image: &Image, pid: u32) -> usize {
 
 /// Everything between the stub's first stop and the final registers: memory, threads, files,
 /// kernel state, in the order of the crate doc's "Order of the rebuild". Returns the XSAVE area
-/// to load into each thread (same order as the image's).
-pub(crate) fn rebuild(
-    task: &mut Task,
-    stub: &stub::Stub,
-    others: &mut Vec<Tracee>,
-    image: &Image,
-    plan: &Plan,
-    local: &LocalFiles,
-    opts: &Options,
-) -> Result<Vec<Option<Vec<u8>>>> {
-    rebuild_with(task, stub, others, image, plan, local, opts, None)
-}
-
-/// [`rebuild`]; with `lazy`, the memory of its plan is left out of the fill (its chunks are
-/// checked as they are written), and the userfaultfd is made before the credentials drop.
+/// to load into each thread (same order as the image's). With `lazy` (`--lazy`), the memory
+/// of its plan is left out of the fill (the chunks of what is written are checked as they are
+/// written), and the userfaultfd is made into its second part before the credentials drop.
 #[allow(clippy::too_many_arguments)]
-fn rebuild_with(
+pub(crate) fn rebuild(
     task: &mut Task,
     stub: &stub::Stub,
     others: &mut Vec<Tracee>,
@@ -798,7 +770,7 @@ fn release(
     Ok(Restored {
         pid,
         stopped: opts.leave_stopped,
-        lazy: None,
+        lazy: Vec::new(),
     })
 }
 

@@ -95,7 +95,7 @@ struct Cli {
     /// chunk of the image is checked against its digest before any byte of it is used: a bad
     /// one found after the process started kills it, with the reason on stderr. The image
     /// must stay in place until the server ends, and the server must not be killed before
-    /// (the pages it had not filled would read as zeros). One process only (not a tree).
+    /// (the pages it had not filled would read as zeros). A tree is served by one server.
     #[arg(long)]
     lazy: bool,
     /// Log each step on stderr.
@@ -199,10 +199,9 @@ fn main() -> ExitCode {
             return e.exit_status().into();
         }
     };
-    let lazy = match restored.lazy.take().map(|h| h.server(&image, restored.pid)) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
+    let lazy = match restored.lazy_server(&image) {
+        Ok(s) => s,
+        Err(e) => {
             eprintln!("psnc-restore: {e}");
             let _ = nix::sys::signal::kill(Pid::from_raw(restored.pid as i32), Signal::SIGKILL);
             return e.exit_status().into();

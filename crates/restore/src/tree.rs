@@ -220,14 +220,16 @@ pub fn restore_tree(
         .zip(&mut locals)
         .map(|(p, l)| (p.pid, std::mem::take(&mut l.notes)))
         .collect();
-    let built = build(&mut tasks, &stub, image, plans, &locals, opts)
+    let mut lazy = Vec::new();
+    let built = build(&mut tasks, &stub, image, plans, &locals, opts, &mut lazy)
         .and_then(|others| pages_checked().map(|()| others))
         .and_then(|others| segments.commit().map(|()| others));
     drop(locals);
     drop(replicas);
     match built {
         Ok(others) => {
-            let restored = release(tasks, others, ps, opts)?;
+            let mut restored = release(tasks, others, ps, opts)?;
+            restored.lazy = lazy;
             // Said once the tree exists, as for one process: what each fd reconnected to
             // nothing will see.
             for (plan, p) in plans.iter().zip(ps) {
@@ -273,6 +275,7 @@ fn build(
     plans: &[Plan],
     locals: &[crate::LocalFiles],
     opts: &Options,
+    lazy: &mut Vec<crate::lazy::Handoff>,
 ) -> Result<Vec<Vec<Tracee>>> {
     let ckpt = image.checkpoint();
     let ps = &ckpt.processes;
@@ -318,8 +321,34 @@ fn build(
     for (i, task) in tasks.iter_mut().enumerate() {
         let o = if i == 0 { opts } else { &child_opts };
         let mut others = Vec::new();
-        let xsaves = crate::rebuild(task, stub, &mut others, image, &plans[i], &locals[i], o)?;
+        let plan = opts.lazy.then(|| crate::lazy::Plan::of(&ps[i]));
+        let mut uffd = None;
+        let xsaves = crate::rebuild(
+            task,
+            stub,
+            &mut others,
+            image,
+            &plans[i],
+            &locals[i],
+            o,
+            plan.as_ref().map(|l| (l, &mut uffd)),
+        )?;
         crate::finish(task, &mut others, &ps[i], &xsaves)?;
+        if let (Some(uffd), Some(plan)) = (uffd, plan) {
+            crate::lazy::register(&uffd, &plan, ps[i].pid)?;
+            task.log(|| {
+                format!(
+                    "lazy: {} VMAs registered, {} pages left to the server",
+                    plan.vmas.len(),
+                    plan.pages()
+                )
+            });
+            lazy.push(crate::lazy::Handoff {
+                process: i,
+                uffd,
+                plan,
+            });
+        }
         others_all.push(others);
     }
     Ok(others_all)
@@ -555,7 +584,7 @@ fn release(
     Ok(Restored {
         pid: root,
         stopped: opts.leave_stopped,
-        lazy: None,
+        lazy: Vec::new(),
     })
 }
 
