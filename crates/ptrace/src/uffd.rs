@@ -162,6 +162,35 @@ fn ioctl<T>(fd: &impl AsRawFd, req: u64, arg: &mut T, op: &'static str, pid: i32
     }
 }
 
+/// `UFFDIO_API` with `features` on `uffd` (of process `pid`); `op` names it in the error.
+fn enable(uffd: &OwnedFd, pid: i32, features: u64, op: &'static str) -> Result<()> {
+    let mut api = UffdioApi {
+        api: UFFD_API,
+        features,
+        ioctls: 0,
+    };
+    ioctl(uffd, UFFDIO_API, &mut api, op, pid)?;
+    Ok(())
+}
+
+/// `UFFDIO_REGISTER` of `[start, start + len)` in `mode` on `uffd` (of process `pid`).
+fn register_range(
+    uffd: &OwnedFd,
+    pid: i32,
+    start: u64,
+    len: u64,
+    mode: u64,
+    op: &'static str,
+) -> Result<()> {
+    let mut reg = UffdioRegister {
+        range: UffdioRange { start, len },
+        mode,
+        ioctls: 0,
+    };
+    ioctl(uffd, UFFDIO_REGISTER, &mut reg, op, pid)?;
+    Ok(())
+}
+
 /// The `PAGE_IS_*` categories of `PAGEMAP_SCAN` that [`scan_pages`] reports.
 pub mod category {
     /// `PAGE_IS_WRITTEN`: written since it was write-protected (asynchronous mode).
@@ -252,17 +281,11 @@ impl WriteTracker {
                 path: format!("/proc/{pid}/pagemap"),
                 source,
             })?;
-        let mut api = UffdioApi {
-            api: UFFD_API,
-            features: UFFD_FEATURE_WP_ASYNC,
-            ioctls: 0,
-        };
-        ioctl(
+        enable(
             &uffd,
-            UFFDIO_API,
-            &mut api,
-            "UFFDIO_API (asynchronous write protection)",
             pid,
+            UFFD_FEATURE_WP_ASYNC,
+            "UFFDIO_API (asynchronous write protection)",
         )?;
         Ok(WriteTracker { pid, uffd, pagemap })
     }
@@ -276,19 +299,14 @@ impl WriteTracker {
     /// VMAs of the target without holes. Nothing is protected yet: see
     /// [`WriteTracker::protect`].
     pub fn register(&self, start: u64, len: u64) -> Result<()> {
-        let mut reg = UffdioRegister {
-            range: UffdioRange { start, len },
-            mode: UFFDIO_REGISTER_MODE_WP,
-            ioctls: 0,
-        };
-        ioctl(
+        register_range(
             &self.uffd,
-            UFFDIO_REGISTER,
-            &mut reg,
-            "UFFDIO_REGISTER",
             self.pid,
-        )?;
-        Ok(())
+            start,
+            len,
+            UFFDIO_REGISTER_MODE_WP,
+            "UFFDIO_REGISTER",
+        )
     }
 
     /// Write-protects the pages of `[start, start + len)`, inside a registered range, so that
@@ -528,19 +546,14 @@ impl MissingPages {
     /// Registers `[start, start + len)` (whole VMAs, no holes) in missing mode: a page not
     /// there faults to this descriptor from now on.
     pub fn register(&self, start: u64, len: u64) -> Result<()> {
-        let mut reg = UffdioRegister {
-            range: UffdioRange { start, len },
-            mode: UFFDIO_REGISTER_MODE_MISSING,
-            ioctls: 0,
-        };
-        ioctl(
+        register_range(
             &self.uffd,
-            UFFDIO_REGISTER,
-            &mut reg,
-            "UFFDIO_REGISTER (missing)",
             self.pid,
-        )?;
-        Ok(())
+            start,
+            len,
+            UFFDIO_REGISTER_MODE_MISSING,
+            "UFFDIO_REGISTER (missing)",
+        )
     }
 
     /// Maps a copy of `bytes` (page-aligned length) at `dst` and wakes the threads waiting
@@ -671,20 +684,14 @@ impl MissingPages {
     /// taken from it (what [`MissingPages::create`] does after the remote calls, for a caller
     /// that runs them its own way).
     pub fn new(uffd: OwnedFd, pid: i32) -> Result<MissingPages> {
-        let mut api = UffdioApi {
-            api: UFFD_API,
-            features: UFFD_FEATURE_EVENT_FORK
+        enable(
+            &uffd,
+            pid,
+            UFFD_FEATURE_EVENT_FORK
                 | UFFD_FEATURE_EVENT_REMAP
                 | UFFD_FEATURE_EVENT_REMOVE
                 | UFFD_FEATURE_EVENT_UNMAP,
-            ioctls: 0,
-        };
-        ioctl(
-            &uffd,
-            UFFDIO_API,
-            &mut api,
             "UFFDIO_API (missing pages with fork, remap, remove and unmap events)",
-            pid,
         )?;
         Ok(MissingPages {
             pid,
