@@ -216,6 +216,13 @@ fn main() -> ExitCode {
             // (the restore's hashing threads were joined).
             match psnc_ptrace::sys::fork_detached() {
                 Ok(true) => {
+                    // Whoever reads this tool's stdout to its end (a pipe, `$(...)`) must not
+                    // wait for the server: it has nothing to print there. Its stderr stays, for
+                    // the report of a chunk that fails its check.
+                    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                        use std::os::fd::AsRawFd;
+                        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+                    }
                     let ok = psnc_restore::lazy::serve(server, cli.verbose).is_ok();
                     std::process::exit(if ok { 0 } else { Exit::Failed.code().into() });
                 }
