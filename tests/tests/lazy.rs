@@ -132,3 +132,40 @@ fn fork_madvise_mremap_munmap_on_unfilled_memory_x86_64() {
 fn fork_madvise_mremap_munmap_on_unfilled_memory_i386() {
     events(Bits::B32);
 }
+
+/// Where the kernel will not give a userfaultfd that takes kernel-mode faults (here: an
+/// ordinary user, with vm.unprivileged_userfaultfd 0), --lazy is refused before anything is
+/// created, saying what it needs.
+#[test]
+fn lazy_without_the_privilege_is_refused_first() {
+    let setting =
+        std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
+    if setting.trim() != "0" {
+        println!("SKIP lazy refusal: vm.unprivileged_userfaultfd is {setting:?}, not 0");
+        return;
+    }
+    let mut t = Spawn::new("counter").start();
+    let image = t.dir.join("image");
+    t.capture(&image, &["--kill"]).assert_ok();
+    t.proc.reap(Duration::from_secs(10)).expect("killed");
+    // Readable by the user (the image is written 0600 for root).
+    let copy = std::env::temp_dir().join(format!("psnc-lazy-refusal-{}", std::process::id()));
+    std::fs::copy(&image, &copy).expect("copy");
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let r = psnc_tests::restore_run(
+        &copy,
+        &["--lazy"],
+        RunOpts {
+            as_user: Some((65534, 65534)),
+            ..RunOpts::default()
+        },
+    );
+    let _ = std::fs::remove_file(&copy);
+    r.assert_status(69);
+    assert!(r.stderr.contains("--lazy cannot work here"), "{r}");
+    assert!(
+        !alive(t.pid()),
+        "a process was created by a refused restore"
+    );
+}

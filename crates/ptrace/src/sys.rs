@@ -187,6 +187,14 @@ pub fn eventfd(flags: i32) -> Result<OwnedFd> {
     owned_fd("eventfd2", 0, r)
 }
 
+/// A new userfaultfd of this process (`userfaultfd(flags)`), e.g. to probe what the kernel
+/// supports before a restore relies on it.
+pub fn userfaultfd(flags: i32) -> Result<OwnedFd> {
+    // SAFETY: userfaultfd takes one integer and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+    owned_fd("userfaultfd", 0, r)
+}
+
 /// A new timerfd on clock `clockid` (`timerfd_create`); `flags` e.g. `libc::TFD_CLOEXEC`.
 pub fn timerfd_create(clockid: i32, flags: i32) -> Result<OwnedFd> {
     // SAFETY: timerfd_create takes two integers and touches no memory of ours.

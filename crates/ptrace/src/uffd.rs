@@ -700,6 +700,14 @@ impl MissingPages {
         })
     }
 
+    /// Whether this kernel gives this process what [`MissingPages::create`] needs: a
+    /// userfaultfd that takes kernel-mode faults, with the fork, remap, remove and unmap
+    /// events. Tried on a descriptor of the tool's own, before anything is restored.
+    pub fn probe() -> Result<()> {
+        let uffd = crate::sys::userfaultfd(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
+        MissingPages::new(uffd, std::process::id() as i32).map(|_| ())
+    }
+
     /// For a 32-bit process: copy through a buffer below 2 GiB of at least `len` bytes (see
     /// the `low` field).
     pub fn below_4g(&mut self, len: usize) -> Result<()> {

@@ -15,6 +15,13 @@ pub enum RestoreError {
     #[error("the image is unreadable or corrupt: {0}")]
     Image(#[from] FormatError),
 
+    /// `--lazy` was asked for on a kernel (or with privileges) that cannot serve it.
+    #[error("--lazy cannot work here: {why}; it needs a userfaultfd that also takes kernel-mode faults (CONFIG_USERFAULTFD, and CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1) with the fork, remap, remove and unmap events; restore without --lazy")]
+    LazyUnavailable {
+        /// What the probe found.
+        why: String,
+    },
+
     /// The image holds something this restore does not support yet.
     #[error("cannot restore {what}: not supported yet")]
     Unsupported {
@@ -357,6 +364,7 @@ impl RestoreError {
             RestoreError::InProcess { source, .. } => source.exit_status(),
             RestoreError::Inconsistent(_) => Exit::BadImage,
             RestoreError::Unsupported { .. }
+            | RestoreError::LazyUnavailable { .. }
             | RestoreError::CpuFeatures { .. }
             | RestoreError::XsaveFeatures { .. }
             | RestoreError::XsaveLayout { .. }

@@ -290,6 +290,8 @@ pub fn restore(image: &Image, opts: &Options) -> Result<Restored> {
     // exists, against the section table).
     if opts.lazy {
         image.page_chunks()?;
+        psnc_ptrace::uffd::MissingPages::probe()
+            .map_err(|e| RestoreError::LazyUnavailable { why: e.to_string() })?;
     }
     let pages = if opts.lazy {
         checks::PageDigests::Lazy
