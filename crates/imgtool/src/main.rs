@@ -73,17 +73,7 @@ enum Cmd {
         json: bool,
     },
     /// Print every decoded field, hex-dump or search stored memory.
-    ///
-    /// Without --addr/--search: the header, the section table and every decoded field, section
-    /// by section (or only --section KIND, only --pid PID).
-    ///
-    /// Section names: identity, processes, threads, vmas, page-index, page-data, files,
-    /// file-data, fds, signals, epoll, event-fds, fd-shares, shared-memory, zombies, aio,
-    /// inet-sockets, ttys, chunk-digests. The hex dump shows `--` for bytes the image does
-    /// file-data, fds, signals, epoll, event-fds, fd-shares, zombies, aio, unix-sockets, chunk-digests. The hex
-    /// dump shows `--` for bytes the image does
-    /// not store and says why (never touched, file-backed, kernel-provided, not mapped).
-    #[command(after_help = exit::help(READING, &[]))]
+    #[command(long_about = dump_about(), after_help = exit::help(READING, &[]))]
     Dump {
         /// The image (`-` = stdin).
         image: String,
@@ -220,6 +210,23 @@ enum Class {
     Bits32,
     #[value(name = "64")]
     Bits64,
+}
+
+/// `dump --help`: the section names come from the format crate, so the list cannot drift.
+fn dump_about() -> String {
+    let mut kinds = SectionKind::ALL.to_vec();
+    kinds.sort_by_key(|k| k.number());
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    format!(
+        "Print every decoded field, hex-dump or search stored memory.\n\n\
+         Without --addr/--search: the header, the section table and every decoded field, \
+         section by section (or only --section KIND, only --pid PID).\n\n\
+         Section names: {}.\n\n\
+         The hex dump shows `--` for bytes the image does not store and says why (never \
+         touched, file-backed, kernel-provided, not mapped). For an incremental image, --addr \
+         and --search read through its parent chain.",
+        names.join(", ")
+    )
 }
 
 impl From<Class> for LayoutClass {

@@ -1243,3 +1243,24 @@ fn info_and_dump_show_unix_sockets() {
         );
     }
 }
+
+/// `dump --help` names every section kind once: the list is made from the format crate.
+#[test]
+fn dump_help_lists_every_section_once() {
+    let r = imgtool(&[std::ffi::OsStr::new("dump"), std::ffi::OsStr::new("--help")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Section names:"))
+        .unwrap_or_else(|| panic!("no section list:\n{}", r.stdout));
+    for k in psnc_format::SectionKind::ALL {
+        let n = line
+            .trim_start_matches("Section names:")
+            .trim_end_matches('.')
+            .split(", ")
+            .filter(|w| w.trim() == k.name())
+            .count();
+        assert_eq!(n, 1, "{} in {line:?}", k.name());
+    }
+}
