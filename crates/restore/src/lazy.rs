@@ -451,9 +451,17 @@ impl<'a> Server<'a> {
     /// its address space gone), closing the userfaultfds. A corrupt chunk kills the process
     /// and its descendants before any of them can see it, and is the error returned.
     pub fn run(mut self) -> Result<Stats> {
-        let r = self.serve_all();
+        let pid = self.pid;
+        // A panic would close the userfaultfds with pages still missing, which the processes
+        // would then read as zeros: it ends the restore like an error.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve_all()))
+            .unwrap_or_else(|_| {
+                Err(RestoreError::Inconsistent(
+                    "the lazy server panicked".into(),
+                ))
+            });
         if r.is_err() {
-            kill_tree(self.pid);
+            kill_tree(pid);
         }
         r.map(|()| self.stats)
     }
