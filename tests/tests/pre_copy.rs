@@ -295,3 +295,45 @@ fn the_tool_terminated_during_the_pre_copy_stops_cleanly() {
     t.verify()
         .assert_passed_in("after an interrupted capture", CHECKS);
 }
+
+/// The fork snapshot (`--pre-copy=fork`): memory read from a copy-on-write child made in the
+/// stop, after the target runs on. Right after the capture the target has no child left (the
+/// snapshot was killed and reaped through it) and its fds; the image restores to exactly the
+/// stop instant of the generations it was writing all along.
+fn fork_snapshot(bits: Bits) {
+    if !psnc_tests::m32_or_skip(bits, "fork snapshot i386") {
+        return;
+    }
+    let mut t = start(bits, "64", "2");
+    let pid = t.pid();
+    let before = fds(pid);
+    let image = t.dir.join("image");
+    let s = capture_json(&t, &image, &["--pre-copy=fork"]);
+    let m = &s["memory_copy"];
+    assert_eq!(m["method"], "fork snapshot", "{m}");
+    assert!(s["stopped_ms"].as_f64().is_some(), "{s}");
+    assert!(
+        psnc_tests::children(pid).is_empty(),
+        "the snapshot of PID {pid} is still its child: {:?}",
+        psnc_tests::children(pid)
+    );
+    assert_eq!(fds(pid), before, "the fds of PID {pid} changed");
+    t.verify()
+        .assert_passed_in("the original after a fork snapshot", CHECKS);
+    t.proc.kill();
+    t.proc.reap(Duration::from_secs(10));
+    t.reset_report();
+    t.restore(&image, &[], RunOpts::default());
+    t.verify()
+        .assert_passed_in(&format!("{bits:?} restored from a fork snapshot"), CHECKS);
+}
+
+#[test]
+fn memory_is_the_stop_instant_from_a_fork_snapshot_x86_64() {
+    fork_snapshot(Bits::B64);
+}
+
+#[test]
+fn memory_is_the_stop_instant_from_a_fork_snapshot_i386() {
+    fork_snapshot(Bits::B32);
+}

@@ -71,6 +71,8 @@ sysno_table! {
     Getpid = SYS_getpid, 20, "getpid";
     /// `wait4` (capture reaps a killed child through its stopped parent).
     Wait4 = SYS_wait4, 114, "wait4";
+    /// `clone` (capture's fork snapshot: flags 0, no exit signal, every pointer 0).
+    Clone = SYS_clone, 120, "clone";
     /// `gettid`.
     Gettid = SYS_gettid, 224, "gettid";
     /// `getppid`.

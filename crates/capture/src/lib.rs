@@ -96,6 +96,7 @@ pub mod process;
 pub mod procfs;
 pub mod shared_memory;
 pub mod signals;
+pub mod snapshot;
 pub mod source;
 pub mod stop;
 pub mod sysv_shm;
@@ -323,6 +324,9 @@ pub struct MemoryCopy {
     pub arm_stop: Duration,
     /// The final stop, in which everything else is captured.
     pub final_stop: Duration,
+    /// With a fork snapshot: the longest of the moments a parent was stopped again to reap
+    /// its snapshot.
+    pub reap_stop: Duration,
 }
 
 impl MemoryCopy {
@@ -337,6 +341,7 @@ impl MemoryCopy {
             "pages_stopped": self.pages_stopped,
             "arm_stop_ms": self.arm_stop.as_secs_f64() * 1e3,
             "final_stop_ms": self.final_stop.as_secs_f64() * 1e3,
+            "reap_stop_ms": self.reap_stop.as_secs_f64() * 1e3,
         })
     }
 }
@@ -526,6 +531,37 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         &log,
         &check,
     )?;
+    // Without write tracking, a fork snapshot keeps the stop short, unless the target stays
+    // stopped anyway (--kill) or nothing may run in it (the module's source, with auto).
+    let want_fork = pre.is_none()
+        && !opts.kill
+        && (opts.pre_copy == PreCopyMode::Fork
+            || (opts.pre_copy == PreCopyMode::Auto && !matches!(source, StateSource::Kmod { .. })));
+    let snaps = if want_fork {
+        match snapshot::Snapshots::take(&mut frozen) {
+            Ok(s) if s.any() => {
+                log.step(|| {
+                    "fork snapshot taken: memory is read from it after the target runs on".into()
+                });
+                Some(s)
+            }
+            Ok(s) => {
+                log.step(|| {
+                    format!(
+                        "no fork snapshot ({}); everything is copied stopped",
+                        s.missing_reason().unwrap_or_default()
+                    )
+                });
+                None
+            }
+            Err(e) => {
+                drop(frozen.thaw());
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let mut repairs = fds::tcp::Repairs::new(opts.tcp);
     let collected = collect(
         &mut frozen,
@@ -538,8 +574,14 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
         arch,
         pre.as_mut(),
         base,
+        snaps.as_ref(),
     );
     let mut memory_copy = match &pre {
+        None if snaps.is_some() => MemoryCopy {
+            method: "fork snapshot",
+            why_not: snaps.as_ref().and_then(|s| s.missing_reason()),
+            ..Default::default()
+        },
         Some(p) => MemoryCopy {
             method: "pre-copy",
             why_not: p.untracked_reason(),
@@ -548,7 +590,7 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
             pages_reused: p.pages_reused,
             pages_stopped: p.pages_stopped,
             arm_stop: p.arm_stop,
-            final_stop: Duration::ZERO,
+            ..Default::default()
         },
         None => MemoryCopy {
             method: "stop",
@@ -629,21 +671,45 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Summary> {
     };
     let processes = c.ckpt.processes.len();
     let zombies = c.ckpt.zombies.len();
-    let written = write_rest(pid, opts, base, &log, &check, &mut c).and_then(|()| {
-        let out_err = |source| CaptureError::Output {
-            path: out_name.clone(),
-            source,
-        };
-        let out = c
-            .writer
-            .finish(c.ckpt)
-            .map_err(|source| CaptureError::Format {
+    // With a fork snapshot: the private pages, read from it now that the target runs; then
+    // the deleted files; then the snapshots go.
+    let from_snapshots = match snaps {
+        Some(snaps) => {
+            let r = copy_deferred(pid, opts, base, &log, &check, &mut c).map(|n| {
+                memory_copy.pages_running = n;
+                memory_copy.pages_stopped = c.stats.pages.saturating_sub(n);
+            });
+            memory_copy.reap_stop = snaps.reap();
+            log.step(|| {
+                format!(
+                    "fork snapshot(s) killed and reaped by their parents ({:.3} ms stopped)",
+                    memory_copy.reap_stop.as_secs_f64() * 1e3
+                )
+            });
+            r
+        }
+        None => Ok(()),
+    };
+    let written = from_snapshots
+        .and_then(|()| {
+            incremental_record(base, &mut c, &log);
+            write_rest(pid, opts, base, &log, &check, &mut c)
+        })
+        .and_then(|()| {
+            let out_err = |source| CaptureError::Output {
                 path: out_name.clone(),
                 source,
-            })?;
-        log.step(|| "metadata, section table and trailer written".into());
-        commit(out).map_err(out_err)
-    });
+            };
+            let out = c
+                .writer
+                .finish(c.ckpt)
+                .map_err(|source| CaptureError::Format {
+                    path: out_name.clone(),
+                    source,
+                })?;
+            log.step(|| "metadata, section table and trailer written".into());
+            commit(out).map_err(out_err)
+        });
     let (final_stop, killed, image_bytes) = match (state, written) {
         (Release::Thawed(s), Ok(n)) => (s, false, n),
         (Release::StillFrozen(frozen), Ok(n)) => {
@@ -753,6 +819,15 @@ fn pre_copy<W: Write>(
 ) -> Result<(FrozenTree, Option<PreCopy>, Option<String>)> {
     if opts.pre_copy == PreCopyMode::Never {
         return Ok((frozen, None, Some("--pre-copy=never".into())));
+    }
+    if opts.pre_copy == PreCopyMode::Fork {
+        let why = if opts.kill {
+            "--pre-copy=fork with --kill: the target stays stopped until the image is written, \
+             a fork snapshot would not shorten that"
+        } else {
+            "--pre-copy=fork"
+        };
+        return Ok((frozen, None, Some(why.into())));
     }
     // With the module nothing runs in the target; arming would run userfaultfd() and close().
     if opts.pre_copy == PreCopyMode::Auto && matches!(source, StateSource::Kmod { .. }) {
@@ -864,6 +939,73 @@ fn write_rest<W: Write>(
         c.catalog.fill_refs(p);
     }
     Ok(())
+}
+
+/// With a fork snapshot, once the target runs on: the pages planned in the stop, read from
+/// each process's snapshot, then the deleted files (which the writer takes after the pages).
+fn copy_deferred<W: Write>(
+    pid: i32,
+    opts: &Options,
+    base: Option<&parent::Baseline>,
+    log: &Log,
+    check: &dyn Fn() -> Result<()>,
+    c: &mut Collected<W>,
+) -> Result<u64> {
+    let path = opts.output.display();
+    let mut pages = 0;
+    for (owner, snap, plan) in std::mem::take(&mut c.deferred) {
+        let mut mem = TargetMemory::open(snap)?;
+        let mut sink = PagesInto {
+            writer: &mut c.writer,
+            path: &path,
+            base,
+            pid: owner,
+        };
+        let runs = memory::copy_pages(&plan, &mut mem, &mut sink, &mut || check())
+            .map_err(|e| snapshot::read_error(pid, snap, e))?;
+        pages += plan.pages();
+        if let Some(p) = c.ckpt.processes.iter_mut().find(|p| p.pid == owner) {
+            p.pages.extend(runs);
+            p.pages.sort_by_key(|r| r.addr);
+        }
+    }
+    log.step(|| format!("{pages} pages read from the fork snapshot(s) while the target ran"));
+    let writer = &mut c.writer;
+    let stats = &mut c.stats;
+    let fmt = |source| CaptureError::Format {
+        path: opts.output.display(),
+        source,
+    };
+    c.catalog.store(
+        pid,
+        FilePhase::Volatile,
+        opts.store_files,
+        &mut |path, sha, rd| store_file(writer, base, stats, path, sha, rd).map_err(fmt),
+        &mut || check(),
+    )?;
+    Ok(pages)
+}
+
+/// Incremental (`--parent`): moves the runs that point into the parent out of each process's
+/// runs into the image's parent record.
+fn incremental_record<W: Write>(base: Option<&parent::Baseline>, c: &mut Collected<W>, log: &Log) {
+    let Some(b) = base else {
+        return;
+    };
+    let mut record = b.record();
+    for p in &mut c.ckpt.processes {
+        record.pages.extend(parent::split(p));
+    }
+    let taken: u64 = record.pages.iter().map(|r| r.pages).sum();
+    c.stats.pages -= taken;
+    c.stats.pages_in_parent = taken;
+    log.step(|| {
+        format!(
+            "{taken} pages are the same as in the parent, in {} runs: not stored",
+            record.pages.len()
+        )
+    });
+    c.ckpt.parent = Some(record);
 }
 
 /// Stores a file's contents, or with a parent that stores the same (by SHA-256) refers to it.
@@ -997,6 +1139,9 @@ struct Collected<W: Write> {
     stats: Stats,
     /// What the image will not bring back exactly ([`Summary::warnings`]).
     warnings: Vec<String>,
+    /// With a fork snapshot: per process (its PID), the snapshot's PID and the pages to read
+    /// from it once the target runs on.
+    deferred: Vec<(u32, i32, memory::PagePlan)>,
 }
 
 /// The mode of every process of the stopped tree (one for all) and the image's layout class.
@@ -1052,6 +1197,7 @@ fn collect<W: Write>(
     arch: Arch,
     mut pre: Option<&mut PreCopy>,
     base: Option<&parent::Baseline>,
+    snaps: Option<&snapshot::Snapshots>,
 ) -> Result<Collected<W>> {
     let root = tree.root();
     check()?;
@@ -1065,6 +1211,7 @@ fn collect<W: Write>(
     let mut shared = shared_memory::SharedObjects::new();
     let mut sysv = sysv_shm::Segments::new();
     let mut processes = Vec::with_capacity(procs.len());
+    let mut deferred = Vec::new();
     for frozen in procs.iter_mut() {
         let p = collect_process(
             frozen,
@@ -1081,26 +1228,11 @@ fn collect<W: Write>(
             repairs,
             pre.as_deref_mut(),
             base,
+            snaps,
+            &mut deferred,
         )?;
         processes.push(p);
     }
-    // Incremental: the runs that point into the parent go to the parent record.
-    let parent = base.map(|b| {
-        let mut record = b.record();
-        for p in &mut processes {
-            record.pages.extend(parent::split(p));
-        }
-        let taken: u64 = record.pages.iter().map(|r| r.pages).sum();
-        stats.pages -= taken;
-        stats.pages_in_parent = taken;
-        log.step(|| {
-            format!(
-                "{taken} pages are the same as in the parent, in {} runs: not stored",
-                record.pages.len()
-            )
-        });
-        record
-    });
     if processes.len() > 1 {
         tree::link_pipes(&mut processes);
         tree::link_fifos(&mut processes);
@@ -1115,14 +1247,19 @@ fn collect<W: Write>(
         .filter_map(|p| aio::warning(p.pid as i32, &p.aio))
         .collect();
 
-    catalog.store(
-        root,
-        FilePhase::Volatile,
-        opts.store_files,
-        &mut |path, sha, rd| store_file(&mut writer, base, &mut stats, path, sha, rd).map_err(fmt),
-        &mut || check(),
-    )?;
-    log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
+    // With a fork snapshot the page data is not complete yet: the deleted files come after it.
+    if snaps.is_none() {
+        catalog.store(
+            root,
+            FilePhase::Volatile,
+            opts.store_files,
+            &mut |path, sha, rd| {
+                store_file(&mut writer, base, &mut stats, path, sha, rd).map_err(fmt)
+            },
+            &mut || check(),
+        )?;
+        log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
+    }
     // Last of what runs while every process is stopped: the longer the window, the more
     // requests in flight complete in it and are caught.
     aio::check_unchanged(&processes)?;
@@ -1153,8 +1290,9 @@ fn collect<W: Write>(
             ptys,
             sysv_shm: sysv.into_segments(),
             unix_peers,
-            parent,
+            parent: None,
         },
+        deferred,
         catalog,
         writer,
         stats,
@@ -1180,6 +1318,8 @@ fn collect_process<W: Write>(
     repairs: &mut fds::tcp::Repairs,
     mut pre: Option<&mut PreCopy>,
     base: Option<&parent::Baseline>,
+    snaps: Option<&snapshot::Snapshots>,
+    deferred: &mut Vec<(u32, i32, memory::PagePlan)>,
 ) -> Result<Process> {
     let pid = frozen.pid();
     let dir = ProcDir::new(pid);
@@ -1259,9 +1399,16 @@ fn collect_process<W: Write>(
         pid: pid as u32,
     };
     // With pre-copy, the pages not written since their copy are in the image already.
-    let pages = match (pre, &copies) {
-        (Some(pre), Some(copies)) => {
+    let snapshot = snaps.and_then(|s| s.of(pid));
+    let pages = match (pre, &copies, snapshot) {
+        (Some(pre), Some(copies), _) => {
             pre.use_copies(copies, &plan, &mut mem, &mut sink, &mut || check())?
+        }
+        // The snapshot has the private pages as they are now; what it lacks is read now.
+        (_, _, Some(snap)) => {
+            let (now, later) = snapshot::split_plan(&plan, &vmas);
+            deferred.push((pid as u32, snap, later));
+            memory::copy_pages(&now, &mut mem, &mut sink, &mut || check())?
         }
         _ => memory::copy_pages(&plan, &mut mem, &mut sink, &mut || check())?,
     };

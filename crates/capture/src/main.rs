@@ -86,8 +86,13 @@ struct Args {
     /// Needs Linux 6.7 (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN). `auto` falls back to copying
     /// everything stopped where that is not available (-v and --json say why), `always` fails
     /// instead (the processes left running), `never` copies everything stopped. Shared memory
-    /// is always copied stopped.
-    #[arg(long, value_name = "auto|always|never", default_value = "auto")]
+    /// is always copied stopped. `fork` (and `auto` where the tracking cannot be armed, unless
+    /// the module is the source) reads the memory from a copy-on-write fork of each process
+    /// instead, made in the stop by one clone() run inside it: the child is stopped before its
+    /// first instruction, never runs, and is killed and reaped (a moment's stop of its parent
+    /// for a wait4) once its memory is read. Not with --kill, where the target stays stopped
+    /// anyway.
+    #[arg(long, value_name = "auto|always|fork|never", default_value = "auto")]
     pre_copy: PreCopyMode,
 
     /// Make an incremental image: store only the pages and files that differ from the image

@@ -68,6 +68,9 @@ pub enum PreCopyMode {
     Always,
     /// Everything while stopped.
     Never,
+    /// No write tracking: the memory is read from a copy-on-write fork of each process after
+    /// it runs on ([`crate::snapshot`]).
+    Fork,
 }
 
 impl std::str::FromStr for PreCopyMode {
@@ -78,8 +81,9 @@ impl std::str::FromStr for PreCopyMode {
             "auto" => Ok(PreCopyMode::Auto),
             "always" => Ok(PreCopyMode::Always),
             "never" => Ok(PreCopyMode::Never),
+            "fork" => Ok(PreCopyMode::Fork),
             _ => Err(format!(
-                "{s:?} is not a pre-copy mode; use auto, always or never"
+                "{s:?} is not a pre-copy mode; use auto, always, fork or never"
             )),
         }
     }
@@ -91,6 +95,7 @@ impl std::fmt::Display for PreCopyMode {
             PreCopyMode::Auto => "auto",
             PreCopyMode::Always => "always",
             PreCopyMode::Never => "never",
+            PreCopyMode::Fork => "fork",
         })
     }
 }

@@ -66,5 +66,5 @@ pub use psnc_abi::{
     xstate_masks, Arch, ITimerSpec, ITimerVal, KernelSigInfo, Regs, Rseq, SigAction, Sysno,
     UserDesc, XstateMasks,
 };
-pub use remote::{find_syscall_insn, RemoteSyscaller};
+pub use remote::{find_syscall_insn, RemoteSyscaller, Snapshot};
 pub use tracee::{kill_all, OnSignal, Stop, Tracee};

@@ -473,6 +473,33 @@ impl<'t> RemoteSyscaller<'t> {
         &self.mem
     }
 
+    /// Forks the process of this (stopped) thread into a copy-on-write snapshot of its memory:
+    /// a remote `clone(0, ...)` (no exit signal, so the process gets no SIGCHLD) with
+    /// `PTRACE_O_TRACECLONE` set for the call, so that the child is attached to this tracer and
+    /// stopped before it runs an instruction. It never runs: [`Snapshot`] kills it when dropped.
+    /// Its parent, the process, must reap it afterwards (a `wait4` with `__WALL`): the kernel
+    /// leaves a child without exit signal a zombie until then.
+    pub fn fork_snapshot(&mut self) -> Result<Snapshot> {
+        self.tracee
+            .set_options(crate::Options::PTRACE_O_TRACECLONE)?;
+        let r = self.syscall(Sysno::Clone, &[0, 0, 0, 0, 0]);
+        let reset = self.tracee.set_options(crate::Options::empty());
+        let pid = r? as i32;
+        let child = match Tracee::adopt(pid) {
+            Ok(c) => c,
+            Err(e) => {
+                // Never let it run the parent's code.
+                let _ = crate::sys::tkill(pid, libc::SIGKILL);
+                return Err(e);
+            }
+        };
+        reset?;
+        Ok(Snapshot {
+            pid,
+            tracee: Some(child),
+        })
+    }
+
     /// Runs `sysno` with up to six arguments; returns the raw result (`-errno` on failure).
     pub fn syscall_raw(&mut self, sysno: Sysno, args: &[u64]) -> Result<i64> {
         let nr = sysno.nr(self.arch).ok_or(PtraceError::NoSyscallNr {
@@ -1193,5 +1220,30 @@ mod tests {
             fit(1, Arch::X86_64, "x", 0x1_0000_0000).ok(),
             Some(0x1_0000_0000)
         );
+    }
+}
+
+/// A copy-on-write snapshot of a process's memory ([`RemoteSyscaller::fork_snapshot`]): a
+/// child made by `clone` that is stopped before its first instruction and never runs. Its
+/// memory reads as the parent's did at the clone. Dropping it kills it (SIGKILL, reaped by this
+/// tracer); it is never detached, which would let it run the parent's code.
+#[derive(Debug)]
+pub struct Snapshot {
+    pid: i32,
+    tracee: Option<Tracee>,
+}
+
+impl Snapshot {
+    /// The snapshot's PID (for `process_vm_readv`).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracee.take() {
+            let _ = t.kill();
+        }
     }
 }

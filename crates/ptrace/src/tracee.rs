@@ -170,6 +170,20 @@ impl Tracee {
         })
     }
 
+    /// Takes over a child that a traced thread's `clone` made while `PTRACE_O_TRACECLONE` was
+    /// set: the kernel attached it to this tracer already; this waits for its first stop.
+    pub fn adopt(tid: i32) -> Result<Tracee> {
+        let mut t = Tracee {
+            tid,
+            state: State::Running,
+            held: Vec::new(),
+            arch_cache: None,
+            auto_park: true,
+        };
+        t.wait_stop()?;
+        Ok(t)
+    }
+
     /// The thread id.
     pub fn tid(&self) -> i32 {
         self.tid
