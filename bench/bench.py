@@ -555,14 +555,16 @@ class FreezeTarget:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def bench_freeze(tools, helpers, criu, mib, rate, dest_dir):
+def bench_freeze(tools, helpers, criu, mib, rate, dest_dir, pre_copy=None):
     """One run of each tool on a fresh target; returns the row's values."""
     res = {"size_mib": mib}
     t = FreezeTarget(helpers, mib, rate, dest_dir)
     try:
         image = dest_dir / "image"
         t.mark()
-        secs, r, rss = timed_rss([tools / "psnc-capture", str(t.pid), "-o", image, "--json"])
+        extra = ["--pre-copy", pre_copy] if pre_copy else []
+        secs, r, rss = timed_rss([tools / "psnc-capture", str(t.pid), "-o", image, "--json"]
+                                 + extra)
         if r.returncode != 0:
             res["error"] = f"capture: {r.stderr.strip()[-300:]}"
             return res
@@ -605,7 +607,8 @@ def freeze_main(args, tools, helpers, criu, sizes, dest_dir):
         runs = []
         for i in range(args.runs):
             print(f"... freeze, {mib} MiB at {args.rate} pages/s, run {i + 1}", flush=True)
-            runs.append(bench_freeze(tools, helpers, criu, mib, args.rate, dest_dir))
+            runs.append(bench_freeze(tools, helpers, criu, mib, args.rate, dest_dir,
+                                     args.pre_copy))
         rows.append((mib, runs))
 
     def mm(runs, k, scale=1e3, f="{:.1f}"):
@@ -773,6 +776,8 @@ def main():
     p.add_argument("--rate", type=int, default=1000,
                    help="with --freeze: random pages the target writes per second")
     p.add_argument("--runs", type=int, default=2, help="with --freeze: runs per size")
+    p.add_argument("--pre-copy", default=None,
+                   help="with --freeze: psnc-capture's --pre-copy (auto, fork, never)")
     p.add_argument("--lazy", action="store_true",
                    help="also restore each image with psnc-restore --lazy (one-process targets)")
     p.add_argument("--incremental", action="store_true",
