@@ -457,3 +457,51 @@ fn python3_reads_its_buffered_stdin_after_restore() {
     assert_eq!(got.len(), data.len(), "python3 read another byte count");
     assert!(got == data, "python3 read other bytes");
 }
+
+/// The same with `--lazy`: the lazy server, which outlives the tool, holds none of the tool's
+/// descriptors, so the recreated stdin pipe still ends (EOF) after its bytes.
+#[test]
+fn pipes_get_their_bytes_then_eof_with_a_lazy_restore() {
+    let (mut t, w, r) = start_pipes("eof", Bits::B64);
+    drop((w, r));
+    let image = t.dir.join("image");
+    t.capture_kill(&image);
+    // The server held back (a test-only pause before each background step), so that it is
+    // still there when the process reads its stdin to the end.
+    let r = restore_run(
+        &image,
+        &["--lazy"],
+        RunOpts {
+            env: vec![("PSNC_LAZY_PAUSE_MS", "20000".into())],
+            ..RunOpts::default()
+        },
+    );
+    adopt(&mut t, &r);
+    // The server (the tool's copy that outlives it, with the image on its command line) holds
+    // only the null device on 0 and 1, stderr, and its userfaultfd.
+    let image_arg = image.to_string_lossy().into_owned();
+    let server = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&image_arg))
+        })
+        .expect("the lazy server runs");
+    let _server = psnc_tests::ProcGuard::foreign(server);
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{server}/fd"))
+        .expect("its fds")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            let target = target.to_string_lossy().into_owned();
+            (n > 2 && target != "anon_inode:[userfaultfd]").then(|| format!("{n} -> {target}"))
+        })
+        .collect();
+    assert!(
+        held.is_empty(),
+        "the lazy server holds the tool's fds: {held:?}"
+    );
+    t.verify().assert_passed(EOF_CHECKS);
+}

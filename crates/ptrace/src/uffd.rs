@@ -543,6 +543,11 @@ impl MissingPages {
         self.pid
     }
 
+    /// The descriptor's number in this process.
+    pub fn raw_fd(&self) -> i32 {
+        self.uffd.as_raw_fd()
+    }
+
     /// Registers `[start, start + len)` (whole VMAs, no holes) in missing mode: a page not
     /// there faults to this descriptor from now on.
     pub fn register(&self, start: u64, len: u64) -> Result<()> {

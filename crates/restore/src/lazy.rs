@@ -10,6 +10,8 @@
 //!              userfaultfd() run in the process while it still holds the restore's privileges
 //!              (kernel-mode faults must wait for their page too), taken with pidfd_getfd
 //!  finish      the lazy ranges registered (missing mode), after the last remote call
+//!  start_server  the server forked off (a process of its own, holding only the userfaultfds
+//!              and stderr) before the release
 //!  release     the process runs; Server::run fills pages: on a fault the faulting page and
 //!              the next ones of its run, otherwise the next MiB of what is left; each chunk
 //!              of the page data is checked against its digest before any byte of it is
@@ -298,6 +300,11 @@ impl<'a> Server<'a> {
         })
     }
 
+    /// The descriptors the server needs (its userfaultfds).
+    pub fn descriptors(&self) -> Vec<i32> {
+        self.mms.iter().map(|m| m.uffd.raw_fd()).collect()
+    }
+
     /// The bytes of the image at address `src` of process `process`, `len` of them (inside
     /// one run), their chunks checked first.
     fn source(&mut self, process: usize, src: u64, len: u64) -> Result<&'a [u8]> {
@@ -557,6 +564,56 @@ fn kill_tree(pid: u32) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// Starts the server of `handoffs` (the restored processes under the root `pid`) as a process
+/// of its own, detached from this tool's session, before the processes are released: from
+/// then on the userfaultfds are the server's, so that neither this tool's exit nor its death
+/// can leave a page unfilled (before the release the processes die with the tool, which
+/// traces them with PTRACE_O_EXITKILL). The server closes its stdout (a reader of this tool's
+/// stdout to its end must not wait for it) and keeps stderr for its reports. Call it only
+/// while this process has one thread.
+pub fn start_server(image: &Image, pid: u32, handoffs: Vec<Handoff>, verbose: bool) -> Result<()> {
+    if handoffs.is_empty() {
+        return Ok(());
+    }
+    let server = Server::new(image, pid, handoffs)?;
+    let child = psnc_ptrace::sys::fork_detached().map_err(|source| RestoreError::Step {
+        pid,
+        step: "starting the lazy server".into(),
+        source,
+    })?;
+    if !child {
+        // Our copies of the userfaultfds close with `server`; the server's keep them alive.
+        return Ok(());
+    }
+    // The tool's descriptors (pipe ends and files prepared for the processes, pidfds) must not
+    // live on in the server: a pipe whose other end the restore closed would not see its end
+    // of file while the server runs. Only the userfaultfds and stderr stay.
+    let keep = server.descriptors();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+    let ok = serve(server, verbose).is_ok();
+    // Nothing of the tool's state is ours to tear down: leave without unwinding it.
+    std::process::exit(if ok { 0 } else { 1 })
 }
 
 /// Runs `server` and says on stderr what it did (`verbose`) or why it killed the process.

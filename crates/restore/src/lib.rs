@@ -244,9 +244,9 @@ pub struct Options {
     pub keep_pdeathsig: bool,
     /// Log each step on stderr.
     pub verbose: bool,
-    /// Let the process run before its private anonymous memory is filled ([`lazy`]): the
-    /// caller runs the [`Restored::lazy`] server, which fills it on first touch and in the
-    /// background (one server for a whole tree).
+    /// Let the process run before its private anonymous memory is filled ([`lazy`]): a server
+    /// process started before the release fills it on first touch and in the background (one
+    /// server for a whole tree), and ends once everything is there.
     pub lazy: bool,
 }
 
@@ -257,21 +257,6 @@ pub struct Restored {
     pub pid: u32,
     /// Whether it was left stopped.
     pub stopped: bool,
-    /// With [`Options::lazy`]: what the lazy server needs, one entry per process (its
-    /// userfaultfd and plan); a process waits on its first touch of a page until
-    /// [`lazy::Server::run`] fills it.
-    pub lazy: Vec<lazy::Handoff>,
-}
-
-impl Restored {
-    /// With [`Options::lazy`]: the server that fills the memory of the restored processes
-    /// from `image` (the image they were restored from).
-    pub fn lazy_server<'a>(&mut self, image: &'a Image) -> Result<Option<lazy::Server<'a>>> {
-        if self.lazy.is_empty() {
-            return Ok(None);
-        }
-        lazy::Server::new(image, self.pid, std::mem::take(&mut self.lazy)).map(Some)
-    }
 }
 
 /// Restores the process of `image`, with all its threads. Refusals come before anything is
@@ -407,14 +392,18 @@ fn restore_one(
     .and_then(|xsaves| segments.commit().map(|()| xsaves));
     match rebuilt {
         Ok(_) => {
-            let mut restored = release(task, others, p, opts)?;
             if let (Some(uffd), Some(plan)) = (uffd, lazy.take()) {
-                restored.lazy.push(lazy::Handoff {
+                let h = lazy::Handoff {
                     process: plan_index(image, p.pid),
                     uffd,
                     plan,
-                });
+                };
+                if let Err(e) = lazy::start_server(image, p.pid, vec![h], opts.verbose) {
+                    task.kill();
+                    return Err(e);
+                }
             }
+            let restored = release(task, others, p, opts)?;
             // Said once the process exists: what each fd reconnected to nothing will see.
             for e in &plan.external {
                 eprintln!("psnc-restore: {e}");
@@ -772,7 +761,6 @@ fn release(
     Ok(Restored {
         pid,
         stopped: opts.leave_stopped,
-        lazy: Vec::new(),
     })
 }
 

@@ -91,7 +91,8 @@ struct Cli {
     /// Let the process run before its memory is filled: its private anonymous memory (heap,
     /// stacks, anonymous mappings; not executable, not locked) comes on first touch through a
     /// userfaultfd, and in the background until all of it is there, from a server process this
-    /// tool leaves behind (it ends by itself once every page is filled; -v reports it). Every
+    /// tool starts before it lets the processes run (it ends by itself once every page is
+    /// filled; -v reports it), which holds nothing of this tool but stderr. Every
     /// chunk of the image is checked against its digest before any byte of it is used: a bad
     /// one found after the process started kills it, with the reason on stderr. The image
     /// must stay in place until the server ends, and the server must not be killed before
@@ -192,58 +193,19 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     }
-    let mut restored = match restore(&image, &opts) {
+    let restored = match restore(&image, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("psnc-restore: {e}");
             return e.exit_status().into();
         }
     };
-    let lazy = match restored.lazy_server(&image) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("psnc-restore: {e}");
-            let _ = nix::sys::signal::kill(Pid::from_raw(restored.pid as i32), Signal::SIGKILL);
-            return e.exit_status().into();
-        }
-    };
+    drop(image);
     if !cli.foreground {
         println!("{}", restored.pid);
-        if let Some(server) = lazy {
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-            // The server lives on after this tool exits; this process has one thread here
-            // (the restore's hashing threads were joined).
-            match psnc_ptrace::sys::fork_detached() {
-                Ok(true) => {
-                    // Whoever reads this tool's stdout to its end (a pipe, `$(...)`) must not
-                    // wait for the server: it has nothing to print there. Its stderr stays, for
-                    // the report of a chunk that fails its check.
-                    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-                        use std::os::fd::AsRawFd;
-                        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-                    }
-                    let ok = psnc_restore::lazy::serve(server, cli.verbose).is_ok();
-                    std::process::exit(if ok { 0 } else { Exit::Failed.code().into() });
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    eprintln!("psnc-restore: starting the lazy server: {e}");
-                    let _ =
-                        nix::sys::signal::kill(Pid::from_raw(restored.pid as i32), Signal::SIGKILL);
-                    return Exit::Failed.into();
-                }
-            }
-        }
         return ExitCode::SUCCESS;
     }
-    // In the foreground the server is a thread of this tool, beside the wait.
-    std::thread::scope(|scope| {
-        if let Some(server) = lazy {
-            scope.spawn(move || psnc_restore::lazy::serve(server, cli.verbose));
-        }
-        foreground(restored.pid, forwarded)
-    })
+    foreground(restored.pid, forwarded)
 }
 
 /// Waits for the restored process `pid`, forwarding the `forwarded` signals to it, and exits

@@ -228,8 +228,13 @@ pub fn restore_tree(
     drop(replicas);
     match built {
         Ok(others) => {
-            let mut restored = release(tasks, others, ps, opts)?;
-            restored.lazy = lazy;
+            if let Err(e) = crate::lazy::start_server(image, ps[0].pid, lazy, opts.verbose) {
+                for t in tasks.into_iter().rev() {
+                    t.kill();
+                }
+                return Err(e);
+            }
+            let restored = release(tasks, others, ps, opts)?;
             // Said once the tree exists, as for one process: what each fd reconnected to
             // nothing will see.
             for (plan, p) in plans.iter().zip(ps) {
@@ -584,7 +589,6 @@ fn release(
     Ok(Restored {
         pid: root,
         stopped: opts.leave_stopped,
-        lazy: Vec::new(),
     })
 }
 
