@@ -914,19 +914,7 @@ fn write_rest<W: Write>(
     check: &dyn Fn() -> Result<()>,
     c: &mut Collected<W>,
 ) -> Result<()> {
-    let writer = &mut c.writer;
-    let fmt = |source| CaptureError::Format {
-        path: opts.output.display(),
-        source,
-    };
-    let stats = &mut c.stats;
-    c.catalog.store(
-        pid,
-        FilePhase::Stable,
-        opts.store_files,
-        &mut |path, sha, rd| store_file(writer, base, stats, path, sha, rd).map_err(fmt),
-        &mut || check(),
-    )?;
+    store_phase(pid, opts, base, check, c, FilePhase::Stable)?;
     c.stats.files = c.catalog.stored() - c.stats.files_in_parent;
     log.step(|| {
         format!(
@@ -970,6 +958,19 @@ fn copy_deferred<W: Write>(
         }
     }
     log.step(|| format!("{pages} pages read from the fork snapshot(s) while the target ran"));
+    store_phase(pid, opts, base, check, c, FilePhase::Volatile)?;
+    Ok(pages)
+}
+
+/// Stores the files of `phase` of the catalog of `c` into its writer ([`store_file`]).
+fn store_phase<W: Write>(
+    pid: i32,
+    opts: &Options,
+    base: Option<&parent::Baseline>,
+    check: &dyn Fn() -> Result<()>,
+    c: &mut Collected<W>,
+    phase: FilePhase,
+) -> Result<()> {
     let writer = &mut c.writer;
     let stats = &mut c.stats;
     let fmt = |source| CaptureError::Format {
@@ -978,12 +979,11 @@ fn copy_deferred<W: Write>(
     };
     c.catalog.store(
         pid,
-        FilePhase::Volatile,
+        phase,
         opts.store_files,
         &mut |path, sha, rd| store_file(writer, base, stats, path, sha, rd).map_err(fmt),
         &mut || check(),
-    )?;
-    Ok(pages)
+    )
 }
 
 /// Incremental (`--parent`): moves the runs that point into the parent out of each process's
