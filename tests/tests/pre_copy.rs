@@ -337,3 +337,53 @@ fn memory_is_the_stop_instant_from_a_fork_snapshot_x86_64() {
 fn memory_is_the_stop_instant_from_a_fork_snapshot_i386() {
     fork_snapshot(Bits::B32);
 }
+
+/// Where write tracking cannot be armed (the test-only `PSNC_TEST_NO_WRITE_TRACKING` acts as
+/// a kernel before 6.7 would), `auto` falls back to the fork snapshot, and with `--kill` (the
+/// target stays stopped anyway) to the plain stop; each capture restores exactly.
+#[test]
+fn auto_falls_back_to_a_fork_snapshot_then_to_a_stop() {
+    let mut t = start(Bits::B64, "32", "2");
+    let pid = t.pid();
+    let env = [("PSNC_TEST_NO_WRITE_TRACKING", "1")];
+    let image = t.dir.join("image");
+    let json = |r: &psnc_tests::ToolRun| -> serde_json::Value {
+        r.assert_ok();
+        serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {r}"))
+    };
+    let s = json(&psnc_tests::capture_env(pid, &image, &["--json"], &env));
+    assert_eq!(s["memory_copy"]["method"], "fork snapshot", "{s}");
+    assert!(psnc_tests::children(pid).is_empty(), "a snapshot is left");
+    t.verify()
+        .assert_passed_in("the original after the fallback", CHECKS);
+    t.proc.kill();
+    t.proc.reap(Duration::from_secs(10));
+    t.reset_report();
+    t.restore(&image, &[], RunOpts::default());
+    t.verify()
+        .assert_passed_in("restored from the fallback's snapshot", CHECKS);
+
+    // A fresh target (the restored one has run its checks already).
+    let mut t = start(Bits::B64, "32", "2");
+    let again = t.dir.join("again");
+    let s = json(&psnc_tests::capture_env(
+        t.pid(),
+        &again,
+        &["--json", "--kill"],
+        &env,
+    ));
+    let m = &s["memory_copy"];
+    assert_eq!(m["method"], "stop", "{s}");
+    assert!(
+        m["why_not"]
+            .as_str()
+            .is_some_and(|w| w.contains("PSNC_TEST_NO_WRITE_TRACKING")),
+        "{s}"
+    );
+    t.proc
+        .reap(Duration::from_secs(10))
+        .expect("the target gone after --kill");
+    t.restore(&again, &[], RunOpts::default());
+    t.verify()
+        .assert_passed_in("restored from the fallback's plain stop", CHECKS);
+}

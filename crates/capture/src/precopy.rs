@@ -286,6 +286,17 @@ impl PreCopy {
     /// reason in [`PreCopy::untracked`]. The threads are parked again afterwards.
     pub fn arm(tree: &mut FrozenTree) -> Result<PreCopy> {
         let mut pre = PreCopy::default();
+        // Test-only: act as a kernel without asynchronous write protection would, so that the
+        // tests can take the fallbacks (fork snapshot, plain stop) on a kernel that has it.
+        if std::env::var_os("PSNC_TEST_NO_WRITE_TRACKING").is_some() {
+            for f in tree.processes().iter_mut() {
+                pre.untracked.push((
+                    f.pid(),
+                    "write tracking disabled (PSNC_TEST_NO_WRITE_TRACKING)".into(),
+                ));
+            }
+            return Ok(pre);
+        }
         for f in tree.processes().iter_mut() {
             let pid = f.pid();
             // Before anything runs in the process: which threads this stop interrupts in a call
