@@ -587,7 +587,9 @@ pub struct ChunkCheck<'a> {
 
 impl ChunkCheck<'_> {
     /// Checks every chunk that bytes `[off, off + len)` of the page data touch (each chunk
-    /// once); a mismatch names the chunk.
+    /// once); a mismatch names the chunk. Offsets past this image's page data (in the
+    /// flattened view of an incremental image, a parent's, verified in full when the chain was
+    /// read) are not this checker's and pass.
     pub fn check(&mut self, off: u64, len: u64) -> Result<()> {
         if len == 0 {
             return Ok(());

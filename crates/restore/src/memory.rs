@@ -401,12 +401,8 @@ fn fill(
                 None => vec![(start, end)],
                 Some((plan, chunks)) => {
                     let parts = plan.eager_parts(start, end);
-                    let own = image.page_data().len() as u64;
                     for &(a, b) in &parts {
-                        let off = run.data_offset + (a - run.addr);
-                        if off < own {
-                            chunks.check(off, (b - a).min(own - off))?;
-                        }
+                        chunks.check(run.data_offset + (a - run.addr), b - a)?;
                     }
                     parts
                 }
