@@ -1086,41 +1086,30 @@ impl<W: Write> memory::PageSink for PagesInto<'_, W> {
         } else {
             self.writer.write_page_buffer(&keep, buf).map_err(err)?
         };
-        // The stored runs, cut where the parent's pieces interrupt them.
-        let mut stored = stored.into_iter().peekable();
-        let mut out = Vec::with_capacity(pieces.len());
-        for (addr, pages, in_parent) in pieces {
-            if in_parent {
-                out.push(psnc_format::model::PageRun {
-                    addr,
-                    pages,
-                    data_offset: parent::IN_PARENT + addr,
-                });
-                continue;
-            }
-            let mut left = pages;
-            let mut at = addr;
-            while left > 0 {
-                let Some(s) = stored.peek_mut() else {
-                    break;
-                };
-                let n = left.min(s.pages);
-                out.push(psnc_format::model::PageRun {
-                    addr: at,
-                    pages: n,
-                    data_offset: s.data_offset,
-                });
-                s.addr += n * 4096;
-                s.data_offset += n * 4096;
-                s.pages -= n;
-                if s.pages == 0 {
-                    stored.next();
+        // `compact` keeps one run per piece that is not the parent's, in order: each gets the
+        // next stored run.
+        let mut stored = stored.into_iter();
+        pieces
+            .into_iter()
+            .map(|(addr, pages, in_parent)| {
+                if in_parent {
+                    return Ok(psnc_format::model::PageRun {
+                        addr,
+                        pages,
+                        data_offset: parent::IN_PARENT + addr,
+                    });
                 }
-                left -= n;
-                at += n * 4096;
-            }
-        }
-        Ok(out)
+                stored
+                    .next()
+                    .filter(|r| r.addr == addr && r.pages == pages)
+                    .ok_or_else(|| CaptureError::Format {
+                        path: self.path.to_path_buf(),
+                        source: psnc_format::FormatError::WriterState(
+                            "the pages kept apart from the parent's do not match the runs written",
+                        ),
+                    })
+            })
+            .collect()
     }
 
     fn process(&mut self, pid: i32) {

@@ -130,7 +130,8 @@ pub type Compacted = (Vec<(u64, u64)>, Vec<(u64, u64, bool)>);
 /// Compares the pages of `buf` (which holds `runs`, address and page count each, back to back)
 /// with the parent's pages of `pid`, moves the differing ones to the front of `buf` and
 /// truncates it to them. Returns the runs to store (of the compacted `buf`) and, per input run
-/// and in address order, its pieces: `(address, pages, in_parent)`.
+/// and in address order, its pieces: `(address, pages, in_parent)`. The runs to store are
+/// exactly the pieces not in the parent, in the same order.
 pub fn compact(base: &Baseline, pid: u32, runs: &[(u64, u64)], buf: &mut Vec<u8>) -> Compacted {
     let mut keep: Vec<(u64, u64)> = Vec::new();
     let mut pieces: Vec<(u64, u64, bool)> = Vec::new();
@@ -221,6 +222,11 @@ mod tests {
                 (one, 1, true),
                 (0x1000_0000, 1, false),
             ]
+        );
+        let apart: Vec<(u64, u64)> = pieces.iter().filter(|p| !p.2).map(|p| (p.0, p.1)).collect();
+        assert_eq!(
+            apart, keep,
+            "the runs kept are the pieces not in the parent"
         );
         assert_eq!(buf.len(), 2 * 4096);
         assert_eq!(buf[10], page_pattern(two, 1)[10] ^ 1);
