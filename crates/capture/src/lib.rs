@@ -914,7 +914,16 @@ fn write_rest<W: Write>(
     check: &dyn Fn() -> Result<()>,
     c: &mut Collected<W>,
 ) -> Result<()> {
-    store_phase(pid, opts, base, check, c, FilePhase::Stable)?;
+    store_phase(
+        pid,
+        opts,
+        base,
+        check,
+        &mut c.catalog,
+        &mut c.writer,
+        &mut c.stats,
+        FilePhase::Stable,
+    )?;
     c.stats.files = c.catalog.stored() - c.stats.files_in_parent;
     log.step(|| {
         format!(
@@ -958,26 +967,36 @@ fn copy_deferred<W: Write>(
         }
     }
     log.step(|| format!("{pages} pages read from the fork snapshot(s) while the target ran"));
-    store_phase(pid, opts, base, check, c, FilePhase::Volatile)?;
+    store_phase(
+        pid,
+        opts,
+        base,
+        check,
+        &mut c.catalog,
+        &mut c.writer,
+        &mut c.stats,
+        FilePhase::Volatile,
+    )?;
     Ok(pages)
 }
 
-/// Stores the files of `phase` of the catalog of `c` into its writer ([`store_file`]).
+/// Stores the files of `phase` of `catalog` into `writer` ([`store_file`]).
+#[allow(clippy::too_many_arguments)]
 fn store_phase<W: Write>(
     pid: i32,
     opts: &Options,
     base: Option<&parent::Baseline>,
     check: &dyn Fn() -> Result<()>,
-    c: &mut Collected<W>,
+    catalog: &mut FileCatalog,
+    writer: &mut ImageWriter<W>,
+    stats: &mut Stats,
     phase: FilePhase,
 ) -> Result<()> {
-    let writer = &mut c.writer;
-    let stats = &mut c.stats;
     let fmt = |source| CaptureError::Format {
         path: opts.output.display(),
         source,
     };
-    c.catalog.store(
+    catalog.store(
         pid,
         phase,
         opts.store_files,
@@ -1190,10 +1209,6 @@ fn collect<W: Write>(
 ) -> Result<Collected<W>> {
     let root = tree.root();
     check()?;
-    let fmt = |source| CaptureError::Format {
-        path: opts.output.display(),
-        source,
-    };
     let procs = tree.processes();
     let mut catalog = FileCatalog::new();
     let mut stats = Stats::default();
@@ -1238,14 +1253,15 @@ fn collect<W: Write>(
 
     // With a fork snapshot the page data is not complete yet: the deleted files come after it.
     if snaps.is_none() {
-        catalog.store(
+        store_phase(
             root,
+            opts,
+            base,
+            check,
+            &mut catalog,
+            &mut writer,
+            &mut stats,
             FilePhase::Volatile,
-            opts.store_files,
-            &mut |path, sha, rd| {
-                store_file(&mut writer, base, &mut stats, path, sha, rd).map_err(fmt)
-            },
-            &mut || check(),
         )?;
         log.step(|| format!("{} deleted file(s) stored", catalog.stored()));
     }
